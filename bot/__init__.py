@@ -1,0 +1,1 @@
+"""jobwatch: a Slack bot that tells ML and batch teams what their jobs are doing."""

@@ -1,0 +1,52 @@
+"""Build the Bolt app: listeners and the one error handler. No logic here."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+
+from bot import listeners, render
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+LISTENER_THREADS = 32  # 20+ concurrent commands with slow providers must all ack in time
+
+
+def build_app(
+    services: Services,
+    *,
+    client: WebClient,
+    signing_secret: str | None,
+    socket_mode: bool = False,
+) -> App:
+    """A Bolt app answering `/jobs`, verifying signatures unless in Socket Mode."""
+    # Bolt logs the whole body (with response_url) of a request that fails verification at
+    # INFO and below; keep it quiet (reliability.md §1.2).
+    logging.getLogger("slack_bolt").setLevel(logging.WARNING)
+    app = App(
+        client=client,
+        signing_secret=signing_secret,
+        token_verification_enabled=False,
+        request_verification_enabled=not socket_mode,
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener"),
+        logger=logging.getLogger("jobwatch.bolt"),
+    )
+    listeners.register(app, services)
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any], respond: Any) -> BoltResponse:
+        log.error("listener_error error=%s: %s", type(error).__name__, error, exc_info=error)
+        message = render.error("something went wrong on our side; the team has the details. Try again in a minute.")
+        if body.get("response_url"):
+            try:
+                respond(response_type="ephemeral", text=message.text, blocks=message.blocks)
+            except Exception as err:  # the user may simply not get the apology; nothing to lose
+                log.warning("error_reply_failed error=%s", type(err).__name__)
+        return BoltResponse(status=200, body="")
+
+    return app

@@ -1,0 +1,183 @@
+"""Parse `/jobs` text into a command; pure, and rejects junk with a message and the usage."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import unicodedata
+from dataclasses import dataclass
+
+from providers import JobStatus
+
+COMMAND_PATTERN = re.compile(r"^/[a-z0-9_-]+$")  # the name is set in manifest.yml, `/jobs` by default
+MAX_TEXT = 500
+QUEUE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+GLOB_RE = re.compile(r"^[A-Za-z0-9_.*?\[\]!/:-]{1,100}$")
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 50
+
+USAGE = {
+    "help": "/jobs help",
+    "queues": "/jobs queues",
+    "list": "/jobs list <queue> [status] [--limit N]",
+    "status": "/jobs status <queue> <job>",
+    "subscribe": "/jobs subscribe <queue> [status ...] [--match PATTERN]",
+    "unsubscribe": "/jobs unsubscribe <queue>",
+    "subscriptions": "/jobs subscriptions",
+}
+STATUSES = ", ".join(s.value for s in JobStatus)
+
+
+class UsageError(Exception):
+    """The text is not a valid command; `usage` is the syntax that applies."""
+
+    def __init__(self, problem: str, usage: str = "") -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.usage = usage
+
+
+@dataclass(frozen=True)
+class Help:
+    """Show usage."""
+
+
+@dataclass(frozen=True)
+class Queues:
+    """List configured queues."""
+
+
+@dataclass(frozen=True)
+class ListJobs:
+    """Most recent jobs of a queue."""
+
+    queue: str
+    status: str | None = None
+    limit: int = DEFAULT_LIMIT
+
+
+@dataclass(frozen=True)
+class ShowJob:
+    """One job in detail."""
+
+    queue: str
+    job: str
+
+
+@dataclass(frozen=True)
+class Subscribe:
+    """Subscribe this channel to a queue."""
+
+    queue: str
+    statuses: tuple[JobStatus, ...] = ()
+    match: str | None = None
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    """Remove this channel's subscription."""
+
+    queue: str
+
+
+@dataclass(frozen=True)
+class Subscriptions:
+    """This channel's subscriptions."""
+
+
+Command = Help | Queues | ListJobs | ShowJob | Subscribe | Unsubscribe | Subscriptions
+
+_BAD_CATEGORIES = {"Cc", "Cf", "Co", "Cs"}  # control, format (bidi, zero-width), private, surrogate
+
+
+def check_text(text: str) -> str:
+    """Length and character checks common to every command."""
+    if len(text) > MAX_TEXT:
+        raise UsageError(f"that command is too long ({len(text)} characters; at most {MAX_TEXT})")
+    for ch in text:
+        if ch not in "\t" and unicodedata.category(ch) in _BAD_CATEGORIES:
+            raise UsageError(f"the command contains a control or invisible character (U+{ord(ch):04X})")
+    return text.replace("\t", " ").strip()
+
+
+def _queue(word: str, verb: str) -> str:
+    if not QUEUE_RE.match(word):
+        raise UsageError("queue names are lowercase letters, digits, - and _", USAGE[verb])
+    return word
+
+
+def _status(word: str, verb: str) -> JobStatus:
+    try:
+        return JobStatus(word.lower())
+    except ValueError:
+        raise UsageError(f"unknown status; use one of: {STATUSES}", USAGE[verb]) from None
+
+
+def _parse_list(args: list[str]) -> ListJobs:
+    limit = DEFAULT_LIMIT
+    rest: list[str] = []
+    it = iter(args)
+    for word in it:
+        if word.startswith("--limit"):
+            value = word.split("=", 1)[1] if "=" in word else next(it, "")
+            if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+                raise UsageError(f"--limit takes a number from 1 to {MAX_LIMIT}", USAGE["list"])
+            limit = int(value)
+        else:
+            rest.append(word)
+    if not rest or len(rest) > 2:
+        raise UsageError("name one queue, and optionally one status", USAGE["list"])
+    status = rest[1] if len(rest) == 2 else None
+    if status is not None and not re.match(r"^[A-Za-z_ ()-]{1,60}$", status):
+        raise UsageError("that status is not valid", USAGE["list"])
+    return ListJobs(_queue(rest[0], "list"), status, limit)
+
+
+def _parse_subscribe(args: list[str]) -> Subscribe:
+    match: str | None = None
+    words: list[str] = []
+    it = iter(args)
+    for word in it:
+        if word.startswith("--match"):
+            match = word.split("=", 1)[1] if "=" in word else next(it, "")
+            if not GLOB_RE.match(match):
+                raise UsageError("--match takes a job-name pattern such as train-*", USAGE["subscribe"])
+        else:
+            words.append(word)
+    if not words:
+        raise UsageError("name the queue to subscribe to", USAGE["subscribe"])
+    statuses = tuple(dict.fromkeys(_status(w, "subscribe") for w in words[1:]))
+    return Subscribe(_queue(words[0], "subscribe"), statuses, match)
+
+
+def parse(text: str) -> Command:
+    """Turn the slash command's text into a Command, or raise UsageError."""
+    clean = check_text(text)
+    try:
+        words = shlex.split(clean)
+    except ValueError:
+        raise UsageError("unbalanced quotes") from None
+    if not words or words[0].lower() in ("help", "-h", "--help"):
+        return Help()
+    verb, args = words[0].lower(), words[1:]
+    if verb == "queues" and not args:
+        return Queues()
+    if verb == "subscriptions" and not args:
+        return Subscriptions()
+    if verb == "list":
+        return _parse_list(args)
+    if verb == "status":
+        if len(args) != 2:
+            raise UsageError("name a queue and a job", USAGE["status"])
+        if len(args[1]) > 300:
+            raise UsageError("that job name is too long", USAGE["status"])
+        return ShowJob(_queue(args[0], "status"), args[1])
+    if verb == "subscribe":
+        return _parse_subscribe(args)
+    if verb == "unsubscribe":
+        if len(args) != 1:
+            raise UsageError("name the queue to unsubscribe from", USAGE["unsubscribe"])
+        return Unsubscribe(_queue(args[0], "unsubscribe"))
+    if verb in USAGE:
+        raise UsageError(f"`{verb}` takes different arguments", USAGE[verb])
+    raise UsageError("unknown command", "/jobs help")

@@ -1,0 +1,132 @@
+"""Settings from the environment and the TOML queues file, validated at start-up.
+
+A bad queues file raises ConfigError naming the file, the queue and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from providers import SOURCES, QueueConfig
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says where and why."""
+
+
+class Settings(BaseSettings):
+    """Process settings, 12-factor: read from the environment (design.md §4)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    database_url: str = "sqlite:///jobwatch.db"
+    jobwatch_config: Path = Path("jobwatch.toml")
+    jobwatch_poll_interval: float = Field(default=60, ge=5)
+    port: int = Field(default=3000, ge=1, le=65535)
+
+
+class BotOptions(BaseModel):
+    """The `[bot]` table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    digest_threshold: int = Field(default=20, ge=1)
+    failure_threshold: int = Field(default=3, ge=1)
+    ops_channel: str | None = Field(default=None, pattern=r"^[CGD][A-Z0-9]{2,}$")
+    poll_interval: float | None = Field(default=None, ge=5)
+    retention_days: float = Field(default=30, gt=0)
+
+
+class AccessOptions(BaseModel):
+    """The `[access]` table: who may change subscriptions (empty: everyone)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    admins: tuple[str, ...] = ()
+
+
+class AppConfig(BaseModel):
+    """The whole queues file."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: Path
+    bot: BotOptions = BotOptions()
+    access: AccessOptions = AccessOptions()
+    queues: tuple[QueueConfig, ...] = ()
+
+    def queue(self, name: str) -> QueueConfig | None:
+        """The queue called `name`, if configured."""
+        return next((q for q in self.queues if q.name == name), None)
+
+    def interval(self, queue: QueueConfig, settings: Settings) -> float:
+        """Seconds between polls: the queue's, the file's `[bot]`, or the environment's."""
+        return queue.poll_interval or self.bot.poll_interval or settings.jobwatch_poll_interval
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(table)"
+
+
+def _errors(err: ValidationError) -> str:
+    return "; ".join(f"key {_where(e['loc'])}: {e['msg']}" for e in err.errors())
+
+
+def _queue(path: Path, index: int, table: Any) -> QueueConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: queues[{index}] must be a table")
+    label = f"queue {table.get('name')!r}" if table.get("name") else f"queues[{index}]"
+    provider = table.get("provider")
+    if provider not in SOURCES:
+        known = ", ".join(sorted(SOURCES))
+        raise ConfigError(f"{path}: {label}: key provider: {provider!r} is not one of: {known}")
+    try:
+        return SOURCES[provider].config.model_validate(table)
+    except ValidationError as err:
+        raise ConfigError(f"{path}: {label}: {_errors(err)}") from None
+
+
+def parse_config(path: Path, data: Mapping[str, Any]) -> AppConfig:
+    """Validate an already-parsed queues file."""
+    unknown = set(data) - {"bot", "access", "queues"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown table(s): {', '.join(sorted(unknown))}")
+    tables = data.get("queues", [])
+    if not isinstance(tables, list):
+        raise ConfigError(f"{path}: key queues: use [[queues]] tables")
+    queues = tuple(_queue(path, i, t) for i, t in enumerate(tables))
+    seen: set[str] = set()
+    for q in queues:
+        if q.name in seen:
+            raise ConfigError(f"{path}: queue {q.name!r}: key name: duplicate queue name")
+        seen.add(q.name)
+    try:
+        bot = BotOptions.model_validate(data.get("bot", {}))
+    except ValidationError as err:
+        raise ConfigError(f"{path}: [bot]: {_errors(err)}") from None
+    try:
+        access = AccessOptions.model_validate(data.get("access", {}))
+    except ValidationError as err:
+        raise ConfigError(f"{path}: [access]: {_errors(err)}") from None
+    return AppConfig(path=path, bot=bot, access=access, queues=queues)
+
+
+def load_config(path: Path) -> AppConfig:
+    """Read and validate the queues file at `path`."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found (set JOBWATCH_CONFIG)") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return parse_config(path, data)

@@ -1,0 +1,1 @@
+"""provider -> poll -> diff -> enqueue (snapshot + outbox in one transaction) -> deliver -> Slack."""

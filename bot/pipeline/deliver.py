@@ -1,0 +1,401 @@
+"""Stage 4: outbox -> Slack, exactly once per (alert, channel).
+
+Protocol (reliability.md §4): claim a row (pending -> sending, committed) before the call;
+post with the alert id in message metadata; settle (sent | pending with backoff | dead).
+A row left in `sending` (crash, timeout, 5xx) is settled by recovery, which looks the id up
+in the channel's history (or the thread's replies) before it ever posts again.
+Posts are paced per channel; channels are drained in parallel.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+from sqlmodel import col, select
+
+from bot import render
+from bot.clock import Clock, utcnow
+from bot.db import Database, insert_ignore
+from bot.pipeline.enqueue import Fence
+from bot.slack_errors import Failure, Kind, classify
+from bot.tables import JobThread, OutboxItem, Subscription
+from providers import Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE = "jobwatch_alert"
+BROADCAST = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})
+MAX_ATTEMPTS = 12
+BATCH = 200
+
+
+@dataclass
+class Pace:
+    """A token bucket: `rate` posts per second with a burst of `burst`."""
+
+    rate: float
+    burst: float
+    tokens: float = 0.0
+    stamp: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait(self, now: float) -> float:
+        """Seconds to wait before the next post; takes the token."""
+        with self.lock:
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate) if self.stamp else self.burst
+            self.stamp = now
+            self.tokens -= 1
+            return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+    def hold(self, now: float, seconds: float) -> None:
+        """No token until `seconds` from now (a Retry-After)."""
+        with self.lock:
+            self.tokens = min(self.tokens, -seconds * self.rate)
+            self.stamp = now
+
+
+@dataclass
+class Stats:
+    """What one delivery round did."""
+
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    ambiguous: int = 0
+    recovered: int = 0
+
+    def add(self, other: Stats) -> None:
+        """Accumulate another round's counts."""
+        for name in ("sent", "retried", "dead", "ambiguous", "recovered"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def metadata(alert_id: str) -> dict[str, Any]:
+    """The message metadata that lets recovery find a post again."""
+    return {"event_type": EVENT_TYPE, "event_payload": {"alert_id": alert_id, "v": 1}}
+
+
+def message_for(item: OutboxItem) -> tuple[render.Message, Job | None]:
+    """Render an outbox row."""
+    if item.kind == "notice":
+        return render.notice_message(str(json.loads(item.payload)["text"])), None
+    job = Job.model_validate_json(item.payload)
+    old = JobStatus(item.old_status) if item.old_status else None
+    return render.alert_message(job, old), job
+
+
+class Deliverer:
+    """Drains the outbox into Slack."""
+
+    def __init__(
+        self,
+        db: Database,
+        client_for: Callable[[str], WebClient],
+        *,
+        clock: Clock = utcnow,
+        fence: Callable[[], Fence | None] = lambda: None,
+        rate: float = 1.0,
+        burst: float = 2.0,
+        recovery_after: timedelta = timedelta(seconds=20),
+        workers: int = 8,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.db = db
+        self.client_for = client_for
+        self.clock = clock
+        self.fence = fence
+        self.rate = rate
+        self.burst = burst
+        self.recovery_after = recovery_after
+        self.workers = workers
+        self.sleep = sleep
+        self.monotonic = monotonic
+        self._paces: dict[tuple[str, str], Pace] = {}
+        self._paces_lock = threading.Lock()
+        self._blocked_teams: dict[str, float] = {}
+
+    # -- the round -------------------------------------------------------------------------
+
+    def run_once(self) -> Stats:
+        """Recover stuck rows, then send every due row, channels in parallel."""
+        stats = Stats()
+        stats.add(self.recover())
+        by_channel: dict[tuple[str, str], list[int]] = defaultdict(list)
+        with self.db.read() as session:
+            rows = session.exec(
+                select(OutboxItem.id, OutboxItem.team_id, OutboxItem.channel_id)
+                .where(OutboxItem.state == "pending", OutboxItem.next_attempt_at <= self.clock())
+                .order_by(col(OutboxItem.id))
+                .limit(BATCH * 10)
+            ).all()
+        for item_id, team, channel in rows:
+            if item_id is not None:
+                by_channel[(team, channel)].append(item_id)
+        if not by_channel:
+            return stats
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(by_channel))) as pool:
+            for result in pool.map(lambda kv: self._drain(kv[0][0], kv[0][1], kv[1]), by_channel.items()):
+                stats.add(result)
+        return stats
+
+    def _pace(self, team: str, channel: str) -> Pace:
+        with self._paces_lock:
+            return self._paces.setdefault((team, channel), Pace(self.rate, self.burst))
+
+    def _drain(self, team: str, channel: str, ids: list[int]) -> Stats:
+        stats = Stats()
+        pace = self._pace(team, channel)
+        for item_id in ids:
+            if self._blocked_teams.get(team, 0) > self.monotonic():
+                break
+            wait = pace.wait(self.monotonic())
+            if wait > 0:
+                self.sleep(wait)
+            outcome = self._send_one(item_id, stats)
+            if outcome is not None and outcome.kind in (Kind.AMBIGUOUS, Kind.CHANNEL_GONE, Kind.TOKEN):
+                break
+            if outcome is not None and outcome.kind is Kind.RETRY and outcome.retry_after:
+                pace.hold(self.monotonic(), outcome.retry_after)
+                break
+        return stats
+
+    # -- one row ---------------------------------------------------------------------------
+
+    def _claim(self, item_id: int) -> tuple[OutboxItem, JobThread | None] | None:
+        now = self.clock()
+        with self.db.write() as session:
+            fence = self.fence()
+            if fence is not None:
+                fence.check(session)
+            item = session.get(OutboxItem, item_id)
+            if item is None or item.state != "pending":
+                return None
+            thread = None
+            if item.kind == "alert":
+                thread = session.get(JobThread, (item.team_id, item.channel_id, item.queue, item.job_id))
+            item.state = "sending"
+            item.sending_started_at = now
+            item.attempts += 1
+            item.fence = fence.token if fence else 0
+            item.thread_ts = thread.parent_ts if thread else None
+            session.add(item)
+            return item, thread
+
+    def _send_one(self, item_id: int, stats: Stats) -> Failure | None:
+        claimed = self._claim(item_id)
+        if claimed is None:
+            return None
+        item, thread = claimed
+        message, job = message_for(item)
+        client = self.client_for(item.team_id)
+        kwargs: dict[str, Any] = {
+            "channel": item.channel_id,
+            "text": message.text,
+            "blocks": message.blocks,
+            "metadata": metadata(item.alert_id),
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
+        if item.thread_ts:
+            kwargs["thread_ts"] = item.thread_ts
+            kwargs["reply_broadcast"] = job is not None and job.status in BROADCAST
+        try:
+            response = client.chat_postMessage(**kwargs)
+        except Exception as err:  # classified below; every outcome is recorded on the row
+            failure = classify(err)
+            if failure.kind is Kind.BAD_PAYLOAD:
+                try:  # one plain-text fallback, then give up
+                    response = client.chat_postMessage(**{k: v for k, v in kwargs.items() if k != "blocks"})
+                except Exception as err2:
+                    second = classify(err2)
+                    self._settle_failure(item, failure if second.kind is Kind.BAD_PAYLOAD else second, stats)
+                    return second
+            else:
+                self._settle_failure(item, failure, stats)
+                return failure
+        if self._settle_sent(item, str(response["ts"])):
+            stats.sent += 1
+        if thread is not None and job is not None:
+            self._update_parent(client, item, thread, job)
+        return None
+
+    def _settle_sent(self, item: OutboxItem, ts: str) -> bool:
+        with self.db.write() as session:
+            row = session.get(OutboxItem, item.id)
+            if row is None or row.state != "sending":
+                return False
+            row.state = "sent"
+            row.slack_ts = ts
+            row.last_error = None
+            session.add(row)
+            if row.kind == "alert" and row.thread_ts is None:
+                insert_ignore(
+                    session,
+                    JobThread,
+                    [
+                        {
+                            "team_id": row.team_id,
+                            "channel_id": row.channel_id,
+                            "queue": row.queue,
+                            "job_id": row.job_id,
+                            "parent_ts": ts,
+                            "parent_alert_id": row.alert_id,
+                        }
+                    ],
+                )
+        return True
+
+    def _settle_failure(self, item: OutboxItem, failure: Failure, stats: Stats) -> None:
+        now = self.clock()
+        log.warning(
+            "slack_post_failed outbox_id=%s channel=%s kind=%s code=%s",
+            item.id,
+            item.channel_id,
+            failure.kind.value,
+            failure.code,
+        )
+        if failure.kind is Kind.AMBIGUOUS:
+            stats.ambiguous += 1
+            with self.db.write() as session:
+                row = session.get(OutboxItem, item.id)
+                if row is not None and row.state == "sending":
+                    row.last_error = f"ambiguous: {failure.code}"
+                    session.add(row)
+            return
+        if failure.kind is Kind.TOKEN:
+            self._blocked_teams[item.team_id] = self.monotonic() + 300
+        with self.db.write() as session:
+            row = session.get(OutboxItem, item.id)
+            if row is None or row.state != "sending":
+                return
+            row.last_error = failure.code
+            if failure.kind is Kind.CHANNEL_GONE:
+                self._pause_channel(session, row, failure.code)
+                stats.dead += 1
+            elif failure.kind is Kind.BAD_PAYLOAD or row.attempts >= MAX_ATTEMPTS:
+                row.state = "dead"
+                stats.dead += 1
+            else:
+                backoff = failure.retry_after or min(300.0, 2.0 ** min(row.attempts, 8))
+                row.state = "pending"
+                row.next_attempt_at = now + timedelta(seconds=backoff)
+                if failure.kind is Kind.TOKEN or failure.code == "ratelimited":
+                    row.attempts -= 1  # not the row's fault: do not spend its attempts
+                stats.retried += 1
+            session.add(row)
+
+    def _pause_channel(self, session: Any, row: OutboxItem, code: str) -> None:
+        """A channel we can never post to: dead rows, paused subscriptions, reason kept."""
+        row.state = "dead"
+        for sub in session.exec(
+            select(Subscription).where(Subscription.team_id == row.team_id, Subscription.channel_id == row.channel_id)
+        ).all():
+            sub.paused_reason = code
+            session.add(sub)
+        for other in session.exec(
+            select(OutboxItem).where(
+                OutboxItem.team_id == row.team_id,
+                OutboxItem.channel_id == row.channel_id,
+                OutboxItem.state == "pending",
+            )
+        ).all():
+            other.state = "dead"
+            other.last_error = f"channel paused: {code}"
+            session.add(other)
+
+    def _update_parent(self, client: WebClient, item: OutboxItem, thread: JobThread, job: Job) -> None:
+        """Show the job's current status on its thread parent; best effort."""
+        message = render.parent_message(job)
+        try:
+            client.chat_update(
+                channel=item.channel_id,
+                ts=thread.parent_ts,
+                text=message.text,
+                blocks=message.blocks,
+                metadata=metadata(thread.parent_alert_id),
+            )
+        except Exception as err:
+            log.warning("parent_update_failed outbox_id=%s code=%s", item.id, classify(err).code)
+
+    # -- recovery --------------------------------------------------------------------------
+
+    def recover(self) -> Stats:
+        """Settle rows stuck in `sending`: sent if Slack has them, pending (to repost) if not."""
+        stats = Stats()
+        cutoff = self.clock() - self.recovery_after
+        with self.db.read() as session:
+            stuck = session.exec(
+                select(OutboxItem).where(OutboxItem.state == "sending", col(OutboxItem.sending_started_at) <= cutoff)
+            ).all()
+        groups: dict[tuple[str, str, str | None], list[OutboxItem]] = defaultdict(list)
+        for item in stuck:
+            groups[(item.team_id, item.channel_id, item.thread_ts)].append(item)
+        for (team, channel, thread_ts), items in groups.items():
+            oldest = min(i.sending_started_at or cutoff for i in items) - timedelta(seconds=5)
+            try:
+                found = self._posted_ids(self.client_for(team), channel, thread_ts, oldest)
+            except Exception as err:
+                failure = classify(err)
+                log.warning("recovery_lookup_failed channel=%s code=%s", channel, failure.code)
+                if failure.kind is Kind.CHANNEL_GONE:
+                    for item in items:
+                        self._settle_failure(item, failure, stats)
+                if failure.code != "missing_scope":
+                    continue
+                found = {}  # no history scope: fall back to at-least-once
+            for item in items:
+                ts = found.get(item.alert_id)
+                if ts is None:
+                    self._requeue(item)
+                elif self._settle_sent(item, ts):
+                    stats.recovered += 1
+        return stats
+
+    def _requeue(self, item: OutboxItem) -> None:
+        with self.db.write() as session:
+            row = session.get(OutboxItem, item.id)
+            if row is not None and row.state == "sending":
+                row.state = "pending"
+                row.next_attempt_at = self.clock()
+                session.add(row)
+
+    def _posted_ids(self, client: WebClient, channel: str, thread_ts: str | None, oldest: datetime) -> dict[str, str]:
+        """alert_id -> ts of our messages in a channel (or one thread) since `oldest`."""
+        found: dict[str, str] = {}
+        cursor: str | None = None
+        for _page in range(50):
+            args: dict[str, Any] = {
+                "channel": channel,
+                "oldest": f"{oldest.timestamp():.6f}",
+                "inclusive": True,
+                "include_all_metadata": True,
+                "limit": 200,
+            }
+            if cursor:
+                args["cursor"] = cursor
+            if thread_ts:
+                response = client.conversations_replies(ts=thread_ts, **args)
+            else:
+                response = client.conversations_history(**args)
+            messages: list[dict[str, Any]] = response.get("messages") or []
+            for message in messages:
+                meta: dict[str, Any] = message.get("metadata") or {}
+                if meta.get("event_type") == EVENT_TYPE:
+                    alert_id = (meta.get("event_payload") or {}).get("alert_id")
+                    if alert_id:
+                        found[str(alert_id)] = str(message.get("ts"))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return found

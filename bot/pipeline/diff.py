@@ -1,0 +1,74 @@
+"""Stage 2, pure: previous snapshot vs observed jobs -> snapshots to write and transitions."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from providers import Job, JobStatus
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What the store knows of a job: its canonical status and a fingerprint of its data."""
+
+    status: JobStatus
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A change of canonical status (old is None for a job first seen after the baseline)."""
+
+    job: Job
+    old: JobStatus | None
+
+    @property
+    def alert_id(self) -> str:
+        """Deterministic id: the same change always gets the same id, across crashes and re-polls."""
+        parts = [
+            self.job.queue,
+            self.job.id,
+            self.old or "",
+            self.job.status,
+            self.job.updated_at.isoformat() if self.job.updated_at else "",
+        ]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    """Jobs whose stored data must change, and the transitions to announce."""
+
+    upserts: list[Job]
+    transitions: list[Transition]
+
+
+def fingerprint(job: Job) -> str:
+    """A short hash of everything stored about a job, to skip writes when nothing changed."""
+    return hashlib.sha256(job.model_dump_json().encode()).hexdigest()[:16]
+
+
+def diff(previous: Mapping[str, Prior], observed: Iterable[Job], *, baseline: bool) -> DiffResult:
+    """Compare on canonical status.
+
+    A baseline stores without announcing; a terminal job never moves back; a move into
+    `unknown` (an unmapped native status) is stored but not announced.
+    """
+    upserts: list[Job] = []
+    transitions: list[Transition] = []
+    for job in observed:
+        prior = previous.get(job.id)
+        if prior is None:
+            upserts.append(job)
+            if not baseline and job.status is not JobStatus.UNKNOWN:
+                transitions.append(Transition(job, None))
+            continue
+        if prior.status.terminal and not job.status.terminal:
+            continue  # eventual consistency or a replica behind: never un-finish a job
+        if prior.fingerprint != fingerprint(job):
+            upserts.append(job)
+        if prior.status != job.status and job.status is not JobStatus.UNKNOWN:
+            transitions.append(Transition(job, prior.status))
+    return DiffResult(upserts, transitions)

@@ -1,0 +1,223 @@
+"""Stage 3: one transaction writes the new snapshot, the queue's cursor and the outbox rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from fnmatch import fnmatchcase
+
+from sqlmodel import Session, col, select
+
+from bot.db import Database, insert_ignore, upsert
+from bot.pipeline.diff import DiffResult, Prior, Transition, fingerprint
+from bot.tables import JobSnapshot, Lease, OutboxItem, QueueState, Subscription
+from providers import Job, JobStatus
+
+CHUNK = 500
+
+
+class LostLease(Exception):
+    """Another process took over polling; this one must not write."""
+
+
+@dataclass(frozen=True)
+class Fence:
+    """Proof of holding the poller lease, checked inside every pipeline write."""
+
+    name: str
+    owner: str
+    token: int
+
+    def check(self, session: Session) -> None:
+        """Raise LostLease unless the lease row still names us with our token."""
+        lease = session.get(Lease, self.name)
+        if lease is None or lease.owner != self.owner or lease.fence != self.token:
+            raise LostLease(f"lease {self.name} now belongs to another poller")
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """What the poller needs to know about a queue before listing it."""
+
+    since: datetime | None
+    baseline: bool
+    live: list[Job]
+
+
+def queue_view(db: Database, queue: str) -> QueueView:
+    """The watermark, whether a baseline is due, and the live jobs to re-check."""
+    with db.read() as session:
+        state = session.get(QueueState, queue)
+        rows = session.exec(
+            select(JobSnapshot.data).where(JobSnapshot.queue == queue, col(JobSnapshot.live).is_(True))
+        ).all()
+    live = [Job.model_validate_json(data) for data in rows]
+    baseline = state is None or state.baseline_at is None
+    return QueueView(since=None if baseline else state.watermark if state else None, baseline=baseline, live=live)
+
+
+def priors(db: Database, queue: str, ids: Sequence[str]) -> dict[str, Prior]:
+    """The stored status and fingerprint of the given jobs (only those, in chunks)."""
+    found: dict[str, Prior] = {}
+    with db.read() as session:
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            rows = session.exec(
+                select(JobSnapshot.job_id, JobSnapshot.status, JobSnapshot.fingerprint).where(
+                    JobSnapshot.queue == queue, col(JobSnapshot.job_id).in_(chunk)
+                )
+            ).all()
+            for job_id, status, fp in rows:
+                found[job_id] = Prior(JobStatus(status), fp)
+    return found
+
+
+def wants(sub: Subscription, transition: Transition) -> bool:
+    """Whether a subscription's filters let this transition through."""
+    statuses = {s for s in sub.statuses.split(",") if s}
+    if statuses and transition.job.status not in statuses:
+        return False
+    return not sub.match or fnmatchcase(transition.job.name.lower(), sub.match.lower())
+
+
+def snapshot_row(job: Job, now: datetime) -> dict[str, object]:
+    """A JobSnapshot row for `job`."""
+    return {
+        "queue": job.queue,
+        "job_id": job.id,
+        "name": job.name,
+        "status": job.status.value,
+        "live": not job.status.terminal,
+        "fingerprint": fingerprint(job),
+        "created_at": job.created_at,
+        "seen_at": now,
+        "data": job.model_dump_json(),
+    }
+
+
+def alert_rows(
+    subs: Iterable[Subscription], transitions: Iterable[Transition], now: datetime
+) -> list[dict[str, object]]:
+    """One pending outbox row per (transition x subscribed channel that wants it)."""
+    rows: list[dict[str, object]] = []
+    active = [s for s in subs if s.paused_reason is None]
+    for t in transitions:
+        for sub in active:
+            if not wants(sub, t):
+                continue
+            rows.append(
+                {
+                    "alert_id": t.alert_id,
+                    "kind": "alert",
+                    "team_id": sub.team_id,
+                    "channel_id": sub.channel_id,
+                    "queue": t.job.queue,
+                    "job_id": t.job.id,
+                    "old_status": t.old.value if t.old else None,
+                    "new_status": t.job.status.value,
+                    "payload": t.job.model_dump_json(),
+                    "state": "pending",
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+            )
+    return rows
+
+
+def notice_row(*, team_id: str, channel_id: str, queue: str, key: str, text: str, now: datetime) -> dict[str, object]:
+    """An outbox row for an operator notice (provider outage or recovery)."""
+    return {
+        "alert_id": key,
+        "kind": "notice",
+        "team_id": team_id,
+        "channel_id": channel_id,
+        "queue": queue,
+        "payload": json.dumps({"text": text}),
+        "state": "pending",
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+def commit_poll(
+    db: Database,
+    *,
+    queue: str,
+    started_at: datetime,
+    result: DiffResult,
+    now: datetime,
+    fence: Fence | None,
+    ops_channel: str | None = None,
+) -> int:
+    """Write snapshots, cursor, health and outbox rows in one transaction; returns rows enqueued."""
+    with db.write() as session:
+        if fence is not None:
+            fence.check(session)
+        upsert(session, JobSnapshot, [snapshot_row(j, now) for j in result.upserts], keys=["queue", "job_id"])
+        subs = session.exec(select(Subscription).where(Subscription.queue == queue)).all()
+        rows = alert_rows(subs, result.transitions, now)
+        state = session.get(QueueState, queue) or QueueState(queue=queue)
+        if state.outage_notified and ops_channel:
+            rows.append(
+                notice_row(
+                    team_id="",
+                    channel_id=ops_channel,
+                    queue=queue,
+                    key=f"recovered:{queue}:{started_at.isoformat()}",
+                    text=f"Queue {queue} is polling again after {state.consecutive_failures} failed polls.",
+                    now=now,
+                )
+            )
+        if state.baseline_at is None:
+            state.baseline_at = now
+        state.watermark = started_at
+        state.last_poll_at = now
+        state.last_success_at = now
+        state.last_error = None
+        state.consecutive_failures = 0
+        state.outage_notified = False
+        session.add(state)
+        return insert_ignore(session, OutboxItem, rows)
+
+
+def record_failure(
+    db: Database,
+    *,
+    queue: str,
+    error: str,
+    now: datetime,
+    fence: Fence | None,
+    threshold: int,
+    ops_channel: str | None,
+) -> bool:
+    """Count a failed poll; returns True when this failure crosses the threshold (notice sent once)."""
+    with db.write() as session:
+        if fence is not None:
+            fence.check(session)
+        state = session.get(QueueState, queue) or QueueState(queue=queue)
+        state.consecutive_failures += 1
+        state.last_poll_at = now
+        state.last_error = error
+        crossed = state.consecutive_failures >= threshold and not state.outage_notified
+        if crossed:
+            state.outage_notified = True
+            if ops_channel:
+                text = f"Queue {queue} has failed {state.consecutive_failures} polls in a row: {error}"
+                insert_ignore(
+                    session,
+                    OutboxItem,
+                    [
+                        notice_row(
+                            team_id="",
+                            channel_id=ops_channel,
+                            queue=queue,
+                            key=f"outage:{queue}:{now.isoformat()}",
+                            text=text,
+                            now=now,
+                        )
+                    ],
+                )
+        session.add(state)
+        return crossed

@@ -1,0 +1,257 @@
+"""Domain operations the Slack listeners call; they read the store and, for detail, the provider."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from bot.clock import Clock, utcnow
+from bot.config import AppConfig
+from bot.db import Database
+from bot.tables import JobSnapshot, QueueState, Subscription
+from providers import Job, JobSource, JobStatus, ProviderError, QueueConfig
+
+SCAN_MAX = 5_000  # rows read to filter on a native status
+
+
+class ServiceError(Exception):
+    """A request that cannot be served; the message is safe to show the user."""
+
+
+class NotAllowed(ServiceError):
+    """The user may not do this."""
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    """One row of `/jobs queues`."""
+
+    config: QueueConfig
+    state: QueueState | None
+    subscribers: int
+
+    @property
+    def health(self) -> str:
+        """ok | failing | not polled yet."""
+        if self.state is None or self.state.last_poll_at is None:
+            return "not polled yet"
+        if self.state.consecutive_failures:
+            return f"failing ({self.state.consecutive_failures} polls)"
+        return "ok"
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A job found by name or id, how many others share the name, and a note on freshness."""
+
+    job: Job
+    others: int
+    note: str = ""
+
+
+class Services:
+    """Queries and subscription changes, scoped by Slack team."""
+
+    def __init__(
+        self,
+        *,
+        config: AppConfig,
+        db: Database,
+        sources: Mapping[str, JobSource],
+        clock: Clock = utcnow,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.sources = sources
+        self.clock = clock
+
+    def queue(self, name: str) -> QueueConfig:
+        """The configured queue or a ServiceError listing the known ones."""
+        queue = self.config.queue(name)
+        if queue is None:
+            known = ", ".join(q.name for q in self.config.queues) or "none configured"
+            raise ServiceError(f"unknown queue `{name}`; queues: {known}")
+        return queue
+
+    def queues(self, team_id: str) -> list[QueueInfo]:
+        """Every configured queue with its health and this team's subscriber count."""
+        with self.db.read() as session:
+            states = {s.queue: s for s in session.exec(select(QueueState)).all()}
+            counts = dict(
+                session.exec(
+                    select(Subscription.queue, func.count())
+                    .where(Subscription.team_id == team_id)
+                    .group_by(col(Subscription.queue))
+                ).all()
+            )
+        return [QueueInfo(q, states.get(q.name), int(counts.get(q.name, 0))) for q in self.config.queues]
+
+    def poll_note(self, queue: str) -> str:
+        """A warning when the data shown may be stale."""
+        with self.db.read() as session:
+            state = session.get(QueueState, queue)
+        if state is None or state.last_success_at is None:
+            return "No poll of this queue has completed yet." + (
+                f" Last error: {state.last_error}" if state and state.last_error else ""
+            )
+        if state.consecutive_failures:
+            since = f"{state.last_success_at:%Y-%m-%d %H:%M} UTC"
+            return f"Polling is failing ({state.last_error}); showing data as of {since}."
+        return ""
+
+    def recent(self, queue: str, *, status: str | None, limit: int) -> tuple[list[Job], int]:
+        """Newest jobs first, filtered by a canonical or native status (case-insensitive)."""
+        self.queue(queue)
+        canonical = _canonical(status)
+        base = select(JobSnapshot).where(JobSnapshot.queue == queue)
+        if canonical is not None:
+            base = base.where(JobSnapshot.status == canonical.value)
+        with self.db.read() as session:
+            if status is None or canonical is not None:
+                total = session.exec(select(func.count()).select_from(base.subquery())).one()
+                rows = session.exec(_newest(base).limit(limit)).all()
+                return [Job.model_validate_json(r.data) for r in rows], int(total)
+            rows = session.exec(_newest(base).limit(SCAN_MAX)).all()
+        wanted = status.lower()
+        jobs = [j for j in (Job.model_validate_json(r.data) for r in rows) if _native_matches(j, wanted)]
+        return jobs[:limit], len(jobs)
+
+    def find(self, queue: str, ref: str) -> Lookup:
+        """A job by id or name (newest if several), refreshed from the provider when possible."""
+        self.queue(queue)
+        with self.db.read() as session:
+            by_id = session.exec(
+                select(JobSnapshot).where(JobSnapshot.queue == queue, JobSnapshot.job_id == ref)
+            ).first()
+            rows: Sequence[JobSnapshot] = (
+                [by_id]
+                if by_id
+                else session.exec(
+                    _newest(
+                        select(JobSnapshot).where(
+                            JobSnapshot.queue == queue, func.lower(JobSnapshot.name) == ref.lower()
+                        )
+                    ).limit(50)
+                ).all()
+            )
+        if not rows:
+            raise ServiceError(f"no job `{ref[:100]}` in queue `{queue}` (try `/jobs list {queue}`)")
+        stored = Job.model_validate_json(rows[0].data)
+        try:
+            fresh = self.sources[queue].get_job(stored.id)
+        except ProviderError as err:
+            return Lookup(
+                stored, len(rows) - 1, f"Provider unreachable ({type(err).__name__}); showing the last polled state."
+            )
+        if fresh is None:
+            return Lookup(
+                stored, len(rows) - 1, "The provider no longer lists this job; showing the last polled state."
+            )
+        return Lookup(fresh, len(rows) - 1)
+
+    def subscribe(
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        user_id: str,
+        queue: str,
+        statuses: Sequence[JobStatus],
+        match: str | None,
+    ) -> tuple[Subscription, bool]:
+        """Create or update this channel's subscription (idempotent); True when newly created."""
+        config = self.queue(queue)
+        self._check_admin(user_id)
+        if config.channels and channel_id not in config.channels:
+            raise NotAllowed(f"queue `{queue}` may not be subscribed from this channel")
+        with self.db.write() as session:
+            sub = session.exec(
+                select(Subscription).where(
+                    Subscription.team_id == team_id,
+                    Subscription.channel_id == channel_id,
+                    Subscription.queue == queue,
+                )
+            ).first()
+            created = sub is None
+            if sub is None:
+                sub = Subscription(
+                    team_id=team_id,
+                    channel_id=channel_id,
+                    queue=queue,
+                    created_by=user_id,
+                    created_at=self.clock(),
+                )
+            sub.statuses = ",".join(s.value for s in statuses)
+            sub.match = match
+            sub.paused_reason = None
+            session.add(sub)
+            session.flush()
+            return sub, created
+
+    def unsubscribe(self, *, team_id: str, channel_id: str, user_id: str, queue: str) -> bool:
+        """Remove this channel's subscription; False when there was none."""
+        self.queue(queue)
+        self._check_admin(user_id)
+        with self.db.write() as session:
+            sub = session.exec(
+                select(Subscription).where(
+                    Subscription.team_id == team_id,
+                    Subscription.channel_id == channel_id,
+                    Subscription.queue == queue,
+                )
+            ).first()
+            if sub is None:
+                return False
+            session.delete(sub)
+            return True
+
+    def subscriptions(self, *, team_id: str, channel_id: str) -> list[Subscription]:
+        """This channel's subscriptions."""
+        with self.db.read() as session:
+            return list(
+                session.exec(
+                    select(Subscription)
+                    .where(Subscription.team_id == team_id, Subscription.channel_id == channel_id)
+                    .order_by(col(Subscription.queue))
+                ).all()
+            )
+
+    def _check_admin(self, user_id: str) -> None:
+        admins = self.config.access.admins
+        if admins and user_id not in admins:
+            raise NotAllowed("only the bot's admins may change subscriptions here")
+
+
+def _canonical(status: str | None) -> JobStatus | None:
+    if status is None:
+        return None
+    try:
+        return JobStatus(status.lower())
+    except ValueError:
+        return None
+
+
+def _native_matches(job: Job, wanted: str) -> bool:
+    native = job.native_status.lower()
+    return native == wanted or native.split(" (", 1)[0] == wanted
+
+
+def _newest(stmt: SelectOfScalar[JobSnapshot]) -> SelectOfScalar[JobSnapshot]:
+    return stmt.order_by(col(JobSnapshot.created_at).desc().nulls_last(), col(JobSnapshot.job_id))
+
+
+def age(moment: datetime | None, now: datetime) -> str:
+    """`3m ago`, `never`."""
+    if moment is None:
+        return "never"
+    seconds = int((now - moment).total_seconds())
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h ago"

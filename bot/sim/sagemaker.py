@@ -1,0 +1,157 @@
+"""A local SageMaker endpoint (AWS JSON 1.1): ListTrainingJobs and DescribeTrainingJob.
+
+It sorts, filters on LastModifiedTime and NameContains, pages with NextToken, and plays
+scripted errors (`__type` bodies, as AWS sends them). Point boto3 at it with endpoint_url.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.clock import Clock, utcnow
+from bot.sim.http import LocalServer, Request, Response
+
+
+@dataclass
+class TrainingJob:
+    """One simulated training job."""
+
+    name: str
+    arn: str
+    created: datetime
+    modified: datetime
+    status: str = "InProgress"
+    secondary: str | None = "Starting"
+    failure_reason: str | None = None
+    started: datetime | None = None
+    ended: datetime | None = None
+
+    def summary(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "TrainingJobName": self.name,
+            "TrainingJobArn": self.arn,
+            "CreationTime": self.created.timestamp(),
+            "LastModifiedTime": self.modified.timestamp(),
+            "TrainingJobStatus": self.status,
+        }
+        if self.secondary:
+            out["SecondaryStatus"] = self.secondary
+        if self.ended:
+            out["TrainingEndTime"] = self.ended.timestamp()
+        return out
+
+    def detail(self) -> dict[str, object]:
+        out = self.summary()
+        if self.failure_reason:
+            out["FailureReason"] = self.failure_reason
+        if self.started:
+            out["TrainingStartTime"] = self.started.timestamp()
+        return out
+
+
+TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
+
+
+@dataclass
+class SageMakerSim:
+    """The simulated service; `jobs` can be changed while it serves."""
+
+    region: str = "us-east-1"
+    account: str = "123456789012"
+    clock: Clock = utcnow
+    jobs: dict[str, TrainingJob] = field(default_factory=dict)
+    errors: deque[tuple[int, str]] = field(default_factory=deque)
+    requests: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+        self._server = LocalServer(self.handle)
+
+    def start(self) -> SageMakerSim:
+        """Serve on 127.0.0.1."""
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.stop()
+
+    @property
+    def url(self) -> str:
+        """The endpoint URL for boto3."""
+        return self._server.url
+
+    def add(self, name: str, *, status: str = "InProgress", secondary: str | None = "Starting") -> TrainingJob:
+        """Create a job now."""
+        now = self.clock()
+        job = TrainingJob(
+            name=name,
+            arn=f"arn:aws:sagemaker:{self.region}:{self.account}:training-job/{name}",
+            created=now,
+            modified=now,
+            status=status,
+            secondary=secondary,
+        )
+        with self.lock:
+            self.jobs[name] = job
+        return job
+
+    def set(self, name: str, status: str, secondary: str | None = None, *, reason: str | None = None) -> None:
+        """Move a job to a new status now."""
+        now = self.clock()
+        with self.lock:
+            job = self.jobs[name]
+            job.status, job.secondary, job.modified = status, secondary, now
+            if status == "InProgress" and secondary == "Training" and job.started is None:
+                job.started = now
+            if status in TERMINAL:
+                job.ended = now
+            if reason:
+                job.failure_reason = reason
+
+    def fail_next(self, status: int, error_type: str) -> None:
+        """Answer the next request with an AWS error."""
+        self.errors.append((status, error_type))
+
+    def handle(self, req: Request) -> Response:
+        target = req.headers.get("x-amz-target", "")
+        self.requests.append(target)
+        if self.errors:
+            status, kind = self.errors.popleft()
+            return Response.json(
+                {"__type": kind, "message": f"simulated {kind}"}, status, {"Content-Type": "application/x-amz-json-1.1"}
+            )
+        body = req.json()
+        if target.endswith(".ListTrainingJobs"):
+            return self._list(body)
+        if target.endswith(".DescribeTrainingJob"):
+            with self.lock:
+                job = self.jobs.get(str(body.get("TrainingJobName")))
+                detail = job.detail() if job else None
+            if detail is None:
+                return Response.json({"__type": "ValidationException", "message": "Requested resource not found."}, 400)
+            return Response.json(detail, headers={"Content-Type": "application/x-amz-json-1.1"})
+        return Response.json({"__type": "UnknownOperationException"}, 400)
+
+    def _list(self, body: dict[str, object]) -> Response:
+        after = body.get("LastModifiedTimeAfter")
+        contains = body.get("NameContains")
+        with self.lock:
+            jobs = [
+                j.summary()
+                for j in self.jobs.values()
+                if (after is None or j.modified.timestamp() > float(str(after)))
+                and (not contains or str(contains) in j.name)
+            ]
+        descending = body.get("SortOrder", "Ascending") == "Descending"
+        jobs.sort(key=lambda s: float(str(s["CreationTime"])), reverse=descending)
+        size = int(str(body.get("MaxResults", 10)))
+        start = int(str(body.get("NextToken", "0")))
+        page = jobs[start : start + size]
+        out: dict[str, object] = {"TrainingJobSummaries": page}
+        if start + size < len(jobs):
+            out["NextToken"] = str(start + size)
+        return Response.json(out, headers={"Content-Type": "application/x-amz-json-1.1"})

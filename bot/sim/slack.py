@@ -1,0 +1,289 @@
+"""A fake Slack Web API: chat.postMessage/update, conversations.history/replies, auth.test,
+response_url hooks. It keeps every message, enforces ~1 post/s per channel with a small
+burst (429 + Retry-After beyond it), and plays scripted faults.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from bot.sim.http import LocalServer, Request, Response
+
+
+@dataclass
+class Fault:
+    """One scripted answer: an `error` code, an HTTP `status`, a 429 with `retry_after`,
+    or `drop` (accept the post, then close the connection without answering)."""
+
+    error: str | None = None
+    status: int = 200
+    retry_after: int | None = None
+    drop: bool = False
+    channel: str | None = None  # only for this channel (None: any)
+
+
+@dataclass
+class Bucket:
+    """Slack's per-channel posting allowance, as a token bucket."""
+
+    rate: float
+    burst: float
+    tokens: float
+    stamp: float
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+@dataclass
+class FakeSlack:
+    """The fake server and everything it saw."""
+
+    tokens: dict[str, str] = field(default_factory=lambda: {"xoxb-test": "T0001"})
+    rate: float = 1.0
+    burst: float = 3.0
+    on_post: Callable[[dict[str, Any]], None] | None = None
+    on_response: Callable[[str, dict[str, Any]], None] | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    responses: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    rejected: int = 0
+    faults: dict[str, deque[Fault]] = field(default_factory=dict)
+    members: dict[str, set[str]] | None = None  # channel -> teams where the bot is a member (None: all)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[str, Bucket] = {}
+        self._ts = itertools.count(1)
+        self._server = LocalServer(self._handle)
+
+    # -- control -------------------------------------------------------------------------
+
+    def start(self) -> FakeSlack:
+        """Start serving on 127.0.0.1."""
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.stop()
+
+    @property
+    def api_url(self) -> str:
+        """The Web API base URL, for SLACK_API_URL."""
+        return self._server.url + "/api/"
+
+    def response_url(self, name: str = "cmd") -> str:
+        """A response_url that records what is posted to it."""
+        return f"{self._server.url}/hooks/{name}"
+
+    def script(self, method: str, *faults: Fault) -> None:
+        """Answer the next calls of `method` with these faults, in order."""
+        with self._lock:
+            self.faults.setdefault(method, deque()).extend(faults)
+
+    def posts(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Messages posted (optionally in one channel), oldest first."""
+        with self._lock:
+            return [m for m in self.messages if channel is None or m["channel"] == channel]
+
+    def alert_ids(self, channel: str | None = None) -> list[str]:
+        """The alert ids carried in the metadata of posted messages."""
+        return [
+            str(m["metadata"]["event_payload"]["alert_id"])
+            for m in self.posts(channel)
+            if (m.get("metadata") or {}).get("event_payload", {}).get("alert_id")
+        ]
+
+    # -- the API -------------------------------------------------------------------------
+
+    def _params(self, req: Request) -> dict[str, Any]:
+        params: dict[str, Any] = dict(req.query)
+        ctype = req.headers.get("content-type", "")
+        if req.body and "json" in ctype:
+            params.update(json.loads(req.body))
+        elif req.body:
+            params.update(dict(parse_qsl(req.body.decode(), keep_blank_values=True)))
+        for key in ("blocks", "metadata"):
+            if isinstance(params.get(key), str):
+                params[key] = json.loads(params[key])
+        return params
+
+    def _handle(self, req: Request) -> Response:
+        if req.path.startswith("/hooks/"):
+            payload = json.loads(req.body or b"{}")
+            with self._lock:
+                self.responses.append((req.path.rsplit("/", 1)[-1], payload))
+            if self.on_response:
+                self.on_response(req.path, payload)
+            return Response(200, b"ok", {"Content-Type": "text/plain"})
+        if not req.path.startswith("/api/"):
+            return Response.json({"ok": False, "error": "unknown_method"}, 404)
+        method = req.path[len("/api/") :]
+        params = self._params(req)
+        auth = req.headers.get("authorization", "")
+        token = auth.removeprefix("Bearer ").strip() or str(params.get("token", ""))
+        with self._lock:
+            self.calls.append((method, params))
+        team = self.tokens.get(token)
+        if team is None:
+            return Response.json({"ok": False, "error": "invalid_auth"})
+        fault = self._next_fault(method, str(params.get("channel", "")))
+        if fault is not None and not fault.drop:
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            status = 429 if fault.retry_after is not None and fault.status == 200 else fault.status
+            return Response.json({"ok": False, "error": fault.error or "ratelimited"}, status, headers)
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return Response.json({"ok": False, "error": "unknown_method"})
+        response: Response = handler(team, params)
+        if fault is not None and fault.drop:
+            return Response(drop=True)  # the work is done; the answer is lost
+        return response
+
+    def _next_fault(self, method: str, channel: str) -> Fault | None:
+        with self._lock:
+            queue = self.faults.get(method)
+            if not queue:
+                return None
+            for fault in list(queue):
+                if fault.channel is None or fault.channel == channel:
+                    queue.remove(fault)
+                    return fault
+            return None
+
+    def _m_auth_test(self, team: str, params: dict[str, Any]) -> Response:
+        return Response.json({"ok": True, "team_id": team, "user_id": "UBOT", "bot_id": "BBOT", "team": "Test"})
+
+    def _member(self, team: str, channel: str) -> bool:
+        return self.members is None or team in self.members.get(channel, set())
+
+    def _m_chat_postMessage(self, team: str, params: dict[str, Any]) -> Response:
+        channel = str(params.get("channel", ""))
+        if not channel:
+            return Response.json({"ok": False, "error": "channel_not_found"})
+        if not self._member(team, channel):
+            return Response.json({"ok": False, "error": "not_in_channel"})
+        if not params.get("text") and not params.get("blocks"):
+            return Response.json({"ok": False, "error": "no_text"})
+        if len(str(params.get("text", ""))) > 40_000 or len(params.get("blocks") or []) > 50:
+            return Response.json({"ok": False, "error": "msg_too_long"})
+        with self._lock:
+            bucket = self._buckets.setdefault(
+                f"{team}:{channel}", Bucket(self.rate, self.burst, self.burst, time.monotonic())
+            )
+            if not bucket.take(time.monotonic()):
+                self.rejected += 1
+                return Response.json({"ok": False, "error": "ratelimited"}, 429, {"Retry-After": "1"})
+            ts = f"{int(time.time())}.{next(self._ts):06d}"
+            message = {
+                "team": team,
+                "channel": channel,
+                "ts": ts,
+                "text": params.get("text", ""),
+                "blocks": params.get("blocks") or [],
+                "thread_ts": params.get("thread_ts"),
+                "reply_broadcast": _truthy(params.get("reply_broadcast")),
+                "metadata": params.get("metadata"),
+                "bot_id": "BBOT",
+            }
+            self.messages.append(message)
+        if self.on_post:
+            self.on_post(message)
+        return Response.json({"ok": True, "channel": channel, "ts": ts, "message": message})
+
+    def _m_chat_update(self, team: str, params: dict[str, Any]) -> Response:
+        channel, ts = str(params.get("channel", "")), str(params.get("ts", ""))
+        with self._lock:
+            target = next(
+                (m for m in self.messages if m["channel"] == channel and m["ts"] == ts and m["team"] == team), None
+            )
+            if target is None:
+                return Response.json({"ok": False, "error": "message_not_found"})
+            target["text"] = params.get("text", target["text"])
+            target["blocks"] = params.get("blocks") or target["blocks"]
+            if params.get("metadata"):
+                target["metadata"] = params["metadata"]
+            self.updates.append({"channel": channel, "ts": ts, "text": target["text"], "blocks": target["blocks"]})
+        return Response.json({"ok": True, "channel": channel, "ts": ts})
+
+    def _history(self, team: str, params: dict[str, Any], *, thread: str | None) -> Response:
+        channel = str(params.get("channel", ""))
+        if not self._member(team, channel):
+            return Response.json({"ok": False, "error": "not_in_channel"})
+        oldest = float(params.get("oldest") or 0)
+        limit = int(params.get("limit") or 100)
+        offset = int(params.get("cursor") or 0)
+        with self._lock:
+            found = [
+                m
+                for m in self.messages
+                if m["team"] == team
+                and m["channel"] == channel
+                and float(m["ts"]) >= oldest
+                and (
+                    (thread is None and (m["thread_ts"] is None or m["reply_broadcast"]))
+                    or (thread is not None and (m["ts"] == thread or m["thread_ts"] == thread))
+                )
+            ]
+        found.sort(key=lambda m: float(m["ts"]), reverse=thread is None)
+        page = found[offset : offset + limit]
+        with_meta = _truthy(params.get("include_all_metadata"))
+        out = [{k: v for k, v in m.items() if with_meta or k != "metadata"} for m in page]
+        more = offset + limit < len(found)
+        return Response.json(
+            {
+                "ok": True,
+                "messages": out,
+                "has_more": more,
+                "response_metadata": {"next_cursor": str(offset + limit) if more else ""},
+            }
+        )
+
+    def _m_conversations_history(self, team: str, params: dict[str, Any]) -> Response:
+        return self._history(team, params, thread=None)
+
+    def _m_conversations_replies(self, team: str, params: dict[str, Any]) -> Response:
+        return self._history(team, params, thread=str(params.get("ts", "")))
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).lower() in ("1", "true")
+
+
+_DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
+
+
+def pretty(message: dict[str, Any]) -> str:
+    """A readable rendering of a posted message for the terminal."""
+    where = f"#{message['channel']}"
+    if message.get("thread_ts"):
+        where += " (thread reply" + (", also sent to channel" if message.get("reply_broadcast") else "") + ")"
+    lines = [f"── {where} ──"]
+    for block in message.get("blocks") or []:
+        if block.get("type") == "section":
+            lines.append(block["text"]["text"])
+        elif block.get("type") == "context":
+            lines.append("   " + " · ".join(e.get("text", "") for e in block["elements"]))
+        elif block.get("type") == "actions":
+            for el in block["elements"]:
+                label = el.get("text", {}).get("text", "")
+                lines.append(f"   [{label}]" + (f" {el['url']}" if el.get("url") else ""))
+    if len(lines) == 1:
+        lines.append(str(message.get("text", "")))
+    return _DATE.sub(r"\1", "\n".join(lines))

@@ -1,0 +1,132 @@
+"""SQLModel tables. Every row that belongs to a Slack workspace carries its team_id."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Index, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC and gives them back aware (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if not isinstance(value, datetime):
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _when(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+class QueueState(SQLModel, table=True):
+    """Poll bookkeeping and health of one queue."""
+
+    queue: str = Field(primary_key=True)
+    baseline_at: datetime | None = _when(default=None)
+    watermark: datetime | None = _when(default=None)
+    last_poll_at: datetime | None = _when(default=None)
+    last_success_at: datetime | None = _when(default=None)
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    outage_notified: bool = False
+
+
+class JobSnapshot(SQLModel, table=True):
+    """The last observed state of one job."""
+
+    __table_args__ = (
+        Index("ix_snapshot_live", "queue", "live"),
+        Index("ix_snapshot_created", "queue", "created_at"),
+        Index("ix_snapshot_name", "queue", "name"),
+    )
+
+    queue: str = Field(primary_key=True)
+    job_id: str = Field(primary_key=True)
+    name: str
+    status: str
+    live: bool
+    fingerprint: str
+    created_at: datetime | None = _when(default=None)
+    seen_at: datetime = _when()
+    data: str  # the Job as JSON
+
+
+class Subscription(SQLModel, table=True):
+    """One channel subscribed to one queue, with optional filters."""
+
+    __table_args__ = (UniqueConstraint("team_id", "channel_id", "queue"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(index=True)
+    channel_id: str
+    queue: str = Field(index=True)
+    statuses: str = ""  # comma-separated canonical statuses; empty = every change
+    match: str | None = None  # job-name glob
+    created_by: str
+    created_at: datetime = _when()
+    paused_reason: str | None = None
+
+
+class OutboxItem(SQLModel, table=True):
+    """One message owed to one channel: pending -> sending -> sent | dead."""
+
+    __table_args__ = (
+        UniqueConstraint("team_id", "channel_id", "alert_id"),
+        Index("ix_outbox_due", "state", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: str
+    kind: str = "alert"  # alert | notice
+    team_id: str
+    channel_id: str
+    queue: str
+    job_id: str = ""
+    old_status: str | None = None
+    new_status: str = ""
+    payload: str  # the Job as JSON (alert) or the notice text
+    state: str = "pending"
+    attempts: int = 0
+    next_attempt_at: datetime = _when()
+    sending_started_at: datetime | None = _when(default=None)
+    fence: int = 0
+    slack_ts: str | None = None
+    thread_ts: str | None = None
+    last_error: str | None = None
+    created_at: datetime = _when()
+
+
+class JobThread(SQLModel, table=True):
+    """The parent message of a job's alerts in one channel."""
+
+    team_id: str = Field(primary_key=True)
+    channel_id: str = Field(primary_key=True)
+    queue: str = Field(primary_key=True)
+    job_id: str = Field(primary_key=True)
+    parent_ts: str
+    parent_alert_id: str
+
+
+class Lease(SQLModel, table=True):
+    """Who may poll and deliver; the fence grows with every new owner."""
+
+    name: str = Field(primary_key=True)
+    owner: str
+    expires_at: datetime = _when()
+    fence: int = 0

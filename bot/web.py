@@ -1,0 +1,101 @@
+"""HTTP entry: a small WSGI app with /slack/events and /healthz, served by waitress."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+EVENTS_PATH = "/slack/events"
+
+
+def _send(start_response: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+class WebApp:
+    """Routes requests: health checks answered here, Slack requests checked and handed to Bolt."""
+
+    def __init__(self, app: App, *, health: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.bolt = SlackRequestHandler(app, path=EVENTS_PATH)
+        self.health = health or (lambda: {})
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/healthz" and method in ("GET", "HEAD"):
+            return _send(start_response, "200 OK", {"status": "ok", **self.health()})
+        if path != EVENTS_PATH:
+            return _send(start_response, "404 Not Found", {"error": "not found"})
+        if method != "POST":
+            return _send(start_response, "405 Method Not Allowed", {"error": "POST only"})
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _send(start_response, "400 Bad Request", {"error": "bad content length"})
+        if length > MAX_BODY:
+            return _send(start_response, "413 Payload Too Large", {"error": "body too large"})
+        stamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
+        if stamp and not stamp.isdigit():
+            # Bolt would raise ValueError -> 500 with a traceback (reliability.md §1.2 #4).
+            return _send(start_response, "401 Unauthorized", {"error": "invalid request"})
+        try:
+            body = environ["wsgi.input"].read(length) if length else b""
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return _send(start_response, "400 Bad Request", {"error": "body is not UTF-8"})
+        environ["wsgi.input"] = _Body(body)
+        return self.bolt(environ, start_response)
+
+
+class _Body:
+    """A re-readable request body (we read it once to check it)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self.data) if size is None or size < 0 else self.pos + size
+        chunk = self.data[self.pos : end]
+        self.pos = end if end <= len(self.data) else len(self.data)
+        return chunk
+
+
+def serve(app: WebApp, *, port: int, host: str = "0.0.0.0", threads: int = 16) -> None:
+    """Serve with waitress, a production WSGI server, until interrupted."""
+    import waitress
+
+    log.info("http_listening host=%s port=%d path=%s", host, port, EVENTS_PATH)
+    waitress.serve(app, host=host, port=port, threads=threads, ident="jobwatch", max_request_body_size=MAX_BODY)
+
+
+class Background:
+    """The WSGI app served by waitress in a daemon thread (the demo and the tests use it)."""
+
+    def __init__(self, app: WebApp, *, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> None:
+        import threading
+
+        import waitress.server
+
+        server = waitress.server.create_server(app, host=host, port=port, threads=threads)
+        assert isinstance(server, waitress.server.TcpWSGIServer) and server.socket is not None
+        self._server = server
+        self.url = f"http://{host}:{server.socket.getsockname()[1]}"
+        threading.Thread(target=server.run, daemon=True, name="http").start()
+
+    def close(self) -> None:
+        """Stop accepting and close the socket."""
+        self._server.close()

@@ -1,0 +1,150 @@
+"""The worker: polls every queue on its own schedule and drains the outbox, behind the lease."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+
+from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+
+from bot.clock import Clock, utcnow
+from bot.config import AppConfig, Settings
+from bot.db import Database
+from bot.lease import LeaseKeeper
+from bot.pipeline.deliver import Deliverer
+from bot.pipeline.diff import diff
+from bot.pipeline.enqueue import LostLease, commit_poll, priors, queue_view, record_failure
+from bot.pipeline.poll import enrich, poll_queue
+from providers import JobSource
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """One poll cycle per queue, and delivery rounds; only while holding the lease."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        config: AppConfig,
+        db: Database,
+        sources: Mapping[str, JobSource],
+        deliverer: Deliverer,
+        lease: LeaseKeeper,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.db = db
+        self.sources = sources
+        self.deliverer = deliverer
+        self.lease = lease
+        self.clock = clock
+        self._stop = threading.Event()
+
+    def poll(self, queue: str) -> int:
+        """One complete poll of one queue; returns the outbox rows it enqueued."""
+        fence = self.lease.fence()
+        if fence is None:
+            return 0
+        source = self.sources[queue]
+        view = queue_view(self.db, queue)
+        result = poll_queue(source, since=view.since, live=view.live, clock=self.clock)
+        try:
+            if result.jobs is None:
+                record_failure(
+                    self.db,
+                    queue=queue,
+                    error=result.error or "unknown error",
+                    now=self.clock(),
+                    fence=fence,
+                    threshold=self.config.bot.failure_threshold,
+                    ops_channel=self.config.bot.ops_channel,
+                )
+                return 0
+            known = priors(self.db, queue, [j.id for j in result.jobs])
+            changes = enrich(source, diff(known, result.jobs, baseline=view.baseline))
+            enqueued = commit_poll(
+                self.db,
+                queue=queue,
+                started_at=result.started_at,
+                result=changes,
+                now=self.clock(),
+                fence=fence,
+                ops_channel=self.config.bot.ops_channel,
+            )
+        except LostLease:
+            log.warning("lease_lost queue=%s", queue)
+            return 0
+        log.info(
+            "poll_done queue=%s jobs=%d transitions=%d enqueued=%d baseline=%s",
+            queue,
+            len(result.jobs),
+            len(changes.transitions),
+            enqueued,
+            view.baseline,
+        )
+        return enqueued
+
+    def poll_all(self) -> int:
+        """Poll every queue once (`jobwatch poll --once`)."""
+        return sum(self.poll(name) for name in self.sources)
+
+    def deliver(self) -> None:
+        """One delivery round."""
+        if self.lease.fence() is None:
+            return
+        try:
+            self.deliverer.run_once()
+        except LostLease:
+            log.warning("lease_lost during delivery")
+
+    def renew(self) -> None:
+        """Keep (or try to take) the lease."""
+        held = self.lease.fence() is not None
+        fence = self.lease.renew()
+        if fence is not None and not held:
+            log.info("lease_acquired owner=%s fence=%d", self.lease.owner, fence.token)
+        elif fence is None and held:
+            log.warning("lease_lost owner=%s", self.lease.owner)
+
+    def schedule(self, scheduler: BaseScheduler) -> None:
+        """Add the lease, poll and delivery jobs to a scheduler."""
+        now = self.clock()
+        ttl = self.lease.ttl.total_seconds()
+        scheduler.add_job(self.renew, "interval", seconds=max(1.0, ttl / 3), id="lease", next_run_time=now)
+        for name, source in self.sources.items():
+            interval = self.config.interval(source.config, self.settings)
+            scheduler.add_job(
+                self.poll,
+                "interval",
+                args=[name],
+                seconds=interval,
+                id=f"poll:{name}",
+                next_run_time=now,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(interval / 2)),
+            )
+        scheduler.add_job(
+            self.deliver, "interval", seconds=1, id="deliver", max_instances=1, coalesce=True, misfire_grace_time=5
+        )
+
+    def start_background(self) -> BackgroundScheduler:
+        """Run inside another process (the web server)."""
+        scheduler = BackgroundScheduler(
+            executors={"default": SchedulerPool(max_workers=max(4, len(self.sources) + 2))}, timezone="UTC"
+        )
+        self.schedule(scheduler)
+        scheduler.start()
+        return scheduler
+
+    def close(self) -> None:
+        """Release the lease and the adapters' connections."""
+        self.lease.release()
+        for source in self.sources.values():
+            source.close()

@@ -1,0 +1,56 @@
+"""Job providers: one adapter per service, all returning the canonical `Job`.
+
+`SOURCES` maps a queue's `provider` key to its configuration model and adapter class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from providers.base import JobSource, QueueConfig
+from providers.errors import (
+    AuthError,
+    BadResponseError,
+    ProviderError,
+    ThrottledError,
+    UnavailableError,
+)
+from providers.model import TERMINAL, Job, JobStatus
+from providers.sagemaker import SageMakerQueue, SageMakerSource
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """How to read one provider's queue table and build its adapter."""
+
+    config: type[QueueConfig]
+    build: Callable[..., JobSource]
+
+
+SOURCES: dict[str, ProviderSpec] = {
+    "sagemaker": ProviderSpec(SageMakerQueue, SageMakerSource),
+}
+
+
+def build_source(config: QueueConfig, *, env: Mapping[str, str] | None = None, **kwargs: Any) -> JobSource:
+    """The adapter for one validated queue configuration."""
+    return SOURCES[config.provider].build(config, env=env, **kwargs)
+
+
+__all__ = [
+    "SOURCES",
+    "TERMINAL",
+    "AuthError",
+    "BadResponseError",
+    "Job",
+    "JobSource",
+    "JobStatus",
+    "ProviderError",
+    "ProviderSpec",
+    "QueueConfig",
+    "ThrottledError",
+    "UnavailableError",
+    "build_source",
+]

@@ -1,0 +1,108 @@
+"""boto3 client factory (explicit retry mode and timeouts) and botocore error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from providers.base import env_secret
+from providers.errors import (
+    AuthError,
+    BadResponseError,
+    ProviderError,
+    ThrottledError,
+    UnavailableError,
+)
+
+# botocore's standard retry mode treats these as throttles (botocore/retries/standard.py).
+THROTTLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+    }
+)
+AUTH_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "AccessDenied",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "ExpiredTokenException",
+        "AuthFailure",
+        "MissingAuthenticationTokenException",
+    }
+)
+
+
+def make_client(
+    service: str,
+    *,
+    region: str,
+    queue: str,
+    endpoint_url: str | None,
+    access_key_env: str | None,
+    secret_key_env: str | None,
+    env: Mapping[str, str],
+    connect_timeout: float = 5,
+    read_timeout: float = 20,
+    max_attempts: int = 5,
+) -> Any:
+    """A boto3 client with standard retries and timeouts; keys from the named env vars if given."""
+    config = Config(
+        region_name=region,
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    )
+    kwargs: dict[str, Any] = {"config": config}
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+    if access_key_env or secret_key_env:
+        kwargs["aws_access_key_id"] = env_secret(
+            env, access_key_env or "AWS_ACCESS_KEY_ID", queue=queue
+        ).get_secret_value()
+        kwargs["aws_secret_access_key"] = env_secret(
+            env, secret_key_env or "AWS_SECRET_ACCESS_KEY", queue=queue
+        ).get_secret_value()
+    session: Any = boto3.session.Session()  # Any: the stubs' per-service overloads reject **kwargs
+    return session.client(service, **kwargs)
+
+
+def error_code(err: ClientError) -> str:
+    """The AWS error code of a ClientError ("" if absent)."""
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def map_aws_error(err: Exception, *, what: str) -> ProviderError:
+    """Translate a botocore exception into our error tree, decided once here."""
+    if isinstance(err, NoCredentialsError):
+        return AuthError(f"{what}: no AWS credentials found")
+    if isinstance(err, ClientError):
+        code = error_code(err)
+        status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        message = str(err.response.get("Error", {}).get("Message", ""))[:300]
+        text = f"{what}: {code or status} {message}".strip()
+        if code in THROTTLE_CODES or status == 429:
+            return ThrottledError(text)
+        if code in AUTH_CODES or status in (401, 403):
+            return AuthError(text)
+        if status >= 500:
+            return UnavailableError(text)
+        return BadResponseError(text)
+    if isinstance(err, BotoCoreError):
+        return UnavailableError(f"{what}: {type(err).__name__}: {err}")
+    return BadResponseError(f"{what}: {type(err).__name__}: {err}")

@@ -1,0 +1,70 @@
+"""The canonical job model every adapter returns (design.md §2)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+ExtraValue = str | int | float | bool | None
+
+
+class JobStatus(StrEnum):
+    """Canonical job status; every provider's native status maps onto one of these."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    TIMED_OUT = "timed_out"
+    UNKNOWN = "unknown"
+
+    @property
+    def terminal(self) -> bool:
+        """True for the statuses a job never leaves."""
+        return self in TERMINAL
+
+
+TERMINAL: frozenset[JobStatus] = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.TIMED_OUT}
+)
+
+
+class Job(BaseModel):
+    """One job as a queue lists it, normalised; the provider's own status is kept verbatim."""
+
+    model_config = ConfigDict(frozen=True)
+
+    queue: str
+    id: str
+    name: str
+    status: JobStatus
+    native_status: str
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    reason: str | None = None
+    url: str | None = None
+    extra: dict[str, ExtraValue] = {}
+
+    @field_validator("created_at", "updated_at", "started_at", "ended_at")
+    @classmethod
+    def _aware_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("datetime must be timezone-aware")
+        return value.astimezone(UTC)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Run time so far (or in total, once ended), from start (or creation) to end (or update)."""
+        start = self.started_at or self.created_at
+        end = self.ended_at or (self.updated_at if not self.status.terminal else None)
+        if start is None or end is None:
+            return None
+        return max(0.0, (end - start).total_seconds())

@@ -1,0 +1,165 @@
+"""Amazon SageMaker training jobs: ListTrainingJobs, incremental by LastModifiedTime.
+
+API: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ListTrainingJobs.html
+Quirk: with StatusEquals and MaxResults together, the service slices MaxResults jobs before
+filtering, so pages may be empty while NextToken is set. We never send StatusEquals, always
+set SortBy/SortOrder (the documented default order is contradictory), and page to the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from providers._aws import error_code, make_client, map_aws_error
+from providers._paging import PageGuard
+from providers._time import aware
+from providers.base import QueueConfig, default_env, map_status
+from providers.model import Job, JobStatus
+
+PRIMARY: dict[str, JobStatus] = {
+    "InProgress": JobStatus.RUNNING,
+    "Stopping": JobStatus.STOPPING,
+    "Completed": JobStatus.SUCCEEDED,
+    "Failed": JobStatus.FAILED,
+    "Stopped": JobStatus.STOPPED,
+    "Deleting": JobStatus.UNKNOWN,
+}
+# Secondary statuses that mean an InProgress job has not started running yet.
+QUEUED_SECONDARY = frozenset({"Starting", "Pending", "LaunchingMLInstances", "PreparingTrainingStack"})
+TIMEOUT_SECONDARY = frozenset({"MaxRuntimeExceeded", "MaxWaitTimeExceeded"})
+# The LastModifiedTimeAfter filter is strict and clocks differ: look back a little.
+OVERLAP = timedelta(minutes=5)
+PAGE_SIZE = 100
+
+
+class SageMakerQueue(QueueConfig):
+    """A SageMaker account/region, optionally narrowed by a job-name substring."""
+
+    provider: Literal["sagemaker"] = "sagemaker"
+    region: str
+    name_contains: str | None = None
+
+    def scope_text(self) -> str:
+        """Region and name filter."""
+        extra = f", name contains {self.name_contains!r}" if self.name_contains else ""
+        return f"region {self.region}{extra}"
+
+
+def status_of(primary: str, secondary: str | None) -> JobStatus:
+    """Canonical status from TrainingJobStatus and SecondaryStatus (providers.md §1)."""
+    if primary == "InProgress" and secondary in QUEUED_SECONDARY:
+        return JobStatus.QUEUED
+    if primary == "Stopped" and secondary in TIMEOUT_SECONDARY:
+        return JobStatus.TIMED_OUT
+    return map_status("sagemaker", primary, PRIMARY)
+
+
+def console_url(region: str, name: str) -> str:
+    """The console page of one training job, built from a fixed template."""
+    host = "console.amazonaws.cn" if region.startswith("cn-") else "console.aws.amazon.com"
+    return f"https://{region}.{host}/sagemaker/home?region={region}#/jobs/{name}"
+
+
+class SageMakerSource:
+    """ListTrainingJobs adapter."""
+
+    provider: ClassVar[str] = "sagemaker"
+
+    def __init__(
+        self,
+        config: SageMakerQueue,
+        *,
+        env: Mapping[str, str] | None = None,
+        client: Any = None,
+        deadline_s: float = 120,
+        max_attempts: int = 5,
+    ) -> None:
+        self.config = config
+        self.deadline_s = deadline_s
+        self._client = client or make_client(
+            "sagemaker",
+            region=config.region,
+            queue=config.name,
+            endpoint_url=config.endpoint_url,
+            access_key_env=config.access_key_env,
+            secret_key_env=config.secret_key_env,
+            env=env if env is not None else default_env(),
+            max_attempts=max_attempts,
+        )
+
+    def to_job(self, raw: Mapping[str, Any]) -> Job:
+        """One TrainingJobSummary or DescribeTrainingJob response -> Job."""
+        name = str(raw["TrainingJobName"])
+        primary = str(raw["TrainingJobStatus"])
+        secondary = raw.get("SecondaryStatus")
+        native = f"{primary} ({secondary})" if secondary and secondary != primary else primary
+        extra: dict[str, str | int | float | bool | None] = {}
+        if secondary:
+            extra["secondary_status"] = str(secondary)
+        if raw.get("WarmPoolStatus"):
+            extra["warm_pool"] = str(raw["WarmPoolStatus"].get("Status", ""))
+        return Job(
+            queue=self.config.name,
+            id=str(raw["TrainingJobArn"]),
+            name=name,
+            status=status_of(primary, secondary),
+            native_status=native,
+            created_at=aware(raw.get("CreationTime")),
+            updated_at=aware(raw.get("LastModifiedTime")),
+            started_at=aware(raw.get("TrainingStartTime")),
+            ended_at=aware(raw.get("TrainingEndTime")),
+            reason=raw.get("FailureReason") or None,
+            url=console_url(self.config.region, name),
+            extra=extra,
+        )
+
+    def list_jobs(self, *, since: datetime | None, live: Sequence[Job]) -> list[Job]:
+        """Every job modified since `since` (minus an overlap), all pages, newest first."""
+        params: dict[str, Any] = {
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+            "MaxResults": PAGE_SIZE,
+        }
+        if self.config.name_contains:
+            params["NameContains"] = self.config.name_contains
+        if since is not None:
+            params["LastModifiedTimeAfter"] = since - OVERLAP
+        guard = PageGuard(f"sagemaker {self.config.name}", deadline_s=self.deadline_s)
+        jobs: dict[str, Job] = {}
+        token: str | None = None
+        while True:
+            guard.next_page(token)
+            call = dict(params, NextToken=token) if token else params
+            try:
+                page = self._client.list_training_jobs(**call)
+                for raw in page["TrainingJobSummaries"]:
+                    job = self.to_job(raw)
+                    jobs[job.id] = job
+            except (ClientError, BotoCoreError) as err:
+                raise map_aws_error(err, what="ListTrainingJobs") from err
+            except (KeyError, TypeError, ValueError) as err:
+                raise map_aws_error(err, what="ListTrainingJobs: malformed summary") from err
+            token = page.get("NextToken")
+            if not token:
+                return list(jobs.values())
+
+    def get_job(self, job_id: str) -> Job | None:
+        """DescribeTrainingJob by ARN or name; None once the job is gone."""
+        name = job_id.rsplit("training-job/", 1)[-1]
+        try:
+            raw = self._client.describe_training_job(TrainingJobName=name)
+        except ClientError as err:
+            if error_code(err) in ("ValidationException", "ResourceNotFound"):
+                return None
+            raise map_aws_error(err, what="DescribeTrainingJob") from err
+        except BotoCoreError as err:
+            raise map_aws_error(err, what="DescribeTrainingJob") from err
+        return self.to_job(raw)
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self._client.close()

@@ -1,0 +1,88 @@
+"""A whole bot on the local stand-ins: the real HTTP app, store, worker and delivery."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bot.app import build_app
+from bot.config import Settings, load_config
+from bot.runtime import Runtime, build_runtime, build_sources, command_client
+from bot.sim.slack import FakeSlack
+from bot.sim.slash import slash_command
+from bot.web import Background, WebApp
+from tests.conftest import SECRET, TOKEN
+
+
+class Bot:
+    """Start with `Bot(...)`, drive with `command()` and `cycle()`, end with `close()`."""
+
+    def __init__(
+        self, tmp_path: Path, slack: FakeSlack, config_text: str, *, env: Mapping[str, str], **settings: Any
+    ) -> None:
+        path = tmp_path / "jobwatch.toml"
+        path.write_text(config_text)
+        self.slack = slack
+        self.settings = Settings(
+            slack_bot_token=TOKEN,
+            slack_signing_secret=SECRET,
+            slack_api_url=slack.api_url,
+            database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+            jobwatch_config=path,
+            **settings,
+        )
+        config = load_config(path)
+        self.runtime: Runtime = build_runtime(self.settings, config=config, sources=build_sources(config, env=env))
+        app = build_app(self.runtime.services, client=command_client(self.settings), signing_secret=SECRET)
+        self.http = Background(WebApp(app))
+        self.url = self.http.url
+        self._replies = 0
+
+    def post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        return httpx.post(self.url + "/slack/events", content=body, headers=headers, timeout=10)
+
+    def command(self, text: str, *, channel: str = "C0001", user: str = "U0001", team: str = "T0001") -> dict[str, Any]:
+        """Send a signed `/jobs` and return the reply, from the ack or from response_url."""
+        self._replies += 1
+        name = f"r{self._replies}"
+        body, headers = slash_command(
+            SECRET, text, team=team, channel=channel, user=user, response_url=self.slack.response_url(name)
+        )
+        response = self.post(body, headers)
+        assert response.status_code == 200, response.text
+        if response.content:
+            return dict(response.json())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for got, payload in self.slack.responses:
+                if got == name:
+                    return payload
+            time.sleep(0.02)
+        raise AssertionError(f"no reply to {text!r}")
+
+    def cycle(self) -> None:
+        """One poll of every queue, then deliver everything due."""
+        worker = self.runtime.worker
+        worker.renew()
+        worker.poll_all()
+        worker.deliver()
+
+    def close(self) -> None:
+        self.http.close()
+        self.runtime.worker.close()
+        self.runtime.db.dispose()
+
+
+def text_of(reply: dict[str, Any]) -> str:
+    """Everything a person would read in a reply or message."""
+    parts = [str(reply.get("text", ""))]
+    for block in reply.get("blocks") or []:
+        if block.get("type") == "section":
+            parts.append(block["text"]["text"])
+        elif block.get("type") == "context":
+            parts.extend(e.get("text", "") for e in block["elements"])
+    return "\n".join(parts)

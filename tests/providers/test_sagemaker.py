@@ -1,0 +1,131 @@
+"""The SageMaker adapter against moto (boto3's own wire format) and the local simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.sagemaker.models import sagemaker_backends
+
+from bot.sim.sagemaker import SageMakerSim
+from providers import AuthError, JobStatus, ThrottledError
+from providers.sagemaker import SageMakerQueue, SageMakerSource, status_of
+from tests.conftest import AWS_ENV
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+def queue(**kw: Any) -> SageMakerQueue:
+    return SageMakerQueue(
+        name="ml", region=REGION, access_key_env="TEST_AWS_KEY", secret_key_env="TEST_AWS_SECRET", **kw
+    )
+
+
+@pytest.fixture
+def moto_sm() -> Iterator[Any]:
+    with mock_aws():
+        yield boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y")
+
+
+def create(client: Any, name: str) -> None:
+    client.create_training_job(
+        TrainingJobName=name,
+        AlgorithmSpecification={"TrainingImage": "img", "TrainingInputMode": "File"},
+        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/r",
+        OutputDataConfig={"S3OutputPath": "s3://b/o"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        StoppingCondition={"MaxRuntimeInSeconds": 60},
+    )
+
+
+def backend_job(name: str) -> Any:
+    return sagemaker_backends[ACCOUNT][REGION].training_jobs[name]
+
+
+def test_lists_every_page_from_moto(moto_sm: Any) -> None:
+    for n in range(230):
+        create(moto_sm, f"job-{n:03d}")
+    backend_job("job-007").training_job_status = "InProgress"
+    source = SageMakerSource(queue(), env=AWS_ENV)
+    jobs = source.list_jobs(since=None, live=[])
+    assert len(jobs) == 230
+    by_name = {j.name: j for j in jobs}
+    assert by_name["job-007"].status is JobStatus.RUNNING
+    assert by_name["job-008"].status is JobStatus.SUCCEEDED
+    assert by_name["job-008"].id.endswith(":training-job/job-008")
+    assert by_name["job-008"].url == (
+        "https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/job-008"
+    )
+    assert all(j.created_at and j.created_at.tzinfo is UTC for j in jobs)
+
+
+def test_failure_reason_comes_from_describe(moto_sm: Any) -> None:
+    create(moto_sm, "bad")
+    job = backend_job("bad")
+    job.training_job_status = "Failed"
+    job.failure_reason = "AlgorithmError: out of memory"
+    source = SageMakerSource(queue(), env=AWS_ENV)
+    detail = source.get_job(source.list_jobs(since=None, live=[])[0].id)
+    assert detail is not None
+    assert detail.status is JobStatus.FAILED
+    assert detail.reason == "AlgorithmError: out of memory"
+
+
+def test_deleted_job_is_none(moto_sm: Any) -> None:
+    source = SageMakerSource(queue(), env=AWS_ENV)
+    assert source.get_job(f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/nope") is None
+
+
+@pytest.mark.parametrize(
+    ("primary", "secondary", "expected"),
+    [
+        ("InProgress", "Starting", JobStatus.QUEUED),
+        ("InProgress", "Pending", JobStatus.QUEUED),
+        ("InProgress", "Downloading", JobStatus.RUNNING),
+        ("InProgress", "Training", JobStatus.RUNNING),
+        ("InProgress", None, JobStatus.RUNNING),
+        ("Stopping", "Stopping", JobStatus.STOPPING),
+        ("Completed", "Completed", JobStatus.SUCCEEDED),
+        ("Failed", "Failed", JobStatus.FAILED),
+        ("Stopped", "MaxRuntimeExceeded", JobStatus.TIMED_OUT),
+        ("Stopped", "MaxWaitTimeExceeded", JobStatus.TIMED_OUT),
+        ("Stopped", "Stopped", JobStatus.STOPPED),
+        ("Deleting", None, JobStatus.UNKNOWN),
+        ("BrandNewStatus", None, JobStatus.UNKNOWN),
+    ],
+)
+def test_status_map(primary: str, secondary: str | None, expected: JobStatus) -> None:
+    assert status_of(primary, secondary) is expected
+
+
+def sim_source(sim: SageMakerSim, **kw: Any) -> SageMakerSource:
+    return SageMakerSource(queue(endpoint_url=sim.url), env=AWS_ENV, **kw)
+
+
+def test_incremental_listing_sends_watermark_minus_overlap(sagemaker: SageMakerSim) -> None:
+    old = sagemaker.add("old", status="Completed", secondary="Completed")
+    old.modified = datetime.now(UTC) - timedelta(hours=2)
+    sagemaker.add("fresh")
+    source = sim_source(sagemaker)
+    jobs = source.list_jobs(since=datetime.now(UTC) - timedelta(minutes=1), live=[])
+    assert [j.name for j in jobs] == ["fresh"]
+    assert sagemaker.requests == ["SageMaker.ListTrainingJobs"]
+
+
+def test_throttling_that_outlasts_retries_raises(sagemaker: SageMakerSim) -> None:
+    sagemaker.add("a")
+    for _ in range(10):
+        sagemaker.fail_next(400, "ThrottlingException")
+    source = SageMakerSource(queue(endpoint_url=sagemaker.url), env=AWS_ENV, max_attempts=2)
+    with pytest.raises(ThrottledError):
+        source.list_jobs(since=None, live=[])
+
+
+def test_missing_credentials_name_the_variable() -> None:
+    with pytest.raises(AuthError, match="TEST_AWS_KEY"):
+        SageMakerSource(queue(), env={})
