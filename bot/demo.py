@@ -15,13 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.app import build_app
-from bot.config import Settings
+from bot.config import Settings, load_config
 from bot.runtime import build_runtime, build_sources, command_client
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack, pretty
@@ -31,29 +31,70 @@ from bot.web import Background, WebApp
 SECRET = "demo-signing-secret"
 TOKEN = "xoxb-demo"
 CHANNEL = "CDEMO01"
-DEMO_ENV = {"DEMO_AWS_KEY": "AKIDEMO", "DEMO_AWS_SECRET": "demo-secret-key"}
+
+
+class Story(Protocol):
+    """One simulated queue: a provider simulator plus a scripted job lifecycle."""
+
+    queue: str
+
+    def start(self) -> None:
+        """Start the simulator and create the jobs that exist before the bot starts."""
+
+    def config(self) -> str:
+        """The queue's `[[queues]]` table, pointing at the simulator."""
+        ...
+
+    def env(self) -> dict[str, str]:
+        """The (fake) credentials the queue's adapter reads."""
+        ...
+
+    def step(self) -> None:
+        """Move the world on: jobs start, progress, end."""
+
+    def failed_job(self) -> str | None:
+        """A job that has failed by now, to show `/jobs status` on."""
+        ...
+
+    def stop(self) -> None:
+        """Stop the simulator."""
 
 
 class SageMakerStory:
-    """Training jobs that start, run and end (one fails, one times out) on a seeded schedule."""
+    """Training jobs that start, run and end (some fail, some time out) on a seeded schedule."""
 
+    queue = "ml-training"
     STEPS: tuple[tuple[str, str], ...] = (
         ("InProgress", "Downloading"),
         ("InProgress", "Training"),
         ("InProgress", "Uploading"),
     )
 
-    def __init__(self, sim: SageMakerSim, rng: random.Random) -> None:
-        self.sim = sim
+    def __init__(self, rng: random.Random) -> None:
+        self.sim = SageMakerSim()
         self.rng = rng
         self.stage: dict[str, int] = {}
         self.count = 0
 
-    def seed(self) -> None:
-        """Jobs that exist before the bot starts (the baseline: stored, not announced)."""
+    def start(self) -> None:
+        self.sim.start()
         for n in range(3):
             self.sim.add(f"resnet50-sweep-{n}", status="Completed", secondary="Completed")
         self.spawn()
+
+    def config(self) -> str:
+        return f"""
+[[queues]]
+name = "{self.queue}"
+provider = "sagemaker"
+region = "us-east-1"
+endpoint_url = "{self.sim.url}"
+access_key_env = "DEMO_AWS_KEY"
+secret_key_env = "DEMO_AWS_SECRET"
+"""
+
+    def env(self) -> dict[str, str]:
+        return {"DEMO_AWS_KEY": "AKIDEMO", "DEMO_AWS_SECRET": "demo-secret-key"}
 
     def spawn(self) -> None:
         self.count += 1
@@ -62,7 +103,6 @@ class SageMakerStory:
         self.stage[name] = 0
 
     def step(self) -> None:
-        """Advance every live job by one stage; start a new job now and then."""
         for name, stage in list(self.stage.items()):
             if stage < len(self.STEPS):
                 status, secondary = self.STEPS[stage]
@@ -73,33 +113,22 @@ class SageMakerStory:
             if roll < 0.6:
                 self.sim.set(name, "Completed", "Completed")
             elif roll < 0.85:
-                self.sim.set(
-                    name, "Failed", "Failed", reason="AlgorithmError: CUDA out of memory (GPU 0; 15.78 GiB total)"
-                )
+                self.sim.set(name, "Failed", "Failed", reason="AlgorithmError: CUDA out of memory (GPU 0; 15.78 GiB)")
             else:
                 self.sim.set(name, "Stopped", "MaxRuntimeExceeded")
             del self.stage[name]
         if len(self.stage) < 2:
             self.spawn()
 
+    def failed_job(self) -> str | None:
+        return next((n for n, j in self.sim.jobs.items() if j.status == "Failed"), None)
 
-def _write_config(folder: Path, sagemaker_url: str, interval: int) -> Path:
-    path = folder / "jobwatch.toml"
-    path.write_text(
-        f"""[bot]
-poll_interval = {interval}
+    def stop(self) -> None:
+        self.sim.stop()
 
-[[queues]]
-name = "ml-training"
-provider = "sagemaker"
-region = "us-east-1"
-endpoint_url = "{sagemaker_url}"
-access_key_env = "DEMO_AWS_KEY"
-secret_key_env = "DEMO_AWS_SECRET"
-""",
-        encoding="utf-8",
-    )
-    return path
+
+# Every simulated provider in the demo; each story lives beside its simulator.
+STORIES: list[Callable[[random.Random], Story]] = [SageMakerStory]
 
 
 def run_demo(*, seconds: float = 45, interval: int = 5, out: TextIO = sys.stdout, seed: int = 7) -> int:
@@ -114,54 +143,60 @@ def run_demo(*, seconds: float = 45, interval: int = 5, out: TextIO = sys.stdout
         say(pretty({"channel": "you (ephemeral reply)", **payload}))
 
     slack = FakeSlack(tokens={TOKEN: "TDEMO"}, on_post=lambda m: say(pretty(m)), on_response=show_reply).start()
-    sagemaker = SageMakerSim().start()
-    story = SageMakerStory(sagemaker, random.Random(seed))
-    story.seed()
+    rng = random.Random(seed)
+    stories = [make(rng) for make in STORIES]
+    for story in stories:
+        story.start()
+    env = {k: v for story in stories for k, v in story.env().items()}
     with tempfile.TemporaryDirectory(prefix="jobwatch-demo-") as tmp:
         folder = Path(tmp)
+        config_path = folder / "jobwatch.toml"
+        config_path.write_text(f"[bot]\npoll_interval = {interval}\n" + "".join(s.config() for s in stories))
         settings = Settings(
             slack_bot_token=TOKEN,
             slack_signing_secret=SECRET,
             slack_api_url=slack.api_url,
             database_url=f"sqlite:///{folder / 'jobwatch.db'}",
-            jobwatch_config=_write_config(folder, sagemaker.url, interval),
+            jobwatch_config=config_path,
         )
-        from bot.config import load_config
-
-        config = load_config(settings.jobwatch_config)
-        runtime = build_runtime(settings, config=config, sources=build_sources(config, env=DEMO_ENV))
+        config = load_config(config_path)
+        runtime = build_runtime(settings, config=config, sources=build_sources(config, env=env))
         app = build_app(runtime.services, client=command_client(settings), signing_secret=SECRET)
         http = Background(WebApp(app))
-        base = http.url
 
         def command(text: str) -> None:
             say(f"\n$ /jobs {text}")
             body, headers = slash_command(
                 SECRET, text, team="TDEMO", channel=CHANNEL, response_url=slack.response_url()
             )
-            reply = httpx.post(base + "/slack/events", content=body, headers=headers, timeout=10)
+            reply = httpx.post(http.url + "/slack/events", content=body, headers=headers, timeout=10)
             if reply.content:
                 show_reply("", reply.json())
 
-        say(f"jobwatch demo: fake Slack at {slack.api_url}, simulated SageMaker at {sagemaker.url}, bot at {base}")
+        queues = ", ".join(s.queue for s in stories)
+        say(f"jobwatch demo: fake Slack at {slack.api_url}, bot at {http.url}, queues: {queues}")
         command("help")
-        command("subscribe ml-training")
-        runtime.worker.lease.renew()
+        for story in stories:
+            command(f"subscribe {story.queue}")
+        runtime.worker.renew()
         runtime.worker.poll_all()  # the baseline: existing jobs are stored, not announced
-        command("list ml-training")
+        command(f"list {stories[0].queue}")
         scheduler = BackgroundScheduler(timezone="UTC")
         runtime.worker.schedule(scheduler)
-        scheduler.add_job(story.step, "interval", seconds=interval, id="story")
+        for story in stories:
+            scheduler.add_job(story.step, "interval", seconds=interval, id=f"story:{story.queue}")
         say(f"\nWatching for {seconds:.0f}s: jobs move through their lifecycle; alerts follow.\n")
         scheduler.start()
         _wait(seconds)
         scheduler.shutdown(wait=True)
         runtime.worker.deliver()
         command("queues")
-        failed = next((n for n, j in sagemaker.jobs.items() if j.status == "Failed"), None)
-        if failed:
-            command(f"status ml-training {failed}")
-            time.sleep(0.5)
+        for story in stories:
+            failed = story.failed_job()
+            if failed:
+                command(f"status {story.queue} {failed}")
+                time.sleep(0.5)
+                break
         alerts = len(slack.alert_ids())
         say(
             f"\nDone: {alerts} alert(s) posted, {len(slack.updates)} thread parent(s) updated, "
@@ -170,8 +205,9 @@ def run_demo(*, seconds: float = 45, interval: int = 5, out: TextIO = sys.stdout
         http.close()
         runtime.worker.close()
         runtime.db.dispose()
+    for story in stories:
+        story.stop()
     slack.stop()
-    sagemaker.stop()
     return alerts
 
 

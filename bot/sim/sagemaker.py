@@ -6,6 +6,7 @@ scripted errors (`__type` bodies, as AWS sends them). Point boto3 at it with end
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class TrainingJob:
 
 
 TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
+JSON11 = "application/x-amz-json-1.1"
 
 
 @dataclass
@@ -64,6 +66,7 @@ class SageMakerSim:
     clock: Clock = utcnow
     jobs: dict[str, TrainingJob] = field(default_factory=dict)
     errors: deque[tuple[int, str]] = field(default_factory=deque)
+    faults: deque[str] = field(default_factory=deque)  # "html" | "malformed" | "repeat_token", one per listing page
     requests: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -121,19 +124,27 @@ class SageMakerSim:
         self.requests.append(target)
         if self.errors:
             status, kind = self.errors.popleft()
-            return Response.json(
-                {"__type": kind, "message": f"simulated {kind}"}, status, {"Content-Type": "application/x-amz-json-1.1"}
-            )
+            return Response.json({"__type": kind, "message": f"simulated {kind}"}, status, {"Content-Type": JSON11})
         body = req.json()
         if target.endswith(".ListTrainingJobs"):
-            return self._list(body)
+            fault = self.faults.popleft() if self.faults else None
+            if fault == "html":
+                return Response(200, b"<html><body>Service Unavailable</body></html>", {"Content-Type": "text/html"})
+            if fault == "malformed":
+                return Response(200, b'{"TrainingJobSummaries": [{"TrainingJobName": "x"', {"Content-Type": JSON11})
+            response = self._list(body)
+            if fault == "repeat_token" or body.get("NextToken") == "stuck":
+                data = json.loads(response.body)
+                data["NextToken"] = "stuck"
+                return Response.json(data, headers={"Content-Type": JSON11})
+            return response
         if target.endswith(".DescribeTrainingJob"):
             with self.lock:
                 job = self.jobs.get(str(body.get("TrainingJobName")))
                 detail = job.detail() if job else None
             if detail is None:
                 return Response.json({"__type": "ValidationException", "message": "Requested resource not found."}, 400)
-            return Response.json(detail, headers={"Content-Type": "application/x-amz-json-1.1"})
+            return Response.json(detail, headers={"Content-Type": JSON11})
         return Response.json({"__type": "UnknownOperationException"}, 400)
 
     def _list(self, body: dict[str, object]) -> Response:
@@ -149,9 +160,10 @@ class SageMakerSim:
         descending = body.get("SortOrder", "Ascending") == "Descending"
         jobs.sort(key=lambda s: float(str(s["CreationTime"])), reverse=descending)
         size = int(str(body.get("MaxResults", 10)))
-        start = int(str(body.get("NextToken", "0")))
+        token = str(body.get("NextToken", "0"))
+        start = int(token) if token.isdigit() else 0
         page = jobs[start : start + size]
         out: dict[str, object] = {"TrainingJobSummaries": page}
         if start + size < len(jobs):
             out["NextToken"] = str(start + size)
-        return Response.json(out, headers={"Content-Type": "application/x-amz-json-1.1"})
+        return Response.json(out, headers={"Content-Type": JSON11})

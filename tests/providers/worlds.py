@@ -1,0 +1,65 @@
+"""One World per provider for the contract suite."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from bot.sim.sagemaker import SageMakerSim
+from providers import JobSource, JobStatus
+from providers.sagemaker import PAGE_SIZE, SageMakerQueue, SageMakerSource
+from tests.conftest import AWS_ENV
+
+
+class SageMakerWorld:
+    provider = "sagemaker"
+    page_size = PAGE_SIZE
+    status_cases: ClassVar[dict[str, JobStatus]] = {
+        "InProgress": JobStatus.QUEUED,  # the simulator starts jobs in secondary status Starting
+        "Stopping": JobStatus.STOPPING,
+        "Completed": JobStatus.SUCCEEDED,
+        "Failed": JobStatus.FAILED,
+        "Stopped": JobStatus.STOPPED,
+        "Deleting": JobStatus.UNKNOWN,
+    }
+    unknown_native = "Hibernating"
+
+    def __init__(self) -> None:
+        self.sim = SageMakerSim().start()
+
+    def source(self) -> JobSource:
+        config = SageMakerQueue(
+            name="contract",
+            region="us-east-1",
+            endpoint_url=self.sim.url,
+            access_key_env="TEST_AWS_KEY",
+            secret_key_env="TEST_AWS_SECRET",
+        )
+        env = dict(AWS_ENV)
+        if getattr(self, "_bad_keys", False):
+            env["TEST_AWS_SECRET"] = "wrong"
+        return SageMakerSource(config, env=env, max_attempts=2)
+
+    def add(self, name: str, native: str) -> str:
+        secondary = "Starting" if native == "InProgress" else None
+        return self.sim.add(name, status=native, secondary=secondary).arn
+
+    def set(self, job_id: str, native: str) -> None:
+        self.sim.set(job_id.rsplit("/", 1)[-1], native, None)
+
+    def fault(self, kind: str) -> None:
+        if kind == "throttle":
+            for _ in range(5):
+                self.sim.fail_next(400, "ThrottlingException")
+        elif kind == "server":
+            for _ in range(5):
+                self.sim.fail_next(500, "InternalFailure")
+        elif kind == "auth":
+            self.sim.fail_next(400, "UnrecognizedClientException")
+        else:
+            self.sim.faults.append(kind)
+
+    def close(self) -> None:
+        self.sim.stop()
+
+
+WORLDS: dict[str, type] = {"sagemaker": SageMakerWorld}
