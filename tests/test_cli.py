@@ -1,0 +1,106 @@
+"""The `jobwatch` command as an operator runs it: real subprocesses, clear one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.config import load_config
+from bot.db import Database
+from bot.services import Services
+from bot.sim.sagemaker import SageMakerSim
+from bot.sim.slack import FakeSlack
+from tests.conftest import TOKEN
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "JOBWATCH_", "AWS_", "DATABASE_"))}
+    clean["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], env={**clean, **env}, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def queue_file(tmp_path: Path, endpoint: str) -> Path:
+    path = tmp_path / "jobwatch.toml"
+    path.write_text(
+        f"""[[queues]]
+name = "ml"
+provider = "sagemaker"
+region = "us-east-1"
+endpoint_url = "{endpoint}"
+access_key_env = "K"
+secret_key_env = "S"
+"""
+    )
+    return path
+
+
+def test_serve_without_token_says_what_is_missing(tmp_path: Path) -> None:
+    result = run("serve", env={}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "SLACK_BOT_TOKEN is not set" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_with_broken_queues_file_names_file_queue_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text('[[queues]]\nname = "ml"\nprovider = "sagemaker"\nregoin = "x"\n')
+    env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "JOBWATCH_CONFIG": str(path)}
+    result = run("serve", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert str(path) in result.stderr and "queue 'ml'" in result.stderr and "key regoin" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_environment_value_is_named(tmp_path: Path) -> None:
+    result = run("serve", env={"JOBWATCH_POLL_INTERVAL": "often"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "JOBWATCH_POLL_INTERVAL" in result.stderr
+
+
+def test_check_reports_each_queue(tmp_path: Path, sagemaker: SageMakerSim) -> None:
+    sagemaker.add("one")
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "s",
+        "JOBWATCH_CONFIG": str(queue_file(tmp_path, sagemaker.url)),
+        "K": "k",
+        "S": "s",
+    }
+    ok = run("check", env=env, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "ml (sagemaker): OK, 1 job(s) listed" in ok.stdout
+    broken = run("check", env={**env, "JOBWATCH_CONFIG": str(queue_file(tmp_path, "http://127.0.0.1:9"))}, cwd=tmp_path)
+    assert broken.returncode == 1
+    assert "queue 'ml' (sagemaker): UnavailableError" in broken.stderr
+    missing_key = run("check", env={k: v for k, v in env.items() if k != "K"}, cwd=tmp_path)
+    assert missing_key.returncode == 1 and "environment variable K is not set" in missing_key.stderr
+
+
+def test_poll_once_takes_a_baseline_then_alerts(tmp_path: Path, sagemaker: SageMakerSim, slack: FakeSlack) -> None:
+    sagemaker.add("bert", status="InProgress", secondary="Training")
+    env = {
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_API_URL": slack.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "JOBWATCH_CONFIG": str(queue_file(tmp_path, sagemaker.url)),
+        "K": "k",
+        "S": "s",
+    }
+    assert run("poll", "--once", env=env, cwd=tmp_path).returncode == 0
+    assert slack.posts() == []
+    # subscribe through the same service `/jobs subscribe` uses; the next poll delivers a change
+    db = Database(env["DATABASE_URL"])
+    services = Services(config=load_config(Path(env["JOBWATCH_CONFIG"])), db=db, sources={})
+    services.subscribe(team_id="T0001", channel_id="C1", user_id="U1", queue="ml", statuses=(), match=None)
+    db.dispose()
+    sagemaker.set("bert", "Completed", "Completed")
+    result = run("poll", "--once", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (post,) = slack.posts()
+    assert post["channel"] == "C1" and "bert" in post["text"] and "Completed" in post["text"]
