@@ -113,10 +113,12 @@ class Worker:
             log.warning("lease_lost owner=%s", self.lease.owner)
 
     def schedule(self, scheduler: BaseScheduler) -> None:
-        """Add the lease, poll and delivery jobs to a scheduler."""
+        """Add the lease, poll and delivery jobs to a scheduler; try for the lease first so the
+        first polls run at once instead of one interval later."""
+        self.renew()
         now = self.clock()
         ttl = self.lease.ttl.total_seconds()
-        scheduler.add_job(self.renew, "interval", seconds=max(1.0, ttl / 3), id="lease", next_run_time=now)
+        scheduler.add_job(self.renew, "interval", seconds=max(1.0, ttl / 3), id="lease")
         for name, source in self.sources.items():
             interval = self.config.interval(source.config, self.settings)
             scheduler.add_job(

@@ -104,3 +104,69 @@ def test_poll_once_takes_a_baseline_then_alerts(tmp_path: Path, sagemaker: SageM
     assert result.returncode == 0, result.stderr
     (post,) = slack.posts()
     assert post["channel"] == "C1" and "bert" in post["text"] and "Completed" in post["text"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_answers_slack_and_runs_the_worker(tmp_path: Path, sagemaker: SageMakerSim, slack: FakeSlack) -> None:
+    import time
+
+    import httpx
+
+    from bot.sim.slash import slash_command
+
+    sagemaker.add("bert", status="InProgress", secondary="Training")
+    port = free_port()
+    config = queue_file(tmp_path, sagemaker.url)
+    config.write_text(config.read_text().replace('region = "us-east-1"', 'region = "us-east-1"\npoll_interval = 5'))
+    env = {
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_SIGNING_SECRET": "serve-secret",
+        "SLACK_API_URL": slack.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "JOBWATCH_CONFIG": str(config),
+        "PORT": str(port),
+        "K": "k",
+        "S": "s",
+        "PYTHONPATH": str(ROOT),
+    }
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "JOBWATCH_", "AWS_", "DATABASE_"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"], env={**clean, **env}, cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                health = httpx.get(base + "/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None, "serve did not come up"
+                time.sleep(0.1)
+        assert health.status_code == 200
+        body, headers = slash_command("serve-secret", "subscribe ml", channel="C9", response_url=slack.response_url())
+        reply = httpx.post(base + "/slack/events", content=body, headers=headers, timeout=5)
+        assert reply.status_code == 200 and "Subscribed" in reply.json()["text"] + str(reply.json()["blocks"])
+        while True:  # wait for the first (baseline) poll before the job moves
+            body, headers = slash_command("serve-secret", "queues", response_url=slack.response_url())
+            queues = httpx.post(base + "/slack/events", content=body, headers=headers, timeout=5).json()
+            if "ok · last poll" in str(queues["blocks"]):
+                break
+            assert time.monotonic() < deadline, queues
+            time.sleep(0.2)
+        sagemaker.set("bert", "Completed", "Completed")
+        deadline = time.monotonic() + 20
+        while not slack.posts("C9"):
+            assert time.monotonic() < deadline, "no alert from the in-process worker"
+            time.sleep(0.2)
+        assert "bert" in slack.posts("C9")[0]["text"]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
