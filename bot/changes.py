@@ -93,12 +93,13 @@ class Changes:
         now = self.clock()
         with self.db.write() as session:
             job_id, job_name = ("", "") if job is None else _resolve(session, queue, job)
-            mute, created = mutes.put(
+            mute, state = mutes.put(
                 session, actor, queue=queue, job_id=job_id, job_name=job_name, seconds=seconds, now=now
             )
-            detail = f"{mutes.label(mute)} until {mute.until.isoformat()} {'new' if created else 'extended'}"
-            access.record(session, actor, "mute", queue=queue, detail=detail, now=now)
-            return mute, created
+            if state != "replay":
+                detail = f"{mutes.label(mute)} until {mute.until.isoformat()} {state}"
+                access.record(session, actor, "mute", queue=queue, detail=detail, now=now)
+            return mute, state == "new"
 
     def unmute(self, actor: Actor, queue: str, *, job: str | None) -> Unmuted:
         """End this channel's mutes of the queue (all of them, or one job's)."""

@@ -27,8 +27,11 @@ def active(session: Session, *, team_id: str, channel_id: str, queue: str | None
 
 def put(
     session: Session, actor: Actor, *, queue: str, job_id: str, job_name: str, seconds: int, now: datetime
-) -> tuple[Mute, bool]:
-    """Start or extend a mute; one row per (team, channel, queue, job), so a replay changes nothing new."""
+) -> tuple[Mute, str]:
+    """Start (`new`) or extend (`extended`) a mute: one row per (team, channel, queue, job).
+
+    A Slack retry or replay of the same request (same trigger_id) changes nothing (`replay`).
+    """
     mute = session.exec(
         select(Mute).where(
             Mute.team_id == actor.team_id,
@@ -37,7 +40,9 @@ def put(
             Mute.job_id == job_id,
         )
     ).first()
-    created = mute is None
+    if mute is not None and actor.trigger_id and mute.trigger_id == actor.trigger_id:
+        return mute, "replay"
+    state = "extended" if mute else "new"
     if mute is None:
         mute = Mute(
             team_id=actor.team_id,
@@ -53,7 +58,7 @@ def put(
     mute.trigger_id = actor.trigger_id
     session.add(mute)
     session.flush()
-    return mute, created
+    return mute, state
 
 
 def held(session: Session, mute: Mute) -> int:

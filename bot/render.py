@@ -30,6 +30,7 @@ REASON_MAX = 1_500
 SECTION_MAX = 3_000
 TEXT_MAX = 3_000
 VALUE_MAX = 2_000  # a button's value
+URL_MAX = 3_000  # a button's url
 MUTE_ACTION = "mute_job"
 UNSUBSCRIBE_ACTION = "unsubscribe"
 MUTE_BUTTON_SECONDS = 3600
@@ -91,8 +92,8 @@ def when(value: datetime | None) -> str:
 
 def link_button(job: Job) -> list[dict[str, Any]]:
     """A 'View in console' link button, when the adapter built an https console URL from its template."""
-    if not job.url or not URL_RE.match(job.url):
-        return []
+    if not job.url or len(job.url) > URL_MAX or not URL_RE.match(job.url):
+        return []  # a cut URL would lead somewhere else: no button rather than a wrong one
     return [button("View in console", "console_link", url=job.url)]
 
 
