@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
-from bot.tables import AuditEntry, Mute, Subscription
+from bot.tables import AuditEntry, Mute, OutboxItem, Subscription
 from tests.bot.conftest import queue_config
 from tests.conftest import AWS_ENV
 from tests.harness import Bot, text_of
@@ -87,7 +87,8 @@ def test_bad_input_stores_nothing(guarded: Bot) -> None:
     assert guarded.slack.problems() == []
 
 
-def test_two_workspaces_with_the_same_channel_and_queue_stay_apart(ml: Bot) -> None:
+def test_two_workspaces_with_the_same_channel_and_queue_stay_apart(ml: Bot, sagemaker: SageMakerSim) -> None:
+    sagemaker.add("bert", status="InProgress", secondary="Training")
     assert "Subscribed" in text_of(ml.command("subscribe ml failed", channel="C1", team="T0001"))
     assert "This channel has no subscriptions" in text_of(ml.command("subscriptions", channel="C1", team="T0002"))
     assert "was not subscribed" in text_of(ml.command("unsubscribe ml", channel="C1", team="T0002"))
@@ -102,5 +103,12 @@ def test_two_workspaces_with_the_same_channel_and_queue_stay_apart(ml: Bot) -> N
     with ml.runtime.db.read() as session:
         (mute,) = session.exec(select(Mute)).all()
     assert mute.team_id == "T0002"
+    ml.runtime.worker.renew()
+    ml.runtime.worker.poll_all()  # baseline
+    sagemaker.set("bert", "Failed", "Failed")
+    ml.runtime.worker.poll_all()
+    with ml.runtime.db.read() as session:
+        held = {(r.team_id, r.channel_id, r.state) for r in session.exec(select(OutboxItem)).all()}
+    assert held == {("T0001", "C1", "pending"), ("T0002", "C1", "muted")}  # team B's mute leaves team A alone
     home = text_of({"blocks": ml.open_home(team="T0001")["blocks"]})
     assert "<#C1> · *ml* — failed" in home and "every change" not in home

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from bot.sim.checks import block_problems, live_markup
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from bot.tables import OutboxItem
@@ -45,13 +46,12 @@ def test_hostile_job_names_and_reasons_post_inert(ml: Bot, slack: FakeSlack, sag
     assert all(len(p["text"]) < 1_000 for p in posts)
     for reply in (ml.command("list ml --limit 50"), ml.command("list ml failed"), ml.command("queues")):
         assert "&lt;!channel&gt;" in text_of(reply) or "ml" in text_of(reply)
-    ml.open_home()
+    home = text_of({"blocks": ml.open_home()["blocks"]})
+    assert "&lt;!channel&gt; deploy now" in home and "running → failed · sent" in home
     assert slack.problems() == []
 
 
-def test_fake_slack_catches_live_markup(slack: FakeSlack) -> None:
-    from bot.sim.slack import block_problems, live_markup
-
+def test_fake_slack_catches_live_markup() -> None:
     assert live_markup("hi <!channel> and <@U1> see <https://x.example|x>") != []
     assert len(live_markup("hi <!channel> and <@U1> see <https://x.example|x>")) == 3
     assert live_markup("at <!date^1700000000^{date}|2023-11-14> in <#C123>") == []
