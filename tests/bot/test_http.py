@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -177,3 +178,14 @@ def test_app_home_shows_queues_subscriptions_and_recent_alerts(bot: Bot) -> None
     assert "Slack shows the names of the channels you can see" in shown
     assert "No alerts yet." in shown
     assert bot.slack.problems() == []
+
+
+def test_refused_and_served_requests_never_log_bodies_or_response_urls(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret_url = "https://hooks.slack.com/commands/T0001/99/capability-token"
+    body, headers = slash_command(SECRET, "subscribe ml", response_url=secret_url)
+    assert bot.post(body, {**headers, "X-Slack-Signature": "v0=" + "0" * 64}).status_code == 401
+    assert bot.post(body, headers).status_code == 200
+    assert "capability-token" not in caplog.text and "legacy-verification-token" not in caplog.text
