@@ -24,7 +24,13 @@ USAGE = {
     "subscribe": "/jobs subscribe <queue> [status ...] [--match PATTERN]",
     "unsubscribe": "/jobs unsubscribe <queue>",
     "subscriptions": "/jobs subscriptions",
+    "mute": "/jobs mute <queue> [job] <duration>  (e.g. 30m, 2h, 1d)",
+    "unmute": "/jobs unmute <queue> [job]",
 }
+DURATION_RE = re.compile(r"^(\d{1,5})([mhd])$")
+UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+MAX_MUTE = 30 * 86400
+JOB_MAX = 300
 STATUSES = ", ".join(s.value for s in JobStatus)
 
 
@@ -85,7 +91,24 @@ class Subscriptions:
     """This channel's subscriptions."""
 
 
-Command = Help | Queues | ListJobs | ShowJob | Subscribe | Unsubscribe | Subscriptions
+@dataclass(frozen=True)
+class Mute:
+    """Hold back this channel's alerts of a queue (or one job of it) for a while."""
+
+    queue: str
+    job: str | None
+    seconds: int
+
+
+@dataclass(frozen=True)
+class Unmute:
+    """End a mute now."""
+
+    queue: str
+    job: str | None = None
+
+
+Command = Help | Queues | ListJobs | ShowJob | Subscribe | Unsubscribe | Subscriptions | Mute | Unmute
 
 _BAD_CATEGORIES = {"Cc", "Cf", "Co", "Cs"}  # control, format (bidi, zero-width), private, surrogate
 
@@ -150,6 +173,34 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
     return Subscribe(_queue(words[0], "subscribe"), statuses, match)
 
 
+def duration(word: str) -> int:
+    """`30m`, `2h`, `1d` as seconds (1 minute to 30 days), or UsageError."""
+    found = DURATION_RE.match(word.lower())
+    seconds = int(found.group(1)) * UNIT_SECONDS[found.group(2)] if found else 0
+    if not 60 <= seconds <= MAX_MUTE:
+        raise UsageError("give the mute a duration from 1m to 30d, such as 30m, 2h or 1d", USAGE["mute"])
+    return seconds
+
+
+def _job(word: str, verb: str) -> str:
+    if len(word) > JOB_MAX:
+        raise UsageError("that job name is too long", USAGE[verb])
+    return word
+
+
+def _parse_mute(args: list[str]) -> Mute:
+    if len(args) not in (2, 3):
+        raise UsageError("name a queue, optionally a job, and a duration", USAGE["mute"])
+    job = _job(args[1], "mute") if len(args) == 3 else None
+    return Mute(_queue(args[0], "mute"), job, duration(args[-1]))
+
+
+def _parse_unmute(args: list[str]) -> Unmute:
+    if len(args) not in (1, 2):
+        raise UsageError("name a queue, and optionally a job", USAGE["unmute"])
+    return Unmute(_queue(args[0], "unmute"), _job(args[1], "unmute") if len(args) == 2 else None)
+
+
 def parse(text: str) -> Command:
     """Turn the slash command's text into a Command, or raise UsageError."""
     clean = check_text(text)
@@ -169,15 +220,17 @@ def parse(text: str) -> Command:
     if verb == "status":
         if len(args) != 2:
             raise UsageError("name a queue and a job", USAGE["status"])
-        if len(args[1]) > 300:
-            raise UsageError("that job name is too long", USAGE["status"])
-        return ShowJob(_queue(args[0], "status"), args[1])
+        return ShowJob(_queue(args[0], "status"), _job(args[1], "status"))
     if verb == "subscribe":
         return _parse_subscribe(args)
     if verb == "unsubscribe":
         if len(args) != 1:
             raise UsageError("name the queue to unsubscribe from", USAGE["unsubscribe"])
         return Unsubscribe(_queue(args[0], "unsubscribe"))
+    if verb == "mute":
+        return _parse_mute(args)
+    if verb == "unmute":
+        return _parse_unmute(args)
     if verb in USAGE:
         raise UsageError(f"`{verb}` takes different arguments", USAGE[verb])
     raise UsageError("unknown command", "/jobs help")

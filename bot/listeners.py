@@ -6,24 +6,31 @@ import logging
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
 
-from bot import commands, render
+from bot import actions, commands, mutes, overview, render
+from bot.access import Actor
+from bot.actions import reply
 from bot.commands import UsageError
 from bot.services import ServiceError, Services, age
+from providers import Job
 
 log = logging.getLogger(__name__)
 
 
-def reply(message: render.Message) -> dict[str, Any]:
-    """An ephemeral reply payload."""
-    return {"response_type": "ephemeral", "text": message.text, "blocks": message.blocks}
+def command_actor(body: dict[str, Any]) -> Actor:
+    """Who sent this slash command, from the signed payload."""
+    return Actor(
+        team_id=str(body.get("team_id", "")),
+        channel_id=str(body.get("channel_id", "")),
+        user_id=str(body.get("user_id", "")),
+        trigger_id=str(body.get("trigger_id", ""))[:100],
+    )
 
 
 def handle(services: Services, body: dict[str, Any], ack: Ack, respond: Respond) -> None:
     """Answer one `/jobs` command: at once in the ack, or via response_url after a provider call."""
-    team = str(body.get("team_id", ""))
-    channel = str(body.get("channel_id", ""))
-    user = str(body.get("user_id", ""))
+    actor = command_actor(body)
     try:
         command = commands.parse(str(body.get("text", "")))
     except UsageError as err:
@@ -35,7 +42,7 @@ def handle(services: Services, body: dict[str, Any], ack: Ack, respond: Respond)
             found = services.find(command.queue, command.job)
             respond(**reply(render.job_status(found.job, others=found.others, note=found.note)))
             return
-        ack(**reply(answer(services, command, team=team, channel=channel, user=user)))
+        ack(**reply(answer(services, command, actor)))
     except ServiceError as err:
         message = render.error(str(err), _usage_for(command))
         if isinstance(command, commands.ShowJob):
@@ -44,59 +51,48 @@ def handle(services: Services, body: dict[str, Any], ack: Ack, respond: Respond)
             ack(**reply(message))
 
 
-def answer(services: Services, command: commands.Command, *, team: str, channel: str, user: str) -> render.Message:
-    """The reply to every command that reads only the store."""
+def queue_rows(services: Services, team_id: str) -> list[overview.QueueRow]:
+    """What `/jobs queues` and the App Home show of each queue."""
+    now = services.clock()
+    return [
+        overview.QueueRow(
+            name=q.config.name,
+            provider=q.config.provider,
+            scope=q.config.scope_text(),
+            health=q.health + (f": {q.state.last_error}" if q.state and q.state.consecutive_failures else ""),
+            last_poll=age(q.state.last_poll_at if q.state else None, now),
+            subscribers=q.subscribers,
+        )
+        for q in services.queues(team_id)
+    ]
+
+
+def subscription_rows(services: Services, team_id: str, channel_id: str | None) -> list[overview.SubscriptionRow]:
+    """Subscriptions of one channel (or, with None, of the team, naming each channel)."""
+    return [
+        overview.SubscriptionRow(s.queue, s.statuses, s.match, s.paused_reason, "" if channel_id else s.channel_id)
+        for s in services.subscriptions(team_id=team_id, channel_id=channel_id)
+    ]
+
+
+def answer(services: Services, command: commands.Command, actor: Actor) -> render.Message:
+    """The reply to every command that reads only the store, or changes it."""
     if isinstance(command, commands.Help):
         return render.help_message()
     if isinstance(command, commands.Queues):
-        now = services.clock()
-        return render.queue_list(
-            [
-                render.QueueRow(
-                    name=q.config.name,
-                    provider=q.config.provider,
-                    scope=q.config.scope_text(),
-                    health=q.health + (f": {q.state.last_error}" if q.state and q.state.consecutive_failures else ""),
-                    last_poll=age(q.state.last_poll_at if q.state else None, now),
-                    subscribers=q.subscribers,
-                )
-                for q in services.queues(team)
-            ]
-        )
+        return overview.queue_list(queue_rows(services, actor.team_id))
     if isinstance(command, commands.ListJobs):
         jobs, total = services.recent(command.queue, status=command.status, limit=command.limit)
         return render.job_list(
             command.queue, jobs, total=total, status=command.status, note=services.poll_note(command.queue)
         )
-    if isinstance(command, commands.Subscribe):
-        sub, created = services.subscribe(
-            team_id=team,
-            channel_id=channel,
-            user_id=user,
-            queue=command.queue,
-            statuses=command.statuses,
-            match=command.match,
-        )
-        what = ", ".join(s.value for s in command.statuses) or "every status change"
-        pattern = f" of jobs matching `{render.safe(command.match, 100)}`" if command.match else ""
-        verb = "Subscribed" if created else "Updated the subscription:"
-        return render.plain(f"{verb} this channel to `{sub.queue}` — {what}{pattern}.")
-    if isinstance(command, commands.Unsubscribe):
-        removed = services.unsubscribe(team_id=team, channel_id=channel, user_id=user, queue=command.queue)
-        text = (
-            f"Unsubscribed from `{command.queue}`."
-            if removed
-            else f"This channel was not subscribed to `{command.queue}`."
-        )
-        return render.plain(text)
     if isinstance(command, commands.Subscriptions):
-        return render.subscription_list(
-            [
-                render.SubscriptionRow(s.queue, s.statuses, s.match, s.paused_reason)
-                for s in services.subscriptions(team_id=team, channel_id=channel)
-            ]
+        muted = services.mutes(team_id=actor.team_id, channel_id=actor.channel_id)
+        return overview.subscription_list(
+            subscription_rows(services, actor.team_id, actor.channel_id),
+            [overview.MuteRow(mutes.label(m), m.until) for m in muted],
         )
-    raise ServiceError("that command is not available")
+    return actions.change(services.changes, command, actor)
 
 
 def _usage_for(command: commands.Command) -> str:
@@ -105,6 +101,8 @@ def _usage_for(command: commands.Command) -> str:
         commands.ShowJob: "status",
         commands.Subscribe: "subscribe",
         commands.Unsubscribe: "unsubscribe",
+        commands.Mute: "mute",
+        commands.Unmute: "unmute",
     }
     name = names.get(type(command))
     return commands.USAGE[name] if name else ""
@@ -116,3 +114,35 @@ def register(app: App, services: Services) -> None:
     @app.command(commands.COMMAND_PATTERN)
     def jobs(body: dict[str, Any], ack: Ack, respond: Respond) -> None:
         handle(services, body, ack, respond)
+
+    @app.event("app_home_opened")
+    def home(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
+        if event.get("tab", "home") == "home":
+            client.views_publish(user_id=str(event.get("user", "")), view=home_view(services, str(body["team_id"])))
+
+    actions.register(app, services)
+
+
+def home_view(services: Services, team_id: str) -> dict[str, Any]:
+    """The App Home of this workspace: queues, its subscriptions, its recent alerts."""
+    alerts = [
+        overview.AlertRow(
+            job=_job_name(a.payload, a.job_id),
+            queue=a.queue,
+            old=a.old_status,
+            new=a.new_status,
+            state=a.state,
+            at=a.created_at,
+        )
+        for a in services.recent_alerts(team_id, limit=overview.HOME_ALERTS)
+    ]
+    return overview.home_view(
+        queues=queue_rows(services, team_id), subscriptions=subscription_rows(services, team_id, None), alerts=alerts
+    )
+
+
+def _job_name(payload: str, fallback: str) -> str:
+    try:
+        return Job.model_validate_json(payload).name
+    except ValueError:
+        return fallback

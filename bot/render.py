@@ -6,6 +6,8 @@ https://docs.slack.dev/messaging/formatting-message-text#escaping
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +29,12 @@ NAME_MAX = 200
 REASON_MAX = 1_500
 SECTION_MAX = 3_000
 TEXT_MAX = 3_000
+VALUE_MAX = 2_000  # a button's value
+URL_MAX = 3_000  # a button's url
+MUTE_ACTION = "mute_job"
+UNSUBSCRIBE_ACTION = "unsubscribe"
+MUTE_BUTTON_SECONDS = 3600
+URL_RE = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[^\s<>|\"]*)?$")
 
 
 @dataclass(frozen=True)
@@ -82,23 +90,52 @@ def when(value: datetime | None) -> str:
     return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{value.strftime('%Y-%m-%d %H:%M UTC')}>"
 
 
-def console_button(job: Job) -> list[dict[str, Any]]:
-    """A 'View in console' link button, when the adapter built a console URL."""
-    if not job.url or not job.url.startswith("https://"):
-        return []
-    return [
-        {
-            "type": "actions",
-            "elements": [
-                {
-                    "type": "button",
-                    "text": {"type": "plain_text", "text": "View in console"},
-                    "url": job.url[:3000],
-                    "action_id": "console_link",
-                }
-            ],
+def link_button(job: Job) -> list[dict[str, Any]]:
+    """A 'View in console' link button, when the adapter built an https console URL from its template."""
+    if not job.url or len(job.url) > URL_MAX or not URL_RE.match(job.url):
+        return []  # a cut URL would lead somewhere else: no button rather than a wrong one
+    return [button("View in console", "console_link", url=job.url)]
+
+
+def button(label: str, action_id: str, *, value: str = "", url: str = "", confirm: str = "") -> dict[str, Any]:
+    """A Block Kit button (labels are ours; values and urls are checked against Slack's limits)."""
+    out: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": label}, "action_id": action_id}
+    if value:
+        out["value"] = value
+    if url:
+        out["url"] = url
+    if confirm:
+        out["confirm"] = {
+            "title": {"type": "plain_text", "text": label},
+            "text": {"type": "plain_text", "text": clip(confirm, 300)},
+            "confirm": {"type": "plain_text", "text": label},
+            "deny": {"type": "plain_text", "text": "Cancel"},
         }
-    ]
+    return out
+
+
+def console_button(job: Job) -> list[dict[str, Any]]:
+    """An actions block holding only the console link (command replies)."""
+    link = link_button(job)
+    return [{"type": "actions", "elements": link}] if link else []
+
+
+def alert_actions(job: Job) -> dict[str, Any]:
+    """The buttons under an alert: mute this job for an hour, unsubscribe, view in console."""
+    elements = []
+    target = json.dumps({"queue": job.queue, "job": job.id}, separators=(",", ":"))
+    if len(target) <= VALUE_MAX:
+        elements.append(button("Mute job 1h", MUTE_ACTION, value=target))
+    elements.append(
+        button(
+            "Unsubscribe",
+            UNSUBSCRIBE_ACTION,
+            value=job.queue,
+            confirm=f"Stop every alert of queue {job.queue} in this channel?",
+        )
+    )
+    elements.extend(link_button(job))
+    return {"type": "actions", "block_id": "alert_actions", "elements": elements}
 
 
 def status_line(job: Job, old: JobStatus | None) -> str:
@@ -109,12 +146,7 @@ def status_line(job: Job, old: JobStatus | None) -> str:
 
 def alert_text(job: Job) -> str:
     """Notification fallback: always the job name, the queue and the new native status."""
-    return (
-        clip(f"{job.name} in {job.queue}: {job.native_status}", TEXT_MAX)
-        .replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-    )
+    return escape(f"{clip(job.name, NAME_MAX)} in {job.queue}: {clip(job.native_status, 100)}")
 
 
 def job_details(job: Job) -> list[str]:
@@ -139,7 +171,7 @@ def alert_message(job: Job, old: JobStatus | None) -> Message:
     details = job_details(job)
     if details:
         blocks.append(context(" · ".join(details)))
-    blocks.extend(console_button(job))
+    blocks.append(alert_actions(job))
     return Message(alert_text(job), blocks)
 
 
@@ -199,7 +231,7 @@ def job_status(job: Job, *, others: int, note: str = "") -> Message:
     if note:
         blocks.append(context(note))
     blocks.extend(console_button(job))
-    return Message(f"{job.name} in {job.queue}: {job.native_status}", blocks)
+    return Message(alert_text(job), blocks)
 
 
 def plain(text: str) -> Message:
@@ -208,10 +240,10 @@ def plain(text: str) -> Message:
 
 
 def error(problem: str, usage: str = "") -> Message:
-    """A short error with the usage that applies."""
-    text = f":warning: {problem}"
+    """A short error with the usage that applies (both escaped: they may quote what the user typed)."""
+    text = f":warning: {escape(clip(problem, 500))}"
     if usage:
-        text += f"\nUsage: {usage}"
+        text += f"\nUsage: {escape(usage)}"
     return plain(text)
 
 
@@ -222,68 +254,14 @@ HELP = """*jobwatch* tells this channel what your jobs are doing.
 • `/jobs subscribe <queue> [status ...] [--match PATTERN]` — alerts in this channel,
    e.g. `/jobs subscribe training failed timed_out --match nightly-*`
 • `/jobs unsubscribe <queue>` — stop them
-• `/jobs subscriptions` — this channel's subscriptions
+• `/jobs subscriptions` — this channel's subscriptions and mutes
+• `/jobs mute <queue> [job] <duration>` — hold this channel's alerts back for 30m, 2h, 1d…;
+   one summary when the mute ends
+• `/jobs unmute <queue> [job]` — end a mute now
+Changes may be limited to the bot's admins and to some channels; anyone may ask.
 Statuses: queued, running, stopping, succeeded, failed, stopped, timed_out, unknown."""
 
 
 def help_message() -> Message:
     """Usage with examples."""
-    return plain(HELP)
-
-
-@dataclass(frozen=True)
-class QueueRow:
-    """What `/jobs queues` shows of one queue (the caller derives it from the store)."""
-
-    name: str
-    provider: str
-    scope: str
-    health: str
-    last_poll: str
-    subscribers: int
-
-
-def _health_dot(health: str) -> str:
-    if health == "ok":
-        return ":large_green_circle:"
-    return ":red_circle:" if health.startswith("failing") else ":white_circle:"
-
-
-def queue_list(rows: Sequence[QueueRow]) -> Message:
-    """Reply to `/jobs queues`."""
-    if not rows:
-        return plain("No queues are configured. Add `[[queues]]` tables to the queues file.")
-    lines = [
-        f"*{safe(r.name, 64)}* — {safe(r.provider, 20)} · {safe(r.scope, 200)} · {_health_dot(r.health)} "
-        f"{safe(r.health, 300)} · last poll {r.last_poll} · {r.subscribers} subscribed channel(s)"
-        for r in rows
-    ]
-    blocks = [section("*Queues*")] + [section("\n".join(lines[i : i + 10])) for i in range(0, len(lines), 10)]
-    return Message(f"{len(rows)} queues", blocks)
-
-
-@dataclass(frozen=True)
-class SubscriptionRow:
-    """One subscription as `/jobs subscriptions` shows it."""
-
-    queue: str
-    statuses: str
-    match: str | None
-    paused_reason: str | None
-
-
-def subscription_list(rows: Sequence[SubscriptionRow]) -> Message:
-    """Reply to `/jobs subscriptions`."""
-    if not rows:
-        return plain("This channel has no subscriptions. Try `/jobs subscribe <queue>`.")
-    lines = []
-    for r in rows:
-        line = f"*{safe(r.queue, 64)}* — {safe(r.statuses.replace(',', ', '), 200) or 'every change'}"
-        if r.match:
-            line += f" · jobs matching `{safe(r.match, 100)}`"
-        if r.paused_reason:
-            line += (
-                f" · :double_vertical_bar: paused: {safe(r.paused_reason, 100)} (invite the bot and subscribe again)"
-            )
-        lines.append(line)
-    return Message(f"{len(rows)} subscriptions", [section("\n".join(lines))])
+    return plain(escape(HELP))

@@ -10,21 +10,17 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from bot import mutes
+from bot.access import NotAllowed, ServiceError
+from bot.changes import Changes
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig
 from bot.db import Database
-from bot.tables import JobSnapshot, QueueState, Subscription
+from bot.tables import JobSnapshot, Mute, OutboxItem, QueueState, Subscription
 from providers import Job, JobSource, JobStatus, ProviderError, QueueConfig
 
 SCAN_MAX = 5_000  # rows read to filter on a native status
-
-
-class ServiceError(Exception):
-    """A request that cannot be served; the message is safe to show the user."""
-
-
-class NotAllowed(ServiceError):
-    """The user may not do this."""
+__all__ = ["Lookup", "NotAllowed", "QueueInfo", "ServiceError", "Services", "age"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +65,7 @@ class Services:
         self.db = db
         self.sources = sources
         self.clock = clock
+        self.changes = Changes(config=config, db=db, clock=clock)
 
     def queue(self, name: str) -> QueueConfig:
         """The configured queue or a ServiceError listing the known ones."""
@@ -154,77 +151,30 @@ class Services:
             )
         return Lookup(fresh, len(rows) - 1)
 
-    def subscribe(
-        self,
-        *,
-        team_id: str,
-        channel_id: str,
-        user_id: str,
-        queue: str,
-        statuses: Sequence[JobStatus],
-        match: str | None,
-    ) -> tuple[Subscription, bool]:
-        """Create or update this channel's subscription (idempotent); True when newly created."""
-        config = self.queue(queue)
-        self._check_admin(user_id)
-        if config.channels and channel_id not in config.channels:
-            raise NotAllowed(f"queue `{queue}` may not be subscribed from this channel")
-        with self.db.write() as session:
-            sub = session.exec(
-                select(Subscription).where(
-                    Subscription.team_id == team_id,
-                    Subscription.channel_id == channel_id,
-                    Subscription.queue == queue,
-                )
-            ).first()
-            created = sub is None
-            if sub is None:
-                sub = Subscription(
-                    team_id=team_id,
-                    channel_id=channel_id,
-                    queue=queue,
-                    created_by=user_id,
-                    created_at=self.clock(),
-                )
-            sub.statuses = ",".join(s.value for s in statuses)
-            sub.match = match
-            sub.paused_reason = None
-            session.add(sub)
-            session.flush()
-            return sub, created
+    def subscriptions(self, *, team_id: str, channel_id: str | None) -> list[Subscription]:
+        """This channel's subscriptions (or, with channel_id None, every one of the team)."""
+        stmt = select(Subscription).where(Subscription.team_id == team_id)
+        if channel_id is not None:
+            stmt = stmt.where(Subscription.channel_id == channel_id)
+        with self.db.read() as session:
+            return list(session.exec(stmt.order_by(col(Subscription.channel_id), col(Subscription.queue))).all())
 
-    def unsubscribe(self, *, team_id: str, channel_id: str, user_id: str, queue: str) -> bool:
-        """Remove this channel's subscription; False when there was none."""
-        self.queue(queue)
-        self._check_admin(user_id)
-        with self.db.write() as session:
-            sub = session.exec(
-                select(Subscription).where(
-                    Subscription.team_id == team_id,
-                    Subscription.channel_id == channel_id,
-                    Subscription.queue == queue,
-                )
-            ).first()
-            if sub is None:
-                return False
-            session.delete(sub)
-            return True
+    def mutes(self, *, team_id: str, channel_id: str) -> list[Mute]:
+        """This channel's running mutes."""
+        with self.db.read() as session:
+            return mutes.active(session, team_id=team_id, channel_id=channel_id, queue=None, now=self.clock())
 
-    def subscriptions(self, *, team_id: str, channel_id: str) -> list[Subscription]:
-        """This channel's subscriptions."""
+    def recent_alerts(self, team_id: str, *, limit: int) -> list[OutboxItem]:
+        """The team's newest alerts, whatever became of them (sent, pending, muted, dead)."""
         with self.db.read() as session:
             return list(
                 session.exec(
-                    select(Subscription)
-                    .where(Subscription.team_id == team_id, Subscription.channel_id == channel_id)
-                    .order_by(col(Subscription.queue))
+                    select(OutboxItem)
+                    .where(OutboxItem.team_id == team_id, OutboxItem.kind == "alert")
+                    .order_by(col(OutboxItem.id).desc())
+                    .limit(limit)
                 ).all()
             )
-
-    def _check_admin(self, user_id: str) -> None:
-        admins = self.config.access.admins
-        if admins and user_id not in admins:
-            raise NotAllowed("only the bot's admins may change subscriptions here")
 
 
 def _canonical(status: str | None) -> JobStatus | None:

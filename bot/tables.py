@@ -130,3 +130,37 @@ class Lease(SQLModel, table=True):
     owner: str
     expires_at: datetime = _when()
     fence: int = 0
+
+
+class Mute(SQLModel, table=True):
+    """A silence: alerts of a queue (or one job of it) for one channel are held back until `until`."""
+
+    __table_args__ = (UniqueConstraint("team_id", "channel_id", "queue", "job_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(index=True)
+    channel_id: str
+    queue: str = Field(index=True)
+    job_id: str = ""  # empty: the whole queue
+    job_name: str = ""  # what to call the job in messages
+    until: datetime = _when(index=True)
+    created_by: str
+    created_at: datetime = _when()
+    trigger_id: str = ""
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who changed (or tried to change) what, from where: every subscription, mute and refusal."""
+
+    __tablename__ = "audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(index=True)
+    user_id: str
+    channel_id: str
+    action: str  # subscribe | unsubscribe | mute | unmute, with the `via` button or command
+    queue: str = ""
+    outcome: str = "ok"  # ok | refused
+    detail: str = ""
+    trigger_id: str = ""
+    at: datetime = _when()

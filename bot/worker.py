@@ -10,6 +10,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 
+from bot import mutes
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig, Settings
 from bot.db import Database
@@ -99,6 +100,7 @@ class Worker:
         if self.lease.fence() is None:
             return
         try:
+            mutes.expire(self.db, self.clock())  # summaries of ended mutes go out in this round
             self.deliverer.run_once()
         except LostLease:
             log.warning("lease_lost during delivery")

@@ -10,11 +10,13 @@ from typing import Any
 import httpx
 
 from bot.app import build_app
+from bot.clock import Clock, utcnow
 from bot.config import Settings, load_config
 from bot.runtime import Runtime, build_runtime, build_sources, command_client
 from bot.sim.slack import FakeSlack
-from bot.sim.slash import slash_command
+from bot.sim.slash import block_action, event, slash_command
 from bot.web import Background, WebApp
+from providers import JobSource
 from tests.conftest import SECRET, TOKEN
 
 
@@ -22,7 +24,15 @@ class Bot:
     """Start with `Bot(...)`, drive with `command()` and `cycle()`, end with `close()`."""
 
     def __init__(
-        self, tmp_path: Path, slack: FakeSlack, config_text: str, *, env: Mapping[str, str], **settings: Any
+        self,
+        tmp_path: Path,
+        slack: FakeSlack,
+        config_text: str,
+        *,
+        env: Mapping[str, str],
+        sources: Mapping[str, JobSource] | None = None,
+        clock: Clock = utcnow,
+        **settings: Any,
     ) -> None:
         path = tmp_path / "jobwatch.toml"
         path.write_text(config_text)
@@ -36,7 +46,9 @@ class Bot:
             **settings,
         )
         config = load_config(path)
-        self.runtime: Runtime = build_runtime(self.settings, config=config, sources=build_sources(config, env=env))
+        if sources is None:
+            sources = build_sources(config, env=env)
+        self.runtime: Runtime = build_runtime(self.settings, config=config, sources=sources, clock=clock)
         app = build_app(self.runtime.services, client=command_client(self.settings), signing_secret=SECRET)
         self.http = Background(WebApp(app))
         self.url = self.http.url
@@ -56,13 +68,50 @@ class Bot:
         assert response.status_code == 200, response.text
         if response.content:
             return dict(response.json())
+        return self.response(name)
+
+    def response(self, name: str) -> dict[str, Any]:
+        """What was posted to the response_url called `name` (waits a little for it)."""
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             for got, payload in self.slack.responses:
                 if got == name:
                     return payload
             time.sleep(0.02)
-        raise AssertionError(f"no reply to {text!r}")
+        raise AssertionError(f"nothing posted to response_url {name}")
+
+    def press(
+        self, action_id: str, value: str, *, channel: str = "C0001", user: str = "U0001", team: str = "T0001"
+    ) -> dict[str, Any]:
+        """Press a button on an alert (a signed block_actions) and return the ephemeral answer."""
+        self._replies += 1
+        name = f"a{self._replies}"
+        body, headers = block_action(
+            SECRET,
+            action_id=action_id,
+            value=value,
+            team=team,
+            channel=channel,
+            user=user,
+            response_url=self.slack.response_url(name),
+        )
+        response = self.post(body, headers)
+        assert response.status_code == 200 and not response.content, response.text
+        return self.response(name)
+
+    def open_home(self, *, user: str = "U0001", team: str = "T0001") -> dict[str, Any]:
+        """Open the App Home tab (a signed app_home_opened event) and return the view published."""
+        before = len(self.slack.views)
+        body, headers = event(
+            SECRET, {"type": "app_home_opened", "user": user, "channel": "D0001", "tab": "home"}, team=team
+        )
+        assert self.post(body, headers).status_code == 200
+        deadline = time.monotonic() + 10
+        while len(self.slack.views) == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (published,) = self.slack.views[before:]
+        assert published["user_id"] == user
+        return dict(published["view"])
 
     def cycle(self) -> None:
         """One poll of every queue, then deliver everything due."""

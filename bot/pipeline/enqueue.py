@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from bot.db import Database, insert_ignore, upsert
 from bot.pipeline.diff import DiffResult, Prior, Transition, fingerprint
-from bot.tables import JobSnapshot, Lease, OutboxItem, QueueState, Subscription
+from bot.tables import JobSnapshot, Lease, Mute, OutboxItem, QueueState, Subscription
 from providers import Job, JobStatus
 
 CHUNK = 500
@@ -126,6 +126,18 @@ def alert_rows(
     return rows
 
 
+def hold_muted(session: Session, rows: list[dict[str, object]], *, queue: str, now: datetime) -> None:
+    """Alerts for a muted channel+queue(+job) are recorded as `muted`: kept, never posted."""
+    silenced = {
+        (m.team_id, m.channel_id, m.job_id)
+        for m in session.exec(select(Mute).where(Mute.queue == queue, col(Mute.until) > now)).all()
+    }
+    for row in rows:
+        team, channel = row["team_id"], row["channel_id"]
+        if {(team, channel, ""), (team, channel, row.get("job_id", ""))} & silenced:
+            row["state"] = "muted"
+
+
 def notice_row(*, team_id: str, channel_id: str, queue: str, key: str, text: str, now: datetime) -> dict[str, object]:
     """An outbox row for an operator notice (provider outage or recovery)."""
     return {
@@ -158,6 +170,7 @@ def commit_poll(
         upsert(session, JobSnapshot, [snapshot_row(j, now) for j in result.upserts], keys=["queue", "job_id"])
         subs = session.exec(select(Subscription).where(Subscription.queue == queue)).all()
         rows = alert_rows(subs, result.transitions, now)
+        hold_muted(session, rows, queue=queue, now=now)
         state = session.get(QueueState, queue) or QueueState(queue=queue)
         if state.outage_notified and ops_channel:
             rows.append(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from bot.sim.checks import block_problems, live_markup
 from bot.sim.http import LocalServer, Request, Response
 
 
@@ -260,6 +261,42 @@ class FakeSlack:
 
     def _m_conversations_replies(self, team: str, params: dict[str, Any]) -> Response:
         return self._history(team, params, thread=str(params.get("ts", "")))
+
+    # -- App Home and output checks (slack-ux) ----------------------------------------------
+
+    def _m_views_publish(self, team: str, params: dict[str, Any]) -> Response:
+        view = params.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not params.get("user_id") or not isinstance(view, dict) or view.get("type") != "home":
+            return Response.json({"ok": False, "error": "invalid_arguments"})
+        problems = block_problems(view.get("blocks") or [], max_blocks=100)
+        if problems:
+            return Response.json({"ok": False, "error": "invalid_blocks", "errors": problems})
+        with self._lock:
+            self.views.append({"team": team, "user_id": str(params["user_id"]), "view": view})
+        return Response.json({"ok": True, "view": {"id": f"V{len(self.views):05d}", **view}})
+
+    @property
+    def views(self) -> list[dict[str, Any]]:
+        """Every App Home view published, oldest first."""
+        if not hasattr(self, "_views"):
+            self._views: list[dict[str, Any]] = []
+        return self._views
+
+    def problems(self) -> list[str]:
+        """Everything posted, answered or published that Slack would refuse or that would ping or link.
+
+        Checks Block Kit limits, and mrkdwn that would be live: `<!…>` (other than `<!date^…>`),
+        `<@…>` mentions and `<http…>` links. Our own `<#C…>` channel references are allowed.
+        """
+        with self._lock:
+            payloads = [*self.messages, *(p for _, p in self.responses), *(v["view"] for v in self.views)]
+        found: list[str] = []
+        for payload in payloads:
+            found.extend(block_problems(payload.get("blocks") or []))
+            found.extend(live_markup(str(payload.get("text", ""))))
+        return found
 
 
 def _truthy(value: Any) -> bool:

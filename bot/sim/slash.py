@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
+from typing import Any
 from urllib.parse import urlencode
 
 
@@ -42,10 +44,72 @@ def slash_command(
             "trigger_id": f"{time.time():.6f}",
         }
     ).encode()
+    return body, signed_headers(secret, body, timestamp=timestamp)
+
+
+def signed_headers(
+    secret: str, body: bytes, *, timestamp: int | None = None, content_type: str = "application/x-www-form-urlencoded"
+) -> dict[str, str]:
+    """The headers Slack sends with `body`: content type, timestamp and v0 signature."""
     stamp = str(timestamp if timestamp is not None else int(time.time()))
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
+    return {
+        "Content-Type": content_type,
         "X-Slack-Request-Timestamp": stamp,
         "X-Slack-Signature": sign(secret, stamp, body),
     }
-    return body, headers
+
+
+def block_action(
+    secret: str,
+    *,
+    action_id: str,
+    value: str,
+    team: str = "T0001",
+    channel: str = "C0001",
+    user: str = "U0001",
+    response_url: str = "https://hooks.slack.com/actions/T0001/1/x",
+    timestamp: int | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """A signed `block_actions` interaction (a button pressed on a message): form field `payload=` JSON."""
+    payload = {
+        "type": "block_actions",
+        "team": {"id": team, "domain": "example"},
+        "user": {"id": user, "team_id": team},
+        "api_app_id": "A0001",
+        "token": "legacy-verification-token",
+        "container": {"type": "message", "channel_id": channel, "is_ephemeral": False},
+        "trigger_id": f"{time.time():.6f}",
+        "channel": {"id": channel, "name": "jobs"},
+        "message": {"type": "message", "ts": "1700000000.000001"},
+        "response_url": response_url,
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "alert_actions",
+                "value": value,
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    return body, signed_headers(secret, body, timestamp=timestamp)
+
+
+def event(
+    secret: str, inner: dict[str, Any], *, team: str = "T0001", timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """A signed Events API `event_callback` carrying `inner` (e.g. app_home_opened)."""
+    body = json.dumps(
+        {
+            "token": "legacy-verification-token",
+            "team_id": team,
+            "api_app_id": "A0001",
+            "event": inner,
+            "type": "event_callback",
+            "event_id": f"Ev{time.time_ns()}",
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": team, "user_id": "UBOT", "is_bot": True}],
+        }
+    ).encode()
+    return body, signed_headers(secret, body, timestamp=timestamp, content_type="application/json")

@@ -1,0 +1,106 @@
+"""Changes from commands and from the buttons under alerts, with their replies.
+
+Buttons arrive as signed `block_actions` on the same /slack/events endpoint. They are authorised
+exactly like the commands (the actor comes from the payload; bot/access.py decides), audited
+with `via=button`, and answered ephemerally through the payload's response_url.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot import commands, mutes, render
+from bot.access import Actor, ServiceError
+from bot.changes import Changes
+from bot.commands import UsageError
+from bot.services import Services
+
+
+def reply(message: render.Message) -> dict[str, Any]:
+    """An ephemeral reply payload (for a button: a new message, never replacing the alert)."""
+    return {"response_type": "ephemeral", "text": message.text, "blocks": message.blocks}
+
+
+def change(changes: Changes, command: commands.Command, actor: Actor) -> render.Message:
+    """Run a subscribe, unsubscribe, mute or unmute and say what happened."""
+    if isinstance(command, commands.Subscribe):
+        sub, created = changes.subscribe(actor, command.queue, statuses=command.statuses, match=command.match)
+        what = ", ".join(s.value for s in command.statuses) or "every status change"
+        pattern = f" of jobs matching `{render.safe(command.match, 100)}`" if command.match else ""
+        verb = "Subscribed" if created else "Updated the subscription:"
+        return render.plain(f"{verb} this channel to `{sub.queue}` — {what}{pattern}.")
+    if isinstance(command, commands.Unsubscribe):
+        if changes.unsubscribe(actor, command.queue):
+            return render.plain(f"Unsubscribed from `{command.queue}`.")
+        return render.plain(f"This channel was not subscribed to `{command.queue}`.")
+    if isinstance(command, commands.Mute):
+        mute, created = changes.mute(actor, command.queue, job=command.job, seconds=command.seconds)
+        verb = "Muted" if created else "Mute extended:"
+        return render.plain(
+            f":no_bell: {verb} {render.safe(mutes.label(mute), 300)} in this channel until {render.when(mute.until)}. "
+            "Alerts are recorded, not posted; the channel gets one summary when the mute ends. "
+            f"`/jobs unmute {mute.queue}` ends it now."
+        )
+    if isinstance(command, commands.Unmute):
+        ended = changes.unmute(actor, command.queue, job=command.job)
+        if not ended.labels:
+            return render.plain(f"Nothing of `{command.queue}` is muted in this channel.")
+        names = render.safe(", ".join(ended.labels), 500)
+        return render.plain(f":bell: Unmuted {names}; {ended.held} alert(s) were held back meanwhile.")
+    raise ServiceError("that command is not available")
+
+
+def button_actor(body: dict[str, Any]) -> Actor:
+    """Who pressed the button, where, from the signed payload."""
+    return Actor(
+        team_id=str((body.get("team") or {}).get("id", "")),
+        channel_id=str((body.get("channel") or {}).get("id", "")),
+        user_id=str((body.get("user") or {}).get("id", "")),
+        trigger_id=str(body.get("trigger_id", ""))[:100],
+        via="button",
+    )
+
+
+def button_command(action: dict[str, Any]) -> commands.Command:
+    """The command a button stands for, from its value (checked like typed text)."""
+    value = commands.check_text(str(action.get("value", "")))
+    if action.get("action_id") == render.UNSUBSCRIBE_ACTION:
+        return commands.parse(f"unsubscribe {value}")
+    try:
+        target = json.loads(value)
+        queue, job = str(target["queue"]), str(target["job"])
+    except (ValueError, KeyError, TypeError):
+        raise UsageError("this button is damaged; use /jobs mute instead") from None
+    if not commands.QUEUE_RE.match(queue) or len(job) > commands.JOB_MAX:
+        raise UsageError("this button is damaged; use /jobs mute instead")
+    return commands.Mute(queue, job, render.MUTE_BUTTON_SECONDS)
+
+
+def on_button(services: Services, body: dict[str, Any], ack: Ack, respond: Respond) -> None:
+    """Ack at once, run the change, answer only the presser."""
+    ack()
+    action = (body.get("actions") or [{}])[0]
+    try:
+        message = change(services.changes, button_command(action), button_actor(body))
+    except UsageError as err:
+        message = render.error(err.problem)
+    except ServiceError as err:
+        message = render.error(str(err))
+    respond(**reply(message), replace_original=False)
+
+
+def register(app: App, services: Services) -> None:
+    """Attach the alert buttons' handlers."""
+
+    def pressed(body: dict[str, Any], ack: Ack, respond: Respond) -> None:
+        on_button(services, body, ack, respond)
+
+    app.action(render.MUTE_ACTION)(pressed)
+    app.action(render.UNSUBSCRIBE_ACTION)(pressed)
+
+    @app.action("console_link")
+    def link(ack: Ack) -> None:
+        ack()  # a link button still sends an action; Slack wants it acknowledged

@@ -1,0 +1,137 @@
+"""The write side of the Slack experience: subscribe, unsubscribe, mute, unmute.
+
+Each one checks access (bot/access.py), changes the store and writes its audit row in the same
+transaction; a refusal is audited too. Each is idempotent, so a Slack retry or a replay of the
+same signed request changes nothing further: rows are keyed on (team, channel, queue[, job]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from bot import access, mutes
+from bot.access import Actor, ServiceError
+from bot.clock import Clock, utcnow
+from bot.config import AppConfig
+from bot.db import Database
+from bot.tables import JobSnapshot, Mute, Subscription
+from providers import JobStatus, QueueConfig
+
+
+@dataclass(frozen=True)
+class Unmuted:
+    """What `unmute` ended: the mutes' labels and how many alerts they held back."""
+
+    labels: list[str]
+    held: int
+
+
+class Changes:
+    """Subscription and mute changes, scoped by the actor's team and channel."""
+
+    def __init__(self, *, config: AppConfig, db: Database, clock: Clock = utcnow) -> None:
+        self.config = config
+        self.db = db
+        self.clock = clock
+
+    def allowed(self, actor: Actor, action: str, queue: str) -> QueueConfig:
+        """The queue, if `actor` may change it from this channel; otherwise audit and raise NotAllowed."""
+        config = self.config.queue(queue)
+        if config is None:
+            known = ", ".join(q.name for q in self.config.queues) or "none configured"
+            raise ServiceError(f"unknown queue `{queue}`; queues: {known}")
+        reason = access.refusal(self.config, actor, config)
+        if reason is not None:
+            raise access.refuse(self.db, actor, action, queue=queue, reason=reason, now=self.clock())
+        return config
+
+    def subscribe(
+        self, actor: Actor, queue: str, *, statuses: Sequence[JobStatus], match: str | None
+    ) -> tuple[Subscription, bool]:
+        """Create or update this channel's subscription (resuming a paused one); True when new."""
+        self.allowed(actor, "subscribe", queue)
+        now = self.clock()
+        with self.db.write() as session:
+            sub = session.exec(_sub(actor, queue)).first()
+            created = sub is None
+            if sub is None:
+                sub = Subscription(
+                    team_id=actor.team_id,
+                    channel_id=actor.channel_id,
+                    queue=queue,
+                    created_by=actor.user_id,
+                    created_at=now,
+                )
+            sub.statuses = ",".join(s.value for s in statuses)
+            sub.match = match
+            sub.paused_reason = None
+            session.add(sub)
+            detail = f"statuses={sub.statuses or 'all'} match={match or ''} {'new' if created else 'updated'}"
+            access.record(session, actor, "subscribe", queue=queue, detail=detail, now=now)
+            session.flush()
+            return sub, created
+
+    def unsubscribe(self, actor: Actor, queue: str) -> bool:
+        """Remove this channel's subscription; False when there was none."""
+        self.allowed(actor, "unsubscribe", queue)
+        now = self.clock()
+        with self.db.write() as session:
+            sub = session.exec(_sub(actor, queue)).first()
+            if sub is not None:
+                session.delete(sub)
+            access.record(session, actor, "unsubscribe", queue=queue, detail="" if sub else "none", now=now)
+            return sub is not None
+
+    def mute(self, actor: Actor, queue: str, *, job: str | None, seconds: int) -> tuple[Mute, bool]:
+        """Mute the queue (or one job, by id or newest by name) in this channel; True when new."""
+        self.allowed(actor, "mute", queue)
+        now = self.clock()
+        with self.db.write() as session:
+            job_id, job_name = ("", "") if job is None else _resolve(session, queue, job)
+            mute, state = mutes.put(
+                session, actor, queue=queue, job_id=job_id, job_name=job_name, seconds=seconds, now=now
+            )
+            if state != "replay":
+                detail = f"{mutes.label(mute)} until {mute.until.isoformat()} {state}"
+                access.record(session, actor, "mute", queue=queue, detail=detail, now=now)
+            return mute, state == "new"
+
+    def unmute(self, actor: Actor, queue: str, *, job: str | None) -> Unmuted:
+        """End this channel's mutes of the queue (all of them, or one job's)."""
+        self.allowed(actor, "unmute", queue)
+        now = self.clock()
+        with self.db.write() as session:
+            found = mutes.active(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, now=now)
+            if job is not None:
+                found = [m for m in found if job in (m.job_id, m.job_name)]
+            labels = [mutes.label(m) for m in found]
+            count = mutes.end(session, found, why="unmuted", now=now)
+            access.record(session, actor, "unmute", queue=queue, detail=f"{labels} held={count}", now=now)
+            return Unmuted(labels, count)
+
+
+def _sub(actor: Actor, queue: str) -> SelectOfScalar[Subscription]:
+    return select(Subscription).where(
+        Subscription.team_id == actor.team_id,
+        Subscription.channel_id == actor.channel_id,
+        Subscription.queue == queue,
+    )
+
+
+def _resolve(session: Session, queue: str, ref: str) -> tuple[str, str]:
+    """(id, name) of the job `ref` names: an exact id, else the newest job of that name."""
+    row = session.exec(select(JobSnapshot).where(JobSnapshot.queue == queue, JobSnapshot.job_id == ref)).first()
+    if row is None:
+        row = session.exec(
+            select(JobSnapshot)
+            .where(JobSnapshot.queue == queue, func.lower(JobSnapshot.name) == ref.lower())
+            .order_by(col(JobSnapshot.created_at).desc().nulls_last())
+        ).first()
+    if row is None:
+        raise ServiceError(f"no job `{ref[:100]}` in queue `{queue}` (try `/jobs list {queue}`)")
+    return row.job_id, row.name

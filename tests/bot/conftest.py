@@ -1,0 +1,51 @@
+"""A bot on one simulated SageMaker queue `ml`, with a clock the test can move forward."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.clock import utcnow
+from bot.sim.sagemaker import SageMakerSim
+from bot.sim.slack import FakeSlack
+from tests.conftest import AWS_ENV
+from tests.harness import Bot
+
+
+class Clock:
+    """Real time plus an offset the test controls (mutes expire without waiting)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return utcnow() + self.offset
+
+
+def queue_config(sagemaker: SageMakerSim, extra: str = "") -> str:
+    """A queues file with the SageMaker queue `ml` (and anything in `extra`)."""
+    return f"""
+{extra}
+[[queues]]
+name = "ml"
+provider = "sagemaker"
+region = "us-east-1"
+endpoint_url = "{sagemaker.url}"
+access_key_env = "TEST_AWS_KEY"
+secret_key_env = "TEST_AWS_SECRET"
+"""
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def ml(tmp_path: Path, slack: FakeSlack, sagemaker: SageMakerSim, clock: Clock) -> Iterator[Bot]:
+    b = Bot(tmp_path, slack, queue_config(sagemaker), env=AWS_ENV, clock=clock)
+    yield b
+    b.close()
