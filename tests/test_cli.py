@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bot.access import Actor
+from bot.changes import Changes
 from bot.config import load_config
 from bot.db import Database
-from bot.services import Services
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from tests.conftest import TOKEN
@@ -96,8 +97,8 @@ def test_poll_once_takes_a_baseline_then_alerts(tmp_path: Path, sagemaker: SageM
     assert slack.posts() == []
     # subscribe through the same service `/jobs subscribe` uses; the next poll delivers a change
     db = Database(env["DATABASE_URL"])
-    services = Services(config=load_config(Path(env["JOBWATCH_CONFIG"])), db=db, sources={})
-    services.subscribe(team_id="T0001", channel_id="C1", user_id="U1", queue="ml", statuses=(), match=None)
+    changes = Changes(config=load_config(Path(env["JOBWATCH_CONFIG"])), db=db)
+    changes.subscribe(Actor("T0001", "C1", "U1"), "ml", statuses=(), match=None)
     db.dispose()
     sagemaker.set("bert", "Completed", "Completed")
     result = run("poll", "--once", env=env, cwd=tmp_path)
