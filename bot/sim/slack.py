@@ -323,4 +323,6 @@ def pretty(message: dict[str, Any]) -> str:
                 lines.append(f"   [{label}]" + (f" {el['url']}" if el.get("url") else ""))
     if len(lines) == 1:
         lines.append(str(message.get("text", "")))
-    return _DATE.sub(r"\1", "\n".join(lines))
+    shown = _DATE.sub(r"\1", "\n".join(lines))
+    # Slack shows its three escapes as the characters; so does the terminal.
+    return shown.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
