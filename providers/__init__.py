@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from providers.aws_batch import BatchQueue, BatchSource
 from providers.base import JobSource, QueueConfig
 from providers.errors import (
     AuthError,
@@ -31,6 +32,7 @@ class ProviderSpec:
 
 SOURCES: dict[str, ProviderSpec] = {
     "sagemaker": ProviderSpec(SageMakerQueue, SageMakerSource),
+    "batch": ProviderSpec(BatchQueue, BatchSource),
 }
 
 

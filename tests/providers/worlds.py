@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from bot.sim.batch import BatchSim
 from bot.sim.sagemaker import SageMakerSim
 from providers import JobSource, JobStatus
+from providers.aws_batch import PAGE_SIZE as BATCH_PAGE
+from providers.aws_batch import BatchQueue, BatchSource
 from providers.sagemaker import PAGE_SIZE, SageMakerQueue, SageMakerSource
 from tests.conftest import AWS_ENV
 
@@ -62,4 +65,46 @@ class SageMakerWorld:
         self.sim.stop()
 
 
-WORLDS: dict[str, type] = {"sagemaker": SageMakerWorld}
+class BatchWorld:
+    provider = "batch"
+    page_size = BATCH_PAGE
+    status_cases: ClassVar[dict[str, JobStatus]] = {
+        "RUNNABLE": JobStatus.QUEUED,
+        "SUBMITTED": JobStatus.QUEUED,
+        "PENDING": JobStatus.QUEUED,
+        "SCHEDULED": JobStatus.QUEUED,
+        "STARTING": JobStatus.RUNNING,
+        "RUNNING": JobStatus.RUNNING,
+        "SUCCEEDED": JobStatus.SUCCEEDED,
+        "FAILED": JobStatus.FAILED,
+    }
+    unknown_native = "PAUSED"
+
+    def __init__(self) -> None:
+        self.sim = BatchSim().start()
+
+    def source(self) -> JobSource:
+        config = BatchQueue(
+            name="contract",
+            region="us-east-1",
+            job_queue="q",
+            endpoint_url=self.sim.url,
+            access_key_env="TEST_AWS_KEY",
+            secret_key_env="TEST_AWS_SECRET",
+        )
+        return BatchSource(config, env=AWS_ENV, max_attempts=2)
+
+    def add(self, name: str, native: str) -> str:
+        return self.sim.add(name, native).arn
+
+    def set(self, job_id: str, native: str) -> None:
+        self.sim.set(job_id, native)
+
+    def fault(self, kind: str) -> None:
+        self.sim.faults.extend([kind] * (3 if kind in ("throttle", "server") else 1))
+
+    def close(self) -> None:
+        self.sim.stop()
+
+
+WORLDS: dict[str, type] = {"sagemaker": SageMakerWorld, "batch": BatchWorld}

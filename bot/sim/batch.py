@@ -1,0 +1,239 @@
+"""A local AWS Batch endpoint (REST-JSON): ListServiceJobs and DescribeServiceJob.
+
+Emulates the documented behaviour (providers.md §2): no jobStatus -> RUNNING only; a filter
+makes jobStatus ignored and returns every status newest first; one filter at most
+(ClientException otherwise); maxResults 1..100 with nextToken; epoch-ms times; isTerminated
+only when true; latestAttempt.serviceResourceId. Scripted faults and per-operation counts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.sim.http import LocalServer, Request, Response
+
+TERMINAL = frozenset({"SUCCEEDED", "FAILED"})
+
+
+@dataclass
+class ServiceJob:
+    """One simulated service job."""
+
+    job_id: str
+    name: str
+    status: str
+    created_ms: int
+    region: str
+    account: str
+    reason: str | None = None
+    started_ms: int | None = None
+    stopped_ms: int | None = None
+    terminated: bool = False
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:batch:{self.region}:{self.account}:service-job/{self.job_id}"
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "jobId": self.job_id,
+            "jobArn": self.arn,
+            "jobName": self.name,
+            "serviceJobType": "SAGEMAKER_TRAINING",
+            "status": self.status,
+            "createdAt": self.created_ms,
+            "latestAttempt": {
+                "serviceResourceId": {
+                    "name": "TrainingJobArn",
+                    "value": f"arn:aws:sagemaker:{self.region}:{self.account}:training-job/{self.name}",
+                }
+            },
+            "capacityUsage": [{"capacityUnit": "ml.g5.xlarge", "quantity": 1}],
+        }
+        for key, value in (
+            ("statusReason", self.reason),
+            ("startedAt", self.started_ms),
+            ("stoppedAt", self.stopped_ms),
+        ):
+            if value is not None:
+                out[key] = value
+        if self.terminated:
+            out["isTerminated"] = True
+        return out
+
+
+def _error(status: int, kind: str, message: str) -> Response:
+    return Response.json({"__type": kind, "message": message}, status, {"x-amzn-ErrorType": kind})
+
+
+@dataclass
+class BatchSim:
+    """The simulated service; `jobs` may change while it serves."""
+
+    region: str = "us-east-1"
+    account: str = "123456789012"
+    jobs: dict[str, ServiceJob] = field(default_factory=dict)
+    faults: deque[str] = field(default_factory=deque)
+    calls: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._server = LocalServer(self.handle)
+
+    def start(self) -> BatchSim:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def add(self, name: str, status: str = "SUBMITTED", *, created_ms: int | None = None) -> ServiceJob:
+        """Submit a job (now, or at `created_ms`)."""
+        job = ServiceJob(
+            job_id=f"{next(self._ids):08x}-0000-4000-8000-{random.getrandbits(48):012x}",
+            name=name,
+            status=status,
+            created_ms=created_ms if created_ms is not None else int(time.time() * 1000),
+            region=self.region,
+            account=self.account,
+        )
+        with self.lock:
+            self.jobs[job.job_id] = job
+        return job
+
+    def set(self, job_id: str, status: str, *, reason: str | None = None, terminated: bool = False) -> None:
+        """Move a job; times follow the status."""
+        now = int(time.time() * 1000)
+        with self.lock:
+            job = self.jobs[job_id.rsplit("/", 1)[-1]]
+            job.status, job.reason = status, reason
+            job.terminated = job.terminated or terminated
+            if status in ("STARTING", "RUNNING") and job.started_ms is None:
+                job.started_ms = now
+            if status in TERMINAL:
+                job.stopped_ms = now
+
+    def handle(self, req: Request) -> Response:
+        op = req.path.rsplit("/", 1)[-1]
+        with self.lock:
+            self.calls[op] += 1
+            fault = self.faults.popleft() if self.faults else None
+        if fault == "throttle":
+            return _error(429, "TooManyRequestsException", "Too Many Requests")
+        if fault == "server":
+            return _error(500, "ServerException", "simulated server error")
+        if fault == "auth":
+            return _error(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
+        if fault == "html":
+            return Response(200, b"<html><body>Bad Gateway</body></html>", {"Content-Type": "text/html"})
+        if fault == "malformed":
+            return Response(200, b'{"jobSummaryList": [{"jobId": ', {"Content-Type": "application/json"})
+        body = req.json()
+        if op == "listservicejobs":
+            return self._list(body, stuck=fault == "repeat_token")
+        if op == "describeservicejob":
+            with self.lock:
+                job = self.jobs.get(str(body.get("jobId", "")))
+                data = job.summary() if job else None
+            if data is None:
+                return _error(400, "ClientException", "Job not found")
+            return Response.json({**data, "jobQueue": "q", "startedAt": data.get("startedAt", 0)})
+        return _error(404, "UnknownOperationException", op)
+
+    def _list(self, body: dict[str, Any], *, stuck: bool) -> Response:
+        filters = body.get("filters") or []
+        size = int(body.get("maxResults") or 100)
+        if len(filters) > 1:
+            return _error(400, "ClientException", "Only one filter can be specified")
+        if not 1 <= size <= 100:
+            return _error(400, "ClientException", "maxResults must be between 1 and 100")
+        with self.lock:
+            jobs = list(self.jobs.values())
+        if filters:
+            (flt,) = filters
+            if flt.get("name") != "AFTER_CREATED_AT":
+                return _error(400, "ClientException", f"unsupported filter {flt.get('name')}")
+            cutoff = int(flt["values"][0])
+            picked = sorted((j for j in jobs if j.created_ms > cutoff), key=lambda j: j.created_ms, reverse=True)
+        else:
+            wanted = body.get("jobStatus") or "RUNNING"
+            picked = [j for j in jobs if j.status == wanted]
+        token = str(body.get("nextToken") or "0")
+        start = int(token) if token.isdigit() else 0
+        page = [j.summary() for j in picked[start : start + size]]
+        out: dict[str, Any] = {"jobSummaryList": page}
+        if stuck or token == "stuck":
+            out["nextToken"] = "stuck"
+        elif start + size < len(picked):
+            out["nextToken"] = str(start + size)
+        return Response(200, json.dumps(out).encode(), {"Content-Type": "application/json"})
+
+
+class BatchStory:
+    """Service jobs queue for capacity (flapping RUNNABLE <-> SCHEDULED quietly), run and end."""
+
+    queue = "batch-gpu"
+    PATH = ("PENDING", "RUNNABLE", "SCHEDULED", "RUNNABLE", "SCHEDULED", "STARTING", "RUNNING")
+
+    def __init__(self, rng: random.Random) -> None:
+        self.sim = BatchSim()
+        self.rng = rng
+        self.stage: dict[str, int] = {}
+        self.count = 0
+
+    def start(self) -> None:
+        self.sim.start()
+        for n in range(2):
+            self.sim.set(self.sim.add(f"llama-eval-{n}").job_id, "SUCCEEDED")
+        self.spawn()
+
+    def spawn(self) -> None:
+        self.count += 1
+        self.stage[self.sim.add(f"llama-sft-{self.count:03d}").job_id] = 0
+
+    def config(self) -> str:
+        return f"""
+[[queues]]
+name = "{self.queue}"
+provider = "batch"
+region = "us-east-1"
+job_queue = "gpu-spot"
+endpoint_url = "{self.sim.url}"
+access_key_env = "DEMO_AWS_KEY"
+secret_key_env = "DEMO_AWS_SECRET"
+"""
+
+    def env(self) -> dict[str, str]:
+        return {"DEMO_AWS_KEY": "AKIDEMO", "DEMO_AWS_SECRET": "demo-secret-key"}
+
+    def step(self) -> None:
+        for job_id, stage in list(self.stage.items()):
+            if stage < len(self.PATH):
+                self.sim.set(job_id, self.PATH[stage])
+                self.stage[job_id] = stage + 1
+                continue
+            if self.rng.random() < 0.6:
+                self.sim.set(job_id, "SUCCEEDED")
+            else:
+                self.sim.set(job_id, "FAILED", reason="AlgorithmError: loss went NaN at step 1200")
+            del self.stage[job_id]
+        if not self.stage:
+            self.spawn()
+
+    def failed_job(self) -> str | None:
+        return next((j.name for j in self.sim.jobs.values() if j.status == "FAILED"), None)
+
+    def stop(self) -> None:
+        self.sim.stop()

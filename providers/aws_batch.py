@@ -1,0 +1,207 @@
+"""AWS Batch service jobs (SageMaker training jobs run through Batch): ListServiceJobs.
+
+API: https://docs.aws.amazon.com/batch/latest/APIReference/API_ListServiceJobs.html
+Quirks (providers.md §2): without `jobStatus` only RUNNING jobs are listed, and any filter
+makes the service ignore `jobStatus` and return every status, newest first. So a poll is:
+  - baseline: one AFTER_CREATED_AT=0 listing: every job, every status (even unknown ones);
+  - steady state: one listing per live status, one AFTER_CREATED_AT listing (jobs born since
+    the watermark, whatever their status: they may have started and ended between polls),
+    and DescribeServiceJob only for tracked live jobs that no longer appear in any of those —
+    they left the live statuses, and Describe says where to. Cost grows with live and changed
+    jobs, not with history.
+Status is not monotonic (SCHEDULED may fall back to RUNNABLE): both are `queued`, so quiet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from providers._aws import error_code, make_client, map_aws_error
+from providers._paging import PageGuard
+from providers._time import from_epoch_ms
+from providers.base import QueueConfig, default_env, map_status
+from providers.model import Job, JobStatus
+from providers.sagemaker import console_url
+
+STATUS_MAP: dict[str, JobStatus] = {
+    "SUBMITTED": JobStatus.QUEUED,
+    "PENDING": JobStatus.QUEUED,
+    "RUNNABLE": JobStatus.QUEUED,
+    "SCHEDULED": JobStatus.QUEUED,
+    "STARTING": JobStatus.RUNNING,
+    "RUNNING": JobStatus.RUNNING,
+    "SUCCEEDED": JobStatus.SUCCEEDED,
+    "FAILED": JobStatus.FAILED,
+}
+LIVE_STATUSES = tuple(s for s, c in STATUS_MAP.items() if not c.terminal)
+TIMEOUT_HINTS = ("max runtime", "maxruntime", "timed out", "timeout")
+OVERLAP = timedelta(minutes=5)
+PAGE_SIZE = 100
+
+
+class BatchQueue(QueueConfig):
+    """One Batch job queue of service jobs."""
+
+    provider: Literal["batch"] = "batch"
+    region: str
+    job_queue: str
+
+    def scope_text(self) -> str:
+        """Region and job queue."""
+        return f"region {self.region}, job queue {self.job_queue}"
+
+
+def status_of(raw: Mapping[str, Any]) -> JobStatus:
+    """Canonical status (providers.md §2 mapping; design §4b: FAILED after terminate = stopped)."""
+    native = str(raw.get("status", ""))
+    terminated = bool(raw.get("isTerminated"))
+    status = map_status("batch", native, STATUS_MAP)
+    if status is JobStatus.FAILED:
+        if terminated:
+            return JobStatus.STOPPED
+        reason = str(raw.get("statusReason") or "").lower()
+        if any(hint in reason for hint in TIMEOUT_HINTS):
+            return JobStatus.TIMED_OUT
+    elif terminated and status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        return JobStatus.STOPPING
+    return status
+
+
+RANK = {JobStatus.UNKNOWN: 0, JobStatus.QUEUED: 1, JobStatus.RUNNING: 2, JobStatus.STOPPING: 3}
+
+
+def _rank(status: JobStatus) -> int:
+    return RANK.get(status, 4)
+
+
+class BatchSource:
+    """ListServiceJobs adapter."""
+
+    provider: ClassVar[str] = "batch"
+
+    def __init__(
+        self,
+        config: BatchQueue,
+        *,
+        env: Mapping[str, str] | None = None,
+        client: Any = None,
+        deadline_s: float = 120,
+        max_attempts: int = 5,
+    ) -> None:
+        self.config = config
+        self.deadline_s = deadline_s
+        self._client = client or make_client(
+            "batch",
+            region=config.region,
+            queue=config.name,
+            endpoint_url=config.endpoint_url,
+            access_key_env=config.access_key_env,
+            secret_key_env=config.secret_key_env,
+            env=env if env is not None else default_env(),
+            max_attempts=max_attempts,
+        )
+
+    def to_job(self, raw: Mapping[str, Any]) -> Job:
+        """A ServiceJobSummary or DescribeServiceJob response -> Job."""
+        job_id = str(raw["jobId"])
+        arn = str(raw.get("jobArn") or job_id)
+        resource = (raw.get("latestAttempt") or {}).get("serviceResourceId") or {}
+        training_arn = str(resource.get("value") or "")
+        extra: dict[str, str | int | float | bool | None] = {"type": str(raw.get("serviceJobType", ""))}
+        if raw.get("isTerminated"):
+            extra["terminate_requested"] = True
+        usage = raw.get("capacityUsage") or []
+        if usage:
+            extra["capacity"] = ", ".join(
+                f"{float(u.get('quantity') or 0):g}× {u.get('capacityUnit')}" for u in usage[:3]
+            )
+        if raw.get("shareIdentifier"):
+            extra["share"] = str(raw["shareIdentifier"])
+        url = None
+        if "training-job/" in training_arn:
+            url = console_url(self.config.region, training_arn.rsplit("training-job/", 1)[1])
+        return Job(
+            queue=self.config.name,
+            id=arn,
+            name=str(raw.get("jobName") or job_id),
+            status=status_of(raw),
+            native_status=str(raw.get("status", "")),
+            created_at=from_epoch_ms(raw.get("createdAt")),
+            updated_at=from_epoch_ms(raw.get("stoppedAt") or raw.get("startedAt") or raw.get("scheduledAt")),
+            started_at=from_epoch_ms(raw.get("startedAt")),
+            ended_at=from_epoch_ms(raw.get("stoppedAt")),
+            reason=raw.get("statusReason") or None,
+            url=url,
+            extra=extra,
+        )
+
+    def _pages(self, what: str, params: dict[str, Any], guard: PageGuard) -> Iterator[Mapping[str, Any]]:
+        token: str | None = None
+        while True:
+            guard.next_page((what, token) if token else None)
+            call = dict(params, nextToken=token) if token else params
+            try:
+                page = self._client.list_service_jobs(**call)
+                summaries = page["jobSummaryList"]
+            except (ClientError, BotoCoreError) as err:
+                raise map_aws_error(err, what=f"ListServiceJobs {what}") from err
+            except (KeyError, TypeError) as err:
+                raise map_aws_error(err, what=f"ListServiceJobs {what}: malformed page") from err
+            yield from summaries
+            token = page.get("nextToken")
+            if not token:
+                return
+
+    def list_jobs(self, *, since: datetime | None, live: Sequence[Job]) -> list[Job]:
+        """Per-status listings, the newly created jobs, and Describe for live jobs that left."""
+        guard = PageGuard(f"batch {self.config.name}", deadline_s=self.deadline_s)
+        base = {"jobQueue": self.config.job_queue, "maxResults": PAGE_SIZE}
+        found: dict[str, Job] = {}
+        listings = [] if since is None else [(s, dict(base, jobStatus=s)) for s in LIVE_STATUSES]
+        # A filter returns every status, including ones newer than this module: from the epoch
+        # for the baseline, from the watermark (minus overlap) afterwards.
+        cutoff = "0" if since is None else str(int((since - OVERLAP).timestamp() * 1000))
+        listings.append(("created", dict(base, filters=[{"name": "AFTER_CREATED_AT", "values": [cutoff]}])))
+        for what, params in listings:
+            for raw in self._pages(what, params, guard):
+                self._keep(found, self._parse(raw))
+        for job in live:
+            if job.id not in found:
+                detail = self.get_job(job.id)
+                if detail is not None:
+                    self._keep(found, detail)
+        return list(found.values())
+
+    def _parse(self, raw: Mapping[str, Any]) -> Job:
+        try:
+            return self.to_job(raw)
+        except (KeyError, TypeError, ValueError) as err:
+            raise map_aws_error(err, what="ListServiceJobs: malformed summary") from err
+
+    @staticmethod
+    def _keep(found: dict[str, Job], job: Job) -> None:
+        """A job seen in two listings (it moved while we paged) keeps its most advanced state."""
+        seen = found.get(job.id)
+        if seen is None or _rank(job.status) >= _rank(seen.status):
+            found[job.id] = job
+
+    def get_job(self, job_id: str) -> Job | None:
+        """DescribeServiceJob by ARN or id; None once the job is gone."""
+        short = job_id.rsplit("service-job/", 1)[-1]
+        try:
+            raw = self._client.describe_service_job(jobId=short)
+        except ClientError as err:
+            if error_code(err) == "ClientException" and "not found" in str(err).lower():
+                return None
+            raise map_aws_error(err, what="DescribeServiceJob") from err
+        except BotoCoreError as err:
+            raise map_aws_error(err, what="DescribeServiceJob") from err
+        return self._parse(raw)
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self._client.close()

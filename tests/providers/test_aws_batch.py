@@ -1,0 +1,112 @@
+"""AWS Batch service jobs against the local REST-JSON endpoint (moto has no ListServiceJobs)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.sim.batch import BatchSim
+from providers import JobStatus
+from providers.aws_batch import LIVE_STATUSES, BatchQueue, BatchSource, status_of
+from tests.conftest import AWS_ENV
+
+
+@pytest.fixture
+def sim() -> Iterator[BatchSim]:
+    s = BatchSim().start()
+    yield s
+    s.stop()
+
+
+def source(sim: BatchSim) -> BatchSource:
+    config = BatchQueue(
+        name="gpu", region="us-east-1", job_queue="q", endpoint_url=sim.url, access_key_env="K", secret_key_env="S"
+    )
+    return BatchSource(config, env={"K": AWS_ENV["TEST_AWS_KEY"], "S": AWS_ENV["TEST_AWS_SECRET"]}, max_attempts=2)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"status": "RUNNABLE"}, JobStatus.QUEUED),
+        ({"status": "SCHEDULED"}, JobStatus.QUEUED),
+        ({"status": "STARTING"}, JobStatus.RUNNING),
+        ({"status": "RUNNING", "isTerminated": True}, JobStatus.STOPPING),
+        ({"status": "SUCCEEDED"}, JobStatus.SUCCEEDED),
+        ({"status": "FAILED"}, JobStatus.FAILED),
+        ({"status": "FAILED", "isTerminated": True}, JobStatus.STOPPED),
+        ({"status": "FAILED", "statusReason": "Job exceeded max runtime"}, JobStatus.TIMED_OUT),
+        ({"status": "HIBERNATING"}, JobStatus.UNKNOWN),
+    ],
+)
+def test_status_of(raw: dict[str, object], expected: JobStatus) -> None:
+    assert status_of(raw) is expected
+
+
+def test_fields(sim: BatchSim) -> None:
+    job = sim.add("llama", "RUNNING")
+    sim.set(job.job_id, "FAILED", reason="AlgorithmError: NaN")
+    (got,) = source(sim).list_jobs(since=None, live=[])
+    assert got.id == job.arn and got.name == "llama" and got.native_status == "FAILED"
+    assert got.reason == "AlgorithmError: NaN"
+    assert got.ended_at is not None and got.ended_at.tzinfo is UTC
+    assert got.url and got.url.endswith("#/jobs/llama")
+    assert got.extra["capacity"] == "1× ml.g5.xlarge"
+
+
+def test_a_job_that_leaves_running_is_followed_to_its_end(sim: BatchSim) -> None:
+    """reliability.md scenario 30: it vanishes from every live listing; Describe says SUCCEEDED."""
+    old = datetime.now(UTC) - timedelta(days=2)
+    job = sim.add("long", "RUNNING", created_ms=int(old.timestamp() * 1000))
+    src = source(sim)
+    (running,) = src.list_jobs(since=None, live=[])
+    sim.set(job.job_id, "SUCCEEDED")
+    (done,) = src.list_jobs(since=datetime.now(UTC), live=[running])
+    assert done.status is JobStatus.SUCCEEDED
+    assert sim.calls["describeservicejob"] == 1
+
+
+def test_a_job_born_and_finished_between_polls_is_seen(sim: BatchSim) -> None:
+    src = source(sim)
+    since = datetime.now(UTC)
+    sim.set(sim.add("quick").job_id, "FAILED", reason="bad image")
+    (job,) = src.list_jobs(since=since, live=[])
+    assert job.status is JobStatus.FAILED
+
+
+def test_steady_state_cost_follows_live_jobs_not_history(sim: BatchSim) -> None:
+    long_ago = int((datetime.now(UTC) - timedelta(days=30)).timestamp() * 1000)
+    for n in range(9_700):
+        sim.add(f"old-{n}", "SUCCEEDED", created_ms=long_ago)
+    for n in range(300):
+        sim.add(f"live-{n}", "RUNNING", created_ms=long_ago)
+    src = source(sim)
+    baseline = src.list_jobs(since=None, live=[])
+    assert len(baseline) == 10_000
+    naive = sim.calls["listservicejobs"]
+    sim.calls.clear()
+    live = [j for j in baseline if not j.status.terminal]
+    src.list_jobs(since=datetime.now(UTC), live=live)
+    steady = sim.calls["listservicejobs"] + sim.calls["describeservicejob"]
+    # floor: one listing per live status (6, RUNNING has 3 pages of 100) ; we add the new-jobs listing
+    floor = len(LIVE_STATUSES) + 2
+    assert steady <= 1.5 * floor + 1, (steady, naive)
+    assert naive >= 100
+
+
+def test_one_filter_at_most_and_default_running_only(sim: BatchSim) -> None:
+    sim.add("a", "RUNNABLE")
+    sim.add("b", "RUNNING")
+    import boto3
+
+    client = boto3.client(
+        "batch", region_name="us-east-1", endpoint_url=sim.url, aws_access_key_id="x", aws_secret_access_key="y"
+    )
+    assert [j["jobName"] for j in client.list_service_jobs(jobQueue="q")["jobSummaryList"]] == ["b"]
+    with pytest.raises(client.exceptions.ClientException):
+        client.list_service_jobs(
+            jobQueue="q",
+            filters=[{"name": "AFTER_CREATED_AT", "values": ["0"]}, {"name": "JOB_NAME", "values": ["a"]}],
+        )
