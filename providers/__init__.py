@@ -14,11 +14,13 @@ from providers.base import JobSource, QueueConfig
 from providers.errors import (
     AuthError,
     BadResponseError,
+    NotFoundError,
     ProviderError,
     ThrottledError,
     UnavailableError,
 )
 from providers.model import TERMINAL, Job, JobStatus
+from providers.modzy import ModzyQueue, ModzySource
 from providers.sagemaker import SageMakerQueue, SageMakerSource
 
 
@@ -33,6 +35,7 @@ class ProviderSpec:
 SOURCES: dict[str, ProviderSpec] = {
     "sagemaker": ProviderSpec(SageMakerQueue, SageMakerSource),
     "batch": ProviderSpec(BatchQueue, BatchSource),
+    "modzy": ProviderSpec(ModzyQueue, ModzySource),
 }
 
 
@@ -49,6 +52,7 @@ __all__ = [
     "Job",
     "JobSource",
     "JobStatus",
+    "NotFoundError",
     "ProviderError",
     "ProviderSpec",
     "QueueConfig",

@@ -19,6 +19,7 @@ import httpx
 from providers.errors import (
     AuthError,
     BadResponseError,
+    NotFoundError,
     ProviderError,
     ThrottledError,
     UnavailableError,
@@ -71,6 +72,8 @@ def error_for(response: httpx.Response, *, what: str) -> ProviderError:
         return ThrottledError(text, retry_after=retry_after(response))
     if response.status_code in (401, 403):
         return AuthError(text)
+    if response.status_code == 404:
+        return NotFoundError(text)
     if response.status_code >= 500:
         return UnavailableError(text, retry_after=retry_after(response))
     return BadResponseError(text)

@@ -4,7 +4,8 @@
     ├── AuthError          credentials missing or refused, clock skew  (not retryable)
     ├── ThrottledError     429 / throttling codes; carries retry_after (retryable)
     ├── UnavailableError   timeouts, connection errors, 5xx            (retryable)
-    └── BadResponseError   malformed body, HTML with 200, paging loop  (retryable)
+    ├── BadResponseError   malformed body, HTML with 200, paging loop  (retryable)
+    └── NotFoundError      the job (or route) does not exist            (not retryable)
 
 A listing either returns every job or raises one of these: never a partial list.
 """
@@ -38,3 +39,9 @@ class UnavailableError(ProviderError):
 
 class BadResponseError(ProviderError):
     """The provider answered with something we cannot trust as a complete listing."""
+
+
+class NotFoundError(ProviderError):
+    """The thing asked for does not exist (a detail call for a deleted job)."""
+
+    retryable = False

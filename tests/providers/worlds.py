@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 from bot.sim.batch import BatchSim
+from bot.sim.modzy import ModzySim
 from bot.sim.sagemaker import SageMakerSim
 from providers import JobSource, JobStatus
+from providers._http import Requester, make_client
 from providers.aws_batch import PAGE_SIZE as BATCH_PAGE
 from providers.aws_batch import BatchQueue, BatchSource
+from providers.modzy import PAGE_SIZE as MODZY_PAGE
+from providers.modzy import ModzyQueue, ModzySource
 from providers.sagemaker import PAGE_SIZE, SageMakerQueue, SageMakerSource
 from tests.conftest import AWS_ENV
 
@@ -107,4 +111,44 @@ class BatchWorld:
         self.sim.stop()
 
 
-WORLDS: dict[str, type] = {"sagemaker": SageMakerWorld, "batch": BatchWorld}
+class ModzyWorld:
+    provider = "modzy"
+    page_size = MODZY_PAGE
+    status_cases: ClassVar[dict[str, JobStatus]] = {
+        "SUBMITTED": JobStatus.QUEUED,
+        "OPEN": JobStatus.QUEUED,
+        "IN_PROGRESS": JobStatus.RUNNING,
+        "COMPLETED": JobStatus.SUCCEEDED,
+        "ERROR": JobStatus.FAILED,
+        "CANCELED": JobStatus.STOPPED,
+        "TIMEDOUT": JobStatus.TIMED_OUT,
+    }
+    unknown_native = "PAUSED"
+
+    def __init__(self) -> None:
+        self.sim = ModzySim().start()
+
+    def source(self) -> JobSource:
+        config = ModzyQueue(name="contract", endpoint_url=self.sim.url, api_key_env="KEY")
+        requester = Requester(
+            make_client(self.sim.url, headers={"Authorization": f"ApiKey {self.sim.api_key}"}),
+            what="modzy",
+            attempts=2,
+            sleep=lambda _s: None,
+        )
+        return ModzySource(config, env={"KEY": self.sim.api_key}, requester=requester)
+
+    def add(self, name: str, native: str) -> str:
+        return self.sim.add(name, native).ident
+
+    def set(self, job_id: str, native: str) -> None:
+        self.sim.set(job_id, native)
+
+    def fault(self, kind: str) -> None:
+        self.sim.faults.extend([kind] * (2 if kind in ("throttle", "server") else 1))
+
+    def close(self) -> None:
+        self.sim.stop()
+
+
+WORLDS: dict[str, type] = {"sagemaker": SageMakerWorld, "batch": BatchWorld, "modzy": ModzyWorld}

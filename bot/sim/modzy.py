@@ -1,0 +1,185 @@
+"""A local Modzy tenant: `GET /api/jobs/history` and `GET /api/jobs/{id}`.
+
+It checks `Authorization: ApiKey <key>` (401 with a JSON message otherwise), pages 1-based
+with `page`/`per-page` returning a bare array, sorts by `sort-by`/`direction`, filters on
+`status` categories (all/pending/terminated) and `model`, and plays scripted faults.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.sim.http import LocalServer, Request, Response
+
+TERMINAL = frozenset({"COMPLETED", "ERROR", "CANCELED", "TIMEDOUT"})
+
+
+@dataclass
+class InferenceJob:
+    """One simulated inference job."""
+
+    ident: str
+    model: str
+    status: str
+    created: datetime
+    updated: datetime
+    total: int = 10
+    completed: int = 0
+    failed: int = 0
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "jobIdentifier": self.ident,
+            "submittedBy": "sim",
+            "accountIdentifier": "acct",
+            "model": {"identifier": self.model, "version": "1.0.0", "name": self.model},
+            "status": self.status,
+            "createdAt": self.created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "updatedAt": self.updated.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "submittedAt": self.created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "total": self.total,
+            "pending": max(0, self.total - self.completed - self.failed),
+            "completed": self.completed,
+            "failed": self.failed,
+        }
+
+
+@dataclass
+class ModzySim:
+    """The simulated tenant."""
+
+    api_key: str = "modzy-key.secret"
+    jobs: dict[str, InferenceJob] = field(default_factory=dict)
+    faults: deque[str] = field(default_factory=deque)
+    calls: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+        self._stuck = False
+        self._server = LocalServer(self.handle)
+
+    def start(self) -> ModzySim:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def add(self, model: str, status: str = "SUBMITTED", *, when: datetime | None = None) -> InferenceJob:
+        """Submit a job now (or at `when`)."""
+        at = when or datetime.now(UTC)
+        job = InferenceJob(str(uuid.UUID(int=random.getrandbits(128))), model, status, at, at)
+        with self.lock:
+            self.jobs[job.ident] = job
+        return job
+
+    def set(self, ident: str, status: str, *, completed: int | None = None, failed: int = 0) -> None:
+        """Move a job now."""
+        with self.lock:
+            job = self.jobs[ident]
+            job.status, job.updated, job.failed = status, datetime.now(UTC), failed
+            if completed is not None:
+                job.completed = completed
+            elif status == "COMPLETED":
+                job.completed = job.total - failed
+
+    def handle(self, req: Request) -> Response:
+        with self.lock:
+            self.calls["history" if req.path.endswith("/history") else "job"] += 1
+            fault = self.faults.popleft() if self.faults else None
+        if req.headers.get("authorization") != f"ApiKey {self.api_key}" or fault == "auth":
+            return Response.json({"message": "Unauthorized: invalid API key", "statusCode": 401}, 401)
+        if fault == "throttle":
+            return Response.json({"message": "Too many requests"}, 429, {"Retry-After": "0"})
+        if fault == "server":
+            return Response.json({"message": "Internal error"}, 503)
+        if fault == "html":
+            return Response(200, b"<!doctype html><title>Login</title>", {"Content-Type": "text/html"})
+        if fault == "malformed":
+            return Response(200, b'[{"jobIdentifier": "x", "status"', {"Content-Type": "application/json"})
+        if req.path == "/api/jobs/history":
+            if req.query.get("page", "1") == "1":
+                self._stuck = fault == "repeat_token"  # from now on, every page is page 1
+            return self._history(req.query, stuck=self._stuck)
+        if req.path.startswith("/api/jobs/"):
+            with self.lock:
+                job = self.jobs.get(req.path.rsplit("/", 1)[-1])
+                body = job.body() if job else None
+            return Response.json(body) if body else Response.json({"message": "Job not found"}, 404)
+        return Response.json({"message": "Not found"}, 404)
+
+    def _history(self, query: dict[str, str], *, stuck: bool) -> Response:
+        page, size = int(query.get("page", "1")), int(query.get("per-page", "10"))
+        if page < 1:
+            return Response.json({"message": "page must be >= 1"}, 400)
+        key = {"updatedAt": "updated", "createdAt": "created"}.get(query.get("sort-by", "createdAt"), "created")
+        status = query.get("status", "all").upper()
+        with self.lock:
+            jobs = [
+                j
+                for j in self.jobs.values()
+                if (status == "ALL" or (status == "PENDING") == (j.status not in TERMINAL))
+                and (not query.get("model") or j.model == query["model"])
+            ]
+            jobs.sort(key=lambda j: getattr(j, key), reverse=query.get("direction", "ASC").upper() == "DESC")
+            start = 0 if stuck else (page - 1) * size
+            return Response.json([j.body() for j in jobs[start : start + size]])
+
+
+class ModzyStory:
+    """Inference jobs over a batch of inputs: some complete, some with failed inputs, one errors."""
+
+    queue = "inference"
+
+    def __init__(self, rng: random.Random) -> None:
+        self.sim = ModzySim()
+        self.rng = rng
+
+    def start(self) -> None:
+        self.sim.start()
+        for _ in range(2):
+            self.sim.set(self.sim.add("sentiment-analysis").ident, "COMPLETED")
+        self.sim.add("object-detection")
+
+    def config(self) -> str:
+        return f"""
+[[queues]]
+name = "{self.queue}"
+provider = "modzy"
+endpoint_url = "{self.sim.url}"
+api_key_env = "DEMO_MODZY_KEY"
+"""
+
+    def env(self) -> dict[str, str]:
+        return {"DEMO_MODZY_KEY": self.sim.api_key}
+
+    def step(self) -> None:
+        for job in list(self.sim.jobs.values()):
+            if job.status == "SUBMITTED":
+                self.sim.set(job.ident, "IN_PROGRESS", completed=0)
+            elif job.status == "IN_PROGRESS":
+                roll = self.rng.random()
+                if roll < 0.5:
+                    self.sim.set(job.ident, "COMPLETED")
+                elif roll < 0.8:
+                    self.sim.set(job.ident, "COMPLETED", failed=3)
+                else:
+                    self.sim.set(job.ident, "ERROR", completed=0)
+        if all(j.status in TERMINAL for j in self.sim.jobs.values()):
+            self.sim.add(self.rng.choice(["object-detection", "sentiment-analysis", "ocr"]))
+
+    def failed_job(self) -> str | None:
+        return next((j.ident for j in self.sim.jobs.values() if j.status == "ERROR"), None)
+
+    def stop(self) -> None:
+        self.sim.stop()

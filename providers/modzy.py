@@ -1,0 +1,184 @@
+"""Modzy job history: `GET /api/jobs/history`, paged, newest change first.
+
+API: https://docs.modzy.com/reference/list-the-job-history (providers.md §5). Auth is the
+header `Authorization: ApiKey <key>`. Pages are 1-based (design §4b) and the body is a bare
+array, so a short page ends the listing and a page that repeats the previous one is an error.
+Incremental: sorted by `updatedAt` descending, paging stops at the first job older than the
+watermark (minus an overlap): a steady cycle costs one request while few jobs change. A live
+job the history no longer shows (it can be scoped to a window) is re-checked by id, at most
+one per cycle, once it has been quiet for `RECHECK_AFTER`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Literal
+from urllib.parse import quote
+
+from pydantic import SecretStr
+
+from providers._http import Requester, make_client
+from providers._paging import PageGuard
+from providers._time import parse_iso
+from providers.base import QueueConfig, default_env, env_secret, map_status
+from providers.errors import BadResponseError, NotFoundError
+from providers.model import Job, JobStatus
+
+STATUS_MAP: dict[str, JobStatus] = {
+    "OPEN": JobStatus.QUEUED,
+    "SUBMITTED": JobStatus.QUEUED,
+    "IN_PROGRESS": JobStatus.RUNNING,
+    "COMPLETED": JobStatus.SUCCEEDED,
+    "ERROR": JobStatus.FAILED,
+    "CANCELED": JobStatus.STOPPED,
+    "TIMEDOUT": JobStatus.TIMED_OUT,
+}
+PAGE_SIZE = 100
+OVERLAP = timedelta(minutes=5)
+RECHECK_AFTER = timedelta(hours=1)
+
+
+class ModzyQueue(QueueConfig):
+    """A Modzy tenant (its own base URL), optionally one model."""
+
+    provider: Literal["modzy"] = "modzy"
+    endpoint_url: str  # Modzy runs per tenant: no public default
+    model: str | None = None
+    api_key_env: str | None = "MODZY_API_KEY"
+
+    def scope_text(self) -> str:
+        """Tenant and model."""
+        return f"{self.endpoint_url}" + (f", model {self.model}" if self.model else "")
+
+
+def status_of(raw: Mapping[str, Any]) -> tuple[JobStatus, str | None]:
+    """Canonical status and reason; COMPLETED with failed inputs keeps the count (design §4b)."""
+    native = str(raw.get("status", "")).upper()
+    status = map_status("modzy", native, STATUS_MAP)
+    failed = int(raw.get("failed") or 0)
+    if native == "COMPLETED" and failed:
+        done = int(raw.get("completed") or 0)
+        total = int(raw.get("total") or failed + done)
+        reason = f"{failed} of {total} inputs failed"
+        return (JobStatus.FAILED if done == 0 else status), reason
+    return status, None
+
+
+class ModzySource:
+    """Job-history adapter."""
+
+    provider: ClassVar[str] = "modzy"
+
+    def __init__(
+        self,
+        config: ModzyQueue,
+        *,
+        env: Mapping[str, str] | None = None,
+        requester: Requester | None = None,
+        deadline_s: float = 120,
+    ) -> None:
+        self.config = config
+        self.deadline_s = deadline_s
+        key: SecretStr = env_secret(
+            env if env is not None else default_env(), config.api_key_env or "MODZY_API_KEY", queue=config.name
+        )
+        self.http = requester or Requester(
+            make_client(config.endpoint_url, headers={"Authorization": f"ApiKey {key.get_secret_value()}"}),
+            what=f"modzy {config.name}",
+        )
+        self._rechecked: dict[str, datetime] = {}
+
+    def to_job(self, raw: Mapping[str, Any]) -> Job:
+        """One jobs object -> Job."""
+        ident = str(raw["jobIdentifier"])
+        model = raw.get("model") or {}
+        model_name = str(model.get("name") or model.get("identifier") or "") if isinstance(model, dict) else ""
+        status, reason = status_of(raw)
+        extra: dict[str, str | int | float | bool | None] = {}
+        for key in ("total", "completed", "failed", "pending"):
+            if raw.get(key) is not None:
+                extra[f"inputs_{key}"] = int(raw[key])
+        if model_name:
+            extra["model"] = model_name
+        if isinstance(model, dict) and model.get("version"):
+            extra["model_version"] = str(model["version"])
+        ended = status.terminal
+        return Job(
+            queue=self.config.name,
+            id=ident,
+            name=f"{ident} ({model_name})" if model_name else ident,
+            status=status,
+            native_status=str(raw.get("status", "")),
+            created_at=parse_iso(raw.get("createdAt") or raw.get("submittedAt")),
+            updated_at=parse_iso(raw.get("updatedAt")),
+            started_at=parse_iso(raw.get("submittedAt")),
+            ended_at=parse_iso(raw.get("updatedAt")) if ended else None,
+            reason=reason,
+            extra=extra,
+        )
+
+    def _parse(self, raw: Any) -> Job:
+        try:
+            return self.to_job(raw)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise BadResponseError(f"modzy {self.config.name}: malformed job: {err}") from None
+
+    def list_jobs(self, *, since: datetime | None, live: Sequence[Job]) -> list[Job]:
+        """The whole history (baseline) or the jobs updated since the watermark, then re-checks."""
+        cutoff = None if since is None else since - OVERLAP
+        guard = PageGuard(f"modzy {self.config.name}", deadline_s=self.deadline_s)
+        found: dict[str, Job] = {}
+        params: dict[str, str | int | bool] = {
+            "per-page": PAGE_SIZE,
+            "sort-by": "createdAt" if since is None else "updatedAt",
+            "direction": "DESC",
+        }
+        if self.config.model:
+            params["model"] = self.config.model
+        previous_first: str | None = None
+        for page in range(1, guard.max_pages + 1):
+            guard.next_page(page)
+            body = self.http.get("/api/jobs/history", params={**params, "page": page})
+            if not isinstance(body, list):
+                raise BadResponseError(f"modzy {self.config.name}: history page is not a JSON array")
+            jobs = [self._parse(raw) for raw in body]
+            if jobs and jobs[0].id == previous_first:
+                raise BadResponseError(f"modzy {self.config.name}: page {page} repeats page {page - 1}")
+            previous_first = jobs[0].id if jobs else None
+            for job in jobs:
+                found.setdefault(job.id, job)
+            older = cutoff is not None and any(j.updated_at is not None and j.updated_at < cutoff for j in jobs)
+            if len(jobs) < PAGE_SIZE or older:
+                break
+        self._recheck(found, live, since)
+        return list(found.values())
+
+    def _recheck(self, found: dict[str, Job], live: Sequence[Job], since: datetime | None) -> None:
+        """One quiet live job per cycle, fetched by id, in case the history stopped showing it."""
+        if since is None:
+            return
+        quiet = [
+            j
+            for j in live
+            if j.id not in found
+            and (j.updated_at is None or since - j.updated_at > RECHECK_AFTER)
+            and since - self._rechecked.get(j.id, since - 2 * RECHECK_AFTER) > RECHECK_AFTER
+        ]
+        for job in sorted(quiet, key=lambda j: self._rechecked.get(j.id, j.updated_at or since))[:1]:
+            self._rechecked[job.id] = since
+            fresh = self.get_job(job.id)
+            if fresh is not None:
+                found[fresh.id] = fresh
+
+    def get_job(self, job_id: str) -> Job | None:
+        """`GET /api/jobs/{id}`; None when the job is gone (404)."""
+        try:
+            body = self.http.get(f"/api/jobs/{quote(job_id, safe='')}", what=f"modzy job {job_id}")
+        except NotFoundError:
+            return None
+        return self._parse(body)
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self.http.client.close()

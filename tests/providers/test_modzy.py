@@ -1,0 +1,109 @@
+"""Modzy job history against the local tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.sim.modzy import ModzySim
+from providers import AuthError, JobStatus
+from providers._http import Requester, make_client
+from providers.modzy import ModzyQueue, ModzySource, status_of
+
+
+@pytest.fixture
+def sim() -> Iterator[ModzySim]:
+    s = ModzySim().start()
+    yield s
+    s.stop()
+
+
+def source(sim: ModzySim, *, key: str | None = None) -> ModzySource:
+    return ModzySource(ModzyQueue(name="inf", endpoint_url=sim.url, api_key_env="MK"), env={"MK": key or sim.api_key})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected", "reason"),
+    [
+        ({"status": "COMPLETED", "total": 10, "completed": 10, "failed": 0}, JobStatus.SUCCEEDED, None),
+        (
+            {"status": "COMPLETED", "total": 10, "completed": 7, "failed": 3},
+            JobStatus.SUCCEEDED,
+            "3 of 10 inputs failed",
+        ),
+        ({"status": "COMPLETED", "total": 4, "completed": 0, "failed": 4}, JobStatus.FAILED, "4 of 4 inputs failed"),
+        ({"status": "in_progress"}, JobStatus.RUNNING, None),
+        ({"status": "TIMEDOUT"}, JobStatus.TIMED_OUT, None),
+        ({"status": "QUEUED_V2"}, JobStatus.UNKNOWN, None),
+    ],
+)
+def test_status_of(raw: dict[str, object], expected: JobStatus, reason: str | None) -> None:
+    assert status_of(raw) == (expected, reason)
+
+
+def test_name_carries_the_identifier_and_model(sim: ModzySim) -> None:
+    job = sim.add("ocr")
+    (got,) = source(sim).list_jobs(since=None, live=[])
+    assert got.id == job.ident and got.name == f"{job.ident} (ocr)"
+    assert got.created_at is not None and got.created_at.tzinfo is UTC
+
+
+def test_wrong_key_is_an_auth_error_without_the_key_in_it(sim: ModzySim) -> None:
+    sim.add("ocr")
+    with pytest.raises(AuthError) as info:
+        source(sim, key="wrong-key-123").list_jobs(since=None, live=[])
+    assert "wrong-key-123" not in str(info.value)
+
+
+def test_missing_key_names_the_variable(sim: ModzySim) -> None:
+    with pytest.raises(AuthError, match="MK"):
+        ModzySource(ModzyQueue(name="inf", endpoint_url=sim.url, api_key_env="MK"), env={})
+
+
+def test_steady_cycle_costs_one_request_at_10k_history(sim: ModzySim) -> None:
+    old = datetime.now(UTC) - timedelta(days=3)
+    for _ in range(9_700):
+        sim.set(sim.add("ocr", when=old).ident, "COMPLETED")
+        sim.jobs[next(reversed(sim.jobs))].updated = old
+    live_ids = [sim.add("ocr", "IN_PROGRESS", when=old).ident for _ in range(300)]
+    for ident in live_ids:
+        sim.jobs[ident].updated = old
+    src = source(sim)
+    baseline = src.list_jobs(since=None, live=[])
+    naive = sim.calls["history"]
+    assert len(baseline) == 10_000 and naive == 101
+    sim.calls.clear()
+    since = datetime.now(UTC)
+    sim.set(live_ids[0], "COMPLETED")
+    live = [j for j in baseline if not j.status.terminal]
+    changed = {j.id: j for j in src.list_jobs(since=since - timedelta(seconds=1), live=live)}
+    assert changed[live_ids[0]].status is JobStatus.SUCCEEDED
+    assert sim.calls["history"] == 1
+    assert sim.calls["job"] <= 1  # at most one re-check of a quiet live job by id
+
+
+def test_a_job_the_history_no_longer_shows_is_rechecked_by_id(sim: ModzySim) -> None:
+    job = sim.add("ocr", "IN_PROGRESS")
+    src = source(sim)
+    (live,) = src.list_jobs(since=None, live=[])
+    hidden = sim.jobs.pop(job.ident)
+    hidden.status = "COMPLETED"
+    later = datetime.now(UTC) + timedelta(hours=2)
+    assert src.list_jobs(since=later, live=[live]) == []  # gone from history and from /jobs/{id}
+    sim.jobs[job.ident] = hidden
+    (got,) = src.list_jobs(since=later + timedelta(hours=2), live=[live])
+    assert got.status is JobStatus.SUCCEEDED
+
+
+def test_requester_honours_retry_after(sim: ModzySim) -> None:
+    sim.add("ocr")
+    sim.faults.extend(["throttle", "server"])
+    waits: list[float] = []
+    requester = Requester(
+        make_client(sim.url, headers={"Authorization": f"ApiKey {sim.api_key}"}), what="m", sleep=waits.append
+    )
+    src = ModzySource(ModzyQueue(name="inf", endpoint_url=sim.url), env={"MODZY_API_KEY": "x"}, requester=requester)
+    assert len(src.list_jobs(since=None, live=[])) == 1
+    assert waits[0] == 0.0 and len(waits) == 2  # Retry-After: 0, then a backoff
