@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///jobwatch.db"
     jobwatch_config: Path = Path("jobwatch.toml")
     jobwatch_poll_interval: float = Field(default=60, ge=5)
+    # A worker that dies holds the poller lease this long; a standby takes over after it.
+    jobwatch_lease_ttl: float = Field(default=30, ge=2, le=600)
     port: int = Field(default=3000, ge=1, le=65535)
 
 

@@ -46,6 +46,7 @@ class Worker:
         self.lease = lease
         self.clock = clock
         self._stop = threading.Event()
+        self._scheduler: BaseScheduler | None = None
 
     def poll(self, queue: str) -> int:
         """One complete poll of one queue; returns the outbox rows it enqueued."""
@@ -111,8 +112,18 @@ class Worker:
         fence = self.lease.renew()
         if fence is not None and not held:
             log.info("lease_acquired owner=%s fence=%d", self.lease.owner, fence.token)
+            self._poll_now()  # a standby that takes over polls at once, not one interval later
         elif fence is None and held:
             log.warning("lease_lost owner=%s", self.lease.owner)
+
+    def _poll_now(self) -> None:
+        if self._scheduler is None:
+            return
+        now = self.clock()
+        for name in self.sources:
+            job = self._scheduler.get_job(f"poll:{name}")
+            if job is not None:
+                job.modify(next_run_time=now)
 
     def schedule(self, scheduler: BaseScheduler) -> None:
         """Add the lease, poll and delivery jobs to a scheduler; try for the lease first so the
@@ -137,6 +148,7 @@ class Worker:
         scheduler.add_job(
             self.deliver, "interval", seconds=1, id="deliver", max_instances=1, coalesce=True, misfire_grace_time=5
         )
+        self._scheduler = scheduler
 
     def start_background(self) -> BackgroundScheduler:
         """Run inside another process (the web server)."""
