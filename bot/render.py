@@ -188,6 +188,35 @@ def notice_message(text: str) -> Message:
     return Message(escape(clip(text, TEXT_MAX)), [section(f":warning: {safe(text, SECTION_MAX - 20)}")])
 
 
+DIGEST_LINES = 20  # jobs per digest thread reply: 20 lines stay far below a section's 3,000
+
+
+def digest_message(counts: dict[str, int], queues: Sequence[str]) -> Message:
+    """The parent of a digest: how many jobs changed, by new status; the jobs are in the thread."""
+    total = sum(counts.values())
+    order = [s.value for s in JobStatus]
+    parts = [f"{EMOJI[JobStatus(s)]} {counts[s]} {s}" for s in sorted(counts, key=order.index)]
+    where = ", ".join(f"`{safe(q, 64)}`" for q in queues[:10]) + (" …" if len(queues) > 10 else "")
+    text = f"{total} jobs changed status in {', '.join(queues[:10])}: " + ", ".join(
+        f"{counts[s]} {s}" for s in sorted(counts, key=order.index)
+    )
+    blocks = [
+        section(f"*{total} jobs changed status* in {where}\n" + " · ".join(parts)),
+        context("Every job is listed in this thread, one per line."),
+    ]
+    return Message(escape(clip(text, TEXT_MAX)), blocks)
+
+
+def digest_lines(lines: Sequence[Sequence[str]], *, part: int, parts: int) -> Message:
+    """One thread reply of a digest: one job per line, with its queue and new native status."""
+    rows = [
+        f"{EMOJI[JobStatus(status)]} *{safe(name, 120)}* · `{safe(queue, 64)}` → {safe(native, 60)}"
+        for name, queue, native, status in lines
+    ]
+    text = f"Jobs {part}/{parts}: " + "; ".join(f"{name} in {queue}: {native}" for name, queue, native, _ in lines)
+    return Message(escape(clip(text, TEXT_MAX)), [section("\n".join(rows))])
+
+
 def job_row(job: Job) -> str:
     """One line of a job list."""
     took = duration(job.duration_seconds)

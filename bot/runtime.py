@@ -65,7 +65,7 @@ def build_runtime(
     config: AppConfig | None = None,
     sources: Mapping[str, JobSource] | None = None,
     clock: Clock = utcnow,
-    lease_ttl: timedelta = timedelta(seconds=30),
+    lease_ttl: timedelta | None = None,
 ) -> Runtime:
     """Read the queues file, open the store, build the adapters and the worker."""
     config = config or load_config(settings.jobwatch_config)
@@ -73,8 +73,8 @@ def build_runtime(
     db.create_all()
     sources = sources if sources is not None else build_sources(config)
     poster = slack_client(settings)
-    deliverer = Deliverer(db, lambda _team: poster, clock=clock)
-    lease = LeaseKeeper(db, ttl=lease_ttl, clock=clock)
+    deliverer = Deliverer(db, lambda _team: poster, clock=clock, digest_threshold=config.bot.digest_threshold)
+    lease = LeaseKeeper(db, ttl=lease_ttl or timedelta(seconds=settings.jobwatch_lease_ttl), clock=clock)
     deliverer.fence = lease.fence
     worker = Worker(
         settings=settings, config=config, db=db, sources=sources, deliverer=deliverer, lease=lease, clock=clock

@@ -84,7 +84,11 @@ class Subscription(SQLModel, table=True):
 
 
 class OutboxItem(SQLModel, table=True):
-    """One message owed to one channel: pending -> sending -> sent | dead."""
+    """One message owed to one channel: pending -> sending -> sent | dead.
+
+    An alert folded into a digest is `digested` (parent_id: the digest row); the digest and its
+    thread replies (`digest_part`, parent_id: the digest) are outbox rows like any other.
+    """
 
     __table_args__ = (
         UniqueConstraint("team_id", "channel_id", "alert_id"),
@@ -93,7 +97,7 @@ class OutboxItem(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     alert_id: str
-    kind: str = "alert"  # alert | notice
+    kind: str = "alert"  # alert | notice | digest | digest_part
     team_id: str
     channel_id: str
     queue: str
@@ -108,6 +112,7 @@ class OutboxItem(SQLModel, table=True):
     fence: int = 0
     slack_ts: str | None = None
     thread_ts: str | None = None
+    parent_id: int | None = None  # a digest_part's digest; a digested alert's digest
     last_error: str | None = None
     created_at: datetime = _when()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,16 @@ from bot.sim.slash import block_action, event, slash_command
 from bot.web import Background, WebApp
 from providers import JobSource
 from tests.conftest import SECRET, TOKEN
+
+
+class MovableClock:
+    """Real time plus an offset the test controls (mutes expire without waiting)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return utcnow() + self.offset
 
 
 class Bot:

@@ -9,6 +9,7 @@ Posts are paced per channel; channels are drained in parallel.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -21,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from bot import render
 from bot.clock import Clock, utcnow
@@ -37,6 +38,7 @@ EVENT_TYPE = "jobwatch_alert"
 BROADCAST = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})
 MAX_ATTEMPTS = 12
 BATCH = 200
+TOKEN_PAUSE = timedelta(minutes=5)  # after invalid_auth & co: try the workspace again this much later
 
 
 @dataclass
@@ -89,6 +91,12 @@ def message_for(item: OutboxItem) -> tuple[render.Message, Job | None]:
     """Render an outbox row."""
     if item.kind == "notice":
         return render.notice_message(str(json.loads(item.payload)["text"])), None
+    if item.kind == "digest":
+        body = json.loads(item.payload)
+        return render.digest_message(body["counts"], body["queues"]), None
+    if item.kind == "digest_part":
+        body = json.loads(item.payload)
+        return render.digest_lines(body["lines"], part=body["part"], parts=body["parts"]), None
     job = Job.model_validate_json(item.payload)
     old = JobStatus(item.old_status) if item.old_status else None
     return render.alert_message(job, old), job
@@ -108,6 +116,7 @@ class Deliverer:
         burst: float = 2.0,
         recovery_after: timedelta = timedelta(seconds=20),
         workers: int = 8,
+        digest_threshold: int = 20,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -119,11 +128,12 @@ class Deliverer:
         self.burst = burst
         self.recovery_after = recovery_after
         self.workers = workers
+        self.digest_threshold = digest_threshold
         self.sleep = sleep
         self.monotonic = monotonic
         self._paces: dict[tuple[str, str], Pace] = {}
         self._paces_lock = threading.Lock()
-        self._blocked_teams: dict[str, float] = {}
+        self._blocked_teams: dict[str, datetime] = {}  # token refused: no posts until then
 
     # -- the round -------------------------------------------------------------------------
 
@@ -131,6 +141,7 @@ class Deliverer:
         """Recover stuck rows, then send every due row, channels in parallel."""
         stats = Stats()
         stats.add(self.recover())
+        self.fold_digests()
         by_channel: dict[tuple[str, str], list[int]] = defaultdict(list)
         with self.db.read() as session:
             rows = session.exec(
@@ -157,7 +168,8 @@ class Deliverer:
         stats = Stats()
         pace = self._pace(team, channel)
         for item_id in ids:
-            if self._blocked_teams.get(team, 0) > self.monotonic():
+            blocked = self._blocked_teams.get(team)
+            if blocked is not None and blocked > self.clock():
                 break
             wait = pace.wait(self.monotonic())
             if wait > 0:
@@ -169,6 +181,76 @@ class Deliverer:
                 pace.hold(self.monotonic(), outcome.retry_after)
                 break
         return stats
+
+    # -- digests ---------------------------------------------------------------------------
+
+    def fold_digests(self) -> int:
+        """Fold the ready alerts of any channel with more than `digest_threshold` of them into one
+        digest (a parent with counts by status, and thread replies listing every job). Folding is
+        one transaction: the alerts become `digested` and the digest rows `pending` together."""
+        now = self.clock()
+        with self.db.read() as session:
+            crowded = session.exec(
+                select(OutboxItem.team_id, OutboxItem.channel_id)
+                .where(OutboxItem.state == "pending", OutboxItem.kind == "alert", OutboxItem.next_attempt_at <= now)
+                .group_by(col(OutboxItem.team_id), col(OutboxItem.channel_id))
+                .having(func.count() > self.digest_threshold)
+            ).all()
+        for team, channel in crowded:
+            self._fold(team, channel, now)
+        return len(crowded)
+
+    def _fold(self, team: str, channel: str, now: datetime) -> None:
+        with self.db.write() as session:
+            fence = self.fence()
+            if fence is not None:
+                fence.check(session)
+            rows = session.exec(
+                select(OutboxItem)
+                .where(
+                    OutboxItem.team_id == team,
+                    OutboxItem.channel_id == channel,
+                    OutboxItem.state == "pending",
+                    OutboxItem.kind == "alert",
+                    OutboxItem.next_attempt_at <= now,
+                )
+                .order_by(col(OutboxItem.id))
+            ).all()
+            if len(rows) <= self.digest_threshold:
+                return
+            jobs = [Job.model_validate_json(r.payload) for r in rows]
+            counts: dict[str, int] = defaultdict(int)
+            for job in jobs:
+                counts[job.status.value] += 1
+            queues = sorted({r.queue for r in rows})
+            key = "digest:" + hashlib.sha256("|".join(r.alert_id for r in rows).encode()).hexdigest()[:32]
+
+            def owed(alert_id: str, kind: str, payload: str, parent_id: int | None = None) -> OutboxItem:
+                return OutboxItem(
+                    alert_id=alert_id,
+                    kind=kind,
+                    team_id=team,
+                    channel_id=channel,
+                    queue=queues[0],
+                    payload=payload,
+                    parent_id=parent_id,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+
+            digest = owed(key, "digest", json.dumps({"counts": counts, "queues": queues}))
+            session.add(digest)
+            session.flush()
+            lines = [[j.name, j.queue, j.native_status, j.status.value] for j in jobs]
+            chunks = [lines[i : i + render.DIGEST_LINES] for i in range(0, len(lines), render.DIGEST_LINES)]
+            for n, chunk in enumerate(chunks, 1):
+                payload = json.dumps({"lines": chunk, "part": n, "parts": len(chunks)})
+                session.add(owed(f"{key}:{n}", "digest_part", payload, digest.id))
+            for row in rows:
+                row.state = "digested"
+                row.parent_id = digest.id
+                session.add(row)
+        log.info("digest channel=%s alerts=%d replies=%d", channel, len(rows), len(chunks))
 
     # -- one row ---------------------------------------------------------------------------
 
@@ -184,11 +266,17 @@ class Deliverer:
             thread = None
             if item.kind == "alert":
                 thread = session.get(JobThread, (item.team_id, item.channel_id, item.queue, item.job_id))
+            parent_ts = None
+            if item.kind == "digest_part" and item.parent_id is not None:
+                parent = session.get(OutboxItem, item.parent_id)
+                if parent is not None and parent.state in ("pending", "sending"):
+                    return None  # the digest goes first; its replies follow in a later turn
+                parent_ts = parent.slack_ts if parent is not None else None
             item.state = "sending"
             item.sending_started_at = now
             item.attempts += 1
             item.fence = fence.token if fence else 0
-            item.thread_ts = thread.parent_ts if thread else None
+            item.thread_ts = thread.parent_ts if thread else parent_ts
             session.add(item)
             return item, thread
 
@@ -274,7 +362,7 @@ class Deliverer:
                     session.add(row)
             return
         if failure.kind is Kind.TOKEN:
-            self._blocked_teams[item.team_id] = self.monotonic() + 300
+            self._blocked_teams[item.team_id] = self.clock() + TOKEN_PAUSE
         with self.db.write() as session:
             row = session.get(OutboxItem, item.id)
             if row is None or row.state != "sending":

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from bot.clock import utcnow
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from tests.conftest import AWS_ENV
 from tests.harness import Bot
-
-
-class Clock:
-    """Real time plus an offset the test controls (mutes expire without waiting)."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return utcnow() + self.offset
+from tests.harness import MovableClock as Clock
 
 
 def queue_config(sagemaker: SageMakerSim, extra: str = "") -> str:

@@ -12,9 +12,9 @@ from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from bot.sim.slash import slash_command
 from bot.tables import AuditEntry, Mute, OutboxItem, Subscription
-from tests.bot.conftest import Clock
 from tests.conftest import SECRET
 from tests.harness import Bot, text_of
+from tests.harness import MovableClock as Clock
 
 
 def rows(bot: Bot, table: type) -> list[Any]:
