@@ -13,8 +13,8 @@ that repeats the previous one or whose echoed `offset` differs from the one aske
 BadResponseError. A page longer than `limit` means the server ignored paging and returned
 everything, which also ends the listing.
 
-Incremental: the API has no time or status filter, only `isRecent=true` ("only the latest
-request per training type": at most one train per type, three types today). A steady cycle
+Incremental: the API has no time or status filter, only `isRecent=true` ("recently requested
+item" per training type: at most one train per type, three types today). A steady cycle
 sends that one request. It falls back to the full listing (every train of the service,
 ceil(n / PAGE_SIZE) requests) when a live train is missing from the recent set (a newer train
 of its type superseded it), on the baseline, and every `FULL_EVERY` so that a train created
@@ -28,8 +28,12 @@ queue's `status_map` (native -> canonical) overrides or extends it. Anything unm
 naive values read in the queue's `timezone` (default Asia/Seoul); an unreadable date is
 logged and left None rather than failing the listing.
 
-Detail: no documented single-train path is used; `get_job` looks the train up in the recent
-listing, then the full one. The listing has no failure reason, so detail adds nothing else.
+`isRecent` is sent only as `true`; the full listing omits it, because the docs describe
+`false` as "not a recently requested item", which may exclude the newest train of each type.
+
+Detail: `get_job` uses "View training", `GET .../trains/{type}/versions/{version}`
+(https://api.ncloud-docs.com/docs/en/ai-application-service-aitems-service-trainread); 404 is
+None. It carries the same fields as the listing, so there is no failure reason to add.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from providers._http import Requester, make_client
 from providers._paging import PageGuard
 from providers._time import parse_timestamp
 from providers.base import QueueConfig, default_env, env_secret, map_status
-from providers.errors import AuthError, BadResponseError
+from providers.errors import AuthError, BadResponseError, NotFoundError
 from providers.model import Job, JobStatus
 from providers.naver_signing import signer
 
@@ -205,7 +209,10 @@ class AitemsSource:
         offset = 0
         while True:
             guard.next_page(offset or None)
-            body = self._get({"isRecent": recent, "offset": offset, "limit": PAGE_SIZE})
+            params: dict[str, str | int | bool] = {"offset": offset, "limit": PAGE_SIZE}
+            if recent:
+                params["isRecent"] = True  # never `false`: documented as "not a recently requested item"
+            body = self._get(self._path, params)
             trains = self._trains(body, offset)
             jobs = [self._parse(raw) for raw in trains]
             ids = [j.id for j in jobs]
@@ -218,9 +225,9 @@ class AitemsSource:
                 return list(found.values())
             offset += len(trains)
 
-    def _get(self, params: Mapping[str, str | int | bool]) -> Any:
+    def _get(self, path: str, params: Mapping[str, str | int | bool] | None, *, what: str | None = None) -> Any:
         try:
-            return self.http.get(self._path, params=params, sign=self._sign)
+            return self.http.get(path, params=params, sign=self._sign, what=what)
         except AuthError as err:
             local = datetime.fromtimestamp(self.clock(), tz=UTC).isoformat(timespec="seconds")
             raise AuthError(
@@ -237,12 +244,16 @@ class AitemsSource:
         return list(body["trains"])
 
     def get_job(self, job_id: str) -> Job | None:
-        """The train `type/version`, from the recent listing or else the full one; None if gone."""
-        for recent in (True, False):
-            for job in self._list(recent=recent):
-                if job.id == job_id:
-                    return job
-        return None
+        """`GET .../trains/{type}/versions/{version}` ("View training"); None when gone (404)."""
+        kind, sep, version = job_id.partition("/")
+        if not sep or not kind or not version:
+            return None
+        path = f"{self._path}/{quote(kind, safe='')}/versions/{quote(version, safe='')}"
+        try:
+            body = self._get(path, None, what=f"aitems train {job_id}")
+        except NotFoundError:
+            return None
+        return self._parse(body)
 
     def close(self) -> None:
         """Release the HTTP connections."""

@@ -3,10 +3,12 @@
 It verifies the API Gateway signature v2 over the method and the raw path+query as sent and
 refuses a timestamp 5 minutes or more away from its clock (`now`, injectable), answering 401
 with NCP's envelope `{"error": {"errorCode": "200", "message": "Authentication Failed"}}`.
-It honours `isRecent` (latest train per type), `offset` (default 0) and `limit` (default
-1000, as the sibling list APIs document), lists trains oldest first, echoes `offset`/`limit`,
-and plays scripted faults. Train `createdDate` is naive local time (Asia/Seoul), since the
-real format is unconfirmed; `date_format` lets tests vary it.
+It honours `isRecent` (`true`: the latest train per type; `false`: taken literally as
+documented, "not a recently requested item", i.e. all but those), `offset` (default 0) and
+`limit` (default 1000, as documented), lists trains oldest first, echoes `offset`/`limit`,
+serves "View training" (`.../trains/{type}/versions/{version}`) and plays scripted faults.
+Train `createdDate` is naive local time (Asia/Seoul), since the real format is unconfirmed;
+`date_format` lets tests vary it.
 """
 
 from __future__ import annotations
@@ -120,8 +122,9 @@ class AitemsSim:
 
     def handle(self, req: Request) -> Response:
         with self.lock:
-            recent = req.query.get("isRecent", "false").lower() == "true"
-            self.calls["recent" if recent else "trains"] += 1
+            recent = req.query.get("isRecent", "").lower()
+            detail = "/versions/" in req.path
+            self.calls["train" if detail else "recent" if recent == "true" else "trains"] += 1
             fault = self.faults.popleft() if self.faults else None
         why = verify(
             req.method,
@@ -142,9 +145,16 @@ class AitemsSim:
         if fault == "malformed":
             return Response(200, b'{"trains": [{"type": "pop", "status"', {"Content-Type": "application/json"})
         parts = req.path.strip("/").split("/")
-        if req.method != "GET" or len(parts) != 5 or parts[:3] != ["api", "v1", "services"] or parts[4] != "trains":
+        if req.method != "GET" or parts[:3] != ["api", "v1", "services"] or parts[4:5] != ["trains"]:
             return _error(404, "300", "Not Found Exception")
         if parts[3] != self.service_id:
+            return _error(404, "300", "Not Found Exception")
+        if len(parts) == 8 and parts[6] == "versions":
+            with self.lock:
+                found = self.trains.get(f"{parts[5]}/{parts[7]}")
+                body = found.body(self.date_format) if found else None
+            return Response.json(body) if body else _error(404, "300", "Not Found Exception")
+        if len(parts) != 5:
             return _error(404, "300", "Not Found Exception")
         try:
             offset, limit = int(req.query.get("offset", "0")), int(req.query.get("limit", "1000"))
@@ -156,11 +166,13 @@ class AitemsSim:
             self._stuck = fault == "repeat_token"  # from now on, every page is the first one
         with self.lock:
             trains = sorted(self.trains.values(), key=lambda t: t.seq)
-            if recent:
-                latest: dict[str, Train] = {}
-                for t in trains:
-                    latest[t.kind] = t
+            latest: dict[str, Train] = {}
+            for t in trains:
+                latest[t.kind] = t
+            if recent == "true":
                 trains = sorted(latest.values(), key=lambda t: t.seq)
+            elif recent == "false":  # the documented literal meaning: "not a recently requested item"
+                trains = [t for t in trains if latest[t.kind] is not t]
             start = 0 if self._stuck else offset
             page = [t.body(self.date_format) for t in trains[start : start + limit]]
         return Response.json({"trains": page, "offset": offset, "limit": limit})

@@ -343,3 +343,10 @@ def test_get_job(sim: AitemsSim) -> None:
     job = src.get_job(old)
     assert job is not None and job.status is JobStatus.FAILED
     assert src.get_job("pop/nope") is None
+    assert sim.calls["train"] == 2 and sim.calls["trains"] == 0
+
+
+def test_the_full_listing_never_sends_is_recent_false(sim: AitemsSim) -> None:
+    sim.add("pop", "completed")
+    latest = sim.add("pop", "learning").ident
+    assert latest in {j.id for j in source(sim).list_jobs(since=None, live=[])}
