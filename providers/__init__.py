@@ -21,6 +21,7 @@ from providers.errors import (
 )
 from providers.model import TERMINAL, Job, JobStatus
 from providers.modzy import ModzyQueue, ModzySource
+from providers.naver_aitems import AitemsQueue, AitemsSource
 from providers.sagemaker import SageMakerQueue, SageMakerSource
 
 
@@ -36,6 +37,7 @@ SOURCES: dict[str, ProviderSpec] = {
     "sagemaker": ProviderSpec(SageMakerQueue, SageMakerSource),
     "batch": ProviderSpec(BatchQueue, BatchSource),
     "modzy": ProviderSpec(ModzyQueue, ModzySource),
+    "aitems": ProviderSpec(AitemsQueue, AitemsSource),
 }
 
 

@@ -34,3 +34,43 @@ def aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+_LOCAL_FORMATS = ("%Y%m%d%H%M%S", "%Y.%m.%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d")
+
+
+def parse_timestamp(value: object, *, default_tz: tzinfo = UTC) -> datetime | None:
+    """A timestamp of unconfirmed format -> aware UTC datetime; naive values are in `default_tz`.
+
+    Accepts ISO-8601 with or without zone (`T` or space, `Z`, `+09:00` or `+0900`, fractions),
+    epoch seconds or milliseconds (number or all-digit string of 10 or 13 digits), and a few
+    common local layouts (`20210114110250`, `2021.01.14 11:02:50`, `2021/01/14 11:02:50`).
+    Raises ValueError for anything else.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"not a timestamp: {value!r}")
+    if isinstance(value, int | float):
+        return _epoch(float(value))
+    if not isinstance(value, str):
+        raise ValueError(f"not a timestamp: {value!r}")
+    text = value.strip()
+    if text.isdigit() and len(text) in (10, 13):
+        return _epoch(float(text))
+    try:
+        return parse_iso(text, default_tz=default_tz)
+    except ValueError:
+        pass
+    for layout in _LOCAL_FORMATS:
+        try:
+            parsed = datetime.strptime(text, layout)
+        except ValueError:
+            continue
+        return parsed.replace(tzinfo=default_tz).astimezone(UTC)
+    raise ValueError(f"unrecognised timestamp: {value!r}")
+
+
+def _epoch(number: float) -> datetime:
+    """Epoch seconds, or milliseconds when the number is too large to be seconds."""
+    return datetime.fromtimestamp(number / 1000.0 if abs(number) >= 1e11 else number, tz=UTC)

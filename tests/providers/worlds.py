@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from bot.sim.aitems import AitemsSim
 from bot.sim.batch import BatchSim
 from bot.sim.modzy import ModzySim
 from bot.sim.sagemaker import SageMakerSim
@@ -13,6 +14,8 @@ from providers.aws_batch import PAGE_SIZE as BATCH_PAGE
 from providers.aws_batch import BatchQueue, BatchSource
 from providers.modzy import PAGE_SIZE as MODZY_PAGE
 from providers.modzy import ModzyQueue, ModzySource
+from providers.naver_aitems import PAGE_SIZE as AITEMS_PAGE
+from providers.naver_aitems import AitemsQueue, AitemsSource
 from providers.sagemaker import PAGE_SIZE, SageMakerQueue, SageMakerSource
 from tests.conftest import AWS_ENV
 
@@ -151,4 +154,52 @@ class ModzyWorld:
         self.sim.stop()
 
 
-WORLDS: dict[str, type] = {"sagemaker": SageMakerWorld, "batch": BatchWorld, "modzy": ModzyWorld}
+class AitemsWorld:
+    provider = "aitems"
+    page_size = AITEMS_PAGE
+    status_cases: ClassVar[dict[str, JobStatus]] = {
+        "requested": JobStatus.QUEUED,
+        "learning": JobStatus.RUNNING,
+        "Learning": JobStatus.RUNNING,  # looked up case-insensitively
+        "completed": JobStatus.SUCCEEDED,
+        "failed": JobStatus.FAILED,
+        "canceled": JobStatus.STOPPED,
+        "trainingTimeout": JobStatus.TIMED_OUT,  # from the queue's status_map
+    }
+    unknown_native = "hibernating"
+
+    def __init__(self) -> None:
+        self.sim = AitemsSim().start()
+
+    def source(self) -> JobSource:
+        config = AitemsQueue(
+            name="contract",
+            service_id=self.sim.service_id,
+            endpoint_url=self.sim.url,
+            access_key_env="AK",
+            secret_key_env="SK",
+            status_map={"trainingTimeout": JobStatus.TIMED_OUT},
+        )
+        requester = Requester(make_client(self.sim.url), what="aitems", attempts=2, sleep=lambda _s: None)
+        env = {"AK": self.sim.access_key, "SK": self.sim.secret_key}
+        return AitemsSource(config, env=env, requester=requester)
+
+    def add(self, name: str, native: str) -> str:
+        return self.sim.add("personalRecommend", native, version=name).ident
+
+    def set(self, job_id: str, native: str) -> None:
+        self.sim.set(job_id, native)
+
+    def fault(self, kind: str) -> None:
+        self.sim.faults.extend([kind] * (2 if kind in ("throttle", "server") else 1))
+
+    def close(self) -> None:
+        self.sim.stop()
+
+
+WORLDS: dict[str, type] = {
+    "sagemaker": SageMakerWorld,
+    "batch": BatchWorld,
+    "modzy": ModzyWorld,
+    "aitems": AitemsWorld,
+}
