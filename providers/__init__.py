@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from providers.alibaba_pai import PaiQueue, PaiSource
 from providers.aws_batch import BatchQueue, BatchSource
 from providers.base import JobSource, QueueConfig
 from providers.errors import (
@@ -36,6 +37,7 @@ SOURCES: dict[str, ProviderSpec] = {
     "sagemaker": ProviderSpec(SageMakerQueue, SageMakerSource),
     "batch": ProviderSpec(BatchQueue, BatchSource),
     "modzy": ProviderSpec(ModzyQueue, ModzySource),
+    "pai": ProviderSpec(PaiQueue, PaiSource),
 }
 
 
