@@ -64,7 +64,7 @@ def retry_after(response: httpx.Response) -> float | None:
     return None
 
 
-# Alibaba Cloud answers refused credentials and throttling with 400/403 and a `Code` in the
+# Alibaba Cloud answers refused credentials and throttling with 400/403/404 and a `Code` in the
 # JSON body (providers.md §4 "Errors / throttling"); these prefixes are matched on it.
 ACS_AUTH_CODES = (
     "InvalidAccessKeyId",
@@ -94,7 +94,7 @@ def error_for(response: httpx.Response, *, what: str) -> ProviderError:
     """Map a non-2xx response to our error tree; the provider's message is kept, clipped."""
     detail = response.text[:300].replace("\n", " ")
     text = f"{what}: HTTP {response.status_code} {detail}".strip()
-    if response.status_code in (400, 403):
+    if response.status_code in (400, 401, 403, 404):  # InvalidAccessKeyId.NotFound comes as 404
         code = body_code(response)
         if code.startswith(ACS_THROTTLE_CODES):
             return ThrottledError(text, retry_after=retry_after(response))
