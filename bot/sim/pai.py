@@ -338,7 +338,10 @@ secret_key_env = "DEMO_ALIBABA_SECRET"
         final = TRAINING_FINAL | DLC_FINAL
         if all(j.status in final for j in self.sim.jobs.values()):
             kind = self.rng.choice(["TrainingService", "DLC"])
-            self.sim.add(f"{self.rng.choice(['bert', 'qwen', 'resnet'])}-{kind.lower()[:3]}", kind=kind)
+            self.sim.add(
+                f"{self.rng.choice(['bert', 'qwen', 'resnet'])}-{'ts' if kind == 'TrainingService' else 'dlc'}",
+                kind=kind,
+            )
 
     def failed_job(self) -> str | None:
         failed = {j.ident for j in self.sim.jobs.values() if j.status == "Failed"}
