@@ -26,6 +26,7 @@ from bot.runtime import build_runtime, build_sources, command_client
 from bot.sim.aitems import AitemsStory
 from bot.sim.batch import BatchStory
 from bot.sim.modzy import ModzyStory
+from bot.sim.pai import PaiStory
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack, pretty
 from bot.sim.slash import slash_command
@@ -131,7 +132,7 @@ secret_key_env = "DEMO_AWS_SECRET"
 
 
 # Every simulated provider in the demo; each story lives beside its simulator.
-STORIES: list[Callable[[random.Random], Story]] = [SageMakerStory, BatchStory, ModzyStory, AitemsStory]
+STORIES: list[Callable[[random.Random], Story]] = [SageMakerStory, BatchStory, ModzyStory, AitemsStory, PaiStory]
 
 
 def run_demo(*, seconds: float = 45, interval: int = 5, out: TextIO = sys.stdout, seed: int = 7) -> int:

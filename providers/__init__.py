@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from providers.alibaba_pai import PaiQueue, PaiSource
 from providers.aws_batch import BatchQueue, BatchSource
 from providers.base import JobSource, QueueConfig
 from providers.errors import (
@@ -38,6 +39,7 @@ SOURCES: dict[str, ProviderSpec] = {
     "batch": ProviderSpec(BatchQueue, BatchSource),
     "modzy": ProviderSpec(ModzyQueue, ModzySource),
     "aitems": ProviderSpec(AitemsQueue, AitemsSource),
+    "pai": ProviderSpec(PaiQueue, PaiSource),
 }
 
 

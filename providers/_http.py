@@ -64,10 +64,42 @@ def retry_after(response: httpx.Response) -> float | None:
     return None
 
 
+# Alibaba Cloud answers refused credentials and throttling with 400/403/404 and a `Code` in the
+# JSON body (providers.md §4 "Errors / throttling"); these prefixes are matched on it.
+ACS_AUTH_CODES = (
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "InvalidSecurityToken",
+    "InvalidTimeStamp",
+    "SignatureNonceUsed",
+    "Forbidden",
+    "NoPermission",
+)
+ACS_THROTTLE_CODES = ("Throttling", "ServiceUnavailable.Throttling")
+
+
+def body_code(response: httpx.Response) -> str:
+    """An error body's `Code` (Alibaba) or `code`, or ''."""
+    try:
+        data = json.loads(response.content) if response.content else None
+    except ValueError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    return str(data.get("Code") or data.get("code") or "")
+
+
 def error_for(response: httpx.Response, *, what: str) -> ProviderError:
     """Map a non-2xx response to our error tree; the provider's message is kept, clipped."""
     detail = response.text[:300].replace("\n", " ")
     text = f"{what}: HTTP {response.status_code} {detail}".strip()
+    if response.status_code in (400, 401, 403, 404):  # InvalidAccessKeyId.NotFound comes as 404
+        code = body_code(response)
+        if code.startswith(ACS_THROTTLE_CODES):
+            return ThrottledError(text, retry_after=retry_after(response))
+        if code.startswith(ACS_AUTH_CODES):
+            return AuthError(text)
     if response.status_code == 429:
         return ThrottledError(text, retry_after=retry_after(response))
     if response.status_code in (401, 403):
@@ -147,7 +179,11 @@ class Requester:
                 last = error_for(response, what=label)
                 continue
             if response.status_code >= 300:
-                raise error_for(response, what=label)
+                refused = error_for(response, what=label)
+                if isinstance(refused, ThrottledError):  # a 400 with a throttling code (Alibaba)
+                    last = refused
+                    continue
+                raise refused
             return decode_json(response, what=label)
         assert last is not None
         raise last

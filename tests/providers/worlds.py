@@ -7,9 +7,12 @@ from typing import ClassVar
 from bot.sim.aitems import AitemsSim
 from bot.sim.batch import BatchSim
 from bot.sim.modzy import ModzySim
+from bot.sim.pai import PaiSim
 from bot.sim.sagemaker import SageMakerSim
 from providers import JobSource, JobStatus
 from providers._http import Requester, make_client
+from providers.alibaba_pai import PAGE_SIZE as PAI_PAGE
+from providers.alibaba_pai import PaiQueue, PaiSource
 from providers.aws_batch import PAGE_SIZE as BATCH_PAGE
 from providers.aws_batch import BatchQueue, BatchSource
 from providers.modzy import PAGE_SIZE as MODZY_PAGE
@@ -190,6 +193,77 @@ class AitemsWorld:
     def set(self, job_id: str, native: str) -> None:
         self.sim.set(job_id, native)
 
+
+class PaiWorld:
+    """Runs linked to TrainingService jobs, or to DLC jobs for the DLC-only status names."""
+
+    provider = "pai"
+    page_size = PAI_PAGE
+    status_cases: ClassVar[dict[str, JobStatus]] = {
+        # TrainingService (paistudio) training jobs
+        "Creating": JobStatus.QUEUED,
+        "Created": JobStatus.QUEUED,
+        "Submitted": JobStatus.QUEUED,
+        "Initializing": JobStatus.QUEUED,
+        "Running": JobStatus.RUNNING,
+        "Succeed": JobStatus.SUCCEEDED,
+        "Failed": JobStatus.FAILED,
+        "CreateFailed": JobStatus.FAILED,
+        "InitializeFailed": JobStatus.FAILED,
+        "Terminated": JobStatus.STOPPED,
+        # DLC jobs (names TrainingService does not use)
+        "Queuing": JobStatus.QUEUED,
+        "Bidding": JobStatus.QUEUED,
+        "EnvPreparing": JobStatus.QUEUED,
+        "SanityChecking": JobStatus.QUEUED,
+        "Restarting": JobStatus.RUNNING,
+        "Stopping": JobStatus.STOPPING,
+        "SucceededReserving": JobStatus.SUCCEEDED,
+        "Succeeded": JobStatus.SUCCEEDED,
+        "FailedReserving": JobStatus.FAILED,
+        "Stopped": JobStatus.STOPPED,
+    }
+    unknown_native = "Hibernating"
+    DLC_ONLY = frozenset(
+        {
+            "Queuing",
+            "Bidding",
+            "EnvPreparing",
+            "SanityChecking",
+            "Restarting",
+            "Stopping",
+            "SucceededReserving",
+            "Succeeded",
+            "FailedReserving",
+            "Stopped",
+        }
+    )
+
+    def __init__(self) -> None:
+        self.sim = PaiSim().start()
+        self.source_of: dict[str, str] = {}
+
+    def source(self) -> JobSource:
+        config = PaiQueue(
+            name="contract",
+            region="cn-shanghai",
+            workspace_id=self.sim.workspace_id,
+            endpoint_url=self.sim.url,
+            access_key_env="AK",
+            secret_key_env="SK",
+        )
+        requester = Requester(make_client(self.sim.url), what="pai", attempts=2, sleep=lambda _s: None)
+        env = {"AK": self.sim.access_key_id, "SK": self.sim.access_key_secret}
+        return PaiSource(config, env=env, requester=requester)
+
+    def add(self, name: str, native: str) -> str:
+        run = self.sim.add(name, native, kind="DLC" if native in self.DLC_ONLY else "TrainingService")
+        self.source_of[run.ident] = run.source_id
+        return run.ident
+
+    def set(self, job_id: str, native: str) -> None:
+        self.sim.set(self.source_of[job_id], native)
+
     def fault(self, kind: str) -> None:
         self.sim.faults.extend([kind] * (2 if kind in ("throttle", "server") else 1))
 
@@ -202,4 +276,5 @@ WORLDS: dict[str, type] = {
     "batch": BatchWorld,
     "modzy": ModzyWorld,
     "aitems": AitemsWorld,
+    "pai": PaiWorld,
 }

@@ -1,0 +1,462 @@
+"""Alibaba Cloud PAI runs: AIWorkspace `ListRuns` (`GET /api/v1/runs`, 2021-02-04).
+
+API: https://www.alibabacloud.com/help/en/pai/developer-reference/api-aiworkspace-2021-02-04-listruns
+(providers.md §4). Every request is signed ACS3-HMAC-SHA256 (`providers.alibaba_signing`).
+
+A run has no status: it is read from the job the run links to (`SourceType`/`SourceId`):
+PAI TrainingService (paistudio 2022-01-12) training jobs or PAI-DLC (2020-12-03) jobs. A run
+without a source is `unknown`. Status comes from the bulk listings, not one detail call per run:
+DLC `ListJobs` filtered by `JobIds` (50 a call); TrainingService `ListTrainingJobs`, unfiltered
+from the oldest run on the baseline, then one listing per live status (or one detail call per
+job when fewer jobs are live than there are live statuses). A job the listings no longer show
+in a live status has moved: it gets one `GetTrainingJob`/`GetJob`. Terminal states are cached
+and never fetched again, so a steady cycle costs the newest `ListRuns` page plus work that
+grows with the live runs, not the history.
+
+`ListRuns` pages with `PageToken`/`MaxResults` (sorted `GmtCreateTime DESC`) until
+`NextPageToken` is 0 or absent; a token that repeats is an error. Incremental cycles stop at the
+first run created before the watermark (minus an overlap); runs created earlier are re-checked
+through `live`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Literal
+from urllib.parse import quote
+
+from pydantic import Field
+
+from providers._http import Requester, make_client
+from providers._paging import PageGuard
+from providers._time import parse_iso
+from providers.alibaba_signing import AcsSigner, acs_date
+from providers.base import QueueConfig, default_env, env_secret, map_status
+from providers.errors import BadResponseError, NotFoundError
+from providers.model import Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+WORKSPACE_VERSION = "2021-02-04"
+TRAINING_VERSION = "2022-01-12"  # PAI TrainingService (product code paistudio)
+DLC_VERSION = "2020-12-03"
+TRAINING = "TrainingService"
+DLC = "DLC"
+
+TRAINING_MAP: dict[str, JobStatus] = {
+    "Creating": JobStatus.QUEUED,
+    "Created": JobStatus.QUEUED,
+    "Submitted": JobStatus.QUEUED,
+    "Initializing": JobStatus.QUEUED,
+    "Running": JobStatus.RUNNING,
+    "Succeed": JobStatus.SUCCEEDED,
+    "Failed": JobStatus.FAILED,
+    "CreateFailed": JobStatus.FAILED,
+    "InitializeFailed": JobStatus.FAILED,
+    "Terminated": JobStatus.STOPPED,
+}
+DLC_MAP: dict[str, JobStatus] = {
+    "Creating": JobStatus.QUEUED,
+    "Queuing": JobStatus.QUEUED,
+    "Bidding": JobStatus.QUEUED,
+    "EnvPreparing": JobStatus.QUEUED,
+    "SanityChecking": JobStatus.QUEUED,
+    "Running": JobStatus.RUNNING,
+    "Restarting": JobStatus.RUNNING,
+    "Stopping": JobStatus.STOPPING,
+    # *Reserving: the outcome is known (alert once) but the job still holds its nodes; the
+    # canonical state does not change when it reaches Succeeded/Failed, so no second alert.
+    "SucceededReserving": JobStatus.SUCCEEDED,
+    "Succeeded": JobStatus.SUCCEEDED,
+    "FailedReserving": JobStatus.FAILED,
+    "Failed": JobStatus.FAILED,
+    "Stopped": JobStatus.STOPPED,
+}
+MAPS = {TRAINING: TRAINING_MAP, DLC: DLC_MAP}
+TRAINING_LIVE = tuple(n for n, s in TRAINING_MAP.items() if not s.terminal)
+SOURCE_FINAL = {
+    TRAINING: frozenset(n for n, s in TRAINING_MAP.items() if s.terminal),
+    DLC: frozenset({"Succeeded", "Failed", "Stopped"}),
+}
+NO_SOURCE = "no source"
+
+PAGE_SIZE = 100  # ListRuns MaxResults
+LIST_SIZE = 100  # ListTrainingJobs / ListJobs PageSize
+JOB_IDS_PER_CALL = 50  # DLC ListJobs JobIds (comma list)
+OVERLAP = timedelta(minutes=5)
+START_MARGIN = timedelta(days=1)  # the job may predate its run a little
+# Hosts by the SDKs' endpoint maps (regional rule) where a region is special.
+TRAINING_HOSTS = {"cn-hangzhou": "pai.cn-hangzhou.data.aliyun.com"}
+
+
+class PaiQueue(QueueConfig):
+    """One PAI workspace in one region, optionally one experiment."""
+
+    provider: Literal["pai"] = "pai"
+    region: str = Field(pattern=r"^[a-z0-9-]+$")
+    workspace_id: str
+    experiment_id: str | None = None
+    # endpoint_url: the AIWorkspace base URL. The status sources have their own hosts; when
+    # endpoint_url is set and these are not, they share it (one gateway, or a local fake).
+    training_endpoint_url: str | None = None
+    dlc_endpoint_url: str | None = None
+    access_key_env: str | None = "ALIBABA_CLOUD_ACCESS_KEY_ID"
+    secret_key_env: str | None = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+
+    def scope_text(self) -> str:
+        """Region, workspace and experiment."""
+        text = f"{self.region}, workspace {self.workspace_id}"
+        return text + (f", experiment {self.experiment_id}" if self.experiment_id else "")
+
+    def workspace_url(self) -> str:
+        return (self.endpoint_url or f"https://aiworkspace.{self.region}.aliyuncs.com").rstrip("/")
+
+    def training_url(self) -> str:
+        host = TRAINING_HOSTS.get(self.region, f"pai.{self.region}.aliyuncs.com")
+        return (self.training_endpoint_url or self.endpoint_url or f"https://{host}").rstrip("/")
+
+    def dlc_url(self) -> str:
+        return (self.dlc_endpoint_url or self.endpoint_url or f"https://pai-dlc.{self.region}.aliyuncs.com").rstrip("/")
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What the linked job says."""
+
+    native: str
+    status: JobStatus
+    reason: str | None = None
+    updated: datetime | None = None
+    final: bool = False  # the source job will not change again: cache it
+
+
+NO_SOURCE_STATE = SourceState(NO_SOURCE, JobStatus.UNKNOWN)
+
+
+def source_state(kind: str, raw: Mapping[str, Any]) -> SourceState:
+    """A TrainingService training job or a DLC job -> its state."""
+    native = str(raw.get("Status") or "")
+    status = map_status(f"pai:{kind}", native, MAPS[kind])
+    code, message = raw.get("ReasonCode"), raw.get("ReasonMessage")
+    reason = ": ".join(str(p) for p in (code, message) if p) or None
+    return SourceState(
+        native,
+        status,
+        reason if reason and status is not JobStatus.SUCCEEDED else None,
+        parse_iso(raw.get("GmtModifiedTime")),
+        final=native in SOURCE_FINAL[kind],
+    )
+
+
+Key = tuple[str, str]  # (SourceType, SourceId)
+
+
+class PaiSource:
+    """ListRuns adapter; status from the linked TrainingService / DLC jobs."""
+
+    provider: ClassVar[str] = "pai"
+
+    def __init__(
+        self,
+        config: PaiQueue,
+        *,
+        env: Mapping[str, str] | None = None,
+        requester: Requester | None = None,
+        deadline_s: float = 120,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self.deadline_s = deadline_s
+        self.clock = clock
+        source = env if env is not None else default_env()
+        key_id = env_secret(source, config.access_key_env or "ALIBABA_CLOUD_ACCESS_KEY_ID", queue=config.name)
+        secret = env_secret(source, config.secret_key_env or "ALIBABA_CLOUD_ACCESS_KEY_SECRET", queue=config.name)
+        self.signer = AcsSigner(
+            key_id.get_secret_value(),
+            secret.get_secret_value(),
+            action="ListRuns",
+            version=WORKSPACE_VERSION,
+            clock=clock,
+        )
+        self.http = requester or Requester(make_client(config.workspace_url()), what=f"pai {config.name}")
+        self._final: dict[Key, SourceState] = {}
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _get(self, url: str, action: str, version: str, params: Mapping[str, str | int | bool] | None = None) -> Any:
+        body = self.http.get(
+            url, params=params, sign=self.signer.for_action(action, version), what=f"pai {self.config.name} {action}"
+        )
+        if not isinstance(body, dict):
+            raise BadResponseError(f"pai {self.config.name}: {action} answer is not a JSON object")
+        return body
+
+    def _bad(self, text: str) -> BadResponseError:
+        return BadResponseError(f"pai {self.config.name}: {text}")
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def _list_runs(self, cutoff: datetime | None) -> list[Mapping[str, Any]]:
+        guard = PageGuard(f"pai {self.config.name} ListRuns", deadline_s=self.deadline_s)
+        params: dict[str, str | int | bool] = {
+            "WorkspaceId": self.config.workspace_id,
+            "MaxResults": PAGE_SIZE,
+            "OrderBy": "GmtCreateTime DESC",
+        }
+        if self.config.experiment_id:
+            params["ExperimentId"] = self.config.experiment_id
+        runs: dict[str, Mapping[str, Any]] = {}
+        token = 0
+        while True:
+            guard.next_page(token)
+            body = self._get(
+                f"{self.config.workspace_url()}/api/v1/runs",
+                "ListRuns",
+                WORKSPACE_VERSION,
+                {**params, "PageToken": token},
+            )
+            page = body.get("Runs")
+            if page is None:
+                page = []
+            if not isinstance(page, list) or not all(isinstance(r, dict) and r.get("RunId") for r in page):
+                raise self._bad("ListRuns: Runs is not a list of runs")
+            for run in page:
+                runs.setdefault(str(run["RunId"]), run)
+            try:
+                token = int(body.get("NextPageToken") or 0)
+            except (TypeError, ValueError):
+                raise self._bad(f"ListRuns: NextPageToken {body.get('NextPageToken')!r}") from None
+            older = cutoff is not None and any(
+                (created := self._created(r)) is not None and created < cutoff for r in page
+            )
+            if token == 0 or older:
+                return list(runs.values())
+
+    def _created(self, run: Mapping[str, Any]) -> datetime | None:
+        try:
+            return parse_iso(run.get("GmtCreateTime"))
+        except ValueError:
+            raise self._bad(f"run {run.get('RunId')}: GmtCreateTime {run.get('GmtCreateTime')!r}") from None
+
+    @staticmethod
+    def _key(source_type: object, source_id: object) -> Key | None:
+        kind, ident = str(source_type or ""), str(source_id or "")
+        if not kind or not ident:
+            return None
+        return kind, ident
+
+    # -- status sources ---------------------------------------------------------------------
+
+    def _resolve(self, wanted: dict[Key, datetime | None], *, baseline: bool) -> dict[Key, SourceState]:
+        """The state of every wanted source job: cache, then bulk listings, then detail calls."""
+        states: dict[Key, SourceState] = {}
+        todo: dict[str, dict[str, datetime | None]] = {TRAINING: {}, DLC: {}}
+        for key, created in wanted.items():
+            if key in self._final:
+                states[key] = self._final[key]
+            elif key[0] in todo:
+                todo[key[0]][key[1]] = created
+            else:
+                states[key] = SourceState(f"{key[0]} (unsupported source)", JobStatus.UNKNOWN)
+        if todo[DLC]:
+            states.update(self._dlc(todo[DLC]))
+        if todo[TRAINING]:
+            states.update(self._training(todo[TRAINING], baseline=baseline))
+        for key, state in states.items():
+            if state.final:
+                self._final[key] = state
+        return states
+
+    def _start(self, created: Iterable[datetime | None]) -> str:
+        """`StartTime` for a listing: the listings default to 7 days, older live jobs need it."""
+        times = [c for c in created if c is not None]
+        oldest = min(times) if times else self.clock() - timedelta(days=30)
+        return acs_date(oldest - START_MARGIN)
+
+    def _pages(
+        self, url: str, action: str, version: str, field: str, id_field: str, params: dict[str, str | int | bool]
+    ) -> Iterable[Mapping[str, Any]]:
+        """A PageNumber/PageSize listing to its end (short page, or TotalCount reached)."""
+        guard = PageGuard(f"pai {self.config.name} {action}", deadline_s=self.deadline_s)
+        seen = 0
+        previous_first: object = None
+        for number in range(1, guard.max_pages + 1):
+            guard.next_page(number)
+            body = self._get(url, action, version, {**params, "PageNumber": number, "PageSize": LIST_SIZE})
+            page = body.get(field) or []
+            if not isinstance(page, list) or not all(isinstance(j, dict) and j.get(id_field) for j in page):
+                raise self._bad(f"{action}: {field} is not a list of jobs")
+            if page and page[0][id_field] == previous_first:
+                raise self._bad(f"{action}: page {number} repeats page {number - 1}")
+            previous_first = page[0][id_field] if page else None
+            yield from page
+            seen += len(page)
+            total = body.get("TotalCount")
+            if len(page) < LIST_SIZE or (isinstance(total, int) and seen >= total):
+                return
+
+    def _dlc(self, todo: dict[str, datetime | None]) -> dict[Key, SourceState]:
+        found: dict[Key, SourceState] = {}
+        ids = sorted(todo)
+        url = f"{self.config.dlc_url()}/api/v1/jobs"
+        for n in range(0, len(ids), JOB_IDS_PER_CALL):
+            chunk = ids[n : n + JOB_IDS_PER_CALL]
+            params: dict[str, str | int | bool] = {
+                "WorkspaceId": self.config.workspace_id,
+                "JobIds": ",".join(chunk),
+                "StartTime": self._start(todo[i] for i in chunk),
+                "SortBy": "GmtCreateTime",
+                "Order": "asc",
+            }
+            for raw in self._pages(url, "ListJobs", DLC_VERSION, "Jobs", "JobId", params):
+                if str(raw["JobId"]) in todo:
+                    found[DLC, str(raw["JobId"])] = self._state(DLC, raw)
+        for ident in ids:
+            if (DLC, ident) not in found:
+                found[DLC, ident] = self._detail(DLC, ident)
+        return found
+
+    def _training(self, todo: dict[str, datetime | None], *, baseline: bool) -> dict[Key, SourceState]:
+        found: dict[Key, SourceState] = {}
+        url = f"{self.config.training_url()}/api/v1/trainingjobs"
+        base: dict[str, str | int | bool] = {
+            "WorkspaceId": self.config.workspace_id,
+            "StartTime": self._start(todo.values()),
+            "SortBy": "GmtCreateTime",
+            "Order": "asc",
+        }
+        if baseline:
+            listings: list[dict[str, str | int | bool]] = [base]
+        elif len(todo) > len(TRAINING_LIVE):
+            listings = [{**base, "Status": status} for status in TRAINING_LIVE]
+        else:
+            listings = []  # fewer live jobs than live statuses: one detail call each is cheaper
+        for params in listings:
+            for raw in self._pages(url, "ListTrainingJobs", TRAINING_VERSION, "TrainingJobs", "TrainingJobId", params):
+                if str(raw["TrainingJobId"]) in todo:
+                    found[TRAINING, str(raw["TrainingJobId"])] = self._state(TRAINING, raw)
+                    if baseline and len(found) == len(todo):
+                        return found
+        for ident in todo:
+            if (TRAINING, ident) not in found:
+                found[TRAINING, ident] = self._detail(TRAINING, ident)
+        return found
+
+    def _state(self, kind: str, raw: Mapping[str, Any]) -> SourceState:
+        try:
+            return source_state(kind, raw)
+        except (TypeError, ValueError, AttributeError) as err:
+            raise self._bad(f"{kind} job: {err}") from None
+
+    def _detail(self, kind: str, ident: str) -> SourceState:
+        """GetTrainingJob / GetJob; a job that no longer exists leaves the run `unknown`."""
+        if kind == TRAINING:
+            url, action, version = (
+                f"{self.config.training_url()}/api/v1/trainingjobs",
+                "GetTrainingJob",
+                TRAINING_VERSION,
+            )
+        else:
+            url, action, version = f"{self.config.dlc_url()}/api/v1/jobs", "GetJob", DLC_VERSION
+        try:
+            body = self._get(f"{url}/{quote(ident, safe='')}", action, version)
+        except NotFoundError:
+            return SourceState(f"{kind} job not found", JobStatus.UNKNOWN, f"{kind} job {ident} no longer exists")
+        return self._state(kind, body)
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def to_job(self, run: Mapping[str, Any], state: SourceState) -> Job:
+        """One Run plus its source's state -> Job."""
+        ident = str(run["RunId"])
+        extra: dict[str, str | int | float | bool | None] = {}
+        for key, name in (
+            ("SourceType", "source_type"),
+            ("SourceId", "source_id"),
+            ("ExperimentId", "experiment_id"),
+            ("WorkspaceId", "workspace_id"),
+        ):
+            if run.get(key):
+                extra[name] = str(run[key])
+        updated = state.updated or parse_iso(run.get("GmtModifiedTime"))
+        return Job(
+            queue=self.config.name,
+            id=ident,
+            name=str(run.get("Name") or ident),
+            status=state.status,
+            native_status=state.native,
+            created_at=parse_iso(run.get("GmtCreateTime")),
+            updated_at=updated,
+            ended_at=updated if state.status.terminal else None,
+            reason=state.reason,
+            extra=extra,
+        )
+
+    def _job(self, run: Mapping[str, Any], state: SourceState) -> Job:
+        try:
+            return self.to_job(run, state)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise self._bad(f"malformed run: {err}") from None
+
+    def list_jobs(self, *, since: datetime | None, live: Sequence[Job]) -> list[Job]:
+        """New runs (all of them on the baseline) and the current state of every live run."""
+        runs = self._list_runs(None if since is None else since - OVERLAP)
+        by_id = {str(r["RunId"]): r for r in runs}
+        rechecks = [j for j in live if j.id not in by_id]
+        wanted: dict[Key, datetime | None] = {}
+        for run in runs:
+            key = self._key(run.get("SourceType"), run.get("SourceId"))
+            if key is not None:
+                wanted[key] = self._created(run)
+        for job in rechecks:
+            key = self._key(job.extra.get("source_type"), job.extra.get("source_id"))
+            if key is not None:
+                wanted[key] = job.created_at
+        states = self._resolve(wanted, baseline=since is None)
+        jobs = []
+        for run in runs:
+            key = self._key(run.get("SourceType"), run.get("SourceId"))
+            jobs.append(self._job(run, NO_SOURCE_STATE if key is None else states[key]))
+        for job in rechecks:
+            key = self._key(job.extra.get("source_type"), job.extra.get("source_id"))
+            if key is None:
+                continue  # nothing can change a run without a source
+            state = states[key]
+            updated = state.updated or job.updated_at
+            jobs.append(
+                job.model_copy(
+                    update={
+                        "status": state.status,
+                        "native_status": state.native,
+                        "reason": state.reason,
+                        "updated_at": updated,
+                        "ended_at": updated if state.status.terminal else None,
+                    }
+                )
+            )
+        return jobs
+
+    def get_job(self, job_id: str) -> Job | None:
+        """AIWorkspace `GetRun` (`GET /api/v1/runs/{RunId}`) and its source's detail; None on 404."""
+        try:
+            run = self._get(
+                f"{self.config.workspace_url()}/api/v1/runs/{quote(job_id, safe='')}", "GetRun", WORKSPACE_VERSION
+            )
+        except NotFoundError:
+            return None
+        if not run.get("RunId"):
+            raise self._bad(f"GetRun {job_id}: no RunId in the answer")
+        key = self._key(run.get("SourceType"), run.get("SourceId"))
+        if key is None:
+            return self._job(run, NO_SOURCE_STATE)
+        state = self._final.get(key) or self._detail(*key) if key[0] in MAPS else NO_SOURCE_STATE
+        if state.final:
+            self._final[key] = state
+        return self._job(run, state)
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self.http.client.close()
