@@ -193,6 +193,12 @@ class AitemsWorld:
     def set(self, job_id: str, native: str) -> None:
         self.sim.set(job_id, native)
 
+    def fault(self, kind: str) -> None:
+        self.sim.faults.extend([kind] * (2 if kind in ("throttle", "server") else 1))
+
+    def close(self) -> None:
+        self.sim.stop()
+
 
 class PaiWorld:
     """Runs linked to TrainingService jobs, or to DLC jobs for the DLC-only status names."""
