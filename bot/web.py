@@ -83,7 +83,11 @@ def serve(app: WebApp, *, port: int, host: str = "0.0.0.0", threads: int = 16) -
 
 
 class Background:
-    """The WSGI app served by waitress in a daemon thread (the demo and the tests use it)."""
+    """The WSGI app served by waitress in a thread (the demo and the tests use it).
+
+    The event loop runs in short turns so `close()` can stop it; the socket is closed by the
+    loop's own thread, never under a running select() (which fails with EBADF).
+    """
 
     def __init__(self, app: WebApp, *, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> None:
         import threading
@@ -94,8 +98,24 @@ class Background:
         assert isinstance(server, waitress.server.TcpWSGIServer) and server.socket is not None
         self._server = server
         self.url = f"http://{host}:{server.socket.getsockname()[1]}"
-        threading.Thread(target=server.run, daemon=True, name="http").start()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="http")
+        self._thread.start()
+
+    def _run(self) -> None:
+        from waitress import wasyncore
+
+        server = self._server
+        try:
+            while not self._stop.is_set():
+                wasyncore.loop(timeout=0.05, map=server._map, count=1)  # type: ignore[attr-defined]
+        finally:
+            server.close()
+            for channel in list(server._map.values()):  # type: ignore[attr-defined]
+                channel.close()
+            server.task_dispatcher.shutdown()
 
     def close(self) -> None:
-        """Stop accepting and close the socket."""
-        self._server.close()
+        """Stop the loop, then the connections and the worker threads."""
+        self._stop.set()
+        self._thread.join(timeout=5)
