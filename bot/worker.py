@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from datetime import timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -19,6 +20,7 @@ from bot.pipeline.deliver import Deliverer
 from bot.pipeline.diff import diff
 from bot.pipeline.enqueue import LostLease, commit_poll, priors, queue_view, record_failure
 from bot.pipeline.poll import enrich, poll_queue
+from bot.pipeline.prune import prune
 from providers import JobSource
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class Worker:
         self.clock = clock
         self._stop = threading.Event()
         self._scheduler: BaseScheduler | None = None
+        self.retention = timedelta(days=config.bot.retention_days)
 
     def poll(self, queue: str) -> int:
         """One complete poll of one queue; returns the outbox rows it enqueued."""
@@ -69,7 +72,8 @@ class Worker:
                 )
                 return 0
             known = priors(self.db, queue, [j.id for j in result.jobs])
-            changes = enrich(source, diff(known, result.jobs, baseline=view.baseline))
+            forgotten = self.clock() - self.retention
+            changes = enrich(source, diff(known, result.jobs, baseline=view.baseline, forgotten_before=forgotten))
             enqueued = commit_poll(
                 self.db,
                 queue=queue,
@@ -105,6 +109,16 @@ class Worker:
             self.deliverer.run_once()
         except LostLease:
             log.warning("lease_lost during delivery")
+
+    def prune(self) -> None:
+        """Forget old finished jobs and settled alerts (`[bot] retention_days`)."""
+        fence = self.lease.fence()
+        if fence is None:
+            return
+        try:
+            prune(self.db, now=self.clock(), retention=self.retention, fence=fence)
+        except LostLease:
+            log.warning("lease_lost during prune")
 
     def renew(self) -> None:
         """Keep (or try to take) the lease."""
@@ -147,6 +161,15 @@ class Worker:
             )
         scheduler.add_job(
             self.deliver, "interval", seconds=1, id="deliver", max_instances=1, coalesce=True, misfire_grace_time=5
+        )
+        scheduler.add_job(
+            self.prune,
+            "interval",
+            hours=1,
+            id="prune",
+            next_run_time=now + timedelta(minutes=1),
+            max_instances=1,
+            coalesce=True,
         )
         self._scheduler = scheduler
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from providers import Job, JobStatus
 
@@ -50,11 +51,23 @@ def fingerprint(job: Job) -> str:
     return hashlib.sha256(job.model_dump_json().encode()).hexdigest()[:16]
 
 
-def diff(previous: Mapping[str, Prior], observed: Iterable[Job], *, baseline: bool) -> DiffResult:
+def ended_before(job: Job, cutoff: datetime | None) -> bool:
+    """A finished job whose last known time is before `cutoff` (old history, not news)."""
+    if cutoff is None or not job.status.terminal:
+        return False
+    last = job.ended_at or job.updated_at or job.created_at
+    return last is not None and last < cutoff
+
+
+def diff(
+    previous: Mapping[str, Prior], observed: Iterable[Job], *, baseline: bool, forgotten_before: datetime | None = None
+) -> DiffResult:
     """Compare on canonical status.
 
     A baseline stores without announcing; a terminal job never moves back; a move into
-    `unknown` (an unmapped native status) is stored but not announced.
+    `unknown` (an unmapped native status) is stored but not announced. A job the store does
+    not know that finished before `forgotten_before` (the retention cutoff) is old history
+    whose snapshot was pruned and the provider listed again: stored, not announced.
     """
     upserts: list[Job] = []
     transitions: list[Transition] = []
@@ -62,7 +75,7 @@ def diff(previous: Mapping[str, Prior], observed: Iterable[Job], *, baseline: bo
         prior = previous.get(job.id)
         if prior is None:
             upserts.append(job)
-            if not baseline and job.status is not JobStatus.UNKNOWN:
+            if not baseline and job.status is not JobStatus.UNKNOWN and not ended_before(job, forgotten_before):
                 transitions.append(Transition(job, None))
             continue
         if prior.status.terminal and not job.status.terminal:

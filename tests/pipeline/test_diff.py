@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -77,3 +77,13 @@ def test_jobs_missing_from_a_listing_produce_nothing():
     previous = {"a": prior(job("a", R)), "b": prior(job("b", R))}
     result = diff(previous, [job("a", R)], baseline=False)
     assert result.transitions == [] and result.upserts == []
+
+
+def test_old_history_the_store_forgot_is_not_news() -> None:
+    cutoff = T0 + timedelta(days=30)
+    old_done = job("old", S, updated=T0)  # pruned long ago, listed again
+    fresh_done = job("fresh", S, updated=cutoff + timedelta(hours=1))
+    old_running = job("slow", R, updated=T0)  # still live: always news
+    result = diff({}, [old_done, fresh_done, old_running], baseline=False, forgotten_before=cutoff)
+    assert [t.job.id for t in result.transitions] == ["fresh", "slow"]
+    assert {j.id for j in result.upserts} == {"old", "fresh", "slow"}  # remembered again, quietly

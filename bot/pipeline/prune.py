@@ -1,0 +1,69 @@
+"""Retention: forget what is old so the store grows with activity, not with history.
+
+Terminal job snapshots not seen to change for `retention` are deleted with their thread
+pointers, and settled outbox rows (sent, dead, digested) older than `retention` go too.
+Live jobs, pending rows and the audit table are never pruned. A pruned job that a provider
+lists again is not news: the diff stores it without an alert (`diff(forgotten_before=...)`).
+Deletes run in bounded batches, each its own short transaction behind the lease's fence.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, tuple_
+from sqlmodel import col, select
+
+from bot.db import Database
+from bot.pipeline.enqueue import Fence
+from bot.tables import JobSnapshot, JobThread, OutboxItem
+
+log = logging.getLogger(__name__)
+
+BATCH = 2_000
+SETTLED = ("sent", "dead", "digested")
+
+
+@dataclass
+class Pruned:
+    """How many rows one prune removed."""
+
+    snapshots: int = 0
+    outbox: int = 0
+
+
+def prune(db: Database, *, now: datetime, retention: timedelta, fence: Fence | None, max_batches: int = 50) -> Pruned:
+    """Delete what is older than `retention`; bounded to `max_batches` batches per call."""
+    cutoff = now - retention
+    done = Pruned()
+    for _ in range(max_batches):
+        with db.write() as session:
+            if fence is not None:
+                fence.check(session)
+            keys = session.exec(
+                select(JobSnapshot.queue, JobSnapshot.job_id)
+                .where(col(JobSnapshot.live).is_(False), JobSnapshot.seen_at < cutoff)
+                .limit(BATCH)
+            ).all()
+            if keys:
+                pairs = [(q, j) for q, j in keys]
+                session.execute(delete(JobThread).where(tuple_(col(JobThread.queue), col(JobThread.job_id)).in_(pairs)))
+                session.execute(
+                    delete(JobSnapshot).where(tuple_(col(JobSnapshot.queue), col(JobSnapshot.job_id)).in_(pairs))
+                )
+            ids = session.exec(
+                select(OutboxItem.id)
+                .where(col(OutboxItem.state).in_(SETTLED), OutboxItem.created_at < cutoff)
+                .limit(BATCH)
+            ).all()
+            if ids:
+                session.execute(delete(OutboxItem).where(col(OutboxItem.id).in_(ids)))
+        done.snapshots += len(keys)
+        done.outbox += len(ids)
+        if len(keys) < BATCH and len(ids) < BATCH:
+            break
+    if done.snapshots or done.outbox:
+        log.info("pruned snapshots=%d outbox=%d cutoff=%s", done.snapshots, done.outbox, cutoff.isoformat())
+    return done

@@ -1,0 +1,65 @@
+"""Retention against a real SQLite store: old finished jobs and settled alerts go, nothing else."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import select
+
+from bot.db import Database
+from bot.lease import LeaseKeeper
+from bot.pipeline.prune import prune
+from bot.tables import AuditEntry, JobSnapshot, JobThread, OutboxItem
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+OLD = NOW - timedelta(days=40)
+RECENT = NOW - timedelta(days=2)
+
+
+def snapshot(job_id: str, *, live: bool, seen: datetime) -> JobSnapshot:
+    return JobSnapshot(
+        queue="q", job_id=job_id, name=job_id, status="running" if live else "succeeded", live=live,
+        fingerprint="f", seen_at=seen, data="{}",
+    )  # fmt: skip
+
+
+def outbox(n: int, state: str, created: datetime) -> OutboxItem:
+    return OutboxItem(
+        alert_id=f"a{n}", team_id="T", channel_id="C", queue="q", payload="{}", state=state,
+        next_attempt_at=created, created_at=created,
+    )  # fmt: skip
+
+
+def test_prune_forgets_only_old_settled_history(db: Database) -> None:
+    with db.write() as session:
+        session.add(snapshot("old-done", live=False, seen=OLD))
+        session.add(snapshot("old-live", live=True, seen=OLD))  # a job running for 40 days stays
+        session.add(snapshot("new-done", live=False, seen=RECENT))
+        session.add(
+            JobThread(team_id="T", channel_id="C", queue="q", job_id="old-done", parent_ts="1", parent_alert_id="x")
+        )
+        session.add(
+            JobThread(team_id="T", channel_id="C", queue="q", job_id="new-done", parent_ts="2", parent_alert_id="y")
+        )
+        for n, (state, created) in enumerate(
+            [("sent", OLD), ("dead", OLD), ("digested", OLD), ("pending", OLD), ("sending", OLD), ("sent", RECENT)]
+        ):
+            session.add(outbox(n, state, created))
+        session.add(AuditEntry(team_id="T", user_id="U", channel_id="C", action="subscribe", at=OLD))
+    fence = LeaseKeeper(db, clock=lambda: NOW).renew()
+    done = prune(db, now=NOW, retention=timedelta(days=30), fence=fence)
+    assert (done.snapshots, done.outbox) == (1, 3)
+    with db.read() as session:
+        assert sorted(s.job_id for s in session.exec(select(JobSnapshot))) == ["new-done", "old-live"]
+        assert [t.job_id for t in session.exec(select(JobThread))] == ["new-done"]
+        assert sorted(o.state for o in session.exec(select(OutboxItem))) == ["pending", "sending", "sent"]
+        assert len(session.exec(select(AuditEntry)).all()) == 1  # the audit trail is kept
+    assert prune(db, now=NOW, retention=timedelta(days=30), fence=fence) == type(done)()  # nothing left to do
+
+
+def test_prune_works_in_batches(db: Database) -> None:
+    with db.write() as session:
+        for n in range(2_500):
+            session.add(snapshot(f"j{n}", live=False, seen=OLD))
+    done = prune(db, now=NOW, retention=timedelta(days=30), fence=None)
+    assert done.snapshots == 2_500
