@@ -115,7 +115,7 @@ class Deliverer:
         rate: float = 1.0,
         burst: float = 2.0,
         recovery_after: timedelta = timedelta(seconds=20),
-        workers: int = 8,
+        workers: int = 64,  # one thread per channel being drained, up to this many
         digest_threshold: int = 20,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
