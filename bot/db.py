@@ -74,10 +74,14 @@ def upsert(session: Session, table: type[SQLModel], rows: list[dict[str, Any]], 
 
 def insert_ignore(session: Session, table: type[SQLModel], rows: list[dict[str, Any]]) -> int:
     """Insert rows, skipping any that collide with a unique key; returns how many were new."""
-    if not rows:
-        return 0
-    result = session.execute(_insert(session, table).values(rows).on_conflict_do_nothing())
-    return int(getattr(result, "rowcount", 0) or 0)
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:  # one multi-row VALUES needs the same columns in every row
+        groups.setdefault(tuple(row), []).append(row)
+    inserted = 0
+    for same in groups.values():
+        result = session.execute(_insert(session, table).values(same).on_conflict_do_nothing())
+        inserted += int(getattr(result, "rowcount", 0) or 0)
+    return inserted
 
 
 def _insert(session: Session, table: type[SQLModel]) -> Any:
