@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App, BoltResponse
+from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 
 from bot import listeners, render
@@ -23,8 +24,10 @@ def build_app(
     client: WebClient,
     signing_secret: str | None,
     socket_mode: bool = False,
+    oauth: OAuthSettings | None = None,
 ) -> App:
-    """A Bolt app answering `/jobs`, verifying signatures unless in Socket Mode."""
+    """A Bolt app answering `/jobs`, verifying signatures unless in Socket Mode; with `oauth`,
+    installable in many workspaces (each request authorised by its team's installation)."""
     # Bolt logs the whole body (with response_url) of a request that fails verification at
     # INFO and below; keep it quiet (reliability.md §1.2).
     logging.getLogger("slack_bolt").setLevel(logging.WARNING)
@@ -35,6 +38,7 @@ def build_app(
         request_verification_enabled=not socket_mode,
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener"),
         logger=logging.getLogger("jobwatch.bolt"),
+        oauth_settings=oauth,
     )
     listeners.register(app, services)
 

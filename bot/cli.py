@@ -42,6 +42,17 @@ def _need(value: object, name: str, why: str) -> None:
         raise ConfigError(f"{name} is not set; it is required {why}")
 
 
+def _need_token(settings: Settings, why: str) -> None:
+    from bot.install import install_mode
+
+    if settings.slack_bot_token and install_mode(settings):
+        raise ConfigError(
+            "set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (install mode), not both"
+        )
+    if not install_mode(settings):
+        _need(settings.slack_bot_token, "SLACK_BOT_TOKEN", why + " (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `jobwatch` command; a configuration problem exits 2 with one clear line."""
     args = _parser().parse_args(argv)
@@ -69,13 +80,13 @@ def _run(args: argparse.Namespace) -> int:
     from bot.runtime import build_runtime
 
     if args.command == "serve":
-        _need(settings.slack_bot_token, "SLACK_BOT_TOKEN", "to serve")
+        _need_token(settings, "to serve")
         if args.socket:
             _need(settings.slack_app_token, "SLACK_APP_TOKEN", "for Socket Mode")
         else:
             _need(settings.slack_signing_secret, "SLACK_SIGNING_SECRET", "in HTTP mode")
         return _serve(settings, socket=args.socket, worker=not args.no_worker)
-    _need(settings.slack_bot_token, "SLACK_BOT_TOKEN", "to post alerts")
+    _need_token(settings, "to post alerts")
     runtime = build_runtime(settings)
     if args.command == "poll":
         runtime.worker.renew()
@@ -95,13 +106,17 @@ def _run(args: argparse.Namespace) -> int:
 
 def _serve(settings: Settings, *, socket: bool, worker: bool) -> int:
     from bot.app import build_app
+    from bot.install import oauth_settings
     from bot.runtime import build_runtime, command_client
     from bot.web import WebApp, serve
 
     load_config(settings.jobwatch_config)  # fail fast with the file and key named
     runtime = build_runtime(settings)
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-    app = build_app(runtime.services, client=command_client(settings), signing_secret=secret, socket_mode=socket)
+    oauth = oauth_settings(settings, runtime.installations) if runtime.installations is not None else None
+    app = build_app(
+        runtime.services, client=command_client(settings), signing_secret=secret, socket_mode=socket, oauth=oauth
+    )
     scheduler = runtime.worker.start_background() if worker else None
     try:
         if socket:

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
+    # Install mode (several workspaces through OAuth) instead of one SLACK_BOT_TOKEN:
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_redirect_uri: str | None = None
     slack_api_url: str = "https://slack.com/api/"
     database_url: str = "sqlite:///jobwatch.db"
     jobwatch_config: Path = Path("jobwatch.toml")

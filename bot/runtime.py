@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,6 +15,7 @@ from slack_sdk.http_retry import RateLimitErrorRetryHandler
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig, Settings, load_config
 from bot.db import Database
+from bot.install import Installations, install_mode
 from bot.lease import LeaseKeeper
 from bot.pipeline.deliver import Deliverer
 from bot.services import Services
@@ -42,6 +44,30 @@ def command_client(settings: Settings) -> WebClient:
     return client
 
 
+class TeamClients:
+    """`client_for(team)` for delivery: the one token, or each workspace's own (install mode)."""
+
+    def __init__(self, settings: Settings, installations: Installations | None) -> None:
+        self.settings = settings
+        self.installations = installations
+        self._single = slack_client(settings) if installations is None else None
+        self._clients: dict[str, WebClient] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, team_id: str) -> WebClient:
+        if self._single is not None:
+            return self._single
+        assert self.installations is not None
+        # Not installed (or uninstalled): no token, so Slack answers not_authed, a token error
+        # that keeps the workspace's rows pending; nothing is lost.
+        token = self.installations.bot_token(team_id) or ""
+        with self._lock:
+            client = self._clients.get(token)
+            if client is None:
+                client = self._clients[token] = slack_client(self.settings, token=token)
+            return client
+
+
 def build_sources(config: AppConfig, **kwargs: Any) -> dict[str, JobSource]:
     """One adapter per configured queue."""
     return {q.name: build_source(q, **kwargs) for q in config.queues}
@@ -57,6 +83,7 @@ class Runtime:
     sources: Mapping[str, JobSource]
     services: Services
     worker: Worker
+    installations: Installations | None = None
 
 
 def build_runtime(
@@ -72,12 +99,18 @@ def build_runtime(
     db = Database(settings.database_url)
     db.create_all()
     sources = sources if sources is not None else build_sources(config)
-    poster = slack_client(settings)
-    deliverer = Deliverer(db, lambda _team: poster, clock=clock, digest_threshold=config.bot.digest_threshold)
+    installations = None
+    if install_mode(settings):
+        assert settings.slack_client_id is not None
+        installations = Installations(db, settings.slack_client_id)
+        installations.create_tables()
+    deliverer = Deliverer(
+        db, TeamClients(settings, installations), clock=clock, digest_threshold=config.bot.digest_threshold
+    )
     lease = LeaseKeeper(db, ttl=lease_ttl or timedelta(seconds=settings.jobwatch_lease_ttl), clock=clock)
     deliverer.fence = lease.fence
     worker = Worker(
         settings=settings, config=config, db=db, sources=sources, deliverer=deliverer, lease=lease, clock=clock
     )
     services = Services(config=config, db=db, sources=sources, clock=clock)
-    return Runtime(settings, config, db, sources, services, worker)
+    return Runtime(settings, config, db, sources, services, worker, installations)

@@ -30,6 +30,8 @@ class WebApp:
 
     def __init__(self, app: App, *, health: Callable[[], dict[str, Any]] | None = None) -> None:
         self.bolt = SlackRequestHandler(app, path=EVENTS_PATH)
+        flow = app.oauth_flow
+        self.oauth_paths = frozenset({flow.install_path, flow.redirect_uri_path}) if flow is not None else frozenset()
         self.health = health or (lambda: {})
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -37,6 +39,8 @@ class WebApp:
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/healthz" and method in ("GET", "HEAD"):
             return _send(start_response, "200 OK", {"status": "ok", **self.health()})
+        if path in self.oauth_paths and method == "GET":
+            return self.bolt(environ, start_response)  # install mode: Bolt's OAuth flow
         if path != EVENTS_PATH:
             return _send(start_response, "404 Not Found", {"error": "not found"})
         if method != "POST":

@@ -13,6 +13,7 @@ import httpx
 from bot.app import build_app
 from bot.clock import Clock, utcnow
 from bot.config import Settings, load_config
+from bot.install import oauth_settings
 from bot.runtime import Runtime, build_runtime, build_sources, command_client
 from bot.sim.slack import FakeSlack
 from bot.sim.slash import block_action, event, slash_command
@@ -48,8 +49,8 @@ class Bot:
         path = tmp_path / "jobwatch.toml"
         path.write_text(config_text)
         self.slack = slack
+        settings.setdefault("slack_bot_token", TOKEN)
         self.settings = Settings(
-            slack_bot_token=TOKEN,
             slack_signing_secret=SECRET,
             slack_api_url=slack.api_url,
             database_url=f"sqlite:///{tmp_path / 'bot.db'}",
@@ -60,7 +61,9 @@ class Bot:
         if sources is None:
             sources = build_sources(config, env=env)
         self.runtime: Runtime = build_runtime(self.settings, config=config, sources=sources, clock=clock)
-        app = build_app(self.runtime.services, client=command_client(self.settings), signing_secret=SECRET)
+        installs = self.runtime.installations
+        oauth = oauth_settings(self.settings, installs) if installs is not None else None
+        app = build_app(self.runtime.services, client=command_client(self.settings), signing_secret=SECRET, oauth=oauth)
         self.http = Background(WebApp(app))
         self.url = self.http.url
         self._replies = 0

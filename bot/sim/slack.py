@@ -5,6 +5,7 @@ burst (429 + Retry-After beyond it), and plays scripted faults.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import re
@@ -66,6 +67,8 @@ class FakeSlack:
     rejected: int = 0
     faults: dict[str, deque[Fault]] = field(default_factory=dict)
     members: dict[str, set[str]] | None = None  # channel -> teams where the bot is a member (None: all)
+    oauth_client: tuple[str, str] | None = None  # (client_id, client_secret) oauth.v2.access accepts
+    oauth_codes: dict[str, str] = field(default_factory=dict)  # one-time code -> the team installing
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -137,6 +140,10 @@ class FakeSlack:
             return Response.json({"ok": False, "error": "unknown_method"}, 404)
         method = req.path[len("/api/") :]
         params = self._params(req)
+        if method == "oauth.v2.access":
+            with self._lock:
+                self.calls.append((method, {k: v for k, v in params.items() if k != "client_secret"}))
+            return self._oauth_access(req, params)
         auth = req.headers.get("authorization", "")
         token = auth.removeprefix("Bearer ").strip() or str(params.get("token", ""))
         with self._lock:
@@ -167,6 +174,36 @@ class FakeSlack:
                     queue.remove(fault)
                     return fault
             return None
+
+    def _oauth_access(self, req: Request, params: dict[str, Any]) -> Response:
+        """Exchange a one-time code for a bot token, as Slack does at the end of an install."""
+        auth = req.headers.get("authorization", "")
+        try:
+            client = base64.b64decode(auth.removeprefix("Basic ")).decode().split(":", 1)
+        except ValueError:
+            client = []
+        if self.oauth_client is None or tuple(client) != self.oauth_client:
+            return Response.json({"ok": False, "error": "invalid_client_id"})
+        with self._lock:
+            team = self.oauth_codes.pop(str(params.get("code", "")), None)
+            if team is None:
+                return Response.json({"ok": False, "error": "invalid_code"})
+            token = f"xoxb-{team.lower()}-{next(self._ts)}"
+            self.tokens[token] = team
+        return Response.json(
+            {
+                "ok": True,
+                "app_id": "A0JOBWATCH",
+                "authed_user": {"id": "U0INSTALLER"},
+                "scope": str(params.get("scope") or "commands,chat:write,channels:history,groups:history"),
+                "token_type": "bot",
+                "access_token": token,
+                "bot_user_id": "UBOT",
+                "team": {"id": team, "name": f"Team {team}"},
+                "enterprise": None,
+                "is_enterprise_install": False,
+            }
+        )
 
     def _m_auth_test(self, team: str, params: dict[str, Any]) -> Response:
         return Response.json({"ok": True, "team_id": team, "user_id": "UBOT", "bot_id": "BBOT", "team": "Test"})
