@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from bot.access import Actor
@@ -61,9 +61,8 @@ def put(
     return mute, state
 
 
-def held(session: Session, mute: Mute) -> int:
-    """How many alerts this mute has held back so far."""
-    stmt = select(func.count()).where(
+def _held_ids(session: Session, mute: Mute) -> set[int]:
+    stmt = select(OutboxItem.id).where(
         OutboxItem.team_id == mute.team_id,
         OutboxItem.channel_id == mute.channel_id,
         OutboxItem.queue == mute.queue,
@@ -72,7 +71,12 @@ def held(session: Session, mute: Mute) -> int:
     )
     if mute.job_id:
         stmt = stmt.where(OutboxItem.job_id == mute.job_id)
-    return int(session.exec(stmt).one())
+    return {i for i in session.exec(stmt).all() if i is not None}
+
+
+def held(session: Session, mute: Mute) -> int:
+    """How many alerts this mute has held back so far (and no ended mute has counted yet)."""
+    return len(_held_ids(session, mute))
 
 
 def label(mute: Mute) -> str:
@@ -84,7 +88,14 @@ def end(session: Session, mutes: Sequence[Mute], *, why: str, now: datetime) -> 
     """Delete these mutes (all of one channel) and owe the channel one summary; returns alerts held."""
     if not mutes:
         return 0
-    total = sum(held(session, m) for m in mutes)
+    ids: set[int] = set()
+    for m in mutes:
+        ids |= _held_ids(session, m)
+    total = len(ids)
+    # Counted once: an alert both a queue mute and a job mute held is in one summary only.
+    for start in range(0, len(ids), 500):
+        chunk = sorted(ids)[start : start + 500]
+        session.execute(update(OutboxItem).where(col(OutboxItem.id).in_(chunk)).values(state="silenced"))
     if total:
         first = mutes[0]
         what = ", ".join(label(m) for m in mutes)

@@ -1,7 +1,7 @@
 """Retention: forget what is old so the store grows with activity, not with history.
 
 Terminal job snapshots not seen to change for `retention` are deleted with their thread
-pointers, and settled outbox rows (sent, dead, digested) older than `retention` go too.
+pointers, and settled outbox rows (sent, dead, digested, muted) older than `retention` go too.
 Live jobs, pending rows and the audit table are never pruned. A pruned job that a provider
 lists again is not news: the diff stores it without an alert (`diff(forgotten_before=...)`).
 Deletes run in bounded batches, each its own short transaction behind the lease's fence.
@@ -23,7 +23,7 @@ from bot.tables import JobSnapshot, JobThread, OutboxItem
 log = logging.getLogger(__name__)
 
 BATCH = 2_000
-SETTLED = ("sent", "dead", "digested")
+SETTLED = ("sent", "dead", "digested", "muted", "silenced")  # never to be posted again
 
 
 @dataclass

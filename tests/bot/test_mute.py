@@ -71,6 +71,27 @@ def test_job_mute_expires_with_one_summary(ml: Bot, slack: FakeSlack, sagemaker:
     assert rows(ml, Mute) == []
 
 
+def test_an_alert_held_by_a_queue_mute_and_a_job_mute_is_counted_once(
+    ml: Bot, slack: FakeSlack, sagemaker: SageMakerSim, clock: Clock
+) -> None:
+    start(ml, sagemaker, "a", "b")
+    ml.command("mute ml 1h", channel="C1")
+    ml.command("mute ml a 30m", channel="C1")
+    sagemaker.set("a", "Completed", "Completed")
+    sagemaker.set("b", "Completed", "Completed")
+    ml.cycle()
+    assert slack.posts() == []
+    clock.offset = timedelta(minutes=45)  # the job mute ends first, then the queue mute
+    ml.runtime.worker.renew()
+    ml.runtime.worker.deliver()
+    assert "1 alert was muted" in slack.posts()[-1]["text"]
+    clock.offset = timedelta(hours=2)
+    ml.runtime.worker.renew()
+    ml.runtime.worker.deliver()
+    assert "Mute of ml ended (expired): 1 alert was muted" in slack.posts()[-1]["text"]  # not 2: b only
+    assert len(slack.posts()) == 2
+
+
 def test_replayed_mute_is_idempotent_and_audited(ml: Bot, sagemaker: SageMakerSim) -> None:
     start(ml, sagemaker)
     body, headers = slash_command(SECRET, "mute ml 1d", channel="C1")
