@@ -9,7 +9,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from providers.base import env_secret
+from providers.base import QueueConfig, default_env, env_secret
 from providers.errors import (
     AuthError,
     BadResponseError,
@@ -48,35 +48,39 @@ AUTH_CODES = frozenset(
 )
 
 
+class AwsQueue(QueueConfig):
+    """A queue on an AWS service: a region, and the default boto3 credential chain unless the
+    queue names its own key variables."""
+
+    region: str
+
+
 def make_client(
     service: str,
+    queue: AwsQueue,
     *,
-    region: str,
-    queue: str,
-    endpoint_url: str | None,
-    access_key_env: str | None,
-    secret_key_env: str | None,
-    env: Mapping[str, str],
+    env: Mapping[str, str] | None = None,
     connect_timeout: float = 5,
     read_timeout: float = 20,
     max_attempts: int = 5,
 ) -> Any:
     """A boto3 client with standard retries and timeouts; keys from the named env vars if given."""
+    env = env if env is not None else default_env()
     config = Config(
-        region_name=region,
+        region_name=queue.region,
         retries={"mode": "standard", "max_attempts": max_attempts},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
     )
     kwargs: dict[str, Any] = {"config": config}
-    if endpoint_url:
-        kwargs["endpoint_url"] = endpoint_url
-    if access_key_env or secret_key_env:
+    if queue.endpoint_url:
+        kwargs["endpoint_url"] = queue.endpoint_url
+    if queue.access_key_env or queue.secret_key_env:
         kwargs["aws_access_key_id"] = env_secret(
-            env, access_key_env or "AWS_ACCESS_KEY_ID", queue=queue
+            env, queue.access_key_env or "AWS_ACCESS_KEY_ID", queue=queue.name
         ).get_secret_value()
         kwargs["aws_secret_access_key"] = env_secret(
-            env, secret_key_env or "AWS_SECRET_ACCESS_KEY", queue=queue
+            env, queue.secret_key_env or "AWS_SECRET_ACCESS_KEY", queue=queue.name
         ).get_secret_value()
     session: Any = boto3.session.Session()  # Any: the stubs' per-service overloads reject **kwargs
     return session.client(service, **kwargs)

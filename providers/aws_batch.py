@@ -20,10 +20,10 @@ from typing import Any, ClassVar, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from providers._aws import error_code, make_client, map_aws_error
+from providers._aws import AwsQueue, error_code, make_client, map_aws_error
 from providers._paging import PageGuard
 from providers._time import from_epoch_ms
-from providers.base import QueueConfig, default_env, map_status
+from providers.base import map_status
 from providers.model import Job, JobStatus
 from providers.sagemaker import console_url
 
@@ -43,11 +43,10 @@ OVERLAP = timedelta(minutes=5)
 PAGE_SIZE = 100
 
 
-class BatchQueue(QueueConfig):
+class BatchQueue(AwsQueue):
     """One Batch job queue of service jobs."""
 
     provider: Literal["batch"] = "batch"
-    region: str
     job_queue: str
 
     def scope_text(self) -> str:
@@ -94,16 +93,7 @@ class BatchSource:
     ) -> None:
         self.config = config
         self.deadline_s = deadline_s
-        self._client = client or make_client(
-            "batch",
-            region=config.region,
-            queue=config.name,
-            endpoint_url=config.endpoint_url,
-            access_key_env=config.access_key_env,
-            secret_key_env=config.secret_key_env,
-            env=env if env is not None else default_env(),
-            max_attempts=max_attempts,
-        )
+        self._client = client or make_client("batch", config, env=env, max_attempts=max_attempts)
 
     def to_job(self, raw: Mapping[str, Any]) -> Job:
         """A ServiceJobSummary or DescribeServiceJob response -> Job."""

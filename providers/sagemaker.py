@@ -14,10 +14,10 @@ from typing import Any, ClassVar, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from providers._aws import error_code, make_client, map_aws_error
+from providers._aws import AwsQueue, error_code, make_client, map_aws_error
 from providers._paging import PageGuard
 from providers._time import aware
-from providers.base import QueueConfig, default_env, map_status
+from providers.base import map_status
 from providers.model import Job, JobStatus
 
 PRIMARY: dict[str, JobStatus] = {
@@ -36,11 +36,10 @@ OVERLAP = timedelta(minutes=5)
 PAGE_SIZE = 100
 
 
-class SageMakerQueue(QueueConfig):
+class SageMakerQueue(AwsQueue):
     """A SageMaker account/region, optionally narrowed by a job-name substring."""
 
     provider: Literal["sagemaker"] = "sagemaker"
-    region: str
     name_contains: str | None = None
 
     def scope_text(self) -> str:
@@ -80,16 +79,7 @@ class SageMakerSource:
     ) -> None:
         self.config = config
         self.deadline_s = deadline_s
-        self._client = client or make_client(
-            "sagemaker",
-            region=config.region,
-            queue=config.name,
-            endpoint_url=config.endpoint_url,
-            access_key_env=config.access_key_env,
-            secret_key_env=config.secret_key_env,
-            env=env if env is not None else default_env(),
-            max_attempts=max_attempts,
-        )
+        self._client = client or make_client("sagemaker", config, env=env, max_attempts=max_attempts)
 
     def to_job(self, raw: Mapping[str, Any]) -> Job:
         """One TrainingJobSummary or DescribeTrainingJob response -> Job."""

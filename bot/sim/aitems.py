@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.sim.http import LocalServer, Request, Response
+from bot.sim.http import LocalServer, Request, Response, Served
 from providers.naver_signing import verify
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -72,7 +72,7 @@ class Train:
 
 
 @dataclass
-class AitemsSim:
+class AitemsSim(Served):
     """The simulated service(s) behind the API Gateway."""
 
     access_key: str = "ncp-demo-access-key"
@@ -90,17 +90,6 @@ class AitemsSim:
         self._stuck = False
         self._seq = 0
         self._server = LocalServer(self.handle)
-
-    def start(self) -> AitemsSim:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    @property
-    def url(self) -> str:
-        return self._server.url
 
     def add(self, kind: str = "personalRecommend", status: str = "requested", *, version: str | None = None) -> Train:
         """Request a training now; versions count up per service unless given."""

@@ -17,7 +17,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.sim.http import LocalServer, Request, Response
+from bot.sim.http import LocalServer, Request, Response, Served
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED"})
 
@@ -74,7 +74,7 @@ def _error(status: int, kind: str, message: str) -> Response:
 
 
 @dataclass
-class BatchSim:
+class BatchSim(Served):
     """The simulated service; `jobs` may change while it serves."""
 
     region: str = "us-east-1"
@@ -87,17 +87,6 @@ class BatchSim:
         self.lock = threading.Lock()
         self._ids = itertools.count(1)
         self._server = LocalServer(self.handle)
-
-    def start(self) -> BatchSim:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    @property
-    def url(self) -> str:
-        return self._server.url
 
     def add(self, name: str, status: str = "SUBMITTED", *, created_ms: int | None = None) -> ServiceJob:
         """Submit a job (now, or at `created_ms`)."""

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 
@@ -108,3 +108,23 @@ class LocalServer:
         """Stop serving and close the socket."""
         self._server.shutdown()
         self._server.server_close()
+
+
+class Served:
+    """start/stop/url for a simulator that serves its `handle` on a LocalServer in `_server`."""
+
+    _server: LocalServer
+
+    def start(self) -> Self:
+        """Start serving on 127.0.0.1."""
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.stop()
+
+    @property
+    def url(self) -> str:
+        """The base URL of the fake."""
+        return self._server.url

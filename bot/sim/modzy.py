@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.sim.http import LocalServer, Request, Response
+from bot.sim.http import LocalServer, Request, Response, Served
 
 TERMINAL = frozenset({"COMPLETED", "ERROR", "CANCELED", "TIMEDOUT"})
 
@@ -51,7 +51,7 @@ class InferenceJob:
 
 
 @dataclass
-class ModzySim:
+class ModzySim(Served):
     """The simulated tenant."""
 
     api_key: str = "modzy-key.secret"
@@ -63,17 +63,6 @@ class ModzySim:
         self.lock = threading.Lock()
         self._stuck = False
         self._server = LocalServer(self.handle)
-
-    def start(self) -> ModzySim:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    @property
-    def url(self) -> str:
-        return self._server.url
 
     def add(self, model: str, status: str = "SUBMITTED", *, when: datetime | None = None) -> InferenceJob:
         """Submit a job now (or at `when`)."""

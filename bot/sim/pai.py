@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.sim.http import LocalServer, Request, Response
+from bot.sim.http import LocalServer, Request, Response, Served
 from providers.alibaba_signing import verify
 
 TRAINING_FINAL = frozenset({"Succeed", "Failed", "Terminated", "CreateFailed", "InitializeFailed"})
@@ -102,7 +102,7 @@ class Run:
 
 
 @dataclass
-class PaiSim:
+class PaiSim(Served):
     """The simulated region: one account, workspaces by id."""
 
     access_key_id: str = "LTAI5tSimulatedKey"
@@ -119,17 +119,6 @@ class PaiSim:
         self._nonces: set[str] = set()
         self._counter = 0
         self._server = LocalServer(self.handle)
-
-    def start(self) -> PaiSim:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    @property
-    def url(self) -> str:
-        return self._server.url
 
     def add(
         self,

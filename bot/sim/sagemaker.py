@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.clock import Clock, utcnow
-from bot.sim.http import LocalServer, Request, Response
+from bot.sim.http import LocalServer, Request, Response, Served
 
 
 @dataclass
@@ -58,7 +58,7 @@ JSON11 = "application/x-amz-json-1.1"
 
 
 @dataclass
-class SageMakerSim:
+class SageMakerSim(Served):
     """The simulated service; `jobs` can be changed while it serves."""
 
     region: str = "us-east-1"
@@ -72,20 +72,6 @@ class SageMakerSim:
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
         self._server = LocalServer(self.handle)
-
-    def start(self) -> SageMakerSim:
-        """Serve on 127.0.0.1."""
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._server.stop()
-
-    @property
-    def url(self) -> str:
-        """The endpoint URL for boto3."""
-        return self._server.url
 
     def add(self, name: str, *, status: str = "InProgress", secondary: str | None = "Starting") -> TrainingJob:
         """Create a job now."""
