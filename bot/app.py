@@ -23,6 +23,7 @@ def build_app(
     client: WebClient,
     signing_secret: str | None,
     socket_mode: bool = False,
+    timing: listeners.Timing | None = None,
 ) -> App:
     """A Bolt app answering `/jobs`, verifying signatures unless in Socket Mode."""
     # Bolt logs the whole body (with response_url) of a request that fails verification at
@@ -36,7 +37,7 @@ def build_app(
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener"),
         logger=logging.getLogger("jobwatch.bolt"),
     )
-    listeners.register(app, services)
+    listeners.register(app, services, timing=timing)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any], respond: Any) -> BoltResponse:

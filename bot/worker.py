@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
@@ -15,9 +16,10 @@ from bot.clock import Clock, utcnow
 from bot.config import AppConfig, Settings
 from bot.db import Database
 from bot.lease import LeaseKeeper
+from bot.metrics import Metrics
 from bot.pipeline.deliver import Deliverer
 from bot.pipeline.diff import diff
-from bot.pipeline.enqueue import LostLease, commit_poll, priors, queue_view, record_failure
+from bot.pipeline.enqueue import Fence, LostLease, commit_poll, priors, queue_view, record_failure
 from bot.pipeline.poll import enrich, poll_queue
 from providers import JobSource
 
@@ -37,6 +39,7 @@ class Worker:
         deliverer: Deliverer,
         lease: LeaseKeeper,
         clock: Clock = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
@@ -45,6 +48,7 @@ class Worker:
         self.deliverer = deliverer
         self.lease = lease
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self._stop = threading.Event()
         self._scheduler: BaseScheduler | None = None
 
@@ -53,6 +57,16 @@ class Worker:
         fence = self.lease.fence()
         if fence is None:
             return 0
+        started = time.monotonic()
+        outcome, enqueued = "error", 0  # an exception escaped: the scheduler logs it
+        try:
+            outcome, enqueued = self._poll(queue, fence)
+        finally:
+            self.metrics.poll_done(queue, outcome, time.monotonic() - started, enqueued=enqueued)
+        return enqueued
+
+    def _poll(self, queue: str, fence: Fence) -> tuple[str, int]:
+        """Poll, diff and commit one queue; (outcome, rows enqueued)."""
         source = self.sources[queue]
         view = queue_view(self.db, queue)
         result = poll_queue(source, since=view.since, live=view.live, clock=self.clock)
@@ -67,7 +81,7 @@ class Worker:
                     threshold=self.config.bot.failure_threshold,
                     ops_channel=self.config.bot.ops_channel,
                 )
-                return 0
+                return "failed", 0
             known = priors(self.db, queue, [j.id for j in result.jobs])
             changes = enrich(source, diff(known, result.jobs, baseline=view.baseline))
             enqueued = commit_poll(
@@ -81,7 +95,7 @@ class Worker:
             )
         except LostLease:
             log.warning("lease_lost queue=%s", queue)
-            return 0
+            return "lost_lease", 0
         log.info(
             "poll_done queue=%s jobs=%d transitions=%d enqueued=%d baseline=%s",
             queue,
@@ -90,7 +104,7 @@ class Worker:
             enqueued,
             view.baseline,
         )
-        return enqueued
+        return "ok", enqueued
 
     def poll_all(self) -> int:
         """Poll every queue once (`jobwatch poll --once`)."""
@@ -102,7 +116,7 @@ class Worker:
             return
         try:
             mutes.expire(self.db, self.clock())  # summaries of ended mutes go out in this round
-            self.deliverer.run_once()
+            self.metrics.delivered(self.deliverer.run_once())
         except LostLease:
             log.warning("lease_lost during delivery")
 
