@@ -8,10 +8,15 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from bot.config import ConfigError, Settings, load_config
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+    from bot.web import Background
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,7 +25,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="answer Slack (HTTP on $PORT, or Socket Mode) and run the worker")
     serve.add_argument("--socket", action="store_true", help="Socket Mode (needs SLACK_APP_TOKEN)")
     serve.add_argument("--no-worker", action="store_true", help="web only; run `jobwatch worker` separately")
-    sub.add_parser("worker", help="poll providers and deliver alerts (no HTTP)")
+    worker = sub.add_parser(
+        "worker", help="poll providers and deliver alerts (HTTP only for /healthz /readyz /metrics)"
+    )
+    worker.add_argument(
+        "--port", type=int, default=None, help="port for /healthz, /readyz and /metrics (default $PORT; 0: none)"
+    )
     poll = sub.add_parser("poll", help="poll every queue")
     poll.add_argument("--once", action="store_true", required=True, help="one poll of every queue, deliver, exit")
     demo = sub.add_parser("demo", help="the whole bot on simulated queues and a local stand-in for Slack")
@@ -87,21 +97,48 @@ def _run(args: argparse.Namespace) -> int:
         runtime.worker.close()
         return 0
     scheduler = runtime.worker.start_background()
+    ops = _ops_http(runtime, settings.port if args.port is None else args.port)
     _wait_for_signal()
+    if ops is not None:
+        ops.close()
     scheduler.shutdown(wait=True)
     runtime.worker.close()
     return 0
 
 
+def _ops_http(runtime: Runtime, port: int) -> Background | None:
+    """The worker's own /healthz, /readyz and /metrics (no /slack/events); a busy port only warns:
+    the poller matters more than its metrics."""
+    from bot.runtime import readiness
+    from bot.web import Background, WebApp
+
+    if port == 0:
+        return None
+    web = WebApp(None, health=lambda: {"worker": True}, ready=readiness(runtime, worker=True), metrics=runtime.metrics)
+    try:
+        server = Background(web, host="0.0.0.0", port=port)
+    except OSError as err:
+        logging.getLogger("bot.cli").warning("ops_http_unavailable port=%d error=%s", port, err)
+        return None
+    logging.getLogger("bot.cli").info("ops_http_listening port=%d paths=/healthz,/readyz,/metrics", port)
+    return server
+
+
 def _serve(settings: Settings, *, socket: bool, worker: bool) -> int:
     from bot.app import build_app
-    from bot.runtime import build_runtime, command_client
+    from bot.runtime import build_runtime, command_client, readiness
     from bot.web import WebApp, serve
 
     load_config(settings.jobwatch_config)  # fail fast with the file and key named
     runtime = build_runtime(settings)
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-    app = build_app(runtime.services, client=command_client(settings), signing_secret=secret, socket_mode=socket)
+    app = build_app(
+        runtime.services,
+        client=command_client(settings, metrics=runtime.metrics),
+        signing_secret=secret,
+        socket_mode=socket,
+        timing=runtime.metrics.command,
+    )
     scheduler = runtime.worker.start_background() if worker else None
     try:
         if socket:
@@ -110,7 +147,13 @@ def _serve(settings: Settings, *, socket: bool, worker: bool) -> int:
             assert settings.slack_app_token is not None
             SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
         else:
-            serve(WebApp(app, health=lambda: {"worker": worker}), port=settings.port)
+            web = WebApp(
+                app,
+                health=lambda: {"worker": worker},
+                ready=readiness(runtime, worker=worker),
+                metrics=runtime.metrics,
+            )
+            serve(web, port=settings.port)
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)

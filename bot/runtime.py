@@ -14,6 +14,7 @@ from slack_sdk.http_retry import RateLimitErrorRetryHandler
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig, Settings, load_config
 from bot.db import Database
+from bot.health import Readiness
 from bot.lease import LeaseKeeper
 from bot.metrics import InstrumentedWebClient, Metrics
 from bot.pipeline.deliver import Deliverer
@@ -100,3 +101,12 @@ def build_runtime(
     )
     services = Services(config=config, db=db, sources=sources, clock=clock)
     return Runtime(settings, config, db, sources, services, worker, metrics)
+
+
+def readiness(runtime: Runtime, *, worker: bool) -> Readiness:
+    """The /readyz checks of this process: store and Slack, and fresh polls when it runs the worker."""
+    intervals = None
+    if worker:
+        intervals = {name: runtime.config.interval(s.config, runtime.settings) for name, s in runtime.sources.items()}
+    client = slack_client(runtime.settings, metrics=runtime.metrics, timeout=3)  # a probe must answer quickly
+    return Readiness(runtime.db, client, intervals=intervals, clock=runtime.worker.clock)
