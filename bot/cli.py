@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from bot.config import ConfigError, Settings, load_config
+from bot import logs
+from bot.config import AppConfig, ConfigError, Settings, known_secrets, load_config
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -39,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _secrets(redactor: logs.Redactor, settings: Settings, config: AppConfig | None = None) -> None:
+    """Tell the log redactor every secret value this process now knows."""
+    redactor.add(known_secrets(settings, config, os.environ))
+
+
 def _settings() -> Settings:
     try:
         return Settings()
@@ -52,26 +59,41 @@ def _need(value: object, name: str, why: str) -> None:
         raise ConfigError(f"{name} is not set; it is required {why}")
 
 
+def _log_level(command: str) -> int | str:
+    """JOBWATCH_LOG_LEVEL (DEBUG, INFO, ...); default INFO, WARNING for the demo."""
+    wanted = os.environ.get("JOBWATCH_LOG_LEVEL", "").strip().upper()
+    if wanted in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        return wanted
+    return logging.WARNING if command == "demo" else logging.INFO
+
+
+def _log_format() -> bool | None:
+    """JOBWATCH_LOG_FORMAT=json|text forces a format; otherwise JSON unless stderr is a TTY."""
+    wanted = os.environ.get("JOBWATCH_LOG_FORMAT", "").strip().lower()
+    return {"json": True, "text": False}.get(wanted)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `jobwatch` command; a configuration problem exits 2 with one clear line."""
     args = _parser().parse_args(argv)
-    level = logging.WARNING if args.command == "demo" else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    redactor = logs.configure(_log_level(args.command), json_lines=_log_format())
+    if _log_level(args.command) != "DEBUG":
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        return _run(args)
+        return _run(args, redactor)
     except ConfigError as err:
         print(f"jobwatch: {err}", file=sys.stderr)
         return 2
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, redactor: logs.Redactor) -> int:
     if args.command == "demo":
         from bot.demo import main as demo
 
         return demo(args.seconds)
     settings = _settings()
+    _secrets(redactor, settings)
     if args.command == "check":
         from bot.check import check
 
@@ -84,9 +106,10 @@ def _run(args: argparse.Namespace) -> int:
             _need(settings.slack_app_token, "SLACK_APP_TOKEN", "for Socket Mode")
         else:
             _need(settings.slack_signing_secret, "SLACK_SIGNING_SECRET", "in HTTP mode")
-        return _serve(settings, socket=args.socket, worker=not args.no_worker)
+        return _serve(settings, redactor, socket=args.socket, worker=not args.no_worker)
     _need(settings.slack_bot_token, "SLACK_BOT_TOKEN", "to post alerts")
     runtime = build_runtime(settings)
+    _secrets(redactor, settings, runtime.config)
     if args.command == "poll":
         runtime.worker.renew()
         if runtime.worker.lease.fence() is None:
@@ -124,12 +147,12 @@ def _ops_http(runtime: Runtime, port: int) -> Background | None:
     return server
 
 
-def _serve(settings: Settings, *, socket: bool, worker: bool) -> int:
+def _serve(settings: Settings, redactor: logs.Redactor, *, socket: bool, worker: bool) -> int:
     from bot.app import build_app
     from bot.runtime import build_runtime, command_client, readiness
     from bot.web import WebApp, serve
 
-    load_config(settings.jobwatch_config)  # fail fast with the file and key named
+    _secrets(redactor, settings, load_config(settings.jobwatch_config))  # fail fast with the file and key named
     runtime = build_runtime(settings)
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = build_app(
