@@ -25,6 +25,7 @@ def build_app(
     signing_secret: str | None,
     socket_mode: bool = False,
     oauth: OAuthSettings | None = None,
+    timing: listeners.Timing | None = None,
 ) -> App:
     """A Bolt app answering `/jobs`, verifying signatures unless in Socket Mode; with `oauth`,
     installable in many workspaces (each request authorised by its team's installation)."""
@@ -40,7 +41,7 @@ def build_app(
         logger=logging.getLogger("jobwatch.bolt"),
         oauth_settings=oauth,
     )
-    listeners.register(app, services)
+    listeners.register(app, services, timing=timing)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any], respond: Any) -> BoltResponse:

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from bot.config import ConfigError, Settings, load_config
+from bot import logs
+from bot.config import AppConfig, ConfigError, Settings, known_secrets, load_config
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+    from bot.web import Background
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,13 +27,23 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="answer Slack (HTTP on $PORT, or Socket Mode) and run the worker")
     serve.add_argument("--socket", action="store_true", help="Socket Mode (needs SLACK_APP_TOKEN)")
     serve.add_argument("--no-worker", action="store_true", help="web only; run `jobwatch worker` separately")
-    sub.add_parser("worker", help="poll providers and deliver alerts (no HTTP)")
+    worker = sub.add_parser(
+        "worker", help="poll providers and deliver alerts (HTTP only for /healthz /readyz /metrics)"
+    )
+    worker.add_argument(
+        "--port", type=int, default=None, help="port for /healthz, /readyz and /metrics (default $PORT; 0: none)"
+    )
     poll = sub.add_parser("poll", help="poll every queue")
     poll.add_argument("--once", action="store_true", required=True, help="one poll of every queue, deliver, exit")
     demo = sub.add_parser("demo", help="the whole bot on simulated queues and a local stand-in for Slack")
     demo.add_argument("--seconds", type=float, default=45, help="how long to watch (default 45)")
     sub.add_parser("check", help="validate the configuration and credentials")
     return parser
+
+
+def _secrets(redactor: logs.Redactor, settings: Settings, config: AppConfig | None = None) -> None:
+    """Tell the log redactor every secret value this process now knows."""
+    redactor.add(known_secrets(settings, config, os.environ))
 
 
 def _settings() -> Settings:
@@ -53,26 +70,41 @@ def _need_token(settings: Settings, why: str) -> None:
         _need(settings.slack_bot_token, "SLACK_BOT_TOKEN", why + " (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET)")
 
 
+def _log_level(command: str) -> int | str:
+    """JOBWATCH_LOG_LEVEL (DEBUG, INFO, ...); default INFO, WARNING for the demo."""
+    wanted = os.environ.get("JOBWATCH_LOG_LEVEL", "").strip().upper()
+    if wanted in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        return wanted
+    return logging.WARNING if command == "demo" else logging.INFO
+
+
+def _log_format() -> bool | None:
+    """JOBWATCH_LOG_FORMAT=json|text forces a format; otherwise JSON unless stderr is a TTY."""
+    wanted = os.environ.get("JOBWATCH_LOG_FORMAT", "").strip().lower()
+    return {"json": True, "text": False}.get(wanted)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `jobwatch` command; a configuration problem exits 2 with one clear line."""
     args = _parser().parse_args(argv)
-    level = logging.WARNING if args.command == "demo" else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    redactor = logs.configure(_log_level(args.command), json_lines=_log_format())
+    if _log_level(args.command) != "DEBUG":
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        return _run(args)
+        return _run(args, redactor)
     except ConfigError as err:
         print(f"jobwatch: {err}", file=sys.stderr)
         return 2
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, redactor: logs.Redactor) -> int:
     if args.command == "demo":
         from bot.demo import main as demo
 
         return demo(args.seconds)
     settings = _settings()
+    _secrets(redactor, settings)
     if args.command == "check":
         from bot.check import check
 
@@ -85,9 +117,10 @@ def _run(args: argparse.Namespace) -> int:
             _need(settings.slack_app_token, "SLACK_APP_TOKEN", "for Socket Mode")
         else:
             _need(settings.slack_signing_secret, "SLACK_SIGNING_SECRET", "in HTTP mode")
-        return _serve(settings, socket=args.socket, worker=not args.no_worker)
+        return _serve(settings, redactor, socket=args.socket, worker=not args.no_worker)
     _need_token(settings, "to post alerts")
     runtime = build_runtime(settings)
+    _secrets(redactor, settings, runtime.config)
     if args.command == "poll":
         runtime.worker.renew()
         if runtime.worker.lease.fence() is None:
@@ -98,24 +131,50 @@ def _run(args: argparse.Namespace) -> int:
         runtime.worker.close()
         return 0
     scheduler = runtime.worker.start_background()
+    ops = _ops_http(runtime, settings.port if args.port is None else args.port)
     _wait_for_signal()
+    if ops is not None:
+        ops.close()
     scheduler.shutdown(wait=True)
     runtime.worker.close()
     return 0
 
 
-def _serve(settings: Settings, *, socket: bool, worker: bool) -> int:
+def _ops_http(runtime: Runtime, port: int) -> Background | None:
+    """The worker's own /healthz, /readyz and /metrics (no /slack/events); a busy port only warns:
+    the poller matters more than its metrics."""
+    from bot.runtime import readiness
+    from bot.web import Background, WebApp
+
+    if port == 0:
+        return None
+    web = WebApp(None, health=lambda: {"worker": True}, ready=readiness(runtime, worker=True), metrics=runtime.metrics)
+    try:
+        server = Background(web, host="0.0.0.0", port=port)
+    except OSError as err:
+        logging.getLogger("bot.cli").warning("ops_http_unavailable port=%d error=%s", port, err)
+        return None
+    logging.getLogger("bot.cli").info("ops_http_listening port=%d paths=/healthz,/readyz,/metrics", port)
+    return server
+
+
+def _serve(settings: Settings, redactor: logs.Redactor, *, socket: bool, worker: bool) -> int:
     from bot.app import build_app
     from bot.install import oauth_settings
-    from bot.runtime import build_runtime, command_client
+    from bot.runtime import build_runtime, command_client, readiness
     from bot.web import WebApp, serve
 
-    load_config(settings.jobwatch_config)  # fail fast with the file and key named
+    _secrets(redactor, settings, load_config(settings.jobwatch_config))  # fail fast with the file and key named
     runtime = build_runtime(settings)
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     oauth = oauth_settings(settings, runtime.installations) if runtime.installations is not None else None
     app = build_app(
-        runtime.services, client=command_client(settings), signing_secret=secret, socket_mode=socket, oauth=oauth
+        runtime.services,
+        client=command_client(settings, metrics=runtime.metrics),
+        signing_secret=secret,
+        socket_mode=socket,
+        timing=runtime.metrics.command,
+        oauth=oauth,
     )
     scheduler = runtime.worker.start_background() if worker else None
     try:
@@ -125,7 +184,13 @@ def _serve(settings: Settings, *, socket: bool, worker: bool) -> int:
             assert settings.slack_app_token is not None
             SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
         else:
-            serve(WebApp(app, health=lambda: {"worker": worker}), port=settings.port)
+            web = WebApp(
+                app,
+                health=lambda: {"worker": worker},
+                ready=readiness(runtime, worker=worker),
+                metrics=runtime.metrics,
+            )
+            serve(web, port=settings.port)
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)

@@ -6,7 +6,7 @@ A bad queues file raises ConfigError naming the file, the queue and the key.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +136,33 @@ def load_config(path: Path) -> AppConfig:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
     return parse_config(path, data)
+
+
+# Credentials adapters read from the environment when a queue names no variables of its own.
+DEFAULT_SECRET_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "NCP_ACCESS_KEY",
+    "NCP_SECRET_KEY",
+    "ALIBABA_CLOUD_ACCESS_KEY_ID",
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    "MODZY_API_KEY",
+)
+
+
+def known_secrets(settings: Settings, config: AppConfig | None, env: Mapping[str, str]) -> Iterator[str]:
+    """Every secret value this process holds: SecretStr settings and the provider credentials the
+    queues name (or the ecosystem's default variables). For the log redactor."""
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            yield value.get_secret_value()
+    names = set(DEFAULT_SECRET_ENV)
+    for queue in config.queues if config is not None else ():
+        for field in type(queue).model_fields:
+            if field.endswith("_env") and getattr(queue, field):
+                names.add(str(getattr(queue, field)))
+    for name in sorted(names):
+        if env.get(name):
+            yield env[name].strip()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -28,20 +30,37 @@ def command_actor(body: dict[str, Any]) -> Actor:
     )
 
 
-def handle(services: Services, body: dict[str, Any], ack: Ack, respond: Respond) -> None:
+Timing = Callable[[str, float], None]  # (subcommand, seconds), e.g. Metrics.command
+
+
+def handle(
+    services: Services, body: dict[str, Any], ack: Ack, respond: Respond, *, timing: Timing | None = None
+) -> None:
     """Answer one `/jobs` command: at once in the ack, or via response_url after a provider call."""
+    started = time.monotonic()
+    name = "invalid"
+    try:
+        name = _answer(services, body, ack, respond)
+    finally:
+        if timing is not None:
+            timing(name, time.monotonic() - started)
+
+
+def _answer(services: Services, body: dict[str, Any], ack: Ack, respond: Respond) -> str:
+    """Answer the command; returns the subcommand's name ("invalid" for bad usage)."""
     actor = command_actor(body)
     try:
         command = commands.parse(str(body.get("text", "")))
     except UsageError as err:
         ack(**reply(render.error(err.problem, err.usage)))
-        return
+        return "invalid"
+    name = subcommand(command)
     try:
         if isinstance(command, commands.ShowJob):
             ack()  # a provider call follows: answer through response_url
             found = services.find(command.queue, command.job)
             respond(**reply(render.job_status(found.job, others=found.others, note=found.note)))
-            return
+            return name
         ack(**reply(answer(services, command, actor)))
     except ServiceError as err:
         message = render.error(str(err), _usage_for(command))
@@ -49,6 +68,7 @@ def handle(services: Services, body: dict[str, Any], ack: Ack, respond: Respond)
             respond(**reply(message))
         else:
             ack(**reply(message))
+    return name
 
 
 def queue_rows(services: Services, team_id: str) -> list[overview.QueueRow]:
@@ -95,25 +115,36 @@ def answer(services: Services, command: commands.Command, actor: Actor) -> rende
     return actions.change(services.changes, command, actor)
 
 
+SUBCOMMANDS: dict[type, str] = {
+    commands.Help: "help",
+    commands.Queues: "queues",
+    commands.ListJobs: "list",
+    commands.ShowJob: "status",
+    commands.Subscribe: "subscribe",
+    commands.Unsubscribe: "unsubscribe",
+    commands.Subscriptions: "subscriptions",
+    commands.Mute: "mute",
+    commands.Unmute: "unmute",
+}
+
+
+def subcommand(command: commands.Command) -> str:
+    """The subcommand's name, as typed (`list`, `status`, ...)."""
+    return SUBCOMMANDS.get(type(command), "other")
+
+
 def _usage_for(command: commands.Command) -> str:
-    names = {
-        commands.ListJobs: "list",
-        commands.ShowJob: "status",
-        commands.Subscribe: "subscribe",
-        commands.Unsubscribe: "unsubscribe",
-        commands.Mute: "mute",
-        commands.Unmute: "unmute",
-    }
-    name = names.get(type(command))
-    return commands.USAGE[name] if name else ""
+    name = subcommand(command)
+    return commands.USAGE[name] if name in ("list", "status", "subscribe", "unsubscribe", "mute", "unmute") else ""
 
 
-def register(app: App, services: Services) -> None:
-    """Attach the handlers to a Bolt app; any slash command of this app is `/jobs`."""
+def register(app: App, services: Services, *, timing: Timing | None = None) -> None:
+    """Attach the handlers to a Bolt app; any slash command of this app is `/jobs`.
+    `timing` is told how long each command took (the /metrics command latency)."""
 
     @app.command(commands.COMMAND_PATTERN)
     def jobs(body: dict[str, Any], ack: Ack, respond: Respond) -> None:
-        handle(services, body, ack, respond)
+        handle(services, body, ack, respond, timing=timing)
 
     @app.event("app_home_opened")
     def home(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:

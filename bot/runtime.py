@@ -15,8 +15,10 @@ from slack_sdk.http_retry import RateLimitErrorRetryHandler
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig, Settings, load_config
 from bot.db import Database
+from bot.health import Readiness
 from bot.install import Installations, install_mode
 from bot.lease import LeaseKeeper
+from bot.metrics import InstrumentedWebClient, Metrics
 from bot.pipeline.deliver import Deliverer
 from bot.services import Services
 from bot.worker import Worker
@@ -25,21 +27,28 @@ from providers import JobSource, build_source
 log = logging.getLogger(__name__)
 
 
-def slack_client(settings: Settings, *, token: str | None = None) -> WebClient:
+def slack_client(
+    settings: Settings, *, token: str | None = None, metrics: Metrics | None = None, timeout: int = 10
+) -> WebClient:
     """A WebClient for posting: base URL from SLACK_API_URL, and no blind retries.
 
     slack_sdk's default handler retries a connection reset, which after Slack accepted a
     post is a duplicate; the outbox decides about retries instead (reliability.md §2.1).
+    With `metrics`, every call and every error code is counted.
     """
     if token is None:
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     base = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
-    return WebClient(token=token, base_url=base, timeout=10, retry_handlers=[])
+    if metrics is not None:
+        return InstrumentedWebClient(
+            token=token, base_url=base, timeout=timeout, retry_handlers=[], on_call=metrics.slack_call
+        )
+    return WebClient(token=token, base_url=base, timeout=timeout, retry_handlers=[])
 
 
-def command_client(settings: Settings) -> WebClient:
+def command_client(settings: Settings, *, metrics: Metrics | None = None) -> WebClient:
     """The client Bolt uses for its own calls (auth.test): 429-aware retries are harmless there."""
-    client = slack_client(settings)
+    client = slack_client(settings, metrics=metrics)
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=1))
     return client
 
@@ -47,10 +56,13 @@ def command_client(settings: Settings) -> WebClient:
 class TeamClients:
     """`client_for(team)` for delivery: the one token, or each workspace's own (install mode)."""
 
-    def __init__(self, settings: Settings, installations: Installations | None) -> None:
+    def __init__(
+        self, settings: Settings, installations: Installations | None, *, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
         self.installations = installations
-        self._single = slack_client(settings) if installations is None else None
+        self.metrics = metrics
+        self._single = slack_client(settings, metrics=metrics) if installations is None else None
         self._clients: dict[str, WebClient] = {}
         self._lock = threading.Lock()
 
@@ -64,7 +76,7 @@ class TeamClients:
         with self._lock:
             client = self._clients.get(token)
             if client is None:
-                client = self._clients[token] = slack_client(self.settings, token=token)
+                client = self._clients[token] = slack_client(self.settings, token=token, metrics=self.metrics)
             return client
 
 
@@ -83,6 +95,7 @@ class Runtime:
     sources: Mapping[str, JobSource]
     services: Services
     worker: Worker
+    metrics: Metrics
     installations: Installations | None = None
 
 
@@ -93,24 +106,46 @@ def build_runtime(
     sources: Mapping[str, JobSource] | None = None,
     clock: Clock = utcnow,
     lease_ttl: timedelta | None = None,
+    metrics: Metrics | None = None,
 ) -> Runtime:
     """Read the queues file, open the store, build the adapters and the worker."""
     config = config or load_config(settings.jobwatch_config)
     db = Database(settings.database_url)
     db.create_all()
     sources = sources if sources is not None else build_sources(config)
+    metrics = metrics or Metrics()
+    metrics.watch_store(db, [q.name for q in config.queues], clock=clock)
     installations = None
     if install_mode(settings):
         assert settings.slack_client_id is not None
         installations = Installations(db, settings.slack_client_id)
         installations.create_tables()
     deliverer = Deliverer(
-        db, TeamClients(settings, installations), clock=clock, digest_threshold=config.bot.digest_threshold
+        db,
+        TeamClients(settings, installations, metrics=metrics),
+        clock=clock,
+        digest_threshold=config.bot.digest_threshold,
     )
     lease = LeaseKeeper(db, ttl=lease_ttl or timedelta(seconds=settings.jobwatch_lease_ttl), clock=clock)
     deliverer.fence = lease.fence
     worker = Worker(
-        settings=settings, config=config, db=db, sources=sources, deliverer=deliverer, lease=lease, clock=clock
+        settings=settings,
+        config=config,
+        db=db,
+        sources=sources,
+        deliverer=deliverer,
+        lease=lease,
+        clock=clock,
+        metrics=metrics,
     )
     services = Services(config=config, db=db, sources=sources, clock=clock)
-    return Runtime(settings, config, db, sources, services, worker, installations)
+    return Runtime(settings, config, db, sources, services, worker, metrics, installations)
+
+
+def readiness(runtime: Runtime, *, worker: bool) -> Readiness:
+    """The /readyz checks of this process: store and Slack, and fresh polls when it runs the worker."""
+    intervals = None
+    if worker:
+        intervals = {name: runtime.config.interval(s.config, runtime.settings) for name, s in runtime.sources.items()}
+    client = slack_client(runtime.settings, metrics=runtime.metrics, timeout=3)  # a probe must answer quickly
+    return Readiness(runtime.db, client, intervals=intervals, clock=runtime.worker.clock)

@@ -1,4 +1,4 @@
-"""HTTP entry: a small WSGI app with /slack/events and /healthz, served by waitress."""
+"""HTTP entry: a small WSGI app with /slack/events, /healthz, /readyz and /metrics, served by waitress."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
+    from bot.health import Report
+    from bot.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
@@ -26,22 +29,41 @@ def _send(start_response: StartResponse, status: str, body: dict[str, Any]) -> l
 
 
 class WebApp:
-    """Routes requests: health checks answered here, Slack requests checked and handed to Bolt."""
+    """Routes requests: health, readiness and metrics answered here, Slack requests checked and
+    handed to Bolt. Without a Bolt app (the worker process) /slack/events is 404."""
 
-    def __init__(self, app: App, *, health: Callable[[], dict[str, Any]] | None = None) -> None:
-        self.bolt = SlackRequestHandler(app, path=EVENTS_PATH)
-        flow = app.oauth_flow
+    def __init__(
+        self,
+        app: App | None,
+        *,
+        health: Callable[[], dict[str, Any]] | None = None,
+        ready: Callable[[], Report] | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.bolt = SlackRequestHandler(app, path=EVENTS_PATH) if app is not None else None
+        flow = app.oauth_flow if app is not None else None
         self.oauth_paths = frozenset({flow.install_path, flow.redirect_uri_path}) if flow is not None else frozenset()
         self.health = health or (lambda: {})
+        self.ready = ready
+        self.metrics = metrics
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/healthz" and method in ("GET", "HEAD"):
             return _send(start_response, "200 OK", {"status": "ok", **self.health()})
-        if path in self.oauth_paths and method == "GET":
+        if path in self.oauth_paths and method == "GET" and self.bolt is not None:
             return self.bolt(environ, start_response)  # install mode: Bolt's OAuth flow
-        if path != EVENTS_PATH:
+        if path == "/readyz" and method in ("GET", "HEAD") and self.ready is not None:
+            report = self.ready()
+            return _send(start_response, "200 OK" if report.ready else "503 Service Unavailable", report.body)
+        if path == "/metrics" and method in ("GET", "HEAD") and self.metrics is not None:
+            from bot.metrics import CONTENT_TYPE
+
+            data = self.metrics.render()
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(data)))])
+            return [data]
+        if path != EVENTS_PATH or self.bolt is None:
             return _send(start_response, "404 Not Found", {"error": "not found"})
         if method != "POST":
             return _send(start_response, "405 Method Not Allowed", {"error": "POST only"})
@@ -87,7 +109,7 @@ def serve(app: WebApp, *, port: int, host: str = "0.0.0.0", threads: int = 16) -
 
 
 class Background:
-    """The WSGI app served by waitress in a thread (the demo and the tests use it).
+    """The WSGI app served by waitress in a thread (the demo, the tests and the worker's ops port).
 
     The event loop runs in short turns so `close()` can stop it; the socket is closed by the
     loop's own thread, never under a running select() (which fails with EBADF).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -16,9 +17,10 @@ from bot.clock import Clock, utcnow
 from bot.config import AppConfig, Settings
 from bot.db import Database
 from bot.lease import LeaseKeeper
+from bot.metrics import Metrics
 from bot.pipeline.deliver import Deliverer
 from bot.pipeline.diff import diff
-from bot.pipeline.enqueue import LostLease, commit_poll, priors, queue_view, record_failure
+from bot.pipeline.enqueue import Fence, LostLease, commit_poll, priors, queue_view, record_failure
 from bot.pipeline.poll import enrich, poll_queue
 from bot.pipeline.prune import prune
 from providers import JobSource
@@ -39,6 +41,7 @@ class Worker:
         deliverer: Deliverer,
         lease: LeaseKeeper,
         clock: Clock = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
@@ -47,6 +50,7 @@ class Worker:
         self.deliverer = deliverer
         self.lease = lease
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self._stop = threading.Event()
         self._scheduler: BaseScheduler | None = None
         self.retention = timedelta(days=config.bot.retention_days)
@@ -56,6 +60,16 @@ class Worker:
         fence = self.lease.fence()
         if fence is None:
             return 0
+        started = time.monotonic()
+        outcome, enqueued = "error", 0  # an exception escaped: the scheduler logs it
+        try:
+            outcome, enqueued = self._poll(queue, fence)
+        finally:
+            self.metrics.poll_done(queue, outcome, time.monotonic() - started, enqueued=enqueued)
+        return enqueued
+
+    def _poll(self, queue: str, fence: Fence) -> tuple[str, int]:
+        """Poll, diff and commit one queue; (outcome, rows enqueued)."""
         source = self.sources[queue]
         view = queue_view(self.db, queue)
         result = poll_queue(source, since=view.since, live=view.live, clock=self.clock)
@@ -70,7 +84,7 @@ class Worker:
                     threshold=self.config.bot.failure_threshold,
                     ops_channel=self.config.bot.ops_channel,
                 )
-                return 0
+                return "failed", 0
             known = priors(self.db, queue, [j.id for j in result.jobs])
             forgotten = self.clock() - self.retention
             changes = enrich(source, diff(known, result.jobs, baseline=view.baseline, forgotten_before=forgotten))
@@ -85,7 +99,7 @@ class Worker:
             )
         except LostLease:
             log.warning("lease_lost queue=%s", queue)
-            return 0
+            return "lost_lease", 0
         log.info(
             "poll_done queue=%s jobs=%d transitions=%d enqueued=%d baseline=%s",
             queue,
@@ -94,7 +108,7 @@ class Worker:
             enqueued,
             view.baseline,
         )
-        return enqueued
+        return "ok", enqueued
 
     def poll_all(self) -> int:
         """Poll every queue once (`jobwatch poll --once`)."""
@@ -106,7 +120,7 @@ class Worker:
             return
         try:
             mutes.expire(self.db, self.clock())  # summaries of ended mutes go out in this round
-            self.deliverer.run_once()
+            self.metrics.delivered(self.deliverer.run_once())
         except LostLease:
             log.warning("lease_lost during delivery")
 

@@ -14,7 +14,7 @@ from bot.app import build_app
 from bot.clock import Clock, utcnow
 from bot.config import Settings, load_config
 from bot.install import oauth_settings
-from bot.runtime import Runtime, build_runtime, build_sources, command_client
+from bot.runtime import Runtime, build_runtime, build_sources, command_client, readiness
 from bot.sim.slack import FakeSlack
 from bot.sim.slash import block_action, event, slash_command
 from bot.web import Background, WebApp
@@ -61,10 +61,17 @@ class Bot:
         if sources is None:
             sources = build_sources(config, env=env)
         self.runtime: Runtime = build_runtime(self.settings, config=config, sources=sources, clock=clock)
+        metrics = self.runtime.metrics
         installs = self.runtime.installations
-        oauth = oauth_settings(self.settings, installs) if installs is not None else None
-        app = build_app(self.runtime.services, client=command_client(self.settings), signing_secret=SECRET, oauth=oauth)
-        self.http = Background(WebApp(app))
+        app = build_app(
+            self.runtime.services,
+            client=command_client(self.settings, metrics=metrics),
+            signing_secret=SECRET,
+            timing=metrics.command,
+            oauth=oauth_settings(self.settings, installs) if installs is not None else None,
+        )
+        self.ready = readiness(self.runtime, worker=True)
+        self.http = Background(WebApp(app, ready=self.ready, metrics=metrics))
         self.url = self.http.url
         self._replies = 0
 

@@ -171,3 +171,68 @@ def test_serve_answers_slack_and_runs_the_worker(tmp_path: Path, sagemaker: Sage
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+def test_web_and_worker_split(tmp_path: Path, sagemaker: SageMakerSim, slack: FakeSlack) -> None:
+    """`serve --no-worker` answers Slack and polls nothing; `worker` polls, posts and serves /metrics."""
+    import time
+
+    import httpx
+
+    from bot.sim.slash import slash_command
+
+    sagemaker.add("bert", status="InProgress", secondary="Training")
+    web_port, worker_port = free_port(), free_port()
+    config = queue_file(tmp_path, sagemaker.url)
+    config.write_text(config.read_text().replace('region = "us-east-1"', 'region = "us-east-1"\npoll_interval = 5'))
+    env = {
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_SIGNING_SECRET": "serve-secret",
+        "SLACK_API_URL": slack.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "JOBWATCH_CONFIG": str(config),
+        "PORT": str(web_port),
+        "K": "k",
+        "S": "s",
+        "PYTHONPATH": str(ROOT),
+    }
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "JOBWATCH_", "AWS_", "DATABASE_"))}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bot", *args], env={**clean, **env}, cwd=tmp_path, stderr=subprocess.PIPE, text=True
+        )
+        for args in (["serve", "--no-worker"], ["worker", "--port", str(worker_port)])
+    ]
+    web, worker = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{worker_port}"
+    try:
+        deadline = time.monotonic() + 30
+        for base in (web, worker):
+            while True:
+                try:
+                    assert httpx.get(base + "/healthz", timeout=1).status_code == 200
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "did not come up"
+                    time.sleep(0.1)
+        ready = httpx.get(web + "/readyz", timeout=5)
+        assert ready.status_code == 200 and ready.json()["worker"] is False, ready.text
+        body, headers = slash_command("serve-secret", "subscribe ml", channel="C9", response_url=slack.response_url())
+        assert httpx.post(web + "/slack/events", content=body, headers=headers, timeout=5).status_code == 200
+        assert httpx.get(worker + "/slack/events", timeout=5).status_code == 404  # the worker answers no Slack
+        while 'jobwatch_polls_total{outcome="ok",queue="ml"}' not in httpx.get(worker + "/metrics", timeout=5).text:
+            assert time.monotonic() < deadline, "the worker did not poll"
+            time.sleep(0.2)
+        sagemaker.set("bert", "Completed", "Completed")
+        while not slack.posts("C9"):
+            assert time.monotonic() < deadline, "no alert from the worker process"
+            time.sleep(0.2)
+        web_metrics = httpx.get(web + "/metrics", timeout=5).text
+        assert "jobwatch_polls_total{" not in web_metrics  # the web process never polled
+        assert 'jobwatch_command_duration_seconds_count{subcommand="subscribe"} 1.0' in web_metrics
+        ready = httpx.get(worker + "/readyz", timeout=5)
+        assert ready.status_code == 200 and ready.json()["worker"] is True, ready.text
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.communicate(timeout=15)
