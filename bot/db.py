@@ -1,15 +1,29 @@
-"""Engine and sessions. SQLite gets WAL, synchronous=FULL, busy_timeout and BEGIN IMMEDIATE writes."""
+"""Engine, sessions and schema migrations.
+
+SQLite gets WAL, synchronous=FULL, busy_timeout and BEGIN IMMEDIATE writes. PostgreSQL runs at READ
+COMMITTED; the rows read and then written (the lease, outbox rows) are locked with SELECT ... FOR UPDATE.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, event, inspect, text
 from sqlmodel import Session, SQLModel, create_engine
 
 from bot import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+BASELINE = "0001"  # the schema that create_all() made before there were migrations
+UPGRADE_LOCK = 0x6A6F6277  # pg_advisory_xact_lock key: one `db upgrade` at a time per database
 
 
 def make_engine(url: str) -> Engine:
@@ -43,8 +57,39 @@ class Database:
         self._reader = self.engine.execution_options(jobwatch_read=True)
 
     def create_all(self) -> None:
-        """Create missing tables."""
+        """Create missing tables straight from the models, without Alembic (a fast path; prefer upgrade())."""
         SQLModel.metadata.create_all(self.engine)
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Migrate the schema to `revision` (Alembic), in one transaction that holds the writer lock.
+
+        A database made by the old start-up `create_all()` has tables but no alembic_version: it gets
+        its missing tables created (what start-up used to do) and is stamped at the baseline revision,
+        then migrated like any other.
+        """
+        with self.engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE, so concurrent start-ups queue up
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
+            config = alembic_config(conn)
+            names = set(inspect(conn).get_table_names())
+            if "alembic_version" not in names and names & set(SQLModel.metadata.tables):
+                log.info("db_adopt: tables without alembic_version; creating missing ones, stamping %s", BASELINE)
+                SQLModel.metadata.create_all(conn)
+                command.stamp(config, BASELINE)
+            command.upgrade(config, revision)
+
+    def at_head(self) -> bool:
+        """Whether the schema is at the newest revision shipped with this code."""
+        from alembic.script import ScriptDirectory
+
+        return self.revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+    def revision(self) -> str | None:
+        """The schema's current Alembic revision (None before the first upgrade)."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -61,6 +106,14 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic configured in code: the revisions shipped in bot/migrations, run on `connection`."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
 
 
 def upsert(session: Session, table: type[SQLModel], rows: list[dict[str, Any]], *, keys: list[str]) -> None:

@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry import RateLimitErrorRetryHandler
 
 from bot.clock import Clock, utcnow
-from bot.config import AppConfig, Settings, load_config
+from bot.config import AppConfig, ConfigError, Settings, load_config
 from bot.db import Database
 from bot.lease import LeaseKeeper
 from bot.pipeline.deliver import Deliverer
@@ -70,7 +70,14 @@ def build_runtime(
     """Read the queues file, open the store, build the adapters and the worker."""
     config = config or load_config(settings.jobwatch_config)
     db = Database(settings.database_url)
-    db.create_all()
+    if settings.jobwatch_auto_migrate:
+        db.upgrade()
+    elif not db.at_head():
+        db.dispose()
+        raise ConfigError(
+            f"the database schema is at revision {db.revision()}, not the latest; run `jobwatch db upgrade` "
+            "(or set JOBWATCH_AUTO_MIGRATE=true)"
+        )
     sources = sources if sources is not None else build_sources(config)
     poster = slack_client(settings)
     deliverer = Deliverer(db, lambda _team: poster, clock=clock, digest_threshold=config.bot.digest_threshold)
