@@ -1,7 +1,11 @@
 """Engine, sessions and schema migrations.
 
-SQLite gets WAL, synchronous=FULL, busy_timeout and BEGIN IMMEDIATE writes. PostgreSQL runs at READ
-COMMITTED; the rows read and then written (the lease, outbox rows) are locked with SELECT ... FOR UPDATE.
+SQLite gets WAL, synchronous=FULL, busy_timeout and BEGIN IMMEDIATE writes. PostgreSQL gets the same
+discipline: every write() transaction first takes one transaction-scoped advisory lock, so writers run
+one at a time (as with BEGIN IMMEDIATE) while reads never wait. At READ COMMITTED each statement then
+sees every earlier writer's commit, so the read-then-write code (lease renewal, fence checks, claiming
+outbox rows, subscribe's find-or-insert, expiring mutes) needs no retry loop. The lease row is also read
+FOR UPDATE (see bot/lease.py), which keeps the fence safe on its own.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BASELINE = "0001"  # the schema that create_all() made before there were migrations
-UPGRADE_LOCK = 0x6A6F6277  # pg_advisory_xact_lock key: one `db upgrade` at a time per database
+WRITE_LOCK = 0x6A6F6277  # pg_advisory_xact_lock key ("jobw"): one write() transaction at a time
+UPGRADE_LOCK = WRITE_LOCK + 1  # one `db upgrade` at a time per database
 
 
 def make_engine(url: str) -> Engine:
@@ -54,6 +59,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self.postgresql = self.engine.dialect.name == "postgresql"
         self._reader = self.engine.execution_options(jobwatch_read=True)
 
     def create_all(self) -> None:
@@ -68,7 +74,7 @@ class Database:
         then migrated like any other.
         """
         with self.engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE, so concurrent start-ups queue up
-            if conn.dialect.name == "postgresql":
+            if self.postgresql:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
             config = alembic_config(conn)
             names = set(inspect(conn).get_table_names())
@@ -88,13 +94,15 @@ class Database:
         """The schema's current Alembic revision (None before the first upgrade)."""
         from alembic.runtime.migration import MigrationContext
 
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """One write transaction, committed on success and rolled back on error."""
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            if self.postgresql:  # the writer lock; released at commit or rollback
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
             yield session
 
     @contextmanager
