@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the whole bot on simulated queues and a local stand-in for Slack")
     demo.add_argument("--seconds", type=float, default=45, help="how long to watch (default 45)")
     sub.add_parser("check", help="validate the configuration and credentials")
+    db = sub.add_parser("db", help="the database schema (Alembic migrations)")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser(
+        "upgrade", help="migrate DATABASE_URL to the latest schema (serve/worker/poll do it too)"
+    )
+    upgrade.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
+    db_sub.add_parser("current", help="print the schema's revision")
     return parser
 
 
@@ -109,6 +116,8 @@ def _run(args: argparse.Namespace, redactor: logs.Redactor) -> int:
         from bot.check import check
 
         return check(settings)
+    if args.command == "db":
+        return _db(settings, args)
     from bot.runtime import build_runtime
 
     if args.command == "serve":
@@ -137,6 +146,19 @@ def _run(args: argparse.Namespace, redactor: logs.Redactor) -> int:
         ops.close()
     scheduler.shutdown(wait=True)
     runtime.worker.close()
+    return 0
+
+
+def _db(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        if args.db_command == "upgrade":
+            db.upgrade(args.revision)
+        print(f"jobwatch: database at revision {db.revision() or '(none)'}")
+    finally:
+        db.dispose()
     return 0
 
 

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     # A worker that dies holds the poller lease this long; a standby takes over after it.
     jobwatch_lease_ttl: float = Field(default=30, ge=2, le=600)
     port: int = Field(default=3000, ge=1, le=65535)
+    # serve, worker and poll run `jobwatch db upgrade` at start-up; turn off to migrate as a release step.
+    jobwatch_auto_migrate: bool = True
 
 
 class BotOptions(BaseModel):

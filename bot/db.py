@@ -1,15 +1,34 @@
-"""Engine and sessions. SQLite gets WAL, synchronous=FULL, busy_timeout and BEGIN IMMEDIATE writes."""
+"""Engine, sessions and schema migrations.
+
+SQLite gets WAL, synchronous=FULL, busy_timeout and BEGIN IMMEDIATE writes. PostgreSQL gets the same
+discipline: every write() transaction first takes one transaction-scoped advisory lock, so writers run
+one at a time (as with BEGIN IMMEDIATE) while reads never wait. At READ COMMITTED each statement then
+sees every earlier writer's commit, so the read-then-write code (lease renewal, fence checks, claiming
+outbox rows, subscribe's find-or-insert, expiring mutes) needs no retry loop. The lease row is also read
+FOR UPDATE (see bot/lease.py), which keeps the fence safe on its own.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, event, inspect, text
 from sqlmodel import Session, SQLModel, create_engine
 
 from bot import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+BASELINE = "0001"  # the schema that create_all() made before there were migrations
+WRITE_LOCK = 0x6A6F6277  # pg_advisory_xact_lock key ("jobw"): one write() transaction at a time
+UPGRADE_LOCK = WRITE_LOCK + 1  # one `db upgrade` at a time per database
 
 
 def make_engine(url: str) -> Engine:
@@ -40,16 +59,50 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self.postgresql = self.engine.dialect.name == "postgresql"
         self._reader = self.engine.execution_options(jobwatch_read=True)
 
     def create_all(self) -> None:
-        """Create missing tables."""
+        """Create missing tables straight from the models, without Alembic (a fast path; prefer upgrade())."""
         SQLModel.metadata.create_all(self.engine)
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Migrate the schema to `revision` (Alembic), in one transaction that holds the writer lock.
+
+        A database made by the old start-up `create_all()` has tables but no alembic_version: it gets
+        its missing tables created (what start-up used to do) and is stamped at the baseline revision,
+        then migrated like any other.
+        """
+        with self.engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE, so concurrent start-ups queue up
+            if self.postgresql:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
+            config = alembic_config(conn)
+            names = set(inspect(conn).get_table_names())
+            if "alembic_version" not in names and names & set(SQLModel.metadata.tables):
+                log.info("db_adopt: tables without alembic_version; creating missing ones, stamping %s", BASELINE)
+                SQLModel.metadata.create_all(conn)
+                command.stamp(config, BASELINE)
+            command.upgrade(config, revision)
+
+    def at_head(self) -> bool:
+        """Whether the schema is at the newest revision shipped with this code."""
+        from alembic.script import ScriptDirectory
+
+        return self.revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+    def revision(self) -> str | None:
+        """The schema's current Alembic revision (None before the first upgrade)."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self._reader.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """One write transaction, committed on success and rolled back on error."""
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            if self.postgresql:  # the writer lock; released at commit or rollback
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
             yield session
 
     @contextmanager
@@ -61,6 +114,14 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic configured in code: the revisions shipped in bot/migrations, run on `connection`."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
 
 
 def upsert(session: Session, table: type[SQLModel], rows: list[dict[str, Any]], *, keys: list[str]) -> None:

@@ -36,7 +36,7 @@ class LeaseKeeper:
         """Take the lease if free or expired, extend it if ours; None while another owner holds it."""
         now = self.clock()
         with self.db.write() as session:
-            lease = session.get(Lease, self.name)
+            lease = session.get(Lease, self.name, with_for_update=True)  # held until commit
             if lease is None:
                 lease = Lease(name=self.name, owner=self.owner, expires_at=now + self.ttl, fence=1)
             elif lease.owner == self.owner and (self._fence is None or self._fence.token == lease.fence):
@@ -61,7 +61,7 @@ class LeaseKeeper:
         if self._fence is None:
             return
         with self.db.write() as session:
-            lease = session.get(Lease, self.name)
+            lease = session.get(Lease, self.name, with_for_update=True)
             if lease is not None and lease.owner == self.owner and lease.fence == self._fence.token:
                 lease.expires_at = self.clock() - timedelta(seconds=1)
                 session.add(lease)

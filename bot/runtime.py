@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry import RateLimitErrorRetryHandler
 
 from bot.clock import Clock, utcnow
-from bot.config import AppConfig, Settings, load_config
+from bot.config import AppConfig, ConfigError, Settings, load_config
 from bot.db import Database
 from bot.health import Readiness
 from bot.install import Installations, install_mode
@@ -111,7 +111,14 @@ def build_runtime(
     """Read the queues file, open the store, build the adapters and the worker."""
     config = config or load_config(settings.jobwatch_config)
     db = Database(settings.database_url)
-    db.create_all()
+    if settings.jobwatch_auto_migrate:
+        db.upgrade()
+    elif not db.at_head():
+        db.dispose()
+        raise ConfigError(
+            f"the database schema is at revision {db.revision()}, not the latest; run `jobwatch db upgrade` "
+            "(or set JOBWATCH_AUTO_MIGRATE=true)"
+        )
     sources = sources if sources is not None else build_sources(config)
     metrics = metrics or Metrics()
     metrics.watch_store(db, [q.name for q in config.queues], clock=clock)

@@ -1,11 +1,15 @@
-"""Shared fixtures: the fake Slack server, a fresh SQLite store, the SageMaker simulator."""
+"""Shared fixtures: the fake Slack server, a fresh store (SQLite, and PostgreSQL when
+JOBWATCH_TEST_PG_URL names a database to create throwaway schemas in), the SageMaker simulator."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, make_url, text
 
 from bot.db import Database
 from bot.sim.sagemaker import SageMakerSim
@@ -15,6 +19,36 @@ TOKEN = "xoxb-test"
 TEAM = "T0001"
 SECRET = "test-signing-secret"
 AWS_ENV = {"TEST_AWS_KEY": "AKIATEST", "TEST_AWS_SECRET": "test-secret"}
+PG_URL = os.environ.get("JOBWATCH_TEST_PG_URL", "")
+NO_PG = (
+    "PostgreSQL: JOBWATCH_TEST_PG_URL is not set "
+    "(e.g. postgresql+psycopg://jobwatch@127.0.0.1:5432/jobwatch_test; .ci/run starts one)"
+)
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason=NO_PG))]
+
+
+def pg_schema_url(schema: str) -> str:
+    """JOBWATCH_TEST_PG_URL with `schema` first on the search path (tables, alembic_version go there)."""
+    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty database: a SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'jobwatch.db'}"
+        return
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(PG_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        yield pg_schema_url(schema)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
 
 
 @pytest.fixture
@@ -25,9 +59,9 @@ def slack() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'jobwatch.db'}")
-    database.create_all()
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    database.upgrade()
     yield database
     database.dispose()
 

@@ -44,6 +44,7 @@ class Bot:
         env: Mapping[str, str],
         sources: Mapping[str, JobSource] | None = None,
         clock: Clock = utcnow,
+        database_url: str | None = None,
         **settings: Any,
     ) -> None:
         path = tmp_path / "jobwatch.toml"
@@ -53,7 +54,7 @@ class Bot:
         self.settings = Settings(
             slack_signing_secret=SECRET,
             slack_api_url=slack.api_url,
-            database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+            database_url=database_url or f"sqlite:///{tmp_path / 'bot.db'}",
             jobwatch_config=path,
             **settings,
         )

@@ -14,7 +14,7 @@ from tests.harness import Bot, text_of
 
 
 @pytest.fixture
-def bot(tmp_path: Path, slack: FakeSlack, sagemaker: SageMakerSim) -> Iterator[Bot]:
+def bot(tmp_path: Path, database_url: str, slack: FakeSlack, sagemaker: SageMakerSim) -> Iterator[Bot]:
     config = f"""
 [[queues]]
 name = "ml-training"
@@ -24,7 +24,7 @@ endpoint_url = "{sagemaker.url}"
 access_key_env = "TEST_AWS_KEY"
 secret_key_env = "TEST_AWS_SECRET"
 """
-    b = Bot(tmp_path, slack, config, env=AWS_ENV)
+    b = Bot(tmp_path, slack, config, env=AWS_ENV, database_url=database_url)
     yield b
     b.close()
 

@@ -19,7 +19,7 @@ def aitems() -> Iterator[AitemsSim]:
     sim.stop()
 
 
-def test_aitems_flow(tmp_path: Path, slack: FakeSlack, aitems: AitemsSim) -> None:
+def test_aitems_flow(tmp_path: Path, database_url: str, slack: FakeSlack, aitems: AitemsSim) -> None:
     config = f"""
 [[queues]]
 name = "reco"
@@ -28,7 +28,7 @@ service_id = "{aitems.service_id}"
 endpoint_url = "{aitems.url}"
 """
     env = {"NCP_ACCESS_KEY": aitems.access_key, "NCP_SECRET_KEY": aitems.secret_key}
-    bot = Bot(tmp_path, slack, config, env=env)
+    bot = Bot(tmp_path, slack, config, env=env, database_url=database_url)
     try:
         train = aitems.add("personalRecommend", "requested")
         bot.command("subscribe reco", channel="C1")

@@ -21,7 +21,7 @@ def batch() -> Iterator[BatchSim]:
 
 
 @pytest.fixture
-def bot(tmp_path: Path, slack: FakeSlack, batch: BatchSim) -> Iterator[Bot]:
+def bot(tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim) -> Iterator[Bot]:
     config = f"""
 [[queues]]
 name = "gpu"
@@ -32,7 +32,7 @@ endpoint_url = "{batch.url}"
 access_key_env = "TEST_AWS_KEY"
 secret_key_env = "TEST_AWS_SECRET"
 """
-    b = Bot(tmp_path, slack, config, env=AWS_ENV)
+    b = Bot(tmp_path, slack, config, env=AWS_ENV, database_url=database_url)
     yield b
     b.close()
 

@@ -19,14 +19,14 @@ def modzy() -> Iterator[ModzySim]:
     sim.stop()
 
 
-def test_modzy_flow(tmp_path: Path, slack: FakeSlack, modzy: ModzySim) -> None:
+def test_modzy_flow(tmp_path: Path, database_url: str, slack: FakeSlack, modzy: ModzySim) -> None:
     config = f"""
 [[queues]]
 name = "inference"
 provider = "modzy"
 endpoint_url = "{modzy.url}"
 """
-    bot = Bot(tmp_path, slack, config, env={"MODZY_API_KEY": modzy.api_key})
+    bot = Bot(tmp_path, slack, config, env={"MODZY_API_KEY": modzy.api_key}, database_url=database_url)
     try:
         job = modzy.add("ocr")
         bot.command("subscribe inference", channel="C1")

@@ -22,7 +22,7 @@ def pai() -> Iterator[PaiSim]:
 
 
 @pytest.mark.parametrize("age_days", [0, 30], ids=["new-run", "old-run-rechecked-as-live"])
-def test_pai_flow(tmp_path: Path, slack: FakeSlack, pai: PaiSim, age_days: int) -> None:
+def test_pai_flow(tmp_path: Path, database_url: str, slack: FakeSlack, pai: PaiSim, age_days: int) -> None:
     config = f"""
 [[queues]]
 name = "pai-runs"
@@ -32,7 +32,7 @@ workspace_id = "{pai.workspace_id}"
 endpoint_url = "{pai.url}"
 """
     env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": pai.access_key_id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": pai.access_key_secret}
-    bot = Bot(tmp_path, slack, config, env=env)
+    bot = Bot(tmp_path, slack, config, env=env, database_url=database_url)
     try:
         # An old run falls out of the newest ListRuns page: only the live re-check can see it move.
         run = pai.add("qwen-sft", "Creating", when=datetime.now(UTC) - timedelta(days=age_days))

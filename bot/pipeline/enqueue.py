@@ -31,8 +31,12 @@ class Fence:
     token: int
 
     def check(self, session: Session) -> None:
-        """Raise LostLease unless the lease row still names us with our token."""
-        lease = session.get(Lease, self.name)
+        """Raise LostLease unless the lease row still names us with our token.
+
+        The row stays locked (FOR UPDATE on PostgreSQL; SQLite's write lock covers it) until the
+        caller's transaction ends, so no takeover can commit between this check and the writes.
+        """
+        lease = session.get(Lease, self.name, with_for_update=True)
         if lease is None or lease.owner != self.owner or lease.fence != self.token:
             raise LostLease(f"lease {self.name} now belongs to another poller")
 

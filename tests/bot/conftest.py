@@ -34,7 +34,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def ml(tmp_path: Path, slack: FakeSlack, sagemaker: SageMakerSim, clock: Clock) -> Iterator[Bot]:
-    b = Bot(tmp_path, slack, queue_config(sagemaker), env=AWS_ENV, clock=clock)
+def ml(tmp_path: Path, database_url: str, slack: FakeSlack, sagemaker: SageMakerSim, clock: Clock) -> Iterator[Bot]:
+    b = Bot(tmp_path, slack, queue_config(sagemaker), env=AWS_ENV, clock=clock, database_url=database_url)
     yield b
     b.close()

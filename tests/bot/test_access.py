@@ -19,7 +19,7 @@ ADMIN = "UADMIN"
 
 
 @pytest.fixture
-def guarded(tmp_path: Path, slack: FakeSlack, sagemaker: SageMakerSim) -> Iterator[Bot]:
+def guarded(tmp_path: Path, database_url: str, slack: FakeSlack, sagemaker: SageMakerSim) -> Iterator[Bot]:
     extra = f"""
 [access]
 admins = ["{ADMIN}"]
@@ -33,7 +33,7 @@ access_key_env = "TEST_AWS_KEY"
 secret_key_env = "TEST_AWS_SECRET"
 channels = ["CPROD"]
 """
-    b = Bot(tmp_path, slack, queue_config(sagemaker, extra), env=AWS_ENV)
+    b = Bot(tmp_path, slack, queue_config(sagemaker, extra), env=AWS_ENV, database_url=database_url)
     yield b
     b.close()
 

@@ -34,8 +34,8 @@ secret_key_env = "S"
 
 
 @pytest.fixture
-def bot(tmp_path: Path, slack: FakeSlack) -> Iterator[Bot]:
-    b = Bot(tmp_path, slack, CONFIG, env={"K": "k", "S": "s"})
+def bot(tmp_path: Path, database_url: str, slack: FakeSlack) -> Iterator[Bot]:
+    b = Bot(tmp_path, slack, CONFIG, env={"K": "k", "S": "s"}, database_url=database_url)
     yield b
     b.close()
 
@@ -124,9 +124,18 @@ class SlowSource:
         pass
 
 
-def test_twenty_concurrent_commands_with_a_slow_provider_all_ack_fast(tmp_path: Path, slack: FakeSlack) -> None:
+def test_twenty_concurrent_commands_with_a_slow_provider_all_ack_fast(
+    tmp_path: Path, database_url: str, slack: FakeSlack
+) -> None:
     config = load_config_text(tmp_path, CONFIG)
-    bot = Bot(tmp_path, slack, CONFIG, env={}, sources={"ml": SlowSource(config.queues[0], delay=2.5)})
+    bot = Bot(
+        tmp_path,
+        slack,
+        CONFIG,
+        env={},
+        sources={"ml": SlowSource(config.queues[0], delay=2.5)},
+        database_url=database_url,
+    )
     try:
         bot.cycle()  # the job is in the store, so `status` goes on to the (slow) provider
         requests = [

@@ -28,7 +28,9 @@ def modzy() -> Iterator[ModzySim]:
     sim.stop()
 
 
-def make_bot(tmp_path: Path, slack: FakeSlack, modzy: ModzySim, clock: MovableClock, bot_table: str = "") -> Bot:
+def make_bot(
+    tmp_path: Path, database_url: str, slack: FakeSlack, modzy: ModzySim, clock: MovableClock, bot_table: str = ""
+) -> Bot:
     config = f"""
 {bot_table}
 [[queues]]
@@ -36,7 +38,7 @@ name = "inference"
 provider = "modzy"
 endpoint_url = "{modzy.url}"
 """
-    bot = Bot(tmp_path, slack, config, env={"MODZY_API_KEY": modzy.api_key}, clock=clock)
+    bot = Bot(tmp_path, slack, config, env={"MODZY_API_KEY": modzy.api_key}, clock=clock, database_url=database_url)
     for channel in ("C1", "C2"):
         assert "Subscribed" in text_of(bot.command("subscribe inference", channel=channel))
     bot.cycle()  # baseline
@@ -49,8 +51,8 @@ def clock() -> MovableClock:
 
 
 @pytest.fixture
-def bot(tmp_path: Path, slack: FakeSlack, modzy: ModzySim, clock: MovableClock) -> Iterator[Bot]:
-    b = make_bot(tmp_path, slack, modzy, clock)
+def bot(tmp_path: Path, database_url: str, slack: FakeSlack, modzy: ModzySim, clock: MovableClock) -> Iterator[Bot]:
+    b = make_bot(tmp_path, database_url, slack, modzy, clock)
     yield b
     b.close()
 
@@ -156,9 +158,9 @@ def test_invalid_auth_keeps_every_row_and_stops_the_workspace(
 
 
 def test_many_alerts_for_one_channel_become_one_digest(
-    tmp_path: Path, slack: FakeSlack, modzy: ModzySim, clock: MovableClock
+    tmp_path: Path, database_url: str, slack: FakeSlack, modzy: ModzySim, clock: MovableClock
 ) -> None:
-    bot = make_bot(tmp_path, slack, modzy, clock, "[bot]\ndigest_threshold = 5")
+    bot = make_bot(tmp_path, database_url, slack, modzy, clock, "[bot]\ndigest_threshold = 5")
     try:
         jobs = [modzy.add(f"model-{i:02d}") for i in range(45)]
         for job in jobs[:10]:
@@ -184,9 +186,9 @@ def test_many_alerts_for_one_channel_become_one_digest(
 
 
 def test_a_digest_whose_answer_was_lost_is_found_not_reposted(
-    tmp_path: Path, slack: FakeSlack, modzy: ModzySim, clock: MovableClock
+    tmp_path: Path, database_url: str, slack: FakeSlack, modzy: ModzySim, clock: MovableClock
 ) -> None:
-    bot = make_bot(tmp_path, slack, modzy, clock, "[bot]\ndigest_threshold = 3")
+    bot = make_bot(tmp_path, database_url, slack, modzy, clock, "[bot]\ndigest_threshold = 3")
     try:
         for i in range(8):
             modzy.add(f"m{i}")
