@@ -138,10 +138,12 @@ def insert_ignore(session: Session, table: type[SQLModel], rows: list[dict[str, 
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:  # one multi-row VALUES needs the same columns in every row
         groups.setdefault(tuple(row), []).append(row)
+    key = list(table.__table__.primary_key.columns)  # type: ignore[attr-defined]
     inserted = 0
     for same in groups.values():
-        result = session.execute(_insert(session, table).values(same).on_conflict_do_nothing())
-        inserted += int(getattr(result, "rowcount", 0) or 0)
+        # Counted from RETURNING: psycopg reports rowcount -1 for this statement.
+        result = session.execute(_insert(session, table).values(same).on_conflict_do_nothing().returning(*key))
+        inserted += len(result.all())
     return inserted
 
 
