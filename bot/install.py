@@ -40,11 +40,6 @@ class Installations:
         self._cache: dict[str, tuple[float, str | None]] = {}
         self._lock = threading.Lock()
 
-    def create_tables(self) -> None:
-        """Create the installation and OAuth state tables if missing."""
-        self.store.create_tables()  # type: ignore[no-untyped-call]
-        self.states.metadata.create_all(self.states.engine)
-
     def bot_token(self, team_id: str) -> str | None:
         """The bot token a workspace granted, or None if it never installed (or uninstalled)."""
         now = time.monotonic()

@@ -126,7 +126,6 @@ def build_runtime(
     if install_mode(settings):
         assert settings.slack_client_id is not None
         installations = Installations(db, settings.slack_client_id)
-        installations.create_tables()
     deliverer = Deliverer(
         db,
         TeamClients(settings, installations, metrics=metrics),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Index, UniqueConstraint
+from sqlalchemy import DateTime, Index, MetaData, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -169,3 +169,18 @@ class AuditEntry(SQLModel, table=True):
     detail: str = ""
     trigger_id: str = ""
     at: datetime = _when()
+
+
+def schema() -> MetaData:
+    """Every table the migrations manage: jobwatch's own, and the tables of slack_sdk's SQLAlchemy
+    installation and OAuth state stores (install mode; bot/install.py)."""
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore as Installs
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore as States
+
+    meta = MetaData()
+    for table in SQLModel.metadata.tables.values():
+        table.to_metadata(meta)
+    Installs.build_installations_table(meta, Installs.default_installations_table_name)
+    Installs.build_bots_table(meta, Installs.default_bots_table_name)
+    States.build_oauth_states_table(meta, States.default_table_name)
+    return meta

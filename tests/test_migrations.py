@@ -9,17 +9,17 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
-from sqlmodel import SQLModel
 
 from bot.config import ConfigError, Settings, parse_config
 from bot.db import BASELINE, Database
 from bot.runtime import build_runtime
+from bot.tables import schema
 from tests.test_cli import run
 
 
 def diff(db: Database) -> list[Any]:
     with db.engine.connect() as conn:
-        return list(compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata))
+        return list(compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), schema()))
 
 
 @pytest.fixture

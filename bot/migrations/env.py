@@ -12,12 +12,11 @@ from typing import Any, Literal
 from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
-from bot import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from bot.tables import schema
 
-target_metadata = SQLModel.metadata
+target_metadata = schema()
 
 
 def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
