@@ -124,13 +124,16 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+# Rows per multi-row INSERT: far below SQLite's 32,766 bound parameters at ~20 columns a row.
+ROWS_PER_STATEMENT = 500
+
+
 def upsert(session: Session, table: type[SQLModel], rows: list[dict[str, Any]], *, keys: list[str]) -> None:
     """Insert rows, updating every non-key column of rows that already exist (SQLite, PostgreSQL)."""
-    if not rows:
-        return
-    stmt = _insert(session, table).values(rows)
-    update = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-    session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update))
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        stmt = _insert(session, table).values(rows[start : start + ROWS_PER_STATEMENT])
+        update = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+        session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update))
 
 
 def insert_ignore(session: Session, table: type[SQLModel], rows: list[dict[str, Any]]) -> int:
@@ -141,9 +144,11 @@ def insert_ignore(session: Session, table: type[SQLModel], rows: list[dict[str, 
     key = list(table.__table__.primary_key.columns)  # type: ignore[attr-defined]
     inserted = 0
     for same in groups.values():
-        # Counted from RETURNING: psycopg reports rowcount -1 for this statement.
-        result = session.execute(_insert(session, table).values(same).on_conflict_do_nothing().returning(*key))
-        inserted += len(result.all())
+        for start in range(0, len(same), ROWS_PER_STATEMENT):
+            chunk = same[start : start + ROWS_PER_STATEMENT]
+            # Counted from RETURNING: psycopg reports rowcount -1 for this statement.
+            result = session.execute(_insert(session, table).values(chunk).on_conflict_do_nothing().returning(*key))
+            inserted += len(result.all())
     return inserted
 
 

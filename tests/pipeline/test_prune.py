@@ -63,3 +63,27 @@ def test_prune_works_in_batches(db: Database) -> None:
             session.add(snapshot(f"j{n}", live=False, seen=OLD))
     done = prune(db, now=NOW, retention=timedelta(days=30), fence=None)
     assert done.snapshots == 2_500
+
+
+def test_a_large_baseline_is_written_in_bounded_statements(db: Database) -> None:
+    """10k jobs x 9 columns: far past SQLite's 32,766 bound parameters for one INSERT."""
+    from bot.db import upsert
+
+    rows = [
+        {
+            "queue": "q",
+            "job_id": f"j{n}",
+            "name": f"j{n}",
+            "status": "succeeded",
+            "live": False,
+            "fingerprint": "f",
+            "created_at": None,
+            "seen_at": NOW,
+            "data": "{}",
+        }
+        for n in range(10_000)
+    ]
+    with db.write() as session:
+        upsert(session, JobSnapshot, rows, keys=["queue", "job_id"])
+    with db.read() as session:
+        assert len(session.exec(select(JobSnapshot.job_id)).all()) == 10_000
