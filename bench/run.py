@@ -89,7 +89,7 @@ class BenchBot:
 
     def subscribe(self, queue: str, channel: str = "C0001") -> None:
         with self.runtime.db.write() as session:
-            session.add(Subscription(team_id=TEAM, channel_id=channel, queue=queue, created_by="U0001"))
+            session.add(Subscription(team_id=TEAM, channel_id=channel, queue=queue, created_by="U0001", created_at=datetime.now(UTC)))
 
     def close(self) -> None:
         self.http.close()
@@ -270,7 +270,7 @@ def scale_modzy(n: int, tmp: Path, *, profile: bool) -> tuple[list[Row], str]:
         db = tmp / f"modzy-{n}.db"
         rt = pipeline_runtime(db, modzy_config(url), {"BENCH_MODZY": MODZY_KEY})
         with rt.db.write() as session:
-            session.add(Subscription(team_id=TEAM, channel_id="C0001", queue="inference", created_by="U0001"))
+            session.add(Subscription(team_id=TEAM, channel_id="C0001", queue="inference", created_by="U0001", created_at=datetime.now(UTC)))
         rt.worker.renew()
         rt.worker.poll("inference")  # the baseline, through the real pipeline
         rt.worker.close()
