@@ -535,7 +535,7 @@ def ack_latency(tmp: Path, rounds: int) -> list[Row]:
             client.close()
     finally:
         if scheduler is not None:
-            scheduler.shutdown(wait=False)
+            scheduler.shutdown(wait=True)
         bot.close()
         for story in stories:
             story.stop()
@@ -579,7 +579,7 @@ def detection(tmp: Path, changes: int) -> list[Row]:
         while len(posted) < len(jobs) and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
-        scheduler.shutdown(wait=False)
+        scheduler.shutdown(wait=True)
         bot.close()
         sim.stop()
         slack.stop()
