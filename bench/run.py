@@ -27,11 +27,10 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -89,7 +88,11 @@ class BenchBot:
 
     def subscribe(self, queue: str, channel: str = "C0001") -> None:
         with self.runtime.db.write() as session:
-            session.add(Subscription(team_id=TEAM, channel_id=channel, queue=queue, created_by="U0001", created_at=datetime.now(UTC)))
+            session.add(
+                Subscription(
+                    team_id=TEAM, channel_id=channel, queue=queue, created_by="U0001", created_at=datetime.now(UTC)
+                )
+            )
 
     def close(self) -> None:
         self.http.close()
@@ -157,15 +160,13 @@ class Child:
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"child {self.proc.args} died (rc={self.proc.wait()})")
+            raise RuntimeError(f"child {self.proc.args!r} died (rc={self.proc.wait()})")
         return dict(json.loads(line))
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            try:
+            with suppress(RuntimeError, BrokenPipeError):
                 self.ask({"op": "stop"})
-            except (RuntimeError, BrokenPipeError):
-                pass
         self.proc.wait(timeout=30)
 
 
@@ -288,7 +289,15 @@ def scale_modzy(n: int, tmp: Path, *, profile: bool) -> tuple[list[Row], str]:
         db = tmp / f"modzy-{n}.db"
         rt = pipeline_runtime(db, modzy_config(url), {"BENCH_MODZY": MODZY_KEY})
         with rt.db.write() as session:
-            session.add(Subscription(team_id=TEAM, channel_id="C0001", queue="inference", created_by="U0001", created_at=datetime.now(UTC)))
+            session.add(
+                Subscription(
+                    team_id=TEAM,
+                    channel_id="C0001",
+                    queue="inference",
+                    created_by="U0001",
+                    created_at=datetime.now(UTC),
+                )
+            )
         rt.worker.renew()
         rt.worker.poll("inference")  # the baseline, through the real pipeline
         rt.worker.close()
@@ -357,7 +366,9 @@ def populate(story: Story, n: int, rng: random.Random) -> list[str]:
             job.created = job.modified = when
             (live if is_live else []).append(job.name)
         elif name == "BatchStory":
-            job = sim.add(f"svc-{i:06d}", "RUNNING" if is_live else "SUCCEEDED", created_ms=int(when.timestamp() * 1000))
+            job = sim.add(
+                f"svc-{i:06d}", "RUNNING" if is_live else "SUCCEEDED", created_ms=int(when.timestamp() * 1000)
+            )
             (live if is_live else []).append(job.job_id)
         elif name == "ModzyStory":
             job = sim.add("ocr", "IN_PROGRESS" if is_live else "COMPLETED", when=when)
