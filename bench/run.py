@@ -83,7 +83,7 @@ class BenchBot:
         config = load_config(path)
         self.runtime: Runtime = build_runtime(self.settings, config=config, sources=build_sources(config, env=env))
         app = build_app(self.runtime.services, client=command_client(self.settings), signing_secret=SECRET)
-        self.http = Background(WebApp(app))
+        self.http = Background(WebApp(app), threads=16)  # as bot.web.serve runs it in production
         self.slack = slack
 
     def subscribe(self, queue: str, channel: str = "C0001") -> None:
@@ -251,6 +251,30 @@ def child_cycle(db: str, url: str) -> None:
     serve_commands(handle)
     worker.close()
     rt.db.dispose()
+
+
+def child_slash(url: str) -> None:
+    """Slack's side of (b), in its own process so its CPU does not share the bot's GIL."""
+    client = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=100))
+    pool = ThreadPoolExecutor(max_workers=80)
+
+    def send(text: str, hook: str) -> float:
+        body, headers = slash_command(SECRET, text, response_url=hook)
+        start = time.perf_counter()
+        response = client.post(url, content=body, headers=headers)
+        took = time.perf_counter() - start
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
+        return took
+
+    def handle(command: dict[str, Any]) -> dict[str, Any] | None:
+        if command["op"] == "send":
+            return {"latencies": list(pool.map(send, command["texts"], command["hooks"]))}
+        return None
+
+    serve_commands(handle)
+    pool.shutdown()
+    client.close()
 
 
 # -- (a) poll cycle ---------------------------------------------------------------------------
@@ -522,18 +546,14 @@ def ack_latency(tmp: Path, rounds: int) -> list[Row]:
         with slowed(stories, 2.5):
             scheduler = bot.runtime.worker.start_background()  # polls now stall 2.5 s per request
             time.sleep(0.5)
-            client = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=100))
+            slack_side = Child("slash", bot.http.url + "/slack/events")
             sent = 0
 
-            def send(text: str) -> float:
+            def send(texts: list[str]) -> list[float]:
                 nonlocal sent
-                sent += 1
-                body, headers = slash_command(SECRET, text, response_url=slack.response_url(f"c{sent}"))
-                start = time.perf_counter()
-                response = client.post(bot.http.url + "/slack/events", content=body, headers=headers)
-                took = time.perf_counter() - start
-                assert response.status_code == 200, response.text
-                return took
+                hooks = [slack.response_url(f"c{sent + i}") for i in range(len(texts))]
+                sent += len(texts)
+                return [float(x) for x in slack_side.ask({"op": "send", "texts": texts, "hooks": hooks})["latencies"]]
 
             def commands(count: int) -> list[str]:
                 texts = []
@@ -547,15 +567,16 @@ def ack_latency(tmp: Path, rounds: int) -> list[Row]:
                 while len(slack.responses) < expected and time.monotonic() < deadline:
                     time.sleep(0.05)
 
-            with ThreadPoolExecutor(max_workers=80) as pool:
+            try:
                 for _ in range(rounds):
-                    steady += list(pool.map(send, commands(20)))
+                    steady += send(commands(20))
                     settle(len(slack.responses) + 10)
                 before = len(slack.responses)
-                burst = list(pool.map(send, commands(80)))
+                burst = send(commands(80))
                 settle(before + 40)
+            finally:
+                slack_side.close()
             replies = len(slack.responses)
-            client.close()
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=True)
@@ -648,6 +669,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             child_modzy_host(int(rest[0]))
         elif role == "cycle":
             child_cycle(rest[0], rest[1])
+        elif role == "slash":
+            child_slash(rest[0])
         return 0
     import logging
 
