@@ -244,7 +244,9 @@ def child_cycle(db: str, url: str) -> None:
             worker.poll("inference")
             profiler.disable()
             out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
+            stats = pstats.Stats(profiler, stream=out)
+            stats.sort_stats("tottime").print_stats(20)
+            stats.sort_stats("cumulative").print_stats(r"bot|providers", 20)
             return {"profile": out.getvalue()}
         return None
 
