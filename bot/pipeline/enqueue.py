@@ -15,7 +15,7 @@ from bot.pipeline.diff import DiffResult, Prior, Transition, fingerprint
 from bot.tables import JobSnapshot, Lease, Mute, OutboxItem, QueueState, Subscription
 from providers import Job, JobStatus
 
-CHUNK = 500
+CHUNK = 500  # rows per statement: SQLite caps bound variables (250,000 since 3.32; 32,766 before)
 
 
 class LostLease(Exception):
@@ -171,7 +171,9 @@ def commit_poll(
     with db.write() as session:
         if fence is not None:
             fence.check(session)
-        upsert(session, JobSnapshot, [snapshot_row(j, now) for j in result.upserts], keys=["queue", "job_id"])
+        for start in range(0, len(result.upserts), CHUNK):
+            chunk = result.upserts[start : start + CHUNK]
+            upsert(session, JobSnapshot, [snapshot_row(j, now) for j in chunk], keys=["queue", "job_id"])
         subs = session.exec(select(Subscription).where(Subscription.queue == queue)).all()
         rows = alert_rows(subs, result.transitions, now)
         hold_muted(session, rows, queue=queue, now=now)
@@ -196,7 +198,7 @@ def commit_poll(
         state.consecutive_failures = 0
         state.outage_notified = False
         session.add(state)
-        return insert_ignore(session, OutboxItem, rows)
+        return sum(insert_ignore(session, OutboxItem, rows[i : i + CHUNK]) for i in range(0, len(rows), CHUNK))
 
 
 def record_failure(
