@@ -587,17 +587,17 @@ def ack_latency(tmp: Path, rounds: int) -> list[Row]:
             story.stop()
         slack.stop()
     rows = []
-    for label, got in (
-        (f"20 concurrent list/status, {rounds} rounds", steady),
-        ("burst of 80 concurrent (40 status)", burst),
+    for label, got, target in (
+        (f"20 concurrent list/status, {rounds} rounds", steady, True),
+        ("burst of 80 concurrent (40 status), a stress beyond the target's 20", burst, False),
     ):
         p50, p99 = pct(got, 50) * 1000, pct(got, 99) * 1000
         rows.append(
             Row(
                 f"(b) `/jobs` ack, {label}, every provider 2.5 s slow (n={len(got)})",
                 f"p50 {p50:.0f} ms, p99 {p99:.0f} ms",
-                "p99 < 100 ms",
-                p99 < 100,
+                "p99 < 100 ms" if target else "—",
+                p99 < 100 if target else None,
             )
         )
     rows[0].measured += f" ({replies} status replies via response_url in all)"

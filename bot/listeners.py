@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -18,6 +19,8 @@ from bot.services import ServiceError, Services, age
 from providers import Job
 
 log = logging.getLogger(__name__)
+
+PROVIDER_THREADS = 16  # provider-backed answers in flight at once; more wait their turn, already acked
 
 
 def command_actor(body: dict[str, Any]) -> Actor:
@@ -33,42 +36,63 @@ def command_actor(body: dict[str, Any]) -> Actor:
 Timing = Callable[[str, float], None]  # (subcommand, seconds), e.g. Metrics.command
 
 
+Later = Callable[[Callable[[], None]], None]  # runs provider-backed work off the listener thread
+
+
+def now(work: Callable[[], None]) -> None:
+    """Run `work` right here (tests and tools that call `handle` directly)."""
+    work()
+
+
 def handle(
-    services: Services, body: dict[str, Any], ack: Ack, respond: Respond, *, timing: Timing | None = None
+    services: Services,
+    body: dict[str, Any],
+    ack: Ack,
+    respond: Respond,
+    *,
+    timing: Timing | None = None,
+    later: Later = now,
 ) -> None:
-    """Answer one `/jobs` command: at once in the ack, or via response_url after a provider call."""
+    """Answer one `/jobs` command: at once in the ack, or, when a provider must be asked, ack at
+    once and answer through response_url from `later`, so a slow provider never holds a listener
+    thread (and with it the acks of the commands queued behind it)."""
     started = time.monotonic()
-    name = "invalid"
-    try:
-        name = _answer(services, body, ack, respond)
-    finally:
-        if timing is not None:
-            timing(name, time.monotonic() - started)
-
-
-def _answer(services: Services, body: dict[str, Any], ack: Ack, respond: Respond) -> str:
-    """Answer the command; returns the subcommand's name ("invalid" for bad usage)."""
     actor = command_actor(body)
     try:
         command = commands.parse(str(body.get("text", "")))
     except UsageError as err:
         ack(**reply(render.error(err.problem, err.usage)))
-        return "invalid"
+        _timed(timing, "invalid", started)
+        return
     name = subcommand(command)
+    if isinstance(command, commands.ShowJob):
+        ack()  # a provider call follows: answer through response_url
+        shown = command
+
+        def show() -> None:
+            try:
+                found = services.find(shown.queue, shown.job)
+                respond(**reply(render.job_status(found.job, others=found.others, note=found.note)))
+            except ServiceError as err:
+                respond(**reply(render.error(str(err), _usage_for(shown))))
+            except Exception:  # as Bolt's error handler would: log it, apologise, lose nothing
+                log.exception("command_failed command=status")
+                respond(**reply(render.error("something went wrong on our side; try again in a minute.")))
+            finally:
+                _timed(timing, name, started)
+
+        later(show)
+        return
     try:
-        if isinstance(command, commands.ShowJob):
-            ack()  # a provider call follows: answer through response_url
-            found = services.find(command.queue, command.job)
-            respond(**reply(render.job_status(found.job, others=found.others, note=found.note)))
-            return name
         ack(**reply(answer(services, command, actor)))
     except ServiceError as err:
-        message = render.error(str(err), _usage_for(command))
-        if isinstance(command, commands.ShowJob):
-            respond(**reply(message))
-        else:
-            ack(**reply(message))
-    return name
+        ack(**reply(render.error(str(err), _usage_for(command))))
+    _timed(timing, name, started)
+
+
+def _timed(timing: Timing | None, name: str, started: float) -> None:
+    if timing is not None:
+        timing(name, time.monotonic() - started)
 
 
 def queue_rows(services: Services, team_id: str) -> list[overview.QueueRow]:
@@ -142,9 +166,20 @@ def register(app: App, services: Services, *, timing: Timing | None = None) -> N
     """Attach the handlers to a Bolt app; any slash command of this app is `/jobs`.
     `timing` is told how long each command took (the /metrics command latency)."""
 
+    pool = ThreadPoolExecutor(max_workers=PROVIDER_THREADS, thread_name_prefix="provider")
+
+    def later(work: Callable[[], None]) -> None:
+        def logged() -> None:
+            try:
+                work()
+            except Exception:  # the reply is lost, the failure is not
+                log.exception("command_failed")
+
+        pool.submit(logged)
+
     @app.command(commands.COMMAND_PATTERN)
     def jobs(body: dict[str, Any], ack: Ack, respond: Respond) -> None:
-        handle(services, body, ack, respond, timing=timing)
+        handle(services, body, ack, respond, timing=timing, later=later)
 
     @app.event("app_home_opened")
     def home(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
