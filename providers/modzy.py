@@ -6,7 +6,9 @@ array, so a short page ends the listing and a page that repeats the previous one
 Incremental: sorted by `updatedAt` descending, paging stops at the first job older than the
 watermark (minus an overlap): a steady cycle costs one request while few jobs change. A live
 job the history no longer shows (it can be scoped to a window) is re-checked by id, at most
-one per cycle, once it has been quiet for `RECHECK_AFTER`.
+one per cycle, once it has been quiet for `RECHECK_AFTER`. Re-checks spend spare cycles: a cycle
+that already needed more than one history page defers its re-check, but never more than
+`MAX_DEFERRED` cycles in a row, so a busy tenant still gets every quiet live job re-checked.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ STATUS_MAP: dict[str, JobStatus] = {
 PAGE_SIZE = 100
 OVERLAP = timedelta(minutes=5)
 RECHECK_AFTER = timedelta(hours=1)
+MAX_DEFERRED = 10  # busy cycles in a row that may skip the re-check
 
 
 class ModzyQueue(QueueConfig):
@@ -88,6 +91,7 @@ class ModzySource:
             what=f"modzy {config.name}",
         )
         self._rechecked: dict[str, datetime] = {}
+        self._deferred = 0
 
     def to_job(self, raw: Mapping[str, Any]) -> Job:
         """One jobs object -> Job."""
@@ -137,7 +141,9 @@ class ModzySource:
         if self.config.model:
             params["model"] = self.config.model
         previous_first: str | None = None
+        pages = 0
         for page in range(1, guard.max_pages + 1):
+            pages = page
             guard.next_page(page)
             body = self.http.get("/api/jobs/history", params={**params, "page": page})
             if not isinstance(body, list):
@@ -151,7 +157,11 @@ class ModzySource:
             older = cutoff is not None and any(j.updated_at is not None and j.updated_at < cutoff for j in jobs)
             if len(jobs) < PAGE_SIZE or older:
                 break
-        self._recheck(found, live, since)
+        if pages > 1 and self._deferred < MAX_DEFERRED:
+            self._deferred += 1  # a busy cycle: the re-check waits for a quieter one
+        else:
+            self._deferred = 0
+            self._recheck(found, live, since)
         return list(found.values())
 
     def _recheck(self, found: dict[str, Job], live: Sequence[Job], since: datetime | None) -> None:

@@ -10,7 +10,7 @@ import pytest
 from bot.sim.modzy import ModzySim
 from providers import AuthError, JobStatus
 from providers._http import Requester, make_client
-from providers.modzy import ModzyQueue, ModzySource, status_of
+from providers.modzy import MAX_DEFERRED, PAGE_SIZE, ModzyQueue, ModzySource, status_of
 
 
 @pytest.fixture
@@ -95,6 +95,24 @@ def test_a_job_the_history_no_longer_shows_is_rechecked_by_id(sim: ModzySim) -> 
     sim.jobs[job.ident] = hidden
     (got,) = src.list_jobs(since=later + timedelta(hours=2), live=[live])
     assert got.status is JobStatus.SUCCEEDED
+
+
+def test_busy_cycles_defer_the_recheck_but_not_for_ever(sim: ModzySim) -> None:
+    quiet = sim.add("ocr", "IN_PROGRESS", when=datetime.now(UTC) - timedelta(hours=3))
+    src = source(sim)
+    baseline = src.list_jobs(since=None, live=[])
+    live = [j for j in baseline if j.id == quiet.ident]
+    start = datetime.now(UTC)
+    for n in range(MAX_DEFERRED + 1):  # every cycle: a full page of changes, so two history pages
+        at = start + timedelta(minutes=10 * (n + 1))  # past the previous burst's overlap window
+        for _ in range(PAGE_SIZE):
+            sim.add(f"burst-{n}", when=at)
+        since = at - timedelta(seconds=1)
+        before = dict(sim.calls)
+        src.list_jobs(since=since, live=live)
+        rechecked = sim.calls["job"] - before.get("job", 0)
+        assert sim.calls["history"] - before["history"] == 2
+        assert rechecked == (1 if n == MAX_DEFERRED else 0)  # deferred ten times, then done anyway
 
 
 def test_requester_honours_retry_after(sim: ModzySim) -> None:
