@@ -51,6 +51,7 @@ class BotOptions(BaseModel):
     digest_threshold: int = Field(default=20, ge=1)
     failure_threshold: int = Field(default=3, ge=1)
     ops_channel: str | None = Field(default=None, pattern=r"^[CGD][A-Z0-9]{2,}$")
+    ops_team: str | None = Field(default=None, pattern=r"^[TE][A-Z0-9]{2,}$")  # its workspace (install mode)
     poll_interval: float | None = Field(default=None, ge=5)
     retention_days: float = Field(default=30, gt=0)
 

@@ -125,6 +125,11 @@ def build_runtime(
     installations = None
     if install_mode(settings):
         assert settings.slack_client_id is not None
+        if config.bot.ops_channel and not config.bot.ops_team:
+            raise ConfigError(
+                f"{config.path}: [bot]: key ops_team: required with ops_channel in install mode"
+                " (the id of the workspace the channel is in)"
+            )
         installations = Installations(db, settings.slack_client_id)
     deliverer = Deliverer(
         db,

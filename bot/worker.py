@@ -83,6 +83,7 @@ class Worker:
                     fence=fence,
                     threshold=self.config.bot.failure_threshold,
                     ops_channel=self.config.bot.ops_channel,
+                    ops_team=self.config.bot.ops_team or "",
                 )
                 return "failed", 0
             known = priors(self.db, queue, [j.id for j in result.jobs])
@@ -96,6 +97,7 @@ class Worker:
                 now=self.clock(),
                 fence=fence,
                 ops_channel=self.config.bot.ops_channel,
+                ops_team=self.config.bot.ops_team or "",
             )
         except LostLease:
             log.warning("lease_lost queue=%s", queue)

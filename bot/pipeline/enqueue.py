@@ -166,6 +166,7 @@ def commit_poll(
     now: datetime,
     fence: Fence | None,
     ops_channel: str | None = None,
+    ops_team: str = "",
 ) -> int:
     """Write snapshots, cursor, health and outbox rows in one transaction; returns rows enqueued."""
     with db.write() as session:
@@ -181,7 +182,7 @@ def commit_poll(
         if state.outage_notified and ops_channel:
             rows.append(
                 notice_row(
-                    team_id="",
+                    team_id=ops_team,
                     channel_id=ops_channel,
                     queue=queue,
                     key=f"recovered:{queue}:{started_at.isoformat()}",
@@ -210,6 +211,7 @@ def record_failure(
     fence: Fence | None,
     threshold: int,
     ops_channel: str | None,
+    ops_team: str = "",
 ) -> bool:
     """Count a failed poll; returns True when this failure crosses the threshold (notice sent once)."""
     with db.write() as session:
@@ -229,7 +231,7 @@ def record_failure(
                     OutboxItem,
                     [
                         notice_row(
-                            team_id="",
+                            team_id=ops_team,
                             channel_id=ops_channel,
                             queue=queue,
                             key=f"outage:{queue}:{now.isoformat()}",

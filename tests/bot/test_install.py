@@ -10,6 +10,7 @@ import httpx
 import pytest
 import yaml
 
+from bot.config import ConfigError
 from bot.install import SCOPES
 from bot.sim.modzy import ModzySim
 from bot.sim.slack import FakeSlack
@@ -114,3 +115,40 @@ def test_a_forged_state_finishes_no_install(bot: Bot, slack: FakeSlack) -> None:
 def test_manifest_asks_for_the_scopes_the_install_flow_requests() -> None:
     manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == set(SCOPES)
+
+
+def test_outage_notices_go_to_the_ops_workspace(tmp_path: Path, slack: FakeSlack, modzy: ModzySim) -> None:
+    config = f"""
+[bot]
+failure_threshold = 1
+ops_channel = "COPS"
+ops_team = "T0009"
+
+[[queues]]
+name = "inference"
+provider = "modzy"
+endpoint_url = "{modzy.url}"
+"""
+    bot = Bot(
+        tmp_path,
+        slack,
+        config,
+        env={"MODZY_API_KEY": modzy.api_key},
+        slack_bot_token=None,
+        slack_client_id="cid.123",
+        slack_client_secret="client-secret",
+    )
+    try:
+        install(bot, slack, "T0009")
+        modzy.faults.append("auth")
+        bot.cycle()
+        (notice,) = slack.posts("COPS")
+        assert notice["team"] == "T0009" and "failed 1 polls in a row" in notice["text"]
+    finally:
+        bot.close()
+
+
+def test_install_mode_with_an_ops_channel_needs_its_workspace(tmp_path: Path, slack: FakeSlack) -> None:
+    config = '[bot]\nops_channel = "COPS"\n'
+    with pytest.raises(ConfigError, match=r"\[bot\]: key ops_team: required with ops_channel in install mode"):
+        Bot(tmp_path, slack, config, env={}, slack_bot_token=None, slack_client_id="c", slack_client_secret="s")
