@@ -96,6 +96,42 @@ def test_steady_state_cost_follows_live_jobs_not_history(sim: BatchSim) -> None:
     assert naive >= 100
 
 
+def test_many_jobs_that_left_are_found_by_one_listing_not_a_describe_each(sim: BatchSim) -> None:
+    now = datetime.now(UTC)
+    history = int((now - timedelta(days=30)).timestamp() * 1000)
+    for n in range(5_000):
+        sim.add(f"old-{n}", "SUCCEEDED", created_ms=history)
+    today = int((now - timedelta(hours=3)).timestamp() * 1000)
+    jobs = [sim.add(f"run-{n}", "RUNNING", created_ms=today + n) for n in range(150)]
+    src = source(sim)
+    live = [j for j in src.list_jobs(since=None, live=[]) if not j.status.terminal]
+    for job in jobs[:100]:
+        sim.set(job.job_id, "SUCCEEDED" if job.name != "run-7" else "FAILED")
+    sim.calls.clear()
+    seen = {j.name: j.status for j in src.list_jobs(since=now, live=live)}
+    assert sum(s is JobStatus.SUCCEEDED for s in seen.values()) == 99 and seen["run-7"] is JobStatus.FAILED
+    assert sim.calls["describeservicejob"] == 0  # the 150 jobs created today: two pages, not 100 Describes
+    assert sim.calls["listservicejobs"] <= len(LIVE_STATUSES) + 2 + 2
+
+
+def test_a_listing_dearer_than_describes_stops_early(sim: BatchSim) -> None:
+    now = datetime.now(UTC)
+    old = int((now - timedelta(days=30)).timestamp() * 1000)
+    jobs = [sim.add(f"long-{n}", "RUNNING", created_ms=old) for n in range(3)]
+    for n in range(2_000):  # history created after the three long runners
+        sim.add(f"later-{n}", "SUCCEEDED", created_ms=old + 1000 + n)
+    src = source(sim)
+    live = [j for j in src.list_jobs(since=None, live=[]) if not j.status.terminal]
+    for job in jobs:
+        sim.set(job.job_id, "SUCCEEDED")
+    sim.calls.clear()
+    done = [j for j in src.list_jobs(since=now, live=live) if j.name.startswith("long-")]
+    assert {j.status for j in done} == {JobStatus.SUCCEEDED} and len(done) == 3
+    # the listing gives up after 3 pages (as many as the Describes left), then Describes
+    assert sim.calls["listservicejobs"] <= len(LIVE_STATUSES) + 1 + 3
+    assert sim.calls["describeservicejob"] == 3
+
+
 def test_one_filter_at_most_and_default_running_only(sim: BatchSim) -> None:
     sim.add("a", "RUNNABLE")
     sim.add("b", "RUNNING")
