@@ -9,8 +9,9 @@ without a source is `unknown`. Status comes from the bulk listings, not one deta
 DLC `ListJobs` filtered by `JobIds` (50 a call); TrainingService `ListTrainingJobs`, unfiltered
 from the oldest run on the baseline, then one listing per live status (or one detail call per
 job when fewer jobs are live than there are live statuses). A job the listings no longer show
-in a live status has moved: it gets one `GetTrainingJob`/`GetJob`. Terminal states are cached
-and never fetched again, so a steady cycle costs the newest `ListRuns` page plus work that
+in a live status has moved: several such jobs are looked up in one listing of every status since
+the oldest of them (while that costs fewer requests), the rest get one `GetTrainingJob`/`GetJob`.
+Terminal states are cached and never fetched again, so a steady cycle costs the newest `ListRuns` page plus work that
 grows with the live runs, not the history.
 
 `ListRuns` pages with `PageToken`/`MaxResults` (sorted `GmtCreateTime DESC`) until
@@ -340,9 +341,29 @@ class PaiSource:
                     found[TRAINING, str(raw["TrainingJobId"])] = self._state(TRAINING, raw)
                     if baseline and len(found) == len(todo):
                         return found
+        missing = {i: c for i, c in todo.items() if (TRAINING, i) not in found}
+        if not baseline and len(missing) >= 3:
+            found.update(self._left(url, base, missing))
         for ident in todo:
             if (TRAINING, ident) not in found:
                 found[TRAINING, ident] = self._detail(TRAINING, ident)
+        return found
+
+    def _left(
+        self, url: str, base: dict[str, str | int | bool], missing: dict[str, datetime | None]
+    ) -> dict[Key, SourceState]:
+        """Jobs that left the live statuses, from one listing of every status since the oldest of
+        them, stopped once its pages reach the detail calls still needed (those are cheaper then)."""
+        found: dict[Key, SourceState] = {}
+        left = dict(missing)
+        params = {**base, "StartTime": self._start(missing.values())}
+        listing = self._pages(url, "ListTrainingJobs", TRAINING_VERSION, "TrainingJobs", "TrainingJobId", params)
+        for items, raw in enumerate(listing, 1):
+            ident = str(raw["TrainingJobId"])
+            if left.pop(ident, False) is not False:
+                found[TRAINING, ident] = self._state(TRAINING, raw)
+            if not left or (items % LIST_SIZE == 0 and items // LIST_SIZE >= len(left)):
+                break
         return found
 
     def _state(self, kind: str, raw: Mapping[str, Any]) -> SourceState:

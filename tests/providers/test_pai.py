@@ -115,6 +115,23 @@ def test_steady_cycle_grows_with_live_runs_not_history(sim: PaiSim) -> None:
     assert sim.calls["GetJob"] == 0
 
 
+def test_many_training_jobs_that_left_are_found_by_one_listing(sim: PaiSim) -> None:
+    old = datetime.now(UTC) - timedelta(days=20)
+    for n in range(300):
+        sim.set(sim.add(f"hist-{n}", "Running", when=old).source_id, "Succeed")
+    recent = datetime.now(UTC) - timedelta(hours=2)
+    runs = [sim.add(f"ts-{n}", "Running", when=recent + timedelta(seconds=n)) for n in range(120)]
+    src = source(sim)
+    live = [j for j in src.list_jobs(since=None, live=[]) if not j.status.terminal]
+    for run in runs[:60]:
+        sim.set(run.source_id, "Succeed")
+    sim.calls.clear()
+    changed = {j.name: j.status for j in src.list_jobs(since=datetime.now(UTC), live=live)}
+    assert [changed[f"ts-{n}"] for n in range(60)] == [JobStatus.SUCCEEDED] * 60
+    assert sim.calls["GetTrainingJob"] == 0  # 60 that left: one listing since the oldest, not 60 calls
+    assert sim.calls["ListTrainingJobs"] <= 5 + 2
+
+
 def test_few_live_training_jobs_use_detail_calls(sim: PaiSim) -> None:
     run = sim.add("ts", "Submitted")
     src = source(sim)
