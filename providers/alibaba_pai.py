@@ -353,7 +353,7 @@ class PaiSource:
         self, url: str, base: dict[str, str | int | bool], missing: dict[str, datetime | None]
     ) -> dict[Key, SourceState]:
         """Jobs that left the live statuses, from one listing of every status since the oldest of
-        them, stopped once its pages reach the detail calls still needed (those are cheaper then)."""
+        them, for as long as every page pays for itself (finds at least one): at worst one extra call."""
         found: dict[Key, SourceState] = {}
         left = dict(missing)
         params = {**base, "StartTime": self._start(missing.values())}
@@ -362,8 +362,8 @@ class PaiSource:
             ident = str(raw["TrainingJobId"])
             if left.pop(ident, False) is not False:
                 found[TRAINING, ident] = self._state(TRAINING, raw)
-            if not left or (items % LIST_SIZE == 0 and items // LIST_SIZE >= len(left)):
-                break
+            if not left or (items % LIST_SIZE == 0 and items // LIST_SIZE > len(missing) - len(left)):
+                break  # done, or the pages cost more than the detail calls they saved
         return found
 
     def _state(self, kind: str, raw: Mapping[str, Any]) -> SourceState:

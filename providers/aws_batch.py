@@ -7,8 +7,8 @@ makes the service ignore `jobStatus` and return every status, newest first. So a
   - steady state: one listing per live status, one AFTER_CREATED_AT listing (jobs born since
     the watermark, whatever their status: they may have started and ended between polls),
     and, for tracked live jobs that no longer appear in any of those (they left the live
-    statuses), one listing of the jobs created since the oldest of them, stopped as soon as a
-    DescribeServiceJob each would be cheaper; Describe for any still missing. Cost grows with
+    statuses), one listing of the jobs created since the oldest of them, for as long as its pages
+    find them; DescribeServiceJob for any still missing. Cost grows with
     live and changed jobs, not with history.
 Status is not monotonic (SCHEDULED may fall back to RUNNABLE): both are `queued`, so quiet.
 """
@@ -176,21 +176,22 @@ class BatchSource:
         self, found: dict[str, Job], missing: dict[str, Job], base: dict[str, Any], guard: PageGuard
     ) -> None:
         """Live jobs that left the live statuses, found by one listing of the jobs created since the
-        oldest of them (every status, newest first) instead of a Describe each — as long as that
-        costs fewer requests: it stops once its pages reach the Describes still needed."""
+        oldest of them (every status, newest first) instead of a Describe each, for as long as every
+        page pays for itself (finds at least one of them), so the worst case is one extra request."""
         born = [j.created_at for j in missing.values()]
         if len(missing) < 3 or any(b is None for b in born):
             return
         oldest = min(b for b in born if b is not None)
         after = str(int(oldest.timestamp() * 1000) - 1000)
         params = dict(base, filters=[{"name": "AFTER_CREATED_AT", "values": [after]}])
+        wanted = len(missing)
         for pages, page in enumerate(self._page_lists("left", params, guard), 1):
             for raw in page:
                 job = self._parse(raw)
                 if missing.pop(job.id, None) is not None:
                     self._keep(found, job)
-            if not missing or pages >= len(missing):
-                return
+            if not missing or pages > wanted - len(missing):
+                return  # done, or the pages cost more than the Describes they saved: never > wanted + 1
 
     def _parse(self, raw: Mapping[str, Any]) -> Job:
         try:
