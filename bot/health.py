@@ -65,7 +65,8 @@ class Readiness:
                 if now - stamp < (self.slack_ttl if error is None else min(self.slack_ttl, SLACK_FAILURE_TTL)):
                     return error
             try:
-                response = self.slack.auth_test()
+                # Install mode has no process-wide token: then api.test tells that Slack answers.
+                response = self.slack.auth_test() if self.slack.token else self.slack.api_test()
                 error = None if response.get("ok") else str(response.get("error") or "not ok")
             except Exception as err:
                 error = classify(err).code
@@ -87,17 +88,13 @@ class Readiness:
             problems.append(f"database: {type(err).__name__}")
             polls = {}
         now = self.clock()
-        if database:
-            for queue in sorted(self.intervals or {}):
-                seen = polls.get(queue)
-                last = seen.last_success_at if seen is not None else None
-                ages[queue] = round((now - last).total_seconds(), 1) if last is not None else None
         slack = self.slack_error()
         if slack is not None:
             problems.append(f"slack: {slack}")
-        if self.intervals is not None and database:
-            for queue, interval in sorted(self.intervals.items()):
+        if database:
+            for queue, interval in sorted((self.intervals or {}).items()):
                 last = polls[queue].last_success_at if queue in polls else None
+                ages[queue] = round((now - last).total_seconds(), 1) if last is not None else None
                 since = last if last is not None else self.started  # grace from start-up to the first poll
                 if (now - since).total_seconds() > self.stale_factor * interval:
                     problems.append(f"queue {queue}: no successful poll for {(now - since).total_seconds():.0f}s")

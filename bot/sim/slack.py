@@ -144,6 +144,10 @@ class FakeSlack:
             with self._lock:
                 self.calls.append((method, {k: v for k, v in params.items() if k != "client_secret"}))
             return self._oauth_access(req, params)
+        if method == "api.test":  # needs no token, like Slack's
+            with self._lock:
+                self.calls.append((method, params))
+            return Response.json({"ok": True, "args": {}})
         auth = req.headers.get("authorization", "")
         token = auth.removeprefix("Bearer ").strip() or str(params.get("token", ""))
         with self._lock:

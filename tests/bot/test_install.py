@@ -152,3 +152,9 @@ def test_install_mode_with_an_ops_channel_needs_its_workspace(tmp_path: Path, sl
     config = '[bot]\nops_channel = "COPS"\n'
     with pytest.raises(ConfigError, match=r"\[bot\]: key ops_team: required with ops_channel in install mode"):
         Bot(tmp_path, slack, config, env={}, slack_bot_token=None, slack_client_id="c", slack_client_secret="s")
+
+
+def test_readiness_in_install_mode_asks_slack_without_a_token(bot: Bot, slack: FakeSlack) -> None:
+    report = bot.ready()
+    assert report.ready and report.body["slack"], report.body
+    assert any(method == "api.test" for method, _ in slack.calls)
