@@ -186,8 +186,9 @@ def _serve(settings: Settings, redactor: logs.Redactor, *, socket: bool, worker:
     from bot.runtime import build_runtime, command_client, readiness
     from bot.web import WebApp, serve
 
-    _secrets(redactor, settings, load_config(settings.jobwatch_config))  # fail fast with the file and key named
-    runtime = build_runtime(settings)
+    config = load_config(settings.jobwatch_config)  # fail fast with the file and key named
+    _secrets(redactor, settings, config)
+    runtime = build_runtime(settings, config=config)
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     oauth = oauth_settings(settings, runtime.installations) if runtime.installations is not None else None
     app = build_app(
