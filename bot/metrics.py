@@ -19,6 +19,7 @@ from slack_sdk.web import SlackResponse
 from bot import store_stats
 from bot.clock import Clock, utcnow
 from bot.slack_errors import classify
+from bot.tables import OUTBOX_STATES
 
 if TYPE_CHECKING:
     from bot.db import Database
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 COMMAND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-OUTBOX_STATES = ("pending", "sending", "sent", "muted", "digested", "dead")
 
 
 class Metrics:

@@ -83,6 +83,12 @@ class Subscription(SQLModel, table=True):
     paused_reason: str | None = None
 
 
+# pending -> sending -> sent | dead; muted (held by a mute) -> silenced (counted in its summary);
+# digested (folded into a digest row). Only pending and sending rows are still owed to Slack.
+OUTBOX_STATES = ("pending", "sending", "sent", "dead", "muted", "silenced", "digested")
+SETTLED_STATES = tuple(s for s in OUTBOX_STATES if s not in ("pending", "sending"))
+
+
 class OutboxItem(SQLModel, table=True):
     """One message owed to one channel: pending -> sending -> sent | dead.
 

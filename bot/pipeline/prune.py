@@ -18,12 +18,11 @@ from sqlmodel import col, select
 
 from bot.db import Database
 from bot.pipeline.enqueue import Fence
-from bot.tables import JobSnapshot, JobThread, OutboxItem
+from bot.tables import SETTLED_STATES, JobSnapshot, JobThread, OutboxItem
 
 log = logging.getLogger(__name__)
 
 BATCH = 2_000
-SETTLED = ("sent", "dead", "digested", "muted", "silenced")  # never to be posted again
 
 
 @dataclass
@@ -55,7 +54,7 @@ def prune(db: Database, *, now: datetime, retention: timedelta, fence: Fence | N
                 )
             ids = session.exec(
                 select(OutboxItem.id)
-                .where(col(OutboxItem.state).in_(SETTLED), OutboxItem.created_at < cutoff)
+                .where(col(OutboxItem.state).in_(SETTLED_STATES), OutboxItem.created_at < cutoff)
                 .limit(BATCH)
             ).all()
             if ids:
