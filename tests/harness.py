@@ -15,6 +15,7 @@ from bot.clock import Clock, utcnow
 from bot.config import Settings, load_config
 from bot.install import oauth_settings
 from bot.runtime import Runtime, build_runtime, build_sources, command_client, readiness
+from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from bot.sim.slash import block_action, event, slash_command
 from bot.web import Background, WebApp
@@ -146,6 +147,20 @@ class Bot:
         self.http.close()
         self.runtime.worker.close()
         self.runtime.db.dispose()
+
+
+def queue_config(sagemaker: SageMakerSim, extra: str = "") -> str:
+    """A queues file with the SageMaker queue `ml` (and anything in `extra`)."""
+    return f"""
+{extra}
+[[queues]]
+name = "ml"
+provider = "sagemaker"
+region = "us-east-1"
+endpoint_url = "{sagemaker.url}"
+access_key_env = "TEST_AWS_KEY"
+secret_key_env = "TEST_AWS_SECRET"
+"""
 
 
 def text_of(reply: dict[str, Any]) -> str:

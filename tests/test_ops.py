@@ -16,21 +16,12 @@ from bot.clock import utcnow
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from tests.conftest import AWS_ENV
-from tests.harness import Bot
+from tests.harness import Bot, queue_config
 
 
 @pytest.fixture
 def bot(tmp_path: Path, slack: FakeSlack, sagemaker: SageMakerSim) -> Iterator[Bot]:
-    config = f"""
-[[queues]]
-name = "ml"
-provider = "sagemaker"
-region = "us-east-1"
-endpoint_url = "{sagemaker.url}"
-access_key_env = "TEST_AWS_KEY"
-secret_key_env = "TEST_AWS_SECRET"
-"""
-    b = Bot(tmp_path, slack, config, env=AWS_ENV)
+    b = Bot(tmp_path, slack, queue_config(sagemaker), env=AWS_ENV)
     yield b
     b.close()
 

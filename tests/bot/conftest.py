@@ -10,22 +10,8 @@ import pytest
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from tests.conftest import AWS_ENV
-from tests.harness import Bot
+from tests.harness import Bot, queue_config
 from tests.harness import MovableClock as Clock
-
-
-def queue_config(sagemaker: SageMakerSim, extra: str = "") -> str:
-    """A queues file with the SageMaker queue `ml` (and anything in `extra`)."""
-    return f"""
-{extra}
-[[queues]]
-name = "ml"
-provider = "sagemaker"
-region = "us-east-1"
-endpoint_url = "{sagemaker.url}"
-access_key_env = "TEST_AWS_KEY"
-secret_key_env = "TEST_AWS_SECRET"
-"""
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ from sqlmodel import select
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from bot.tables import AuditEntry, Mute, OutboxItem, Subscription
-from tests.bot.conftest import queue_config
 from tests.conftest import AWS_ENV
-from tests.harness import Bot, text_of
+from tests.harness import Bot, queue_config, text_of
 
 ADMIN = "UADMIN"
 

@@ -33,10 +33,10 @@ def slack() -> Iterator[FakeSlack]:
     server.stop()
 
 
-@pytest.fixture
-def bot(tmp_path: Path, slack: FakeSlack, modzy: ModzySim) -> Iterator[Bot]:
-    config = f'[[queues]]\nname = "inference"\nprovider = "modzy"\nendpoint_url = "{modzy.url}"\n'
-    b = Bot(
+def install_mode_bot(tmp_path: Path, slack: FakeSlack, modzy: ModzySim, bot_table: str = "") -> Bot:
+    """A bot in install mode (no bot token: a client id and secret) on one Modzy queue."""
+    config = f'{bot_table}\n[[queues]]\nname = "inference"\nprovider = "modzy"\nendpoint_url = "{modzy.url}"\n'
+    return Bot(
         tmp_path,
         slack,
         config,
@@ -45,6 +45,11 @@ def bot(tmp_path: Path, slack: FakeSlack, modzy: ModzySim) -> Iterator[Bot]:
         slack_client_id="cid.123",
         slack_client_secret="client-secret",
     )
+
+
+@pytest.fixture
+def bot(tmp_path: Path, slack: FakeSlack, modzy: ModzySim) -> Iterator[Bot]:
+    b = install_mode_bot(tmp_path, slack, modzy)
     yield b
     b.close()
 
@@ -118,26 +123,8 @@ def test_manifest_asks_for_the_scopes_the_install_flow_requests() -> None:
 
 
 def test_outage_notices_go_to_the_ops_workspace(tmp_path: Path, slack: FakeSlack, modzy: ModzySim) -> None:
-    config = f"""
-[bot]
-failure_threshold = 1
-ops_channel = "COPS"
-ops_team = "T0009"
-
-[[queues]]
-name = "inference"
-provider = "modzy"
-endpoint_url = "{modzy.url}"
-"""
-    bot = Bot(
-        tmp_path,
-        slack,
-        config,
-        env={"MODZY_API_KEY": modzy.api_key},
-        slack_bot_token=None,
-        slack_client_id="cid.123",
-        slack_client_secret="client-secret",
-    )
+    ops = '[bot]\nfailure_threshold = 1\nops_channel = "COPS"\nops_team = "T0009"\n'
+    bot = install_mode_bot(tmp_path, slack, modzy, ops)
     try:
         install(bot, slack, "T0009")
         modzy.faults.append("auth")
