@@ -18,12 +18,40 @@ from tests.conftest import TOKEN
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def process_env(env: dict[str, str]) -> dict[str, str]:
+    """This environment without any jobwatch, Slack, AWS or database setting, plus `env`."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "JOBWATCH_", "AWS_", "DATABASE_"))}
-    clean["PYTHONPATH"] = str(ROOT)
+    return {**clean, "PYTHONPATH": str(ROOT), **env}
+
+
+def run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args], env={**clean, **env}, cwd=cwd, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "bot", *args], env=process_env(env), cwd=cwd, capture_output=True, text=True, timeout=60
     )
+
+
+def start(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """`python -m bot ARGS` in the background, stderr captured."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", *args], env=process_env(env), cwd=cwd, stderr=subprocess.PIPE, text=True
+    )
+
+
+def serve_env(tmp_path: Path, slack: FakeSlack, sagemaker: SageMakerSim, port: int, **extra: str) -> dict[str, str]:
+    """A whole bot's environment: the fake Slack, a SQLite file and one SageMaker queue polled every 5 s."""
+    config = queue_file(tmp_path, sagemaker.url)
+    config.write_text(config.read_text().replace('region = "us-east-1"', 'region = "us-east-1"\npoll_interval = 5'))
+    return {
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_SIGNING_SECRET": "serve-secret",
+        "SLACK_API_URL": slack.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "JOBWATCH_CONFIG": str(config),
+        "PORT": str(port),
+        "K": "k",
+        "S": "s",
+        **extra,
+    }
 
 
 def queue_file(tmp_path: Path, endpoint: str) -> Path:
@@ -124,23 +152,7 @@ def test_serve_answers_slack_and_runs_the_worker(tmp_path: Path, sagemaker: Sage
 
     sagemaker.add("bert", status="InProgress", secondary="Training")
     port = free_port()
-    config = queue_file(tmp_path, sagemaker.url)
-    config.write_text(config.read_text().replace('region = "us-east-1"', 'region = "us-east-1"\npoll_interval = 5'))
-    env = {
-        "SLACK_BOT_TOKEN": TOKEN,
-        "SLACK_SIGNING_SECRET": "serve-secret",
-        "SLACK_API_URL": slack.api_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
-        "JOBWATCH_CONFIG": str(config),
-        "PORT": str(port),
-        "K": "k",
-        "S": "s",
-        "PYTHONPATH": str(ROOT),
-    }
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "JOBWATCH_", "AWS_", "DATABASE_"))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve"], env={**clean, **env}, cwd=tmp_path, stderr=subprocess.PIPE, text=True
-    )
+    proc = start("serve", env=serve_env(tmp_path, slack, sagemaker, port), cwd=tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
@@ -183,24 +195,9 @@ def test_web_and_worker_split(tmp_path: Path, sagemaker: SageMakerSim, slack: Fa
 
     sagemaker.add("bert", status="InProgress", secondary="Training")
     web_port, worker_port = free_port(), free_port()
-    config = queue_file(tmp_path, sagemaker.url)
-    config.write_text(config.read_text().replace('region = "us-east-1"', 'region = "us-east-1"\npoll_interval = 5'))
-    env = {
-        "SLACK_BOT_TOKEN": TOKEN,
-        "SLACK_SIGNING_SECRET": "serve-secret",
-        "SLACK_API_URL": slack.api_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
-        "JOBWATCH_CONFIG": str(config),
-        "PORT": str(web_port),
-        "K": "k",
-        "S": "s",
-        "PYTHONPATH": str(ROOT),
-    }
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "JOBWATCH_", "AWS_", "DATABASE_"))}
+    env = serve_env(tmp_path, slack, sagemaker, web_port)
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "bot", *args], env={**clean, **env}, cwd=tmp_path, stderr=subprocess.PIPE, text=True
-        )
+        start(*args, env=env, cwd=tmp_path)
         for args in (["serve", "--no-worker"], ["worker", "--port", str(worker_port)])
     ]
     web, worker = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{worker_port}"

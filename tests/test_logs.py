@@ -5,9 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +16,7 @@ from bot import logs
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from bot.sim.slash import slash_command
-from tests.test_cli import ROOT, free_port, queue_file
+from tests.test_cli import free_port, serve_env, start
 
 BOT_TOKEN = "xoxb-1111111111-2222222222-AbCdEfGhIjKlMnOpQrStUvWx"
 APP_TOKEN = "xapp-1-A0123456789-1234567890-abcdefabcdef"
@@ -71,25 +68,19 @@ def slack() -> Iterator[FakeSlack]:
 def test_a_full_debug_run_logs_json_and_no_secret(tmp_path: Path, sagemaker: SageMakerSim, slack: FakeSlack) -> None:
     sagemaker.add("bert", status="InProgress", secondary="Training")
     port = free_port()
-    config = queue_file(tmp_path, sagemaker.url)
-    config.write_text(config.read_text().replace('region = "us-east-1"', 'region = "us-east-1"\npoll_interval = 5'))
-    env = {
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING,
-        "SLACK_APP_TOKEN": APP_TOKEN,
-        "SLACK_API_URL": slack.api_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
-        "JOBWATCH_CONFIG": str(config),
-        "JOBWATCH_LOG_LEVEL": "DEBUG",
-        "PORT": str(port),
-        "K": AWS_KEY,
-        "S": AWS_SECRET,
-        "PYTHONPATH": str(ROOT),
-    }
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "JOBWATCH_", "AWS_", "DATABASE_"))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve"], env={**clean, **env}, cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    env = serve_env(
+        tmp_path,
+        slack,
+        sagemaker,
+        port,
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING,
+        SLACK_APP_TOKEN=APP_TOKEN,
+        JOBWATCH_LOG_LEVEL="DEBUG",
+        K=AWS_KEY,
+        S=AWS_SECRET,
     )
+    proc = start("serve", env=env, cwd=tmp_path)
     base = f"http://127.0.0.1:{port}"
 
     def command(text: str, name: str) -> httpx.Response:
