@@ -1,4 +1,4 @@
-"""What a Slack Web API failure means for an outbox row: decided once, here (reliability.md §2.3)."""
+"""What a Slack Web API failure means for an outbox row: decided once, here (docs/reliability.md §Slack errors)."""
 
 from __future__ import annotations
 
