@@ -439,7 +439,7 @@ def sim_calls(story: Story) -> int:
 
 
 def floor_of(story: Story, live: int) -> int:
-    """The fewest requests that see every live job each cycle with the cheapest endpoints (design §4c)."""
+    """The fewest requests that see every live job each cycle (docs/architecture.md §Performance targets)."""
     name = type(story).__name__
     if name == "BatchStory":
         from providers.aws_batch import LIVE_STATUSES as BATCH_LIVE

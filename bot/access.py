@@ -1,4 +1,4 @@
-"""Who may change what, and the audit trail of every change and refusal (reliability.md §7.4).
+"""Who may change what, and the audit trail of every change and refusal (docs/reliability.md §Access and isolation).
 
 Everyone in a workspace may read. Changes (subscribe, unsubscribe, mute, unmute, from a command
 or a button) need: a channel, not a DM; a user in `[access] admins` (empty: everyone); and a

@@ -30,7 +30,7 @@ def build_app(
     """A Bolt app answering `/jobs`, verifying signatures unless in Socket Mode; with `oauth`,
     installable in many workspaces (each request authorised by its team's installation)."""
     # Bolt logs the whole body (with response_url) of a request that fails verification at
-    # INFO and below; keep it quiet (reliability.md §1.2).
+    # INFO and below; keep it quiet (docs/reliability.md §Request signing).
     logging.getLogger("slack_bolt").setLevel(logging.WARNING)
     app = App(
         client=client,

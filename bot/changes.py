@@ -19,6 +19,7 @@ from bot.access import Actor, ServiceError
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig
 from bot.db import Database
+from bot.pipeline.enqueue import withdraw_unwanted
 from bot.tables import JobSnapshot, Mute, Subscription
 from providers import JobStatus, QueueConfig
 
@@ -71,6 +72,7 @@ class Changes:
             sub.match = match
             sub.paused_reason = None
             session.add(sub)
+            withdraw_unwanted(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, sub=sub)
             detail = f"statuses={sub.statuses or 'all'} match={match or ''} {'new' if created else 'updated'}"
             access.record(session, actor, "subscribe", queue=queue, detail=detail, now=now)
             session.flush()
@@ -84,6 +86,7 @@ class Changes:
             sub = session.exec(_sub(actor, queue)).first()
             if sub is not None:
                 session.delete(sub)
+                withdraw_unwanted(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, sub=None)
             access.record(session, actor, "unsubscribe", queue=queue, detail="" if sub else "none", now=now)
             return sub is not None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from bot.config import ConfigError, Settings, load_config
+from bot.install import token_problem
 from bot.runtime import build_sources
 from providers import ProviderError
 
@@ -12,8 +13,9 @@ from providers import ProviderError
 def check(settings: Settings) -> int:
     """Print what is wrong (or OK) for the environment and every queue; 0 when all is well."""
     problems: list[str] = []
-    if not settings.slack_bot_token:
-        problems.append("SLACK_BOT_TOKEN is not set (needed to serve and to post)")
+    token = token_problem(settings, "to serve and to post")
+    if token is not None:
+        problems.append(token)
     if not settings.slack_signing_secret and not settings.slack_app_token:
         problems.append("neither SLACK_SIGNING_SECRET (HTTP mode) nor SLACK_APP_TOKEN (Socket Mode) is set")
     try:

@@ -1,4 +1,7 @@
-"""The `jobwatch` command: argument parsing only; the work is in the modules it calls."""
+"""The `jobwatch` command: parses the arguments, checks the environment each command needs (one clear
+line and exit 2 when something is missing), sets up logging and redaction, then wires and runs the
+process (HTTP or Socket Mode server, worker, ops endpoints, signal handling); the work itself is in
+the modules it calls."""
 
 from __future__ import annotations
 
@@ -67,14 +70,11 @@ def _need(value: object, name: str, why: str) -> None:
 
 
 def _need_token(settings: Settings, why: str) -> None:
-    from bot.install import install_mode
+    from bot.install import token_problem
 
-    if settings.slack_bot_token and install_mode(settings):
-        raise ConfigError(
-            "set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (install mode), not both"
-        )
-    if not install_mode(settings):
-        _need(settings.slack_bot_token, "SLACK_BOT_TOKEN", why + " (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET)")
+    problem = token_problem(settings, why)
+    if problem is not None:
+        raise ConfigError(problem)
 
 
 def _log_level(command: str) -> int | str:

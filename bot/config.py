@@ -21,7 +21,7 @@ class ConfigError(Exception):
 
 
 class Settings(BaseSettings):
-    """Process settings, 12-factor: read from the environment (design.md §4)."""
+    """Process settings, 12-factor: read from the environment (README.md, Configuration)."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 

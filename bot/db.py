@@ -32,7 +32,7 @@ UPGRADE_LOCK = WRITE_LOCK + 1  # one `db upgrade` at a time per database
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; on SQLite, the pragmas and locking reliability.md §5 asks for."""
+    """An engine for `url`; on SQLite, the pragmas and locking of docs/reliability.md §SQLite."""
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

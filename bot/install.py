@@ -31,6 +31,16 @@ def install_mode(settings: Settings) -> bool:
     return settings.slack_client_id is not None and settings.slack_client_secret is not None
 
 
+def token_problem(settings: Settings, why: str) -> str | None:
+    """What is wrong with the Slack credentials (`serve`, `worker`, `poll` and `check` share the rule):
+    one bot token, or a client id and secret (install mode), not both; None when they are usable."""
+    if settings.slack_bot_token and install_mode(settings):
+        return "set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (install mode), not both"
+    if not settings.slack_bot_token and not install_mode(settings):
+        return f"SLACK_BOT_TOKEN is not set; it is required {why} (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET)"
+    return None
+
+
 class Installations:
     """The workspaces that installed jobwatch, and their bot tokens."""
 

@@ -74,11 +74,6 @@ def _held_ids(session: Session, mute: Mute) -> set[int]:
     return {i for i in session.exec(stmt).all() if i is not None}
 
 
-def held(session: Session, mute: Mute) -> int:
-    """How many alerts this mute has held back so far (and no ended mute has counted yet)."""
-    return len(_held_ids(session, mute))
-
-
 def label(mute: Mute) -> str:
     """`ml` or `job bert-1 in ml` (plain text; render escapes it)."""
     return f"job {mute.job_name or mute.job_id} in {mute.queue}" if mute.job_id else mute.queue

@@ -33,7 +33,7 @@ def slack_client(
     """A WebClient for posting: base URL from SLACK_API_URL, and no blind retries.
 
     slack_sdk's default handler retries a connection reset, which after Slack accepted a
-    post is a duplicate; the outbox decides about retries instead (reliability.md §2.1).
+    post is a duplicate; the outbox decides about retries instead (docs/reliability.md §Posting without blind retries).
     With `metrics`, every call and every error code is counted.
     """
     if token is None:

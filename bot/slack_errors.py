@@ -1,9 +1,7 @@
-"""What a Slack Web API failure means for an outbox row: decided once, here (reliability.md §2.3)."""
+"""What a Slack Web API failure means for an outbox row: decided once, here (docs/reliability.md §Slack errors)."""
 
 from __future__ import annotations
 
-import http.client
-import socket
 import urllib.error
 from dataclasses import dataclass
 from enum import Enum
@@ -93,6 +91,4 @@ def classify(err: BaseException) -> Failure:
         return Failure(Kind.RETRY, code)
     if isinstance(err, urllib.error.URLError) and isinstance(err.reason, ConnectionRefusedError):
         return Failure(Kind.RETRY, "connection_refused")  # the request never left
-    if isinstance(err, urllib.error.URLError | http.client.HTTPException | socket.timeout | OSError):
-        return Failure(Kind.AMBIGUOUS, type(err).__name__)
     return Failure(Kind.AMBIGUOUS, type(err).__name__)

@@ -90,10 +90,12 @@ SETTLED_STATES = tuple(s for s in OUTBOX_STATES if s not in ("pending", "sending
 
 
 class OutboxItem(SQLModel, table=True):
-    """One message owed to one channel: pending -> sending -> sent | dead.
+    """One message owed to one channel; `state` is one of OUTBOX_STATES: pending -> sending -> sent |
+    dead; muted (recorded while a mute ran) -> silenced (counted in the mute's summary); digested.
 
     An alert folded into a digest is `digested` (parent_id: the digest row); the digest and its
     thread replies (`digest_part`, parent_id: the digest) are outbox rows like any other.
+    See docs/architecture.md §Outbox states.
     """
 
     __table_args__ = (

@@ -75,7 +75,7 @@ class WebApp:
             return _send(start_response, "413 Payload Too Large", {"error": "body too large"})
         stamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
         if stamp and not stamp.isdigit():
-            # Bolt would raise ValueError -> 500 with a traceback (reliability.md §1.2 #4).
+            # Bolt would raise ValueError -> 500 with a traceback (docs/reliability.md §Request signing).
             return _send(start_response, "401 Unauthorized", {"error": "invalid request"})
         try:
             body = environ["wsgi.input"].read(length) if length else b""

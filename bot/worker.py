@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Mapping
 from datetime import timedelta
@@ -51,7 +50,6 @@ class Worker:
         self.lease = lease
         self.clock = clock
         self.metrics = metrics or Metrics()
-        self._stop = threading.Event()
         self._scheduler: BaseScheduler | None = None
         self.retention = timedelta(days=config.bot.retention_days)
 

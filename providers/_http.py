@@ -65,7 +65,7 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 # Alibaba Cloud answers refused credentials and throttling with 400/403/404 and a `Code` in the
-# JSON body (providers.md §4 "Errors / throttling"); these prefixes are matched on it.
+# JSON body (docs/providers.md §PAI errors and throttling); these prefixes are matched on it.
 ACS_AUTH_CODES = (
     "InvalidAccessKeyId",
     "SignatureDoesNotMatch",

@@ -1,7 +1,7 @@
 """Alibaba Cloud PAI runs: AIWorkspace `ListRuns` (`GET /api/v1/runs`, 2021-02-04).
 
 API: https://www.alibabacloud.com/help/en/pai/developer-reference/api-aiworkspace-2021-02-04-listruns
-(providers.md §4). Every request is signed ACS3-HMAC-SHA256 (`providers.alibaba_signing`).
+(docs/providers.md §Alibaba Cloud PAI). Every request is signed ACS3-HMAC-SHA256 (`providers.alibaba_signing`).
 
 A run has no status: it is read from the job the run links to (`SourceType`/`SourceId`):
 PAI TrainingService (paistudio 2022-01-12) training jobs or PAI-DLC (2020-12-03) jobs. A run

@@ -2,7 +2,7 @@
 
 Reference: https://www.alibabacloud.com/help/en/sdk/product-overview/v3-request-structure-and-signature
 and `alibabacloud_tea_openapi/utils.py` (`get_authorization`, `get_canonical_query_string`,
-`get_canonicalized_headers`); providers.md §4 "Request signing". The signer works on the
+`get_canonicalized_headers`); docs/providers.md §PAI request signing. The signer works on the
 `httpx.Request` that goes on the wire, so what is signed is exactly what is sent: the query is
 read back from the URL (decoded, then re-encoded RFC 3986 style: space `%20`, `~` kept).
 

@@ -1,7 +1,7 @@
 """AWS Batch service jobs (SageMaker training jobs run through Batch): ListServiceJobs.
 
 API: https://docs.aws.amazon.com/batch/latest/APIReference/API_ListServiceJobs.html
-Quirks (providers.md §2): without `jobStatus` only RUNNING jobs are listed, and any filter
+Quirks (docs/providers.md §AWS Batch): without `jobStatus` only RUNNING jobs are listed, and any filter
 makes the service ignore `jobStatus` and return every status, newest first. So a poll is:
   - baseline: one AFTER_CREATED_AT=0 listing: every job, every status (even unknown ones);
   - steady state: one listing per live status, one AFTER_CREATED_AT listing (jobs born since
@@ -56,7 +56,7 @@ class BatchQueue(AwsQueue):
 
 
 def status_of(raw: Mapping[str, Any]) -> JobStatus:
-    """Canonical status (providers.md §2 mapping; design §4b: FAILED after terminate = stopped)."""
+    """Canonical status (docs/providers.md §AWS Batch, "Statuses": FAILED after terminate = stopped)."""
     native = str(raw.get("status", ""))
     terminated = bool(raw.get("isTerminated"))
     status = map_status("batch", native, STATUS_MAP)

@@ -1,4 +1,4 @@
-"""The canonical job model every adapter returns (design.md §2)."""
+"""The canonical job model every adapter returns (docs/architecture.md §Canonical job model)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Modzy job history: `GET /api/jobs/history`, paged, newest change first.
 
-API: https://docs.modzy.com/reference/list-the-job-history (providers.md §5). Auth is the
-header `Authorization: ApiKey <key>`. Pages are 1-based (design §4b) and the body is a bare
+API: https://docs.modzy.com/reference/list-the-job-history (docs/providers.md §Modzy). Auth is the
+header `Authorization: ApiKey <key>`. Pages are 1-based (docs/providers.md §Modzy) and the body is a bare
 array, so a short page ends the listing and a page that repeats the previous one is an error.
 Incremental: sorted by `updatedAt` descending, paging stops at the first job older than the
 watermark (minus an overlap): a steady cycle costs one request while few jobs change. A live
@@ -56,7 +56,7 @@ class ModzyQueue(QueueConfig):
 
 
 def status_of(raw: Mapping[str, Any]) -> tuple[JobStatus, str | None]:
-    """Canonical status and reason; COMPLETED with failed inputs keeps the count (design §4b)."""
+    """Canonical status and reason; COMPLETED with failed inputs keeps the count (docs/providers.md §Modzy)."""
     native = str(raw.get("status", "")).upper()
     status = map_status("modzy", native, STATUS_MAP)
     failed = int(raw.get("failed") or 0)

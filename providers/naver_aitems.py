@@ -1,11 +1,11 @@
 """NAVER Cloud AiTEMS "View training list": `GET /api/v1/services/{serviceId}/trains`.
 
 API: https://api.ncloud-docs.com/docs/en/ai-application-service-aitems-service-trainlist
-(providers.md §3). Every request carries the API Gateway signature v2 (`naver_signing`);
+(docs/providers.md §NAVER AiTEMS). Every request carries the API Gateway signature v2 (`naver_signing`);
 a 401/403 is an AuthError whose message reminds of the gateway's 5-minute clock window.
 
 Identity: a train is `(serviceId, type, version)`; the queue is one service, so `Job.id` is
-`"{type}/{version}"` and the name `"{type} {version}"` (design §4b).
+`"{type}/{version}"` and the name `"{type} {version}"` (docs/architecture.md §Canonical job model).
 
 Paging: `offset`/`limit` (older renderings of the page and the sibling list APIs; the newest
 rendering lists only `isRecent`), followed to the end: a short page ends the listing, a page
@@ -21,7 +21,7 @@ of its type superseded it), on the baseline, and every `FULL_EVERY` so that a tr
 and superseded between two polls is still seen. A train has no update time in the listing,
 so `updated_at` stays None.
 
-Status: the train `status` enum is NOT published (providers.md §3). `DEFAULT_STATUS_MAP` is a
+Status: the train `status` enum is NOT published (docs/providers.md §NAVER AiTEMS). `DEFAULT_STATUS_MAP` is a
 provisional, case-insensitive guess from NCP's service-level statuses and common wording; a
 queue's `status_map` (native -> canonical) overrides or extends it. Anything unmapped is
 `unknown`, logged once. `createdDate` format and zone are unconfirmed: parsed defensively,

@@ -1,4 +1,4 @@
-"""NAVER Cloud Platform API Gateway signature v2 (providers.md §3, "Auth").
+"""NAVER Cloud Platform API Gateway signature v2 (docs/providers.md §AiTEMS signature v2).
 
 Three headers on every request:
 

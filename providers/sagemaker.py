@@ -49,7 +49,7 @@ class SageMakerQueue(AwsQueue):
 
 
 def status_of(primary: str, secondary: str | None) -> JobStatus:
-    """Canonical status from TrainingJobStatus and SecondaryStatus (providers.md §1)."""
+    """Canonical status from TrainingJobStatus and SecondaryStatus (docs/providers.md §Amazon SageMaker)."""
     if primary == "InProgress" and secondary in QUEUED_SECONDARY:
         return JobStatus.QUEUED
     if primary == "Stopped" and secondary in TIMEOUT_SECONDARY:

@@ -111,6 +111,26 @@ def test_check_reports_each_queue(tmp_path: Path, sagemaker: SageMakerSim) -> No
     assert missing_key.returncode == 1 and "environment variable K is not set" in missing_key.stderr
 
 
+def test_check_follows_serves_rule_for_slack_credentials(tmp_path: Path, sagemaker: SageMakerSim) -> None:
+    """A client id and secret (install mode) stand in for SLACK_BOT_TOKEN; both at once is refused."""
+    env = {
+        "SLACK_CLIENT_ID": "111.222",
+        "SLACK_CLIENT_SECRET": "client-secret",
+        "SLACK_SIGNING_SECRET": "s",
+        "JOBWATCH_CONFIG": str(queue_file(tmp_path, sagemaker.url)),
+        "K": "k",
+        "S": "s",
+    }
+    install = run("check", env=env, cwd=tmp_path)
+    assert install.returncode == 0, install.stderr
+    assert "all checks passed" in install.stdout and "SLACK_BOT_TOKEN" not in install.stderr
+    both = run("check", env={**env, "SLACK_BOT_TOKEN": "xoxb-1"}, cwd=tmp_path)
+    assert both.returncode == 1 and "not both" in both.stderr
+    half = run("check", env={k: v for k, v in env.items() if k != "SLACK_CLIENT_SECRET"}, cwd=tmp_path)
+    assert half.returncode == 1
+    assert "SLACK_BOT_TOKEN is not set" in half.stderr and "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET" in half.stderr
+
+
 def test_poll_once_takes_a_baseline_then_alerts(tmp_path: Path, sagemaker: SageMakerSim, slack: FakeSlack) -> None:
     sagemaker.add("bert", status="InProgress", secondary="Training")
     env = {

@@ -1,6 +1,6 @@
 """Stage 4: outbox -> Slack, exactly once per (alert, channel).
 
-Protocol (reliability.md §4): claim a row (pending -> sending, committed) before the call;
+Protocol (docs/reliability.md §Exactly-once delivery): claim a row (pending -> sending, committed) before the call;
 post with the alert id in message metadata; settle (sent | pending with backoff | dead).
 A row left in `sending` (crash, timeout, 5xx) is settled by recovery, which looks the id up
 in the channel's history (or the thread's replies) before it ever posts again.

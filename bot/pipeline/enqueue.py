@@ -78,12 +78,31 @@ def priors(db: Database, queue: str, ids: Sequence[str]) -> dict[str, Prior]:
     return found
 
 
-def wants(sub: Subscription, transition: Transition) -> bool:
-    """Whether a subscription's filters let this transition through."""
+def wants(sub: Subscription, job: Job) -> bool:
+    """Whether a subscription's filters let an alert about `job` (its new status, its name) through."""
     statuses = {s for s in sub.statuses.split(",") if s}
-    if statuses and transition.job.status not in statuses:
+    if statuses and job.status not in statuses:
         return False
-    return not sub.match or fnmatchcase(transition.job.name.lower(), sub.match.lower())
+    return not sub.match or fnmatchcase(job.name.lower(), sub.match.lower())
+
+
+def withdraw_unwanted(session: Session, *, team_id: str, channel_id: str, queue: str, sub: Subscription | None) -> int:
+    """Delete the alerts a channel is still owed (pending, or held by a mute) that its subscription as
+    it now stands no longer wants (`sub` None: it unsubscribed); returns how many. Called in the same
+    transaction as the change, so the filters decide at delivery too; a row being sent stays."""
+    rows = session.exec(
+        select(OutboxItem).where(
+            OutboxItem.team_id == team_id,
+            OutboxItem.channel_id == channel_id,
+            OutboxItem.queue == queue,
+            OutboxItem.kind == "alert",
+            col(OutboxItem.state).in_(("pending", "muted")),
+        )
+    ).all()
+    unwanted = [r for r in rows if sub is None or not wants(sub, Job.model_validate_json(r.payload))]
+    for row in unwanted:
+        session.delete(row)
+    return len(unwanted)
 
 
 def snapshot_row(job: Job, now: datetime) -> dict[str, object]:
@@ -109,7 +128,7 @@ def alert_rows(
     active = [s for s in subs if s.paused_reason is None]
     for t in transitions:
         for sub in active:
-            if not wants(sub, t):
+            if not wants(sub, t.job):
                 continue
             rows.append(
                 {

@@ -26,11 +26,6 @@ class PollResult:
     jobs: list[Job] | None = None
     error: str | None = None
 
-    @property
-    def ok(self) -> bool:
-        """True when the listing is complete and may be diffed."""
-        return self.jobs is not None
-
 
 def poll_queue(source: JobSource, *, since: datetime | None, live: Sequence[Job], clock: Clock) -> PollResult:
     """List one queue; any failure becomes a failed result that changes nothing downstream."""

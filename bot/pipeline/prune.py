@@ -1,8 +1,9 @@
 """Retention: forget what is old so the store grows with activity, not with history.
 
 Terminal job snapshots not seen to change for `retention` are deleted with their thread
-pointers, and settled outbox rows (sent, dead, digested, muted) older than `retention` go too.
-Live jobs, pending rows and the audit table are never pruned. A pruned job that a provider
+pointers, and settled outbox rows (SETTLED_STATES: sent, dead, muted, silenced, digested) older
+than `retention` go too.
+Live jobs, rows still owed (pending, sending) and the audit table are never pruned. A pruned job that a provider
 lists again is not news: the diff stores it without an alert (`diff(forgotten_before=...)`).
 Deletes run in bounded batches, each its own short transaction behind the lease's fence.
 """

@@ -1,6 +1,6 @@
 """A local AWS Batch endpoint (REST-JSON): ListServiceJobs and DescribeServiceJob.
 
-Emulates the documented behaviour (providers.md §2): no jobStatus -> RUNNING only; a filter
+Emulates the documented behaviour (docs/providers.md §AWS Batch): no jobStatus -> RUNNING only; a filter
 makes jobStatus ignored and returns every status newest first; one filter at most
 (ClientException otherwise); maxResults 1..100 with nextToken; epoch-ms times; isTerminated
 only when true; latestAttempt.serviceResourceId. Scripted faults and per-operation counts.

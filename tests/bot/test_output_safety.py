@@ -44,8 +44,13 @@ def test_hostile_job_names_and_reasons_post_inert(ml: Bot, slack: FakeSlack, sag
     assert "&lt;!channel&gt; deploy now" in shown and "&lt;https://evil.example|click to pay&gt;" in shown
     assert "a &amp; b &amp;lt; c" in shown
     assert all(len(p["text"]) < 1_000 for p in posts)
-    for reply in (ml.command("list ml --limit 50"), ml.command("list ml failed"), ml.command("queues")):
-        assert "&lt;!channel&gt;" in text_of(reply) or "ml" in text_of(reply)
+    listed, failed, queues = (
+        text_of(ml.command(c)) for c in ("list ml --limit 50", "list ml failed --limit 50", "queues")
+    )
+    assert live_markup(listed) == live_markup(failed) == live_markup(queues) == []
+    for reply in (listed, failed):
+        assert "&lt;!channel&gt; deploy now" in reply and "&lt;https://evil.example|click to pay&gt;" in reply
+    assert "*ml* — sagemaker" in queues
     home = text_of({"blocks": ml.open_home()["blocks"]})
     assert "&lt;!channel&gt; deploy now" in home and "running → failed · sent" in home
     assert slack.problems() == []

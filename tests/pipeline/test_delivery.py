@@ -1,4 +1,4 @@
-"""Delivery against the fake Slack under each fault reliability.md §2.3 names, and digests.
+"""Delivery against the fake Slack under each fault docs/reliability.md §Slack errors names, and digests.
 
 Every test runs the real bot (HTTP app, store, worker, delivery) on a simulated Modzy queue;
 the clock is moved forward instead of waiting for backoffs and recovery.

@@ -1,4 +1,4 @@
-"""ACS3-HMAC-SHA256 against the official SDK as oracle (providers.md §4 "Using the SDK as a test oracle").
+"""ACS3-HMAC-SHA256 against the official SDK as oracle (docs/providers.md §PAI SDK as a test oracle).
 
 The official `alibabacloud-aiworkspace20210204` client sends a ListRuns request to a local
 server; our canonicalisation and signature, fed the very request it sent (its nonce, date and

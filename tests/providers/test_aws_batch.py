@@ -57,7 +57,7 @@ def test_fields(sim: BatchSim) -> None:
 
 
 def test_a_job_that_leaves_running_is_followed_to_its_end(sim: BatchSim) -> None:
-    """reliability.md scenario 30: it vanishes from every live listing; Describe says SUCCEEDED."""
+    """docs/providers.md §AWS Batch: it vanishes from every live listing; Describe says SUCCEEDED."""
     old = datetime.now(UTC) - timedelta(days=2)
     job = sim.add("long", "RUNNING", created_ms=int(old.timestamp() * 1000))
     src = source(sim)
