@@ -138,9 +138,11 @@ def refusal_for(response: httpx.Response, *, what: str, permission: str) -> Prov
         return ThrottledError(f"{what}: the provider is throttling requests, try again in a minute ({detail})")
     if status == 403 or code.startswith(ACS_DENIED_CODES):
         return AccessDeniedError(f"{what}: not allowed, the bot's credentials need {permission} ({detail})")
+    if status == 401 or code.startswith(ACS_AUTH_CODES):
+        return error_for(response, what=what)
     if status == 409 or (status == 400 and mentions_state(f"{code} {said}")):
         return ConflictError(f"{what}: refused, the job cannot be stopped in its current state ({detail})")
-    if status == 404 and not code.startswith(ACS_AUTH_CODES):
+    if status == 404:
         return NotFoundError(f"{what}: the job no longer exists ({detail})")
     return error_for(response, what=what)
 

@@ -167,6 +167,7 @@ class PaiSource:
     """ListRuns adapter; status from the linked TrainingService / DLC jobs."""
 
     provider: ClassVar[str] = "pai"
+    stop_timeout: float = STOP_TIMEOUT  # deadline of a stop call, seconds
 
     def __init__(
         self,
@@ -508,7 +509,7 @@ class PaiSource:
             method,
             f"{base}/{quote(ident, safe='')}/stop",
             permission=permission,
-            timeout=STOP_TIMEOUT,
+            timeout=self.stop_timeout,
             sign=self.signer.for_action(action, version),
             what=f"PAI {kind} {action} {ident} (run {job.name})",
         )

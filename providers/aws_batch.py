@@ -89,6 +89,7 @@ class BatchSource:
     """ListServiceJobs adapter."""
 
     provider: ClassVar[str] = "batch"
+    stop_timeout: float = STOP_TIMEOUT  # deadline of a stop call, seconds
 
     def __init__(
         self,
@@ -103,7 +104,7 @@ class BatchSource:
         self.deadline_s = deadline_s
         self._client = client or make_client("batch", config, env=env, max_attempts=max_attempts)
         self._env = env
-        self._stop_client: Any = client  # made on first use: one attempt, STOP_TIMEOUT deadline
+        self._stop_client: Any = client  # made on first use: no retries, stop_timeout deadline
 
     def to_job(self, raw: Mapping[str, Any]) -> Job:
         """A ServiceJobSummary or DescribeServiceJob response -> Job."""
@@ -235,7 +236,7 @@ class BatchSource:
         what = f"AWS Batch TerminateServiceJob {job.name}"
         if self._stop_client is None:
             self._stop_client = make_client(
-                "batch", self.config, env=self._env, read_timeout=STOP_TIMEOUT, max_attempts=1
+                "batch", self.config, env=self._env, read_timeout=self.stop_timeout, max_attempts=0
             )
         try:
             answer = self._stop_client.terminate_service_job(jobId=short, reason=text)

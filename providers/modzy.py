@@ -76,6 +76,7 @@ class ModzySource:
     """Job-history adapter."""
 
     provider: ClassVar[str] = "modzy"
+    stop_timeout: float = STOP_TIMEOUT  # deadline of a stop call, seconds
 
     def __init__(
         self,
@@ -199,7 +200,7 @@ class ModzySource:
             "DELETE",
             f"/api/jobs/{quote(job.id, safe='')}",
             permission="an API key whose role may cancel jobs (not Auditor)",
-            timeout=STOP_TIMEOUT,
+            timeout=self.stop_timeout,
             what=f"Modzy cancel of job {job.id}",
         )
         status = answer.get("status") if isinstance(answer, dict) else None

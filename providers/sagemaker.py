@@ -69,6 +69,7 @@ class SageMakerSource:
     """ListTrainingJobs adapter."""
 
     provider: ClassVar[str] = "sagemaker"
+    stop_timeout: float = STOP_TIMEOUT  # deadline of a stop call, seconds
 
     def __init__(
         self,
@@ -83,7 +84,7 @@ class SageMakerSource:
         self.deadline_s = deadline_s
         self._client = client or make_client("sagemaker", config, env=env, max_attempts=max_attempts)
         self._env = env
-        self._stop_client: Any = client  # made on first use: one attempt, STOP_TIMEOUT deadline
+        self._stop_client: Any = client  # made on first use: no retries, stop_timeout deadline
 
     def to_job(self, raw: Mapping[str, Any]) -> Job:
         """One TrainingJobSummary or DescribeTrainingJob response -> Job."""
@@ -160,7 +161,7 @@ class SageMakerSource:
         what = f"SageMaker StopTrainingJob {name}"
         if self._stop_client is None:
             self._stop_client = make_client(
-                "sagemaker", self.config, env=self._env, read_timeout=STOP_TIMEOUT, max_attempts=1
+                "sagemaker", self.config, env=self._env, read_timeout=self.stop_timeout, max_attempts=0
             )
         try:
             answer = self._stop_client.stop_training_job(TrainingJobName=name)
