@@ -135,7 +135,10 @@ def refusal_for(response: httpx.Response, *, what: str, permission: str) -> Prov
     detail = f"{code}: {said}" if code else said
     status = response.status_code
     if status == 429 or code.startswith(ACS_THROTTLE_CODES):
-        return ThrottledError(f"{what}: the provider is throttling requests, try again in a minute ({detail})")
+        return ThrottledError(
+            f"{what}: the provider is throttling requests, try again in a minute ({detail})",
+            retry_after=retry_after(response),
+        )
     if status == 403 or code.startswith(ACS_DENIED_CODES):
         return AccessDeniedError(f"{what}: not allowed, the bot's credentials need {permission} ({detail})")
     if status == 401 or code.startswith(ACS_AUTH_CODES):
