@@ -11,10 +11,12 @@ from typing import Any
 
 from providers.alibaba_pai import PaiQueue, PaiSource
 from providers.aws_batch import BatchQueue, BatchSource
-from providers.base import JobSource, QueueConfig
+from providers.base import JobSource, QueueConfig, Stoppable, StopResult, can_stop, stop_support
 from providers.errors import (
+    AccessDeniedError,
     AuthError,
     BadResponseError,
+    ConflictError,
     NotFoundError,
     ProviderError,
     ThrottledError,
@@ -51,8 +53,10 @@ def build_source(config: QueueConfig, *, env: Mapping[str, str] | None = None, *
 __all__ = [
     "SOURCES",
     "TERMINAL",
+    "AccessDeniedError",
     "AuthError",
     "BadResponseError",
+    "ConflictError",
     "Job",
     "JobSource",
     "JobStatus",
@@ -60,7 +64,11 @@ __all__ = [
     "ProviderError",
     "ProviderSpec",
     "QueueConfig",
+    "StopResult",
+    "Stoppable",
     "ThrottledError",
     "UnavailableError",
     "build_source",
+    "can_stop",
+    "stop_support",
 ]

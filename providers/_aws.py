@@ -7,15 +7,26 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 
 from providers.base import QueueConfig, default_env, env_secret
 from providers.errors import (
+    AccessDeniedError,
     AuthError,
     BadResponseError,
+    ConflictError,
+    NotFoundError,
     ProviderError,
     ThrottledError,
     UnavailableError,
+    mentions_state,
 )
 
 # botocore's standard retry mode treats these as throttles (botocore/retries/standard.py).
@@ -46,6 +57,11 @@ AUTH_CODES = frozenset(
         "MissingAuthenticationTokenException",
     }
 )
+
+# Valid credentials, action not allowed by IAM (AWS JSON and REST-JSON services answer 400/403).
+DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"})
+# Codes under which a service refuses an action for the resource's state (the message says which).
+CONFLICT_CODES = frozenset({"ValidationException", "ClientException", "ConflictException"})
 
 
 class AwsQueue(QueueConfig):
@@ -110,3 +126,24 @@ def map_aws_error(err: Exception, *, what: str) -> ProviderError:
     if isinstance(err, BotoCoreError):
         return UnavailableError(f"{what}: {type(err).__name__}: {err}")
     return BadResponseError(f"{what}: {type(err).__name__}: {err}")
+
+
+def map_aws_stop_error(err: Exception, *, what: str, permission: str) -> ProviderError:
+    """A refused or unanswered stop, in plain words: permission, state, throttling, deadline."""
+    if isinstance(err, ClientError):
+        code = error_code(err)
+        status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        said = str(err.response.get("Error", {}).get("Message", ""))[:300]
+        if code in THROTTLE_CODES or status == 429:
+            return ThrottledError(f"{what}: AWS is throttling requests, try again in a minute ({code}: {said})")
+        if code in DENIED_CODES or (status == 403 and code not in AUTH_CODES):
+            return AccessDeniedError(f"{what}: not allowed, the bot's AWS identity needs {permission} ({said})")
+        if code == "ResourceNotFound" or "not found" in said.lower() or "does not exist" in said.lower():
+            return NotFoundError(f"{what}: the job no longer exists ({said})")
+        if code in CONFLICT_CODES and mentions_state(said):
+            return ConflictError(f"{what}: refused, the job cannot be stopped in its current state ({said})")
+    if isinstance(err, ReadTimeoutError):
+        return UnavailableError(f"{what}: no answer in time; the stop may still have been applied, check the job")
+    if isinstance(err, (ConnectTimeoutError, EndpointConnectionError)):
+        return UnavailableError(f"{what}: AWS could not be reached; nothing was stopped")
+    return map_aws_error(err, what=what)

@@ -17,12 +17,15 @@ from typing import Any
 import httpx
 
 from providers.errors import (
+    AccessDeniedError,
     AuthError,
     BadResponseError,
+    ConflictError,
     NotFoundError,
     ProviderError,
     ThrottledError,
     UnavailableError,
+    mentions_state,
 )
 
 log = logging.getLogger(__name__)
@@ -111,6 +114,42 @@ def error_for(response: httpx.Response, *, what: str) -> ProviderError:
     return BadResponseError(text)
 
 
+# Alibaba's codes for a RAM user without the permission (the key itself is fine).
+ACS_DENIED_CODES = ("Forbidden", "NoPermission")
+
+
+def body_message(response: httpx.Response) -> str:
+    """An error body's `Message` (Alibaba) or `message` (Modzy), else the start of the body."""
+    try:
+        data = json.loads(response.content) if response.content else None
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and (data.get("Message") or data.get("message")):
+        return str(data.get("Message") or data.get("message"))[:300]
+    return response.text[:300].replace("\n", " ")
+
+
+def refusal_for(response: httpx.Response, *, what: str, permission: str) -> ProviderError:
+    """Map a non-2xx answer to an action (a stop) in plain words: permission, state, throttling."""
+    code, said = body_code(response), body_message(response)
+    detail = f"{code}: {said}" if code else said
+    status = response.status_code
+    if status == 429 or code.startswith(ACS_THROTTLE_CODES):
+        return ThrottledError(
+            f"{what}: the provider is throttling requests, try again in a minute ({detail})",
+            retry_after=retry_after(response),
+        )
+    if status == 403 or code.startswith(ACS_DENIED_CODES):
+        return AccessDeniedError(f"{what}: not allowed, the bot's credentials need {permission} ({detail})")
+    if status == 401 or code.startswith(ACS_AUTH_CODES):
+        return error_for(response, what=what)
+    if status == 409 or (status == 400 and mentions_state(f"{code} {said}")):
+        return ConflictError(f"{what}: refused, the job cannot be stopped in its current state ({detail})")
+    if status == 404:
+        return NotFoundError(f"{what}: the job no longer exists ({detail})")
+    return error_for(response, what=what)
+
+
 def decode_json(response: httpx.Response, *, what: str) -> Any:
     """The body as JSON, or BadResponseError (HTML with 200, truncated JSON, oversized body)."""
     ctype = response.headers.get("content-type", "")
@@ -187,6 +226,44 @@ class Requester:
             return decode_json(response, what=label)
         assert last is not None
         raise last
+
+    def act(
+        self,
+        method: str,
+        path: str,
+        *,
+        permission: str,
+        timeout: float,
+        sign: Signer | None = None,
+        what: str | None = None,
+    ) -> Any:
+        """One action request (a stop): never retried, answered within `timeout` seconds or
+        UnavailableError; a refusal is mapped by `refusal_for`. The decoded JSON body, or None
+        when the body is empty."""
+        label = what or self.what
+        request = self.client.build_request(method, path, timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
+        if sign is not None:
+            sign(request)
+        self.sent += 1
+        try:
+            response = self.client.send(request)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as err:
+            raise UnavailableError(
+                f"{label}: the provider could not be reached ({type(err).__name__}); nothing was sent"
+            ) from None
+        except httpx.TimeoutException:
+            raise UnavailableError(
+                f"{label}: no answer within {timeout:g}s; the stop may still have been applied, check the job"
+            ) from None
+        except httpx.TransportError as err:
+            raise UnavailableError(
+                f"{label}: {type(err).__name__}: {err}; the stop may or may not have been applied"
+            ) from None
+        if response.status_code >= 300:
+            raise refusal_for(response, what=label, permission=permission)
+        if not response.content.strip():
+            return None
+        return decode_json(response, what=label)
 
     def _wait(self, attempt: int, last: ProviderError | None) -> None:
         asked = last.retry_after if last is not None else None

@@ -18,6 +18,14 @@ grows with the live runs, not the history.
 `NextPageToken` is 0 or absent; a token that repeats is an error. Incremental cycles stop at the
 first run created before the watermark (minus an overlap); runs created earlier are re-checked
 through `live`.
+
+Stop: the run's linked job is stopped, never the run (a run has no state of its own):
+TrainingService `StopTrainingJob`, `PUT /api/v1/trainingjobs/{TrainingJobId}/stop` (2022-01-12;
+https://help.aliyun.com/zh/pai/developer-reference/api-paistudio-2022-01-12-stoptrainingjob, which
+publishes no RAM action for it), or DLC `StopJob`, `POST /api/v1/jobs/{JobId}/stop` (2020-12-03;
+https://help.aliyun.com/zh/pai/developer-reference/api-pai-dlc-2020-12-03-stopjob, RAM action
+`paidlc:StopJob`). Paths and methods as the official SDKs send them (`stop_training_job_with_options`
+in alibabacloud-paistudio20220112, `stop_job_with_options` in alibabacloud-pai-dlc20201203).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from providers._http import Requester, make_client
 from providers._paging import PageGuard
 from providers._time import parse_iso
 from providers.alibaba_signing import AcsSigner, acs_date
-from providers.base import QueueConfig, default_env, env_secret, map_status
+from providers.base import STOP_TIMEOUT, QueueConfig, StopResult, default_env, env_secret, map_status
 from providers.errors import BadResponseError, NotFoundError
 from providers.model import Job, JobStatus
 
@@ -159,6 +167,7 @@ class PaiSource:
     """ListRuns adapter; status from the linked TrainingService / DLC jobs."""
 
     provider: ClassVar[str] = "pai"
+    stop_timeout: float = STOP_TIMEOUT  # deadline of a stop call, seconds
 
     def __init__(
         self,
@@ -477,6 +486,40 @@ class PaiSource:
         if state.final:
             self._final[key] = state
         return self._job(run, state)
+
+    def stop_job(self, job: Job, *, reason: str) -> StopResult:
+        """Stop the run's linked TrainingService or DLC job, once, with a deadline (PAI keeps no reason)."""
+        key = self._key(job.extra.get("source_type"), job.extra.get("source_id"))
+        if key is None or key[0] not in MAPS:
+            kind = "no linked job" if key is None else f"a {key[0]} source"
+            return StopResult(accepted=False, message=f"PAI run {job.name} has {kind}: there is no job to stop.")
+        kind, ident = key
+        if kind == TRAINING:
+            method, base, action, version = (
+                "PUT",
+                f"{self.config.training_url()}/api/v1/trainingjobs",
+                "StopTrainingJob",
+                TRAINING_VERSION,
+            )
+            permission = "the RAM permission to stop TrainingService jobs"
+        else:
+            method, base, action, version = "POST", f"{self.config.dlc_url()}/api/v1/jobs", "StopJob", DLC_VERSION
+            permission = "RAM action paidlc:StopJob"
+        answer = self.http.act(
+            method,
+            f"{base}/{quote(ident, safe='')}/stop",
+            permission=permission,
+            timeout=self.stop_timeout,
+            sign=self.signer.for_action(action, version),
+            what=f"PAI {kind} {action} {ident} (run {job.name})",
+        )
+        request_id = answer.get("RequestId") if isinstance(answer, dict) else None
+        then = "Stopping, then Stopped" if kind == DLC else "Terminated"
+        return StopResult(
+            accepted=True,
+            message=f"PAI accepted the stop of {kind} job {ident}: it goes {then}.",
+            request_id=str(request_id) if request_id else None,
+        )
 
     def close(self) -> None:
         """Release the HTTP connections."""

@@ -11,6 +11,12 @@ makes the service ignore `jobStatus` and return every status, newest first. So a
     find them; DescribeServiceJob for any still missing. Cost grows with
     live and changed jobs, not with history.
 Status is not monotonic (SCHEDULED may fall back to RUNNABLE): both are `queued`, so quiet.
+
+Stop: TerminateServiceJob(jobId, reason), both required (botocore model batch 2016-08-10;
+https://docs.aws.amazon.com/batch/latest/APIReference/API_TerminateServiceJob.html; IAM action
+batch:TerminateServiceJob). The reason is returned by DescribeServiceJob; the model sets no
+length limit, we clip it to REASON_MAX like TerminateJob's documented 1024. The job shows
+`isTerminated` (stopping) and ends FAILED (stopped); Batch stops the SageMaker job too.
 """
 
 from __future__ import annotations
@@ -21,10 +27,10 @@ from typing import Any, ClassVar, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from providers._aws import AwsQueue, error_code, make_client, map_aws_error
+from providers._aws import AwsQueue, error_code, make_client, map_aws_error, map_aws_stop_error
 from providers._paging import PageGuard
 from providers._time import from_epoch_ms
-from providers.base import map_status
+from providers.base import STOP_TIMEOUT, StopResult, map_status
 from providers.model import Job, JobStatus
 from providers.sagemaker import console_url
 
@@ -42,6 +48,7 @@ LIVE_STATUSES = tuple(s for s, c in STATUS_MAP.items() if not c.terminal)
 TIMEOUT_HINTS = ("max runtime", "maxruntime", "timed out", "timeout")
 OVERLAP = timedelta(minutes=5)
 PAGE_SIZE = 100
+REASON_MAX = 1024
 
 
 class BatchQueue(AwsQueue):
@@ -82,6 +89,7 @@ class BatchSource:
     """ListServiceJobs adapter."""
 
     provider: ClassVar[str] = "batch"
+    stop_timeout: float = STOP_TIMEOUT  # deadline of a stop call, seconds
 
     def __init__(
         self,
@@ -95,6 +103,8 @@ class BatchSource:
         self.config = config
         self.deadline_s = deadline_s
         self._client = client or make_client("batch", config, env=env, max_attempts=max_attempts)
+        self._env = env
+        self._stop_client: Any = client  # made on first use: no retries, stop_timeout deadline
 
     def to_job(self, raw: Mapping[str, Any]) -> Job:
         """A ServiceJobSummary or DescribeServiceJob response -> Job."""
@@ -219,6 +229,27 @@ class BatchSource:
             raise map_aws_error(err, what="DescribeServiceJob") from err
         return self._parse(raw)
 
+    def stop_job(self, job: Job, *, reason: str) -> StopResult:
+        """TerminateServiceJob, once, with a deadline; `reason` (required by Batch) is kept on the job."""
+        short = job.id.rsplit("service-job/", 1)[-1]
+        text = " ".join(reason.split())[:REASON_MAX] or "stopped from jobwatch"
+        what = f"AWS Batch TerminateServiceJob {job.name}"
+        if self._stop_client is None:
+            self._stop_client = make_client(
+                "batch", self.config, env=self._env, read_timeout=self.stop_timeout, max_attempts=0
+            )
+        try:
+            answer = self._stop_client.terminate_service_job(jobId=short, reason=text)
+        except (ClientError, BotoCoreError) as err:
+            raise map_aws_stop_error(err, what=what, permission="batch:TerminateServiceJob") from err
+        return StopResult(
+            accepted=True,
+            message=f"AWS Batch accepted the termination of service job {job.name}: it ends FAILED (terminated).",
+            request_id=(answer.get("ResponseMetadata") or {}).get("RequestId"),
+        )
+
     def close(self) -> None:
         """Release the HTTP connections."""
         self._client.close()
+        if self._stop_client is not None and self._stop_client is not self._client:
+            self._stop_client.close()

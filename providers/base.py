@@ -6,8 +6,9 @@ import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -70,6 +71,54 @@ class JobSource(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# Deadline of one stop call (seconds to wait for the answer; connecting gets at most 5 of them).
+STOP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class StopResult:
+    """What the provider answered to a stop request, in plain words.
+
+    `accepted` is False only when the adapter sent nothing because there is nothing it can stop
+    (a PAI run without a linked job); every refusal by the provider is a ProviderError instead.
+    """
+
+    accepted: bool
+    message: str
+    native_status: str | None = None  # the provider's status right after the call, when it says
+    request_id: str | None = None  # the provider's request id, for the audit trail
+
+
+@runtime_checkable
+class Stoppable(Protocol):
+    """An adapter that can ask its provider to stop one job (an optional capability).
+
+    `stop_job` sends exactly one request (never retried: a second stop is a decision for the
+    person who asked) with a deadline of STOP_TIMEOUT seconds. `job` is the job as last listed,
+    so the adapter can use what it stored in `extra` (a PAI run's linked job). `reason` is the
+    caller's text (who asked, and why); only providers with a reason field (AWS Batch) keep it.
+    Refusals raise: AccessDeniedError, ConflictError (already stopping or finished),
+    ThrottledError, NotFoundError, AuthError, UnavailableError (no answer in time: the stop may
+    still have been applied).
+    """
+
+    provider: ClassVar[str]
+
+    def stop_job(self, job: Job, *, reason: str) -> StopResult: ...
+
+
+def stop_support(source: JobSource) -> str | None:
+    """None when the adapter can stop jobs, else why not ("not supported by aitems")."""
+    if isinstance(source, Stoppable):
+        return None
+    return f"not supported by {source.provider}"
+
+
+def can_stop(source: JobSource) -> bool:
+    """True when the adapter can stop jobs."""
+    return stop_support(source) is None
 
 
 _LOGGED_UNKNOWN: set[tuple[str, str]] = set()

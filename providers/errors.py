@@ -2,15 +2,25 @@
 
     ProviderError
     ├── AuthError          credentials missing or refused, clock skew  (not retryable)
+    │   └── AccessDeniedError  credentials fine, the action not allowed (not retryable)
     ├── ThrottledError     429 / throttling codes; carries retry_after (retryable)
     ├── UnavailableError   timeouts, connection errors, 5xx            (retryable)
     ├── BadResponseError   malformed body, HTML with 200, paging loop  (retryable)
-    └── NotFoundError      the job (or route) does not exist            (not retryable)
+    ├── NotFoundError      the job (or route) does not exist            (not retryable)
+    └── ConflictError      the job is in a state the action refuses    (not retryable)
 
 A listing either returns every job or raises one of these: never a partial list.
+An action (stopping a job) is never retried automatically; its errors say in plain words
+what the provider answered, so they can be shown to the person who asked.
 """
 
 from __future__ import annotations
+
+import re
+
+# Words a provider uses when it refuses an action because of the job's state (SageMaker:
+# "The request was rejected because the training job is in status Stopped.").
+_STATE_WORDS = re.compile(r"status|state|already|terminal|finished|complete|cannot be (?:stopped|cancel)", re.I)
 
 
 class ProviderError(Exception):
@@ -45,3 +55,18 @@ class NotFoundError(ProviderError):
     """The thing asked for does not exist (a detail call for a deleted job)."""
 
     retryable = False
+
+
+class AccessDeniedError(AuthError):
+    """The credentials are valid but may not perform this action (AccessDenied, HTTP 403)."""
+
+
+class ConflictError(ProviderError):
+    """The provider refused the action because of the job's state (already stopping or finished)."""
+
+    retryable = False
+
+
+def mentions_state(text: str) -> bool:
+    """True when a provider's refusal talks about the job's state (a conflict, not a bad request)."""
+    return bool(_STATE_WORDS.search(text))

@@ -9,6 +9,10 @@ job the history no longer shows (it can be scoped to a window) is re-checked by 
 one per cycle, once it has been quiet for `RECHECK_AFTER`. Re-checks spend spare cycles: a cycle
 that already needed more than one history page defers its re-check, but never more than
 `MAX_DEFERRED` cycles in a row, so a busy tenant still gets every quiet live job re-checked.
+
+Stop: "Cancel a job", `DELETE /api/jobs/{jobIdentifier}` (https://modzy.readme.io/reference/cancel-a-job;
+the same route as modzy-sdk's `jobs.cancel`). It cancels SUBMITTED, PENDING and IN_PROGRESS jobs,
+answers with the job object, and is closed to the Auditor role. Modzy keeps no reason.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pydantic import SecretStr
 from providers._http import Requester, make_client
 from providers._paging import PageGuard
 from providers._time import parse_iso
-from providers.base import QueueConfig, default_env, env_secret, map_status
+from providers.base import STOP_TIMEOUT, QueueConfig, StopResult, default_env, env_secret, map_status
 from providers.errors import BadResponseError, NotFoundError
 from providers.model import Job, JobStatus
 
@@ -72,6 +76,7 @@ class ModzySource:
     """Job-history adapter."""
 
     provider: ClassVar[str] = "modzy"
+    stop_timeout: float = STOP_TIMEOUT  # deadline of a stop call, seconds
 
     def __init__(
         self,
@@ -188,6 +193,23 @@ class ModzySource:
         except NotFoundError:
             return None
         return self._parse(body)
+
+    def stop_job(self, job: Job, *, reason: str) -> StopResult:
+        """`DELETE /api/jobs/{id}` (cancel), once, with a deadline; the answer is the job, now CANCELED."""
+        answer = self.http.act(
+            "DELETE",
+            f"/api/jobs/{quote(job.id, safe='')}",
+            permission="an API key whose role may cancel jobs (not Auditor)",
+            timeout=self.stop_timeout,
+            what=f"Modzy cancel of job {job.id}",
+        )
+        status = answer.get("status") if isinstance(answer, dict) else None
+        native = str(status) if status else None
+        return StopResult(
+            accepted=True,
+            message=f"Modzy accepted the cancellation of job {job.id}" + (f": it is now {native}." if native else "."),
+            native_status=native,
+        )
 
     def close(self) -> None:
         """Release the HTTP connections."""

@@ -34,6 +34,10 @@ logged and left None rather than failing the listing.
 Detail: `get_job` uses "View training", `GET .../trains/{type}/versions/{version}`
 (https://api.ncloud-docs.com/docs/en/ai-application-service-aitems-service-trainread); 404 is
 None. It carries the same fields as the listing, so there is no failure reason to add.
+
+Stop: the AiTEMS API reference documents no call that stops or cancels a train (the train
+pages are list, view and request), so this adapter has no `stop_job`: `stop_support` answers
+"not supported by aitems".
 """
 
 from __future__ import annotations

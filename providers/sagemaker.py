@@ -1,6 +1,8 @@
 """Amazon SageMaker training jobs: ListTrainingJobs, incremental by LastModifiedTime.
 
 API: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ListTrainingJobs.html
+Stop: StopTrainingJob(TrainingJobName) (IAM action sagemaker:StopTrainingJob); the job goes
+Stopping, then Stopped (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_StopTrainingJob.html).
 Quirk: with StatusEquals and MaxResults together, the service slices MaxResults jobs before
 filtering, so pages may be empty while NextToken is set. We never send StatusEquals, always
 set SortBy/SortOrder (the documented default order is contradictory), and page to the end.
@@ -14,10 +16,10 @@ from typing import Any, ClassVar, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from providers._aws import AwsQueue, error_code, make_client, map_aws_error
+from providers._aws import AwsQueue, error_code, make_client, map_aws_error, map_aws_stop_error
 from providers._paging import PageGuard
 from providers._time import aware
-from providers.base import map_status
+from providers.base import STOP_TIMEOUT, StopResult, map_status
 from providers.model import Job, JobStatus
 
 PRIMARY: dict[str, JobStatus] = {
@@ -67,6 +69,7 @@ class SageMakerSource:
     """ListTrainingJobs adapter."""
 
     provider: ClassVar[str] = "sagemaker"
+    stop_timeout: float = STOP_TIMEOUT  # deadline of a stop call, seconds
 
     def __init__(
         self,
@@ -80,6 +83,8 @@ class SageMakerSource:
         self.config = config
         self.deadline_s = deadline_s
         self._client = client or make_client("sagemaker", config, env=env, max_attempts=max_attempts)
+        self._env = env
+        self._stop_client: Any = client  # made on first use: no retries, stop_timeout deadline
 
     def to_job(self, raw: Mapping[str, Any]) -> Job:
         """One TrainingJobSummary or DescribeTrainingJob response -> Job."""
@@ -150,6 +155,26 @@ class SageMakerSource:
             raise map_aws_error(err, what="DescribeTrainingJob") from err
         return self.to_job(raw)
 
+    def stop_job(self, job: Job, *, reason: str) -> StopResult:
+        """StopTrainingJob, once, with a deadline; SageMaker keeps no reason (`reason` is unused)."""
+        name = job.id.rsplit("training-job/", 1)[-1]
+        what = f"SageMaker StopTrainingJob {name}"
+        if self._stop_client is None:
+            self._stop_client = make_client(
+                "sagemaker", self.config, env=self._env, read_timeout=self.stop_timeout, max_attempts=0
+            )
+        try:
+            answer = self._stop_client.stop_training_job(TrainingJobName=name)
+        except (ClientError, BotoCoreError) as err:
+            raise map_aws_stop_error(err, what=what, permission="sagemaker:StopTrainingJob") from err
+        return StopResult(
+            accepted=True,
+            message=f"SageMaker accepted the stop of training job {name}: it goes Stopping, then Stopped.",
+            request_id=(answer.get("ResponseMetadata") or {}).get("RequestId"),
+        )
+
     def close(self) -> None:
         """Release the HTTP connections."""
         self._client.close()
+        if self._stop_client is not None and self._stop_client is not self._client:
+            self._stop_client.close()

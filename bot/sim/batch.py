@@ -4,6 +4,12 @@ Emulates the documented behaviour (docs/providers.md §AWS Batch): no jobStatus 
 makes jobStatus ignored and returns every status newest first; one filter at most
 (ClientException otherwise); maxResults 1..100 with nextToken; epoch-ms times; isTerminated
 only when true; latestAttempt.serviceResourceId. Scripted faults and per-operation counts.
+
+TerminateServiceJob (`POST /v1/terminateservicejob`, jobId and reason required) records every
+call in `stops`; a live job gets `isTerminated` and the reason (stopping) and, the next time a
+response shows it, ends FAILED (stopped). A job already SUCCEEDED or FAILED is refused with a
+ClientException (Batch's one modelled client error; its message here is ours). Fault "denied"
+answers 403 AccessDeniedException, as IAM does.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class ServiceJob:
     started_ms: int | None = None
     stopped_ms: int | None = None
     terminated: bool = False
+    stop_shows: int | None = None  # while terminating: showings left before it is FAILED
 
     @property
     def arn(self) -> str:
@@ -82,6 +89,7 @@ class BatchSim(Served):
     jobs: dict[str, ServiceJob] = field(default_factory=dict)
     faults: deque[str] = field(default_factory=deque)
     calls: Counter[str] = field(default_factory=Counter)
+    stops: list[dict[str, Any]] = field(default_factory=list)  # body of every TerminateServiceJob
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -119,12 +127,17 @@ class BatchSim(Served):
         with self.lock:
             self.calls[op] += 1
             fault = self.faults.popleft() if self.faults else None
+            if op == "terminateservicejob":
+                self.stops.append(req.json())
         if fault == "throttle":
             return _error(429, "TooManyRequestsException", "Too Many Requests")
         if fault == "server":
             return _error(500, "ServerException", "simulated server error")
         if fault == "auth":
             return _error(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
+        if fault == "denied":
+            message = f"User: arn:aws:iam::{self.account}:user/jobwatch is not authorized to perform: batch:{op}"
+            return _error(403, "AccessDeniedException", message)
         if fault == "html":
             return Response(200, b"<html><body>Bad Gateway</body></html>", {"Content-Type": "text/html"})
         if fault == "malformed":
@@ -135,11 +148,36 @@ class BatchSim(Served):
         if op == "describeservicejob":
             with self.lock:
                 job = self.jobs.get(str(body.get("jobId", "")))
+                if job:
+                    self._show(job)
                 data = job.summary() if job else None
             if data is None:
                 return _error(400, "ClientException", "Job not found")
             return Response.json({**data, "jobQueue": "q", "startedAt": data.get("startedAt", 0)})
+        if op == "terminateservicejob":
+            return self._terminate(body)
         return _error(404, "UnknownOperationException", op)
+
+    def _terminate(self, body: dict[str, Any]) -> Response:
+        if not body.get("jobId") or not body.get("reason"):
+            return _error(400, "ClientException", "jobId and reason are required")
+        with self.lock:
+            job = self.jobs.get(str(body["jobId"]))
+            if job is None:
+                return _error(400, "ClientException", f"Job {body['jobId']} not found")
+            if job.status in TERMINAL:
+                return _error(400, "ClientException", f"Job {job.job_id} is already in status {job.status}")
+            job.terminated, job.reason, job.stop_shows = True, str(body["reason"]), 1
+        return Response(200, b"{}", {"Content-Type": "application/json"})
+
+    def _show(self, job: ServiceJob) -> None:
+        """A terminating job moves on each time a response shows it: as it was once, then FAILED."""
+        if job.stop_shows is None:
+            return
+        if job.stop_shows > 0:
+            job.stop_shows -= 1
+            return
+        job.status, job.stopped_ms, job.stop_shows = "FAILED", int(time.time() * 1000), None
 
     def _list(self, body: dict[str, Any], *, stuck: bool) -> Response:
         filters = body.get("filters") or []
@@ -161,7 +199,10 @@ class BatchSim(Served):
             picked = [j for j in jobs if j.status == wanted]
         token = str(body.get("nextToken") or "0")
         start = int(token) if token.isdigit() else 0
-        page = [j.summary() for j in picked[start : start + size]]
+        with self.lock:
+            for job in picked[start : start + size]:
+                self._show(job)
+            page = [j.summary() for j in picked[start : start + size]]
         out: dict[str, Any] = {"jobSummaryList": page}
         if stuck or token == "stuck":
             out["nextToken"] = "stuck"

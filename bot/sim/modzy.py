@@ -1,8 +1,13 @@
-"""A local Modzy tenant: `GET /api/jobs/history` and `GET /api/jobs/{id}`.
+"""A local Modzy tenant: `GET /api/jobs/history`, `GET /api/jobs/{id}` and `DELETE /api/jobs/{id}`.
 
 It checks `Authorization: ApiKey <key>` (401 with a JSON message otherwise), pages 1-based
 with `page`/`per-page` returning a bare array, sorts by `sort-by`/`direction`, filters on
 `status` categories (all/pending/terminated) and `model`, and plays scripted faults.
+
+The DELETE cancels a job (Modzy's "Cancel a job"): every call is recorded in `stops`; a
+SUBMITTED, PENDING or IN_PROGRESS job becomes CANCELED and is returned; any other status is
+refused with 400 and a `message` (the exact status code Modzy uses here is not published).
+Fault "denied" answers 403, as Modzy does for a role (Auditor) that may not use the route.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class ModzySim(Served):
     jobs: dict[str, InferenceJob] = field(default_factory=dict)
     faults: deque[str] = field(default_factory=deque)
     calls: Counter[str] = field(default_factory=Counter)
+    stops: list[str] = field(default_factory=list)  # job identifier of every cancel received
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -83,11 +89,16 @@ class ModzySim(Served):
                 job.completed = job.total - failed
 
     def handle(self, req: Request) -> Response:
+        cancel = req.method == "DELETE"
         with self.lock:
-            self.calls["history" if req.path.endswith("/history") else "job"] += 1
+            self.calls["cancel" if cancel else "history" if req.path.endswith("/history") else "job"] += 1
             fault = self.faults.popleft() if self.faults else None
+            if cancel:
+                self.stops.append(req.path.rsplit("/", 1)[-1])
         if req.headers.get("authorization") != f"ApiKey {self.api_key}" or fault == "auth":
             return Response.json({"message": "Unauthorized: invalid API key", "statusCode": 401}, 401)
+        if fault == "denied":
+            return Response.json({"message": "Forbidden: your role may not use this route", "statusCode": 403}, 403)
         if fault == "throttle":
             return Response.json({"message": "Too many requests"}, 429, {"Retry-After": "0"})
         if fault == "server":
@@ -100,12 +111,25 @@ class ModzySim(Served):
             if req.query.get("page", "1") == "1":
                 self._stuck = fault == "repeat_token"  # from now on, every page is page 1
             return self._history(req.query, stuck=self._stuck)
+        if cancel and req.path.startswith("/api/jobs/"):
+            return self._cancel(req.path.rsplit("/", 1)[-1])
         if req.path.startswith("/api/jobs/"):
             with self.lock:
                 job = self.jobs.get(req.path.rsplit("/", 1)[-1])
                 body = job.body() if job else None
             return Response.json(body) if body else Response.json({"message": "Job not found"}, 404)
         return Response.json({"message": "Not found"}, 404)
+
+    def _cancel(self, ident: str) -> Response:
+        with self.lock:
+            job = self.jobs.get(ident)
+            if job is None:
+                return Response.json({"message": "Job not found", "statusCode": 404}, 404)
+            if job.status not in ("SUBMITTED", "PENDING", "IN_PROGRESS"):
+                message = f"The job {ident} cannot be canceled: its status is {job.status}"
+                return Response.json({"message": message, "statusCode": 400}, 400)
+            job.status, job.updated = "CANCELED", datetime.now(UTC)
+            return Response.json(job.body())
 
     def _history(self, query: dict[str, str], *, stuck: bool) -> Response:
         page, size = int(query.get("page", "1")), int(query.get("per-page", "10"))

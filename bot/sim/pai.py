@@ -6,6 +6,13 @@ Routes (one server stands in for the three hosts):
   `Verbose` True/true) and `GET /api/v1/runs/{RunId}` (GetRun).
 - PAI TrainingService 2022-01-12: `GET /api/v1/trainingjobs` (ListTrainingJobs) and `/{id}`.
 - PAI-DLC 2020-12-03: `GET /api/v1/jobs` (ListJobs, with `JobIds`) and `/{id}` (GetJob).
+- Stops, as the official SDKs send them: TrainingService `PUT /api/v1/trainingjobs/{id}/stop`
+  (StopTrainingJob) and DLC `POST /api/v1/jobs/{id}/stop` (StopJob); another method is
+  `InvalidApi.NotFound`. Every stop is recorded in `stops`. A live DLC job goes Stopping, then
+  Stopped the next time a response shows it; a TrainingService job (no stopping state is
+  published) is Terminated when next shown. A finished job is refused with 400 `InvalidStatus`
+  (Alibaba's error body; the code name is our stand-in, the real one is not published).
+  Fault "denied" answers 403 `Forbidden.RAM`, as RAM does for a user without the permission.
 The listings page with `PageNumber`/`PageSize` and, like the real ones, only show jobs created
 in the last 7 days unless `StartTime` says otherwise.
 
@@ -34,6 +41,10 @@ ROUTES = {  # path prefix -> (list action, get action, version)
     "/api/v1/trainingjobs": ("ListTrainingJobs", "GetTrainingJob", "2022-01-12"),
     "/api/v1/jobs": ("ListJobs", "GetJob", "2020-12-03"),
 }
+STOPS = {  # path prefix -> (stop action, method) for `{prefix}/{id}/stop`
+    "/api/v1/trainingjobs": ("StopTrainingJob", "PUT"),
+    "/api/v1/jobs": ("StopJob", "POST"),
+}
 
 
 def _iso(when: datetime) -> str:
@@ -56,6 +67,7 @@ class SourceJob:
     modified: datetime
     reason_code: str | None = None
     reason_message: str | None = None
+    stop_shows: int | None = None  # while stopping: showings left before it is stopped
 
     def body(self) -> dict[str, Any]:
         common = {
@@ -112,6 +124,7 @@ class PaiSim(Served):
     jobs: dict[str, SourceJob] = field(default_factory=dict)
     faults: deque[str] = field(default_factory=deque)
     calls: Counter[str] = field(default_factory=Counter)
+    stops: list[tuple[str, str]] = field(default_factory=list)  # (action, job id) of every stop received
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -172,9 +185,15 @@ class PaiSim(Served):
             return self._error(404, "InvalidApi.NotFound", "Specified api is not found")
         list_action, get_action, version = ROUTES[prefix]
         action = list_action if req.path == prefix else get_action
+        if req.path.endswith("/stop") and prefix in STOPS:
+            action, method = STOPS[prefix]
+            if req.method != method:
+                return self._error(404, "InvalidApi.NotFound", "Specified api is not found")
         with self.lock:
             self.calls[action] += 1
             fault = self.faults.popleft() if self.faults else None
+            if action in ("StopTrainingJob", "StopJob"):
+                self.stops.append((action, req.path.rsplit("/", 2)[-2]))
             refused = verify(
                 method=req.method,
                 raw_path=req.raw_path,
@@ -192,6 +211,8 @@ class PaiSim(Served):
             refused = "InvalidAccessKeyId.NotFound"
         if refused is not None:
             return self._error(400 if refused != "InvalidAccessKeyId.NotFound" else 404, refused, "refused")
+        if fault == "denied":
+            return self._error(403, "Forbidden.RAM", "User not authorized to operate on the specified resource.")
         if fault == "throttle":
             return self._error(
                 400, "Throttling.User", "Request was denied due to user flow control.", {"x-acs-retry-after": "1"}
@@ -215,14 +236,42 @@ class PaiSim(Served):
                 return self._error(404, "RunNotFound", "The run does not exist.")
             return Response.json({**body, "RequestId": _rid()})
         kind = "TrainingService" if prefix == "/api/v1/trainingjobs" else "DLC"
+        if action in ("StopTrainingJob", "StopJob"):
+            return self._stop(kind, req.path.rsplit("/", 2)[-2])
         if action in ("GetTrainingJob", "GetJob"):
             with self.lock:
                 job = self.jobs.get(req.path.rsplit("/", 1)[-1])
+                if job and job.kind == kind:
+                    self._show(job)
                 body = job.body() if job and job.kind == kind else None
             if body is None:
                 return self._error(404, "EntityNotExist.Job", "The job does not exist.")
             return Response.json({**body, "RequestId": _rid()})
         return self._list_jobs(kind, q)
+
+    def _stop(self, kind: str, ident: str) -> Response:
+        with self.lock:
+            job = self.jobs.get(ident)
+            if job is None or job.kind != kind:
+                return self._error(404, "EntityNotExist.Job", "The job does not exist.")
+            if job.status in (TRAINING_FINAL | DLC_FINAL | {"Stopping"}):
+                return self._error(400, "InvalidStatus", f"The job status {job.status} does not allow this operation.")
+            if kind == "DLC":
+                job.status, job.modified, job.stop_shows = "Stopping", datetime.now(UTC), 1
+            else:
+                job.stop_shows = 0
+        answer = {"RequestId": _rid()} if kind == "TrainingService" else {"JobId": ident, "RequestId": _rid()}
+        return Response.json(answer)
+
+    def _show(self, job: SourceJob) -> None:
+        """A stopping job moves on each time a response shows it, to Stopped (DLC) or Terminated."""
+        if job.stop_shows is None:
+            return
+        if job.stop_shows > 0:
+            job.stop_shows -= 1
+            return
+        job.status = "Stopped" if job.kind == "DLC" else "Terminated"
+        job.modified, job.stop_shows = datetime.now(UTC), None
 
     def _list_runs(self, q: dict[str, str]) -> Response:
         try:
@@ -275,6 +324,8 @@ class PaiSim(Served):
                 and (not q.get("Status") or j.status == q["Status"])
             ]
             jobs.sort(key=lambda j: j.created, reverse=q.get("Order", "desc").lower() == "desc")
+            for job in jobs[(number - 1) * size : number * size]:
+                self._show(job)
             page = [j.body() for j in jobs[(number - 1) * size : number * size]]
         field_name = "TrainingJobs" if kind == "TrainingService" else "Jobs"
         return Response.json({field_name: page, "TotalCount": len(jobs), "RequestId": _rid()})

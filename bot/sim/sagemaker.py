@@ -1,7 +1,12 @@
-"""A local SageMaker endpoint (AWS JSON 1.1): ListTrainingJobs and DescribeTrainingJob.
+"""A local SageMaker endpoint (AWS JSON 1.1): ListTrainingJobs, DescribeTrainingJob, StopTrainingJob.
 
 It sorts, filters on LastModifiedTime and NameContains, pages with NextToken, and plays
 scripted errors (`__type` bodies, as AWS sends them). Point boto3 at it with endpoint_url.
+
+StopTrainingJob records every call in `stops`, refuses a job that is not InProgress the way
+SageMaker does (ValidationException "The request was rejected because the training job is in
+status Stopped.") and moves an InProgress job to Stopping; the next time a listing or a
+describe shows it after that, it is Stopped.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ class TrainingJob:
     failure_reason: str | None = None
     started: datetime | None = None
     ended: datetime | None = None
+    stop_shows: int | None = None  # while stopping: showings left before it is Stopped
 
     def summary(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -68,6 +74,7 @@ class SageMakerSim(Served):
     errors: deque[tuple[int, str]] = field(default_factory=deque)
     faults: deque[str] = field(default_factory=deque)  # "html" | "malformed" | "repeat_token", one per listing page
     requests: list[str] = field(default_factory=list)
+    stops: list[str] = field(default_factory=list)  # TrainingJobName of every StopTrainingJob received
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -108,6 +115,9 @@ class SageMakerSim(Served):
     def handle(self, req: Request) -> Response:
         target = req.headers.get("x-amz-target", "")
         self.requests.append(target)
+        if target.endswith(".StopTrainingJob"):
+            with self.lock:
+                self.stops.append(str(req.json().get("TrainingJobName")))
         if self.errors:
             status, kind = self.errors.popleft()
             return Response.json({"__type": kind, "message": f"simulated {kind}"}, status, {"Content-Type": JSON11})
@@ -127,28 +137,56 @@ class SageMakerSim(Served):
         if target.endswith(".DescribeTrainingJob"):
             with self.lock:
                 job = self.jobs.get(str(body.get("TrainingJobName")))
+                if job:
+                    self._show(job)
                 detail = job.detail() if job else None
             if detail is None:
                 return Response.json({"__type": "ValidationException", "message": "Requested resource not found."}, 400)
             return Response.json(detail, headers={"Content-Type": JSON11})
+        if target.endswith(".StopTrainingJob"):
+            return self._stop(str(body.get("TrainingJobName")))
         return Response.json({"__type": "UnknownOperationException"}, 400)
+
+    def _stop(self, name: str) -> Response:
+        now = self.clock()
+        with self.lock:
+            job = self.jobs.get(name)
+            if job is None:
+                return Response.json({"__type": "ResourceNotFound", "message": "Requested resource not found."}, 400)
+            if job.status != "InProgress":
+                message = f"The request was rejected because the training job is in status {job.status}."
+                return Response.json({"__type": "ValidationException", "message": message}, 400)
+            job.status, job.secondary, job.modified, job.stop_shows = "Stopping", "Stopping", now, 1
+        return Response.json({}, headers={"Content-Type": JSON11})
+
+    def _show(self, job: TrainingJob) -> None:
+        """A stopping job moves on each time a response shows it: Stopping once, then Stopped."""
+        if job.stop_shows is None:
+            return
+        if job.stop_shows > 0:
+            job.stop_shows -= 1
+            return
+        now = self.clock()
+        job.status, job.secondary, job.modified, job.ended, job.stop_shows = "Stopped", "Stopped", now, now, None
 
     def _list(self, body: dict[str, object]) -> Response:
         after = body.get("LastModifiedTimeAfter")
         contains = body.get("NameContains")
+        descending = body.get("SortOrder", "Ascending") == "Descending"
+        size = int(str(body.get("MaxResults", 10)))
+        token = str(body.get("NextToken", "0"))
+        start = int(token) if token.isdigit() else 0
         with self.lock:
             jobs = [
-                j.summary()
+                j
                 for j in self.jobs.values()
                 if (after is None or j.modified.timestamp() > float(str(after)))
                 and (not contains or str(contains) in j.name)
             ]
-        descending = body.get("SortOrder", "Ascending") == "Descending"
-        jobs.sort(key=lambda s: float(str(s["CreationTime"])), reverse=descending)
-        size = int(str(body.get("MaxResults", 10)))
-        token = str(body.get("NextToken", "0"))
-        start = int(token) if token.isdigit() else 0
-        page = jobs[start : start + size]
+            jobs.sort(key=lambda j: j.created, reverse=descending)
+            for job in jobs[start : start + size]:
+                self._show(job)
+            page = [j.summary() for j in jobs[start : start + size]]
         out: dict[str, object] = {"TrainingJobSummaries": page}
         if start + size < len(jobs):
             out["NextToken"] = str(start + size)

@@ -11,6 +11,11 @@ from typing import Protocol
 
 from providers import JobSource, JobStatus
 
+# How a fake can refuse the next stop call, and the error the adapter must raise for it.
+#   denied    the credentials are valid but may not stop jobs (AccessDenied / 403)
+#   throttle  throttled (429 / throttling code); stops are never retried, so once is enough
+STOP_REFUSALS = ("denied", "throttle")
+
 # Faults every fake can inject into its next listing. Each must make list_jobs raise a
 # ProviderError: never return a partial or empty list.
 #   throttle      429/throttling on every attempt until retries run out
@@ -48,4 +53,19 @@ class World(Protocol):
 
     def close(self) -> None:
         """Stop the fake."""
+        ...
+
+
+class StopWorld(World, Protocol):
+    """A World whose provider can stop jobs (every adapter with `stop_job`)."""
+
+    stop_native: str  # a live native status the provider stops
+    stop_permission: str  # what an access-denied message must name (the IAM/RAM permission, or role)
+
+    def stops(self) -> int:
+        """How many stop calls the fake has received."""
+        ...
+
+    def refuse_next_stop(self, kind: str) -> None:
+        """Refuse the next stop call (see STOP_REFUSALS)."""
         ...

@@ -3,7 +3,8 @@
 The official `alibabacloud-aiworkspace20210204` client sends a ListRuns request to a local
 server; our canonicalisation and signature, fed the very request it sent (its nonce, date and
 signed-header list), must reproduce its Authorization header byte for byte, and our verifier
-(the one the fake uses) must accept it.
+(the one the fake uses) must accept it. The stop requests are checked the same way against
+`alibabacloud-paistudio20220112` (StopTrainingJob) and `alibabacloud-pai-dlc20201203` (StopJob).
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ import httpx
 import pytest
 from alibabacloud_aiworkspace20210204 import models as ws_models
 from alibabacloud_aiworkspace20210204.client import Client as WorkspaceClient
+from alibabacloud_pai_dlc20201203.client import Client as DlcClient
+from alibabacloud_paistudio20220112.client import Client as TrainingClient
 from alibabacloud_tea_openapi import utils_models
 
 from bot.sim.http import LocalServer, Request, Response
+from providers.alibaba_pai import PaiQueue, PaiSource
 from providers.alibaba_signing import AcsSigner, authorization, query_pairs, verify
+from providers.model import ExtraValue, Job, JobStatus
 
 AK, SECRET = "LTAI5tOracleKey", "oracle-secret-value"
 RUNS = {"requestId": "r-1", "Runs": [{"RunId": "run-1", "SourceId": "job-1"}], "TotalCount": 1, "NextPageToken": 0}
@@ -164,3 +169,81 @@ def test_reused_nonce_and_old_date_are_refused(captured: tuple[str, list[Request
         )
         == "InvalidTimeStamp.Expired"
     )
+
+
+# -- stop requests: the official paistudio (TrainingService) and pai-dlc SDKs as oracles -------
+
+STOP_IDS = {"TrainingService": "train76rcaupa2cz", "DLC": "dlc-20210126170216-abcdef"}
+
+
+@pytest.fixture
+def stop_captured() -> Iterator[tuple[str, list[Request]]]:
+    seen: list[Request] = []
+
+    def handle(req: Request) -> Response:
+        seen.append(req)
+        return Response.json({"RequestId": "473469C7-AA6F-4DC5-B3DB-A3DC0DE3C83E", "JobId": STOP_IDS["DLC"]})
+
+    server = LocalServer(handle).start()
+    yield server.url, seen
+    server.stop()
+
+
+def sdk_stop(url: str, kind: str) -> None:
+    config = utils_models.Config(
+        access_key_id=AK, access_key_secret=SECRET, endpoint=urlsplit(url).netloc, protocol="http"
+    )
+    if kind == "TrainingService":
+        TrainingClient(config).stop_training_job(STOP_IDS[kind])
+    else:
+        DlcClient(config).stop_job(STOP_IDS[kind])
+
+
+def our_stop(url: str, kind: str) -> None:
+    queue = PaiQueue(
+        name="pai", region="cn-shanghai", workspace_id="1", endpoint_url=url, access_key_env="A", secret_key_env="S"
+    )
+    source = PaiSource(queue, env={"A": AK, "S": SECRET})
+    extra: dict[str, ExtraValue] = {"source_type": kind, "source_id": STOP_IDS[kind]}
+    run = Job(queue="pai", id="run-1", name="run-1", status=JobStatus.RUNNING, native_status="Running", extra=extra)
+    assert source.stop_job(run, reason="U1: stop").accepted
+    source.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "method", "path", "action", "version"),
+    [
+        ("TrainingService", "PUT", "/api/v1/trainingjobs/train76rcaupa2cz/stop", "StopTrainingJob", "2022-01-12"),
+        ("DLC", "POST", "/api/v1/jobs/dlc-20210126170216-abcdef/stop", "StopJob", "2020-12-03"),
+    ],
+)
+def test_our_stop_request_is_the_sdks(
+    stop_captured: tuple[str, list[Request]], kind: str, method: str, path: str, action: str, version: str
+) -> None:
+    """Method, path, query, action/version headers, body and payload hash as the SDK sends them; our
+    canonicalisation reproduces the SDK's signature, and the verifier accepts both requests."""
+    url, seen = stop_captured
+    sdk_stop(url, kind)
+    our_stop(url, kind)
+    sdk, ours = seen
+    for req in (sdk, ours):
+        parts = urlsplit(req.raw_path)
+        assert (req.method, parts.path, parts.query) == (method, path, "")
+        assert (req.headers["x-acs-action"], req.headers["x-acs-version"]) == (action, version)
+        assert (
+            verify(
+                method=req.method,
+                raw_path=req.raw_path,
+                headers=req.headers,
+                body=req.body,
+                secrets_by_key={AK: SECRET},
+            )
+            is None
+        )
+    assert ours.body == sdk.body
+    assert ours.headers["x-acs-content-sha256"] == sdk.headers["x-acs-content-sha256"]
+    signed = sdk.headers["authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+    resigned = authorization(
+        AK, SECRET, method=sdk.method, path=path, pairs=query_pairs(""), headers=sdk.headers, signed=signed
+    )
+    assert resigned == sdk.headers["authorization"]

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.sim.batch import BatchSim
-from providers import JobStatus
-from providers.aws_batch import LIVE_STATUSES, BatchQueue, BatchSource, status_of
+from providers import ConflictError, JobStatus
+from providers.aws_batch import LIVE_STATUSES, REASON_MAX, BatchQueue, BatchSource, status_of
 from tests.conftest import AWS_ENV
 
 
@@ -146,3 +146,38 @@ def test_one_filter_at_most_and_default_running_only(sim: BatchSim) -> None:
             jobQueue="q",
             filters=[{"name": "AFTER_CREATED_AT", "values": ["0"]}, {"name": "JOB_NAME", "values": ["a"]}],
         )
+
+
+def test_terminate_sends_the_id_and_reason_once_and_the_job_ends_stopped(sim: BatchSim) -> None:
+    added = sim.add("sft-1", "RUNNING")
+    src = source(sim)
+    (job,) = src.list_jobs(since=None, live=[])
+    result = src.stop_job(job, reason="Stopped from Slack by U1 (alice):\n wrong   data")
+    assert result.accepted
+    assert sim.stops == [{"jobId": added.job_id, "reason": "Stopped from Slack by U1 (alice): wrong data"}]
+    detail = src.get_job(job.id)
+    assert detail is not None
+    assert (detail.status, detail.native_status) == (JobStatus.STOPPING, "RUNNING")
+    assert detail.reason == "Stopped from Slack by U1 (alice): wrong data"
+    (after,) = src.list_jobs(since=None, live=[])
+    assert (after.status, after.native_status) == (JobStatus.STOPPED, "FAILED")
+    assert after.reason == "Stopped from Slack by U1 (alice): wrong data"
+
+
+def test_terminate_reason_is_clipped_and_never_empty(sim: BatchSim) -> None:
+    sim.add("a", "RUNNABLE")
+    sim.add("b", "RUNNABLE")
+    src = source(sim)
+    first, second = src.list_jobs(since=None, live=[])
+    src.stop_job(first, reason="x" * 5000)
+    src.stop_job(second, reason="  ")
+    assert [len(s["reason"]) for s in sim.stops] == [REASON_MAX, len("stopped from jobwatch")]
+
+
+def test_terminating_a_finished_job_is_a_conflict(sim: BatchSim) -> None:
+    sim.add("done", "SUCCEEDED")
+    src = source(sim)
+    (job,) = src.list_jobs(since=None, live=[])
+    with pytest.raises(ConflictError, match="already in status SUCCEEDED"):
+        src.stop_job(job, reason="U1: late")
+    assert sim.calls["terminateservicejob"] == 1

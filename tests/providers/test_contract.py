@@ -7,9 +7,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from providers import AuthError, ProviderError
+from providers import (
+    AccessDeniedError,
+    AuthError,
+    ConflictError,
+    Job,
+    ProviderError,
+    Stoppable,
+    ThrottledError,
+    stop_support,
+)
 from providers.model import JobStatus
-from tests.providers.contract import FAULTS, World
+from tests.providers.contract import FAULTS, STOP_REFUSALS, StopWorld, World
 from tests.providers.worlds import WORLDS
 
 
@@ -85,3 +94,67 @@ def _live_and_terminal(world: World) -> tuple[str, str]:
     live = next(n for n, s in world.status_cases.items() if not s.terminal and s is not JobStatus.UNKNOWN)
     terminal = next(n for n, s in world.status_cases.items() if s is JobStatus.SUCCEEDED)
     return live, terminal
+
+
+@pytest.fixture(params=sorted(name for name, cls in WORLDS.items() if hasattr(cls, "stop_native")))
+def stop_world(request: pytest.FixtureRequest) -> Iterator[StopWorld]:
+    """The worlds whose provider can stop jobs (the others must say so: test_stop_support_is_declared)."""
+    w: StopWorld = WORLDS[request.param]()
+    yield w
+    w.close()
+
+
+def _stopper(world: StopWorld) -> Stoppable:
+    source = world.source()
+    assert isinstance(source, Stoppable)
+    return source
+
+
+def _listed(world: World, job_id: str) -> Job:
+    (job,) = [j for j in world.source().list_jobs(since=None, live=[]) if j.id == job_id]
+    return job
+
+
+def test_stop_support_is_declared(world: World) -> None:
+    """An adapter either stops jobs or says plainly that its provider cannot."""
+    support = stop_support(world.source())
+    if hasattr(world, "stop_native"):
+        assert support is None
+    else:
+        assert support == f"not supported by {world.provider}"
+
+
+def test_stop_a_live_job_once_then_it_lists_stopping_then_stopped(stop_world: StopWorld) -> None:
+    world, source = stop_world, _stopper(stop_world)
+    job_id = world.add("to-stop", stop_world.stop_native)
+    result = source.stop_job(_listed(world, job_id), reason="U123 (alice): wrong dataset")
+    assert result.accepted and result.message
+    assert stop_world.stops() == 1
+    seen = [_listed(world, job_id).status for _ in range(3)]
+    assert set(seen) <= {JobStatus.STOPPING, JobStatus.STOPPED}, seen
+    assert seen[-1] is JobStatus.STOPPED
+    assert stop_world.stops() == 1
+
+
+def test_stopping_a_finished_job_is_a_conflict(stop_world: StopWorld) -> None:
+    world, source = stop_world, _stopper(stop_world)
+    _, finished = _live_and_terminal(world)
+    job = _listed(world, world.add("done", finished))
+    with pytest.raises(ConflictError) as refused:
+        source.stop_job(job, reason="U123: late")
+    assert "cannot be stopped" in str(refused.value)
+    assert stop_world.stops() == 1
+    assert _listed(world, job.id).status is JobStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("kind", STOP_REFUSALS)
+def test_a_refused_stop_is_told_in_plain_words_and_not_retried(stop_world: StopWorld, kind: str) -> None:
+    world, source = stop_world, _stopper(stop_world)
+    job = _listed(world, world.add("keep", stop_world.stop_native))
+    stop_world.refuse_next_stop(kind)
+    with pytest.raises(AccessDeniedError if kind == "denied" else ThrottledError) as refused:
+        source.stop_job(job, reason="U123: try")
+    text = str(refused.value)
+    assert (stop_world.stop_permission if kind == "denied" else "throttling") in text
+    assert stop_world.stops() == 1
+    assert _listed(world, job.id).status is job.status

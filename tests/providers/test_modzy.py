@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from modzy import ApiClient
 
+from bot.sim.http import LocalServer, Request, Response
 from bot.sim.modzy import ModzySim
-from providers import AuthError, JobStatus
+from providers import AccessDeniedError, AuthError, ConflictError, Job, JobStatus, UnavailableError
 from providers._http import Requester, make_client
 from providers.modzy import MAX_DEFERRED, PAGE_SIZE, ModzyQueue, ModzySource, status_of
 
@@ -125,3 +128,80 @@ def test_requester_honours_retry_after(sim: ModzySim) -> None:
     src = ModzySource(ModzyQueue(name="inf", endpoint_url=sim.url), env={"MODZY_API_KEY": "x"}, requester=requester)
     assert len(src.list_jobs(since=None, live=[])) == 1
     assert waits[0] == 0.0 and len(waits) == 2  # Retry-After: 0, then a backoff
+
+
+def test_cancel_deletes_the_job_once_and_it_lists_stopped(sim: ModzySim) -> None:
+    added = sim.add("sentiment-analysis", "IN_PROGRESS")
+    src = source(sim)
+    (job,) = src.list_jobs(since=None, live=[])
+    result = src.stop_job(job, reason="U1: wrong model")
+    assert result.accepted and result.native_status == "CANCELED"
+    assert sim.stops == [added.ident] and sim.calls["cancel"] == 1
+    (after,) = src.list_jobs(since=None, live=[])
+    assert (after.status, after.native_status) == (JobStatus.STOPPED, "CANCELED")
+
+
+def test_cancelling_a_completed_job_is_a_conflict_in_modzys_words(sim: ModzySim) -> None:
+    sim.add("ocr", "COMPLETED")
+    src = source(sim)
+    (job,) = src.list_jobs(since=None, live=[])
+    with pytest.raises(ConflictError, match="its status is COMPLETED"):
+        src.stop_job(job, reason="U1: late")
+
+
+def test_cancel_with_a_refused_key_is_an_auth_error(sim: ModzySim) -> None:
+    sim.add("ocr", "SUBMITTED")
+    (job,) = source(sim).list_jobs(since=None, live=[])
+    with pytest.raises(AuthError) as refused:
+        source(sim, key="wrong.key").stop_job(job, reason="U1: stop")
+    assert not isinstance(refused.value, AccessDeniedError)
+    assert "wrong.key" not in str(refused.value)
+
+
+def test_a_cancel_without_an_answer_hits_its_deadline_once(sim: ModzySim) -> None:
+    """The cancel waits `stop_timeout` seconds, is not retried, and says the cancel may have happened."""
+
+    def late(req: Request) -> Response:
+        time.sleep(1.0)
+        return sim.handle(req)
+
+    slow = LocalServer(late).start()
+    try:
+        added = sim.add("ocr", "IN_PROGRESS")
+        src = ModzySource(ModzyQueue(name="inf", endpoint_url=slow.url, api_key_env="MK"), env={"MK": sim.api_key})
+        src.stop_timeout = 0.2
+        job = Job(queue="inf", id=added.ident, name="ocr", status=JobStatus.RUNNING, native_status="IN_PROGRESS")
+        with pytest.raises(UnavailableError, match="may still have been applied"):
+            src.stop_job(job, reason="U1: stop")
+        time.sleep(1.2)  # a retry, had there been one, would have reached the fake by now
+        assert sim.stops == [added.ident]
+    finally:
+        slow.stop()
+
+
+def test_our_cancel_is_the_official_sdks(sim: ModzySim) -> None:
+    """modzy-sdk's `jobs.cancel` as the oracle: the same method, path and Authorization header."""
+    seen: list[Request] = []
+    added = sim.add("ocr", "IN_PROGRESS")
+    other = sim.add("ocr", "IN_PROGRESS")
+
+    def record(req: Request) -> Response:
+        seen.append(req)
+        if req.path.startswith("/api/models"):  # the SDK client's set-up calls (base URL check, resources)
+            return Response.json([])
+        return sim.handle(req)
+
+    server = LocalServer(record).start()
+    try:
+        ApiClient(base_url=f"{server.url}/api", api_key=sim.api_key).jobs.cancel(added.ident)
+        src = ModzySource(ModzyQueue(name="inf", endpoint_url=server.url, api_key_env="MK"), env={"MK": sim.api_key})
+        job = Job(queue="inf", id=other.ident, name="ocr", status=JobStatus.RUNNING, native_status="IN_PROGRESS")
+        src.stop_job(job, reason="U1: stop")
+    finally:
+        server.stop()
+    sdk, ours = [r for r in seen if not r.path.startswith("/api/models")]
+    assert (sdk.method, sdk.path) == ("DELETE", f"/api/jobs/{added.ident}")
+    assert (ours.method, ours.path) == ("DELETE", f"/api/jobs/{other.ident}")
+    assert ours.headers["authorization"] == sdk.headers["authorization"] == f"ApiKey {sim.api_key}"
+    assert sim.stops == [added.ident, other.ident]
+    assert {sim.jobs[added.ident].status, sim.jobs[other.ident].status} == {"CANCELED"}

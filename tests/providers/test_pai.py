@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bot.sim.pai import PaiSim, Run
-from providers import AuthError, BadResponseError, JobStatus
+from providers import AuthError, BadResponseError, ConflictError, JobStatus
 from providers._http import Requester, make_client
 from providers.alibaba_pai import JOB_IDS_PER_CALL, PAGE_SIZE, PaiQueue, PaiSource
 from providers.alibaba_signing import AcsSigner
@@ -223,3 +223,53 @@ def test_a_broken_run_is_a_bad_response(sim: PaiSim, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(Run, "body", lambda self: {"RunId": self.ident, "GmtCreateTime": "yesterday"})
     with pytest.raises(BadResponseError, match="malformed run"):
         source(sim).list_jobs(since=None, live=[])
+
+
+def test_stop_a_trainingservice_run_puts_to_its_training_job_once(sim: PaiSim) -> None:
+    run = sim.add("qwen-sft", "Running")
+    src = source(sim)
+    (job,) = src.list_jobs(since=None, live=[])
+    result = src.stop_job(job, reason="U1: wrong data")
+    assert result.accepted and result.request_id
+    assert sim.stops == [("StopTrainingJob", run.source_id)]
+    assert sim.calls["StopTrainingJob"] == 1
+    (after,) = src.list_jobs(since=datetime.now(UTC), live=[job])
+    assert (after.status, after.native_status) == (JobStatus.STOPPED, "Terminated")
+
+
+def test_stop_a_dlc_run_posts_to_its_dlc_job_which_goes_stopping_then_stopped(sim: PaiSim) -> None:
+    run = sim.add("llama-dlc", "Running", kind="DLC")
+    src = source(sim)
+    (job,) = src.list_jobs(since=None, live=[])
+    src.stop_job(job, reason="U1: wrong data")
+    assert sim.stops == [("StopJob", run.source_id)]
+    detail = src.get_job(job.id)
+    assert detail is not None and (detail.status, detail.native_status) == (JobStatus.STOPPING, "Stopping")
+    (after,) = src.list_jobs(since=datetime.now(UTC), live=[detail])
+    assert (after.status, after.native_status) == (JobStatus.STOPPED, "Stopped")
+
+
+def test_a_run_without_a_linked_job_has_nothing_to_stop_and_sends_nothing(sim: PaiSim) -> None:
+    sim.add("notebook-eval", kind="")
+    src = source(sim)
+    (job,) = src.list_jobs(since=None, live=[])
+    result = src.stop_job(job, reason="U1: stop")
+    assert not result.accepted and "no linked job" in result.message
+    assert sim.stops == []
+
+
+def test_stopping_a_finished_dlc_job_is_a_conflict(sim: PaiSim) -> None:
+    run = sim.add("done", "Running", kind="DLC")
+    sim.set(run.source_id, "Succeeded")
+    src = source(sim)
+    (job,) = src.list_jobs(since=None, live=[])
+    with pytest.raises(ConflictError, match="Succeeded does not allow"):
+        src.stop_job(job, reason="U1: late")
+    assert sim.stops == [("StopJob", run.source_id)]
+
+
+def test_a_stop_signed_with_the_wrong_secret_is_an_auth_error(sim: PaiSim) -> None:
+    sim.add("qwen-sft", "Running")
+    (job,) = source(sim).list_jobs(since=None, live=[])
+    with pytest.raises(AuthError, match="SignatureDoesNotMatch"):
+        source(sim, secret="wrong").stop_job(job, reason="U1: stop")

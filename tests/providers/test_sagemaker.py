@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,8 +12,9 @@ import pytest
 from moto import mock_aws
 from moto.sagemaker.models import sagemaker_backends
 
+from bot.sim.http import LocalServer, Request, Response
 from bot.sim.sagemaker import SageMakerSim
-from providers import AuthError, JobStatus, ThrottledError
+from providers import AuthError, ConflictError, Job, JobStatus, NotFoundError, ThrottledError, UnavailableError
 from providers.sagemaker import SageMakerQueue, SageMakerSource, status_of
 from tests.conftest import AWS_ENV
 
@@ -129,3 +131,54 @@ def test_throttling_that_outlasts_retries_raises(sagemaker: SageMakerSim) -> Non
 def test_missing_credentials_name_the_variable() -> None:
     with pytest.raises(AuthError, match="TEST_AWS_KEY"):
         SageMakerSource(queue(), env={})
+
+
+def test_stop_sends_the_name_once_and_the_job_goes_stopping_then_stopped(sagemaker: SageMakerSim) -> None:
+    sagemaker.add("train-1", status="InProgress", secondary="Training")
+    source = sim_source(sagemaker)
+    (job,) = source.list_jobs(since=None, live=[])
+    result = source.stop_job(job, reason="U1 (alice): wrong data")
+    assert result.accepted and "train-1" in result.message
+    assert sagemaker.stops == ["train-1"]
+    detail = source.get_job(job.id)
+    assert detail is not None and (detail.status, detail.native_status) == (JobStatus.STOPPING, "Stopping")
+    (after,) = source.list_jobs(since=None, live=[])
+    assert (after.status, after.native_status) == (JobStatus.STOPPED, "Stopped")
+
+
+def test_stopping_a_stopped_job_is_a_conflict_in_sagemakers_words(sagemaker: SageMakerSim) -> None:
+    sagemaker.add("done", status="Stopped", secondary="Stopped")
+    source = sim_source(sagemaker)
+    (job,) = source.list_jobs(since=None, live=[])
+    with pytest.raises(ConflictError, match="training job is in status Stopped"):
+        source.stop_job(job, reason="U1: again")
+
+
+def test_stopping_a_deleted_job_is_not_found(sagemaker: SageMakerSim) -> None:
+    sagemaker.add("gone", status="InProgress")
+    source = sim_source(sagemaker)
+    (job,) = source.list_jobs(since=None, live=[])
+    del sagemaker.jobs["gone"]
+    with pytest.raises(NotFoundError):
+        source.stop_job(job, reason="U1: stop")
+
+
+def test_a_stop_without_an_answer_hits_its_deadline_once(sagemaker: SageMakerSim) -> None:
+    """The stop call waits `stop_timeout` seconds, is not retried, and says the stop may have happened."""
+
+    def late(req: Request) -> Response:
+        time.sleep(1.0)
+        return sagemaker.handle(req)
+
+    slow = LocalServer(late).start()
+    try:
+        sagemaker.add("slow", status="InProgress")
+        source = SageMakerSource(queue(endpoint_url=slow.url), env=AWS_ENV)
+        source.stop_timeout = 0.2
+        job = Job(queue="ml", id=sagemaker.jobs["slow"].arn, name="slow", status=JobStatus.RUNNING, native_status="x")
+        with pytest.raises(UnavailableError, match="may still have been applied"):
+            source.stop_job(job, reason="U1: stop")
+        time.sleep(1.2)  # a retry, had there been one, would have reached the fake by now
+        assert sagemaker.stops == ["slow"]
+    finally:
+        slow.stop()

@@ -35,6 +35,8 @@ class SageMakerWorld:
         "Deleting": JobStatus.UNKNOWN,
     }
     unknown_native = "Hibernating"
+    stop_native = "InProgress"
+    stop_permission = "sagemaker:StopTrainingJob"
 
     def __init__(self) -> None:
         self.sim = SageMakerSim().start()
@@ -71,6 +73,12 @@ class SageMakerWorld:
         else:
             self.sim.faults.append(kind)
 
+    def stops(self) -> int:
+        return len(self.sim.stops)
+
+    def refuse_next_stop(self, kind: str) -> None:
+        self.sim.fail_next(400, "AccessDeniedException" if kind == "denied" else "ThrottlingException")
+
     def close(self) -> None:
         self.sim.stop()
 
@@ -89,6 +97,8 @@ class BatchWorld:
         "FAILED": JobStatus.FAILED,
     }
     unknown_native = "PAUSED"
+    stop_native = "RUNNING"
+    stop_permission = "batch:TerminateServiceJob"
 
     def __init__(self) -> None:
         self.sim = BatchSim().start()
@@ -113,6 +123,12 @@ class BatchWorld:
     def fault(self, kind: str) -> None:
         self.sim.faults.extend([kind] * (3 if kind in ("throttle", "server") else 1))
 
+    def stops(self) -> int:
+        return len(self.sim.stops)
+
+    def refuse_next_stop(self, kind: str) -> None:
+        self.sim.faults.append(kind)
+
     def close(self) -> None:
         self.sim.stop()
 
@@ -130,6 +146,8 @@ class ModzyWorld:
         "TIMEDOUT": JobStatus.TIMED_OUT,
     }
     unknown_native = "PAUSED"
+    stop_native = "IN_PROGRESS"
+    stop_permission = "not Auditor"
 
     def __init__(self) -> None:
         self.sim = ModzySim().start()
@@ -152,6 +170,12 @@ class ModzyWorld:
 
     def fault(self, kind: str) -> None:
         self.sim.faults.extend([kind] * (2 if kind in ("throttle", "server") else 1))
+
+    def stops(self) -> int:
+        return len(self.sim.stops)
+
+    def refuse_next_stop(self, kind: str) -> None:
+        self.sim.faults.append(kind)
 
     def close(self) -> None:
         self.sim.stop()
@@ -230,6 +254,8 @@ class PaiWorld:
         "Stopped": JobStatus.STOPPED,
     }
     unknown_native = "Hibernating"
+    stop_native = "Running"  # a TrainingService job (test_pai stops DLC jobs too)
+    stop_permission = "RAM permission"
     DLC_ONLY = frozenset(
         {
             "Queuing",
@@ -272,6 +298,12 @@ class PaiWorld:
 
     def fault(self, kind: str) -> None:
         self.sim.faults.extend([kind] * (2 if kind in ("throttle", "server") else 1))
+
+    def stops(self) -> int:
+        return len(self.sim.stops)
+
+    def refuse_next_stop(self, kind: str) -> None:
+        self.sim.faults.append(kind)
 
     def close(self) -> None:
         self.sim.stop()
