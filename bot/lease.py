@@ -56,14 +56,13 @@ def process_owner(pid: int | None = None) -> str:
 
 
 def _alive(pid: int) -> bool:
-    """Whether a process with this pid exists here (signal 0 checks without sending anything)."""
+    """Whether a process with this pid exists here (signal 0 checks without sending anything).
+    Only "no such process" counts as dead; an unreaped zombie, or a pid another user owns, is alive."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    except OSError:  # an unexpected answer: assume alive, the TTL then decides
+    except (OSError, OverflowError):  # PermissionError: it exists; anything else: let the TTL decide
         return True
     return True
 
@@ -77,9 +76,12 @@ def dead_local_owner(owner: str) -> bool:
         return False
     host, pid_text, _, machine = parts
     here = machine_identity()
-    if not here or machine != here or host != socket.gethostname() or not pid_text.isdigit():
+    if not here or machine != here or host != socket.gethostname():
         return False
-    pid = int(pid_text)
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
     # Our own pid is alive (another keeper in this process); 0 and negatives are not one process.
     return pid > 0 and pid != os.getpid() and not _alive(pid)
 

@@ -88,6 +88,7 @@ def test_a_dead_process_of_this_machine_loses_the_lease_at_once(db: Database) ->
         ("{host}:0:0badf00d:{machine}", False),
         ("{host}:-1:0badf00d:{machine}", False),
         ("{host}:x:0badf00d:{machine}", False),
+        ("{host}:99999999999999999999:0badf00d:{machine}", False),
         ("garbage", False),
     ],
 )
