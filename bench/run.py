@@ -12,7 +12,7 @@ Run from the repository root: `python bench/run.py` (or `--quick`). Everything r
 (b) `/jobs` ack latency: 20 concurrent signed `list`/`status` commands over HTTP to the real
     WSGI app, while every provider simulator answers each request after 2.5 s (a delay wrapped
     around the simulator's HTTP handler) and the worker polls in the background.
-(c) Detection latency: the real worker scheduler (5 s interval, the minimum), Modzy jobs changed
+(c) Detection latency: the real worker scheduler (5 s interval), Modzy jobs changed
     at random moments, time from change to FakeSlack's chat.postMessage.
 """
 

@@ -94,6 +94,7 @@ def _log_format() -> bool | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `jobwatch` command; a configuration problem exits 2 with one clear line."""
     args = _parser().parse_args(argv)
+    _stop_on_sigterm()
     redactor = logs.configure(_log_level(args.command), json_lines=_log_format())
     if _log_level(args.command) != "DEBUG":
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
@@ -103,6 +104,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"jobwatch: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # SIGINT or SIGTERM (see _stop_on_sigterm); the finally blocks have run
+        if args.command in ("serve", "worker"):
+            return 0  # how a service is stopped, even while it starts
+        print("jobwatch: interrupted", file=sys.stderr)
+        return 130
+
+
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM (a deploy, `docker stop`, systemd, Kubernetes) stop the process like Ctrl-C: a
+    KeyboardInterrupt in the main thread, so the `finally` blocks run and the worker releases the
+    poller lease for its successor. Python's default SIGTERM action ends the process without them."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def _run(args: argparse.Namespace, redactor: logs.Redactor) -> int:
@@ -131,21 +145,28 @@ def _run(args: argparse.Namespace, redactor: logs.Redactor) -> int:
     runtime = build_runtime(settings)
     _secrets(redactor, settings, runtime.config)
     if args.command == "poll":
-        runtime.worker.renew()
-        if runtime.worker.lease.fence() is None:
-            print("jobwatch: another worker holds the poller lease; nothing done", file=sys.stderr)
-            return 1
-        runtime.worker.poll_all()
-        runtime.worker.deliver()
-        runtime.worker.close()
+        try:
+            runtime.worker.renew()
+            if runtime.worker.lease.fence() is None:
+                print("jobwatch: another worker holds the poller lease; nothing done", file=sys.stderr)
+                return 1
+            runtime.worker.poll_all()
+            runtime.worker.deliver()
+        finally:
+            runtime.worker.close()
         return 0
-    scheduler = runtime.worker.start_background()
-    ops = _ops_http(runtime, settings.port if args.port is None else args.port)
-    _wait_for_signal()
-    if ops is not None:
-        ops.close()
-    scheduler.shutdown(wait=True)
-    runtime.worker.close()
+    scheduler = None
+    ops = None
+    try:
+        scheduler = runtime.worker.start_background()
+        ops = _ops_http(runtime, settings.port if args.port is None else args.port)
+        _wait_for_signal()
+    finally:
+        if ops is not None:
+            ops.close()
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
+        runtime.worker.close()
     return 0
 
 
@@ -199,13 +220,18 @@ def _serve(settings: Settings, redactor: logs.Redactor, *, socket: bool, worker:
         timing=runtime.metrics.command,
         oauth=oauth,
     )
-    scheduler = runtime.worker.start_background() if worker else None
+    scheduler = None
     try:
+        scheduler = runtime.worker.start_background() if worker else None
         if socket:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             assert settings.slack_app_token is not None
-            SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
+            handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
+            try:
+                handler.start()  # type: ignore[no-untyped-call]  # until SIGINT/SIGTERM (a KeyboardInterrupt)
+            finally:
+                handler.close()  # type: ignore[no-untyped-call]
         else:
             web = WebApp(
                 app,
@@ -213,11 +239,11 @@ def _serve(settings: Settings, redactor: logs.Redactor, *, socket: bool, worker:
                 ready=readiness(runtime, worker=worker),
                 metrics=runtime.metrics,
             )
-            serve(web, port=settings.port)
+            serve(web, port=settings.port)  # until SIGINT/SIGTERM (waitress stops on the KeyboardInterrupt)
     finally:
         if scheduler is not None:
-            scheduler.shutdown(wait=False)
-        runtime.worker.close()
+            scheduler.shutdown(wait=True)  # a running poll finishes before its source is closed
+        runtime.worker.close()  # releases the lease: a successor polls at once
     return 0
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from providers import SOURCES, QueueConfig
+from providers.base import MIN_POLL_INTERVAL, PollInterval
 
 
 class ConfigError(Exception):
@@ -35,7 +36,7 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     database_url: str = "sqlite:///jobwatch.db"
     jobwatch_config: Path = Path("jobwatch.toml")
-    jobwatch_poll_interval: float = Field(default=60, ge=5)
+    jobwatch_poll_interval: float = Field(default=60, ge=MIN_POLL_INTERVAL, allow_inf_nan=False)
     # A worker that dies holds the poller lease this long; a standby takes over after it.
     jobwatch_lease_ttl: float = Field(default=30, ge=2, le=600)
     port: int = Field(default=3000, ge=1, le=65535)
@@ -52,7 +53,7 @@ class BotOptions(BaseModel):
     failure_threshold: int = Field(default=3, ge=1)
     ops_channel: str | None = Field(default=None, pattern=r"^[CGD][A-Z0-9]{2,}$")
     ops_team: str | None = Field(default=None, pattern=r"^[TE][A-Z0-9]{2,}$")  # its workspace (install mode)
-    poll_interval: float | None = Field(default=None, ge=5)
+    poll_interval: PollInterval | None = None
     retention_days: float = Field(default=30, gt=0)
 
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Annotated, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -19,6 +19,14 @@ log = logging.getLogger(__name__)
 
 QUEUE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
+MIN_POLL_INTERVAL = 1.0
+"""The shortest poll interval accepted, in seconds: self-hosted providers (a Modzy per tenant), local
+stand-ins and test rigs are polled every second or two; cloud APIs want far longer (see the README)."""
+
+# A poll interval in the queues file: a finite number of seconds, at least MIN_POLL_INTERVAL
+# (strict: `true` or "30" is refused instead of read as a number).
+PollInterval = Annotated[float, Field(ge=MIN_POLL_INTERVAL, allow_inf_nan=False, strict=True)]
+
 
 class QueueConfig(BaseModel):
     """Keys every `[[queues]]` table may set; providers subclass it with their scope keys."""
@@ -28,7 +36,7 @@ class QueueConfig(BaseModel):
     name: str = Field(pattern=QUEUE_NAME.pattern)
     provider: str
     endpoint_url: str | None = None
-    poll_interval: float | None = Field(default=None, ge=5)
+    poll_interval: PollInterval | None = None
     access_key_env: str | None = None
     secret_key_env: str | None = None
     api_key_env: str | None = None

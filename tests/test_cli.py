@@ -92,6 +92,28 @@ def test_bad_environment_value_is_named(tmp_path: Path) -> None:
     assert "JOBWATCH_POLL_INTERVAL" in result.stderr
 
 
+def test_poll_interval_under_one_second_is_refused_by_name(tmp_path: Path, sagemaker: SageMakerSim) -> None:
+    env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "K": "k", "S": "s"}
+    result = run("check", env={**env, "JOBWATCH_POLL_INTERVAL": "0.5"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "JOBWATCH_POLL_INTERVAL: Input should be greater than or equal to 1" in result.stderr
+    path = queue_file(tmp_path, sagemaker.url)
+    path.write_text(path.read_text() + "poll_interval = 0\n")
+    result = run("serve", env={**env, "JOBWATCH_CONFIG": str(path)}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"{path}: queue 'ml': key poll_interval: Input should be greater than or equal to 1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_accepts_a_one_second_interval(tmp_path: Path, sagemaker: SageMakerSim) -> None:
+    path = queue_file(tmp_path, sagemaker.url)
+    path.write_text("[bot]\npoll_interval = 1\n" + path.read_text() + "poll_interval = 1\n")
+    env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "JOBWATCH_CONFIG": str(path), "K": "k", "S": "s"}
+    result = run("check", env={**env, "JOBWATCH_POLL_INTERVAL": "1"}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "all checks passed" in result.stdout
+
+
 def test_check_reports_each_queue(tmp_path: Path, sagemaker: SageMakerSim) -> None:
     sagemaker.add("one")
     env = {
@@ -253,3 +275,33 @@ def test_web_and_worker_split(tmp_path: Path, sagemaker: SageMakerSim, slack: Fa
             proc.terminate()
         for proc in procs:
             proc.communicate(timeout=15)
+
+
+def test_serve_polls_every_second_with_a_one_second_interval(
+    tmp_path: Path, sagemaker: SageMakerSim, slack: FakeSlack
+) -> None:
+    """JOBWATCH_POLL_INTERVAL=1 (self-hosted providers, local rigs): the real scheduler lists the queue
+    about once a second."""
+    import time
+
+    sagemaker.add("bert")
+    env = serve_env(tmp_path, slack, sagemaker, free_port(), JOBWATCH_POLL_INTERVAL="1")
+    config = Path(env["JOBWATCH_CONFIG"])
+    config.write_text(config.read_text().replace("poll_interval = 5\n", ""))  # the environment's interval
+
+    def listings() -> int:
+        return sum(target.endswith(".ListTrainingJobs") for target in list(sagemaker.requests))
+
+    proc = start("serve", env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while listings() == 0:  # the first poll runs at start-up
+            assert time.monotonic() < deadline and proc.poll() is None, "serve did not start polling"
+            time.sleep(0.05)
+        first = listings()
+        time.sleep(4.0)
+        polls = listings() - first
+        assert 3 <= polls <= 6, f"{polls} listings in 4 s with a 1 s interval"
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)

@@ -9,16 +9,26 @@ log's fences never go down and each fence has one owner: no writes of two holder
 from __future__ import annotations
 
 import random
+import signal
+import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from multiprocessing import get_context
+from pathlib import Path
 
+import httpx
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlalchemy.exc import OperationalError
 
+from bot.clock import utcnow
 from bot.db import Database
 from bot.lease import LeaseKeeper
 from bot.pipeline.enqueue import LostLease
+from bot.sim.sagemaker import SageMakerSim
+from bot.sim.slack import FakeSlack
+from bot.tables import Lease
+from tests.test_cli import free_port, serve_env, start
 
 LOG = Table(
     "lease_log",
@@ -81,3 +91,82 @@ def test_two_processes_never_hold_the_lease_together(db: Database) -> None:
         assert holder.setdefault(fence, owner) == owner, f"fence {fence} used by two owners"
     assert len(holder) >= 3, "the lease changed hands several times"
     assert sum(written for _, written, _ in results) == len(log)
+
+
+def lease_row(url: str) -> Lease | None:
+    database = Database(url)
+    try:
+        with database.read() as session:
+            return session.get(Lease, "poller")
+    finally:
+        database.dispose()
+
+
+def wait_for_lease(url: str, proc: subprocess.Popen[str], *, seconds: float) -> float:
+    """Seconds until `proc` holds the poller lease (its pid in the owner); fails after `seconds`."""
+    started = time.monotonic()
+    while True:
+        try:
+            lease = lease_row(url)
+        except OperationalError:  # the process has not created its tables yet
+            lease = None
+        if lease is not None and f":{proc.pid}:" in lease.owner and lease.expires_at > utcnow():
+            return time.monotonic() - started
+        assert proc.poll() is None, f"exited {proc.returncode}: {proc.communicate()[1][-2000:]}"
+        assert time.monotonic() - started < seconds, f"no lease after {seconds:g} s; row: {lease}"
+        time.sleep(0.1)
+
+
+def test_after_kill_9_the_restarted_process_polls_at_once(
+    tmp_path: Path, sagemaker: SageMakerSim, slack: FakeSlack
+) -> None:
+    """The killed holder's lease has most of its TTL (60 s) to run, but its process is gone: the
+    process started after it takes the lease and lists the queue within seconds."""
+    sagemaker.add("bert")
+    env = serve_env(tmp_path, slack, sagemaker, free_port(), JOBWATCH_LEASE_TTL="60")
+    first = start("serve", env=env, cwd=tmp_path)
+    try:
+        wait_for_lease(env["DATABASE_URL"], first, seconds=30)
+    finally:
+        first.kill()  # SIGKILL: no finally block, no release
+        first.communicate(timeout=10)
+    killed = lease_row(env["DATABASE_URL"])
+    assert killed is not None and killed.expires_at > utcnow() + timedelta(seconds=40)
+    listed = len(sagemaker.requests)
+    second = start("serve", env=env, cwd=tmp_path)
+    try:
+        wait_for_lease(env["DATABASE_URL"], second, seconds=20)  # 60 s without the takeover
+        deadline = time.monotonic() + 10
+        while not any(t.endswith(".ListTrainingJobs") for t in sagemaker.requests[listed:]):
+            assert time.monotonic() < deadline, "the new holder did not poll"
+            time.sleep(0.05)
+        lease = lease_row(env["DATABASE_URL"])
+        assert lease is not None and lease.fence == killed.fence + 1, "a takeover bumps the fence"
+    finally:
+        second.terminate()
+        second.communicate(timeout=30)
+
+
+def test_sigterm_releases_the_lease(tmp_path: Path, sagemaker: SageMakerSim, slack: FakeSlack) -> None:
+    """A deploy or `docker stop` sends SIGTERM: `serve` shuts down cleanly and gives the lease up, so a
+    successor anywhere (another host too) polls at once."""
+    port = free_port()
+    env = serve_env(tmp_path, slack, sagemaker, port)
+    proc = start("serve", env=env, cwd=tmp_path)
+    try:
+        wait_for_lease(env["DATABASE_URL"], proc, seconds=30)
+        deadline = time.monotonic() + 30
+        while True:  # serving: the signal reaches waitress's loop
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr[-2000:]
+    lease = lease_row(env["DATABASE_URL"])
+    assert lease is not None and f":{proc.pid}:" in lease.owner
+    assert lease.expires_at < utcnow(), "the lease was not released"

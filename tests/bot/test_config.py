@@ -1,8 +1,9 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from bot.config import ConfigError, load_config
+from bot.config import ConfigError, Settings, load_config
 
 GOOD = """
 [bot]
@@ -63,3 +64,41 @@ def test_bad_file_names_file_queue_and_key(tmp_path: Path, text: str, expected: 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "missing.toml")
+
+
+QUEUE = '[[queues]]\nname = "a"\nprovider = "modzy"\nendpoint_url = "http://127.0.0.1:9"\n'
+
+
+def test_poll_interval_of_one_second_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Self-hosted providers and local rigs are polled every second or two."""
+    monkeypatch.setenv("JOBWATCH_POLL_INTERVAL", "1")
+    settings = Settings()
+    config = load_config(write(tmp_path, f"[bot]\npoll_interval = 2\n{QUEUE}poll_interval = 1.5\n"))
+    assert settings.jobwatch_poll_interval == 1
+    assert config.bot.poll_interval == 2
+    assert config.interval(config.queues[0], settings) == 1.5
+    default = load_config(write(tmp_path, "[bot]\npoll_interval = 1\n" + QUEUE))
+    assert default.interval(default.queues[0], settings) == 1
+
+
+@pytest.mark.parametrize("value", ["0.5", "0", "-1", "nan", "inf", "often", ""])
+def test_poll_interval_below_one_second_or_not_a_number_is_refused_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("JOBWATCH_POLL_INTERVAL", value)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert [e["loc"] for e in info.value.errors()] == [("jobwatch_poll_interval",)]
+
+
+@pytest.mark.parametrize("value", ["0.5", "0", "-3", "nan", "inf", "true", '"30"'])
+@pytest.mark.parametrize("table", ["bot", "queue"])
+def test_poll_interval_below_one_second_or_not_a_number_is_refused_in_the_file(
+    tmp_path: Path, value: str, table: str
+) -> None:
+    text = f"[bot]\npoll_interval = {value}\n{QUEUE}" if table == "bot" else f"{QUEUE}poll_interval = {value}\n"
+    where = r"\[bot\]" if table == "bot" else "queue 'a'"
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=f"{where}: key poll_interval: ") as info:
+        load_config(path)
+    assert str(path) in str(info.value)

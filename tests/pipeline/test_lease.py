@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.db import Database
-from bot.lease import LeaseKeeper
+from bot.lease import LeaseKeeper, machine_identity, process_owner
 from bot.pipeline.diff import DiffResult
 from bot.pipeline.enqueue import LostLease, commit_poll
 
@@ -47,3 +51,62 @@ def test_release_lets_a_standby_take_over_at_once(db: Database) -> None:
     assert a.renew() is not None
     a.release()
     assert b.renew() is not None and a.fence() is None
+
+
+def dead_pid() -> int:
+    """The pid of a process of this machine that has certainly ended (exited and reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    return child.pid
+
+
+def test_a_dead_process_of_this_machine_loses_the_lease_at_once(db: Database) -> None:
+    """After kill -9 the restarted process need not wait out the TTL: the holder's pid is gone."""
+    clock = Clock()
+    dead = LeaseKeeper(db, ttl=timedelta(seconds=30), clock=clock, owner=process_owner(dead_pid()))
+    fence_dead = dead.renew()
+    assert fence_dead is not None
+    successor = LeaseKeeper(db, ttl=timedelta(seconds=30), clock=clock)
+    fence = successor.renew()  # no time has passed: the lease has not expired
+    assert fence is not None and fence.token == fence_dead.token + 1
+    with pytest.raises(LostLease):  # the dead holder's fence never writes again
+        commit_poll(db, queue="q", started_at=clock.now, result=DiffResult([], []), now=clock.now, fence=fence_dead)
+    commit_poll(db, queue="q", started_at=clock.now, result=DiffResult([], []), now=clock.now, fence=fence)
+    assert dead.renew() is None
+
+
+@pytest.mark.parametrize(
+    ("owner", "taken_at_once"),
+    [
+        ("{host}:{dead}:0badf00d:{machine}", True),  # a process of this machine that has ended
+        ("{host}:{self}:0badf00d:{machine}", False),  # another keeper of this very process
+        ("{host}:{parent}:0badf00d:{machine}", False),  # a live process of this machine
+        ("elsewhere:{dead}:0badf00d:{machine}", False),  # another host (maybe with its own pid namespace)
+        ("{host}:{dead}:0badf00d:000000000000", False),  # this hostname, another boot or pid namespace
+        ("{host}:{dead}:0badf00d:", False),  # no machine identity known
+        ("{host}:{dead}:0badf00d", False),  # written before owners named their machine
+        ("{host}:0:0badf00d:{machine}", False),
+        ("{host}:-1:0badf00d:{machine}", False),
+        ("{host}:x:0badf00d:{machine}", False),
+        ("{host}:99999999999999999999:0badf00d:{machine}", False),
+        ("garbage", False),
+    ],
+)
+def test_only_a_dead_process_of_this_machine_loses_the_lease_before_its_ttl(
+    db: Database, owner: str, taken_at_once: bool
+) -> None:
+    """Anything not known to be dead here (alive, a recycled pid, elsewhere, unknown) waits for the TTL."""
+    clock = Clock()
+    pids = {"dead": dead_pid(), "self": os.getpid(), "parent": os.getppid()}
+    text = owner.format(host=socket.gethostname(), machine=machine_identity(), **pids)
+    assert LeaseKeeper(db, clock=clock, owner=text).renew() is not None
+    successor = LeaseKeeper(db, clock=clock)
+    assert (successor.renew() is not None) is taken_at_once
+    clock.now += timedelta(seconds=31)
+    assert successor.renew() is not None
+
+
+def test_owner_names_host_pid_and_machine() -> None:
+    host, pid, token, machine = process_owner().rsplit(":", 3)
+    assert host == socket.gethostname() and pid == str(os.getpid()) and len(token) == 8
+    assert machine == machine_identity() and (machine == "" or len(machine) == 12)
