@@ -68,7 +68,8 @@ class JobSnapshot(SQLModel, table=True):
 
 
 class JobRef(SQLModel, table=True):
-    """One lowercased string a user may type to name a job: its id, a provider id (Job.refs) or its name.
+    """One lowercased string a user may type to name a job: a provider id (Job.refs), or its id or
+    name when they have capitals (lowercase ones are found through JobSnapshot's own indexes).
 
     Written with the snapshot (bot/pipeline/enqueue.py) and deleted with it (bot/pipeline/prune.py);
     read by bot/resolve.py through (queue, ref). `rank` orders the kinds of match: 0 the job's id,

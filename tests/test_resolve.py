@@ -20,7 +20,7 @@ from bot.pipeline.enqueue import commit_poll
 from bot.resolve import NoSuchJob, resolve_job
 from bot.sim.batch import BatchSim
 from bot.sim.slack import FakeSlack
-from bot.tables import Mute
+from bot.tables import JobRef, Mute
 from providers import Job, JobStatus
 from tests.conftest import AWS_ENV
 from tests.harness import Bot, text_of
@@ -175,3 +175,25 @@ def test_an_id_typed_in_its_exact_case_wins_over_one_equal_in_another_case(db: D
         assert resolve_job(session, "q", "job-a").job.id == "job-a"
         found = resolve_job(session, "q", "JOB-A")  # neither exact: the smallest id
         assert (found.job.id, found.others, found.matched) == ("Job-A", 1, "id")
+
+
+def test_a_job_with_a_lowercase_id_and_name_costs_no_job_ref_row(db: Database) -> None:
+    """Found through the snapshot's own indexes, in any case; only capitals and provider ids get rows."""
+    now = datetime.now(UTC)
+    jobs = [
+        Job(queue="q", id="9f1c-ab", name="9f1c-ab (ocr)", status=JobStatus.RUNNING, native_status="X"),
+        Job(queue="q", id="Train/V1", name="train v1", status=JobStatus.RUNNING, native_status="X", refs=("V1",)),
+    ]
+    commit_poll(db, queue="q", started_at=now, result=diff({}, jobs, baseline=True), now=now, fence=None)
+    with db.read() as session:
+        rows = {(r.job_id, r.ref, r.rank) for r in session.exec(select(JobRef))}
+        assert rows == {("Train/V1", "train/v1", 0), ("Train/V1", "v1", 1)}
+        for typed, job_id, matched in [
+            ("9F1C-AB", "9f1c-ab", "id"),
+            ("9f1c-AB (OCR)", "9f1c-ab", "name"),
+            ("TRAIN/v1", "Train/V1", "id"),
+            ("v1", "Train/V1", "provider id"),
+            ("Train V1", "Train/V1", "name"),
+        ]:
+            found = resolve_job(session, "q", typed)
+            assert (found.job.id, found.matched) == (job_id, matched), typed

@@ -1,7 +1,8 @@
-"""job_ref: the lowercased strings each job answers to (id, provider ids, name), indexed by (queue, ref).
+"""job_ref: lowercased strings a job answers to (provider ids; ids and names with capitals).
 
-Filled here from the stored snapshots. Snapshots written before `Job.refs` existed carry no refs,
-so this revision derives them from what the adapters stored then: the AiTEMS version (id
+An id or a name that is lowercase already is found through the snapshot's own indexes and gets
+no row. Filled here from the stored snapshots. Snapshots written before `Job.refs` existed carry
+no refs, so this revision derives them from what the adapters stored then: the AiTEMS version (id
 `type/version`), the PAI run's linked job id (extra `source_id`) and the Batch jobId (the last part
 of a `service-job/` ARN). Rank: 0 id, 1 provider id, 2 name (a string keeps its lowest rank).
 
@@ -87,4 +88,9 @@ def _refs(queue: str, job_id: str, name: str, data: str) -> list[dict[str, Any]]
             key = value.lower()
             if key and key not in ranks:
                 ranks[key] = rank
-    return [{"queue": queue, "job_id": job_id, "ref": key, "rank": rank} for key, rank in ranks.items()]
+    stored = {job_id: 0, name: 2}  # found through the snapshot's own indexes
+    return [
+        {"queue": queue, "job_id": job_id, "ref": key, "rank": rank}
+        for key, rank in ranks.items()
+        if stored.get(key) != rank
+    ]
