@@ -74,6 +74,8 @@ class JobRef(SQLModel, table=True):
     Written with the snapshot (bot/pipeline/enqueue.py) and deleted with it (bot/pipeline/prune.py);
     read by bot/resolve.py through (queue, ref). `rank` orders the kinds of match: 0 the job's id,
     1 a provider id, 2 its name (a string that is several of these for one job keeps the lowest).
+    Rows are only ever added (ids do not change), so a name a job once had still names it until
+    the job is pruned.
     """
 
     __tablename__ = "job_ref"
