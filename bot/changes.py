@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from bot import access, mutes
@@ -20,7 +19,8 @@ from bot.clock import Clock, utcnow
 from bot.config import AppConfig
 from bot.db import Database
 from bot.pipeline.enqueue import withdraw_unwanted
-from bot.tables import JobSnapshot, Mute, Subscription
+from bot.resolve import NoSuchJob, resolve_job
+from bot.tables import Mute, Subscription
 from providers import JobStatus, QueueConfig
 
 
@@ -91,11 +91,12 @@ class Changes:
             return sub is not None
 
     def mute(self, actor: Actor, queue: str, *, job: str | None, seconds: int) -> tuple[Mute, bool]:
-        """Mute the queue (or one job, by id or newest by name) in this channel; True when new."""
+        """Mute the queue (or the one job `job` names, bot/resolve.py) in this channel; True when new."""
         self.allowed(actor, "mute", queue)
         now = self.clock()
         with self.db.write() as session:
-            job_id, job_name = ("", "") if job is None else _resolve(session, queue, job)
+            named = None if job is None else resolve_job(session, queue, job).job
+            job_id, job_name = ("", "") if named is None else (named.id, named.name)
             mute, state = mutes.put(
                 session, actor, queue=queue, job_id=job_id, job_name=job_name, seconds=seconds, now=now
             )
@@ -105,13 +106,14 @@ class Changes:
             return mute, state == "new"
 
     def unmute(self, actor: Actor, queue: str, *, job: str | None) -> Unmuted:
-        """End this channel's mutes of the queue (all of them, or one job's)."""
+        """End this channel's mutes of the queue: all of them, or the one of the muted job `job` names
+        (bot/resolve.py; a job no longer stored is matched on the id or name the mute kept)."""
         self.allowed(actor, "unmute", queue)
         now = self.clock()
         with self.db.write() as session:
             found = mutes.active(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, now=now)
             if job is not None:
-                found = [m for m in found if job in (m.job_id, m.job_name)]
+                found = _muted_job(session, queue, job, found)
             labels = [mutes.label(m) for m in found]
             count = mutes.end(session, found, why="unmuted", now=now)
             access.record(session, actor, "unmute", queue=queue, detail=f"{labels} held={count}", now=now)
@@ -126,15 +128,11 @@ def _sub(actor: Actor, queue: str) -> SelectOfScalar[Subscription]:
     )
 
 
-def _resolve(session: Session, queue: str, ref: str) -> tuple[str, str]:
-    """(id, name) of the job `ref` names: an exact id, else the newest job of that name."""
-    row = session.exec(select(JobSnapshot).where(JobSnapshot.queue == queue, JobSnapshot.job_id == ref)).first()
-    if row is None:
-        row = session.exec(
-            select(JobSnapshot)
-            .where(JobSnapshot.queue == queue, func.lower(JobSnapshot.name) == ref.lower())
-            .order_by(col(JobSnapshot.created_at).desc().nulls_last())
-        ).first()
-    if row is None:
-        raise ServiceError(f"no job `{ref[:100]}` in queue `{queue}` (try `/jobs list {queue}`)")
-    return row.job_id, row.name
+def _muted_job(session: Session, queue: str, ref: str, found: list[Mute]) -> list[Mute]:
+    """The mute (of those found) of the job `ref` names, resolved among the muted jobs only."""
+    try:
+        job_id = resolve_job(session, queue, ref, among={m.job_id for m in found if m.job_id}).job.id
+    except NoSuchJob:
+        key = ref.lower()
+        return [m for m in found if m.job_id and key in (m.job_id.lower(), m.job_name.lower())]
+    return [m for m in found if m.job_id == job_id]

@@ -256,7 +256,11 @@ def job_status(job: Job, *, others: int, note: str = "") -> Message:
     if details:
         blocks.append(context(" · ".join(details)))
     if others:
-        blocks.append(context(f"{others} other job(s) match; showing the newest."))
+        blocks.append(
+            context(
+                f"{others} other job(s) match too; showing the best: id, then provider id, then name, newest first."
+            )
+        )
     if note:
         blocks.append(context(note))
     blocks.extend(console_button(job))
@@ -279,7 +283,7 @@ def error(problem: str, usage: str = "") -> Message:
 HELP = """*jobwatch* tells this channel what your jobs are doing.
 • `/jobs queues` — configured queues and their health
 • `/jobs list <queue> [status] [--limit N]` — most recent jobs, e.g. `/jobs list training failed`
-• `/jobs status <queue> <job>` — one job in detail, by name or id
+• `/jobs status <queue> <job>` — one job in detail, by id, name or the provider's own id
 • `/jobs subscribe <queue> [status ...] [--match PATTERN]` — alerts in this channel,
    e.g. `/jobs subscribe training failed timed_out --match nightly-*`
 • `/jobs unsubscribe <queue>` — stop them

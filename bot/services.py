@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,6 +16,7 @@ from bot.changes import Changes
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig
 from bot.db import Database
+from bot.resolve import resolve_job
 from bot.tables import JobSnapshot, Mute, OutboxItem, QueueState, Subscription
 from providers import Job, JobSource, JobStatus, ProviderError, QueueConfig
 
@@ -43,7 +44,7 @@ class QueueInfo:
 
 @dataclass(frozen=True)
 class Lookup:
-    """A job found by name or id, how many others share the name, and a note on freshness."""
+    """A job found by id, provider id or name, how many other jobs also match, and a note on freshness."""
 
     job: Job
     others: int
@@ -119,37 +120,20 @@ class Services:
         return jobs[:limit], len(jobs)
 
     def find(self, queue: str, ref: str) -> Lookup:
-        """A job by id or name (newest if several), refreshed from the provider when possible."""
+        """The job `ref` names (bot/resolve.py), refreshed from the provider when possible."""
         self.queue(queue)
         with self.db.read() as session:
-            by_id = session.exec(
-                select(JobSnapshot).where(JobSnapshot.queue == queue, JobSnapshot.job_id == ref)
-            ).first()
-            rows: Sequence[JobSnapshot] = (
-                [by_id]
-                if by_id
-                else session.exec(
-                    _newest(
-                        select(JobSnapshot).where(
-                            JobSnapshot.queue == queue, func.lower(JobSnapshot.name) == ref.lower()
-                        )
-                    ).limit(50)
-                ).all()
-            )
-        if not rows:
-            raise ServiceError(f"no job `{ref[:100]}` in queue `{queue}` (try `/jobs list {queue}`)")
-        stored = Job.model_validate_json(rows[0].data)
+            found = resolve_job(session, queue, ref)
+        stored, others = found.job, found.others
         try:
             fresh = self.sources[queue].get_job(stored.id)
         except ProviderError as err:
             return Lookup(
-                stored, len(rows) - 1, f"Provider unreachable ({type(err).__name__}); showing the last polled state."
+                stored, others, f"Provider unreachable ({type(err).__name__}); showing the last polled state."
             )
         if fresh is None:
-            return Lookup(
-                stored, len(rows) - 1, "The provider no longer lists this job; showing the last polled state."
-            )
-        return Lookup(fresh, len(rows) - 1)
+            return Lookup(stored, others, "The provider no longer lists this job; showing the last polled state.")
+        return Lookup(fresh, others)
 
     def subscriptions(self, *, team_id: str, channel_id: str | None) -> list[Subscription]:
         """This channel's subscriptions (or, with channel_id None, every one of the team)."""

@@ -67,6 +67,26 @@ class JobSnapshot(SQLModel, table=True):
     data: str  # the Job as JSON
 
 
+class JobRef(SQLModel, table=True):
+    """One lowercased string a user may type to name a job: a provider id (Job.refs), or its id or
+    name when they have capitals (lowercase ones are found through JobSnapshot's own indexes).
+
+    Written with the snapshot (bot/pipeline/enqueue.py) and deleted with it (bot/pipeline/prune.py);
+    read by bot/resolve.py through (queue, ref). `rank` orders the kinds of match: 0 the job's id,
+    1 a provider id, 2 its name (a string that is several of these for one job keeps the lowest).
+    Rows are only ever added (ids do not change), so a name a job once had still names it until
+    the job is pruned.
+    """
+
+    __tablename__ = "job_ref"
+    __table_args__ = (Index("ix_job_ref", "queue", "ref"),)
+
+    queue: str = Field(primary_key=True)
+    job_id: str = Field(primary_key=True)
+    ref: str = Field(primary_key=True)
+    rank: int
+
+
 class Subscription(SQLModel, table=True):
     """One channel subscribed to one queue, with optional filters."""
 

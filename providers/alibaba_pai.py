@@ -423,6 +423,7 @@ class PaiSource:
             ended_at=updated if state.status.terminal else None,
             reason=state.reason,
             extra=extra,
+            refs=(str(run["SourceId"]),) if run.get("SourceId") else (),
         )
 
     def _job(self, run: Mapping[str, Any], state: SourceState) -> Job:

@@ -138,6 +138,7 @@ class BatchSource:
             reason=raw.get("statusReason") or None,
             url=url,
             extra=extra,
+            refs=(job_id,),
         )
 
     def _pages(self, what: str, params: dict[str, Any], guard: PageGuard) -> Iterator[Mapping[str, Any]]:

@@ -34,7 +34,13 @@ TERMINAL: frozenset[JobStatus] = frozenset(
 
 
 class Job(BaseModel):
-    """One job as a queue lists it, normalised; the provider's own status is kept verbatim."""
+    """One job as a queue lists it, normalised; the provider's own status is kept verbatim.
+
+    `refs` are the provider's other identifiers of the job, beyond `id` and `name`, that a user
+    may type to name it: the AiTEMS version, the Batch jobId, the PAI run's training or DLC job id.
+    SageMaker (ARN, name) and Modzy (jobIdentifier) need none. The bot finds a job by its id, any
+    of its refs, or its name (bot/resolve.py).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -50,6 +56,7 @@ class Job(BaseModel):
     reason: str | None = None
     url: str | None = None
     extra: dict[str, ExtraValue] = {}
+    refs: tuple[str, ...] = ()
 
     @field_validator("created_at", "updated_at", "started_at", "ended_at")
     @classmethod

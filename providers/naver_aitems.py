@@ -176,6 +176,7 @@ class AitemsSource:
             native_status=native,
             created_at=self._created(raw.get("createdDate")),
             extra=extra,
+            refs=(version,),
         )
 
     def _created(self, value: Any) -> datetime | None:

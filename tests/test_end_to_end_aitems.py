@@ -47,3 +47,32 @@ endpoint_url = "{aitems.url}"
         assert aitems.refused == []
     finally:
         bot.close()
+
+
+def test_a_train_is_found_by_its_version(
+    tmp_path: Path, database_url: str, slack: FakeSlack, aitems: AitemsSim
+) -> None:
+    """The API and the NAVER console name a train by its version: `status` and `mute` take it, any case."""
+    config = f"""
+[[queues]]
+name = "reco"
+provider = "aitems"
+service_id = "{aitems.service_id}"
+endpoint_url = "{aitems.url}"
+"""
+    env = {"NCP_ACCESS_KEY": aitems.access_key, "NCP_SECRET_KEY": aitems.secret_key}
+    bot = Bot(tmp_path, slack, config, env=env, database_url=database_url)
+    try:
+        train = aitems.add("personalRecommend", "learning", version="Ver20240501a")
+        aitems.add("relatedItem", "completed", version="ver20240430")
+        bot.cycle()
+        status = text_of(bot.command(f"status reco {train.version.upper()}"))
+        assert f"*personalRecommend {train.version}*" in status and "running" in status
+        assert "other job" not in status
+        muted = text_of(bot.command(f"mute reco {train.version.lower()} 1h", channel="C1"))
+        assert f"job personalRecommend {train.version} in reco" in muted
+        unmuted = text_of(bot.command(f"unmute reco {train.version}", channel="C1"))
+        assert f"Unmuted job personalRecommend {train.version} in reco" in unmuted
+        assert "no job `v9` in queue `reco` (try `/jobs list reco`)" in text_of(bot.command("status reco v9"))
+    finally:
+        bot.close()

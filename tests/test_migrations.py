@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import inspect, text
 
 from bot.config import ConfigError, Settings, parse_config
 from bot.db import BASELINE, Database
+from bot.resolve import resolve_job
 from bot.runtime import build_runtime
 from bot.tables import schema
 from tests.test_cli import run
@@ -58,6 +60,51 @@ def test_a_database_from_the_old_create_all_is_adopted(empty: Database) -> None:
 def test_baseline_is_the_first_revision(empty: Database) -> None:
     empty.upgrade(BASELINE)
     assert empty.revision() == BASELINE
+
+
+def test_job_refs_are_filled_from_the_snapshots_stored_before_them(empty: Database) -> None:
+    """0003 fills job_ref from what the adapters stored before Job.refs existed."""
+    empty.upgrade("0002")
+    batch_arn = "arn:aws:batch:us-east-1:123456789012:service-job/ABC-123"
+    legacy = {  # job id: (name, extra), as the adapters stored them
+        "personalRecommend/V7": (
+            "personalRecommend V7",
+            {"service_id": "s", "type": "personalRecommend", "version": "V7"},
+        ),
+        batch_arn: ("train", {"type": "SAGEMAKER_TRAINING"}),
+        "run-1": ("My Run", {"source_type": "DLC", "source_id": "dlc-XYZ"}),
+    }
+    with empty.engine.begin() as conn:
+        for job_id, (name, extra) in legacy.items():
+            job = {
+                "queue": "q",
+                "id": job_id,
+                "name": name,
+                "status": "succeeded",
+                "native_status": "x",
+                "extra": extra,
+            }
+            conn.execute(
+                text(
+                    "INSERT INTO jobsnapshot (queue, job_id, name, status, live, fingerprint, seen_at, data)"
+                    " VALUES ('q', :id, :name, 'succeeded', :live, 'f', '2026-01-01 00:00:00', :data)"
+                ),
+                {"id": job_id, "name": name, "live": False, "data": json.dumps(job)},
+            )
+    empty.upgrade()
+    typed = {
+        "v7": "personalRecommend/V7",
+        "PERSONALRECOMMEND v7": "personalRecommend/V7",
+        "abc-123": batch_arn,
+        batch_arn.upper(): batch_arn,
+        "TRAIN": batch_arn,
+        "DLC-xyz": "run-1",
+        "my run": "run-1",
+        "RUN-1": "run-1",
+    }
+    with empty.read() as session:
+        for ref, job_id in typed.items():
+            assert resolve_job(session, "q", ref).job.id == job_id, ref
 
 
 def test_db_upgrade_command(tmp_path: Path, database_url: str) -> None:

@@ -12,7 +12,8 @@ from sqlmodel import Session, col, select
 
 from bot.db import Database, insert_ignore, upsert
 from bot.pipeline.diff import DiffResult, Prior, Transition, fingerprint
-from bot.tables import JobSnapshot, Lease, Mute, OutboxItem, QueueState, Subscription
+from bot.resolve import ref_rows
+from bot.tables import JobRef, JobSnapshot, Lease, Mute, OutboxItem, QueueState, Subscription
 from providers import Job, JobStatus
 
 CHUNK = 500  # rows per statement: SQLite caps bound variables (250,000 since 3.32; 32,766 before)
@@ -187,13 +188,15 @@ def commit_poll(
     ops_channel: str | None = None,
     ops_team: str = "",
 ) -> int:
-    """Write snapshots, cursor, health and outbox rows in one transaction; returns rows enqueued."""
+    """Write snapshots (and the strings that name each job), cursor, health and outbox rows in one
+    transaction; returns rows enqueued."""
     with db.write() as session:
         if fence is not None:
             fence.check(session)
         for start in range(0, len(result.upserts), CHUNK):
             chunk = result.upserts[start : start + CHUNK]
             upsert(session, JobSnapshot, [snapshot_row(j, now) for j in chunk], keys=["queue", "job_id"])
+            insert_ignore(session, JobRef, [row for j in chunk for row in ref_rows(j)])
         subs = session.exec(select(Subscription).where(Subscription.queue == queue)).all()
         rows = alert_rows(subs, result.transitions, now)
         hold_muted(session, rows, queue=queue, now=now)
