@@ -36,6 +36,7 @@ def test_nothing_points_outside_the_repository() -> None:
         if source == Path(__file__):
             continue
         for number, line in enumerate(source.read_text().splitlines(), 1):
-            for target in (t for t in link.findall(line) if "://" not in t):
+            links = link.findall(line) if source.suffix == ".md" else []  # Python has `x[k](y)` too
+            for target in (t for t in links if "://" not in t):
                 assert (source.parent / target).exists(), f"{source.relative_to(ROOT)}:{number}: broken link {target}"
             assert not absent.search(link.sub("", line)), f"{source.relative_to(ROOT)}:{number}: {line.strip()}"
