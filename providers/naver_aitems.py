@@ -50,6 +50,7 @@ from pydantic import Field, field_validator
 
 from providers._http import Requester, make_client
 from providers._paging import PageGuard
+from providers._parse import parsing
 from providers._time import parse_timestamp
 from providers.base import QueueConfig, default_env, env_secret, map_status
 from providers.errors import AuthError, BadResponseError, NotFoundError
@@ -184,12 +185,6 @@ class AitemsSource:
                 log.warning("unparsed_date provider=aitems queue=%s createdDate=%r", self.config.name, value)
             return None
 
-    def _parse(self, raw: Any) -> Job:
-        try:
-            return self.to_job(raw)
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise BadResponseError(f"aitems {self.config.name}: malformed train: {err}") from None
-
     def list_jobs(self, *, since: datetime | None, live: Sequence[Job]) -> list[Job]:
         """Every train (baseline, hourly, or when a live train left the recent set), else the recent ones."""
         if since is not None and self._last_full is not None and since - self._last_full < FULL_EVERY:
@@ -214,7 +209,8 @@ class AitemsSource:
                 params["isRecent"] = True  # never `false`: documented as "not a recently requested item"
             body = self._get(self._path, params)
             trains = self._trains(body, offset)
-            jobs = [self._parse(raw) for raw in trains]
+            with parsing(self, "training list"):
+                jobs = [self.to_job(raw) for raw in trains]
             ids = [j.id for j in jobs]
             if ids and ids == previous:
                 raise BadResponseError(f"{what}: page at offset {offset} repeats the previous page")
@@ -253,7 +249,9 @@ class AitemsSource:
             body = self._get(path, None, what=f"aitems train {job_id}")
         except NotFoundError:
             return None
-        return self._parse(body)
+        with parsing(self, "View training"):
+            job = self.to_job(body)
+        return job
 
     def close(self) -> None:
         """Release the HTTP connections."""

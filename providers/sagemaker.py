@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from providers._aws import AwsQueue, error_code, make_client, map_aws_error
 from providers._paging import PageGuard
+from providers._parse import parsing
 from providers._time import aware
 from providers.base import map_status
 from providers.model import Job, JobStatus
@@ -126,13 +127,12 @@ class SageMakerSource:
             call = dict(params, NextToken=token) if token else params
             try:
                 page = self._client.list_training_jobs(**call)
+            except (ClientError, BotoCoreError) as err:
+                raise map_aws_error(err, what="ListTrainingJobs") from err
+            with parsing(self, "ListTrainingJobs"):
                 for raw in page["TrainingJobSummaries"]:
                     job = self.to_job(raw)
                     jobs[job.id] = job
-            except (ClientError, BotoCoreError) as err:
-                raise map_aws_error(err, what="ListTrainingJobs") from err
-            except (KeyError, TypeError, ValueError) as err:
-                raise map_aws_error(err, what="ListTrainingJobs: malformed summary") from err
             token = page.get("NextToken")
             if not token:
                 return list(jobs.values())
@@ -148,7 +148,9 @@ class SageMakerSource:
             raise map_aws_error(err, what="DescribeTrainingJob") from err
         except BotoCoreError as err:
             raise map_aws_error(err, what="DescribeTrainingJob") from err
-        return self.to_job(raw)
+        with parsing(self, "DescribeTrainingJob"):
+            job = self.to_job(raw)
+        return job
 
     def close(self) -> None:
         """Release the HTTP connections."""

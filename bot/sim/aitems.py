@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.sim.http import LocalServer, Request, Response, Served
+from bot.sim.http import BAD_DETAIL, LocalServer, Request, Response, Served, next_fault
 from providers.naver_signing import verify
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -114,7 +114,7 @@ class AitemsSim(Served):
             recent = req.query.get("isRecent", "").lower()
             detail = "/versions/" in req.path
             self.calls["train" if detail else "recent" if recent == "true" else "trains"] += 1
-            fault = self.faults.popleft() if self.faults else None
+            fault = next_fault(self.faults, detail=detail)
         why = verify(
             req.method,
             req.raw_path,
@@ -142,6 +142,8 @@ class AitemsSim(Served):
             with self.lock:
                 found = self.trains.get(f"{parts[5]}/{parts[7]}")
                 body = found.body(self.date_format) if found else None
+            if body and fault == BAD_DETAIL:
+                body = {k: v for k, v in body.items() if k not in ("type", "version", "status")}
             return Response.json(body) if body else _error(404, "300", "Not Found Exception")
         if len(parts) != 5:
             return _error(404, "300", "Not Found Exception")

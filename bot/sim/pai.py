@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.sim.http import LocalServer, Request, Response, Served
+from bot.sim.http import BAD_DETAIL, LocalServer, Request, Response, Served, next_fault
 from providers.alibaba_signing import verify
 
 TRAINING_FINAL = frozenset({"Succeed", "Failed", "Terminated", "CreateFailed", "InitializeFailed"})
@@ -174,7 +174,7 @@ class PaiSim(Served):
         action = list_action if req.path == prefix else get_action
         with self.lock:
             self.calls[action] += 1
-            fault = self.faults.popleft() if self.faults else None
+            fault = next_fault(self.faults, detail=action == "GetRun")
             refused = verify(
                 method=req.method,
                 raw_path=req.raw_path,
@@ -213,6 +213,8 @@ class PaiSim(Served):
                 body = run.body() if run else None
             if body is None:
                 return self._error(404, "RunNotFound", "The run does not exist.")
+            if fault == BAD_DETAIL:
+                body["GmtCreateTime"] = 1700000000  # a number where an ISO-8601 string belongs
             return Response.json({**body, "RequestId": _rid()})
         kind = "TrainingService" if prefix == "/api/v1/trainingjobs" else "DLC"
         if action in ("GetTrainingJob", "GetJob"):

@@ -20,6 +20,9 @@ from providers import JobSource, JobStatus
 #   repeat_token  a page token that repeats (A -> B -> A)
 #   auth          credentials refused (must raise AuthError)
 FAULTS = ("throttle", "server", "html", "malformed", "repeat_token", "auth")
+# A fault of the next detail call (get_job) only: valid JSON lacking or garbling a field the API
+# always sends. It must make get_job raise BadResponseError naming the provider and queue.
+BAD_DETAIL = "bad_detail"
 
 
 class World(Protocol):
@@ -43,7 +46,7 @@ class World(Protocol):
         ...
 
     def fault(self, kind: str) -> None:
-        """Break the next listing (see FAULTS)."""
+        """Break the next listing (see FAULTS), or the next detail call (BAD_DETAIL)."""
         ...
 
     def close(self) -> None:

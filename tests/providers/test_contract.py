@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from providers import AuthError, ProviderError
+from providers import AuthError, BadResponseError, ProviderError
 from providers.model import JobStatus
-from tests.providers.contract import FAULTS, World
+from tests.providers.contract import BAD_DETAIL, FAULTS, World
 from tests.providers.worlds import WORLDS
 
 
@@ -70,6 +70,16 @@ def test_get_job(world: World) -> None:
     source = world.source()
     job = source.get_job(job_id)
     assert job is not None and job.id == job_id
+
+
+def test_a_malformed_detail_is_a_bad_response(world: World) -> None:
+    job_id = world.add("garbled", next(iter(world.status_cases)))
+    source = world.source()
+    world.fault(BAD_DETAIL)
+    with pytest.raises(BadResponseError, match=f"^{world.provider} contract: .*malformed"):
+        source.get_job(job_id)
+    detail = source.get_job(job_id)  # the fault was one answer: the next one parses
+    assert detail is not None and detail.id == job_id
 
 
 @pytest.mark.parametrize("fault", FAULTS)
