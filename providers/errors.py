@@ -8,15 +8,24 @@
     └── NotFoundError      the job (or route) does not exist            (not retryable)
 
 A listing either returns every job or raises one of these: never a partial list.
+
+A failed poll is retried at the next interval whatever the error. `retryable` says whether
+waiting can help: a retryable failure is announced to operators only after `failure_threshold`
+polls in a row (a passing outage stays quiet); one that is not (refused credentials, a listing
+that does not exist) will not pass by itself, so it is announced at once, with `remedy`: what
+to check.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class ProviderError(Exception):
     """Base of every adapter error."""
 
-    retryable: bool = True
+    retryable: ClassVar[bool] = True
+    remedy: ClassVar[str] = ""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -27,6 +36,11 @@ class AuthError(ProviderError):
     """The provider refused our credentials or they are missing."""
 
     retryable = False
+    remedy = (
+        "the provider refused the credentials or they are missing. Check the key variables this queue "
+        "names (and that they are set where the bot runs), that the key is active and allowed to list "
+        "jobs, and that this host's clock is right (signed requests expire within minutes)"
+    )
 
 
 class ThrottledError(ProviderError):
@@ -45,3 +59,4 @@ class NotFoundError(ProviderError):
     """The thing asked for does not exist (a detail call for a deleted job)."""
 
     retryable = False
+    remedy = "the provider says what this queue lists does not exist. Check the queue's endpoint and ids"
