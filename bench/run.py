@@ -8,7 +8,8 @@ Run from the repository root: `python bench/run.py` (or `--quick`). Everything r
     its own process; each size is measured in a fresh process that opens a store seeded by a
     real baseline poll, runs one quiet warm-up cycle, then the measured cycle. Requests are
     counted by the simulator and compared with a naive poller (in this file) that pages the
-    whole listing. At 10k, steady-cycle requests for each provider simulator too.
+    whole listing. At 10k, steady-cycle requests for each provider simulator too, and the AiTEMS
+    full listing (its baseline, and hourly) at the adapter's page of 1000 vs the former 100.
 (b) `/jobs` ack latency: 20 concurrent signed `list`/`status` commands over HTTP to the real
     WSGI app, while every provider simulator answers each request after 2.5 s (a delay wrapped
     around the simulator's HTTP handler) and the worker polls in the background.
@@ -57,7 +58,7 @@ TEAM = "T0001"
 SECRET = "bench-signing-secret"
 LIVE_SHARE = 0.03
 CHANGED_SHARE = 0.01
-PAGE = 100  # the page size every adapter (and the naive poller) uses
+PAGE = 100  # the naive poller's page size; every adapter's too except AiTEMS's (1000)
 MODZY_KEY = "modzy-key.secret"
 
 
@@ -511,6 +512,44 @@ def providers_10k(n: int, tmp: Path) -> list[Row]:
     return rows
 
 
+def aitems_full_listing(n: int) -> list[Row]:
+    """AiTEMS has no time filter: its baseline (and hourly) listing pages every train. The adapter at
+    limit 100 (before) and 1000 (now), alternated three times on one simulator; median wall time."""
+    from unittest import mock
+
+    from bot.sim.aitems import AitemsSim
+    from providers import naver_aitems
+
+    sim = AitemsSim().start()
+    runs: dict[int, list[tuple[int, float]]] = {100: [], naver_aitems.PAGE_SIZE: []}
+    try:
+        for i in range(n):
+            sim.add(("personalRecommend", "relatedItem", "pop")[i % 3], "completed")
+        config = naver_aitems.AitemsQueue(
+            name="bench", service_id=sim.service_id, endpoint_url=sim.url, access_key_env="AK", secret_key_env="SK"
+        )
+        for size in list(runs) * 3:
+            with mock.patch.object(naver_aitems, "PAGE_SIZE", size):
+                source = naver_aitems.AitemsSource(config, env={"AK": sim.access_key, "SK": sim.secret_key})
+                sim_calls_before = sim.calls["trains"]
+                start = time.perf_counter()
+                assert len(source.list_jobs(since=None, live=[])) == n
+                runs[size].append((sim.calls["trains"] - sim_calls_before, time.perf_counter() - start))
+                source.close()
+    finally:
+        sim.stop()
+    (before, after) = ((runs[s][0][0], pct([w for _, w in runs[s]], 50)) for s in runs)
+    return [
+        Row(
+            f"(a) AiTEMS full listing (baseline, hourly) of {n // 1000}k trains: requests / wall",
+            f"limit 1000: {after[0]} / {after[1] * 1000:.0f} ms; limit 100 (before): {before[0]} /"
+            f" {before[1] * 1000:.0f} ms ({before[1] / after[1]:.1f}× slower)",
+            "—",
+            None,
+        )
+    ]
+
+
 # -- (b) ack latency with slow providers -------------------------------------------------------
 
 
@@ -697,6 +736,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if profile_text:
                     print(profile_text, file=sys.stderr)
             rows += providers_10k(10_000, tmp)
+            rows += aitems_full_listing(10_000)
         if "b" in sections:
             (tmp / "b").mkdir()
             rows += ack_latency(tmp / "b", rounds=2 if args.quick else 6)

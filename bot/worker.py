@@ -67,22 +67,18 @@ class Worker:
         return enqueued
 
     def _poll(self, queue: str, fence: Fence) -> tuple[str, int]:
-        """Poll, diff and commit one queue; (outcome, rows enqueued)."""
+        """Poll, diff and commit one queue; (outcome, rows enqueued).
+
+        Whatever goes wrong (the listing, or a bug in diff, enrichment or the commit) is a failed
+        poll, recorded like a provider outage, so it counts towards the outage notice and shows in
+        `/jobs queues`; nothing but a lost lease is left to the scheduler.
+        """
         source = self.sources[queue]
-        view = queue_view(self.db, queue)
-        result = poll_queue(source, since=view.since, live=view.live, clock=self.clock)
         try:
+            view = queue_view(self.db, queue)
+            result = poll_queue(source, since=view.since, live=view.live, clock=self.clock)
             if result.jobs is None:
-                record_failure(
-                    self.db,
-                    queue=queue,
-                    error=result.error or "unknown error",
-                    now=self.clock(),
-                    fence=fence,
-                    threshold=self.config.bot.failure_threshold,
-                    ops_channel=self.config.bot.ops_channel,
-                    ops_team=self.config.bot.ops_team or "",
-                )
+                self._record_failure(queue, fence, result.error or "unknown error", result.remedy)
                 return "failed", 0
             known = priors(self.db, queue, [j.id for j in result.jobs])
             forgotten = self.clock() - self.retention
@@ -100,6 +96,15 @@ class Worker:
         except LostLease:
             log.warning("lease_lost queue=%s", queue)
             return "lost_lease", 0
+        except Exception as err:
+            log.exception("poll_crashed queue=%s", queue)
+            try:
+                self._record_failure(queue, fence, f"internal error: {type(err).__name__}: {err}"[:500], None)
+            except LostLease:
+                return "lost_lease", 0
+            except Exception:  # the store itself is failing: nothing can be recorded now
+                log.exception("poll_failure_unrecorded queue=%s", queue)
+            return "failed", 0
         log.info(
             "poll_done queue=%s jobs=%d transitions=%d enqueued=%d baseline=%s",
             queue,
@@ -109,6 +114,19 @@ class Worker:
             view.baseline,
         )
         return "ok", enqueued
+
+    def _record_failure(self, queue: str, fence: Fence, error: str, remedy: str | None) -> None:
+        record_failure(
+            self.db,
+            queue=queue,
+            error=error,
+            now=self.clock(),
+            fence=fence,
+            threshold=self.config.bot.failure_threshold,
+            ops_channel=self.config.bot.ops_channel,
+            ops_team=self.config.bot.ops_team or "",
+            remedy=remedy,
+        )
 
     def poll_all(self) -> int:
         """Poll every queue once (`jobwatch poll --once`)."""

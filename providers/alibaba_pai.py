@@ -41,6 +41,7 @@ from pydantic import Field
 
 from providers._http import Requester, make_client
 from providers._paging import PageGuard
+from providers._parse import parsing
 from providers._time import parse_iso
 from providers.alibaba_signing import AcsSigner, acs_date
 from providers.base import STOP_TIMEOUT, QueueConfig, StopResult, default_env, env_secret, map_status
@@ -323,7 +324,8 @@ class PaiSource:
             }
             for raw in self._pages(url, "ListJobs", DLC_VERSION, "Jobs", "JobId", params):
                 if str(raw["JobId"]) in todo:
-                    found[DLC, str(raw["JobId"])] = self._state(DLC, raw)
+                    with parsing(self, "ListJobs"):
+                        found[DLC, str(raw["JobId"])] = source_state(DLC, raw)
         for ident in ids:
             if (DLC, ident) not in found:
                 found[DLC, ident] = self._detail(DLC, ident)
@@ -347,7 +349,8 @@ class PaiSource:
         for params in listings:
             for raw in self._pages(url, "ListTrainingJobs", TRAINING_VERSION, "TrainingJobs", "TrainingJobId", params):
                 if str(raw["TrainingJobId"]) in todo:
-                    found[TRAINING, str(raw["TrainingJobId"])] = self._state(TRAINING, raw)
+                    with parsing(self, "ListTrainingJobs"):
+                        found[TRAINING, str(raw["TrainingJobId"])] = source_state(TRAINING, raw)
                     if baseline and len(found) == len(todo):
                         return found
         missing = {i: c for i, c in todo.items() if (TRAINING, i) not in found}
@@ -370,16 +373,11 @@ class PaiSource:
         for items, raw in enumerate(listing, 1):
             ident = str(raw["TrainingJobId"])
             if left.pop(ident, False) is not False:
-                found[TRAINING, ident] = self._state(TRAINING, raw)
+                with parsing(self, "ListTrainingJobs"):
+                    found[TRAINING, ident] = source_state(TRAINING, raw)
             if not left or (items % LIST_SIZE == 0 and items // LIST_SIZE > len(missing) - len(left)):
                 break  # done, or the pages cost more than the detail calls they saved
         return found
-
-    def _state(self, kind: str, raw: Mapping[str, Any]) -> SourceState:
-        try:
-            return source_state(kind, raw)
-        except (TypeError, ValueError, AttributeError) as err:
-            raise self._bad(f"{kind} job: {err}") from None
 
     def _detail(self, kind: str, ident: str) -> SourceState:
         """GetTrainingJob / GetJob; a job that no longer exists leaves the run `unknown`."""
@@ -395,7 +393,9 @@ class PaiSource:
             body = self._get(f"{url}/{quote(ident, safe='')}", action, version)
         except NotFoundError:
             return SourceState(f"{kind} job not found", JobStatus.UNKNOWN, f"{kind} job {ident} no longer exists")
-        return self._state(kind, body)
+        with parsing(self, action):
+            state = source_state(kind, body)
+        return state
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -426,12 +426,6 @@ class PaiSource:
             refs=(str(run["SourceId"]),) if run.get("SourceId") else (),
         )
 
-    def _job(self, run: Mapping[str, Any], state: SourceState) -> Job:
-        try:
-            return self.to_job(run, state)
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise self._bad(f"malformed run: {err}") from None
-
     def list_jobs(self, *, since: datetime | None, live: Sequence[Job]) -> list[Job]:
         """New runs (all of them on the baseline) and the current state of every live run."""
         runs = self._list_runs(None if since is None else since - OVERLAP)
@@ -450,7 +444,9 @@ class PaiSource:
         jobs = []
         for run in runs:
             key = self._key(run.get("SourceType"), run.get("SourceId"))
-            jobs.append(self._job(run, NO_SOURCE_STATE if key is None else states[key]))
+            state = NO_SOURCE_STATE if key is None else states[key]
+            with parsing(self, "ListRuns"):
+                jobs.append(self.to_job(run, state))
         for job in rechecks:
             key = self._key(job.extra.get("source_type"), job.extra.get("source_id"))
             if key is None:
@@ -481,12 +477,14 @@ class PaiSource:
         if not run.get("RunId"):
             raise self._bad(f"GetRun {job_id}: no RunId in the answer")
         key = self._key(run.get("SourceType"), run.get("SourceId"))
-        if key is None:
-            return self._job(run, NO_SOURCE_STATE)
-        state = self._final.get(key) or self._detail(*key) if key[0] in MAPS else NO_SOURCE_STATE
-        if state.final:
-            self._final[key] = state
-        return self._job(run, state)
+        state = NO_SOURCE_STATE
+        if key is not None and key[0] in MAPS:
+            state = self._final.get(key) or self._detail(*key)
+            if state.final:
+                self._final[key] = state
+        with parsing(self, "GetRun"):
+            job = self.to_job(run, state)
+        return job
 
     def stop_job(self, job: Job, *, reason: str) -> StopResult:
         """Stop the run's linked TrainingService or DLC job, once, with a deadline (PAI keeps no reason)."""

@@ -29,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from providers._aws import AwsQueue, error_code, make_client, map_aws_error, map_aws_stop_error
 from providers._paging import PageGuard
+from providers._parse import parsing
 from providers._time import from_epoch_ms
 from providers.base import STOP_TIMEOUT, StopResult, map_status
 from providers.model import Job, JobStatus
@@ -152,12 +153,11 @@ class BatchSource:
             call = dict(params, nextToken=token) if token else params
             try:
                 page = self._client.list_service_jobs(**call)
-                summaries = page["jobSummaryList"]
             except (ClientError, BotoCoreError) as err:
                 raise map_aws_error(err, what=f"ListServiceJobs {what}") from err
-            except (KeyError, TypeError) as err:
-                raise map_aws_error(err, what=f"ListServiceJobs {what}: malformed page") from err
-            yield list(summaries)
+            with parsing(self, "ListServiceJobs"):
+                summaries = list(page["jobSummaryList"])
+            yield summaries
             token = page.get("nextToken")
             if not token:
                 return
@@ -174,7 +174,9 @@ class BatchSource:
         listings.append(("created", dict(base, filters=[{"name": "AFTER_CREATED_AT", "values": [cutoff]}])))
         for what, params in listings:
             for raw in self._pages(what, params, guard):
-                self._keep(found, self._parse(raw))
+                with parsing(self, "ListServiceJobs"):
+                    job = self.to_job(raw)
+                self._keep(found, job)
         missing = {job.id: job for job in live if job.id not in found}
         self._find_left(found, missing, base, guard)
         for job_id in missing:
@@ -198,17 +200,12 @@ class BatchSource:
         wanted = len(missing)
         for pages, page in enumerate(self._page_lists("left", params, guard), 1):
             for raw in page:
-                job = self._parse(raw)
+                with parsing(self, "ListServiceJobs"):
+                    job = self.to_job(raw)
                 if missing.pop(job.id, None) is not None:
                     self._keep(found, job)
             if not missing or pages > wanted - len(missing):
                 return  # done, or the pages cost more than the Describes they saved: never > wanted + 1
-
-    def _parse(self, raw: Mapping[str, Any]) -> Job:
-        try:
-            return self.to_job(raw)
-        except (KeyError, TypeError, ValueError) as err:
-            raise map_aws_error(err, what="ListServiceJobs: malformed summary") from err
 
     @staticmethod
     def _keep(found: dict[str, Job], job: Job) -> None:
@@ -228,7 +225,9 @@ class BatchSource:
             raise map_aws_error(err, what="DescribeServiceJob") from err
         except BotoCoreError as err:
             raise map_aws_error(err, what="DescribeServiceJob") from err
-        return self._parse(raw)
+        with parsing(self, "DescribeServiceJob"):
+            job = self.to_job(raw)
+        return job
 
     def stop_job(self, job: Job, *, reason: str) -> StopResult:
         """TerminateServiceJob, once, with a deadline; `reason` (required by Batch) is kept on the job."""

@@ -12,11 +12,18 @@
 A listing either returns every job or raises one of these: never a partial list.
 An action (stopping a job) is never retried automatically; its errors say in plain words
 what the provider answered, so they can be shown to the person who asked.
+
+A failed poll is retried at the next interval whatever the error. `retryable` says whether
+waiting can help: a retryable failure is announced to operators only after `failure_threshold`
+polls in a row (a passing outage stays quiet); one that is not (refused credentials, a listing
+that does not exist) will not pass by itself, so it is announced at once, with `remedy`: what
+to check.
 """
 
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 # Words a provider uses when it refuses an action because of the job's state (SageMaker:
 # "The request was rejected because the training job is in status Stopped.").
@@ -26,7 +33,8 @@ _STATE_WORDS = re.compile(r"status|state|already|terminal|finished|complete|cann
 class ProviderError(Exception):
     """Base of every adapter error."""
 
-    retryable: bool = True
+    retryable: ClassVar[bool] = True
+    remedy: ClassVar[str] = ""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -37,6 +45,11 @@ class AuthError(ProviderError):
     """The provider refused our credentials or they are missing."""
 
     retryable = False
+    remedy = (
+        "the provider refused the credentials or they are missing. Check the key variables this queue "
+        "names (and that they are set where the bot runs), that the key is active and allowed to list "
+        "jobs, and that this host's clock is right (signed requests expire within minutes)"
+    )
 
 
 class ThrottledError(ProviderError):
@@ -55,6 +68,7 @@ class NotFoundError(ProviderError):
     """The thing asked for does not exist (a detail call for a deleted job)."""
 
     retryable = False
+    remedy = "the provider says what this queue lists does not exist. Check the queue's endpoint and ids"
 
 
 class AccessDeniedError(AuthError):

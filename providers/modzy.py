@@ -26,6 +26,7 @@ from pydantic import SecretStr
 
 from providers._http import Requester, make_client
 from providers._paging import PageGuard
+from providers._parse import parsing
 from providers._time import parse_iso
 from providers.base import STOP_TIMEOUT, QueueConfig, StopResult, default_env, env_secret, map_status
 from providers.errors import BadResponseError, NotFoundError
@@ -127,12 +128,6 @@ class ModzySource:
             extra=extra,
         )
 
-    def _parse(self, raw: Any) -> Job:
-        try:
-            return self.to_job(raw)
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise BadResponseError(f"modzy {self.config.name}: malformed job: {err}") from None
-
     def list_jobs(self, *, since: datetime | None, live: Sequence[Job]) -> list[Job]:
         """The whole history (baseline) or the jobs updated since the watermark, then re-checks."""
         cutoff = None if since is None else since - OVERLAP
@@ -153,7 +148,8 @@ class ModzySource:
             body = self.http.get("/api/jobs/history", params={**params, "page": page})
             if not isinstance(body, list):
                 raise BadResponseError(f"modzy {self.config.name}: history page is not a JSON array")
-            jobs = [self._parse(raw) for raw in body]
+            with parsing(self, "job history"):
+                jobs = [self.to_job(raw) for raw in body]
             if jobs and jobs[0].id == previous_first:
                 raise BadResponseError(f"modzy {self.config.name}: page {page} repeats page {page - 1}")
             previous_first = jobs[0].id if jobs else None
@@ -192,7 +188,9 @@ class ModzySource:
             body = self.http.get(f"/api/jobs/{quote(job_id, safe='')}", what=f"modzy job {job_id}")
         except NotFoundError:
             return None
-        return self._parse(body)
+        with parsing(self, "job detail"):
+            job = self.to_job(body)
+        return job
 
     def stop_job(self, job: Job, *, reason: str) -> StopResult:
         """`DELETE /api/jobs/{id}` (cancel), once, with a deadline; the answer is the job, now CANCELED."""

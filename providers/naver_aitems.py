@@ -8,10 +8,13 @@ Identity: a train is `(serviceId, type, version)`; the queue is one service, so 
 `"{type}/{version}"` and the name `"{type} {version}"` (docs/architecture.md §Canonical job model).
 
 Paging: `offset`/`limit` (older renderings of the page and the sibling list APIs; the newest
-rendering lists only `isRecent`), followed to the end: a short page ends the listing, a page
-that repeats the previous one or whose echoed `offset` differs from the one asked for is a
-BadResponseError. A page longer than `limit` means the server ignored paging and returned
-everything, which also ends the listing.
+rendering lists only `isRecent`), followed to the end. We ask for `limit=1000`, the documented
+default and the `limit` the API's own example answer echoes, so 10,000 trains are 10 requests,
+not 100. A short page ends the listing; a page that repeats the previous one or whose echoed
+`offset` differs from the one asked for is a BadResponseError. A page is short against the
+`limit` the answer echoes when that is smaller than ours (a server that caps pages silently must
+not end the listing early). A page longer than `limit` means the server ignored paging and
+returned everything, which also ends the listing.
 
 Incremental: the API has no time or status filter, only `isRecent=true` ("recently requested
 item" per training type: at most one train per type, three types today). A steady cycle
@@ -54,6 +57,7 @@ from pydantic import Field, field_validator
 
 from providers._http import Requester, make_client
 from providers._paging import PageGuard
+from providers._parse import parsing
 from providers._time import parse_timestamp
 from providers.base import QueueConfig, default_env, env_secret, map_status
 from providers.errors import AuthError, BadResponseError, NotFoundError
@@ -63,7 +67,7 @@ from providers.naver_signing import signer
 log = logging.getLogger(__name__)
 
 ENDPOINT = "https://aitems.apigw.ntruss.com"
-PAGE_SIZE = 100
+PAGE_SIZE = 1000  # `limit`: the documented default, and the most we ask for
 FULL_EVERY = timedelta(hours=1)
 
 # Provisional: the train status enum is unpublished. Keys are compared lower-case.
@@ -189,12 +193,6 @@ class AitemsSource:
                 log.warning("unparsed_date provider=aitems queue=%s createdDate=%r", self.config.name, value)
             return None
 
-    def _parse(self, raw: Any) -> Job:
-        try:
-            return self.to_job(raw)
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise BadResponseError(f"aitems {self.config.name}: malformed train: {err}") from None
-
     def list_jobs(self, *, since: datetime | None, live: Sequence[Job]) -> list[Job]:
         """Every train (baseline, hourly, or when a live train left the recent set), else the recent ones."""
         if since is not None and self._last_full is not None and since - self._last_full < FULL_EVERY:
@@ -218,15 +216,16 @@ class AitemsSource:
             if recent:
                 params["isRecent"] = True  # never `false`: documented as "not a recently requested item"
             body = self._get(self._path, params)
-            trains = self._trains(body, offset)
-            jobs = [self._parse(raw) for raw in trains]
+            trains, served = self._trains(body, offset)
+            with parsing(self, "training list"):
+                jobs = [self.to_job(raw) for raw in trains]
             ids = [j.id for j in jobs]
             if ids and ids == previous:
                 raise BadResponseError(f"{what}: page at offset {offset} repeats the previous page")
             previous = ids
             for job in jobs:
                 found.setdefault(job.id, job)
-            if len(trains) != PAGE_SIZE:  # short page: the end; longer: paging ignored, all returned
+            if len(trains) != served:  # short page: the end; longer: paging ignored, all returned
                 return list(found.values())
             offset += len(trains)
 
@@ -239,14 +238,19 @@ class AitemsSource:
                 f"{err} (signed with local clock {local}; the gateway refuses a skew of 5 minutes or more)"
             ) from None
 
-    def _trains(self, body: Any, offset: int) -> list[Any]:
+    def _trains(self, body: Any, offset: int) -> tuple[list[Any], int]:
+        """The page's trains, and the page size the server applied (its echoed `limit`, if smaller)."""
         what = f"aitems {self.config.name}"
         if not isinstance(body, dict) or not isinstance(body.get("trains"), list):
             raise BadResponseError(f"{what}: response has no trains array")
         echoed = body.get("offset")
         if isinstance(echoed, int) and not isinstance(echoed, bool) and echoed != offset:
             raise BadResponseError(f"{what}: asked for offset {offset}, got offset {echoed}")
-        return list(body["trains"])
+        limit = body.get("limit")
+        served = (
+            limit if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < PAGE_SIZE else PAGE_SIZE
+        )
+        return list(body["trains"]), served
 
     def get_job(self, job_id: str) -> Job | None:
         """`GET .../trains/{type}/versions/{version}` ("View training"); None when gone (404)."""
@@ -258,7 +262,9 @@ class AitemsSource:
             body = self._get(path, None, what=f"aitems train {job_id}")
         except NotFoundError:
             return None
-        return self._parse(body)
+        with parsing(self, "View training"):
+            job = self.to_job(body)
+        return job
 
     def close(self) -> None:
         """Release the HTTP connections."""

@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from providers._aws import AwsQueue, error_code, make_client, map_aws_error, map_aws_stop_error
 from providers._paging import PageGuard
+from providers._parse import parsing
 from providers._time import aware
 from providers.base import STOP_TIMEOUT, StopResult, map_status
 from providers.model import Job, JobStatus
@@ -131,13 +132,12 @@ class SageMakerSource:
             call = dict(params, NextToken=token) if token else params
             try:
                 page = self._client.list_training_jobs(**call)
+            except (ClientError, BotoCoreError) as err:
+                raise map_aws_error(err, what="ListTrainingJobs") from err
+            with parsing(self, "ListTrainingJobs"):
                 for raw in page["TrainingJobSummaries"]:
                     job = self.to_job(raw)
                     jobs[job.id] = job
-            except (ClientError, BotoCoreError) as err:
-                raise map_aws_error(err, what="ListTrainingJobs") from err
-            except (KeyError, TypeError, ValueError) as err:
-                raise map_aws_error(err, what="ListTrainingJobs: malformed summary") from err
             token = page.get("NextToken")
             if not token:
                 return list(jobs.values())
@@ -153,7 +153,9 @@ class SageMakerSource:
             raise map_aws_error(err, what="DescribeTrainingJob") from err
         except BotoCoreError as err:
             raise map_aws_error(err, what="DescribeTrainingJob") from err
-        return self.to_job(raw)
+        with parsing(self, "DescribeTrainingJob"):
+            job = self.to_job(raw)
+        return job
 
     def stop_job(self, job: Job, *, reason: str) -> StopResult:
         """StopTrainingJob, once, with a deadline; SageMaker keeps no reason (`reason` is unused)."""

@@ -224,6 +224,16 @@ def commit_poll(
         return sum(insert_ignore(session, OutboxItem, rows[i : i + CHUNK]) for i in range(0, len(rows), CHUNK))
 
 
+def outage_text(queue: str, failures: int, error: str, remedy: str | None) -> str:
+    """The operator notice for a queue that stopped polling."""
+    if remedy is None:
+        return f"Queue {queue} has failed {failures} polls in a row: {error}"
+    return (
+        f"Queue {queue} cannot poll: {remedy}. Error: {error}. "
+        "It is retried every interval; a notice follows when it polls again."
+    )
+
+
 def record_failure(
     db: Database,
     *,
@@ -234,8 +244,13 @@ def record_failure(
     threshold: int,
     ops_channel: str | None,
     ops_team: str = "",
+    remedy: str | None = None,
 ) -> bool:
-    """Count a failed poll; returns True when this failure crosses the threshold (notice sent once)."""
+    """Count a failed poll; returns True when this failure crosses the threshold (notice sent once).
+
+    A failure with a `remedy` (one that waiting will not cure, such as refused credentials) crosses
+    it at once, and its notice says what to check.
+    """
     with db.write() as session:
         if fence is not None:
             fence.check(session)
@@ -243,11 +258,12 @@ def record_failure(
         state.consecutive_failures += 1
         state.last_poll_at = now
         state.last_error = error
-        crossed = state.consecutive_failures >= threshold and not state.outage_notified
+        due = remedy is not None or state.consecutive_failures >= threshold
+        crossed = due and not state.outage_notified
         if crossed:
             state.outage_notified = True
             if ops_channel:
-                text = f"Queue {queue} has failed {state.consecutive_failures} polls in a row: {error}"
+                text = outage_text(queue, state.consecutive_failures, error, remedy)
                 insert_ignore(
                     session,
                     OutboxItem,

@@ -25,6 +25,7 @@ class PollResult:
     started_at: datetime
     jobs: list[Job] | None = None
     error: str | None = None
+    remedy: str | None = None  # set when waiting will not cure the error (ProviderError.retryable)
 
 
 def poll_queue(source: JobSource, *, since: datetime | None, live: Sequence[Job], clock: Clock) -> PollResult:
@@ -35,7 +36,8 @@ def poll_queue(source: JobSource, *, since: datetime | None, live: Sequence[Job]
         jobs = source.list_jobs(since=since, live=live)
     except ProviderError as err:
         log.warning("poll_failed queue=%s error=%s", queue, err)
-        return PollResult(queue, started, error=f"{type(err).__name__}: {err}"[:500])
+        remedy = None if err.retryable else err.remedy or None
+        return PollResult(queue, started, error=f"{type(err).__name__}: {err}"[:500], remedy=remedy)
     except Exception as err:  # an adapter bug must fail this poll, not the scheduler
         log.exception("poll_crashed queue=%s", queue)
         return PollResult(queue, started, error=f"internal error: {type(err).__name__}: {err}"[:500])
@@ -46,7 +48,11 @@ def poll_queue(source: JobSource, *, since: datetime | None, live: Sequence[Job]
 
 
 def enrich(source: JobSource, result: DiffResult) -> DiffResult:
-    """Fetch detail (the failure reason) for jobs that just ended badly; best effort, bounded."""
+    """Fetch detail (the failure reason) for jobs that just ended badly; best effort, bounded.
+
+    A detail call that fails, however it fails, leaves that job's alert without a reason: the
+    listing was complete, so the transitions are sound and go out.
+    """
     wanted = [t for t in result.transitions if t.job.status in ENRICH and t.job.reason is None][:MAX_ENRICH]
     if not wanted:
         return result
@@ -56,6 +62,9 @@ def enrich(source: JobSource, result: DiffResult) -> DiffResult:
             detail = source.get_job(t.job.id)
         except ProviderError as err:
             log.info("enrich_failed queue=%s job_id=%s error=%s", t.job.queue, t.job.id, err)
+            continue
+        except Exception:  # an adapter bug in a detail call must not hold back the queue's alerts
+            log.exception("enrich_crashed queue=%s job_id=%s", t.job.queue, t.job.id)
             continue
         if detail is not None and detail.reason and detail.status == t.job.status:
             fresh[t.job.id] = t.job.model_copy(update={"reason": detail.reason})

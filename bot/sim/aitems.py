@@ -7,6 +7,10 @@ It honours `isRecent` (`true`: the latest train per type; `false`: taken literal
 documented, "not a recently requested item", i.e. all but those), `offset` (default 0) and
 `limit` (default 1000, as documented), lists trains oldest first, echoes `offset`/`limit`,
 serves "View training" (`.../trains/{type}/versions/{version}`) and plays scripted faults.
+The docs publish no maximum `limit`; the simulator takes the documented default as the
+maximum and refuses a larger one (400, gateway code 100), so an adapter that asks for more
+fails here rather than relying on an unconfirmed server behaviour. `cap` makes it serve (and
+echo) smaller pages than asked for, as a server that caps pages silently would.
 Train `createdDate` is naive local time (Asia/Seoul), since the real format is unconfirmed;
 `date_format` lets tests vary it.
 """
@@ -23,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.sim.http import LocalServer, Request, Response, Served
+from bot.sim.http import BAD_DETAIL, LocalServer, Request, Response, Served, next_fault
 from providers.naver_signing import verify
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -84,6 +88,8 @@ class AitemsSim(Served):
     faults: deque[str] = field(default_factory=deque)
     calls: Counter[str] = field(default_factory=Counter)
     refused: list[str] = field(default_factory=list)
+    max_limit: int = 1000
+    cap: int | None = None
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -114,7 +120,7 @@ class AitemsSim(Served):
             recent = req.query.get("isRecent", "").lower()
             detail = "/versions/" in req.path
             self.calls["train" if detail else "recent" if recent == "true" else "trains"] += 1
-            fault = self.faults.popleft() if self.faults else None
+            fault = next_fault(self.faults, detail=detail)
         why = verify(
             req.method,
             req.raw_path,
@@ -142,6 +148,8 @@ class AitemsSim(Served):
             with self.lock:
                 found = self.trains.get(f"{parts[5]}/{parts[7]}")
                 body = found.body(self.date_format) if found else None
+            if body and fault == BAD_DETAIL:
+                body = {k: v for k, v in body.items() if k not in ("type", "version", "status")}
             return Response.json(body) if body else _error(404, "300", "Not Found Exception")
         if len(parts) != 5:
             return _error(404, "300", "Not Found Exception")
@@ -149,8 +157,9 @@ class AitemsSim(Served):
             offset, limit = int(req.query.get("offset", "0")), int(req.query.get("limit", "1000"))
         except ValueError:
             return _error(400, "100", "Bad Request Exception")
-        if offset < 0 or limit < 1:
+        if offset < 0 or not 1 <= limit <= self.max_limit:
             return _error(400, "100", "Bad Request Exception")
+        limit = min(limit, self.cap or limit)
         if offset == 0:
             self._stuck = fault == "repeat_token"  # from now on, every page is the first one
         with self.lock:

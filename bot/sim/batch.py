@@ -23,7 +23,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.sim.http import LocalServer, Request, Response, Served
+from bot.sim.http import BAD_DETAIL, LocalServer, Request, Response, Served, next_fault
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED"})
 
@@ -126,7 +126,7 @@ class BatchSim(Served):
         op = req.path.rsplit("/", 1)[-1]
         with self.lock:
             self.calls[op] += 1
-            fault = self.faults.popleft() if self.faults else None
+            fault = next_fault(self.faults, detail=op == "describeservicejob")
             if op == "terminateservicejob":
                 self.stops.append(req.json())
         if fault == "throttle":
@@ -153,6 +153,8 @@ class BatchSim(Served):
                 data = job.summary() if job else None
             if data is None:
                 return _error(400, "ClientException", "Job not found")
+            if fault == BAD_DETAIL:
+                data = {k: v for k, v in data.items() if k not in ("jobId", "status")}
             return Response.json({**data, "jobQueue": "q", "startedAt": data.get("startedAt", 0)})
         if op == "terminateservicejob":
             return self._terminate(body)

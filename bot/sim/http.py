@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -108,6 +109,18 @@ class LocalServer:
         """Stop serving and close the socket."""
         self._server.shutdown()
         self._server.server_close()
+
+
+# A fault for detail calls only: the next detail answer is valid JSON that lacks (or garbles) a
+# field the API always sends. Listing requests leave it queued for the next detail request.
+BAD_DETAIL = "bad_detail"
+
+
+def next_fault(faults: deque[str], *, detail: bool) -> str | None:
+    """Take the scripted fault for this request (call under the simulator's lock)."""
+    if not faults or (faults[0] == BAD_DETAIL and not detail):
+        return None
+    return faults.popleft()
 
 
 class Served:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.sim.http import LocalServer, Request, Response, Served
+from bot.sim.http import BAD_DETAIL, LocalServer, Request, Response, Served, next_fault
 
 TERMINAL = frozenset({"COMPLETED", "ERROR", "CANCELED", "TIMEDOUT"})
 
@@ -91,8 +91,9 @@ class ModzySim(Served):
     def handle(self, req: Request) -> Response:
         cancel = req.method == "DELETE"
         with self.lock:
-            self.calls["cancel" if cancel else "history" if req.path.endswith("/history") else "job"] += 1
-            fault = self.faults.popleft() if self.faults else None
+            history = req.path.endswith("/history")
+            self.calls["cancel" if cancel else "history" if history else "job"] += 1
+            fault = next_fault(self.faults, detail=not cancel and not history)
             if cancel:
                 self.stops.append(req.path.rsplit("/", 1)[-1])
         if req.headers.get("authorization") != f"ApiKey {self.api_key}" or fault == "auth":
@@ -117,6 +118,8 @@ class ModzySim(Served):
             with self.lock:
                 job = self.jobs.get(req.path.rsplit("/", 1)[-1])
                 body = job.body() if job else None
+            if body and fault == BAD_DETAIL:
+                body = {k: v for k, v in body.items() if k not in ("jobIdentifier", "status")}
             return Response.json(body) if body else Response.json({"message": "Job not found"}, 404)
         return Response.json({"message": "Not found"}, 404)
 

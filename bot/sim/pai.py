@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.sim.http import LocalServer, Request, Response, Served
+from bot.sim.http import BAD_DETAIL, LocalServer, Request, Response, Served, next_fault
 from providers.alibaba_signing import verify
 
 TRAINING_FINAL = frozenset({"Succeed", "Failed", "Terminated", "CreateFailed", "InitializeFailed"})
@@ -191,7 +191,7 @@ class PaiSim(Served):
                 return self._error(404, "InvalidApi.NotFound", "Specified api is not found")
         with self.lock:
             self.calls[action] += 1
-            fault = self.faults.popleft() if self.faults else None
+            fault = next_fault(self.faults, detail=action == "GetRun")
             if action in ("StopTrainingJob", "StopJob"):
                 self.stops.append((action, req.path.rsplit("/", 2)[-2]))
             refused = verify(
@@ -234,6 +234,8 @@ class PaiSim(Served):
                 body = run.body() if run else None
             if body is None:
                 return self._error(404, "RunNotFound", "The run does not exist.")
+            if fault == BAD_DETAIL:
+                body["GmtCreateTime"] = 1700000000  # a number where an ISO-8601 string belongs
             return Response.json({**body, "RequestId": _rid()})
         kind = "TrainingService" if prefix == "/api/v1/trainingjobs" else "DLC"
         if action in ("StopTrainingJob", "StopJob"):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.clock import Clock, utcnow
-from bot.sim.http import LocalServer, Request, Response, Served
+from bot.sim.http import BAD_DETAIL, LocalServer, Request, Response, Served, next_fault
 
 
 @dataclass
@@ -72,7 +72,9 @@ class SageMakerSim(Served):
     clock: Clock = utcnow
     jobs: dict[str, TrainingJob] = field(default_factory=dict)
     errors: deque[tuple[int, str]] = field(default_factory=deque)
-    faults: deque[str] = field(default_factory=deque)  # "html" | "malformed" | "repeat_token", one per listing page
+    # "html" | "malformed" | "repeat_token", one per listing page; "bad_detail": the next
+    # DescribeTrainingJob answer lacks TrainingJobStatus
+    faults: deque[str] = field(default_factory=deque)
     requests: list[str] = field(default_factory=list)
     stops: list[str] = field(default_factory=list)  # TrainingJobName of every StopTrainingJob received
 
@@ -123,7 +125,8 @@ class SageMakerSim(Served):
             return Response.json({"__type": kind, "message": f"simulated {kind}"}, status, {"Content-Type": JSON11})
         body = req.json()
         if target.endswith(".ListTrainingJobs"):
-            fault = self.faults.popleft() if self.faults else None
+            with self.lock:
+                fault = next_fault(self.faults, detail=False)
             if fault == "html":
                 return Response(200, b"<html><body>Service Unavailable</body></html>", {"Content-Type": "text/html"})
             if fault == "malformed":
@@ -140,8 +143,13 @@ class SageMakerSim(Served):
                 if job:
                     self._show(job)
                 detail = job.detail() if job else None
+                broken = bool(self.faults) and self.faults[0] == BAD_DETAIL  # listing faults wait
+                if broken:
+                    self.faults.popleft()
             if detail is None:
                 return Response.json({"__type": "ValidationException", "message": "Requested resource not found."}, 400)
+            if broken:
+                del detail["TrainingJobStatus"]
             return Response.json(detail, headers={"Content-Type": JSON11})
         if target.endswith(".StopTrainingJob"):
             return self._stop(str(body.get("TrainingJobName")))

@@ -127,7 +127,7 @@ def test_outage_notices_go_to_the_ops_workspace(tmp_path: Path, slack: FakeSlack
     bot = install_mode_bot(tmp_path, slack, modzy, ops)
     try:
         install(bot, slack, "T0009")
-        modzy.faults.append("auth")
+        modzy.faults.append("html")
         bot.cycle()
         (notice,) = slack.posts("COPS")
         assert notice["team"] == "T0009" and "failed 1 polls in a row" in notice["text"]

@@ -25,6 +25,9 @@ STOP_REFUSALS = ("denied", "throttle")
 #   repeat_token  a page token that repeats (A -> B -> A)
 #   auth          credentials refused (must raise AuthError)
 FAULTS = ("throttle", "server", "html", "malformed", "repeat_token", "auth")
+# A fault of the next detail call (get_job) only: valid JSON lacking or garbling a field the API
+# always sends. It must make get_job raise BadResponseError naming the provider and queue.
+BAD_DETAIL = "bad_detail"
 
 
 class World(Protocol):
@@ -48,7 +51,7 @@ class World(Protocol):
         ...
 
     def fault(self, kind: str) -> None:
-        """Break the next listing (see FAULTS)."""
+        """Break the next listing (see FAULTS), or the next detail call (BAD_DETAIL)."""
         ...
 
     def close(self) -> None:

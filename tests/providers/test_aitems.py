@@ -259,6 +259,30 @@ def _train(n: int) -> dict[str, Any]:
     return {"type": "pop", "version": f"v{n}", "status": "completed", "createdDate": "2026-11-25T12:00:00"}
 
 
+def test_a_full_listing_pages_at_the_api_limit_of_1000(sim: AitemsSim) -> None:
+    for n in range(2500):
+        sim.add(version=f"v{n}")
+    assert len(source(sim).list_jobs(since=None, live=[])) == 2500
+    assert sim.calls["trains"] == 3  # 1000 a page: 10,000 trains are 10 requests, not 100
+
+
+def test_a_limit_over_1000_is_refused(sim: AitemsSim) -> None:
+    sign = signer(sim.access_key, sim.secret_key)
+    with httpx.Client(base_url=sim.url) as client:
+        for limit, status in ((1000, 200), (1001, 400)):
+            request = client.build_request("GET", f"/api/v1/services/{sim.service_id}/trains?limit={limit}")
+            sign(request)
+            assert client.send(request).status_code == status
+
+
+def test_a_server_that_serves_smaller_pages_than_asked_is_followed_to_the_end(sim: AitemsSim) -> None:
+    sim.cap = 100  # serves and echoes `limit: 100` whatever we ask
+    for n in range(250):
+        sim.add(version=f"v{n}")
+    assert len(source(sim).list_jobs(since=None, live=[])) == 250
+    assert sim.calls["trains"] == 3
+
+
 def test_a_server_that_ignores_paging_is_read_once() -> None:
     calls: list[str] = []
 
@@ -302,12 +326,12 @@ def test_a_stuck_offset_is_an_error(sim: AitemsSim) -> None:
 
 
 def test_steady_cycle_is_one_recent_request(sim: AitemsSim) -> None:
-    for n in range(250):
+    for n in range(PAGE_SIZE * 2 + 50):
         sim.set(sim.add(version=f"old{n}").ident, "completed")
     live = sim.add("pop", "learning").ident
     src = source(sim)
     baseline = src.list_jobs(since=None, live=[])
-    assert len(baseline) == 251 and sim.calls["trains"] == 3
+    assert len(baseline) == PAGE_SIZE * 2 + 51 and sim.calls["trains"] == 3
     sim.set(live, "completed")
     since = datetime.now(UTC)
     changed = {j.id: j for j in src.list_jobs(since=since, live=[j for j in baseline if not j.status.terminal])}

@@ -10,6 +10,7 @@ import pytest
 from providers import (
     AccessDeniedError,
     AuthError,
+    BadResponseError,
     ConflictError,
     Job,
     ProviderError,
@@ -18,7 +19,7 @@ from providers import (
     stop_support,
 )
 from providers.model import JobStatus
-from tests.providers.contract import FAULTS, STOP_REFUSALS, StopWorld, World
+from tests.providers.contract import BAD_DETAIL, FAULTS, STOP_REFUSALS, StopWorld, World
 from tests.providers.worlds import WORLDS
 
 
@@ -79,6 +80,16 @@ def test_get_job(world: World) -> None:
     source = world.source()
     job = source.get_job(job_id)
     assert job is not None and job.id == job_id
+
+
+def test_a_malformed_detail_is_a_bad_response(world: World) -> None:
+    job_id = world.add("garbled", next(iter(world.status_cases)))
+    source = world.source()
+    world.fault(BAD_DETAIL)
+    with pytest.raises(BadResponseError, match=f"^{world.provider} contract: .*malformed"):
+        source.get_job(job_id)
+    detail = source.get_job(job_id)  # the fault was one answer: the next one parses
+    assert detail is not None and detail.id == job_id
 
 
 @pytest.mark.parametrize("fault", FAULTS)
