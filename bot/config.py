@@ -8,9 +8,9 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from providers import SOURCES, QueueConfig
@@ -57,12 +57,17 @@ class BotOptions(BaseModel):
     retention_days: float = Field(default=30, gt=0)
 
 
+USER_ID = r"^[UW][A-Z0-9]{2,40}$"
+
+
 class AccessOptions(BaseModel):
-    """The `[access]` table: who may change subscriptions (empty: everyone)."""
+    """The `[access]` table: who may change subscriptions (empty: everyone), and who may stop jobs
+    (`operators`; empty: nobody, and a queue's own `operators` replaces this list for that queue)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     admins: tuple[str, ...] = ()
+    operators: tuple[Annotated[str, StringConstraints(pattern=USER_ID)], ...] = ()
 
 
 class AppConfig(BaseModel):
@@ -82,6 +87,10 @@ class AppConfig(BaseModel):
     def interval(self, queue: QueueConfig, settings: Settings) -> float:
         """Seconds between polls: the queue's, the file's `[bot]`, or the environment's."""
         return queue.poll_interval or self.bot.poll_interval or settings.jobwatch_poll_interval
+
+    def operators(self, queue: QueueConfig) -> tuple[str, ...]:
+        """Who may stop the queue's jobs: the queue's own list when it sets one, else `[access]`'s."""
+        return queue.operators if queue.operators is not None else self.access.operators
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

@@ -182,6 +182,30 @@ class Mute(SQLModel, table=True):
     trigger_id: str = ""
 
 
+class StopRequest(SQLModel, table=True):
+    """A stop asked of a provider, written before the call: a double click, a Slack retry or two
+    people pressing together find this row and make no second call. One row per (queue, job,
+    action): requested -> accepted | refused | failed | unanswered; a settled request that did not
+    stop the job (refused, failed, unanswered) may be asked again, which reuses the row."""
+
+    __tablename__ = "stop_request"
+    __table_args__ = (UniqueConstraint("queue", "job_id", "action"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    queue: str
+    job_id: str
+    action: str = "stop"
+    team_id: str
+    channel_id: str
+    user_id: str
+    trigger_id: str = ""
+    reason: str = ""
+    state: str = "requested"
+    answer: str = ""  # the provider's answer, in plain words
+    requested_at: datetime = _when()
+    settled_at: datetime | None = _when(default=None)
+
+
 class AuditEntry(SQLModel, table=True):
     """Who changed (or tried to change) what, from where: every subscription, mute and refusal."""
 
@@ -191,9 +215,9 @@ class AuditEntry(SQLModel, table=True):
     team_id: str = Field(index=True)
     user_id: str
     channel_id: str
-    action: str  # subscribe | unsubscribe | mute | unmute, with the `via` button or command
+    action: str  # subscribe | unsubscribe | mute | unmute | stop, with the `via` button or command
     queue: str = ""
-    outcome: str = "ok"  # ok | refused
+    outcome: str = "ok"  # ok | refused; stop also: duplicate | finished | stopping | not_found | failed | unanswered
     detail: str = ""
     trigger_id: str = ""
     at: datetime = _when()

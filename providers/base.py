@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
 from providers.errors import AuthError
 from providers.model import Job, JobStatus
@@ -42,6 +42,8 @@ class QueueConfig(BaseModel):
     api_key_env: str | None = None
     # Channels allowed to subscribe to this queue (empty: any channel).
     channels: tuple[str, ...] = ()
+    # Slack users who may stop this queue's jobs; replaces `[access] operators` when set.
+    operators: tuple[Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,40}$")], ...] | None = None
 
     def scope_text(self) -> str:
         """A short, human description of what the queue covers (no secrets)."""

@@ -9,7 +9,7 @@ from sqlmodel import select
 from bot.db import Database
 from bot.lease import LeaseKeeper
 from bot.pipeline.prune import prune
-from bot.tables import AuditEntry, JobRef, JobSnapshot, JobThread, OutboxItem
+from bot.tables import AuditEntry, JobRef, JobSnapshot, JobThread, OutboxItem, StopRequest
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 OLD = NOW - timedelta(days=40)
@@ -37,6 +37,9 @@ def test_prune_forgets_only_old_settled_history(db: Database) -> None:
         session.add(snapshot("new-done", live=False, seen=RECENT))
         session.add(JobRef(queue="q", job_id="old-done", ref="old-done", rank=0))
         session.add(JobRef(queue="q", job_id="new-done", ref="new-done", rank=0))
+        for job in ("old-done", "new-done"):
+            stop = StopRequest(queue="q", job_id=job, team_id="T", channel_id="C", user_id="U", requested_at=OLD)
+            session.add(stop)
         session.add(
             JobThread(team_id="T", channel_id="C", queue="q", job_id="old-done", parent_ts="1", parent_alert_id="x")
         )
@@ -55,6 +58,7 @@ def test_prune_forgets_only_old_settled_history(db: Database) -> None:
         assert sorted(s.job_id for s in session.exec(select(JobSnapshot))) == ["new-done", "old-live"]
         assert [t.job_id for t in session.exec(select(JobThread))] == ["new-done"]
         assert [r.job_id for r in session.exec(select(JobRef))] == ["new-done"]  # a pruned job is not named
+        assert [r.job_id for r in session.exec(select(StopRequest))] == ["new-done"]
         assert sorted(o.state for o in session.exec(select(OutboxItem))) == ["pending", "sending", "sent"]
         assert len(session.exec(select(AuditEntry)).all()) == 1  # the audit trail is kept
     assert prune(db, now=NOW, retention=timedelta(days=30), fence=fence) == type(done)()  # nothing left to do
