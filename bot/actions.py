@@ -8,6 +8,7 @@ with `via=button`, and answered ephemerally through the payload's response_url.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -53,6 +54,9 @@ def change(changes: Changes, command: commands.Command, actor: Actor) -> render.
     raise ServiceError("that command is not available")
 
 
+Later = Callable[[Callable[[], None]], None]  # runs work off the listener thread, after the ack
+
+
 def button_actor(body: dict[str, Any]) -> Actor:
     """Who pressed the button, where, from the signed payload."""
     return Actor(
@@ -64,19 +68,26 @@ def button_actor(body: dict[str, Any]) -> Actor:
     )
 
 
-def button_command(action: dict[str, Any]) -> commands.Command:
-    """The command a button stands for, from its value (checked like typed text)."""
+def button_target(action: dict[str, Any], instead: str) -> tuple[str, str]:
+    """(queue, job id) from a job button's value, checked like typed text."""
     value = commands.check_text(str(action.get("value", "")))
-    if action.get("action_id") == render.UNSUBSCRIBE_ACTION:
-        return commands.parse(f"unsubscribe {value}")
     try:
         target = json.loads(value)
         queue, job = str(target["queue"]), str(target["job"])
     except (ValueError, KeyError, TypeError):
-        raise UsageError("this button is damaged; use /jobs mute instead") from None
-    if not commands.QUEUE_RE.match(queue) or len(job) > commands.JOB_MAX:
-        raise UsageError("this button is damaged; use /jobs mute instead")
-    return commands.Mute(queue, job, render.MUTE_BUTTON_SECONDS)
+        raise UsageError(f"this button is damaged; use {instead} instead") from None
+    if not commands.QUEUE_RE.match(queue) or not job or len(job) > commands.JOB_MAX:
+        raise UsageError(f"this button is damaged; use {instead} instead")
+    return queue, job
+
+
+def button_command(action: dict[str, Any]) -> commands.Command:
+    """The command a button stands for, from its value (checked like typed text)."""
+    if action.get("action_id") == render.UNSUBSCRIBE_ACTION:
+        return commands.parse(f"unsubscribe {commands.check_text(str(action.get('value', '')))}")
+    if action.get("action_id") == render.STOP_ACTION:
+        return commands.Stop(*button_target(action, "/jobs stop"))
+    return commands.Mute(*button_target(action, "/jobs mute"), render.MUTE_BUTTON_SECONDS)
 
 
 def on_button(services: Services, body: dict[str, Any], ack: Ack, respond: Respond) -> None:
@@ -92,11 +103,35 @@ def on_button(services: Services, body: dict[str, Any], ack: Ack, respond: Respo
     respond(**reply(message), replace_original=False)
 
 
-def register(app: App, services: Services) -> None:
-    """Attach the alert buttons' handlers."""
+def on_stop_button(services: Services, body: dict[str, Any], ack: Ack, respond: Respond, later: Later) -> None:
+    """Ack at once; after it, stop the job (a provider call, with its deadline) and answer the presser."""
+    ack()
+    actor = button_actor(body)
+    action = (body.get("actions") or [{}])[0]
+
+    def run() -> None:
+        try:
+            command = button_command(action)
+            assert isinstance(command, commands.Stop)
+            message = services.stopper.stop(actor, command.queue, command.job, reason="", find=services.current)
+        except UsageError as err:
+            message = render.error(err.problem)
+        except ServiceError as err:
+            message = render.error(str(err))
+        respond(**reply(message), replace_original=False)
+
+    later(run)
+
+
+def register(app: App, services: Services, *, later: Later) -> None:
+    """Attach the alert buttons' handlers; `later` runs provider calls after the ack."""
 
     def pressed(body: dict[str, Any], ack: Ack, respond: Respond) -> None:
         on_button(services, body, ack, respond)
+
+    @app.action(render.STOP_ACTION)
+    def stop(body: dict[str, Any], ack: Ack, respond: Respond) -> None:
+        on_stop_button(services, body, ack, respond, later)
 
     app.action(render.MUTE_ACTION)(pressed)
     app.action(render.UNSUBSCRIBE_ACTION)(pressed)

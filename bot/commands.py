@@ -26,11 +26,13 @@ USAGE = {
     "subscriptions": "/jobs subscriptions",
     "mute": "/jobs mute <queue> [job] <duration>  (e.g. 30m, 2h, 1d)",
     "unmute": "/jobs unmute <queue> [job]",
+    "stop": "/jobs stop <queue> <job> [reason ...]",
 }
 DURATION_RE = re.compile(r"^(\d{1,5})([mhd])$")
 UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 MAX_MUTE = 30 * 86400
 JOB_MAX = 300
+REASON_MAX = 200
 STATUSES = ", ".join(s.value for s in JobStatus)
 
 
@@ -108,7 +110,16 @@ class Unmute:
     job: str | None = None
 
 
-Command = Help | Queues | ListJobs | ShowJob | Subscribe | Unsubscribe | Subscriptions | Mute | Unmute
+@dataclass(frozen=True)
+class Stop:
+    """Ask the provider to stop one job."""
+
+    queue: str
+    job: str
+    reason: str = ""
+
+
+Command = Help | Queues | ListJobs | ShowJob | Subscribe | Unsubscribe | Subscriptions | Mute | Unmute | Stop
 
 _BAD_CATEGORIES = {"Cc", "Cf", "Co", "Cs"}  # control, format (bidi, zero-width), private, surrogate
 
@@ -201,6 +212,15 @@ def _parse_unmute(args: list[str]) -> Unmute:
     return Unmute(_queue(args[0], "unmute"), _job(args[1], "unmute") if len(args) == 2 else None)
 
 
+def _parse_stop(args: list[str]) -> Stop:
+    if len(args) < 2:
+        raise UsageError("name a queue and a job, and optionally why", USAGE["stop"])
+    reason = " ".join(args[2:])
+    if len(reason) > REASON_MAX:
+        raise UsageError(f"keep the reason under {REASON_MAX} characters", USAGE["stop"])
+    return Stop(_queue(args[0], "stop"), _job(args[1], "stop"), reason)
+
+
 def parse(text: str) -> Command:
     """Turn the slash command's text into a Command, or raise UsageError."""
     clean = check_text(text)
@@ -231,6 +251,8 @@ def parse(text: str) -> Command:
         return _parse_mute(args)
     if verb == "unmute":
         return _parse_unmute(args)
+    if verb == "stop":
+        return _parse_stop(args)
     if verb in USAGE:
         raise UsageError(f"`{verb}` takes different arguments", USAGE[verb])
     raise UsageError("unknown command", "/jobs help")

@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 
 from bot import actions, commands, mutes, overview, render
 from bot.access import Actor
-from bot.actions import reply
+from bot.actions import Later, reply
 from bot.commands import UsageError
 from bot.services import ServiceError, Services, age
 from providers import Job
@@ -34,9 +34,6 @@ def command_actor(body: dict[str, Any]) -> Actor:
 
 
 Timing = Callable[[str, float], None]  # (subcommand, seconds), e.g. Metrics.command
-
-
-Later = Callable[[Callable[[], None]], None]  # runs provider-backed work off the listener thread
 
 
 def now(work: Callable[[], None]) -> None:
@@ -65,29 +62,37 @@ def handle(
         _timed(timing, "invalid", started)
         return
     name = subcommand(command)
-    if isinstance(command, commands.ShowJob):
+    if isinstance(command, commands.ShowJob | commands.Stop):
         ack()  # a provider call follows: answer through response_url
-        shown = command
+        pending = command
 
-        def show() -> None:
+        def run() -> None:
             try:
-                found = services.find(shown.queue, shown.job)
-                respond(**reply(render.job_status(found.job, others=found.others, note=found.note)))
+                respond(**reply(provider_answer(services, pending, actor)))
             except ServiceError as err:
-                respond(**reply(render.error(str(err), _usage_for(shown))))
+                respond(**reply(render.error(str(err), _usage_for(pending))))
             except Exception:  # as Bolt's error handler would: log it, apologise, lose nothing
-                log.exception("command_failed command=status")
+                log.exception("command_failed command=%s", name)
                 respond(**reply(render.error("something went wrong on our side; try again in a minute.")))
             finally:
                 _timed(timing, name, started)
 
-        later(show)
+        later(run)
         return
     try:
         ack(**reply(answer(services, command, actor)))
     except ServiceError as err:
         ack(**reply(render.error(str(err), _usage_for(command))))
     _timed(timing, name, started)
+
+
+def provider_answer(services: Services, command: commands.ShowJob | commands.Stop, actor: Actor) -> render.Message:
+    """The reply to a command that asks a provider (run after the ack)."""
+    if isinstance(command, commands.Stop):
+        return services.stopper.stop(actor, command.queue, command.job, reason=command.reason, find=services.current)
+    found = services.find(command.queue, command.job)
+    stop_by = services.stop_by.get(command.queue, "")
+    return render.job_status(found.job, others=found.others, note=found.note, stop_by=stop_by)
 
 
 def _timed(timing: Timing | None, name: str, started: float) -> None:
@@ -149,6 +154,7 @@ SUBCOMMANDS: dict[type, str] = {
     commands.Subscriptions: "subscriptions",
     commands.Mute: "mute",
     commands.Unmute: "unmute",
+    commands.Stop: "stop",
 }
 
 
@@ -159,7 +165,9 @@ def subcommand(command: commands.Command) -> str:
 
 def _usage_for(command: commands.Command) -> str:
     name = subcommand(command)
-    return commands.USAGE[name] if name in ("list", "status", "subscribe", "unsubscribe", "mute", "unmute") else ""
+    return (
+        commands.USAGE[name] if name in ("list", "status", "subscribe", "unsubscribe", "mute", "unmute", "stop") else ""
+    )
 
 
 def register(app: App, services: Services, *, timing: Timing | None = None) -> None:
@@ -186,7 +194,7 @@ def register(app: App, services: Services, *, timing: Timing | None = None) -> N
         if event.get("tab", "home") == "home":
             client.views_publish(user_id=str(event.get("user", "")), view=home_view(services, str(body["team_id"])))
 
-    actions.register(app, services)
+    actions.register(app, services, later=later)
 
 
 def home_view(services: Services, team_id: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ VALUE_MAX = 2_000  # a button's value
 URL_MAX = 3_000  # a button's url
 MUTE_ACTION = "mute_job"
 UNSUBSCRIBE_ACTION = "unsubscribe"
+STOP_ACTION = "stop_job"
 MUTE_BUTTON_SECONDS = 3600
 URL_RE = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[^\s<>|\"]*)?$")
 
@@ -97,13 +98,19 @@ def link_button(job: Job) -> list[dict[str, Any]]:
     return [button("View in console", "console_link", url=job.url)]
 
 
-def button(label: str, action_id: str, *, value: str = "", url: str = "", confirm: str = "") -> dict[str, Any]:
-    """A Block Kit button (labels are ours; values and urls are checked against Slack's limits)."""
+def button(
+    label: str, action_id: str, *, value: str = "", url: str = "", confirm: str = "", style: str = ""
+) -> dict[str, Any]:
+    """A Block Kit button (labels are ours; values and urls are checked against Slack's limits).
+    `confirm` opens Slack's confirmation dialog (plain text, at most 300 characters) before the
+    action is sent; `style` is `danger` or `primary`."""
     out: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": label}, "action_id": action_id}
     if value:
         out["value"] = value
     if url:
         out["url"] = url
+    if style:
+        out["style"] = style
     if confirm:
         out["confirm"] = {
             "title": {"type": "plain_text", "text": label},
@@ -111,19 +118,39 @@ def button(label: str, action_id: str, *, value: str = "", url: str = "", confir
             "confirm": {"type": "plain_text", "text": label},
             "deny": {"type": "plain_text", "text": "Cancel"},
         }
+        if style:
+            out["confirm"]["style"] = style
     return out
 
 
-def console_button(job: Job) -> list[dict[str, Any]]:
-    """An actions block holding only the console link (command replies)."""
-    link = link_button(job)
-    return [{"type": "actions", "elements": link}] if link else []
+def job_target(job: Job) -> str:
+    """A button's value naming one job: `{"queue": ..., "job": <id>}`."""
+    return json.dumps({"queue": job.queue, "job": job.id}, separators=(",", ":"))
 
 
-def alert_actions(job: Job) -> dict[str, Any]:
-    """The buttons under an alert: mute this job for an hour, unsubscribe, view in console."""
-    elements = []
-    target = json.dumps({"queue": job.queue, "job": job.id}, separators=(",", ":"))
+def stop_button(job: Job, provider: str) -> list[dict[str, Any]]:
+    """A Stop button behind a confirmation, for a job that is neither terminal nor stopping."""
+    target = job_target(job)
+    if job.status.terminal or job.status is JobStatus.STOPPING or len(target) > VALUE_MAX:
+        return []  # nothing (more) to stop
+    # The dialog is plain text: no escaping, but clipped to Slack's 300 characters with the
+    # warning kept whole.
+    what = f"Stop {clip(job.name, 150)} in queue {job.queue} ({provider})?"
+    return [button("Stop", STOP_ACTION, value=target, style="danger", confirm=f"{what} This cannot be undone.")]
+
+
+def console_button(job: Job, *, stop_by: str = "") -> list[dict[str, Any]]:
+    """An actions block under a command reply: Stop (when `stop_by` names the provider that can
+    stop the job) and the console link."""
+    elements = [*(stop_button(job, stop_by) if stop_by else []), *link_button(job)]
+    return [{"type": "actions", "elements": elements}] if elements else []
+
+
+def alert_actions(job: Job, *, stop_by: str = "") -> dict[str, Any]:
+    """The buttons under an alert: stop (when `stop_by` names a provider that can), mute this job
+    for an hour, unsubscribe, view in console."""
+    elements = stop_button(job, stop_by) if stop_by else []
+    target = job_target(job)
     if len(target) <= VALUE_MAX:
         elements.append(button("Mute job 1h", MUTE_ACTION, value=target))
     elements.append(
@@ -163,7 +190,7 @@ def job_details(job: Job) -> list[str]:
     return parts
 
 
-def alert_message(job: Job, old: JobStatus | None) -> Message:
+def alert_message(job: Job, old: JobStatus | None, *, stop_by: str = "") -> Message:
     """The alert for one status change."""
     blocks: list[dict[str, Any]] = [section(f"*{safe(job.name)}* · `{safe(job.queue, 64)}`\n{status_line(job, old)}")]
     if job.reason:
@@ -171,16 +198,22 @@ def alert_message(job: Job, old: JobStatus | None) -> Message:
     details = job_details(job)
     if details:
         blocks.append(context(" · ".join(details)))
-    blocks.append(alert_actions(job))
+    blocks.append(alert_actions(job, stop_by=stop_by))
     return Message(alert_text(job), blocks)
 
 
-def parent_message(job: Job) -> Message:
-    """The thread parent of a job's alerts, updated in place to the current status."""
-    message = alert_message(job, None)
+def parent_message(job: Job, *, stop_by: str = "") -> Message:
+    """The thread parent of a job's alerts, updated in place to the current status (its Stop
+    button goes once the job is terminal)."""
+    message = alert_message(job, None, stop_by=stop_by)
     now = f"{EMOJI[job.status]} now *{job.status.value}* ({safe(job.native_status, 100)})"
     first = section(f"*{safe(job.name)}* · `{safe(job.queue, 64)}`\n{now}")
     return Message(message.text, [first, *message.blocks[1:]])
+
+
+def note_message(text: str) -> Message:
+    """A note in a job's thread; `text` is mrkdwn that its author already made safe."""
+    return Message(clip(text, TEXT_MAX), [section(clip(text, SECTION_MAX))])
 
 
 def notice_message(text: str) -> Message:
@@ -239,7 +272,7 @@ def job_list(queue: str, jobs: Sequence[Job], *, total: int, status: str | None,
     return Message(f"{len(jobs)} jobs in {queue}", blocks)
 
 
-def job_status(job: Job, *, others: int, note: str = "") -> Message:
+def job_status(job: Job, *, others: int, note: str = "", stop_by: str = "") -> Message:
     """Reply to `/jobs status`: every field of one job."""
     fields = [
         f"*Status:* {EMOJI[job.status]} {job.status.value} ({safe(job.native_status, 100)})",
@@ -263,7 +296,7 @@ def job_status(job: Job, *, others: int, note: str = "") -> Message:
         )
     if note:
         blocks.append(context(note))
-    blocks.extend(console_button(job))
+    blocks.extend(console_button(job, stop_by=stop_by))
     return Message(alert_text(job), blocks)
 
 
@@ -291,6 +324,7 @@ HELP = """*jobwatch* tells this channel what your jobs are doing.
 • `/jobs mute <queue> [job] <duration>` — hold this channel's alerts back for 30m, 2h, 1d…;
    one summary when the mute ends
 • `/jobs unmute <queue> [job]` — end a mute now
+• `/jobs stop <queue> <job> [reason]` — ask the provider to stop a job (operators only)
 Changes may be limited to the bot's admins and to some channels; anyone may ask.
 Statuses: queued, running, stopping, succeeded, failed, stopped, timed_out, unknown."""
 

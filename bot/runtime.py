@@ -21,6 +21,7 @@ from bot.lease import LeaseKeeper
 from bot.metrics import InstrumentedWebClient, Metrics
 from bot.pipeline.deliver import Deliverer
 from bot.services import Services
+from bot.stopping import stop_buttons
 from bot.worker import Worker
 from providers import JobSource, build_source
 
@@ -136,6 +137,7 @@ def build_runtime(
         TeamClients(settings, installations, metrics=metrics),
         clock=clock,
         digest_threshold=config.bot.digest_threshold,
+        stop_by=stop_buttons(config, sources),
     )
     lease = LeaseKeeper(db, ttl=lease_ttl or timedelta(seconds=settings.jobwatch_lease_ttl), clock=clock)
     deliverer.fence = lease.fence

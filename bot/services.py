@@ -17,6 +17,7 @@ from bot.clock import Clock, utcnow
 from bot.config import AppConfig
 from bot.db import Database
 from bot.resolve import resolve_job
+from bot.stopping import Stopper, stop_buttons
 from bot.tables import JobSnapshot, Mute, OutboxItem, QueueState, Subscription
 from providers import Job, JobSource, JobStatus, ProviderError, QueueConfig
 
@@ -67,6 +68,8 @@ class Services:
         self.sources = sources
         self.clock = clock
         self.changes = Changes(config=config, db=db, clock=clock)
+        self.stopper = Stopper(config=config, db=db, sources=sources, clock=clock)
+        self.stop_by = stop_buttons(config, sources)
 
     def queue(self, name: str) -> QueueConfig:
         """The configured queue or a ServiceError listing the known ones."""
@@ -134,6 +137,10 @@ class Services:
         if fresh is None:
             return Lookup(stored, others, "The provider no longer lists this job; showing the last polled state.")
         return Lookup(fresh, others)
+
+    def current(self, queue: str, ref: str) -> Job:
+        """The job `ref` names, fresh from the provider when it answers (stop's lookup)."""
+        return self.find(queue, ref).job
 
     def subscriptions(self, *, team_id: str, channel_id: str | None) -> list[Subscription]:
         """This channel's subscriptions (or, with channel_id None, every one of the team)."""

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -87,10 +87,12 @@ def metadata(alert_id: str) -> dict[str, Any]:
     return {"event_type": EVENT_TYPE, "event_payload": {"alert_id": alert_id, "v": 1}}
 
 
-def message_for(item: OutboxItem) -> tuple[render.Message, Job | None]:
-    """Render an outbox row."""
+def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message, Job | None]:
+    """Render an outbox row (`stop_by`: the provider that can stop the alert's job, if any)."""
     if item.kind == "notice":
         return render.notice_message(str(json.loads(item.payload)["text"])), None
+    if item.kind == "note":
+        return render.note_message(str(json.loads(item.payload)["text"])), None
     if item.kind == "digest":
         body = json.loads(item.payload)
         return render.digest_message(body["counts"], body["queues"]), None
@@ -99,7 +101,7 @@ def message_for(item: OutboxItem) -> tuple[render.Message, Job | None]:
         return render.digest_lines(body["lines"], part=body["part"], parts=body["parts"]), None
     job = Job.model_validate_json(item.payload)
     old = JobStatus(item.old_status) if item.old_status else None
-    return render.alert_message(job, old), job
+    return render.alert_message(job, old, stop_by=stop_by), job
 
 
 class Deliverer:
@@ -117,6 +119,7 @@ class Deliverer:
         recovery_after: timedelta = timedelta(seconds=20),
         workers: int = 64,  # one thread per channel being drained, up to this many
         digest_threshold: int = 20,
+        stop_by: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -129,6 +132,7 @@ class Deliverer:
         self.recovery_after = recovery_after
         self.workers = workers
         self.digest_threshold = digest_threshold
+        self.stop_by = dict(stop_by or {})  # queue -> provider, for queues whose alerts carry a Stop button
         self.sleep = sleep
         self.monotonic = monotonic
         self._paces: dict[tuple[str, str], Pace] = {}
@@ -264,7 +268,7 @@ class Deliverer:
             if item is None or item.state != "pending":
                 return None
             thread = None
-            if item.kind == "alert":
+            if item.kind in ("alert", "note"):
                 thread = session.get(JobThread, (item.team_id, item.channel_id, item.queue, item.job_id))
             parent_ts = None
             if item.kind == "digest_part" and item.parent_id is not None:
@@ -285,7 +289,7 @@ class Deliverer:
         if claimed is None:
             return None
         item, thread = claimed
-        message, job = message_for(item)
+        message, job = message_for(item, stop_by=self.stop_by.get(item.queue, ""))
         client = self.client_for(item.team_id)
         kwargs: dict[str, Any] = {
             "channel": item.channel_id,
@@ -404,7 +408,7 @@ class Deliverer:
 
     def _update_parent(self, client: WebClient, item: OutboxItem, thread: JobThread, job: Job) -> None:
         """Show the job's current status on its thread parent; best effort."""
-        message = render.parent_message(job)
+        message = render.parent_message(job, stop_by=self.stop_by.get(item.queue, ""))
         try:
             client.chat_update(
                 channel=item.channel_id,
