@@ -7,6 +7,7 @@ import sys
 from bot.config import ConfigError, Settings, load_config
 from bot.install import token_problem
 from bot.runtime import build_sources
+from bot.stopping import operator_text
 from providers import ProviderError
 
 
@@ -31,6 +32,7 @@ def check(settings: Settings) -> int:
                 jobs = source.list_jobs(since=None, live=[])
                 source.close()
                 print(f"  {queue.name} ({queue.provider}): OK, {len(jobs)} job(s) listed")
+                print(f"    stop from Slack: {operator_text(config, source)}")
             except ProviderError as err:
                 problems.append(f"queue {queue.name!r} ({queue.provider}): {type(err).__name__}: {err}")
             except ValueError as err:

@@ -126,6 +126,11 @@ def test_check_reports_each_queue(tmp_path: Path, sagemaker: SageMakerSim) -> No
     ok = run("check", env=env, cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "ml (sagemaker): OK, 1 job(s) listed" in ok.stdout
+    assert "stop from Slack: off: nobody may stop jobs" in ok.stdout
+    path = queue_file(tmp_path, sagemaker.url)
+    path.write_text('[access]\noperators = ["U0OPS"]\n' + path.read_text() + 'operators = ["U0ML1", "U0ML2"]\n')
+    operators = run("check", env=env, cwd=tmp_path)
+    assert "stop from Slack: on for U0ML1, U0ML2 (the queue's operators)" in operators.stdout, operators.stdout
     broken = run("check", env={**env, "JOBWATCH_CONFIG": str(queue_file(tmp_path, "http://127.0.0.1:9"))}, cwd=tmp_path)
     assert broken.returncode == 1
     assert "queue 'ml' (sagemaker): UnavailableError" in broken.stderr
