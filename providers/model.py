@@ -33,6 +33,16 @@ TERMINAL: frozenset[JobStatus] = frozenset(
 )
 
 
+def encodable(text: str) -> str:
+    """`text` with lone surrogates replaced by `?`: JSON may carry them (`"\\ud800"`) but UTF-8 cannot,
+    so one such job name would make every store write of its queue fail."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 class Job(BaseModel):
     """One job as a queue lists it, normalised; the provider's own status is kept verbatim.
 
@@ -57,6 +67,21 @@ class Job(BaseModel):
     url: str | None = None
     extra: dict[str, ExtraValue] = {}
     refs: tuple[str, ...] = ()
+
+    @field_validator("id", "name", "native_status", "reason", "url")
+    @classmethod
+    def _encodable(cls, value: str | None) -> str | None:
+        return None if value is None else encodable(value)
+
+    @field_validator("extra")
+    @classmethod
+    def _encodable_extra(cls, value: dict[str, ExtraValue]) -> dict[str, ExtraValue]:
+        return {encodable(k): encodable(v) if isinstance(v, str) else v for k, v in value.items()}
+
+    @field_validator("refs")
+    @classmethod
+    def _encodable_refs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(encodable(v) for v in value)
 
     @field_validator("created_at", "updated_at", "started_at", "ended_at")
     @classmethod

@@ -1,3 +1,4 @@
+import json
 from datetime import UTC, datetime
 
 from sqlmodel import func, select
@@ -20,3 +21,19 @@ def test_a_baseline_bigger_than_sqlites_variable_limit_is_stored(db: Database) -
     commit_poll(db, queue="q", started_at=T0, result=DiffResult(jobs, []), now=T0, fence=None)
     with db.read() as session:
         assert session.exec(select(func.count()).select_from(JobSnapshot)).one() == 30_000
+
+
+def test_a_provider_string_with_a_lone_surrogate_does_not_block_its_queue(db: Database) -> None:
+    # JSON can carry "\\ud800" and the adapters' json.loads accepts it; UTF-8 cannot. One such name
+    # used to fail every commit of the queue.
+    job = Job.model_validate(
+        json.loads(
+            '{"queue": "q", "id": "j\\ud800", "name": "bad \\udc00 name", "status": "failed", '
+            '"native_status": "Failed", "reason": "x\\ud800", "extra": {"k": "\\ud800"}}'
+        )
+    )
+    assert (job.id, job.name, job.reason, job.extra["k"]) == ("j?", "bad ? name", "x?", "?")
+    commit_poll(db, queue="q", started_at=T0, result=DiffResult([job], []), now=T0, fence=None)
+    with db.read() as session:
+        (row,) = session.exec(select(JobSnapshot)).all()
+    assert row.name == "bad ? name"
