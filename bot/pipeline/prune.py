@@ -24,7 +24,7 @@ from bot.tables import SETTLED_STATES, JobRef, JobSnapshot, JobThread, OutboxIte
 log = logging.getLogger(__name__)
 
 BATCH = 2_000
-TRANSITION_KEEP = timedelta(days=7)  # the transition history (dry-run replays 24 h of it), or `retention` if shorter
+TRANSITION_KEEP = timedelta(days=7)  # the transition history: this, or `retention` if shorter, but at least a day
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Pruned:
 def prune(db: Database, *, now: datetime, retention: timedelta, fence: Fence | None, max_batches: int = 50) -> Pruned:
     """Delete what is older than `retention`; bounded to `max_batches` batches per call."""
     cutoff = now - retention
-    history_cutoff = now - min(retention, TRANSITION_KEEP)
+    history_cutoff = now - max(min(retention, TRANSITION_KEEP), timedelta(days=1))  # dry-run replays 24 h
     done = Pruned()
     for _ in range(max_batches):
         with db.write() as session:

@@ -199,3 +199,57 @@ def test_polls_record_the_transition_history(routed: Bot, sagemaker: SageMakerSi
     assert "would have posted 1 alert in the last 24 h: 1 failed" in text_of(
         routed.command("subscribe ml --dry-run", channel="C7")
     )
+
+
+def test_sighup_makes_a_running_worker_reload_its_subscriptions(
+    tmp_path: Path, slack: FakeSlack, sagemaker: SageMakerSim
+) -> None:
+    """A real `jobwatch worker`: SIGHUP applies the file's entries; an invalid file is logged, changes nothing."""
+    import signal
+    import time
+
+    from sqlalchemy import create_engine, text
+
+    from tests.test_cli import start
+
+    config = tmp_path / "jobwatch.toml"
+    config.write_text(queue_config(sagemaker))
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    env = {**AWS_ENV, "SLACK_BOT_TOKEN": TOKEN, "SLACK_API_URL": slack.api_url, "DATABASE_URL": url}
+    env |= {"JOBWATCH_CONFIG": str(config), "JOBWATCH_LOG_FORMAT": "text"}
+    proc = start("worker", "--port", "0", env=env, cwd=tmp_path)
+    engine = create_engine(url)
+
+    def query(sql: str) -> list[str]:
+        try:
+            with engine.connect() as conn:
+                return [str(r[0]) for r in conn.execute(text(sql))]
+        except Exception:  # not migrated yet
+            return []
+
+    def wait_for(sql: str, want: list[str]) -> None:
+        deadline = time.monotonic() + 20
+        while query(sql) != want:
+            assert time.monotonic() < deadline and proc.poll() is None, query(sql)
+            time.sleep(0.1)
+
+    subscribed = "SELECT channel_id FROM subscription ORDER BY channel_id"
+    try:
+        wait_for("SELECT name FROM lease", ["poller"])  # started: the SIGHUP handler is in place
+        config.write_text(queue_config(sagemaker, ENTRIES))
+        proc.send_signal(signal.SIGHUP)
+        wait_for(subscribed, ["C1", "C2"])
+        config.write_text(queue_config(sagemaker, '[[subscriptions]]\nchannel = "C1"\nqueue = "nope"\n'))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert query(subscribed) == ["C1", "C2"]
+        config.write_text(queue_config(sagemaker, ENTRIES.split('[[subscriptions]]\nchannel = "C2"')[0]))
+        proc.send_signal(signal.SIGHUP)
+        wait_for(subscribed, ["C1"])
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+        engine.dispose()
+    assert "reload_refused" in err and "key queue: no queue called 'nope'" in err
+    assert "reload_done added 2" in err
