@@ -51,14 +51,28 @@ class Changes:
             raise access.refuse(self.db, actor, action, queue=queue, reason=reason, now=self.clock())
         return config
 
+    def not_from_file(self, actor: Actor, action: str, queue: str) -> None:
+        """Refuse (and audit) a chat change of a subscription the queues file manages (bot/routing.py)."""
+        with self.db.read() as session:
+            sub = session.exec(_sub(actor, queue)).first()
+        if sub is not None and sub.source == "file":
+            reason = (
+                f"this channel's subscription to `{queue}` comes from {self.config.path.name}; "
+                "change or remove its [[subscriptions]] entry there, then run `jobwatch reload`"
+            )
+            raise access.refuse(self.db, actor, action, queue=queue, reason=reason, now=self.clock())
+
     def subscribe(
         self, actor: Actor, queue: str, *, statuses: Sequence[JobStatus], match: str | None
     ) -> tuple[Subscription, bool]:
         """Create or update this channel's subscription (resuming a paused one); True when new."""
         self.allowed(actor, "subscribe", queue)
+        self.not_from_file(actor, "subscribe", queue)
         now = self.clock()
         with self.db.write() as session:
             sub = session.exec(_sub(actor, queue)).first()
+            if sub is not None and sub.source == "file":
+                raise ServiceError(f"this channel's subscription to `{queue}` comes from {self.config.path.name}")
             created = sub is None
             if sub is None:
                 sub = Subscription(
@@ -81,9 +95,12 @@ class Changes:
     def unsubscribe(self, actor: Actor, queue: str) -> bool:
         """Remove this channel's subscription; False when there was none."""
         self.allowed(actor, "unsubscribe", queue)
+        self.not_from_file(actor, "unsubscribe", queue)
         now = self.clock()
         with self.db.write() as session:
             sub = session.exec(_sub(actor, queue)).first()
+            if sub is not None and sub.source == "file":
+                raise ServiceError(f"this channel's subscription to `{queue}` comes from {self.config.path.name}")
             if sub is not None:
                 session.delete(sub)
                 withdraw_unwanted(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, sub=None)

@@ -20,6 +20,7 @@ from bot import logs
 from bot.config import AppConfig, ConfigError, Settings, known_secrets, load_config
 
 if TYPE_CHECKING:
+    from bot.db import Database
     from bot.runtime import Runtime
     from bot.web import Background
 
@@ -41,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the whole bot on simulated queues and a local stand-in for Slack")
     demo.add_argument("--seconds", type=float, default=45, help="how long to watch (default 45)")
     sub.add_parser("check", help="validate the configuration and credentials")
+    sub.add_parser(
+        "reload",
+        help="apply the queues file's [[subscriptions]] to the database now (running processes: SIGHUP does the same)",
+    )
+    subs = sub.add_parser("subscriptions", help="the subscriptions in the database")
+    subs_sub = subs.add_subparsers(dest="subs_command", required=True)
+    subs_sub.add_parser("export", help="print every subscription as [[subscriptions]] tables for the queues file")
     db = sub.add_parser("db", help="the database schema (Alembic migrations)")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_sub.add_parser(
@@ -132,6 +140,8 @@ def _run(args: argparse.Namespace, redactor: logs.Redactor) -> int:
         return check(settings)
     if args.command == "db":
         return _db(settings, args)
+    if args.command in ("reload", "subscriptions"):
+        return _subscriptions(settings, args)
     from bot.runtime import build_runtime
 
     if args.command == "serve":
@@ -157,6 +167,7 @@ def _run(args: argparse.Namespace, redactor: logs.Redactor) -> int:
         return 0
     scheduler = None
     ops = None
+    _reload_on_sighup(settings, runtime)
     try:
         scheduler = runtime.worker.start_background()
         ops = _ops_http(runtime, settings.port if args.port is None else args.port)
@@ -181,6 +192,61 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         db.dispose()
     return 0
+
+
+def _store(settings: Settings) -> Database:
+    """The database, migrated (or refused when behind and JOBWATCH_AUTO_MIGRATE is off)."""
+    from bot.db import Database
+
+    db = Database(settings.database_url)
+    if settings.jobwatch_auto_migrate:
+        db.upgrade()
+    elif not db.at_head():
+        db.dispose()
+        raise ConfigError("the database schema is not the latest; run `jobwatch db upgrade`")
+    return db
+
+
+def _subscriptions(settings: Settings, args: argparse.Namespace) -> int:
+    """`jobwatch reload` and `jobwatch subscriptions export`."""
+    from sqlmodel import select
+
+    from bot.routing import export_toml
+    from bot.runtime import reload_subscriptions
+    from bot.tables import Subscription
+
+    db = _store(settings)
+    try:
+        if args.command == "reload":
+            done = reload_subscriptions(settings, db)
+            print(f"jobwatch: subscriptions from {settings.jobwatch_config}: {done.summary()}")
+            return 0
+        with db.read() as session:
+            subs = list(session.exec(select(Subscription)).all())
+        sys.stdout.write(export_toml(subs))
+        return 0
+    finally:
+        db.dispose()
+
+
+def _reload_on_sighup(settings: Settings, runtime: Runtime) -> None:
+    """SIGHUP re-reads the queues file's [[subscriptions]] (bot/routing.py), in a thread of its own so
+    the signal never waits on the database; an invalid file is logged and changes nothing."""
+    from bot.runtime import reload_subscriptions
+
+    log = logging.getLogger("bot.cli")
+
+    def reload() -> None:
+        try:
+            done = reload_subscriptions(settings, runtime.db, clock=runtime.worker.clock)
+            log.info("reload_done %s", done.summary())
+        except ConfigError as err:
+            log.error("reload_refused %s", err)
+        except Exception:
+            log.exception("reload_failed")
+
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=reload, name="reload", daemon=True).start())
 
 
 def _ops_http(runtime: Runtime, port: int) -> Background | None:
@@ -221,6 +287,7 @@ def _serve(settings: Settings, redactor: logs.Redactor, *, socket: bool, worker:
         oauth=oauth,
     )
     scheduler = None
+    _reload_on_sighup(settings, runtime)
     try:
         scheduler = runtime.worker.start_background() if worker else None
         if socket:

@@ -7,12 +7,13 @@ import shlex
 import unicodedata
 from dataclasses import dataclass
 
+from bot.config import SUBSCRIPTION_GLOB
 from providers import JobStatus
 
 COMMAND_PATTERN = re.compile(r"^/[a-z0-9_-]+$")  # the name is set in manifest.yml, `/jobs` by default
 MAX_TEXT = 500
 QUEUE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-GLOB_RE = re.compile(r"^[A-Za-z0-9_.*?\[\]!/:-]{1,100}$")
+GLOB_RE = re.compile(SUBSCRIPTION_GLOB)
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 50
 
@@ -21,9 +22,9 @@ USAGE = {
     "queues": "/jobs queues",
     "list": "/jobs list <queue> [status] [--limit N]",
     "status": "/jobs status <queue> <job>",
-    "subscribe": "/jobs subscribe <queue> [status ...] [--match PATTERN]",
+    "subscribe": "/jobs subscribe <queue> [status ...] [--match PATTERN] [--dry-run]",
     "unsubscribe": "/jobs unsubscribe <queue>",
-    "subscriptions": "/jobs subscriptions",
+    "subscriptions": "/jobs subscriptions [export]",
     "mute": "/jobs mute <queue> [job] <duration>  (e.g. 30m, 2h, 1d)",
     "unmute": "/jobs unmute <queue> [job]",
     "stop": "/jobs stop <queue> <job> [reason ...]",
@@ -79,6 +80,7 @@ class Subscribe:
     queue: str
     statuses: tuple[JobStatus, ...] = ()
     match: str | None = None
+    dry_run: bool = False  # count what the filter would have posted over the last 24 h; subscribe nothing
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,11 @@ class Unsubscribe:
 @dataclass(frozen=True)
 class Subscriptions:
     """This channel's subscriptions."""
+
+
+@dataclass(frozen=True)
+class ExportSubscriptions:
+    """This channel's subscriptions as [[subscriptions]] tables for the queues file."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,19 @@ class Stop:
     reason: str = ""
 
 
-Command = Help | Queues | ListJobs | ShowJob | Subscribe | Unsubscribe | Subscriptions | Mute | Unmute | Stop
+Command = (
+    Help
+    | Queues
+    | ListJobs
+    | ShowJob
+    | Subscribe
+    | Unsubscribe
+    | Subscriptions
+    | ExportSubscriptions
+    | Mute
+    | Unmute
+    | Stop
+)
 
 _BAD_CATEGORIES = {"Cc", "Cf", "Co", "Cs"}  # control, format (bidi, zero-width), private, surrogate
 
@@ -169,10 +188,13 @@ def _parse_list(args: list[str]) -> ListJobs:
 
 def _parse_subscribe(args: list[str]) -> Subscribe:
     match: str | None = None
+    dry_run = False
     words: list[str] = []
     it = iter(args)
     for word in it:
-        if word.startswith("--match"):
+        if word.lower() == "--dry-run":
+            dry_run = True
+        elif word.startswith("--match"):
             match = word.split("=", 1)[1] if "=" in word else next(it, "")
             if not GLOB_RE.match(match):
                 raise UsageError("--match takes a job-name pattern such as train-*", USAGE["subscribe"])
@@ -181,7 +203,7 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
     if not words:
         raise UsageError("name the queue to subscribe to", USAGE["subscribe"])
     statuses = tuple(dict.fromkeys(_status(w, "subscribe") for w in words[1:]))
-    return Subscribe(_queue(words[0], "subscribe"), statuses, match)
+    return Subscribe(_queue(words[0], "subscribe"), statuses, match, dry_run)
 
 
 def duration(word: str) -> int:
@@ -235,6 +257,8 @@ def parse(text: str) -> Command:
         return Queues()
     if verb == "subscriptions" and not args:
         return Subscriptions()
+    if verb == "subscriptions" and [a.lower() for a in args] == ["export"]:
+        return ExportSubscriptions()
     if verb == "list":
         return _parse_list(args)
     if verb == "status":

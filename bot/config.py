@@ -9,11 +9,12 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from providers import SOURCES, QueueConfig
+from providers import SOURCES, JobStatus, QueueConfig
 from providers.base import MIN_POLL_INTERVAL, PollInterval
 
 
@@ -55,6 +56,20 @@ class BotOptions(BaseModel):
     ops_team: str | None = Field(default=None, pattern=r"^[TE][A-Z0-9]{2,}$")  # its workspace (install mode)
     poll_interval: PollInterval | None = None
     retention_days: float = Field(default=30, gt=0)
+    timezone: str = "UTC"  # IANA name: the hours of `/jobs subscribe --dry-run`
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Paris)") from None
+        return value
+
+    def zone(self) -> ZoneInfo:
+        """The configured time zone."""
+        return ZoneInfo(self.timezone)
 
 
 USER_ID = r"^[UW][A-Z0-9]{2,40}$"
@@ -70,6 +85,28 @@ class AccessOptions(BaseModel):
     operators: tuple[Annotated[str, StringConstraints(pattern=USER_ID)], ...] = ()
 
 
+SUBSCRIPTION_GLOB = r"^[A-Za-z0-9_.*?\[\]!/:-]{1,100}$"  # the job-name patterns `/jobs subscribe --match` takes
+
+
+class SubscriptionEntry(BaseModel):
+    """One `[[subscriptions]]` table: a channel subscribed from the queues file (bot/routing.py).
+
+    `team` may be left out with one SLACK_BOT_TOKEN: it is then the token's workspace (auth.test).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: str = Field(pattern=r"^[CG][A-Z0-9]{1,40}$")
+    team: str | None = Field(default=None, pattern=r"^[TE][A-Z0-9]{2,40}$")
+    queue: str
+    statuses: tuple[JobStatus, ...] = ()
+    match: str | None = Field(default=None, pattern=SUBSCRIPTION_GLOB)
+
+    def label(self) -> str:
+        """How messages name the entry: `channel C123 queue ml`."""
+        return f"channel {self.channel} queue {self.queue}" + (f" team {self.team}" if self.team else "")
+
+
 class AppConfig(BaseModel):
     """The whole queues file."""
 
@@ -79,6 +116,7 @@ class AppConfig(BaseModel):
     bot: BotOptions = BotOptions()
     access: AccessOptions = AccessOptions()
     queues: tuple[QueueConfig, ...] = ()
+    subscriptions: tuple[SubscriptionEntry, ...] = ()
 
     def queue(self, name: str) -> QueueConfig | None:
         """The queue called `name`, if configured."""
@@ -115,9 +153,44 @@ def _queue(path: Path, index: int, table: Any) -> QueueConfig:
         raise ConfigError(f"{path}: {label}: {_errors(err)}") from None
 
 
+def _subscription(path: Path, index: int, table: Any, queues: set[str]) -> SubscriptionEntry:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: subscriptions[{index}] must be a table")
+    label = f"subscriptions[{index}]"
+    if table.get("channel") and table.get("queue"):
+        label += f" (channel {table['channel']!r}, queue {table['queue']!r})"
+    try:
+        entry = SubscriptionEntry.model_validate(table)
+    except ValidationError as err:
+        raise ConfigError(f"{path}: {label}: {_errors(err)}") from None
+    if entry.queue not in queues:
+        known = ", ".join(sorted(queues)) or "none configured"
+        raise ConfigError(f"{path}: {label}: key queue: no queue called {entry.queue!r} (queues: {known})")
+    return entry
+
+
+def _subscriptions(
+    path: Path, data: Mapping[str, Any], queues: tuple[QueueConfig, ...]
+) -> tuple[SubscriptionEntry, ...]:
+    tables = data.get("subscriptions", [])
+    if not isinstance(tables, list):
+        raise ConfigError(f"{path}: key subscriptions: use [[subscriptions]] tables")
+    names = {q.name for q in queues}
+    entries = tuple(_subscription(path, i, t, names) for i, t in enumerate(tables))
+    seen: set[tuple[str | None, str, str]] = set()
+    for i, e in enumerate(entries):
+        key = (e.team, e.channel, e.queue)
+        if key in seen:
+            raise ConfigError(
+                f"{path}: subscriptions[{i}] ({e.label()}): key queue: this channel already has an entry for it"
+            )
+        seen.add(key)
+    return entries
+
+
 def parse_config(path: Path, data: Mapping[str, Any]) -> AppConfig:
     """Validate an already-parsed queues file."""
-    unknown = set(data) - {"bot", "access", "queues"}
+    unknown = set(data) - {"bot", "access", "queues", "subscriptions"}
     if unknown:
         raise ConfigError(f"{path}: unknown table(s): {', '.join(sorted(unknown))}")
     tables = data.get("queues", [])
@@ -137,7 +210,8 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> AppConfig:
         access = AccessOptions.model_validate(data.get("access", {}))
     except ValidationError as err:
         raise ConfigError(f"{path}: [access]: {_errors(err)}") from None
-    return AppConfig(path=path, bot=bot, access=access, queues=queues)
+    subscriptions = _subscriptions(path, data, queues)
+    return AppConfig(path=path, bot=bot, access=access, queues=queues, subscriptions=subscriptions)
 
 
 def load_config(path: Path) -> AppConfig:

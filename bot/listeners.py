@@ -11,7 +11,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import actions, commands, mutes, overview, render
+from bot import actions, commands, mutes, overview, render, routing
 from bot.access import Actor
 from bot.actions import Later, reply
 from bot.commands import UsageError
@@ -119,7 +119,9 @@ def queue_rows(services: Services, team_id: str) -> list[overview.QueueRow]:
 def subscription_rows(services: Services, team_id: str, channel_id: str | None) -> list[overview.SubscriptionRow]:
     """Subscriptions of one channel (or, with None, of the team, naming each channel)."""
     return [
-        overview.SubscriptionRow(s.queue, s.statuses, s.match, s.paused_reason, "" if channel_id else s.channel_id)
+        overview.SubscriptionRow(
+            s.queue, s.statuses, s.match, s.paused_reason, "" if channel_id else s.channel_id, source=s.source
+        )
         for s in services.subscriptions(team_id=team_id, channel_id=channel_id)
     ]
 
@@ -135,6 +137,20 @@ def answer(services: Services, command: commands.Command, actor: Actor) -> rende
         return render.job_list(
             command.queue, jobs, total=total, status=command.status, note=services.poll_note(command.queue)
         )
+    if isinstance(command, commands.ExportSubscriptions):
+        subs = services.subscriptions(team_id=actor.team_id, channel_id=actor.channel_id)
+        return routing.export_message(routing.export_toml(subs), path=services.config.path.name)
+    if isinstance(command, commands.Subscribe) and command.dry_run:
+        services.queue(command.queue)  # an unknown queue is named
+        found = routing.dry_run(
+            services.db,
+            command.queue,
+            statuses=command.statuses,
+            match=command.match,
+            now=services.clock(),
+            tz=services.config.bot.zone(),
+        )
+        return routing.dry_run_message(found, statuses=command.statuses, match=command.match)
     if isinstance(command, commands.Subscriptions):
         muted = services.mutes(team_id=actor.team_id, channel_id=actor.channel_id)
         return overview.subscription_list(
@@ -152,6 +168,7 @@ SUBCOMMANDS: dict[type, str] = {
     commands.Subscribe: "subscribe",
     commands.Unsubscribe: "unsubscribe",
     commands.Subscriptions: "subscriptions",
+    commands.ExportSubscriptions: "subscriptions",
     commands.Mute: "mute",
     commands.Unmute: "unmute",
     commands.Stop: "stop",

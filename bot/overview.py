@@ -41,6 +41,7 @@ class SubscriptionRow:
     match: str | None
     paused_reason: str | None
     channel: str = ""
+    source: str = "chat"  # file: a [[subscriptions]] entry of the queues file
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,8 @@ def subscription_line(r: SubscriptionRow) -> str:
         line += f" · jobs matching `{safe(r.match, 100)}`"
     if r.paused_reason:
         line += f" · :double_vertical_bar: paused: {safe(r.paused_reason, 100)} (invite the bot and subscribe again)"
+    if r.source == "file":
+        line += " · from jobwatch.toml (edit it there)"
     return line
 
 

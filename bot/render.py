@@ -320,7 +320,10 @@ HELP = """*jobwatch* tells this channel what your jobs are doing.
 • `/jobs subscribe <queue> [status ...] [--match PATTERN]` — alerts in this channel,
    e.g. `/jobs subscribe training failed timed_out --match nightly-*`
 • `/jobs unsubscribe <queue>` — stop them
+• `/jobs subscribe <queue> [status ...] [--match PATTERN] --dry-run` — how many alerts that filter
+   would have posted over the last 24 h; subscribes nothing
 • `/jobs subscriptions` — this channel's subscriptions and mutes
+• `/jobs subscriptions export` — them as `[[subscriptions]]` tables for the queues file
 • `/jobs mute <queue> [job] <duration>` — hold this channel's alerts back for 30m, 2h, 1d…;
    one summary when the mute ends
 • `/jobs unmute <queue> [job]` — end a mute now

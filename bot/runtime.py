@@ -20,7 +20,9 @@ from bot.install import Installations, install_mode
 from bot.lease import LeaseKeeper
 from bot.metrics import InstrumentedWebClient, Metrics
 from bot.pipeline.deliver import Deliverer
+from bot.routing import Reconciled, TeamLookup, reconcile
 from bot.services import Services
+from bot.slack_errors import classify
 from bot.stopping import stop_buttons
 from bot.worker import Worker
 from providers import JobSource, build_source
@@ -123,6 +125,11 @@ def build_runtime(
     sources = sources if sources is not None else build_sources(config)
     metrics = metrics or Metrics()
     metrics.watch_store(db, [q.name for q in config.queues], clock=clock)
+    try:
+        reconcile(db, config, default_team=token_team(settings), now=clock())
+    except ConfigError:
+        db.dispose()
+        raise
     installations = None
     if install_mode(settings):
         assert settings.slack_client_id is not None
@@ -153,6 +160,32 @@ def build_runtime(
     )
     services = Services(config=config, db=db, sources=sources, clock=clock)
     return Runtime(settings, config, db, sources, services, worker, metrics, installations)
+
+
+def token_team(settings: Settings) -> TeamLookup | None:
+    """How a `[[subscriptions]]` entry without `team` finds its workspace: the one bot token's
+    (Slack's auth.test, asked only when such an entry exists); None in install mode, where every
+    entry must name its team."""
+    if install_mode(settings):
+        return None
+
+    def lookup() -> str:
+        try:
+            return str(slack_client(settings, timeout=5).auth_test()["team_id"])
+        except Exception as err:
+            raise ConfigError(
+                f"{settings.jobwatch_config}: [[subscriptions]]: cannot learn the bot token's workspace "
+                f"(auth.test: {classify(err).code}); set `team` in each entry"
+            ) from None
+
+    return lookup
+
+
+def reload_subscriptions(settings: Settings, db: Database, *, clock: Clock = utcnow) -> Reconciled:
+    """Read the queues file again and reconcile its `[[subscriptions]]` (`jobwatch reload`, SIGHUP).
+    Only subscriptions: changes to queues take effect at the next start. ConfigError when the file is
+    invalid, and then nothing changes."""
+    return reconcile(db, load_config(settings.jobwatch_config), default_team=token_team(settings), now=clock())
 
 
 def readiness(runtime: Runtime, *, worker: bool) -> Readiness:

@@ -101,6 +101,7 @@ class Subscription(SQLModel, table=True):
     created_by: str
     created_at: datetime = _when()
     paused_reason: str | None = None
+    source: str = "chat"  # chat (made with /jobs subscribe) | file (a [[subscriptions]] entry; bot/routing.py)
 
 
 # pending -> sending -> sent | dead; muted (held by a mute) -> silenced (counted in its summary);
@@ -204,6 +205,24 @@ class StopRequest(SQLModel, table=True):
     answer: str = ""  # the provider's answer, in plain words
     requested_at: datetime = _when()
     settled_at: datetime | None = _when(default=None)
+
+
+class TransitionRecord(SQLModel, table=True):
+    """One status change a poll saw, kept a while (bot/pipeline/prune.py, TRANSITION_DAYS) so a
+    filter can be tried against the recent past (`/jobs subscribe ... --dry-run`, bot/routing.py).
+    Written in the poll's own transaction (bot/pipeline/enqueue.py `commit_poll`)."""
+
+    __tablename__ = "transition"
+    __table_args__ = (Index("ix_transition_queue_at", "queue", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    queue: str
+    job_id: str
+    name: str
+    old: str | None = None
+    new: str
+    reason: str | None = None
+    at: datetime = _when(index=True)
 
 
 class AuditEntry(SQLModel, table=True):

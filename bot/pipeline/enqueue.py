@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from bot.db import Database, insert_ignore, upsert
 from bot.pipeline.diff import DiffResult, Prior, Transition, fingerprint
 from bot.resolve import ref_rows
-from bot.tables import JobRef, JobSnapshot, Lease, Mute, OutboxItem, QueueState, Subscription
+from bot.tables import JobRef, JobSnapshot, Lease, Mute, OutboxItem, QueueState, Subscription, TransitionRecord
 from providers import Job, JobStatus
 
 CHUNK = 500  # rows per statement: SQLite caps bound variables (250,000 since 3.32; 32,766 before)
@@ -150,6 +151,22 @@ def alert_rows(
     return rows
 
 
+def history_rows(transitions: Iterable[Transition], now: datetime) -> list[dict[str, object]]:
+    """The transition history (for `--dry-run`, bot/routing.py): one compact row per status change."""
+    return [
+        {
+            "queue": t.job.queue,
+            "job_id": t.job.id,
+            "name": t.job.name,
+            "old": t.old.value if t.old else None,
+            "new": t.job.status.value,
+            "reason": t.job.reason,
+            "at": now,
+        }
+        for t in transitions
+    ]
+
+
 def hold_muted(session: Session, rows: list[dict[str, object]], *, queue: str, now: datetime) -> None:
     """Alerts for a muted channel+queue(+job) are recorded as `muted`: kept, never posted."""
     silenced = {
@@ -197,6 +214,9 @@ def commit_poll(
             chunk = result.upserts[start : start + CHUNK]
             upsert(session, JobSnapshot, [snapshot_row(j, now) for j in chunk], keys=["queue", "job_id"])
             insert_ignore(session, JobRef, [row for j in chunk for row in ref_rows(j)])
+        history = history_rows(result.transitions, now)
+        for start in range(0, len(history), CHUNK):
+            session.execute(insert(TransitionRecord), history[start : start + CHUNK])
         subs = session.exec(select(Subscription).where(Subscription.queue == queue)).all()
         rows = alert_rows(subs, result.transitions, now)
         hold_muted(session, rows, queue=queue, now=now)

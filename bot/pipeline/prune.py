@@ -2,7 +2,7 @@
 
 Terminal job snapshots not seen to change for `retention` are deleted with their thread
 pointers, job_ref and stop_request rows, and settled outbox rows (SETTLED_STATES: sent, dead, muted, silenced,
-digested) older than `retention` go too.
+digested) older than `retention` go too, as does the transition history older than TRANSITION_KEEP.
 Live jobs, rows still owed (pending, sending) and the audit table are never pruned. A pruned job that a provider
 lists again is not news: the diff stores it without an alert (`diff(forgotten_before=...)`).
 Deletes run in bounded batches, each its own short transaction behind the lease's fence.
@@ -19,11 +19,12 @@ from sqlmodel import col, select
 
 from bot.db import Database
 from bot.pipeline.enqueue import Fence
-from bot.tables import SETTLED_STATES, JobRef, JobSnapshot, JobThread, OutboxItem, StopRequest
+from bot.tables import SETTLED_STATES, JobRef, JobSnapshot, JobThread, OutboxItem, StopRequest, TransitionRecord
 
 log = logging.getLogger(__name__)
 
 BATCH = 2_000
+TRANSITION_KEEP = timedelta(days=7)  # the transition history: this, or `retention` if shorter, but at least a day
 
 
 @dataclass
@@ -32,11 +33,13 @@ class Pruned:
 
     snapshots: int = 0
     outbox: int = 0
+    transitions: int = 0
 
 
 def prune(db: Database, *, now: datetime, retention: timedelta, fence: Fence | None, max_batches: int = 50) -> Pruned:
     """Delete what is older than `retention`; bounded to `max_batches` batches per call."""
     cutoff = now - retention
+    history_cutoff = now - max(min(retention, TRANSITION_KEEP), timedelta(days=1))  # dry-run replays 24 h
     done = Pruned()
     for _ in range(max_batches):
         with db.write() as session:
@@ -64,9 +67,15 @@ def prune(db: Database, *, now: datetime, retention: timedelta, fence: Fence | N
             ).all()
             if ids:
                 session.execute(delete(OutboxItem).where(col(OutboxItem.id).in_(ids)))
+            old = session.exec(
+                select(TransitionRecord.id).where(TransitionRecord.at < history_cutoff).limit(BATCH)
+            ).all()
+            if old:
+                session.execute(delete(TransitionRecord).where(col(TransitionRecord.id).in_(old)))
         done.snapshots += len(keys)
         done.outbox += len(ids)
-        if len(keys) < BATCH and len(ids) < BATCH:
+        done.transitions += len(old)
+        if len(keys) < BATCH and len(ids) < BATCH and len(old) < BATCH:
             break
     if done.snapshots or done.outbox:
         log.info("pruned snapshots=%d outbox=%d cutoff=%s", done.snapshots, done.outbox, cutoff.isoformat())

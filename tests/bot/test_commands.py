@@ -1,6 +1,17 @@
 import pytest
 
-from bot.commands import Help, ListJobs, Queues, ShowJob, Subscribe, Subscriptions, Unsubscribe, UsageError, parse
+from bot.commands import (
+    ExportSubscriptions,
+    Help,
+    ListJobs,
+    Queues,
+    ShowJob,
+    Subscribe,
+    Subscriptions,
+    Unsubscribe,
+    UsageError,
+    parse,
+)
 from providers import JobStatus
 
 
@@ -21,6 +32,8 @@ from providers import JobStatus
         ),
         ("unsubscribe ml", Unsubscribe("ml")),
         ("subscriptions", Subscriptions()),
+        ("subscriptions export", ExportSubscriptions()),
+        ("subscribe ml failed --dry-run", Subscribe("ml", (JobStatus.FAILED,), None, dry_run=True)),
     ],
 )
 def test_parses(text: str, expected: object) -> None:

@@ -9,7 +9,7 @@ from sqlmodel import select
 from bot.db import Database
 from bot.lease import LeaseKeeper
 from bot.pipeline.prune import prune
-from bot.tables import AuditEntry, JobRef, JobSnapshot, JobThread, OutboxItem, StopRequest
+from bot.tables import AuditEntry, JobRef, JobSnapshot, JobThread, OutboxItem, StopRequest, TransitionRecord
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 OLD = NOW - timedelta(days=40)
@@ -94,3 +94,15 @@ def test_a_large_baseline_is_written_in_bounded_statements(db: Database) -> None
         upsert(session, JobSnapshot, rows, keys=["queue", "job_id"])
     with db.read() as session:
         assert len(session.exec(select(JobSnapshot.job_id)).all()) == 10_000
+
+
+def test_transition_history_is_kept_a_week_or_the_retention_if_shorter(db: Database) -> None:
+    with db.write() as session:
+        for n, age in enumerate((timedelta(hours=23), timedelta(days=3), timedelta(days=8))):
+            session.add(TransitionRecord(queue="q", job_id=f"j{n}", name="j", new="failed", at=NOW - age))
+    fence = LeaseKeeper(db, clock=lambda: NOW).renew()
+    assert prune(db, now=NOW, retention=timedelta(days=30), fence=fence).transitions == 1
+    assert prune(db, now=NOW, retention=timedelta(days=1), fence=fence).transitions == 1
+    assert prune(db, now=NOW, retention=timedelta(hours=1), fence=fence).transitions == 0
+    with db.read() as session:
+        assert [t.job_id for t in session.exec(select(TransitionRecord))] == ["j0"]  # the dry-run's 24 h stay
