@@ -62,7 +62,7 @@ def handle(
         _timed(timing, "invalid", started)
         return
     name = subcommand(command)
-    if isinstance(command, commands.ShowJob | commands.Stop):
+    if isinstance(command, commands.ShowJob | commands.Stop | commands.Watch):
         ack()  # a provider call follows: answer through response_url
         pending = command
 
@@ -86,8 +86,12 @@ def handle(
     _timed(timing, name, started)
 
 
-def provider_answer(services: Services, command: commands.ShowJob | commands.Stop, actor: Actor) -> render.Message:
+def provider_answer(
+    services: Services, command: commands.ShowJob | commands.Stop | commands.Watch, actor: Actor
+) -> render.Message:
     """The reply to a command that asks a provider (run after the ack)."""
+    if isinstance(command, commands.Watch):
+        return services.watcher.watch(actor, command.queue, command.job, find=services.current)
     if isinstance(command, commands.Stop):
         return services.stopper.stop(actor, command.queue, command.job, reason=command.reason, find=services.current)
     found = services.find(command.queue, command.job)
@@ -141,6 +145,10 @@ def answer(services: Services, command: commands.Command, actor: Actor) -> rende
             subscription_rows(services, actor.team_id, actor.channel_id),
             [overview.MuteRow(mutes.label(m), m.until) for m in muted],
         )
+    if isinstance(command, commands.Unwatch):
+        return services.watcher.unwatch(actor, command.queue, command.job)
+    if isinstance(command, commands.Watching):
+        return services.watcher.watching(actor)
     return actions.change(services.changes, command, actor)
 
 
@@ -155,6 +163,9 @@ SUBCOMMANDS: dict[type, str] = {
     commands.Mute: "mute",
     commands.Unmute: "unmute",
     commands.Stop: "stop",
+    commands.Watch: "watch",
+    commands.Unwatch: "unwatch",
+    commands.Watching: "watching",
 }
 
 
@@ -166,7 +177,9 @@ def subcommand(command: commands.Command) -> str:
 def _usage_for(command: commands.Command) -> str:
     name = subcommand(command)
     return (
-        commands.USAGE[name] if name in ("list", "status", "subscribe", "unsubscribe", "mute", "unmute", "stop") else ""
+        commands.USAGE[name]
+        if name in ("list", "status", "subscribe", "unsubscribe", "mute", "unmute", "stop", "watch", "unwatch")
+        else ""
     )
 
 
