@@ -205,13 +205,18 @@ def register(app: App, services: Services, *, timing: Timing | None = None) -> N
     @app.event("app_home_opened")
     def home(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
         if event.get("tab", "home") == "home":
-            client.views_publish(user_id=str(event.get("user", "")), view=home_view(services, str(body["team_id"])))
+            user = str(event.get("user", ""))
+            client.views_publish(user_id=user, view=home_view(services, str(body["team_id"]), user=user))
 
     actions.register(app, services, later=later)
 
 
-def home_view(services: Services, team_id: str) -> dict[str, Any]:
-    """The App Home of this workspace: queues, its subscriptions, its recent alerts."""
+HOME_MINE = 10  # watched jobs shown on the App Home; `/jobs watching` lists them all
+
+
+def home_view(services: Services, team_id: str, *, user: str = "") -> dict[str, Any]:
+    """The App Home of this workspace for `user`: their watched jobs, queues, its subscriptions,
+    its recent alerts."""
     alerts = [
         overview.AlertRow(
             job=_job_name(a.payload, a.job_id),
@@ -223,8 +228,12 @@ def home_view(services: Services, team_id: str) -> dict[str, Any]:
         )
         for a in services.recent_alerts(team_id, limit=overview.HOME_ALERTS)
     ]
+    mine = render.watch_rows(services.watcher.rows(team_id, user), limit=HOME_MINE) if user else []
     return overview.home_view(
-        queues=queue_rows(services, team_id), subscriptions=subscription_rows(services, team_id, None), alerts=alerts
+        queues=queue_rows(services, team_id),
+        subscriptions=subscription_rows(services, team_id, None),
+        alerts=alerts,
+        mine=mine,
     )
 
 

@@ -252,12 +252,10 @@ def dm_message(job: Job, old: JobStatus | None, *, why: str = "you watch it") ->
     return Message(text, blocks)
 
 
-def watch_list(rows: Sequence[tuple[str, str, str, str]]) -> Message:
-    """Reply to `/jobs watching`: (queue, job id, job name, status) per watch, each with Unwatch."""
-    if not rows:
-        return plain("You watch no jobs. Press *Watch* under an alert or use `/jobs watch <queue> <job>`.")
-    blocks = [section(f"*You watch {len(rows)} job(s)*; each ends by itself when its job does.")]
-    for queue, job_id, name, status in rows[:40]:
+def watch_rows(rows: Sequence[tuple[str, str, str, str]], *, limit: int) -> list[dict[str, Any]]:
+    """One section per watch (queue, job id, job name, last polled status), each with Unwatch."""
+    blocks = []
+    for queue, job_id, name, status in rows[:limit]:
         known = {s.value: s for s in JobStatus}.get(status)
         emoji = EMOJI[known] + " " if known else ""
         line = f"{emoji}*{safe(name or job_id, 120)}* · `{safe(queue, 64)}` — {escape(status or 'not polled yet')}"
@@ -266,9 +264,17 @@ def watch_list(rows: Sequence[tuple[str, str, str, str]]) -> Message:
         if found:
             block["accessory"] = found[0]
         blocks.append(block)
-    if len(rows) > 40:
-        blocks.append(context(f"and {len(rows) - 40} more"))
-    return Message(f"You watch {len(rows)} job(s)", blocks)
+    if len(rows) > limit:
+        blocks.append(context(f"and {len(rows) - limit} more (`/jobs watching`)"))
+    return blocks
+
+
+def watch_list(rows: Sequence[tuple[str, str, str, str]]) -> Message:
+    """Reply to `/jobs watching`: (queue, job id, job name, status) per watch, each with Unwatch."""
+    if not rows:
+        return plain("You watch no jobs. Press *Watch* under an alert or use `/jobs watch <queue> <job>`.")
+    head = section(f"*You watch {len(rows)} job(s)*; each ends by itself when its job does.")
+    return Message(f"You watch {len(rows)} job(s)", [head, *watch_rows(rows, limit=40)])
 
 
 def note_message(text: str) -> Message:

@@ -271,6 +271,10 @@ def test_unwatch_by_command_and_by_the_dm_button(
         listed = bot.command("watching", user=ALICE)
         assert "You watch 2 job(s)" in text_of(listed) and first in text_of(listed)
         assert len(buttons(listed, render.UNWATCH_ACTION)) == 2
+        home = bot.open_home(user=ALICE)
+        assert "*My jobs*" in text_of(home) and "bert-0" in text_of(home) and "bert-1" in text_of(home)
+        assert len(buttons(home, render.UNWATCH_ACTION)) == 2
+        assert "My jobs" not in text_of(bot.open_home(user=BOB))  # only the viewer's own
         assert "Stopped watching *bert-0*" in text_of(bot.command(f"unwatch q {first}", user=ALICE))
         assert "do not watch" in text_of(bot.command(f"unwatch q {first}", user=ALICE))
         assert "do not watch" in text_of(bot.command(f"unwatch q {second}", user=BOB))  # only one's own
