@@ -123,6 +123,30 @@ def on_stop_button(services: Services, body: dict[str, Any], ack: Ack, respond: 
     later(run)
 
 
+def on_watch_button(services: Services, body: dict[str, Any], ack: Ack, respond: Respond, later: Later) -> None:
+    """Ack at once; after it, watch the job (its current state comes from the provider) or, for
+    Unwatch, remove the watch; answer only the presser."""
+    ack()
+    actor = button_actor(body)
+    action = (body.get("actions") or [{}])[0]
+
+    def run() -> None:
+        try:
+            if action.get("action_id") == render.UNWATCH_ACTION:
+                queue, job = button_target(action, "/jobs unwatch")
+                message = services.watcher.unwatch(actor, queue, job)
+            else:
+                queue, job = button_target(action, "/jobs watch")
+                message = services.watcher.watch(actor, queue, job, find=services.current)
+        except UsageError as err:
+            message = render.error(err.problem)
+        except ServiceError as err:
+            message = render.error(str(err))
+        respond(**reply(message), replace_original=False)
+
+    later(run)
+
+
 def register(app: App, services: Services, *, later: Later) -> None:
     """Attach the alert buttons' handlers; `later` runs provider calls after the ack."""
 
@@ -134,6 +158,12 @@ def register(app: App, services: Services, *, later: Later) -> None:
         on_stop_button(services, body, ack, respond, later)
 
     app.action(render.MUTE_ACTION)(pressed)
+
+    @app.action(render.WATCH_ACTION)
+    @app.action(render.UNWATCH_ACTION)
+    def watch(body: dict[str, Any], ack: Ack, respond: Respond) -> None:
+        on_watch_button(services, body, ack, respond, later)
+
     app.action(render.UNSUBSCRIBE_ACTION)(pressed)
 
     @app.action("console_link")

@@ -28,6 +28,9 @@ USAGE = {
     "mute": "/jobs mute <queue> [job] <duration>  (e.g. 30m, 2h, 1d)",
     "unmute": "/jobs unmute <queue> [job]",
     "stop": "/jobs stop <queue> <job> [reason ...]",
+    "watch": "/jobs watch <queue> <job>",
+    "unwatch": "/jobs unwatch <queue> <job>",
+    "watching": "/jobs watching",
 }
 DURATION_RE = re.compile(r"^(\d{1,5})([mhd])$")
 UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
@@ -126,6 +129,27 @@ class Stop:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Watch:
+    """Direct-message the person when one job first runs and when it ends."""
+
+    queue: str
+    job: str
+
+
+@dataclass(frozen=True)
+class Unwatch:
+    """Remove one of the person's watches."""
+
+    queue: str
+    job: str
+
+
+@dataclass(frozen=True)
+class Watching:
+    """The person's watches."""
+
+
 Command = (
     Help
     | Queues
@@ -138,6 +162,9 @@ Command = (
     | Mute
     | Unmute
     | Stop
+    | Watch
+    | Unwatch
+    | Watching
 )
 
 _BAD_CATEGORIES = {"Cc", "Cf", "Co", "Cs"}  # control, format (bidi, zero-width), private, surrogate
@@ -277,6 +304,13 @@ def parse(text: str) -> Command:
         return _parse_unmute(args)
     if verb == "stop":
         return _parse_stop(args)
+    if verb == "watching" and not args:
+        return Watching()
+    if verb in ("watch", "unwatch"):
+        if len(args) != 2:
+            raise UsageError("name a queue and a job", USAGE[verb])
+        kind = Watch if verb == "watch" else Unwatch
+        return kind(_queue(args[0], verb), _job(args[1], verb))
     if verb in USAGE:
         raise UsageError(f"`{verb}` takes different arguments", USAGE[verb])
     raise UsageError("unknown command", "/jobs help")

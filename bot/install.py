@@ -20,7 +20,7 @@ from bot.config import Settings
 from bot.db import Database
 
 # The bot scopes the app asks for; manifest.yml declares the same list (a test checks).
-SCOPES = ("commands", "chat:write", "channels:history", "groups:history")
+SCOPES = ("commands", "chat:write", "channels:history", "groups:history", "im:write", "im:history")
 TOKEN_CACHE_S = 60.0
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"

@@ -62,7 +62,7 @@ def handle(
         _timed(timing, "invalid", started)
         return
     name = subcommand(command)
-    if isinstance(command, commands.ShowJob | commands.Stop):
+    if isinstance(command, commands.ShowJob | commands.Stop | commands.Watch):
         ack()  # a provider call follows: answer through response_url
         pending = command
 
@@ -86,8 +86,12 @@ def handle(
     _timed(timing, name, started)
 
 
-def provider_answer(services: Services, command: commands.ShowJob | commands.Stop, actor: Actor) -> render.Message:
+def provider_answer(
+    services: Services, command: commands.ShowJob | commands.Stop | commands.Watch, actor: Actor
+) -> render.Message:
     """The reply to a command that asks a provider (run after the ack)."""
+    if isinstance(command, commands.Watch):
+        return services.watcher.watch(actor, command.queue, command.job, find=services.current)
     if isinstance(command, commands.Stop):
         return services.stopper.stop(actor, command.queue, command.job, reason=command.reason, find=services.current)
     found = services.find(command.queue, command.job)
@@ -157,6 +161,10 @@ def answer(services: Services, command: commands.Command, actor: Actor) -> rende
             subscription_rows(services, actor.team_id, actor.channel_id),
             [overview.MuteRow(mutes.label(m), m.until) for m in muted],
         )
+    if isinstance(command, commands.Unwatch):
+        return services.watcher.unwatch(actor, command.queue, command.job)
+    if isinstance(command, commands.Watching):
+        return services.watcher.watching(actor)
     return actions.change(services.changes, command, actor)
 
 
@@ -172,6 +180,9 @@ SUBCOMMANDS: dict[type, str] = {
     commands.Mute: "mute",
     commands.Unmute: "unmute",
     commands.Stop: "stop",
+    commands.Watch: "watch",
+    commands.Unwatch: "unwatch",
+    commands.Watching: "watching",
 }
 
 
@@ -183,7 +194,9 @@ def subcommand(command: commands.Command) -> str:
 def _usage_for(command: commands.Command) -> str:
     name = subcommand(command)
     return (
-        commands.USAGE[name] if name in ("list", "status", "subscribe", "unsubscribe", "mute", "unmute", "stop") else ""
+        commands.USAGE[name]
+        if name in ("list", "status", "subscribe", "unsubscribe", "mute", "unmute", "stop", "watch", "unwatch")
+        else ""
     )
 
 
@@ -209,13 +222,18 @@ def register(app: App, services: Services, *, timing: Timing | None = None) -> N
     @app.event("app_home_opened")
     def home(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
         if event.get("tab", "home") == "home":
-            client.views_publish(user_id=str(event.get("user", "")), view=home_view(services, str(body["team_id"])))
+            user = str(event.get("user", ""))
+            client.views_publish(user_id=user, view=home_view(services, str(body["team_id"]), user=user))
 
     actions.register(app, services, later=later)
 
 
-def home_view(services: Services, team_id: str) -> dict[str, Any]:
-    """The App Home of this workspace: queues, its subscriptions, its recent alerts."""
+HOME_MINE = 10  # watched jobs shown on the App Home; `/jobs watching` lists them all
+
+
+def home_view(services: Services, team_id: str, *, user: str = "") -> dict[str, Any]:
+    """The App Home of this workspace for `user`: their watched jobs, queues, its subscriptions,
+    its recent alerts."""
     alerts = [
         overview.AlertRow(
             job=_job_name(a.payload, a.job_id),
@@ -227,8 +245,12 @@ def home_view(services: Services, team_id: str) -> dict[str, Any]:
         )
         for a in services.recent_alerts(team_id, limit=overview.HOME_ALERTS)
     ]
+    mine = render.watch_rows(services.watcher.rows(team_id, user), limit=HOME_MINE) if user else []
     return overview.home_view(
-        queues=queue_rows(services, team_id), subscriptions=subscription_rows(services, team_id, None), alerts=alerts
+        queues=queue_rows(services, team_id),
+        subscriptions=subscription_rows(services, team_id, None),
+        alerts=alerts,
+        mine=mine,
     )
 
 

@@ -134,11 +134,17 @@ def alert_line(a: AlertRow) -> str:
 
 
 def home_view(
-    *, queues: Sequence[QueueRow], subscriptions: Sequence[SubscriptionRow], alerts: Sequence[AlertRow]
+    *,
+    queues: Sequence[QueueRow],
+    subscriptions: Sequence[SubscriptionRow],
+    alerts: Sequence[AlertRow],
+    mine: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The App Home tab: queues, this workspace's subscriptions, recent alerts."""
+    """The App Home tab: the viewer's own jobs (`mine`: blocks, when any), queues, this workspace's
+    subscriptions, recent alerts."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "jobwatch"}},
+        *([section("*My jobs* (the jobs you watch)"), *mine, {"type": "divider"}] if mine else []),
         section("*Queues*"),
         *(_sections(queue_lines(queues)) or [context("No queues are configured.")]),
         {"type": "divider"},

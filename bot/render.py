@@ -34,6 +34,8 @@ URL_MAX = 3_000  # a button's url
 MUTE_ACTION = "mute_job"
 UNSUBSCRIBE_ACTION = "unsubscribe"
 STOP_ACTION = "stop_job"
+WATCH_ACTION = "watch_job"
+UNWATCH_ACTION = "unwatch_job"
 MUTE_BUTTON_SECONDS = 3600
 URL_RE = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[^\s<>|\"]*)?$")
 
@@ -139,20 +141,35 @@ def stop_button(job: Job, provider: str) -> list[dict[str, Any]]:
     return [button("Stop", STOP_ACTION, value=target, style="danger", confirm=f"{what} This cannot be undone.")]
 
 
+def watch_button(job: Job) -> list[dict[str, Any]]:
+    """A Watch button (a direct message when the job ends), for a job that has not ended."""
+    target = job_target(job)
+    if job.status.terminal or len(target) > VALUE_MAX:
+        return []
+    return [button("Watch", WATCH_ACTION, value=target)]
+
+
+def unwatch_button(queue: str, job_id: str) -> list[dict[str, Any]]:
+    """An Unwatch button for one watched job."""
+    target = json.dumps({"queue": queue, "job": job_id}, separators=(",", ":"))
+    return [button("Unwatch", UNWATCH_ACTION, value=target)] if len(target) <= VALUE_MAX else []
+
+
 def console_button(job: Job, *, stop_by: str = "") -> list[dict[str, Any]]:
     """An actions block under a command reply: Stop (when `stop_by` names the provider that can
-    stop the job) and the console link."""
-    elements = [*(stop_button(job, stop_by) if stop_by else []), *link_button(job)]
+    stop the job), Watch and the console link."""
+    elements = [*(stop_button(job, stop_by) if stop_by else []), *watch_button(job), *link_button(job)]
     return [{"type": "actions", "elements": elements}] if elements else []
 
 
 def alert_actions(job: Job, *, stop_by: str = "") -> dict[str, Any]:
     """The buttons under an alert: stop (when `stop_by` names a provider that can), mute this job
-    for an hour, unsubscribe, view in console."""
+    for an hour, watch it (while it has not ended), unsubscribe, view in console."""
     elements = stop_button(job, stop_by) if stop_by else []
     target = job_target(job)
     if len(target) <= VALUE_MAX:
         elements.append(button("Mute job 1h", MUTE_ACTION, value=target))
+    elements.extend(watch_button(job))
     elements.append(
         button(
             "Unsubscribe",
@@ -209,6 +226,55 @@ def parent_message(job: Job, *, stop_by: str = "") -> Message:
     now = f"{EMOJI[job.status]} now *{job.status.value}* ({safe(job.native_status, 100)})"
     first = section(f"*{safe(job.name)}* · `{safe(job.queue, 64)}`\n{now}")
     return Message(message.text, [first, *message.blocks[1:]])
+
+
+def dm_message(job: Job, old: JobStatus | None, *, why: str = "you watch it") -> Message:
+    """The direct message to a person watching (or owning) a job: it started running, or it ended,
+    with duration, reason and the console link; an Unwatch button while it still runs."""
+    name = f"*{safe(job.name)}* · `{safe(job.queue, 64)}`"
+    if job.status.terminal:
+        head = f"{EMOJI[job.status]} {name} ended: *{job.status.value}* ({safe(job.native_status, 100)})"
+    else:
+        head = f"{EMOJI[job.status]} {name} is *{job.status.value}* ({safe(job.native_status, 100)})"
+    blocks: list[dict[str, Any]] = [section(head)]
+    if job.reason:
+        blocks.append(section(f"> {safe(job.reason, REASON_MAX)}"))
+    details = job_details(job)
+    ending = "this watch has ended" if job.status.terminal else "you will hear once more when it ends"
+    blocks.append(context(" · ".join([*details, f"You get this because {why}; {ending}."])))
+    elements = [*([] if job.status.terminal else unwatch_button(job.queue, job.id)), *link_button(job)]
+    if elements:
+        blocks.append({"type": "actions", "block_id": "dm_actions", "elements": elements})
+    arrow = f"{old.value} → " if old else ""
+    text = escape(
+        f"{clip(job.name, NAME_MAX)} in {job.queue}: {arrow}{job.status.value} ({clip(job.native_status, 100)})"
+    )
+    return Message(text, blocks)
+
+
+def watch_rows(rows: Sequence[tuple[str, str, str, str]], *, limit: int) -> list[dict[str, Any]]:
+    """One section per watch (queue, job id, job name, last polled status), each with Unwatch."""
+    blocks = []
+    for queue, job_id, name, status in rows[:limit]:
+        known = {s.value: s for s in JobStatus}.get(status)
+        emoji = EMOJI[known] + " " if known else ""
+        line = f"{emoji}*{safe(name or job_id, 120)}* · `{safe(queue, 64)}` — {escape(status or 'not polled yet')}"
+        block = section(line)
+        found = unwatch_button(queue, job_id)
+        if found:
+            block["accessory"] = found[0]
+        blocks.append(block)
+    if len(rows) > limit:
+        blocks.append(context(f"and {len(rows) - limit} more (`/jobs watching`)"))
+    return blocks
+
+
+def watch_list(rows: Sequence[tuple[str, str, str, str]]) -> Message:
+    """Reply to `/jobs watching`: (queue, job id, job name, status) per watch, each with Unwatch."""
+    if not rows:
+        return plain("You watch no jobs. Press *Watch* under an alert or use `/jobs watch <queue> <job>`.")
+    head = section(f"*You watch {len(rows)} job(s)*; each ends by itself when its job does.")
+    return Message(f"You watch {len(rows)} job(s)", [head, *watch_rows(rows, limit=40)])
 
 
 def note_message(text: str) -> Message:
@@ -328,6 +394,7 @@ HELP = """*jobwatch* tells this channel what your jobs are doing.
    one summary when the mute ends
 • `/jobs unmute <queue> [job]` — end a mute now
 • `/jobs stop <queue> <job> [reason]` — ask the provider to stop a job (operators only)
+• `/jobs watch <queue> <job>` — a direct message to you when the job ends (`/jobs watching`, `/jobs unwatch`)
 Changes may be limited to the bot's admins and to some channels; anyone may ask.
 Statuses: queued, running, stopping, succeeded, failed, stopped, timed_out, unknown."""
 

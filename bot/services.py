@@ -19,6 +19,7 @@ from bot.db import Database
 from bot.resolve import resolve_job
 from bot.stopping import Stopper, stop_buttons
 from bot.tables import JobSnapshot, Mute, OutboxItem, QueueState, Subscription
+from bot.watching import Watcher
 from providers import Job, JobSource, JobStatus, ProviderError, QueueConfig
 
 SCAN_MAX = 5_000  # rows read to filter on a native status
@@ -70,6 +71,7 @@ class Services:
         self.changes = Changes(config=config, db=db, clock=clock)
         self.stopper = Stopper(config=config, db=db, sources=sources, clock=clock)
         self.stop_by = stop_buttons(config, sources)
+        self.watcher = Watcher(config=config, db=db, clock=clock)
 
     def queue(self, name: str) -> QueueConfig:
         """The configured queue or a ServiceError listing the known ones."""

@@ -126,7 +126,7 @@ class OutboxItem(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     alert_id: str
-    kind: str = "alert"  # alert | notice | digest | digest_part
+    kind: str = "alert"  # alert | notice | note | digest | digest_part | dm (channel_id: the user)
     team_id: str
     channel_id: str
     queue: str
@@ -223,6 +223,27 @@ class TransitionRecord(SQLModel, table=True):
     new: str
     reason: str | None = None
     at: datetime = _when(index=True)
+
+
+class Watch(SQLModel, table=True):
+    """One Slack user watching one job: a direct message when it first runs (if it was queued)
+    and when it ends. Written by the Slack handler (bot/watching.py); the poll's commit turns the
+    job's transitions into `dm` outbox rows addressed to the user and deletes the row once the job
+    is terminal (bot/pipeline/enqueue.py)."""
+
+    __table_args__ = (
+        UniqueConstraint("team_id", "user_id", "queue", "job_id"),
+        Index("ix_watch_job", "queue", "job_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str
+    user_id: str
+    queue: str
+    job_id: str
+    job_name: str = ""  # what to call the job in `/jobs watching`
+    created_at: datetime = _when()
+    trigger_id: str = ""
 
 
 class AuditEntry(SQLModel, table=True):

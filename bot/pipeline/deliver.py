@@ -39,6 +39,9 @@ BROADCAST = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})
 MAX_ATTEMPTS = 12
 BATCH = 200
 TOKEN_PAUSE = timedelta(minutes=5)  # after invalid_auth & co: try the workspace again this much later
+# conversations.open answers that mean this person cannot get a DM from us (missing_scope: the app
+# lacks im:write): the row is dead, the person's other DMs too; channels are not affected.
+DM_UNREACHABLE = frozenset({"user_not_found", "user_disabled", "cannot_dm_bot", "missing_scope"})
 
 
 @dataclass
@@ -99,9 +102,22 @@ def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message,
     if item.kind == "digest_part":
         body = json.loads(item.payload)
         return render.digest_lines(body["lines"], part=body["part"], parts=body["parts"]), None
+    if item.kind == "dm":
+        old = JobStatus(item.old_status) if item.old_status else None
+        return render.dm_message(Job.model_validate_json(item.payload), old), None
     job = Job.model_validate_json(item.payload)
     old = JobStatus(item.old_status) if item.old_status else None
     return render.alert_message(job, old, stop_by=stop_by), job
+
+
+def dm_failure(failure: Failure) -> Failure:
+    """A failure met while opening a person's IM: unreachable people are like a gone channel (dead
+    rows, no subscription to pause); anything else is retried, since opening posts nothing."""
+    if failure.code in DM_UNREACHABLE:
+        return Failure(Kind.CHANNEL_GONE, failure.code)
+    if failure.kind is Kind.AMBIGUOUS:
+        return Failure(Kind.RETRY, failure.code)
+    return failure
 
 
 class Deliverer:
@@ -138,6 +154,7 @@ class Deliverer:
         self._paces: dict[tuple[str, str], Pace] = {}
         self._paces_lock = threading.Lock()
         self._blocked_teams: dict[str, datetime] = {}  # token refused: no posts until then
+        self._ims: dict[tuple[str, str], str] = {}  # (team, user) -> the IM channel conversations.open gave
 
     # -- the round -------------------------------------------------------------------------
 
@@ -291,8 +308,16 @@ class Deliverer:
         item, thread = claimed
         message, job = message_for(item, stop_by=self.stop_by.get(item.queue, ""))
         client = self.client_for(item.team_id)
+        channel = item.channel_id
+        if item.kind == "dm":
+            try:
+                channel = self._im(client, item.team_id, item.channel_id)
+            except Exception as err:  # nothing was posted: opening a conversation posts nothing
+                failure = dm_failure(classify(err))
+                self._settle_failure(item, failure, stats)
+                return failure
         kwargs: dict[str, Any] = {
-            "channel": item.channel_id,
+            "channel": channel,
             "text": message.text,
             "blocks": message.blocks,
             "metadata": metadata(item.alert_id),
@@ -406,6 +431,15 @@ class Deliverer:
             other.last_error = f"channel paused: {code}"
             session.add(other)
 
+    def _im(self, client: WebClient, team: str, user: str) -> str:
+        """The IM channel with `user` (conversations.open, scope im:write), cached per process."""
+        known = self._ims.get((team, user))
+        if known is None:
+            response = client.conversations_open(users=user)
+            known = str((response.get("channel") or {})["id"])
+            self._ims[(team, user)] = known
+        return known
+
     def _update_parent(self, client: WebClient, item: OutboxItem, thread: JobThread, job: Job) -> None:
         """Show the job's current status on its thread parent; best effort."""
         message = render.parent_message(job, stop_by=self.stop_by.get(item.queue, ""))
@@ -435,8 +469,20 @@ class Deliverer:
             groups[(item.team_id, item.channel_id, item.thread_ts)].append(item)
         for (team, channel, thread_ts), items in groups.items():
             oldest = min(i.sending_started_at or cutoff for i in items) - timedelta(seconds=5)
+            client = self.client_for(team)
+            where = channel
+            if items[0].kind == "dm":  # channel is the person; their IM holds the messages
+                try:
+                    where = self._im(client, team, channel)
+                except Exception as err:
+                    failure = dm_failure(classify(err))
+                    log.warning("recovery_open_failed user=%s code=%s", channel, failure.code)
+                    if failure.kind is Kind.CHANNEL_GONE:  # never reachable: nothing was posted either
+                        for item in items:
+                            self._settle_failure(item, failure, stats)
+                    continue
             try:
-                found = self._posted_ids(self.client_for(team), channel, thread_ts, oldest)
+                found = self._posted_ids(client, where, thread_ts, oldest)
             except Exception as err:
                 failure = classify(err)
                 log.warning("recovery_lookup_failed channel=%s code=%s", channel, failure.code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,17 @@ from sqlmodel import Session, col, select
 from bot.db import Database, insert_ignore, upsert
 from bot.pipeline.diff import DiffResult, Prior, Transition, fingerprint
 from bot.resolve import ref_rows
-from bot.tables import JobRef, JobSnapshot, Lease, Mute, OutboxItem, QueueState, Subscription, TransitionRecord
+from bot.tables import (
+    JobRef,
+    JobSnapshot,
+    Lease,
+    Mute,
+    OutboxItem,
+    QueueState,
+    Subscription,
+    TransitionRecord,
+    Watch,
+)
 from providers import Job, JobStatus
 
 CHUNK = 500  # rows per statement: SQLite caps bound variables (250,000 since 3.32; 32,766 before)
@@ -179,6 +190,56 @@ def hold_muted(session: Session, rows: list[dict[str, object]], *, queue: str, n
             row["state"] = "muted"
 
 
+def dm_row(*, alert_id: str, team_id: str, user_id: str, t: Transition, now: datetime) -> dict[str, object]:
+    """An outbox row for a direct message to one person about one job: `channel_id` is the user's
+    id until delivery opens the IM (conversations.open)."""
+    return {
+        "alert_id": alert_id,
+        "kind": "dm",
+        "team_id": team_id,
+        "channel_id": user_id,
+        "queue": t.job.queue,
+        "job_id": t.job.id,
+        "old_status": t.old.value if t.old else None,
+        "new_status": t.job.status.value,
+        "payload": t.job.model_dump_json(),
+        "state": "pending",
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+def watch_rows(
+    session: Session, queue: str, transitions: Sequence[Transition], now: datetime
+) -> list[dict[str, object]]:
+    """The direct messages a poll owes the people watching its jobs, and the end of their watches.
+
+    A watched job that ends gets one DM per watcher and the watch is deleted (in the poll's
+    transaction); one that moves from queued to running gets one DM too, keyed by the job so a
+    job that runs twice says so once. Channel mutes do not hold DMs back.
+    """
+    moved = {t.job.id: t for t in transitions if t.job.status.terminal or _started(t)}
+    rows: list[dict[str, object]] = []
+    ids = list(moved)
+    for start in range(0, len(ids), CHUNK):
+        watches = session.exec(
+            select(Watch).where(Watch.queue == queue, col(Watch.job_id).in_(ids[start : start + CHUNK]))
+        ).all()
+        for watch in watches:
+            t = moved[watch.job_id]
+            if t.job.status.terminal:
+                key = f"dm-end:{t.alert_id}"
+                session.delete(watch)
+            else:
+                key = "dm-run:" + hashlib.sha256(f"{queue}|{t.job.id}".encode()).hexdigest()[:32]
+            rows.append(dm_row(alert_id=key, team_id=watch.team_id, user_id=watch.user_id, t=t, now=now))
+    return rows
+
+
+def _started(t: Transition) -> bool:
+    return t.old is JobStatus.QUEUED and t.job.status is JobStatus.RUNNING
+
+
 def notice_row(*, team_id: str, channel_id: str, queue: str, key: str, text: str, now: datetime) -> dict[str, object]:
     """An outbox row for an operator notice (provider outage or recovery)."""
     return {
@@ -220,6 +281,7 @@ def commit_poll(
         subs = session.exec(select(Subscription).where(Subscription.queue == queue)).all()
         rows = alert_rows(subs, result.transitions, now)
         hold_muted(session, rows, queue=queue, now=now)
+        rows.extend(watch_rows(session, queue, result.transitions, now))
         state = session.get(QueueState, queue) or QueueState(queue=queue)
         if state.outage_notified and ops_channel:
             rows.append(

@@ -1,8 +1,8 @@
 """Retention: forget what is old so the store grows with activity, not with history.
 
 Terminal job snapshots not seen to change for `retention` are deleted with their thread
-pointers, job_ref and stop_request rows, and settled outbox rows (SETTLED_STATES: sent, dead, muted, silenced,
-digested) older than `retention` go too, as does the transition history older than TRANSITION_KEEP.
+pointers, job_ref, stop_request and watch rows, and settled outbox rows (SETTLED_STATES: sent, dead, muted,
+silenced, digested) older than `retention` go too, as does the transition history older than TRANSITION_KEEP.
 Live jobs, rows still owed (pending, sending) and the audit table are never pruned. A pruned job that a provider
 lists again is not news: the diff stores it without an alert (`diff(forgotten_before=...)`).
 Deletes run in bounded batches, each its own short transaction behind the lease's fence.
@@ -19,7 +19,7 @@ from sqlmodel import col, select
 
 from bot.db import Database
 from bot.pipeline.enqueue import Fence
-from bot.tables import SETTLED_STATES, JobRef, JobSnapshot, JobThread, OutboxItem, StopRequest, TransitionRecord
+from bot.tables import SETTLED_STATES, JobRef, JobSnapshot, JobThread, OutboxItem, StopRequest, TransitionRecord, Watch
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ def prune(db: Database, *, now: datetime, retention: timedelta, fence: Fence | N
                 session.execute(
                     delete(StopRequest).where(tuple_(col(StopRequest.queue), col(StopRequest.job_id)).in_(pairs))
                 )
+                session.execute(delete(Watch).where(tuple_(col(Watch.queue), col(Watch.job_id)).in_(pairs)))
                 session.execute(
                     delete(JobSnapshot).where(tuple_(col(JobSnapshot.queue), col(JobSnapshot.job_id)).in_(pairs))
                 )

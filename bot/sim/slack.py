@@ -1,4 +1,4 @@
-"""A fake Slack Web API: chat.postMessage/update, conversations.history/replies, auth.test,
+"""A fake Slack Web API: chat.postMessage/update, conversations.history/replies/open, auth.test,
 response_url hooks. It keeps every message, enforces ~1 post/s per channel with a small
 burst (429 + Retry-After beyond it), and plays scripted faults.
 """
@@ -69,12 +69,15 @@ class FakeSlack:
     members: dict[str, set[str]] | None = None  # channel -> teams where the bot is a member (None: all)
     oauth_client: tuple[str, str] | None = None  # (client_id, client_secret) oauth.v2.access accepts
     oauth_codes: dict[str, str] = field(default_factory=dict)  # one-time code -> the team installing
+    people: dict[str, str] | None = None  # user id -> e-mail of the workspace's people (None: any U…/W… id)
+    disabled: set[str] = field(default_factory=set)  # deactivated users: conversations.open says user_disabled
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._buckets: dict[str, Bucket] = {}
         self._ts = itertools.count(1)
         self._server = LocalServer(self._handle)
+        self._ims: dict[tuple[str, str], str] = {}  # (team, user) -> IM channel id
 
     # -- control -------------------------------------------------------------------------
 
@@ -105,6 +108,16 @@ class FakeSlack:
         """Messages posted (optionally in one channel), oldest first."""
         with self._lock:
             return [m for m in self.messages if channel is None or m["channel"] == channel]
+
+    def im(self, user: str, team: str = "T0001") -> str | None:
+        """The IM channel conversations.open gave for `user`, if it was opened."""
+        with self._lock:
+            return self._ims.get((team, user))
+
+    def dms(self, user: str, team: str = "T0001") -> list[dict[str, Any]]:
+        """Messages posted in the bot's direct-message conversation with `user`."""
+        channel = self.im(user, team)
+        return [m for m in self.posts(channel) if m["team"] == team] if channel else []
 
     def alert_ids(self, channel: str | None = None) -> list[str]:
         """The alert ids carried in the metadata of posted messages."""
@@ -213,7 +226,28 @@ class FakeSlack:
         return Response.json({"ok": True, "team_id": team, "user_id": "UBOT", "bot_id": "BBOT", "team": "Test"})
 
     def _member(self, team: str, channel: str) -> bool:
+        if channel.startswith("D"):
+            with self._lock:
+                return channel in self._ims.values()
         return self.members is None or team in self.members.get(channel, set())
+
+    def _m_conversations_open(self, team: str, params: dict[str, Any]) -> Response:
+        """Open (or find) the bot's IM with one person, as Slack does for `users=<one id>`."""
+        users = [u for u in str(params.get("users", "")).split(",") if u]
+        if not users:
+            return Response.json({"ok": False, "error": "users_list_not_supplied"})
+        if len(users) > 1:
+            return Response.json({"ok": False, "error": "not_supported"})  # a group DM: not ours to open
+        user = users[0]
+        if user == "UBOT":
+            return Response.json({"ok": False, "error": "cannot_dm_bot"})
+        if not re.match(r"^[UW][A-Z0-9]{2,40}$", user) or (self.people is not None and user not in self.people):
+            return Response.json({"ok": False, "error": "user_not_found"})
+        if user in self.disabled:
+            return Response.json({"ok": False, "error": "user_disabled"})
+        with self._lock:
+            channel = self._ims.setdefault((team, user), f"D{team[1:]}{user[1:]}"[:20])
+        return Response.json({"ok": True, "channel": {"id": channel}})
 
     def _m_chat_postMessage(self, team: str, params: dict[str, Any]) -> Response:
         channel = str(params.get("channel", ""))

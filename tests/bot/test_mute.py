@@ -118,7 +118,7 @@ def test_alert_buttons_mute_the_job_and_unsubscribe(ml: Bot, slack: FakeSlack, s
     (alert,) = slack.posts()
     (actions,) = [b for b in alert["blocks"] if b["type"] == "actions"]
     buttons = {e["action_id"]: e for e in actions["elements"]}
-    assert set(buttons) == {"mute_job", "unsubscribe", "console_link"}
+    assert set(buttons) == {"mute_job", "watch_job", "unsubscribe", "console_link"}
     assert buttons["console_link"]["url"].startswith("https://")
 
     answer = ml.press("mute_job", buttons["mute_job"]["value"], channel="C1")
