@@ -15,6 +15,9 @@ Run from the repository root: `python bench/run.py` (or `--quick`). Everything r
     around the simulator's HTTP handler) and the worker polls in the background.
 (c) Detection latency: the real worker scheduler (5 s interval), Modzy jobs changed
     at random moments, time from change to FakeSlack's chat.postMessage.
+(d) Memory: peak RSS (VmHWM) of one `jobwatch serve` process polling five queues, one per
+    provider, of 10k jobs each (3% live) on a 5 s interval: the five baselines, then steady
+    cycles in which 1% of each queue's jobs end. Simulators and FakeSlack run in another process.
 """
 
 from __future__ import annotations
@@ -696,6 +699,153 @@ def detection(tmp: Path, changes: int) -> list[Row]:
     ]
 
 
+# -- (d) memory: one serve process, five queues of 10k jobs ------------------------------------
+
+
+def child_sims_host(n: int) -> None:
+    """Every provider's simulator with n jobs (3% live) and FakeSlack, for the serve process of (d)."""
+    rng = random.Random(5)
+    slack = FakeSlack(tokens={TOKEN: TEAM}).start()
+    stories = [make(rng) for make in STORIES]
+    live: dict[str, list[str]] = {}
+    for story in stories:
+        story.start()
+        sim: Any = story.sim  # type: ignore[attr-defined]
+        with sim.lock:  # drop the story's own demo jobs: this is a history of n
+            for attr in ("jobs", "runs", "trains"):
+                if isinstance(getattr(sim, attr, None), dict):
+                    getattr(sim, attr).clear()
+        live[story.queue] = populate(story, n, rng)
+
+    def handle(command: dict[str, Any]) -> dict[str, Any] | None:
+        if command["op"] == "setup":
+            env: dict[str, str] = {}
+            for story in stories:
+                env.update(story.env())
+            return {
+                "config": "".join(s.config() for s in stories),
+                "env": env,
+                "slack": slack.api_url,
+                "live": {q: len(ids) for q, ids in live.items()},
+            }
+        if command["op"] == "change":  # 1% of each queue's jobs end (as many as are live)
+            changed = 0
+            for story in stories:
+                ids = live[story.queue]
+                for ident in rng.sample(ids, min(len(ids), round(n * CHANGED_SHARE))):
+                    change(story, ident)
+                    ids.remove(ident)
+                    changed += 1
+            return {"changed": changed}
+        return None
+
+    serve_commands(handle)
+    for story in stories:
+        story.stop()
+    slack.stop()
+
+
+def proc_status_kb(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak RSS) of another process, in KiB."""
+    found: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            found[key] = int(value.split()[0])
+    return found
+
+
+def polls_ok(metrics: str, queues: Sequence[str]) -> dict[str, int]:
+    """Successful polls per queue, from a /metrics page; raises if a poll failed or crashed."""
+    counts = dict.fromkeys(queues, 0)
+    for line in metrics.splitlines():
+        if not line.startswith("jobwatch_polls_total{"):
+            continue
+        labels, value = line[len("jobwatch_polls_total{") :].rsplit("} ", 1)
+        fields = dict(part.split("=", 1) for part in labels.split(","))
+        queue, outcome = fields["queue"].strip('"'), fields["outcome"].strip('"')
+        if outcome != "ok" and float(value) > 0:
+            raise RuntimeError(f"serve: {float(value):.0f} poll(s) of {queue} ended {outcome}")
+        if outcome == "ok":
+            counts[queue] = int(float(value))
+    return counts
+
+
+def memory_serve(n: int, tmp: Path, *, steady: int) -> list[Row]:
+    """Peak RSS of `jobwatch serve` (HTTP + scheduler + worker) polling five queues of n jobs.
+
+    The bot is the real command in its own process (`python -m bot serve`); every provider
+    simulator and FakeSlack run in another. The bench reads the serve process's VmHWM from
+    /proc after the five baselines and after `steady` further polls of every queue.
+    """
+    import socket
+
+    sims = Child("sims-host", str(n))
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        setup = sims.ask({"op": "setup"})
+        queues = list(setup["live"])
+        config = tmp / "jobwatch.toml"
+        config.write_text("[bot]\npoll_interval = 5\n" + str(setup["config"]))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "JOBWATCH_", "AWS_", "DATABASE_"))}
+        env = {
+            **clean,
+            **setup["env"],
+            "PYTHONPATH": str(ROOT),
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": str(setup["slack"]),
+            "DATABASE_URL": f"sqlite:///{tmp / 'bot.db'}",
+            "JOBWATCH_CONFIG": str(config),
+            "JOBWATCH_LOG_LEVEL": "ERROR",
+            "PORT": str(port),
+        }
+        started = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, cwd=tmp, stdout=subprocess.DEVNULL)
+        metrics_url = f"http://127.0.0.1:{port}/metrics"
+
+        def wait_polls(at_least: dict[str, int], deadline_s: float) -> dict[str, int]:
+            deadline = time.monotonic() + deadline_s
+            while True:
+                assert proc is not None
+                if proc.poll() is not None:
+                    raise RuntimeError(f"serve exited (rc={proc.returncode})")
+                with suppress(httpx.TransportError):
+                    counts = polls_ok(httpx.get(metrics_url, timeout=5).text, queues)
+                    if all(counts[q] >= at_least[q] for q in queues):
+                        return counts
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"serve: polls did not complete in {deadline_s:g} s")
+                time.sleep(0.2)
+
+        polled = wait_polls(dict.fromkeys(queues, 1), 600)
+        baseline_s = time.monotonic() - started
+        baseline = proc_status_kb(proc.pid)
+        changed = 0
+        for _ in range(steady):
+            changed += int(sims.ask({"op": "change"})["changed"])
+            polled = wait_polls({q: polled[q] + 1 for q in queues}, 120)
+        final = proc_status_kb(proc.pid)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        sims.close()
+    peak = final["VmHWM"] / 1024
+    return [
+        Row(
+            f"(d) `jobwatch serve`, 5 queues (one per provider) × {n // 1000}k jobs, 3% live: peak RSS",
+            f"{peak:.0f} MB (after the 5 baselines, {baseline_s:.0f} s: peak {baseline['VmHWM'] / 1024:.0f} MB;"
+            f" after {steady} steady cycles, {changed} jobs ended: RSS {final['VmRSS'] / 1024:.0f} MB)",
+            "< 150 MB",
+            peak < 150,
+        )
+    ]
+
+
 # -- main --------------------------------------------------------------------------------------
 
 
@@ -709,7 +859,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="1k and 10k only, fewer samples")
     parser.add_argument("--profile", action="store_true", help="cProfile the largest cycle (to stderr)")
-    parser.add_argument("--only", choices=["a", "b", "c"], action="append", help="run only these sections")
+    parser.add_argument("--only", choices=["a", "b", "c", "d"], action="append", help="run only these sections")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -720,11 +870,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             child_cycle(rest[0], rest[1])
         elif role == "slash":
             child_slash(rest[0])
+        elif role == "sims-host":
+            child_sims_host(int(rest[0]))
         return 0
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    sections = set(args.only or ["a", "b", "c"])
+    sections = set(args.only or ["a", "b", "c", "d"])
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="jobwatch-bench-") as name:
@@ -743,6 +895,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "c" in sections:
             (tmp / "c").mkdir()
             rows += detection(tmp / "c", changes=8 if args.quick else 24)
+        if "d" in sections:
+            (tmp / "d").mkdir()
+            rows += memory_serve(10_000, tmp / "d", steady=2 if args.quick else 4)
     cmd = "python bench/run.py" + (" --quick" if args.quick else "")
     print(f"Scale bench — `{cmd}`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, SQLite\n")
     print(table(rows))

@@ -142,8 +142,9 @@ def _run(args: argparse.Namespace, redactor: logs.Redactor) -> int:
         return _db(settings, args)
     if args.command in ("reload", "subscriptions"):
         return _subscriptions(settings, args)
-    from bot.runtime import build_runtime
+    from bot.runtime import build_runtime, limit_malloc_arenas
 
+    limit_malloc_arenas()  # before the scheduler's and the web server's threads start
     if args.command == "serve":
         _need_token(settings, "to serve")
         if args.socket:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING
 
-from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 from bot.config import Settings
 from bot.db import Database
+
+if TYPE_CHECKING:  # Bolt is imported by what serves Slack, not by `jobwatch worker` (6 MB less RSS)
+    from slack_bolt.oauth.oauth_settings import OAuthSettings
 
 # The bot scopes the app asks for; manifest.yml declares the same list (a test checks).
 SCOPES = ("commands", "chat:write", "channels:history", "groups:history", "im:write", "im:history")
@@ -66,6 +69,8 @@ class Installations:
 
 def oauth_settings(settings: Settings, installations: Installations) -> OAuthSettings:
     """Bolt's OAuth flow on our stores: /slack/install and /slack/oauth_redirect."""
+    from slack_bolt.oauth.oauth_settings import OAuthSettings
+
     assert settings.slack_client_id is not None and settings.slack_client_secret is not None
     return OAuthSettings(
         client_id=settings.slack_client_id,

@@ -7,11 +7,11 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
-
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
+
+    from slack_bolt import App
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
 
     from bot.health import Report
     from bot.metrics import Metrics
@@ -40,7 +40,11 @@ class WebApp:
         ready: Callable[[], Report] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        self.bolt = SlackRequestHandler(app, path=EVENTS_PATH) if app is not None else None
+        self.bolt: SlackRequestHandler | None = None
+        if app is not None:  # Bolt only where Slack is served: `jobwatch worker` never loads it
+            from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+            self.bolt = SlackRequestHandler(app, path=EVENTS_PATH)
         flow = app.oauth_flow if app is not None else None
         self.oauth_paths = frozenset({flow.install_path, flow.redirect_uri_path}) if flow is not None else frozenset()
         self.health = health or (lambda: {})

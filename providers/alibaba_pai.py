@@ -429,8 +429,8 @@ class PaiSource:
     def list_jobs(self, *, since: datetime | None, live: Sequence[Job]) -> list[Job]:
         """New runs (all of them on the baseline) and the current state of every live run."""
         runs = self._list_runs(None if since is None else since - OVERLAP)
-        by_id = {str(r["RunId"]): r for r in runs}
-        rechecks = [j for j in live if j.id not in by_id]
+        listed = {str(r["RunId"]) for r in runs}
+        rechecks = [j for j in live if j.id not in listed]
         wanted: dict[Key, datetime | None] = {}
         for run in runs:
             key = self._key(run.get("SourceType"), run.get("SourceId"))
@@ -442,7 +442,9 @@ class PaiSource:
                 wanted[key] = job.created_at
         states = self._resolve(wanted, baseline=since is None)
         jobs = []
-        for run in runs:
+        runs.reverse()
+        while runs:  # each raw run goes once its Job is made: a baseline never holds both in full
+            run = runs.pop()
             key = self._key(run.get("SourceType"), run.get("SourceId"))
             state = NO_SOURCE_STATE if key is None else states[key]
             with parsing(self, "ListRuns"):

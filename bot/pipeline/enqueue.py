@@ -63,6 +63,13 @@ class QueueView:
     live: list[Job]
 
 
+def baseline_due(db: Database, queue: str) -> bool:
+    """Whether the queue's next poll is its baseline (nothing stored for it yet)."""
+    with db.read() as session:
+        state = session.get(QueueState, queue)
+    return state is None or state.baseline_at is None
+
+
 def queue_view(db: Database, queue: str) -> QueueView:
     """The watermark, whether a baseline is due, and the live jobs to re-check."""
     with db.read() as session:
