@@ -12,6 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
+from sqlalchemy import text
+
 from bot.sim.http import BAD_DETAIL
 from bot.sim.modzy import ModzySim
 from bot.sim.sagemaker import SageMakerSim
@@ -114,12 +116,16 @@ def test_a_poll_that_breaks_in_the_commit_is_a_counted_failure(tmp_path: Path, s
     modzy = ModzySim().start()
     bot = modzy_bot(tmp_path, slack, modzy)
     try:
-        modzy.add("ocr\ud800")  # JSON "\ud800" decodes to a lone surrogate: the snapshot cannot be encoded
+        modzy.add("ocr")
+        with bot.runtime.db.write() as session:  # the store refuses the snapshot (a full disk, say)
+            session.execute(
+                text("CREATE TRIGGER refuse BEFORE INSERT ON jobsnapshot BEGIN SELECT RAISE(ABORT, 'disk I/O'); END")
+            )
         for _ in range(3):
             bot.cycle()  # nothing escapes to the scheduler
         assert polls(bot, "inference", "failed") == 3 and polls(bot, "inference", "error") == 0
         (outage,) = slack.posts("COPS")
-        assert "inference has failed 3 polls in a row: internal error: PydanticSerializationError" in outage["text"]
+        assert "inference has failed 3 polls in a row: internal error: IntegrityError" in outage["text"], outage["text"]
         assert "failing (3 polls)" in text_of(bot.command("queues"))
     finally:
         bot.close()
