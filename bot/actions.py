@@ -28,11 +28,27 @@ def reply(message: render.Message) -> dict[str, Any]:
 def change(changes: Changes, command: commands.Command, actor: Actor) -> render.Message:
     """Run a subscribe, unsubscribe, mute or unmute and say what happened."""
     if isinstance(command, commands.Subscribe):
-        sub, created = changes.subscribe(actor, command.queue, statuses=command.statuses, match=command.match)
+        sub, created = changes.subscribe(
+            actor,
+            command.queue,
+            statuses=command.statuses,
+            match=command.match,
+            quiet_hours=command.quiet,
+            quiet_tz=command.quiet_tz,
+            quiet_all=command.quiet_all,
+        )
         what = ", ".join(s.value for s in command.statuses) or "every status change"
         pattern = f" of jobs matching `{render.safe(command.match, 100)}`" if command.match else ""
         verb = "Subscribed" if created else "Updated the subscription:"
-        return render.plain(f"{verb} this channel to `{sub.queue}` — {what}{pattern}.")
+        hush = ""
+        if sub.quiet_start:
+            zone = render.safe(sub.quiet_tz or changes.config.bot.timezone, 60)
+            spared = "every alert is held" if sub.quiet_all else "failures still post; other alerts are held"
+            hush = (
+                f" :crescent_moon: Quiet {sub.quiet_start}-{sub.quiet_end} ({zone}): {spared}, and the channel "
+                'gets one "While you were away" digest when the window ends.'
+            )
+        return render.plain(f"{verb} this channel to `{sub.queue}` — {what}{pattern}.{hush}")
     if isinstance(command, commands.Unsubscribe):
         if changes.unsubscribe(actor, command.queue):
             return render.plain(f"Unsubscribed from `{command.queue}`.")

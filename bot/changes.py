@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from bot import access, mutes
+from bot import access, mutes, quiet
 from bot.access import Actor, ServiceError
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig
@@ -63,7 +63,15 @@ class Changes:
             raise access.refuse(self.db, actor, action, queue=queue, reason=reason, now=self.clock())
 
     def subscribe(
-        self, actor: Actor, queue: str, *, statuses: Sequence[JobStatus], match: str | None
+        self,
+        actor: Actor,
+        queue: str,
+        *,
+        statuses: Sequence[JobStatus],
+        match: str | None,
+        quiet_hours: tuple[str, str] | None = None,
+        quiet_tz: str | None = None,
+        quiet_all: bool = False,
     ) -> tuple[Subscription, bool]:
         """Create or update this channel's subscription (resuming a paused one); True when new."""
         self.allowed(actor, "subscribe", queue)
@@ -85,9 +93,15 @@ class Changes:
             sub.statuses = ",".join(s.value for s in statuses)
             sub.match = match
             sub.paused_reason = None
+            before = quiet.label(sub)
+            sub.quiet_start, sub.quiet_end = quiet_hours or (None, None)
+            sub.quiet_tz, sub.quiet_all = (quiet_tz, quiet_all) if quiet_hours else (None, False)
             session.add(sub)
+            if before != quiet.label(sub):  # held alerts go out at the next round, as one digest
+                quiet.resume_held(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, now=now)
             withdraw_unwanted(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, sub=sub)
             detail = f"statuses={sub.statuses or 'all'} match={match or ''} {'new' if created else 'updated'}"
+            detail += f" {quiet.label(sub)}" if sub.quiet_start else ""
             access.record(session, actor, "subscribe", queue=queue, detail=detail, now=now)
             session.flush()
             return sub, created

@@ -8,6 +8,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from bot.config import SUBSCRIPTION_GLOB
+from bot.quiet import check_zone, parse_window
 from providers import JobStatus
 
 COMMAND_PATTERN = re.compile(r"^/[a-z0-9_-]+$")  # the name is set in manifest.yml, `/jobs` by default
@@ -22,7 +23,8 @@ USAGE = {
     "queues": "/jobs queues",
     "list": "/jobs list <queue> [status] [--limit N]",
     "status": "/jobs status <queue> <job>",
-    "subscribe": "/jobs subscribe <queue> [status ...] [--match PATTERN] [--dry-run]",
+    "subscribe": "/jobs subscribe <queue> [status ...] [--match PATTERN] [--quiet HH:MM-HH:MM [--quiet-tz ZONE]"
+    " [--quiet-all]] [--dry-run]",
     "unsubscribe": "/jobs unsubscribe <queue>",
     "subscriptions": "/jobs subscriptions [export]",
     "mute": "/jobs mute <queue> [job] <duration>  (e.g. 30m, 2h, 1d)",
@@ -81,6 +83,9 @@ class Subscribe:
     statuses: tuple[JobStatus, ...] = ()
     match: str | None = None
     dry_run: bool = False  # count what the filter would have posted over the last 24 h; subscribe nothing
+    quiet: tuple[str, str] | None = None  # quiet hours (bot/quiet.py): ("20:00", "08:00")
+    quiet_tz: str | None = None
+    quiet_all: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,9 @@ def _parse_list(args: list[str]) -> ListJobs:
 def _parse_subscribe(args: list[str]) -> Subscribe:
     match: str | None = None
     dry_run = False
+    quiet: tuple[str, str] | None = None
+    quiet_tz: str | None = None
+    quiet_all = False
     words: list[str] = []
     it = iter(args)
     for word in it:
@@ -198,12 +206,28 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
             match = word.split("=", 1)[1] if "=" in word else next(it, "")
             if not GLOB_RE.match(match):
                 raise UsageError("--match takes a job-name pattern such as train-*", USAGE["subscribe"])
+        elif word.lower() == "--quiet-all":
+            quiet_all = True
+        elif word.startswith("--quiet-tz"):
+            zone = word.split("=", 1)[1] if "=" in word else next(it, "")
+            try:
+                quiet_tz = check_zone(zone)
+            except ValueError as err:
+                raise UsageError(f"--quiet-tz: {err}", USAGE["subscribe"]) from None
+        elif word.startswith("--quiet"):
+            window = word.split("=", 1)[1] if "=" in word else next(it, "")
+            try:
+                quiet = parse_window(window)
+            except ValueError as err:
+                raise UsageError(f"--quiet: {err}", USAGE["subscribe"]) from None
         else:
             words.append(word)
     if not words:
         raise UsageError("name the queue to subscribe to", USAGE["subscribe"])
+    if quiet is None and (quiet_all or quiet_tz):
+        raise UsageError("--quiet-all and --quiet-tz go with --quiet HH:MM-HH:MM", USAGE["subscribe"])
     statuses = tuple(dict.fromkeys(_status(w, "subscribe") for w in words[1:]))
-    return Subscribe(_queue(words[0], "subscribe"), statuses, match, dry_run)
+    return Subscribe(_queue(words[0], "subscribe"), statuses, match, dry_run, quiet, quiet_tz, quiet_all)
 
 
 def duration(word: str) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import actions, commands, mutes, overview, render, routing
+from bot import actions, commands, mutes, overview, quiet, render, routing
 from bot.access import Actor
 from bot.actions import Later, reply
 from bot.commands import UsageError
@@ -120,7 +120,13 @@ def subscription_rows(services: Services, team_id: str, channel_id: str | None) 
     """Subscriptions of one channel (or, with None, of the team, naming each channel)."""
     return [
         overview.SubscriptionRow(
-            s.queue, s.statuses, s.match, s.paused_reason, "" if channel_id else s.channel_id, source=s.source
+            s.queue,
+            s.statuses,
+            s.match,
+            s.paused_reason,
+            "" if channel_id else s.channel_id,
+            source=s.source,
+            quiet=quiet.label(s),
         )
         for s in services.subscriptions(team_id=team_id, channel_id=channel_id)
     ]

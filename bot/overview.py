@@ -42,6 +42,7 @@ class SubscriptionRow:
     paused_reason: str | None
     channel: str = ""
     source: str = "chat"  # file: a [[subscriptions]] entry of the queues file
+    quiet: str = ""  # `quiet 20:00-08:00 Europe/Paris` (bot/quiet.py label)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ def subscription_line(r: SubscriptionRow) -> str:
         line += f" · jobs matching `{safe(r.match, 100)}`"
     if r.paused_reason:
         line += f" · :double_vertical_bar: paused: {safe(r.paused_reason, 100)} (invite the bot and subscribe again)"
+    if r.quiet:
+        line += f" · :crescent_moon: {safe(r.quiet, 120)}"
     if r.source == "file":
         line += " · from jobwatch.toml (edit it there)"
     return line

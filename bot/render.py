@@ -224,8 +224,9 @@ def notice_message(text: str) -> Message:
 DIGEST_LINES = 20  # jobs per digest thread reply: 20 lines stay far below a section's 3,000
 
 
-def digest_message(counts: dict[str, int], queues: Sequence[str]) -> Message:
-    """The parent of a digest: how many jobs changed, by new status; the jobs are in the thread."""
+def digest_message(counts: dict[str, int], queues: Sequence[str], *, title: str = "") -> Message:
+    """The parent of a digest: how many jobs changed, by new status; the jobs are in the thread.
+    `title` (e.g. quiet hours' "While you were away") heads it when given."""
     total = sum(counts.values())
     order = [s.value for s in JobStatus]
     parts = [f"{EMOJI[JobStatus(s)]} {counts[s]} {s}" for s in sorted(counts, key=order.index)]
@@ -233,11 +234,12 @@ def digest_message(counts: dict[str, int], queues: Sequence[str]) -> Message:
     text = f"{total} jobs changed status in {', '.join(queues[:10])}: " + ", ".join(
         f"{counts[s]} {s}" for s in sorted(counts, key=order.index)
     )
+    head = f"*{safe(title, 100)}:* " if title else ""
     blocks = [
-        section(f"*{total} jobs changed status* in {where}\n" + " · ".join(parts)),
+        section(f"{head}*{total} jobs changed status* in {where}\n" + " · ".join(parts)),
         context("Every job is listed in this thread, one per line."),
     ]
-    return Message(escape(clip(text, TEXT_MAX)), blocks)
+    return Message(escape(clip((f"{title}: " if title else "") + text, TEXT_MAX)), blocks)
 
 
 def digest_lines(lines: Sequence[Sequence[str]], *, part: int, parts: int) -> Message:

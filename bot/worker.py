@@ -11,7 +11,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 
-from bot import mutes
+from bot import mutes, quiet
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig, Settings
 from bot.db import Database
@@ -92,6 +92,7 @@ class Worker:
                 fence=fence,
                 ops_channel=self.config.bot.ops_channel,
                 ops_team=self.config.bot.ops_team or "",
+                timezone=self.config.bot.timezone,
             )
         except LostLease:
             log.warning("lease_lost queue=%s", queue)
@@ -138,6 +139,7 @@ class Worker:
             return
         try:
             mutes.expire(self.db, self.clock())  # summaries of ended mutes go out in this round
+            quiet.release(self.db, self.clock(), self.lease.fence())  # so do digests of ended quiet hours
             self.metrics.delivered(self.deliverer.run_once())
         except LostLease:
             log.warning("lease_lost during delivery")
