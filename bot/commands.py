@@ -30,6 +30,7 @@ USAGE = {
     "mute": "/jobs mute <queue> [job] <duration>  (e.g. 30m, 2h, 1d)",
     "unmute": "/jobs unmute <queue> [job]",
     "stop": "/jobs stop <queue> <job> [reason ...]",
+    "digest": "/jobs digest <queue> daily HH:MM | weekly mon HH:MM | off  [--tz ZONE]",
 }
 DURATION_RE = re.compile(r"^(\d{1,5})([mhd])$")
 UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
@@ -131,6 +132,17 @@ class Stop:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Digest:
+    """Schedule this channel's digest of a queue (bot/schedules.py); cadence `off` removes it."""
+
+    queue: str
+    cadence: str  # daily | weekly | off
+    weekday: int | None = None  # 0 = Monday, when weekly
+    at: str = ""  # "HH:MM"
+    tz: str | None = None
+
+
 Command = (
     Help
     | Queues
@@ -143,6 +155,7 @@ Command = (
     | Mute
     | Unmute
     | Stop
+    | Digest
 )
 
 _BAD_CATEGORIES = {"Cc", "Cf", "Co", "Cs"}  # control, format (bidi, zero-width), private, surrogate
@@ -267,6 +280,41 @@ def _parse_stop(args: list[str]) -> Stop:
     return Stop(_queue(args[0], "stop"), _job(args[1], "stop"), reason)
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _parse_digest(args: list[str]) -> Digest:
+    tz: str | None = None
+    words: list[str] = []
+    it = iter(args)
+    for word in it:
+        if word.startswith("--tz"):
+            zone = word.split("=", 1)[1] if "=" in word else next(it, "")
+            try:
+                tz = check_zone(zone)
+            except ValueError as err:
+                raise UsageError(f"--tz: {err}", USAGE["digest"]) from None
+        else:
+            words.append(word.lower())
+    if len(words) < 2:
+        raise UsageError("name a queue and daily HH:MM, weekly DAY HH:MM, or off", USAGE["digest"])
+    queue, cadence, rest = _queue(words[0], "digest"), words[1], words[2:]
+    if cadence == "off" and not rest and tz is None:
+        return Digest(queue, "off")
+    weekday = None
+    if cadence == "weekly" and rest:
+        if rest[0] not in WEEKDAYS and rest[0] not in DAY_NAMES:
+            raise UsageError(f"unknown day {rest[0]!r}; use one of: {', '.join(WEEKDAYS)}", USAGE["digest"])
+        weekday, rest = WEEKDAYS.index(rest[0][:3]), rest[1:]
+    if cadence not in ("daily", "weekly") or len(rest) != 1 or (cadence == "weekly" and weekday is None):
+        raise UsageError("say daily HH:MM, weekly DAY HH:MM, or off", USAGE["digest"])
+    if not TIME_RE.match(rest[0]):
+        raise UsageError(f"the time is HH:MM in 24-hour time, such as 09:00 (got {rest[0]!r})", USAGE["digest"])
+    return Digest(queue, cadence, weekday, rest[0], tz)
+
+
 def parse(text: str) -> Command:
     """Turn the slash command's text into a Command, or raise UsageError."""
     clean = check_text(text)
@@ -301,6 +349,8 @@ def parse(text: str) -> Command:
         return _parse_unmute(args)
     if verb == "stop":
         return _parse_stop(args)
+    if verb == "digest":
+        return _parse_digest(args)
     if verb in USAGE:
         raise UsageError(f"`{verb}` takes different arguments", USAGE[verb])
     raise UsageError("unknown command", "/jobs help")

@@ -11,7 +11,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import actions, commands, mutes, overview, quiet, render, routing
+from bot import actions, commands, mutes, overview, quiet, render, routing, schedules
 from bot.access import Actor
 from bot.actions import Later, reply
 from bot.commands import UsageError
@@ -159,9 +159,11 @@ def answer(services: Services, command: commands.Command, actor: Actor) -> rende
         return routing.dry_run_message(found, statuses=command.statuses, match=command.match)
     if isinstance(command, commands.Subscriptions):
         muted = services.mutes(team_id=actor.team_id, channel_id=actor.channel_id)
+        digests = services.schedules(team_id=actor.team_id, channel_id=actor.channel_id)
         return overview.subscription_list(
             subscription_rows(services, actor.team_id, actor.channel_id),
             [overview.MuteRow(mutes.label(m), m.until) for m in muted],
+            [f"{d.queue}: {schedules.label(d)}" for d in digests],
         )
     return actions.change(services.changes, command, actor)
 
@@ -178,6 +180,7 @@ SUBCOMMANDS: dict[type, str] = {
     commands.Mute: "mute",
     commands.Unmute: "unmute",
     commands.Stop: "stop",
+    commands.Digest: "digest",
 }
 
 
@@ -189,7 +192,9 @@ def subcommand(command: commands.Command) -> str:
 def _usage_for(command: commands.Command) -> str:
     name = subcommand(command)
     return (
-        commands.USAGE[name] if name in ("list", "status", "subscribe", "unsubscribe", "mute", "unmute", "stop") else ""
+        commands.USAGE[name]
+        if name in ("list", "status", "subscribe", "unsubscribe", "mute", "unmute", "stop", "digest")
+        else ""
     )
 
 

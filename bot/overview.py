@@ -118,12 +118,17 @@ def mute_line(m: MuteRow) -> str:
     return f":no_bell: {safe(m.what, 300)} muted until {when(m.until)}"
 
 
-def subscription_list(rows: Sequence[SubscriptionRow], mutes: Sequence[MuteRow] = ()) -> Message:
-    """Reply to `/jobs subscriptions`: filters, paused state and why, running mutes."""
-    if not rows and not mutes:
+def subscription_list(
+    rows: Sequence[SubscriptionRow], mutes: Sequence[MuteRow] = (), digests: Sequence[str] = ()
+) -> Message:
+    """Reply to `/jobs subscriptions`: filters, paused state and why, running mutes, and scheduled
+    digests (`ml: daily 09:00`, bot/schedules.py)."""
+    if not rows and not mutes and not digests:
         return plain("This channel has no subscriptions. Try `/jobs subscribe &lt;queue&gt;`.")
     lines = [subscription_line(r) for r in rows] + [mute_line(m) for m in mutes]
-    return Message(f"{len(rows)} subscriptions, {len(mutes)} mutes", _sections(lines))
+    lines += [f":calendar: digest of {safe(d, 200)} (`/jobs digest &lt;queue&gt; off` removes it)" for d in digests]
+    text = f"{len(rows)} subscriptions, {len(mutes)} mutes" + (f", {len(digests)} digests" if digests else "")
+    return Message(text, _sections(lines))
 
 
 def alert_line(a: AlertRow) -> str:

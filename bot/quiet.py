@@ -104,14 +104,14 @@ def label(sub: Subscription) -> str:
 
 def hold_quiet(rows: list[dict[str, object]], subs: Iterable[Subscription], *, now: datetime, default_tz: str) -> int:
     """Mark the pending alerts of channels in their quiet window `held` until it ends; returns how many."""
-    ends: dict[tuple[str, str], tuple[datetime, bool]] = {}
+    ends: dict[tuple[str, str, str], tuple[datetime, bool]] = {}
     for sub in subs:
         closes = sub_window_end(sub, now, default_tz)
         if closes is not None:
-            ends[(sub.team_id, sub.channel_id)] = (closes, sub.quiet_all)
+            ends[(sub.team_id, sub.channel_id, sub.queue)] = (closes, sub.quiet_all)
     held = 0
     for row in rows:
-        found = ends.get((str(row["team_id"]), str(row["channel_id"])))
+        found = ends.get((str(row["team_id"]), str(row["channel_id"]), str(row["queue"])))
         if found is None or row.get("state") != "pending" or row.get("kind") != "alert":
             continue
         closes, everything = found
@@ -124,8 +124,10 @@ def hold_quiet(rows: list[dict[str, object]], subs: Iterable[Subscription], *, n
 
 
 def _digest_rows(session: Session, rows: Sequence[OutboxItem], *, team: str, channel: str, now: datetime) -> OutboxItem:
-    """The away digest of `rows` (parent and thread replies), added to the session; rows digested."""
-    jobs = [Job.model_validate_json(r.payload) for r in rows]
+    """The away digest of `rows` (parent and thread replies), added to the session; rows digested.
+    Each job counts and is listed once, with the last status it reached in the window."""
+    latest = {(r.queue, r.job_id): r for r in rows}
+    jobs = [Job.model_validate_json(r.payload) for r in latest.values()]
     counts = Counter(j.status.value for j in jobs)
     queues = sorted({r.queue for r in rows})
     key = "away:" + hashlib.sha256("|".join(r.alert_id for r in rows).encode()).hexdigest()[:32]

@@ -213,6 +213,25 @@ class StopRequest(SQLModel, table=True):
     settled_at: datetime | None = _when(default=None)
 
 
+class DigestSchedule(SQLModel, table=True):
+    """A scheduled digest (bot/schedules.py): one message per period to one channel about one queue.
+    `at` is "HH:MM" wall-clock in `tz` (empty: [bot] timezone); `weekday` 0 (Monday) to 6 when weekly."""
+
+    __tablename__ = "digest_schedule"
+    __table_args__ = (UniqueConstraint("team_id", "channel_id", "queue"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(index=True)
+    channel_id: str
+    queue: str
+    cadence: str  # daily | weekly
+    weekday: int | None = None
+    at: str
+    tz: str = ""
+    created_by: str
+    created_at: datetime = _when()
+
+
 class TransitionRecord(SQLModel, table=True):
     """One status change a poll saw, kept a while (bot/pipeline/prune.py, TRANSITION_DAYS) so a
     filter can be tried against the recent past (`/jobs subscribe ... --dry-run`, bot/routing.py).

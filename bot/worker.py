@@ -11,7 +11,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 
-from bot import mutes, quiet
+from bot import mutes, quiet, schedules
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig, Settings
 from bot.db import Database
@@ -154,6 +154,17 @@ class Worker:
         except LostLease:
             log.warning("lease_lost during prune")
 
+    def digests(self) -> int:
+        """Owe each scheduled digest whose period has ended (bot/schedules.py); returns digests written."""
+        fence = self.lease.fence()
+        if fence is None:
+            return 0
+        try:
+            return schedules.enqueue_due(self.db, self.clock(), default_tz=self.config.bot.timezone, fence=fence)
+        except LostLease:
+            log.warning("lease_lost during digests")
+            return 0
+
     def renew(self) -> None:
         """Keep (or try to take) the lease."""
         held = self.lease.fence() is not None
@@ -195,6 +206,9 @@ class Worker:
             )
         scheduler.add_job(
             self.deliver, "interval", seconds=1, id="deliver", max_instances=1, coalesce=True, misfire_grace_time=5
+        )
+        scheduler.add_job(
+            self.digests, "interval", minutes=1, id="digests", next_run_time=now, max_instances=1, coalesce=True
         )
         scheduler.add_job(
             self.prune,

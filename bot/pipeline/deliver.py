@@ -95,7 +95,12 @@ def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message,
         return render.note_message(str(json.loads(item.payload)["text"])), None
     if item.kind == "digest":
         body = json.loads(item.payload)
-        return render.digest_message(body["counts"], body["queues"], title=body.get("title", "")), None
+        return (
+            render.digest_message(
+                body["counts"], body["queues"], title=body.get("title", ""), notes=body.get("notes", ())
+            ),
+            None,
+        )
     if item.kind == "digest_part":
         body = json.loads(item.payload)
         return render.digest_lines(body["lines"], part=body["part"], parts=body["parts"]), None

@@ -63,19 +63,21 @@ def test_held_alerts_survive_restarts_and_are_posted_once_as_one_digest(
 
         at(clock, NIGHT)
         sagemaker.set("done", "Completed", "Completed")
-        sagemaker.set("stopped", "Stopped", "Stopped")
+        sagemaker.set("stopped", "Stopping", "Stopping")
         sagemaker.set("carded", "Stopped", "Stopped")
         sagemaker.set("broken", "Failed", "Failed", reason="OOM")
+        bot.cycle()
+        sagemaker.set("stopped", "Stopped", "Stopped")  # two alerts of one job held: listed once
         bot.cycle()
         assert [p["text"] for p in slack.posts("C1")[1:]] == [slack.posts("C1")[1]["text"]]
         assert "broken" in slack.posts("C1")[1]["text"]  # a failure passes through
         held = [r for r in rows(bot) if r.state == "held"]
-        assert len(held) == 3 and {r.next_attempt_at for r in held} == {datetime(2026, 12, 2, 8, 0, tzinfo=UTC)}
+        assert len(held) == 4 and {r.next_attempt_at for r in held} == {datetime(2026, 12, 2, 8, 0, tzinfo=UTC)}
         assert ":crescent_moon: quiet 20:00-08:00 UTC" in text_of(bot.command("subscriptions", channel="C1"))
 
         bot = restart(bot, tmp_path, slack, sagemaker, clock, database_url)  # inside the window
         bot.cycle()
-        assert len(slack.posts("C1")) == 2 and len([r for r in rows(bot) if r.state == "held"]) == 3
+        assert len(slack.posts("C1")) == 2 and len([r for r in rows(bot) if r.state == "held"]) == 4
 
         at(clock, MORNING)
         bot = restart(bot, tmp_path, slack, sagemaker, clock, database_url)  # at its end
@@ -85,6 +87,7 @@ def test_held_alerts_survive_restarts_and_are_posted_once_as_one_digest(
         assert "While you were away: 3 jobs changed status in ml: 1 succeeded, 2 stopped" in digest["text"]
         (listing,) = [p for p in slack.posts("C1") if p.get("thread_ts") == digest["ts"]]
         assert all(name in listing["text"] for name in ("done", "stopped", "carded"))
+        assert listing["text"].count("stopped in ml") == 1 and "Stopping" not in listing["text"]
         (update,) = [u for u in slack.updates if u["ts"] == card["ts"]]
         assert "now *stopped*" in text_of(update)
         assert {r.state for r in rows(bot) if r.kind == "alert" and r.job_id != ""} <= {"sent", "digested"}
