@@ -13,7 +13,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot import commands, mutes, render
+from bot import commands, mutes, render, schedules
 from bot.access import Actor, ServiceError
 from bot.changes import Changes
 from bot.commands import UsageError
@@ -28,11 +28,27 @@ def reply(message: render.Message) -> dict[str, Any]:
 def change(changes: Changes, command: commands.Command, actor: Actor) -> render.Message:
     """Run a subscribe, unsubscribe, mute or unmute and say what happened."""
     if isinstance(command, commands.Subscribe):
-        sub, created = changes.subscribe(actor, command.queue, statuses=command.statuses, match=command.match)
+        sub, created = changes.subscribe(
+            actor,
+            command.queue,
+            statuses=command.statuses,
+            match=command.match,
+            quiet_hours=command.quiet,
+            quiet_tz=command.quiet_tz,
+            quiet_all=command.quiet_all,
+        )
         what = ", ".join(s.value for s in command.statuses) or "every status change"
         pattern = f" of jobs matching `{render.safe(command.match, 100)}`" if command.match else ""
         verb = "Subscribed" if created else "Updated the subscription:"
-        return render.plain(f"{verb} this channel to `{sub.queue}` — {what}{pattern}.")
+        hush = ""
+        if sub.quiet_start:
+            zone = render.safe(sub.quiet_tz or changes.config.bot.timezone, 60)
+            spared = "every alert is held" if sub.quiet_all else "failures still post; other alerts are held"
+            hush = (
+                f" :crescent_moon: Quiet {sub.quiet_start}-{sub.quiet_end} ({zone}): {spared}, and the channel "
+                'gets one "While you were away" digest when the window ends.'
+            )
+        return render.plain(f"{verb} this channel to `{sub.queue}` — {what}{pattern}.{hush}")
     if isinstance(command, commands.Unsubscribe):
         if changes.unsubscribe(actor, command.queue):
             return render.plain(f"Unsubscribed from `{command.queue}`.")
@@ -51,6 +67,21 @@ def change(changes: Changes, command: commands.Command, actor: Actor) -> render.
             return render.plain(f"Nothing of `{command.queue}` is muted in this channel.")
         names = render.safe(", ".join(ended.labels), 500)
         return render.plain(f":bell: Unmuted {names}; {ended.held} alert(s) were held back meanwhile.")
+    if isinstance(command, commands.Digest):
+        sched, state = changes.schedule_digest(
+            actor, command.queue, cadence=command.cadence, weekday=command.weekday, at=command.at, tz=command.tz
+        )
+        if sched is None:
+            if state == "none":
+                return render.plain(f"This channel has no scheduled digest of `{command.queue}`.")
+            return render.plain(f"Removed this channel's scheduled digest of `{command.queue}`.")
+        zone = render.safe(sched.tz or changes.config.bot.timezone, 60)
+        verb = "Scheduled" if state == "new" else "Rescheduled"
+        return render.plain(
+            f":calendar: {verb} a {render.safe(schedules.label(sched), 100)} digest of `{sched.queue}` ({zone}) "
+            "in this channel: counts by status and failure cause, success rate, the slowest jobs and the "
+            f"failures, once per period. `/jobs digest {sched.queue} off` removes it."
+        )
     raise ServiceError("that command is not available")
 
 

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from sqlmodel import Session, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from bot import access, mutes
+from bot import access, mutes, quiet, schedules
 from bot.access import Actor, ServiceError
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig
 from bot.db import Database
 from bot.pipeline.enqueue import withdraw_unwanted
 from bot.resolve import NoSuchJob, resolve_job
-from bot.tables import Mute, Subscription
+from bot.tables import DigestSchedule, Mute, Subscription
 from providers import JobStatus, QueueConfig
 
 
@@ -63,7 +63,15 @@ class Changes:
             raise access.refuse(self.db, actor, action, queue=queue, reason=reason, now=self.clock())
 
     def subscribe(
-        self, actor: Actor, queue: str, *, statuses: Sequence[JobStatus], match: str | None
+        self,
+        actor: Actor,
+        queue: str,
+        *,
+        statuses: Sequence[JobStatus],
+        match: str | None,
+        quiet_hours: tuple[str, str] | None = None,
+        quiet_tz: str | None = None,
+        quiet_all: bool = False,
     ) -> tuple[Subscription, bool]:
         """Create or update this channel's subscription (resuming a paused one); True when new."""
         self.allowed(actor, "subscribe", queue)
@@ -85,9 +93,15 @@ class Changes:
             sub.statuses = ",".join(s.value for s in statuses)
             sub.match = match
             sub.paused_reason = None
+            before = quiet.label(sub)
+            sub.quiet_start, sub.quiet_end = quiet_hours or (None, None)
+            sub.quiet_tz, sub.quiet_all = (quiet_tz, quiet_all) if quiet_hours else (None, False)
             session.add(sub)
+            if before != quiet.label(sub):  # held alerts go out at the next round, as one digest
+                quiet.resume_held(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, now=now)
             withdraw_unwanted(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, sub=sub)
             detail = f"statuses={sub.statuses or 'all'} match={match or ''} {'new' if created else 'updated'}"
+            detail += f" {quiet.label(sub)}" if sub.quiet_start else ""
             access.record(session, actor, "subscribe", queue=queue, detail=detail, now=now)
             session.flush()
             return sub, created
@@ -135,6 +149,44 @@ class Changes:
             count = mutes.end(session, found, why="unmuted", now=now)
             access.record(session, actor, "unmute", queue=queue, detail=f"{labels} held={count}", now=now)
             return Unmuted(labels, count)
+
+    def schedule_digest(
+        self, actor: Actor, queue: str, *, cadence: str, weekday: int | None, at: str, tz: str | None
+    ) -> tuple[DigestSchedule | None, str]:
+        """Make, change (`new` | `updated`) or, with cadence `off`, remove (`removed` | `none`) this
+        channel's scheduled digest of the queue (bot/schedules.py)."""
+        self.allowed(actor, "digest", queue)
+        now = self.clock()
+        with self.db.write() as session:
+            sched = session.exec(
+                select(DigestSchedule).where(
+                    DigestSchedule.team_id == actor.team_id,
+                    DigestSchedule.channel_id == actor.channel_id,
+                    DigestSchedule.queue == queue,
+                )
+            ).first()
+            if cadence == "off":
+                if sched is not None:
+                    session.delete(sched)
+                state = "removed" if sched else "none"
+                access.record(session, actor, "digest", queue=queue, detail=f"off {state}", now=now)
+                return None, state
+            state = "updated" if sched else "new"
+            if sched is None:
+                sched = DigestSchedule(
+                    team_id=actor.team_id,
+                    channel_id=actor.channel_id,
+                    queue=queue,
+                    cadence=cadence,
+                    at=at,
+                    created_by=actor.user_id,
+                    created_at=now,
+                )
+            sched.cadence, sched.weekday, sched.at, sched.tz = cadence, weekday, at, tz or ""
+            session.add(sched)
+            session.flush()
+            access.record(session, actor, "digest", queue=queue, detail=f"{schedules.label(sched)} {state}", now=now)
+            return sched, state
 
 
 def _sub(actor: Actor, queue: str) -> SelectOfScalar[Subscription]:

@@ -8,6 +8,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from bot.config import SUBSCRIPTION_GLOB
+from bot.quiet import check_zone, parse_window
 from providers import JobStatus
 
 COMMAND_PATTERN = re.compile(r"^/[a-z0-9_-]+$")  # the name is set in manifest.yml, `/jobs` by default
@@ -22,7 +23,8 @@ USAGE = {
     "queues": "/jobs queues",
     "list": "/jobs list <queue> [status] [--limit N]",
     "status": "/jobs status <queue> <job>",
-    "subscribe": "/jobs subscribe <queue> [status ...] [--match PATTERN] [--dry-run]",
+    "subscribe": "/jobs subscribe <queue> [status ...] [--match PATTERN] [--quiet HH:MM-HH:MM [--quiet-tz ZONE]"
+    " [--quiet-all]] [--dry-run]",
     "unsubscribe": "/jobs unsubscribe <queue>",
     "subscriptions": "/jobs subscriptions [export]",
     "mute": "/jobs mute <queue> [job] <duration>  (e.g. 30m, 2h, 1d)",
@@ -31,6 +33,7 @@ USAGE = {
     "watch": "/jobs watch <queue> <job>",
     "unwatch": "/jobs unwatch <queue> <job>",
     "watching": "/jobs watching",
+    "digest": "/jobs digest <queue> daily HH:MM | weekly mon HH:MM | off  [--tz ZONE]",
 }
 DURATION_RE = re.compile(r"^(\d{1,5})([mhd])$")
 UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
@@ -84,6 +87,9 @@ class Subscribe:
     statuses: tuple[JobStatus, ...] = ()
     match: str | None = None
     dry_run: bool = False  # count what the filter would have posted over the last 24 h; subscribe nothing
+    quiet: tuple[str, str] | None = None  # quiet hours (bot/quiet.py): ("20:00", "08:00")
+    quiet_tz: str | None = None
+    quiet_all: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,17 @@ class Watching:
     """The person's watches."""
 
 
+@dataclass(frozen=True)
+class Digest:
+    """Schedule this channel's digest of a queue (bot/schedules.py); cadence `off` removes it."""
+
+    queue: str
+    cadence: str  # daily | weekly | off
+    weekday: int | None = None  # 0 = Monday, when weekly
+    at: str = ""  # "HH:MM"
+    tz: str | None = None
+
+
 Command = (
     Help
     | Queues
@@ -165,6 +182,7 @@ Command = (
     | Watch
     | Unwatch
     | Watching
+    | Digest
 )
 
 _BAD_CATEGORIES = {"Cc", "Cf", "Co", "Cs"}  # control, format (bidi, zero-width), private, surrogate
@@ -216,6 +234,9 @@ def _parse_list(args: list[str]) -> ListJobs:
 def _parse_subscribe(args: list[str]) -> Subscribe:
     match: str | None = None
     dry_run = False
+    quiet: tuple[str, str] | None = None
+    quiet_tz: str | None = None
+    quiet_all = False
     words: list[str] = []
     it = iter(args)
     for word in it:
@@ -225,12 +246,28 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
             match = word.split("=", 1)[1] if "=" in word else next(it, "")
             if not GLOB_RE.match(match):
                 raise UsageError("--match takes a job-name pattern such as train-*", USAGE["subscribe"])
+        elif word.lower() == "--quiet-all":
+            quiet_all = True
+        elif word.startswith("--quiet-tz"):
+            zone = word.split("=", 1)[1] if "=" in word else next(it, "")
+            try:
+                quiet_tz = check_zone(zone)
+            except ValueError as err:
+                raise UsageError(f"--quiet-tz: {err}", USAGE["subscribe"]) from None
+        elif word.startswith("--quiet"):
+            window = word.split("=", 1)[1] if "=" in word else next(it, "")
+            try:
+                quiet = parse_window(window)
+            except ValueError as err:
+                raise UsageError(f"--quiet: {err}", USAGE["subscribe"]) from None
         else:
             words.append(word)
     if not words:
         raise UsageError("name the queue to subscribe to", USAGE["subscribe"])
+    if quiet is None and (quiet_all or quiet_tz):
+        raise UsageError("--quiet-all and --quiet-tz go with --quiet HH:MM-HH:MM", USAGE["subscribe"])
     statuses = tuple(dict.fromkeys(_status(w, "subscribe") for w in words[1:]))
-    return Subscribe(_queue(words[0], "subscribe"), statuses, match, dry_run)
+    return Subscribe(_queue(words[0], "subscribe"), statuses, match, dry_run, quiet, quiet_tz, quiet_all)
 
 
 def duration(word: str) -> int:
@@ -268,6 +305,41 @@ def _parse_stop(args: list[str]) -> Stop:
     if len(reason) > REASON_MAX:
         raise UsageError(f"keep the reason under {REASON_MAX} characters", USAGE["stop"])
     return Stop(_queue(args[0], "stop"), _job(args[1], "stop"), reason)
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _parse_digest(args: list[str]) -> Digest:
+    tz: str | None = None
+    words: list[str] = []
+    it = iter(args)
+    for word in it:
+        if word.startswith("--tz"):
+            zone = word.split("=", 1)[1] if "=" in word else next(it, "")
+            try:
+                tz = check_zone(zone)
+            except ValueError as err:
+                raise UsageError(f"--tz: {err}", USAGE["digest"]) from None
+        else:
+            words.append(word.lower())
+    if len(words) < 2:
+        raise UsageError("name a queue and daily HH:MM, weekly DAY HH:MM, or off", USAGE["digest"])
+    queue, cadence, rest = _queue(words[0], "digest"), words[1], words[2:]
+    if cadence == "off" and not rest and tz is None:
+        return Digest(queue, "off")
+    weekday = None
+    if cadence == "weekly" and rest:
+        if rest[0] not in WEEKDAYS and rest[0] not in DAY_NAMES:
+            raise UsageError(f"unknown day {rest[0]!r}; use one of: {', '.join(WEEKDAYS)}", USAGE["digest"])
+        weekday, rest = WEEKDAYS.index(rest[0][:3]), rest[1:]
+    if cadence not in ("daily", "weekly") or len(rest) != 1 or (cadence == "weekly" and weekday is None):
+        raise UsageError("say daily HH:MM, weekly DAY HH:MM, or off", USAGE["digest"])
+    if not TIME_RE.match(rest[0]):
+        raise UsageError(f"the time is HH:MM in 24-hour time, such as 09:00 (got {rest[0]!r})", USAGE["digest"])
+    return Digest(queue, cadence, weekday, rest[0], tz)
 
 
 def parse(text: str) -> Command:
@@ -311,6 +383,8 @@ def parse(text: str) -> Command:
             raise UsageError("name a queue and a job", USAGE[verb])
         kind = Watch if verb == "watch" else Unwatch
         return kind(_queue(args[0], verb), _job(args[1], verb))
+    if verb == "digest":
+        return _parse_digest(args)
     if verb in USAGE:
         raise UsageError(f"`{verb}` takes different arguments", USAGE[verb])
     raise UsageError("unknown command", "/jobs help")

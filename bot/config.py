@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.quiet import check_zone, parse_window
 from providers import SOURCES, JobStatus, QueueConfig
 from providers.base import MIN_POLL_INTERVAL, PollInterval
 
@@ -101,6 +102,26 @@ class SubscriptionEntry(BaseModel):
     queue: str
     statuses: tuple[JobStatus, ...] = ()
     match: str | None = Field(default=None, pattern=SUBSCRIPTION_GLOB)
+    quiet: str | None = None  # quiet hours "20:00-08:00" (bot/quiet.py)
+    quiet_tz: str | None = None  # their IANA zone; default [bot] timezone
+    quiet_all: bool = False  # hold failures too
+
+    @field_validator("quiet")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        return None if value is None else "-".join(parse_window(value))
+
+    @field_validator("quiet_tz")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_zone(value)
+
+    def quiet_hours(self) -> tuple[str | None, str | None, str | None, bool]:
+        """(quiet_start, quiet_end, quiet_tz, quiet_all) as the subscription row stores them."""
+        if self.quiet is None:
+            return None, None, None, False
+        start, end = self.quiet.split("-")
+        return start, end, self.quiet_tz, self.quiet_all
 
     def label(self) -> str:
         """How messages name the entry: `channel C123 queue ml`."""

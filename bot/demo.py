@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -21,6 +22,7 @@ import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.app import build_app
+from bot.clock import ShiftedClock
 from bot.config import Settings, load_config
 from bot.runtime import build_runtime, build_sources, command_client
 from bot.sim.aitems import AitemsStory
@@ -181,7 +183,8 @@ def run_demo(*, seconds: float = 45, interval: int = 5, out: TextIO = sys.stdout
             jobwatch_config=config_path,
         )
         config = load_config(config_path)
-        runtime = build_runtime(settings, config=config, sources=build_sources(config, env=env))
+        clock = ShiftedClock()  # the end of the demo skips ahead two hours
+        runtime = build_runtime(settings, config=config, sources=build_sources(config, env=env), clock=clock)
         app = build_app(runtime.services, client=command_client(settings), signing_secret=SECRET)
         http = Background(WebApp(app))
 
@@ -199,6 +202,12 @@ def run_demo(*, seconds: float = 45, interval: int = 5, out: TextIO = sys.stdout
         command("help")
         for story in stories:
             command(f"subscribe {story.queue}")
+        started = clock()
+        hushed = stories[2].queue
+        window = f"{started - timedelta(hours=1):%H:%M}-{started + timedelta(hours=1):%H:%M}"
+        say(f"\n{hushed} is in its quiet hours for the demo: only its failures post until they end.")
+        command(f"subscribe {hushed} --quiet {window} --quiet-tz UTC")
+        command(f"digest {stories[0].queue} daily {started + timedelta(hours=1):%H:%M} --tz UTC")
         runtime.worker.renew()
         runtime.worker.poll_all()  # the baseline: existing jobs are stored, not announced
         command(f"list {stories[0].queue}")
@@ -217,6 +226,12 @@ def run_demo(*, seconds: float = 45, interval: int = 5, out: TextIO = sys.stdout
             _wait(3 * interval)
         scheduler.shutdown(wait=True)
         runtime.worker.deliver()
+        say("\nTwo hours later: the quiet hours have ended and the daily digest is due.")
+        clock.offset = timedelta(hours=2)
+        runtime.worker.renew()
+        runtime.worker.digests()
+        for _ in range(3):  # the digests, then their thread replies
+            runtime.worker.deliver()
         command("queues")
         for story in stories:
             failed = story.failed_job()

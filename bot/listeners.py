@@ -11,7 +11,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import actions, commands, mutes, overview, render, routing
+from bot import actions, commands, mutes, overview, quiet, render, routing, schedules
 from bot.access import Actor
 from bot.actions import Later, reply
 from bot.commands import UsageError
@@ -124,7 +124,13 @@ def subscription_rows(services: Services, team_id: str, channel_id: str | None) 
     """Subscriptions of one channel (or, with None, of the team, naming each channel)."""
     return [
         overview.SubscriptionRow(
-            s.queue, s.statuses, s.match, s.paused_reason, "" if channel_id else s.channel_id, source=s.source
+            s.queue,
+            s.statuses,
+            s.match,
+            s.paused_reason,
+            "" if channel_id else s.channel_id,
+            source=s.source,
+            quiet=quiet.label(s),
         )
         for s in services.subscriptions(team_id=team_id, channel_id=channel_id)
     ]
@@ -157,9 +163,11 @@ def answer(services: Services, command: commands.Command, actor: Actor) -> rende
         return routing.dry_run_message(found, statuses=command.statuses, match=command.match)
     if isinstance(command, commands.Subscriptions):
         muted = services.mutes(team_id=actor.team_id, channel_id=actor.channel_id)
+        digests = services.schedules(team_id=actor.team_id, channel_id=actor.channel_id)
         return overview.subscription_list(
             subscription_rows(services, actor.team_id, actor.channel_id),
             [overview.MuteRow(mutes.label(m), m.until) for m in muted],
+            [f"{d.queue}: {schedules.label(d)}" for d in digests],
         )
     if isinstance(command, commands.Unwatch):
         return services.watcher.unwatch(actor, command.queue, command.job)
@@ -183,6 +191,7 @@ SUBCOMMANDS: dict[type, str] = {
     commands.Watch: "watch",
     commands.Unwatch: "unwatch",
     commands.Watching: "watching",
+    commands.Digest: "digest",
 }
 
 
@@ -195,7 +204,8 @@ def _usage_for(command: commands.Command) -> str:
     name = subcommand(command)
     return (
         commands.USAGE[name]
-        if name in ("list", "status", "subscribe", "unsubscribe", "mute", "unmute", "stop", "watch", "unwatch")
+        if name
+        in ("list", "status", "subscribe", "unsubscribe", "mute", "unmute", "stop", "watch", "unwatch", "digest")
         else ""
     )
 

@@ -42,6 +42,7 @@ class SubscriptionRow:
     paused_reason: str | None
     channel: str = ""
     source: str = "chat"  # file: a [[subscriptions]] entry of the queues file
+    quiet: str = ""  # `quiet 20:00-08:00 Europe/Paris` (bot/quiet.py label)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ def subscription_line(r: SubscriptionRow) -> str:
         line += f" · jobs matching `{safe(r.match, 100)}`"
     if r.paused_reason:
         line += f" · :double_vertical_bar: paused: {safe(r.paused_reason, 100)} (invite the bot and subscribe again)"
+    if r.quiet:
+        line += f" · :crescent_moon: {safe(r.quiet, 120)}"
     if r.source == "file":
         line += " · from jobwatch.toml (edit it there)"
     return line
@@ -115,12 +118,17 @@ def mute_line(m: MuteRow) -> str:
     return f":no_bell: {safe(m.what, 300)} muted until {when(m.until)}"
 
 
-def subscription_list(rows: Sequence[SubscriptionRow], mutes: Sequence[MuteRow] = ()) -> Message:
-    """Reply to `/jobs subscriptions`: filters, paused state and why, running mutes."""
-    if not rows and not mutes:
+def subscription_list(
+    rows: Sequence[SubscriptionRow], mutes: Sequence[MuteRow] = (), digests: Sequence[str] = ()
+) -> Message:
+    """Reply to `/jobs subscriptions`: filters, paused state and why, running mutes, and scheduled
+    digests (`ml: daily 09:00`, bot/schedules.py)."""
+    if not rows and not mutes and not digests:
         return plain("This channel has no subscriptions. Try `/jobs subscribe &lt;queue&gt;`.")
     lines = [subscription_line(r) for r in rows] + [mute_line(m) for m in mutes]
-    return Message(f"{len(rows)} subscriptions, {len(mutes)} mutes", _sections(lines))
+    lines += [f":calendar: digest of {safe(d, 200)} (`/jobs digest &lt;queue&gt; off` removes it)" for d in digests]
+    text = f"{len(rows)} subscriptions, {len(mutes)} mutes" + (f", {len(digests)} digests" if digests else "")
+    return Message(text, _sections(lines))
 
 
 def alert_line(a: AlertRow) -> str:

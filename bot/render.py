@@ -290,8 +290,11 @@ def notice_message(text: str) -> Message:
 DIGEST_LINES = 20  # jobs per digest thread reply: 20 lines stay far below a section's 3,000
 
 
-def digest_message(counts: dict[str, int], queues: Sequence[str]) -> Message:
-    """The parent of a digest: how many jobs changed, by new status; the jobs are in the thread."""
+def digest_message(
+    counts: dict[str, int], queues: Sequence[str], *, title: str = "", notes: Sequence[str] = ()
+) -> Message:
+    """The parent of a digest: how many jobs changed, by new status; the jobs are in the thread.
+    `title` (e.g. quiet hours' "While you were away") heads it when given."""
     total = sum(counts.values())
     order = [s.value for s in JobStatus]
     parts = [f"{EMOJI[JobStatus(s)]} {counts[s]} {s}" for s in sorted(counts, key=order.index)]
@@ -299,11 +302,16 @@ def digest_message(counts: dict[str, int], queues: Sequence[str]) -> Message:
     text = f"{total} jobs changed status in {', '.join(queues[:10])}: " + ", ".join(
         f"{counts[s]} {s}" for s in sorted(counts, key=order.index)
     )
+    head = f"*{safe(title, 100)}:* " if title else ""
     blocks = [
-        section(f"*{total} jobs changed status* in {where}\n" + " · ".join(parts)),
+        section(f"{head}*{total} jobs changed status* in {where}\n" + " · ".join(parts)),
+        *([section("\n".join(safe(n, 600) for n in notes))] if notes else []),
         context("Every job is listed in this thread, one per line."),
     ]
-    return Message(escape(clip(text, TEXT_MAX)), blocks)
+    if notes:  # a scheduled digest (bot/schedules.py): its thread lists the failures and the slowest jobs
+        blocks[-1] = context("The failures and the slowest jobs are listed in this thread.")
+        text += ". " + "; ".join(notes)
+    return Message(escape(clip((f"{title}: " if title else "") + text, TEXT_MAX)), blocks)
 
 
 def digest_lines(lines: Sequence[Sequence[str]], *, part: int, parts: int) -> Message:
@@ -388,6 +396,9 @@ HELP = """*jobwatch* tells this channel what your jobs are doing.
 • `/jobs unsubscribe <queue>` — stop them
 • `/jobs subscribe <queue> [status ...] [--match PATTERN] --dry-run` — how many alerts that filter
    would have posted over the last 24 h; subscribes nothing
+• `/jobs subscribe <queue> ... --quiet 20:00-08:00 [--quiet-all]` — hold all but failures during those
+   hours; one "While you were away" digest when they end
+• `/jobs digest <queue> daily 09:00` (or `weekly mon 09:00`, `off`) — a summary of the queue once per period
 • `/jobs subscriptions` — this channel's subscriptions and mutes
 • `/jobs subscriptions export` — them as `[[subscriptions]]` tables for the queues file
 • `/jobs mute <queue> [job] <duration>` — hold this channel's alerts back for 30m, 2h, 1d…;

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 
-from bot import access, render
+from bot import access, quiet, render
 from bot.access import Actor
 from bot.config import AppConfig, ConfigError, SubscriptionEntry
 from bot.db import Database
@@ -81,6 +81,10 @@ def _filters(entry: SubscriptionEntry) -> tuple[str, str | None]:
     return ",".join(s.value for s in entry.statuses), entry.match
 
 
+def _quiet(sub: Subscription) -> tuple[str | None, str | None, str | None, bool]:
+    return sub.quiet_start, sub.quiet_end, sub.quiet_tz, sub.quiet_all
+
+
 def reconcile(db: Database, config: AppConfig, *, default_team: TeamLookup | None, now: datetime) -> Reconciled:
     """Make the store's file-managed subscriptions those of `config` (see the module docstring)."""
     wanted = {(team, e.channel, e.queue): e for team, e in _teams(config, default_team)}
@@ -101,15 +105,20 @@ def reconcile(db: Database, config: AppConfig, *, default_team: TeamLookup | Non
             elif sub.source != "file":
                 done.adopted.append(what)
                 verb = "adopted from chat"
-            elif (sub.statuses, sub.match) != (statuses, match):
+            elif (sub.statuses, sub.match, _quiet(sub)) != (statuses, match, entry.quiet_hours()):
                 done.changed.append(what)
                 verb = "updated"
             else:
                 continue
+            hours_before = _quiet(sub)
             sub.statuses, sub.match, sub.source = statuses, match, "file"
+            sub.quiet_start, sub.quiet_end, sub.quiet_tz, sub.quiet_all = entry.quiet_hours()
             session.add(sub)
+            if hours_before != _quiet(sub):
+                quiet.resume_held(session, team_id=team, channel_id=channel, queue=queue, now=now)
             withdraw_unwanted(session, team_id=team, channel_id=channel, queue=queue, sub=sub)
             detail = f"statuses={statuses or 'all'} match={match or ''} {verb}"
+            detail += f" {quiet.label(sub)}" if sub.quiet_start else ""
             access.record(session, _actor(team, channel), "subscribe", queue=queue, detail=detail, now=now)
         for key, sub in by_key.items():
             if sub.source == "file" and key not in wanted:
@@ -156,6 +165,12 @@ def export_toml(subs: Sequence[Subscription]) -> str:
             lines.append(f"statuses = [{', '.join(_toml_string(s) for s in statuses)}]")
         if sub.match:
             lines.append(f"match = {_toml_string(sub.match)}")
+        if sub.quiet_start:
+            lines.append(f"quiet = {_toml_string(f'{sub.quiet_start}-{sub.quiet_end}')}")
+            if sub.quiet_tz:
+                lines.append(f"quiet_tz = {_toml_string(sub.quiet_tz)}")
+            if sub.quiet_all:
+                lines.append("quiet_all = true")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + ("\n" if parts else "")
 

@@ -18,7 +18,7 @@ from bot.config import AppConfig
 from bot.db import Database
 from bot.resolve import resolve_job
 from bot.stopping import Stopper, stop_buttons
-from bot.tables import JobSnapshot, Mute, OutboxItem, QueueState, Subscription
+from bot.tables import DigestSchedule, JobSnapshot, Mute, OutboxItem, QueueState, Subscription
 from bot.watching import Watcher
 from providers import Job, JobSource, JobStatus, ProviderError, QueueConfig
 
@@ -151,6 +151,17 @@ class Services:
             stmt = stmt.where(Subscription.channel_id == channel_id)
         with self.db.read() as session:
             return list(session.exec(stmt.order_by(col(Subscription.channel_id), col(Subscription.queue))).all())
+
+    def schedules(self, *, team_id: str, channel_id: str) -> list[DigestSchedule]:
+        """This channel's scheduled digests (bot/schedules.py)."""
+        with self.db.read() as session:
+            return list(
+                session.exec(
+                    select(DigestSchedule)
+                    .where(DigestSchedule.team_id == team_id, DigestSchedule.channel_id == channel_id)
+                    .order_by(col(DigestSchedule.queue))
+                ).all()
+            )
 
     def mutes(self, *, team_id: str, channel_id: str) -> list[Mute]:
         """This channel's running mutes."""

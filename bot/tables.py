@@ -102,12 +102,18 @@ class Subscription(SQLModel, table=True):
     created_at: datetime = _when()
     paused_reason: str | None = None
     source: str = "chat"  # chat (made with /jobs subscribe) | file (a [[subscriptions]] entry; bot/routing.py)
+    quiet_start: str | None = None  # quiet hours (bot/quiet.py): "HH:MM" wall-clock times
+    quiet_end: str | None = None
+    quiet_tz: str | None = None  # IANA zone of the window; None: [bot] timezone
+    quiet_all: bool = False  # hold failed and timed_out alerts too
 
 
 # pending -> sending -> sent | dead; muted (held by a mute) -> silenced (counted in its summary);
-# digested (folded into a digest row). Only pending and sending rows are still owed to Slack.
-OUTBOX_STATES = ("pending", "sending", "sent", "dead", "muted", "silenced", "digested")
-SETTLED_STATES = tuple(s for s in OUTBOX_STATES if s not in ("pending", "sending"))
+# digested (folded into a digest row); held (quiet hours, bot/quiet.py: kept until the window ends,
+# then digested into one "While you were away" digest). Only pending, sending and held rows are
+# still owed to Slack.
+OUTBOX_STATES = ("pending", "sending", "sent", "dead", "muted", "silenced", "digested", "held")
+SETTLED_STATES = tuple(s for s in OUTBOX_STATES if s not in ("pending", "sending", "held"))
 
 
 class OutboxItem(SQLModel, table=True):
@@ -205,6 +211,25 @@ class StopRequest(SQLModel, table=True):
     answer: str = ""  # the provider's answer, in plain words
     requested_at: datetime = _when()
     settled_at: datetime | None = _when(default=None)
+
+
+class DigestSchedule(SQLModel, table=True):
+    """A scheduled digest (bot/schedules.py): one message per period to one channel about one queue.
+    `at` is "HH:MM" wall-clock in `tz` (empty: [bot] timezone); `weekday` 0 (Monday) to 6 when weekly."""
+
+    __tablename__ = "digest_schedule"
+    __table_args__ = (UniqueConstraint("team_id", "channel_id", "queue"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(index=True)
+    channel_id: str
+    queue: str
+    cadence: str  # daily | weekly
+    weekday: int | None = None
+    at: str
+    tz: str = ""
+    created_by: str
+    created_at: datetime = _when()
 
 
 class TransitionRecord(SQLModel, table=True):

@@ -13,7 +13,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 
-from bot import mutes
+from bot import mutes, quiet, schedules
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig, Settings
 from bot.db import Database
@@ -106,6 +106,7 @@ class Worker:
                 fence=fence,
                 ops_channel=self.config.bot.ops_channel,
                 ops_team=self.config.bot.ops_team or "",
+                timezone=self.config.bot.timezone,
             )
         except LostLease:
             log.warning("lease_lost queue=%s", queue)
@@ -152,6 +153,7 @@ class Worker:
             return
         try:
             mutes.expire(self.db, self.clock())  # summaries of ended mutes go out in this round
+            quiet.release(self.db, self.clock(), self.lease.fence())  # so do digests of ended quiet hours
             self.metrics.delivered(self.deliverer.run_once())
         except LostLease:
             log.warning("lease_lost during delivery")
@@ -165,6 +167,17 @@ class Worker:
             prune(self.db, now=self.clock(), retention=self.retention, fence=fence)
         except LostLease:
             log.warning("lease_lost during prune")
+
+    def digests(self) -> int:
+        """Owe each scheduled digest whose period has ended (bot/schedules.py); returns digests written."""
+        fence = self.lease.fence()
+        if fence is None:
+            return 0
+        try:
+            return schedules.enqueue_due(self.db, self.clock(), default_tz=self.config.bot.timezone, fence=fence)
+        except LostLease:
+            log.warning("lease_lost during digests")
+            return 0
 
     def renew(self) -> None:
         """Keep (or try to take) the lease."""
@@ -207,6 +220,9 @@ class Worker:
             )
         scheduler.add_job(
             self.deliver, "interval", seconds=1, id="deliver", max_instances=1, coalesce=True, misfire_grace_time=5
+        )
+        scheduler.add_job(
+            self.digests, "interval", minutes=1, id="digests", next_run_time=now, max_instances=1, coalesce=True
         )
         scheduler.add_job(
             self.prune,

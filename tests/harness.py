@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bot.app import build_app
-from bot.clock import Clock, utcnow
+from bot.clock import Clock, ShiftedClock, utcnow
 from bot.config import Settings, load_config
 from bot.install import oauth_settings
 from bot.runtime import Runtime, build_runtime, build_sources, command_client, readiness
@@ -22,15 +21,7 @@ from bot.web import Background, WebApp
 from providers import JobSource
 from tests.conftest import SECRET, TOKEN
 
-
-class MovableClock:
-    """Real time plus an offset the test controls (mutes expire without waiting)."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return utcnow() + self.offset
+MovableClock = ShiftedClock  # real time plus an offset the test controls (mutes expire without waiting)
 
 
 class Bot:

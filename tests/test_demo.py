@@ -14,3 +14,4 @@ def test_demo_posts_alerts_and_answers_commands() -> None:
     assert "resnet50-sweep-0" in text  # the baseline listing answers /jobs list
     assert "→ *running*" in text
     assert "0 rejected by rate limit" in text
+    assert "Daily digest of ml-training since" in text  # /jobs digest, due after the demo skips ahead

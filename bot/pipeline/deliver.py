@@ -98,7 +98,12 @@ def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message,
         return render.note_message(str(json.loads(item.payload)["text"])), None
     if item.kind == "digest":
         body = json.loads(item.payload)
-        return render.digest_message(body["counts"], body["queues"]), None
+        return (
+            render.digest_message(
+                body["counts"], body["queues"], title=body.get("title", ""), notes=body.get("notes", ())
+            ),
+            None,
+        )
     if item.kind == "digest_part":
         body = json.loads(item.payload)
         return render.digest_lines(body["lines"], part=body["part"], parts=body["parts"]), None
@@ -345,6 +350,8 @@ class Deliverer:
             stats.sent += 1
         if thread is not None and job is not None:
             self._update_parent(client, item, thread, job)
+        if item.kind == "digest" and item.alert_id.startswith("away:"):
+            self._update_cards(client, item)
         return None
 
     def _settle_sent(self, item: OutboxItem, ts: str) -> bool:
@@ -453,6 +460,24 @@ class Deliverer:
             )
         except Exception as err:
             log.warning("parent_update_failed outbox_id=%s code=%s", item.id, classify(err).code)
+
+    def _update_cards(self, client: WebClient, digest: OutboxItem) -> None:
+        """After a quiet-hours digest (bot/quiet.py): bring the card of each job it folded up to
+        date, with the job's latest held state; best effort, like every parent update."""
+        with self.db.read() as session:
+            rows = session.exec(
+                select(OutboxItem)
+                .where(OutboxItem.parent_id == digest.id, OutboxItem.kind == "alert")
+                .order_by(col(OutboxItem.id))
+            ).all()
+            latest = {(r.queue, r.job_id): r for r in rows}
+            threads = [
+                (row, session.get(JobThread, (row.team_id, row.channel_id, row.queue, row.job_id)))
+                for row in latest.values()
+            ]
+        for row, thread in threads:
+            if thread is not None:
+                self._update_parent(client, row, thread, Job.model_validate_json(row.payload))
 
     # -- recovery --------------------------------------------------------------------------
 

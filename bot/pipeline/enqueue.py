@@ -12,6 +12,7 @@ from fnmatch import fnmatchcase
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
+from bot import quiet
 from bot.db import Database, insert_ignore, upsert
 from bot.pipeline.diff import DiffResult, Prior, Transition, fingerprint
 from bot.resolve import ref_rows
@@ -116,7 +117,7 @@ def withdraw_unwanted(session: Session, *, team_id: str, channel_id: str, queue:
             OutboxItem.channel_id == channel_id,
             OutboxItem.queue == queue,
             OutboxItem.kind == "alert",
-            col(OutboxItem.state).in_(("pending", "muted")),
+            col(OutboxItem.state).in_(("pending", "muted", "held")),
         )
     ).all()
     unwanted = [r for r in rows if sub is None or not wants(sub, Job.model_validate_json(r.payload))]
@@ -272,9 +273,10 @@ def commit_poll(
     fence: Fence | None,
     ops_channel: str | None = None,
     ops_team: str = "",
+    timezone: str = "UTC",
 ) -> int:
     """Write snapshots (and the strings that name each job), cursor, health and outbox rows in one
-    transaction; returns rows enqueued."""
+    transaction; returns rows enqueued. `timezone` is that of quiet hours that name none (bot/quiet.py)."""
     with db.write() as session:
         if fence is not None:
             fence.check(session)
@@ -288,6 +290,7 @@ def commit_poll(
         subs = session.exec(select(Subscription).where(Subscription.queue == queue)).all()
         rows = alert_rows(subs, result.transitions, now)
         hold_muted(session, rows, queue=queue, now=now)
+        quiet.hold_quiet(rows, subs, now=now, default_tz=timezone)
         rows.extend(watch_rows(session, queue, result.transitions, now))
         state = session.get(QueueState, queue) or QueueState(queue=queue)
         if state.outage_notified and ops_channel:
