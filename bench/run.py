@@ -83,7 +83,7 @@ class BenchBot:
         config = load_config(path)
         self.runtime: Runtime = build_runtime(self.settings, config=config, sources=build_sources(config, env=env))
         app = build_app(self.runtime.services, client=command_client(self.settings), signing_secret=SECRET)
-        self.http = Background(WebApp(app), threads=16)  # as bot.web.serve runs it in production
+        self.http = Background(WebApp(app, signing_secret=SECRET), threads=16)  # as bot.web.serve runs it in production
         self.slack = slack
 
     def subscribe(self, queue: str, channel: str = "C0001") -> None:
