@@ -11,7 +11,9 @@ Run from the repository root: `python bench/run.py` (or `--quick`). Everything r
     whole listing. At 10k, steady-cycle requests for each provider simulator too.
 (b) `/jobs` ack latency: 20 concurrent signed `list`/`status` commands over HTTP to the real
     WSGI app, while every provider simulator answers each request after 2.5 s (a delay wrapped
-    around the simulator's HTTP handler) and the worker polls in the background.
+    around the simulator's HTTP handler) and the worker polls in the background; then a burst
+    of 80, then rounds of 25 `status` + 25 `list` sent by 10 senders (each sends its next once
+    acked), each round after the previous one's status replies came back.
 (c) Detection latency: the real worker scheduler (5 s interval, the minimum), Modzy jobs changed
     at random moments, time from change to FakeSlack's chat.postMessage.
 """
@@ -272,6 +274,9 @@ def child_slash(url: str) -> None:
     def handle(command: dict[str, Any]) -> dict[str, Any] | None:
         if command["op"] == "send":
             return {"latencies": list(pool.map(send, command["texts"], command["hooks"]))}
+        if command["op"] == "stream":  # `at_once` senders, each sending its next command once acked
+            with ThreadPoolExecutor(max_workers=command["at_once"]) as senders:
+                return {"latencies": list(senders.map(send, command["texts"], command["hooks"]))}
         return None
 
     serve_commands(handle)
@@ -540,6 +545,7 @@ def ack_latency(tmp: Path, rounds: int) -> list[Row]:
     scheduler = None
     steady: list[float] = []  # rounds of 20, each after the previous round's replies came back
     burst: list[float] = []  # 4 rounds at once: 40 provider-backed commands in flight
+    mixed: list[float] = []  # rounds of 25 status + 25 list, 10 in flight at a time
     replies = 0
     try:
         bot.runtime.worker.renew()
@@ -551,11 +557,13 @@ def ack_latency(tmp: Path, rounds: int) -> list[Row]:
             slack_side = Child("slash", bot.http.url + "/slack/events")
             sent = 0
 
-            def send(texts: list[str]) -> list[float]:
+            def send(texts: list[str], at_once: int | None = None) -> list[float]:
                 nonlocal sent
                 hooks = [slack.response_url(f"c{sent + i}") for i in range(len(texts))]
                 sent += len(texts)
-                return [float(x) for x in slack_side.ask({"op": "send", "texts": texts, "hooks": hooks})["latencies"]]
+                ask = {"op": "send"} if at_once is None else {"op": "stream", "at_once": at_once}
+                answer = slack_side.ask({**ask, "texts": texts, "hooks": hooks})
+                return [float(x) for x in answer["latencies"]]
 
             def commands(count: int) -> list[str]:
                 texts = []
@@ -576,6 +584,10 @@ def ack_latency(tmp: Path, rounds: int) -> list[Row]:
                 before = len(slack.responses)
                 burst = send(commands(80))
                 settle(before + 40)
+                for _ in range(max(1, rounds // 2)):
+                    before = len(slack.responses)
+                    mixed += send(commands(50), at_once=10)  # alternating list and status: 25 of each
+                    settle(before + 25)
             finally:
                 slack_side.close()
             replies = len(slack.responses)
@@ -590,6 +602,7 @@ def ack_latency(tmp: Path, rounds: int) -> list[Row]:
     for label, got, target in (
         (f"20 concurrent list/status, {rounds} rounds", steady, True),
         ("burst of 80 concurrent (40 status), a stress beyond the target's 20", burst, False),
+        (f"25 status + 25 list, 10 at a time, {max(1, rounds // 2)} rounds", mixed, True),
     ):
         p50, p99 = pct(got, 50) * 1000, pct(got, 99) * 1000
         rows.append(
