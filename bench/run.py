@@ -708,7 +708,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "c" in sections:
             (tmp / "c").mkdir()
             rows += detection(tmp / "c", changes=8 if args.quick else 24)
-    cmd = "python bench/run.py" + (" --quick" if args.quick else "")
+    cmd = "python bench/run.py" + (" --quick" if args.quick else "") + "".join(f" --only {x}" for x in args.only or [])
     print(f"Scale bench — `{cmd}`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, SQLite\n")
     print(table(rows))
     return 0 if all(r.ok is not False for r in rows) else 1

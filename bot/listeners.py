@@ -54,7 +54,8 @@ class AcksFirst:
     provider round trip anyway. All threads share one GIL, so the status work started right
     after its ack (a store lookup, then building and signing the provider request: 1-2 ms of
     CPU each) delayed the acks of the `list` commands arriving meanwhile. bench/run.py (b), 25
-    status + 25 list 10 at a time: ack p99 86-113 ms before, 66-99 ms after (README, Performance).
+    status + 25 list 10 at a time, back to back on a loaded machine: ack p99 86-113 ms before,
+    66-118 ms after (README, Performance).
     """
 
     def __init__(self, patience: float = ACK_PATIENCE) -> None:
