@@ -12,7 +12,9 @@ Run from the repository root: `python bench/run.py` (or `--quick`). Everything r
     full listing (its baseline, and hourly) at the adapter's page of 1000 vs the former 100.
 (b) `/jobs` ack latency: 20 concurrent signed `list`/`status` commands over HTTP to the real
     WSGI app, while every provider simulator answers each request after 2.5 s (a delay wrapped
-    around the simulator's HTTP handler) and the worker polls in the background.
+    around the simulator's HTTP handler) and the worker polls in the background; then a burst
+    of 80, then rounds of 25 `status` + 25 `list` sent by 10 senders (each sends its next once
+    acked), each round after the previous one's status replies came back.
 (c) Detection latency: the real worker scheduler (5 s interval), Modzy jobs changed
     at random moments, time from change to FakeSlack's chat.postMessage.
 (d) Memory: peak RSS (VmHWM) of one `jobwatch serve` process polling five queues, one per
@@ -87,7 +89,7 @@ class BenchBot:
         config = load_config(path)
         self.runtime: Runtime = build_runtime(self.settings, config=config, sources=build_sources(config, env=env))
         app = build_app(self.runtime.services, client=command_client(self.settings), signing_secret=SECRET)
-        self.http = Background(WebApp(app), threads=16)  # as bot.web.serve runs it in production
+        self.http = Background(WebApp(app, signing_secret=SECRET), threads=16)  # as bot.web.serve runs it in production
         self.slack = slack
 
     def subscribe(self, queue: str, channel: str = "C0001") -> None:
@@ -276,6 +278,9 @@ def child_slash(url: str) -> None:
     def handle(command: dict[str, Any]) -> dict[str, Any] | None:
         if command["op"] == "send":
             return {"latencies": list(pool.map(send, command["texts"], command["hooks"]))}
+        if command["op"] == "stream":  # `at_once` senders, each sending its next command once acked
+            with ThreadPoolExecutor(max_workers=command["at_once"]) as senders:
+                return {"latencies": list(senders.map(send, command["texts"], command["hooks"]))}
         return None
 
     serve_commands(handle)
@@ -590,6 +595,7 @@ def ack_latency(tmp: Path, rounds: int) -> list[Row]:
     scheduler = None
     steady: list[float] = []  # rounds of 20, each after the previous round's replies came back
     burst: list[float] = []  # 4 rounds at once: 40 provider-backed commands in flight
+    mixed: list[float] = []  # rounds of 25 status + 25 list, 10 in flight at a time
     replies = 0
     try:
         bot.runtime.worker.renew()
@@ -601,11 +607,13 @@ def ack_latency(tmp: Path, rounds: int) -> list[Row]:
             slack_side = Child("slash", bot.http.url + "/slack/events")
             sent = 0
 
-            def send(texts: list[str]) -> list[float]:
+            def send(texts: list[str], at_once: int | None = None) -> list[float]:
                 nonlocal sent
                 hooks = [slack.response_url(f"c{sent + i}") for i in range(len(texts))]
                 sent += len(texts)
-                return [float(x) for x in slack_side.ask({"op": "send", "texts": texts, "hooks": hooks})["latencies"]]
+                ask = {"op": "send"} if at_once is None else {"op": "stream", "at_once": at_once}
+                answer = slack_side.ask({**ask, "texts": texts, "hooks": hooks})
+                return [float(x) for x in answer["latencies"]]
 
             def commands(count: int) -> list[str]:
                 texts = []
@@ -626,6 +634,10 @@ def ack_latency(tmp: Path, rounds: int) -> list[Row]:
                 before = len(slack.responses)
                 burst = send(commands(80))
                 settle(before + 40)
+                for _ in range(max(1, rounds // 2)):
+                    before = len(slack.responses)
+                    mixed += send(commands(50), at_once=10)  # alternating list and status: 25 of each
+                    settle(before + 25)
             finally:
                 slack_side.close()
             replies = len(slack.responses)
@@ -640,6 +652,7 @@ def ack_latency(tmp: Path, rounds: int) -> list[Row]:
     for label, got, target in (
         (f"20 concurrent list/status, {rounds} rounds", steady, True),
         ("burst of 80 concurrent (40 status), a stress beyond the target's 20", burst, False),
+        (f"25 status + 25 list, 10 at a time, {max(1, rounds // 2)} rounds", mixed, True),
     ):
         p50, p99 = pct(got, 50) * 1000, pct(got, 99) * 1000
         rows.append(
@@ -898,7 +911,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "d" in sections:
             (tmp / "d").mkdir()
             rows += memory_serve(10_000, tmp / "d", steady=2 if args.quick else 4)
-    cmd = "python bench/run.py" + (" --quick" if args.quick else "")
+    cmd = "python bench/run.py" + (" --quick" if args.quick else "") + "".join(f" --only {x}" for x in args.only or [])
     print(f"Scale bench — `{cmd}`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, SQLite\n")
     print(table(rows))
     return 0 if all(r.ok is not False for r in rows) else 1

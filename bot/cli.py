@@ -303,6 +303,7 @@ def _serve(settings: Settings, redactor: logs.Redactor, *, socket: bool, worker:
         else:
             web = WebApp(
                 app,
+                signing_secret=secret,
                 health=lambda: {"worker": worker},
                 ready=readiness(runtime, worker=worker),
                 metrics=runtime.metrics,

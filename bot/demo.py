@@ -186,7 +186,7 @@ def run_demo(*, seconds: float = 45, interval: int = 5, out: TextIO = sys.stdout
         clock = ShiftedClock()  # the end of the demo skips ahead two hours
         runtime = build_runtime(settings, config=config, sources=build_sources(config, env=env), clock=clock)
         app = build_app(runtime.services, client=command_client(settings), signing_secret=SECRET)
-        http = Background(WebApp(app))
+        http = Background(WebApp(app, signing_secret=SECRET))
 
         def command(text: str) -> None:
             say(f"\n$ /jobs {text}")

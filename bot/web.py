@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from slack_sdk.signature import SignatureVerifier
+
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
@@ -20,6 +22,26 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 EVENTS_PATH = "/slack/events"
+MAX_STAMP_DIGITS = 12  # Unix seconds have 10 digits until the year 2286
+
+
+def signed_by_slack(verifier: SignatureVerifier, *, timestamp: str | None, signature: str | None, body: bytes) -> bool:
+    """Whether a request carries Slack's v0 signature of `body`, made less than 5 minutes ago
+    (https://docs.slack.dev/authentication/verifying-requests-from-slack/).
+
+    Never raises: the timestamp must be ASCII digits 0-9 only, a few of them (str.isdigit() also
+    accepts other scripts' digits, which int() may or may not read, and superscripts, which it
+    refuses; a long run of digits overflows the float arithmetic of the 5-minute check), and
+    the signature ASCII (hmac.compare_digest raises on other text). Only then does slack_sdk's
+    SignatureVerifier, the one Bolt uses, compare signatures.
+    """
+    if not timestamp or not signature:
+        return False
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= MAX_STAMP_DIGITS):
+        return False
+    if not signature.isascii():
+        return False
+    return verifier.is_valid(body, timestamp, signature)
 
 
 def _send(start_response: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
@@ -30,21 +52,30 @@ def _send(start_response: StartResponse, status: str, body: dict[str, Any]) -> l
 
 class WebApp:
     """Routes requests: health, readiness and metrics answered here, Slack requests checked and
-    handed to Bolt. Without a Bolt app (the worker process) /slack/events is 404."""
+    handed to Bolt. Without a Bolt app (the worker process) /slack/events is 404.
+
+    Every request to /slack/events is verified here, with `signing_secret`, before Bolt sees it:
+    anything not signed by Slack gets a 401 and nothing else, so no handler (not even Bolt's
+    error handler, which could answer through the unverified body's response_url) runs for it.
+    """
 
     def __init__(
         self,
         app: App | None,
         *,
+        signing_secret: str | None = None,
         health: Callable[[], dict[str, Any]] | None = None,
         ready: Callable[[], Report] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
+        if app is not None and not signing_secret:
+            raise ValueError("WebApp: a Bolt app needs the signing secret to verify Slack's requests")
         self.bolt: SlackRequestHandler | None = None
         if app is not None:  # Bolt only where Slack is served: `jobwatch worker` never loads it
             from slack_bolt.adapter.wsgi import SlackRequestHandler
 
             self.bolt = SlackRequestHandler(app, path=EVENTS_PATH)
+        self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
         flow = app.oauth_flow if app is not None else None
         self.oauth_paths = frozenset({flow.install_path, flow.redirect_uri_path}) if flow is not None else frozenset()
         self.health = health or (lambda: {})
@@ -67,7 +98,7 @@ class WebApp:
             data = self.metrics.render()
             start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(data)))])
             return [data]
-        if path != EVENTS_PATH or self.bolt is None:
+        if path != EVENTS_PATH or self.bolt is None or self.verifier is None:
             return _send(start_response, "404 Not Found", {"error": "not found"})
         if method != "POST":
             return _send(start_response, "405 Method Not Allowed", {"error": "POST only"})
@@ -77,17 +108,20 @@ class WebApp:
             return _send(start_response, "400 Bad Request", {"error": "bad content length"})
         if length > MAX_BODY:
             return _send(start_response, "413 Payload Too Large", {"error": "body too large"})
-        stamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
-        if stamp and not stamp.isdigit():
-            # Bolt would raise ValueError -> 500 with a traceback (docs/reliability.md §Request signing).
-            return _send(start_response, "401 Unauthorized", {"error": "invalid request"})
         try:
             body = environ["wsgi.input"].read(length) if length else b""
             body.decode("utf-8")
         except UnicodeDecodeError:
             return _send(start_response, "400 Bad Request", {"error": "body is not UTF-8"})
+        stamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")
+        signature = environ.get("HTTP_X_SLACK_SIGNATURE")
+        if not signed_by_slack(self.verifier, timestamp=stamp, signature=signature, body=body):
+            return _send(start_response, "401 Unauthorized", {"error": "invalid request"})
         environ["wsgi.input"] = _Body(body)
-        return self.bolt(environ, start_response)
+        try:
+            return self.bolt(environ, start_response)
+        except ValueError:  # Bolt parses the body before dispatching, e.g. json.JSONDecodeError
+            return _send(start_response, "400 Bad Request", {"error": "body cannot be parsed"})
 
 
 class _Body:

@@ -63,8 +63,9 @@ class Bot:
             timing=metrics.command,
             oauth=oauth_settings(self.settings, installs) if installs is not None else None,
         )
+        self.app = app
         self.ready = readiness(self.runtime, worker=True)
-        self.http = Background(WebApp(app, ready=self.ready, metrics=metrics))
+        self.http = Background(WebApp(app, signing_secret=SECRET, ready=self.ready, metrics=metrics))
         self.url = self.http.url
         self._replies = 0
 

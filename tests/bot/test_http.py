@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from slack_bolt import BoltRequest
+from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import text
 from sqlmodel import select
 
 from bot.config import AppConfig, load_config
 from bot.db import Database
 from bot.sim.slack import FakeSlack
-from bot.sim.slash import block_action, event, sign, slash_command
-from bot.tables import Subscription
+from bot.sim.slash import block_action, event, sign, signed_headers, slash_command
+from bot.tables import AuditEntry, Subscription
+from bot.web import signed_by_slack
 from providers import Job, JobStatus, QueueConfig
 from tests.conftest import SECRET
 from tests.harness import Bot, text_of
@@ -45,6 +51,11 @@ def subscriptions(db: Database) -> int:
         return len(session.exec(select(Subscription)).all())
 
 
+def audit_rows(db: Database) -> int:
+    with db.read() as session:
+        return len(session.exec(select(AuditEntry)).all())
+
+
 def test_help_and_healthz(bot: Bot) -> None:
     assert "/jobs subscribe" in text_of(bot.command(""))
     response = httpx.get(bot.url + "/healthz")
@@ -57,21 +68,148 @@ def test_bad_command_gets_usage(bot: Bot) -> None:
     assert "unknown status" in text_of(reply) and "Usage: /jobs subscribe" in text_of(reply)
 
 
+Headers = dict[str, str | bytes]
+Tamper = Callable[[bytes, Headers], tuple[bytes, Headers]]
+
+
+def signed_as(stamp: bytes, body: bytes) -> bytes:
+    """A v0 signature made with the real secret over `stamp` as the server decodes header bytes
+    (ISO-8859-1, PEP 3333): only the timestamp's form can make such a request fail."""
+    return sign(SECRET, stamp.decode("latin-1"), body).encode()
+
+
+def stamped(stamp: Callable[[], bytes]) -> Tamper:
+    """Replace the timestamp with `stamp()` and sign the request with the real secret."""
+
+    def tamper(body: bytes, headers: Headers) -> tuple[bytes, Headers]:
+        value = stamp()
+        return body, {**headers, "X-Slack-Request-Timestamp": value, "X-Slack-Signature": signed_as(value, body)}
+
+    return tamper
+
+
+def now_in(digits: str) -> Callable[[], bytes]:
+    """The current time written with the digits 0-9 of `digits`, UTF-8 encoded."""
+    return lambda: "".join(digits[int(d)] for d in str(int(time.time()))).encode()
+
+
+def now(prefix: str) -> Callable[[], bytes]:
+    return lambda: f"{prefix}{int(time.time())}".encode()
+
+
+def without(name: str) -> Tamper:
+    return lambda body, headers: (body, {k: v for k, v in headers.items() if k != name})
+
+
+def const(value: bytes) -> Callable[[], bytes]:
+    return lambda: value
+
+
+FORGED: dict[str, Tamper] = {
+    "no Slack headers": lambda body, headers: (body, {k: v for k, v in headers.items() if not k.startswith("X-Slack")}),
+    "no timestamp": without("X-Slack-Request-Timestamp"),
+    "no signature": without("X-Slack-Signature"),
+    "empty timestamp": stamped(const(b"")),
+    "whitespace timestamp": stamped(const(b" ")),
+    "padded timestamp": stamped(now(" ")),  # int() accepts it (if the server kept the space)
+    "plus-signed timestamp": stamped(now("+")),
+    "minus-signed timestamp": stamped(now("-")),
+    "letters": stamped(const(b"abc")),
+    "fraction": stamped(const(b"1700000000.5")),
+    "superscript digits": stamped(const(b"\xb9\xb2\xb3")),  # latin-1 ¹²³: str.isdigit(), not int()
+    "Arabic-Indic digits": stamped(now_in("\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669")),
+    "fullwidth digits": stamped(now_in("\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19")),
+    "timestamp beyond float": stamped(const(b"9" * 400)),
+    "timestamp beyond int()": stamped(const(b"9" * 5000)),
+    "signature of another body": lambda body, headers: (body.replace(b"subscribe", b"subscribf"), headers),
+    "signature in upper case": lambda body, headers: (
+        body,
+        {**headers, "X-Slack-Signature": str(headers["X-Slack-Signature"]).upper()},
+    ),
+    "empty signature": lambda body, headers: (body, {**headers, "X-Slack-Signature": ""}),
+    "non-ASCII signature": lambda body, headers: (body, {**headers, "X-Slack-Signature": b"v0=" + b"\xe9" * 64}),
+    "JSON body Bolt cannot parse": lambda body, headers: (
+        b"{not json",
+        {**headers, "Content-Type": "application/json"},
+    ),
+    "payload Bolt cannot parse": lambda body, headers: (b"payload=%7Bnot+json", headers),
+}
+
+
+def raw_post(url: str, body: bytes, headers: Headers) -> tuple[int, bytes]:
+    """POST to /slack/events with header bytes as given (httpx refuses some of these forms)."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        conn.putrequest("POST", "/slack/events")
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            conn.putheader(name, value)
+        conn.endheaders(body)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("tamper", FORGED.values(), ids=FORGED.keys())
+def test_forged_or_malformed_requests_are_refused_and_cause_nothing(bot: Bot, tamper: Tamper) -> None:
+    body, headers = slash_command(SECRET, "subscribe ml", response_url=bot.slack.response_url("forged"))
+    forged_body, forged_headers = tamper(body, dict[str, str | bytes](headers))
+    status, answer = raw_post(bot.url, forged_body, forged_headers)
+    assert status == 401, answer
+    assert subscriptions(bot.runtime.db) == 0 and audit_rows(bot.runtime.db) == 0
+    time.sleep(0.2)  # a reply through response_url would come from another thread
+    assert bot.slack.calls == [] and bot.slack.responses == [] and bot.slack.messages == []
+
+
 @pytest.mark.parametrize(
-    "tamper",
+    "digits",
     [
-        lambda body, headers: (body, {k: v for k, v in headers.items() if not k.startswith("X-Slack")}),
-        lambda body, headers: (body.replace(b"subscribe", b"subscribf"), headers),
-        lambda body, headers: (body, {**headers, "X-Slack-Signature": headers["X-Slack-Signature"].upper()}),
-        lambda body, headers: (body, {**headers, "X-Slack-Request-Timestamp": "abc"}),
-        lambda body, headers: (body, {**headers, "X-Slack-Request-Timestamp": "1700000000.5"}),
+        "0123456789",
+        "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669",  # Arabic-Indic: int() reads them
+        "\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19",  # fullwidth: int() reads them
+        "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079",  # superscript: int() refuses them
     ],
+    ids=["ASCII", "Arabic-Indic", "fullwidth", "superscript"],
 )
-def test_forged_or_malformed_requests_are_refused(bot: Bot, tamper) -> None:
-    body, headers = slash_command(SECRET, "subscribe ml")
-    response = bot.post(*tamper(body, headers))
-    assert response.status_code == 401
-    assert subscriptions(bot.runtime.db) == 0
+def test_only_ascii_digit_timestamps_verify(digits: str) -> None:
+    """A WSGI server may hand on any text as a header: only ASCII digits make a timestamp, even
+    when the rest is signed with the right secret."""
+    body = b"command=%2Fjobs&text=subscribe+ml"
+    stamp = "".join(digits[int(d)] for d in str(int(time.time())))
+    verdict = signed_by_slack(
+        SignatureVerifier(SECRET), timestamp=stamp, signature=sign(SECRET, stamp, body), body=body
+    )
+    assert verdict is (digits == "0123456789")
+
+
+def test_a_signed_body_bolt_cannot_parse_is_a_bad_request(bot: Bot) -> None:
+    body = b"{not json"
+    headers = signed_headers(SECRET, body, content_type="application/json")
+    response = bot.post(body, headers)
+    assert response.status_code == 400 and "body" in response.json()["error"]
+    assert bot.slack.calls == []
+
+
+def test_the_error_handler_answers_only_verified_requests(bot: Bot) -> None:
+    """Bolt's own verification raising (an empty timestamp reaching the app) must not make the
+    error handler post to the response_url of the unverified body; a verified command that fails
+    still gets its apology there."""
+    body, headers = slash_command(SECRET, "subscribe ml", response_url=bot.slack.response_url("unverified"))
+    unverified: dict[str, str | Sequence[str]] = {
+        **headers,
+        "X-Slack-Request-Timestamp": "",
+        "X-Slack-Signature": sign(SECRET, "", body),
+    }
+    refused = bot.app.dispatch(BoltRequest(body=body.decode(), headers=unverified))
+    assert refused.status == 401
+    time.sleep(0.2)
+    assert bot.slack.responses == [] and subscriptions(bot.runtime.db) == 0
+
+    with bot.runtime.db.write() as session:  # the store breaks under a verified command
+        session.execute(text("DROP TABLE subscription"))
+    reply = bot.command("subscriptions")
+    assert "something went wrong on our side" in text_of(reply)
 
 
 # 301 s in the past is stale at once; in the future, leave room for the clock to tick before
