@@ -95,7 +95,7 @@ def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message,
         return render.note_message(str(json.loads(item.payload)["text"])), None
     if item.kind == "digest":
         body = json.loads(item.payload)
-        return render.digest_message(body["counts"], body["queues"]), None
+        return render.digest_message(body["counts"], body["queues"], causes=body.get("causes") or {}), None
     if item.kind == "digest_part":
         body = json.loads(item.payload)
         return render.digest_lines(body["lines"], part=body["part"], parts=body["parts"]), None
@@ -242,7 +242,8 @@ class Deliverer:
                     created_at=now,
                 )
 
-            digest = owed(key, "digest", json.dumps({"counts": counts, "queues": queues}))
+            causes = render.cause_counts(jobs)
+            digest = owed(key, "digest", json.dumps({"counts": counts, "queues": queues, "causes": causes}))
             session.add(digest)
             session.flush()
             lines = [[j.name, j.queue, j.native_status, j.status.value] for j in jobs]
