@@ -193,15 +193,38 @@ def alert_text(job: Job) -> str:
     return escape(f"{clip(job.name, NAME_MAX)} in {job.queue}: {clip(job.native_status, 100)}")
 
 
+# Extras jobwatch itself sets (providers/causes.py, bot/history.py): shown in their own words, not as key: value.
+OWN_EXTRAS = frozenset({"cause", "usual_runs", "usual_p10", "usual_p50", "usual_p90", "flag", "flag_text"})
+
+
+def cause_counts(jobs: Sequence[Job]) -> dict[str, dict[str, int]]:
+    """Per failed status, how many jobs had each cause: {"failed": {"spot_interruption": 30, ...}}."""
+    out: dict[str, dict[str, int]] = {}
+    for job in jobs:
+        cause = job.extra.get("cause")
+        if isinstance(cause, str) and cause:
+            by = out.setdefault(job.status.value, {})
+            by[cause] = by.get(cause, 0) + 1
+    return out
+
+
+def causes_text(by_cause: dict[str, int]) -> str:
+    """`30 spot_interruption, 7 user_code`, most frequent first."""
+    return ", ".join(f"{n} {safe(c, 40)}" for c, n in sorted(by_cause.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def job_details(job: Job) -> list[str]:
-    """Duration, reason and provider extras as context lines."""
+    """Duration, cause and provider extras as context lines."""
     parts = []
     took = duration(job.duration_seconds)
     if took:
         parts.append(f":stopwatch: {took}")
+    cause = job.extra.get("cause")
+    if cause:
+        parts.append(f"cause: *{safe(str(cause), 40)}*")
     if job.created_at:
         parts.append(f"created {when(job.created_at)}")
-    for key, value in list(job.extra.items())[:6]:
+    for key, value in [kv for kv in job.extra.items() if kv[0] not in OWN_EXTRAS][:6]:
         if value not in (None, ""):
             parts.append(f"{safe(key, 40)}: {safe(str(value), 100)}")
     return parts
@@ -291,13 +314,23 @@ DIGEST_LINES = 20  # jobs per digest thread reply: 20 lines stay far below a sec
 
 
 def digest_message(
-    counts: dict[str, int], queues: Sequence[str], *, title: str = "", notes: Sequence[str] = ()
+    counts: dict[str, int],
+    queues: Sequence[str],
+    *,
+    title: str = "",
+    notes: Sequence[str] = (),
+    causes: dict[str, dict[str, int]] | None = None,
 ) -> Message:
-    """The parent of a digest: how many jobs changed, by new status; the jobs are in the thread.
-    `title` (e.g. quiet hours' "While you were away") heads it when given."""
+    """The parent of a digest: how many jobs changed, by new status (failures by cause: `37 failed:
+    30 spot_interruption, 7 user_code`); the jobs are in the thread. `title` (e.g. quiet hours'
+    "While you were away") heads it when given."""
     total = sum(counts.values())
     order = [s.value for s in JobStatus]
-    parts = [f"{EMOJI[JobStatus(s)]} {counts[s]} {s}" for s in sorted(counts, key=order.index)]
+    by_cause = causes or {}
+    parts = [
+        f"{EMOJI[JobStatus(s)]} {counts[s]} {s}" + (f": {causes_text(by_cause[s])}" if by_cause.get(s) else "")
+        for s in sorted(counts, key=order.index)
+    ]
     where = ", ".join(f"`{safe(q, 64)}`" for q in queues[:10]) + (" …" if len(queues) > 10 else "")
     text = f"{total} jobs changed status in {', '.join(queues[:10])}: " + ", ".join(
         f"{counts[s]} {s}" for s in sorted(counts, key=order.index)

@@ -21,6 +21,7 @@ from bot.stopping import Stopper, stop_buttons
 from bot.tables import DigestSchedule, JobSnapshot, Mute, OutboxItem, QueueState, Subscription
 from bot.watching import Watcher
 from providers import Job, JobSource, JobStatus, ProviderError, QueueConfig
+from providers.causes import with_cause
 
 SCAN_MAX = 5_000  # rows read to filter on a native status
 __all__ = ["Lookup", "NotAllowed", "QueueInfo", "ServiceError", "Services", "age"]
@@ -138,7 +139,7 @@ class Services:
             )
         if fresh is None:
             return Lookup(stored, others, "The provider no longer lists this job; showing the last polled state.")
-        return Lookup(fresh, others)
+        return Lookup(with_cause(self.sources[queue].provider, fresh), others)
 
     def current(self, queue: str, ref: str) -> Job:
         """The job `ref` names, fresh from the provider when it answers (stop's lookup)."""

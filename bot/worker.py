@@ -22,9 +22,10 @@ from bot.metrics import Metrics
 from bot.pipeline.deliver import Deliverer
 from bot.pipeline.diff import diff
 from bot.pipeline.enqueue import Fence, LostLease, baseline_due, commit_poll, priors, queue_view, record_failure
-from bot.pipeline.poll import enrich, poll_queue
+from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
 from providers import JobSource
+from providers.causes import with_cause
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,10 @@ class Worker:
                 return "failed", 0
             known = priors(self.db, queue, [j.id for j in result.jobs])
             forgotten = self.clock() - self.retention
-            changes = enrich(source, diff(known, result.jobs, baseline=view.baseline, forgotten_before=forgotten))
+            # The cause goes on before the diff too, so a failed job listed again fingerprints the same.
+            observed = [with_cause(source.provider, j) for j in result.jobs]
+            changes = enrich(source, diff(known, observed, baseline=view.baseline, forgotten_before=forgotten))
+            changes = with_causes(source.provider, changes)
             enqueued = commit_poll(
                 self.db,
                 queue=queue,

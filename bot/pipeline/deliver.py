@@ -100,7 +100,11 @@ def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message,
         body = json.loads(item.payload)
         return (
             render.digest_message(
-                body["counts"], body["queues"], title=body.get("title", ""), notes=body.get("notes", ())
+                body["counts"],
+                body["queues"],
+                title=body.get("title", ""),
+                notes=body.get("notes", ()),
+                causes=body.get("causes") or {},
             ),
             None,
         )
@@ -264,7 +268,8 @@ class Deliverer:
                     created_at=now,
                 )
 
-            digest = owed(key, "digest", json.dumps({"counts": counts, "queues": queues}))
+            causes = render.cause_counts(jobs)
+            digest = owed(key, "digest", json.dumps({"counts": counts, "queues": queues, "causes": causes}))
             session.add(digest)
             session.flush()
             lines = [[j.name, j.queue, j.native_status, j.status.value] for j in jobs]

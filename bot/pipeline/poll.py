@@ -10,6 +10,7 @@ from datetime import datetime
 from bot.clock import Clock
 from bot.pipeline.diff import DiffResult, Transition
 from providers import Job, JobSource, JobStatus, ProviderError
+from providers.causes import with_cause
 
 log = logging.getLogger(__name__)
 
@@ -73,4 +74,13 @@ def enrich(source: JobSource, result: DiffResult) -> DiffResult:
     return DiffResult(
         upserts=[fresh.get(j.id, j) for j in result.upserts],
         transitions=[Transition(fresh.get(t.job.id, t.job), t.old) for t in result.transitions],
+    )
+
+
+def with_causes(provider: str, result: DiffResult) -> DiffResult:
+    """Every failed or timed-out job, stored and announced, with its failure cause in
+    `extra["cause"]` (providers/causes.py); pure, after `enrich` so the detail's reason counts."""
+    return DiffResult(
+        upserts=[with_cause(provider, j) for j in result.upserts],
+        transitions=[Transition(with_cause(provider, t.job), t.old) for t in result.transitions],
     )
