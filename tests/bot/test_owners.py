@@ -164,3 +164,29 @@ def test_bad_owner_settings_are_named(table: str, owners: str, problem: str) -> 
     with pytest.raises(ConfigError) as err:
         parse_config(Path("jobwatch.toml"), tomllib.loads(text))
     assert problem in str(err.value), str(err.value)
+
+
+def test_list_mine_shows_watched_and_owned_jobs(tmp_path: Path, database_url: str, slack: FakeSlack) -> None:
+    kit = sagemaker_kit()
+    owners = f'[owners]\nalice = "{ALICE}"\n'
+    bot = make_bot(tmp_path, database_url, slack, kit, rule=NAME_RULE, owners=owners)
+    try:
+        bot.cycle()
+        for name in ("alice-bert", "bob-t5", "carol-vit"):
+            kit.sim.add(name, status="InProgress", secondary="Training")
+        run(bot, 2)
+        assert "Watching" in text_of(bot.command("watch q bob-t5", user=ALICE))
+        kit.move("alice-bert", "failed")
+        run(bot, 2)
+        mine = text_of(bot.command("list q mine", user=ALICE))
+        assert "alice-bert" in mine and "bob-t5" in mine and "carol-vit" not in mine, mine
+        everywhere = text_of(bot.command("list mine", user=ALICE))
+        assert "every queue" in everywhere and "`q` " in everywhere and "bob-t5" in everywhere, everywhere
+        failed = text_of(bot.command("list q failed mine", user=ALICE))
+        assert "alice-bert" in failed and "bob-t5" not in failed, failed
+        assert "_no jobs_" in text_of(bot.command("list mine", user=BOB))
+        assert "carol-vit" in text_of(bot.command("list q", user=BOB))  # without `mine`: every job
+        assert "unknown queue" in text_of(bot.command("list nope mine", user=ALICE))
+    finally:
+        bot.close()
+        kit.sim.stop()
