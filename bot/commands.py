@@ -21,7 +21,7 @@ MAX_LIMIT = 50
 USAGE = {
     "help": "/jobs help",
     "queues": "/jobs queues",
-    "list": "/jobs list <queue> [status] [--limit N]",
+    "list": "/jobs list <queue> [status] [mine] [--limit N] | /jobs list mine",
     "status": "/jobs status <queue> <job>",
     "subscribe": "/jobs subscribe <queue> [status ...] [--match PATTERN] [--quiet HH:MM-HH:MM [--quiet-tz ZONE]"
     " [--quiet-all]] [--dry-run]",
@@ -69,6 +69,7 @@ class ListJobs:
     queue: str
     status: str | None = None
     limit: int = DEFAULT_LIMIT
+    mine: bool = False  # only the person's watched and owned jobs; queue "" with it: every queue
 
 
 @dataclass(frozen=True)
@@ -223,12 +224,17 @@ def _parse_list(args: list[str]) -> ListJobs:
             limit = int(value)
         else:
             rest.append(word)
+    mine = "mine" in (w.lower() for w in rest[1:]) or [w.lower() for w in rest] == ["mine"]
+    if mine:
+        rest = [rest[0]] + [w for w in rest[1:] if w.lower() != "mine"] if len(rest) > 1 else []
+        if not rest:
+            return ListJobs("", None, limit, mine=True)
     if not rest or len(rest) > 2:
         raise UsageError("name one queue, and optionally one status", USAGE["list"])
     status = rest[1] if len(rest) == 2 else None
     if status is not None and not re.match(r"^[A-Za-z_ ()-]{1,60}$", status):
         raise UsageError("that status is not valid", USAGE["list"])
-    return ListJobs(_queue(rest[0], "list"), status, limit)
+    return ListJobs(_queue(rest[0], "list"), status, limit, mine=mine)
 
 
 def _parse_subscribe(args: list[str]) -> Subscribe:

@@ -5,15 +5,17 @@ A bad queues file raises ConfigError naming the file, the queue and the key.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.owners import check_owner_from
 from bot.quiet import check_zone, parse_window
 from providers import SOURCES, JobStatus, QueueConfig
 from providers.base import MIN_POLL_INTERVAL, PollInterval
@@ -86,6 +88,30 @@ class AccessOptions(BaseModel):
     operators: tuple[Annotated[str, StringConstraints(pattern=USER_ID)], ...] = ()
 
 
+class OwnersOptions(BaseModel):
+    """The `[owners]` table: owner values (as `owner_from` reads them) -> Slack user ids, and what an
+    owner hears (`notify`: "dm", a thread mention on failure and a DM when the job ends; "thread",
+    the mention only; "off", nothing). Keys compare case-insensitively (bot/owners.py)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    notify: Literal["dm", "thread", "off"] = "dm"
+    users: dict[str, Annotated[str, StringConstraints(pattern=USER_ID)]] = {}
+
+
+def _owners(path: Path, data: Any) -> OwnersOptions:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: key owners: use an [owners] table")
+    users = {k: v for k, v in data.items() if k != "notify"}
+    for key, value in users.items():
+        if not isinstance(value, str) or not re.match(USER_ID, value):
+            raise ConfigError(f"{path}: [owners]: key {key!r}: {value!r} is not a Slack user id (such as U0123ABCD)")
+    try:
+        return OwnersOptions(notify=data.get("notify", "dm"), users={k.strip().lower(): v for k, v in users.items()})
+    except ValidationError as err:
+        raise ConfigError(f"{path}: [owners]: {_errors(err)}") from None
+
+
 SUBSCRIPTION_GLOB = r"^[A-Za-z0-9_.*?\[\]!/:-]{1,100}$"  # the job-name patterns `/jobs subscribe --match` takes
 
 
@@ -138,6 +164,7 @@ class AppConfig(BaseModel):
     access: AccessOptions = AccessOptions()
     queues: tuple[QueueConfig, ...] = ()
     subscriptions: tuple[SubscriptionEntry, ...] = ()
+    owners: OwnersOptions = OwnersOptions()
 
     def queue(self, name: str) -> QueueConfig | None:
         """The queue called `name`, if configured."""
@@ -169,9 +196,15 @@ def _queue(path: Path, index: int, table: Any) -> QueueConfig:
         known = ", ".join(sorted(SOURCES))
         raise ConfigError(f"{path}: {label}: key provider: {provider!r} is not one of: {known}")
     try:
-        return SOURCES[provider].config.model_validate(table)
+        queue = SOURCES[provider].config.model_validate(table)
     except ValidationError as err:
         raise ConfigError(f"{path}: {label}: {_errors(err)}") from None
+    if queue.owner_from is not None:
+        try:
+            check_owner_from(queue.owner_from, provider)
+        except ValueError as err:
+            raise ConfigError(f"{path}: {label}: key owner_from: {err}") from None
+    return queue
 
 
 def _subscription(path: Path, index: int, table: Any, queues: set[str]) -> SubscriptionEntry:
@@ -211,7 +244,7 @@ def _subscriptions(
 
 def parse_config(path: Path, data: Mapping[str, Any]) -> AppConfig:
     """Validate an already-parsed queues file."""
-    unknown = set(data) - {"bot", "access", "queues", "subscriptions"}
+    unknown = set(data) - {"bot", "access", "queues", "subscriptions", "owners"}
     if unknown:
         raise ConfigError(f"{path}: unknown table(s): {', '.join(sorted(unknown))}")
     tables = data.get("queues", [])
@@ -232,7 +265,8 @@ def parse_config(path: Path, data: Mapping[str, Any]) -> AppConfig:
     except ValidationError as err:
         raise ConfigError(f"{path}: [access]: {_errors(err)}") from None
     subscriptions = _subscriptions(path, data, queues)
-    return AppConfig(path=path, bot=bot, access=access, queues=queues, subscriptions=subscriptions)
+    owners = _owners(path, data.get("owners", {}))
+    return AppConfig(path=path, bot=bot, access=access, queues=queues, subscriptions=subscriptions, owners=owners)
 
 
 def load_config(path: Path) -> AppConfig:

@@ -198,6 +198,11 @@ def answer(services: Services, command: commands.Command, actor: Actor) -> rende
         return render.help_message()
     if isinstance(command, commands.Queues):
         return overview.queue_list(queue_rows(services, actor.team_id))
+    if isinstance(command, commands.ListJobs) and command.mine:
+        jobs, total = services.mine(
+            actor.team_id, actor.user_id, queue=command.queue, status=command.status, limit=command.limit
+        )
+        return render.my_jobs(command.queue, jobs, total=total, status=command.status)
     if isinstance(command, commands.ListJobs):
         jobs, total = services.recent(command.queue, status=command.status, limit=command.limit)
         return render.job_list(

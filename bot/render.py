@@ -379,6 +379,17 @@ def job_list(queue: str, jobs: Sequence[Job], *, total: int, status: str | None,
     return Message(f"{len(jobs)} jobs in {queue}", blocks)
 
 
+def my_jobs(queue: str, jobs: Sequence[Job], *, total: int, status: str | None) -> Message:
+    """Reply to `/jobs list [queue] mine`: the person's watched and owned jobs."""
+    where = f"`{safe(queue, 64)}`" if queue else "every queue"
+    head = f"*{len(jobs)}* of your {escape(status) + ' ' if status else ''}jobs (watched or owned) in {where}"
+    if total > len(jobs):
+        head += f" (of {total})"
+    lines = [(f"`{safe(j.queue, 64)}` " if not queue else "") + job_row(j) for j in jobs] or ["_no jobs_"]
+    blocks = [section(head)] + [section("\n".join(lines[i : i + 10])) for i in range(0, len(lines), 10)]
+    return Message(f"{len(jobs)} of your jobs", blocks)
+
+
 def job_status(job: Job, *, others: int, note: str = "", stop_by: str = "") -> Message:
     """Reply to `/jobs status`: every field of one job."""
     fields = [

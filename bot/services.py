@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from bot import mutes
+from bot import mutes, owners
 from bot.access import NotAllowed, ServiceError
 from bot.changes import Changes
 from bot.clock import Clock, utcnow
@@ -18,7 +18,7 @@ from bot.config import AppConfig
 from bot.db import Database
 from bot.resolve import resolve_job
 from bot.stopping import Stopper, stop_buttons
-from bot.tables import DigestSchedule, JobSnapshot, Mute, OutboxItem, QueueState, Subscription
+from bot.tables import DigestSchedule, JobSnapshot, Mute, OutboxItem, QueueState, Subscription, Watch
 from bot.watching import Watcher
 from providers import Job, JobSource, JobStatus, ProviderError, QueueConfig
 from providers.causes import with_cause
@@ -123,6 +123,30 @@ class Services:
             rows = session.exec(_newest(base).limit(SCAN_MAX)).all()
         wanted = status.lower()
         jobs = [j for j in (Job.model_validate_json(r.data) for r in rows) if _native_matches(j, wanted)]
+        return jobs[:limit], len(jobs)
+
+    def mine(self, team_id: str, user_id: str, *, queue: str, status: str | None, limit: int) -> tuple[list[Job], int]:
+        """The person's jobs, newest first: those they watch and those `[owners]` says they own
+        (bot/owners.py), in one queue or (`queue` "") every queue; the status filter as `recent`."""
+        names = [self.queue(queue).name] if queue else [q.name for q in self.config.queues]
+        values = owners.owned_by(user_id, self.config.owners.users)
+        with self.db.read() as session:
+            watched = {
+                (w.queue, w.job_id)
+                for w in session.exec(select(Watch).where(Watch.team_id == team_id, Watch.user_id == user_id)).all()
+            }
+            jobs: list[Job] = []
+            for name in names:
+                rows = session.exec(_newest(select(JobSnapshot).where(JobSnapshot.queue == name)).limit(SCAN_MAX))
+                for row in rows.all():
+                    job = Job.model_validate_json(row.data)
+                    if (name, job.id) in watched or owners.is_owner(job, values):
+                        jobs.append(job)
+        canonical = _canonical(status)
+        if status is not None:
+            jobs = [j for j in jobs if j.status is canonical or _native_matches(j, status.lower())]
+        epoch = datetime.min.replace(tzinfo=UTC)
+        jobs.sort(key=lambda j: j.created_at or epoch, reverse=True)
         return jobs[:limit], len(jobs)
 
     def find(self, queue: str, ref: str) -> Lookup:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 
@@ -13,14 +13,14 @@ from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 
-from bot import mutes, quiet, schedules
+from bot import mutes, owners, quiet, schedules
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig, Settings
 from bot.db import Database
 from bot.lease import LeaseKeeper
 from bot.metrics import Metrics
 from bot.pipeline.deliver import Deliverer
-from bot.pipeline.diff import diff
+from bot.pipeline.diff import Transition, diff
 from bot.pipeline.enqueue import Fence, LostLease, baseline_due, commit_poll, priors, queue_view, record_failure
 from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
@@ -98,7 +98,10 @@ class Worker:
             known = priors(self.db, queue, [j.id for j in result.jobs])
             forgotten = self.clock() - self.retention
             # The cause goes on before the diff too, so a failed job listed again fingerprints the same.
-            observed = [with_cause(source.provider, j) for j in result.jobs]
+            owner_from = source.config.owner_from
+            observed = [
+                owners.with_owner(with_cause(source.provider, j), owner_from, source.provider) for j in result.jobs
+            ]
             changes = enrich(source, diff(known, observed, baseline=view.baseline, forgotten_before=forgotten))
             changes = with_causes(source.provider, changes)
             enqueued = commit_poll(
@@ -111,6 +114,8 @@ class Worker:
                 ops_channel=self.config.bot.ops_channel,
                 ops_team=self.config.bot.ops_team or "",
                 timezone=self.config.bot.timezone,
+                owner_users=self._owner_users(changes.transitions),
+                owner_notify=self.config.owners.notify,
             )
         except LostLease:
             log.warning("lease_lost queue=%s", queue)
@@ -133,6 +138,18 @@ class Worker:
             view.baseline,
         )
         return "ok", enqueued
+
+    def _owner_users(self, transitions: Sequence[Transition]) -> dict[str, str]:
+        """Job id -> the owner's Slack user id, for the jobs of `transitions` that ended."""
+        table = self.config.owners.users
+        found: dict[str, str] = {}
+        for t in transitions:
+            if not t.job.status.terminal:
+                continue
+            user = owners.slack_user(str(t.job.extra.get(owners.OWNER_KEY) or ""), table)
+            if user is not None:
+                found[t.job.id] = user
+        return found
 
     def _record_failure(self, queue: str, fence: Fence, error: str, remedy: str | None) -> None:
         record_failure(

@@ -408,6 +408,8 @@ class PaiSource:
             ("SourceId", "source_id"),
             ("ExperimentId", "experiment_id"),
             ("WorkspaceId", "workspace_id"),
+            ("UserId", "user_id"),  # who created the run: an owner for `owner_from = "field"`
+            ("OwnerId", "owner_id"),
         ):
             if run.get(key):
                 extra[name] = str(run[key])

@@ -44,6 +44,8 @@ class QueueConfig(BaseModel):
     channels: tuple[str, ...] = ()
     # Slack users who may stop this queue's jobs; replaces `[access] operators` when set.
     operators: tuple[Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,40}$")], ...] | None = None
+    # Where a job's owner comes from: "field" or "name:<regex with (?P<owner>...)>" (bot/owners.py).
+    owner_from: str | None = None
 
     def scope_text(self) -> str:
         """A short, human description of what the queue covers (no secrets)."""

@@ -109,6 +109,9 @@ class ModzySource:
         for key in ("total", "completed", "failed", "pending"):
             if raw.get(key) is not None:
                 extra[f"inputs_{key}"] = int(raw[key])
+        for key, name in (("submittedBy", "submitted_by"), ("accountIdentifier", "account")):
+            if raw.get(key):  # who submitted the job: an owner for `owner_from = "field"`
+                extra[name] = str(raw[key])
         if model_name:
             extra["model"] = model_name
         if isinstance(model, dict) and model.get("version"):

@@ -38,6 +38,7 @@ EVENT_TYPE = "jobwatch_alert"
 BROADCAST = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})
 MAX_ATTEMPTS = 12
 BATCH = 200
+THREAD_WAIT = timedelta(seconds=5)  # an owner note waits this long for the alert that starts its thread
 TOKEN_PAUSE = timedelta(minutes=5)  # after invalid_auth & co: try the workspace again this much later
 # conversations.open answers that mean this person cannot get a DM from us (missing_scope: the app
 # lacks im:write): the row is dead, the person's other DMs too; channels are not affected.
@@ -297,6 +298,9 @@ class Deliverer:
             thread = None
             if item.kind in ("alert", "note"):
                 thread = session.get(JobThread, (item.team_id, item.channel_id, item.queue, item.job_id))
+            if item.kind == "note" and thread is None and json.loads(item.payload).get("thread_only"):
+                self._threadless(session, item, now)
+                return None
             parent_ts = None
             if item.kind == "digest_part" and item.parent_id is not None:
                 parent = session.get(OutboxItem, item.parent_id)
@@ -310,6 +314,25 @@ class Deliverer:
             item.thread_ts = thread.parent_ts if thread else parent_ts
             session.add(item)
             return item, thread
+
+    def _threadless(self, session: Any, item: OutboxItem, now: datetime) -> None:
+        """A note that may only go in the job's thread (an owner's mention, bot/owners.py) and finds
+        none: it waits while the alert it follows is still owed (the alert starts the thread), and
+        is dropped once that alert went another way (folded into a digest, muted, dead)."""
+        after = json.loads(item.payload).get("after")
+        alert = session.exec(
+            select(OutboxItem).where(
+                OutboxItem.team_id == item.team_id,
+                OutboxItem.channel_id == item.channel_id,
+                OutboxItem.alert_id == after,
+            )
+        ).first()
+        if alert is not None and alert.state in ("pending", "sending", "held"):
+            item.next_attempt_at = now + THREAD_WAIT
+        else:
+            item.state = "dead"
+            item.last_error = "no_thread"
+        session.add(item)
 
     def _send_one(self, item_id: int, stats: Stats) -> Failure | None:
         claimed = self._claim(item_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
@@ -12,7 +12,7 @@ from fnmatch import fnmatchcase
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from bot import quiet
+from bot import owners, quiet
 from bot.db import Database, insert_ignore, upsert
 from bot.pipeline.diff import DiffResult, Prior, Transition, fingerprint
 from bot.resolve import ref_rows
@@ -244,6 +244,56 @@ def watch_rows(
     return rows
 
 
+def owner_rows(
+    alerts: Iterable[Mapping[str, object]],
+    transitions: Sequence[Transition],
+    users: Mapping[str, str],
+    *,
+    notify: str,
+    watchers: set[tuple[str, str]],
+    dm_team: str,
+    now: datetime,
+) -> list[dict[str, object]]:
+    """The outbox rows an owner is owed for this poll's transitions.
+
+    `users`: job id -> the owner's validated Slack user id. `alerts`: the alert rows this poll
+    writes; each failure or time-out alert that is to be posted (pending, or held for quiet hours)
+    gets one note, after it, in the same channel, that mentions the owner in the job's thread
+    (delivery never posts it at the channel's top level). With `notify = "dm"` a job that ends
+    also sends the owner the watcher's DM, unless they watch it (`watchers`: (job id, user)).
+    """
+    if notify == "off":
+        return []
+    by_id = {t.job.id: t for t in transitions}
+    rows: list[dict[str, object]] = []
+    for alert in alerts:
+        t = by_id.get(str(alert["job_id"]))
+        user = users.get(str(alert["job_id"]))
+        if (
+            t is None
+            or user is None
+            or t.job.status not in owners.MENTION_ON
+            or alert["state"] not in ("pending", "held")
+        ):
+            continue
+        rows.append(
+            {
+                **alert,
+                "alert_id": f"owner:{t.alert_id}",
+                "kind": "note",
+                "old_status": None,
+                "payload": owners.note_payload(owners.mention_text(user, t.job), after=str(alert["alert_id"])),
+                "state": "pending",
+            }
+        )
+    if notify == "dm":
+        for t in transitions:
+            user = users.get(t.job.id)
+            if user is not None and t.job.status.terminal and (t.job.id, user) not in watchers:
+                rows.append(dm_row(alert_id=f"dm-owner:{t.alert_id}", team_id=dm_team, user_id=user, t=t, now=now))
+    return rows
+
+
 def _started(t: Transition) -> bool:
     return t.old is JobStatus.QUEUED and t.job.status is JobStatus.RUNNING
 
@@ -274,9 +324,12 @@ def commit_poll(
     ops_channel: str | None = None,
     ops_team: str = "",
     timezone: str = "UTC",
+    owner_users: Mapping[str, str] | None = None,
+    owner_notify: str = "dm",
 ) -> int:
     """Write snapshots (and the strings that name each job), cursor, health and outbox rows in one
-    transaction; returns rows enqueued. `timezone` is that of quiet hours that name none (bot/quiet.py)."""
+    transaction; returns rows enqueued. `timezone` is that of quiet hours that name none (bot/quiet.py).
+    `owner_users`: job id -> its owner's Slack user id, for `owner_rows` (bot/owners.py)."""
     with db.write() as session:
         if fence is not None:
             fence.check(session)
@@ -291,7 +344,22 @@ def commit_poll(
         rows = alert_rows(subs, result.transitions, now)
         hold_muted(session, rows, queue=queue, now=now)
         quiet.hold_quiet(rows, subs, now=now, default_tz=timezone)
-        rows.extend(watch_rows(session, queue, result.transitions, now))
+        watched = watch_rows(session, queue, result.transitions, now)
+        if owner_users:
+            watchers = {(str(r["job_id"]), str(r["channel_id"])) for r in watched}
+            dm_team = subs[0].team_id if subs else ops_team
+            rows.extend(
+                owner_rows(
+                    list(rows),
+                    result.transitions,
+                    owner_users,
+                    notify=owner_notify,
+                    watchers=watchers,
+                    dm_team=dm_team,
+                    now=now,
+                )
+            )
+        rows.extend(watched)
         state = session.get(QueueState, queue) or QueueState(queue=queue)
         if state.outage_notified and ops_channel:
             rows.append(

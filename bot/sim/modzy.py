@@ -37,11 +37,12 @@ class InferenceJob:
     total: int = 10
     completed: int = 0
     failed: int = 0
+    submitted_by: str = "sim"
 
     def body(self) -> dict[str, Any]:
         return {
             "jobIdentifier": self.ident,
-            "submittedBy": "sim",
+            "submittedBy": self.submitted_by,
             "accountIdentifier": "acct",
             "model": {"identifier": self.model, "version": "1.0.0", "name": self.model},
             "status": self.status,

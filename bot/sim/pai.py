@@ -95,13 +95,14 @@ class Run:
     source_id: str
     created: datetime
     modified: datetime
+    user_id: str = "1557702098194904"
 
     def body(self) -> dict[str, Any]:
         return {
             "RunId": self.ident,
             "Name": self.name,
             "OwnerId": "1557702098194904",
-            "UserId": "1557702098194904",
+            "UserId": self.user_id,
             "WorkspaceId": self.workspace_id,
             "ExperimentId": self.experiment_id,
             "SourceType": self.source_type,

@@ -1,0 +1,106 @@
+"""A job's owner: where it comes from (`owner_from` on a queue), who they are in Slack (`[owners]`),
+and what they hear (a mention in the job's thread when it fails or times out; a DM when it ends).
+
+`owner_from` takes one of:
+
+- `name:<regular expression>`: the named group `owner` of a search in the job's name
+  (`name:^(?P<owner>[a-z]+)-` reads `alice` from `alice-bert-7`); any provider.
+- `field`: the owner field the provider's listing already returns, so no extra request: an
+  Alibaba PAI run's `UserId` (else `OwnerId`), a Modzy job's `submittedBy` (else
+  `accountIdentifier`). The adapters keep these in `Job.extra` (`user_id`, `owner_id`,
+  `submitted_by`, `account`).
+
+The owner value is stored with the job (`Job.extra["owner"]`) before the diff, so a job listed
+again fingerprints the same. It is provider text: it only ever serves as a key to look up, and is
+escaped wherever it is shown. A Slack user is mentioned only through an id that the queues file
+gave (`[owners]`, validated as a user id) or that `users.lookupByEmail` returned (validated again).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+
+from bot import render
+from providers import Job, JobStatus
+
+OWNER_KEY = "owner"
+OWNER_MAX = 200  # characters of an owner value kept
+USER_RE = re.compile(r"^[UW][A-Z0-9]{2,40}$")
+MENTION_ON = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})
+
+# Per provider, the `Job.extra` keys that `owner_from = "field"` reads, first present wins.
+FIELDS: Mapping[str, tuple[str, ...]] = {"pai": ("user_id", "owner_id"), "modzy": ("submitted_by", "account")}
+
+
+def check_owner_from(value: str, provider: str) -> str:
+    """`value` if it is a usable `owner_from` for `provider`, else ValueError saying why."""
+    if value == "field":
+        if provider not in FIELDS:
+            raise ValueError(
+                f"owner_from 'field' is for providers whose listing names the owner ({', '.join(sorted(FIELDS))}); "
+                f"{provider} does not: use 'name:<regex>'"
+            )
+        return value
+    if value.startswith("name:"):
+        try:
+            pattern = re.compile(value[5:])
+        except re.error as err:
+            raise ValueError(f"owner_from: not a valid regular expression: {err}") from None
+        if "owner" not in pattern.groupindex:
+            raise ValueError("owner_from: the regular expression needs a named group (?P<owner>...)")
+        return value
+    raise ValueError(f"owner_from must be 'field' or 'name:<regex with (?P<owner>...)>', not {value!r}")
+
+
+def owner_of(job: Job, owner_from: str | None, provider: str) -> str | None:
+    """The job's owner value as `owner_from` reads it, or None."""
+    if not owner_from:
+        return None
+    found: object = None
+    if owner_from == "field":
+        found = next((job.extra[k] for k in FIELDS.get(provider, ()) if job.extra.get(k)), None)
+    elif owner_from.startswith("name:"):
+        match = re.search(owner_from[5:], job.name)
+        found = match.group("owner") if match else None
+    text = str(found).strip()[:OWNER_MAX] if found is not None else ""
+    return text or None
+
+
+def with_owner(job: Job, owner_from: str | None, provider: str) -> Job:
+    """`job` with its owner value in `extra["owner"]` (unchanged when it has none)."""
+    owner = owner_of(job, owner_from, provider)
+    if owner is None or job.extra.get(OWNER_KEY) == owner:
+        return job
+    return job.model_copy(update={"extra": {**job.extra, OWNER_KEY: owner}})
+
+
+def slack_user(owner: str | None, table: Mapping[str, str]) -> str | None:
+    """The Slack user id the `[owners]` table gives an owner value (keys compare case-insensitively)."""
+    if not owner:
+        return None
+    user = table.get(owner) or table.get(owner.lower())
+    return user if user and USER_RE.match(user) else None
+
+
+def owned_by(user: str, table: Mapping[str, str]) -> set[str]:
+    """The owner values (lower case) the `[owners]` table maps to `user`."""
+    return {value.lower() for value, who in table.items() if who == user}
+
+
+def is_owner(job: Job, values: set[str]) -> bool:
+    """Whether the job's stored owner value is one of `values` (lower case)."""
+    owner = job.extra.get(OWNER_KEY)
+    return isinstance(owner, str) and owner.lower() in values
+
+
+def mention_text(user: str, job: Job) -> str:
+    """The thread note that tells an owner their job failed; `user` must be a validated id."""
+    assert USER_RE.match(user), "only a validated Slack user id is ever mentioned"
+    what = "timed out" if job.status is JobStatus.TIMED_OUT else "failed"
+    return f":bust_in_silhouette: <@{user}> your job *{render.safe(job.name)}* {what}."
+
+
+def note_payload(text: str, *, after: str) -> str:
+    return json.dumps({"text": text, "thread_only": True, "after": after})
