@@ -20,11 +20,8 @@ occurrence.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING
@@ -32,8 +29,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import Session, col, select
 
-from bot import render
 from bot.db import Database
+from bot.pipeline.digest import fold as fold_digest
 from bot.tables import OutboxItem, Subscription
 from providers import Job, JobStatus
 
@@ -128,36 +125,8 @@ def _digest_rows(session: Session, rows: Sequence[OutboxItem], *, team: str, cha
     Each job counts and is listed once, with the last status it reached in the window."""
     latest = {(r.queue, r.job_id): r for r in rows}
     jobs = [Job.model_validate_json(r.payload) for r in latest.values()]
-    counts = Counter(j.status.value for j in jobs)
-    queues = sorted({r.queue for r in rows})
-    key = "away:" + hashlib.sha256("|".join(r.alert_id for r in rows).encode()).hexdigest()[:32]
-
-    def owed(alert_id: str, kind: str, payload: str, parent_id: int | None = None) -> OutboxItem:
-        return OutboxItem(
-            alert_id=alert_id,
-            kind=kind,
-            team_id=team,
-            channel_id=channel,
-            queue=queues[0],
-            payload=payload,
-            parent_id=parent_id,
-            next_attempt_at=now,
-            created_at=now,
-        )
-
-    digest = owed(key, "digest", json.dumps({"counts": dict(counts), "queues": queues, "title": AWAY_TITLE}))
-    session.add(digest)
-    session.flush()
-    lines = [[j.name, j.queue, j.native_status, j.status.value] for j in jobs]
-    chunks = [lines[i : i + render.DIGEST_LINES] for i in range(0, len(lines), render.DIGEST_LINES)]
-    for n, chunk in enumerate(chunks, 1):
-        payload = json.dumps({"lines": chunk, "part": n, "parts": len(chunks)})
-        session.add(owed(f"{key}:{n}", "digest_part", payload, digest.id))
-    for row in rows:
-        row.state = "digested"
-        row.parent_id = digest.id
-        session.add(row)
-    return digest
+    folded, _ = fold_digest(session, rows, jobs, prefix="away", team=team, channel=channel, now=now, title=AWAY_TITLE)
+    return folded
 
 
 def release(db: Database, now: datetime, fence: Fence | None = None) -> int:

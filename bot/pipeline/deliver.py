@@ -9,7 +9,6 @@ Posts are paced per channel; channels are drained in parallel.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -27,6 +26,7 @@ from sqlmodel import col, func, select
 from bot import render
 from bot.clock import Clock, utcnow
 from bot.db import Database, insert_ignore
+from bot.pipeline.digest import fold as fold_digest
 from bot.pipeline.enqueue import Fence
 from bot.slack_errors import Failure, Kind, classify
 from bot.tables import JobThread, OutboxItem, Subscription
@@ -250,39 +250,8 @@ class Deliverer:
             if len(rows) <= self.digest_threshold:
                 return
             jobs = [Job.model_validate_json(r.payload) for r in rows]
-            counts: dict[str, int] = defaultdict(int)
-            for job in jobs:
-                counts[job.status.value] += 1
-            queues = sorted({r.queue for r in rows})
-            key = "digest:" + hashlib.sha256("|".join(r.alert_id for r in rows).encode()).hexdigest()[:32]
-
-            def owed(alert_id: str, kind: str, payload: str, parent_id: int | None = None) -> OutboxItem:
-                return OutboxItem(
-                    alert_id=alert_id,
-                    kind=kind,
-                    team_id=team,
-                    channel_id=channel,
-                    queue=queues[0],
-                    payload=payload,
-                    parent_id=parent_id,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-
-            causes = render.cause_counts(jobs)
-            digest = owed(key, "digest", json.dumps({"counts": counts, "queues": queues, "causes": causes}))
-            session.add(digest)
-            session.flush()
-            lines = [[j.name, j.queue, j.native_status, j.status.value] for j in jobs]
-            chunks = [lines[i : i + render.DIGEST_LINES] for i in range(0, len(lines), render.DIGEST_LINES)]
-            for n, chunk in enumerate(chunks, 1):
-                payload = json.dumps({"lines": chunk, "part": n, "parts": len(chunks)})
-                session.add(owed(f"{key}:{n}", "digest_part", payload, digest.id))
-            for row in rows:
-                row.state = "digested"
-                row.parent_id = digest.id
-                session.add(row)
-        log.info("digest channel=%s alerts=%d replies=%d", channel, len(rows), len(chunks))
+            _, chunks = fold_digest(session, rows, jobs, prefix="digest", team=team, channel=channel, now=now)
+        log.info("digest channel=%s alerts=%d replies=%d", channel, len(rows), chunks)
 
     # -- one row ---------------------------------------------------------------------------
 
