@@ -28,6 +28,7 @@ import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as DeadlineExceeded
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -47,6 +48,10 @@ log = logging.getLogger(__name__)
 ACTION = "stop"
 DEADLINE = 20.0  # seconds the provider has to answer a stop
 SETTLED_AGAIN = ("refused", "failed", "unanswered")  # states a person may ask again from
+# A request still `requested` this long after it was made died with its process (the call has a
+# deadline); one `accepted` this long ago whose job still runs did not take. Both may be asked again.
+STALE_REQUESTED = timedelta(minutes=2)
+STALE_ACCEPTED = timedelta(minutes=15)
 MENTION_RE = re.compile(r"^[UW][A-Z0-9]{2,40}$")
 
 
@@ -153,7 +158,7 @@ class Stopper:
         try:
             with self.db.write() as session:
                 row = session.exec(_request(job)).first()
-                if row is not None and row.state not in SETTLED_AGAIN:
+                if row is not None and row.state not in SETTLED_AGAIN and not _stale(row, now):
                     session.expunge(row)
                     return row
                 if row is None:
@@ -271,6 +276,12 @@ def plain_refusal(provider: str, err: ProviderError) -> str:
     if isinstance(err, NotFoundError):
         return f"{provider} no longer knows this job ({err})"
     return f"{provider} could not be asked ({type(err).__name__}: {err}); nothing was stopped as far as we know."
+
+
+def _stale(row: StopRequest, now: datetime) -> bool:
+    """A standing request that no longer stands: its process died mid-call, or the stop did not take."""
+    age = now - row.requested_at
+    return (row.state == "requested" and age > STALE_REQUESTED) or (row.state == "accepted" and age > STALE_ACCEPTED)
 
 
 def _request(job: Job) -> SelectOfScalar[StopRequest]:

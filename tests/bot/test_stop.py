@@ -10,6 +10,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from sqlmodel import col, select
 
 from bot import render
+from bot.clock import utcnow
 from bot.sim.aitems import AitemsSim
 from bot.sim.batch import BatchSim
 from bot.sim.modzy import ModzySim
@@ -355,5 +357,25 @@ def test_stop_usage_errors(tmp_path: Path, database_url: str, slack: FakeSlack, 
         assert "Usage: /jobs stop &lt;queue&gt; &lt;job&gt;" in text_of(bot.command("stop q", user=OPERATOR))
         assert "reason under" in text_of(bot.command("stop q job " + "x" * 300, user=OPERATOR))
         assert sage.stops() == 0
+    finally:
+        bot.close()
+
+
+def test_a_request_left_by_a_crashed_process_does_not_block_the_job_for_ever(
+    tmp_path: Path, database_url: str, slack: FakeSlack, sage: World
+) -> None:
+    bot = make_bot(tmp_path, database_url, slack, sage)
+    try:
+        ref, _ = alerted(bot, sage)
+        job_id = bot.runtime.services.current("q", ref).id
+        with bot.runtime.db.write() as session:  # recorded, then the process died before the call
+            stamp = utcnow() - timedelta(minutes=5)
+            session.add(
+                StopRequest(
+                    queue="q", job_id=job_id, team_id="T0001", channel_id="C1", user_id=OTHER, requested_at=stamp
+                )
+            )
+        assert "Stop requested" in text_of(bot.command(f"stop q {ref}", channel="C1", user=OPERATOR))
+        assert sage.stops() == 1
     finally:
         bot.close()
