@@ -315,8 +315,10 @@ def test_two_people_pressing_together_stop_once(
             t.join()
         assert sage.stops() == 1
         assert sum("Stop requested" in a for a in answers) == 1
-        # The others find the request (or, pressing late, the job already stopping at the provider).
-        assert sum("already requested" in a or "already stopping" in a for a in answers) == 3, answers
+        # The others find the request, or, pressing late, the job already stopping or stopped at the
+        # provider (each status refresh moves the simulator on); none of them calls again.
+        later = ("already requested", "already stopping", "already finished (stopped")
+        assert sum(any(w in a for w in later) for a in answers) == 3, answers
         with bot.runtime.db.read() as session:
             (row,) = session.exec(select(StopRequest)).all()
         assert row.state == "accepted" and row.user_id in (OPERATOR, OTHER)
