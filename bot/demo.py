@@ -137,7 +137,9 @@ logs_endpoint_url = "{self.logs.url}"
 
     def _step(self) -> None:
         if self.sim.jobs[self.DOOMED].status == "InProgress":
-            self.sim.set(self.DOOMED, "Failed", "Failed", reason="AlgorithmError: CUDA out of memory (GPU 0; 15.78 GiB)")
+            self.sim.set(
+                self.DOOMED, "Failed", "Failed", reason="AlgorithmError: CUDA out of memory (GPU 0; 15.78 GiB)"
+            )
         for name, stage in list(self.stage.items()):
             if stage < len(self.STEPS):
                 status, secondary = self.STEPS[stage]

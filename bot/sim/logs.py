@@ -36,6 +36,7 @@ class Stream:
             out["firstEventTimestamp"] = self.events[0][0]
             out["lastEventTimestamp"] = self.events[-1][0]
             out["lastIngestionTime"] = self.events[-1][0]
+            out["uploadSequenceToken"] = str(len(self.events))  # deprecated by AWS, still sent
         return out
 
 
