@@ -166,9 +166,9 @@ LINES = ["one", "two", "three", "four <!channel> & `x`"]
 def test_the_simulator_answers_like_moto(sim: LogsSim) -> None:
     for stream in ("bert/algo-1-1", "bert/algo-2-1", "bert-2/algo-1-1"):
         sim.write(GROUP, stream, LINES)
-    ours = calls(boto3.client("logs", region_name=REGION, endpoint_url=sim.url, **_keys()))
+    ours = calls(logs_client(endpoint_url=sim.url))
     with mock_aws():
-        client = boto3.client("logs", region_name=REGION, **_keys())
+        client = logs_client()
         client.create_log_group(logGroupName=GROUP)
         for stream in ("bert/algo-1-1", "bert/algo-2-1", "bert-2/algo-1-1"):
             put(client, stream, LINES)
@@ -177,5 +177,7 @@ def test_the_simulator_answers_like_moto(sim: LogsSim) -> None:
     assert ours["tail"][-1][0] == LINES[-1] and len(ours["tail"]) == 3  # the latest 3, oldest first
 
 
-def _keys() -> dict[str, str]:
-    return {"aws_access_key_id": "x", "aws_secret_access_key": "y"}
+def logs_client(endpoint_url: str | None = None) -> Any:
+    return boto3.client(
+        "logs", region_name=REGION, endpoint_url=endpoint_url, aws_access_key_id="x", aws_secret_access_key="y"
+    )
