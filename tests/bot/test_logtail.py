@@ -18,9 +18,10 @@ from bot.logtail import BACKOFF, TAIL_MAX, TRIES, tail_text
 from bot.sim.http import LocalServer, Request, Response
 from bot.sim.logs import LogsSim
 from bot.sim.sagemaker import SageMakerSim
-from bot.sim.slack import Fault, FakeSlack
+from bot.sim.slack import FakeSlack, Fault
 from bot.tables import LogTailRequest, OutboxItem
 from providers import Job, JobStatus, LogTail
+from providers._aws import AwsQueue
 from providers._logs import GROUP
 from tests.conftest import AWS_ENV
 from tests.harness import Bot, MovableClock, queue_config, text_of
@@ -289,4 +290,4 @@ def test_log_tail_must_be_a_boolean() -> None:
     for provider, scope in (("sagemaker", ""), ("batch", 'job_queue = "gpu"\n')):
         table = f'[[queues]]\nname = "q"\nprovider = "{provider}"\nregion = "us-east-1"\n{scope}log_tail = true\n'
         (queue,) = parse_config(Path("jobwatch.toml"), tomllib.loads(table)).queues
-        assert getattr(queue, "log_tail") is True
+        assert isinstance(queue, AwsQueue) and queue.log_tail is True
