@@ -1,5 +1,7 @@
 """The last lines of a SageMaker training job's CloudWatch Logs stream, in two requests.
 
+Facts and sources: docs/providers.md §CloudWatch Logs.
+
 Where the logs are (https://docs.aws.amazon.com/sagemaker/latest/dg/logging-cloudwatch.html, "Log
 groups and streams that Amazon SageMaker AI sends to Amazon CloudWatch Logs"): log group
 `/aws/sagemaker/TrainingJobs`, one stream per instance and container start, named

@@ -301,7 +301,8 @@ class Deliverer:
             )
         ).first()
         if alert is not None and alert.state in ("pending", "sending", "held"):
-            item.next_attempt_at = now + THREAD_WAIT
+            # not before the alert's own turn (its backoff, or the end of quiet hours)
+            item.next_attempt_at = max(now + THREAD_WAIT, alert.next_attempt_at)
         elif thread is None:
             item.state = "dead"
             item.last_error = "no_thread"
