@@ -98,8 +98,11 @@ def failure_text(job: Job, err: BaseException, tries: int) -> str:
     if isinstance(err, ProviderError) and not err.retryable:
         why = f"the provider refused ({render.safe(str(err), 300)})"
     else:
-        kind = "no answer in time" if isinstance(err, DeadlineExceeded) else type(err).__name__
-        why = f"{tries} tries failed, the last with {kind}: {render.safe(str(err), 200)}"
+        if isinstance(err, DeadlineExceeded):
+            last = "no answer in time"
+        else:
+            last = f"{type(err).__name__}: {render.safe(str(err), 200)}"
+        why = f"{tries} tries failed, the last with {last}"
     return f":scroll: Could not read the log tail of *{name}*: {why}"
 
 

@@ -14,13 +14,13 @@ import pytest
 from sqlmodel import select
 
 from bot.config import ConfigError, parse_config
-from bot.logtail import BACKOFF, TAIL_MAX, TRIES, tail_text
+from bot.logtail import BACKOFF, TAIL_MAX, TRIES, failure_text, tail_text
 from bot.sim.http import LocalServer, Request, Response
 from bot.sim.logs import LogsSim
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack, Fault
 from bot.tables import LogTailRequest, OutboxItem
-from providers import Job, JobStatus, LogTail
+from providers import AuthError, Job, JobStatus, LogTail
 from providers._aws import AwsQueue
 from providers._logs import GROUP
 from tests.conftest import AWS_ENV
@@ -267,6 +267,12 @@ def test_terminal_codes_and_progress_bars_are_cleaned() -> None:
     text = tail_text(JOB, LogTail(source="g s", lines=lines))
     assert "\nERROR disk full\n100%|##########\ntab    here\n```" in text
     assert "\x1b" not in text and "\r" not in text and "\x07" not in text
+
+
+def test_the_give_up_note_says_why_in_a_line() -> None:
+    assert failure_text(JOB, TimeoutError(), 4).endswith("4 tries failed, the last with no answer in time")
+    refused = failure_text(JOB, AuthError("GetLogEvents: AccessDeniedException <not allowed>"), 1)
+    assert refused.endswith("the provider refused (GetLogEvents: AccessDeniedException &lt;not allowed&gt;)")
 
 
 def test_a_job_without_a_log_gets_a_one_line_note() -> None:
