@@ -162,6 +162,7 @@ def _run(args: argparse.Namespace, redactor: logs.Redactor) -> int:
                 print("jobwatch: another worker holds the poller lease; nothing done", file=sys.stderr)
                 return 1
             runtime.worker.poll_all()
+            runtime.worker.log_tails()
             runtime.worker.deliver()
         finally:
             runtime.worker.close()

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.owners import check_owner_from
 from bot.quiet import check_zone, parse_window
-from providers import SOURCES, JobStatus, QueueConfig
+from providers import SOURCES, JobStatus, QueueConfig, log_tail_providers
 from providers.base import MIN_POLL_INTERVAL, PollInterval
 
 
@@ -195,6 +195,11 @@ def _queue(path: Path, index: int, table: Any) -> QueueConfig:
     if provider not in SOURCES:
         known = ", ".join(sorted(SOURCES))
         raise ConfigError(f"{path}: {label}: key provider: {provider!r} is not one of: {known}")
+    if "log_tail" in table and provider not in log_tail_providers():
+        raise ConfigError(
+            f"{path}: {label}: key log_tail: {provider} has no job logs jobwatch can read "
+            f"(log_tail works for: {', '.join(log_tail_providers())})"
+        )
     try:
         queue = SOURCES[provider].config.model_validate(table)
     except ValidationError as err:

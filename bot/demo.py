@@ -27,6 +27,7 @@ from bot.config import Settings, load_config
 from bot.runtime import build_runtime, build_sources, command_client
 from bot.sim.aitems import AitemsStory
 from bot.sim.batch import BatchStory
+from bot.sim.logs import LogsSim
 from bot.sim.modzy import ModzyStory
 from bot.sim.pai import PaiStory
 from bot.sim.sagemaker import SageMakerSim
@@ -68,7 +69,11 @@ class Story(Protocol):
 
 
 class SageMakerStory:
-    """Training jobs that start, run and end (some fail, some time out) on a seeded schedule."""
+    """Training jobs that start, run and end (some fail, some time out) on a seeded schedule.
+
+    One job is already training when the bot starts and fails at the first step: its alert shows
+    the cause, and the log tail it wrote to the CloudWatch Logs simulator follows in its thread.
+    """
 
     queue = "ml-training"
     STEPS: tuple[tuple[str, str], ...] = (
@@ -77,17 +82,23 @@ class SageMakerStory:
         ("InProgress", "Uploading"),
     )
 
+    DOOMED = "bert-finetune-000"
+
     def __init__(self, rng: random.Random) -> None:
-        self.sim = SageMakerSim()
+        self.logs = LogsSim()
+        self.sim = SageMakerSim(logs=self.logs)
         self.rng = rng
         self.stage: dict[str, int] = {}
         self.count = 0
         self.lock = threading.Lock()  # step() runs on the scheduler's thread
 
     def start(self) -> None:
+        self.logs.start()
         self.sim.start()
         for n in range(3):
             self.sim.add(f"resnet50-sweep-{n}", status="Completed", secondary="Completed")
+        self.sim.add(self.DOOMED)
+        self.sim.set(self.DOOMED, "InProgress", "Training")
         self.spawn()
 
     def config(self) -> str:
@@ -99,6 +110,8 @@ region = "us-east-1"
 endpoint_url = "{self.sim.url}"
 access_key_env = "DEMO_AWS_KEY"
 secret_key_env = "DEMO_AWS_SECRET"
+log_tail = true  # a failure's last log lines in its thread
+logs_endpoint_url = "{self.logs.url}"
 """
 
     def env(self) -> dict[str, str]:
@@ -123,6 +136,10 @@ secret_key_env = "DEMO_AWS_SECRET"
             return name
 
     def _step(self) -> None:
+        if self.sim.jobs[self.DOOMED].status == "InProgress":
+            self.sim.set(
+                self.DOOMED, "Failed", "Failed", reason="AlgorithmError: CUDA out of memory (GPU 0; 15.78 GiB)"
+            )
         for name, stage in list(self.stage.items()):
             if stage < len(self.STEPS):
                 status, secondary = self.STEPS[stage]
@@ -145,6 +162,7 @@ secret_key_env = "DEMO_AWS_SECRET"
 
     def stop(self) -> None:
         self.sim.stop()
+        self.logs.stop()
 
 
 # Every simulated provider in the demo; each story lives beside its simulator.
@@ -225,6 +243,7 @@ def run_demo(*, seconds: float = 45, interval: int = 5, out: TextIO = sys.stdout
             command(f"stop {sagemaker.queue} {runaway} runaway: loss is NaN since step 1200")
             _wait(3 * interval)
         scheduler.shutdown(wait=True)
+        runtime.worker.log_tails()  # a failure of the last poll gets its tail before the last delivery
         runtime.worker.deliver()
         say("\nTwo hours later: the quiet hours have ended and the daily digest is due.")
         clock.offset = timedelta(hours=2)

@@ -271,6 +271,30 @@ class Watch(SQLModel, table=True):
     trigger_id: str = ""
 
 
+class LogTailRequest(SQLModel, table=True):
+    """A failed job's log tail, owed to the threads of its failure alert (bot/logtail.py).
+
+    Written in the poll's own transaction, with the alert, for queues with `log_tail = true`
+    (bot/pipeline/enqueue.py); read and settled by the worker's log-tail job, never by the poll.
+    `alert_id` is the failure's transition id (each channel's note is keyed `logs:<alert_id>`).
+    pending -> done (notes written) | failed (gave up after LOG_TRIES, with a short note).
+    """
+
+    __tablename__ = "log_tail"
+    __table_args__ = (UniqueConstraint("alert_id"), Index("ix_log_tail_due", "state", "next_attempt_at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: str
+    queue: str
+    job_id: str
+    job: str  # the Job as JSON, as the failure alert showed it
+    state: str = "pending"
+    attempts: int = 0
+    next_attempt_at: datetime = _when()
+    last_error: str | None = None
+    created_at: datetime = _when()
+
+
 class AuditEntry(SQLModel, table=True):
     """Who changed (or tried to change) what, from where: every subscription, mute and refusal."""
 

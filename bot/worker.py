@@ -13,7 +13,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 
-from bot import mutes, owners, quiet, schedules
+from bot import logtail, mutes, owners, quiet, schedules
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig, Settings
 from bot.db import Database
@@ -24,7 +24,7 @@ from bot.pipeline.diff import Transition, diff
 from bot.pipeline.enqueue import Fence, LostLease, baseline_due, commit_poll, priors, queue_view, record_failure
 from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
-from providers import JobSource
+from providers import JobSource, wants_log_tail
 from providers.causes import with_cause
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class Worker:
         self._scheduler: BaseScheduler | None = None
         self.retention = timedelta(days=config.bot.retention_days)
         self._baseline = threading.Lock()
+        self.tails = logtail.LogTails(db=db, sources=sources, clock=clock)
 
     def poll(self, queue: str) -> int:
         """One complete poll of one queue; returns the outbox rows it enqueued."""
@@ -116,6 +117,7 @@ class Worker:
                 timezone=self.config.bot.timezone,
                 owner_users=self._owner_users(changes.transitions),
                 owner_notify=self.config.owners.notify,
+                log_tail=wants_log_tail(source),
             )
         except LostLease:
             log.warning("lease_lost queue=%s", queue)
@@ -200,6 +202,17 @@ class Worker:
             log.warning("lease_lost during digests")
             return 0
 
+    def log_tails(self) -> int:
+        """Read the log tails failures are owed and write their thread notes (bot/logtail.py)."""
+        fence = self.lease.fence()
+        if fence is None:
+            return 0
+        try:
+            return self.tails.run_once(fence)
+        except LostLease:
+            log.warning("lease_lost during log tails")
+            return 0
+
     def renew(self) -> None:
         """Keep (or try to take) the lease."""
         held = self.lease.fence() is not None
@@ -245,6 +258,18 @@ class Worker:
         scheduler.add_job(
             self.digests, "interval", minutes=1, id="digests", next_run_time=now, max_instances=1, coalesce=True
         )
+        if self.tails.wanted:
+            # Its own thread: a slow log service never holds a thread the polls or delivery need.
+            scheduler.add_executor(SchedulerPool(max_workers=1), alias="logtail")
+            scheduler.add_job(
+                self.log_tails,
+                "interval",
+                seconds=logtail.EVERY,
+                id="log_tails",
+                executor="logtail",
+                max_instances=1,
+                coalesce=True,
+            )
         scheduler.add_job(
             self.prune,
             "interval",
@@ -268,5 +293,6 @@ class Worker:
     def close(self) -> None:
         """Release the lease and the adapters' connections."""
         self.lease.release()
+        self.tails.close()
         for source in self.sources.values():
             source.close()

@@ -11,7 +11,17 @@ from typing import Any
 
 from providers.alibaba_pai import PaiQueue, PaiSource
 from providers.aws_batch import BatchQueue, BatchSource
-from providers.base import JobSource, QueueConfig, Stoppable, StopResult, can_stop, stop_support
+from providers.base import (
+    JobSource,
+    LogTail,
+    LogTailing,
+    QueueConfig,
+    Stoppable,
+    StopResult,
+    can_stop,
+    stop_support,
+    wants_log_tail,
+)
 from providers.errors import (
     AccessDeniedError,
     AuthError,
@@ -45,6 +55,11 @@ SOURCES: dict[str, ProviderSpec] = {
 }
 
 
+def log_tail_providers() -> tuple[str, ...]:
+    """The providers whose adapters can read a failed job's log (the LogTailing capability)."""
+    return tuple(name for name, spec in SOURCES.items() if callable(getattr(spec.build, "log_tail", None)))
+
+
 def build_source(config: QueueConfig, *, env: Mapping[str, str] | None = None, **kwargs: Any) -> JobSource:
     """The adapter for one validated queue configuration."""
     return SOURCES[config.provider].build(config, env=env, **kwargs)
@@ -60,6 +75,8 @@ __all__ = [
     "Job",
     "JobSource",
     "JobStatus",
+    "LogTail",
+    "LogTailing",
     "NotFoundError",
     "ProviderError",
     "ProviderSpec",
@@ -70,5 +87,7 @@ __all__ = [
     "UnavailableError",
     "build_source",
     "can_stop",
+    "log_tail_providers",
     "stop_support",
+    "wants_log_tail",
 ]

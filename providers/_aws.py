@@ -17,6 +17,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
+from pydantic import Field
 
 from providers.base import QueueConfig, default_env, env_secret
 from providers.errors import (
@@ -68,9 +69,13 @@ CONFLICT_CODES = frozenset({"ValidationException", "ClientException", "ConflictE
 
 class AwsQueue(QueueConfig):
     """A queue on an AWS service: a region, and the default boto3 credential chain unless the
-    queue names its own key variables."""
+    queue names its own key variables. `log_tail`: post the last lines of a failed job's log in
+    its thread (bot/logtail.py); `logs_endpoint_url`: CloudWatch Logs' base URL for that (default:
+    boto3's, which honours AWS_ENDPOINT_URL_CLOUDWATCH_LOGS)."""
 
     region: str
+    log_tail: bool = Field(default=False, strict=True)
+    logs_endpoint_url: str | None = None
 
 
 @cache

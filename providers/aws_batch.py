@@ -17,6 +17,13 @@ https://docs.aws.amazon.com/batch/latest/APIReference/API_TerminateServiceJob.ht
 batch:TerminateServiceJob). The reason is returned by DescribeServiceJob; the model sets no
 length limit, we clip it to REASON_MAX like TerminateJob's documented 1024. The job shows
 `isTerminated` (stopping) and ends FAILED (stopped); Batch stops the SageMaker job too.
+
+Log tail: a service job's logs are those of the SageMaker training job its attempt started. The
+listing already names it (`latestAttempt.serviceResourceId`, `{name: "TrainingJobArn", value:
+<arn>}`; DescribeServiceJob has the same `latestAttempt` and every attempt in `attempts[]`, per
+botocore's model batch 2016-08-10), so `to_job` keeps its name in `extra["training_job"]` and the
+tail costs the same two CloudWatch Logs requests as a SageMaker job's (providers/_logs.py). A job
+that failed before SageMaker started anything has no attempt, hence no log.
 """
 
 from __future__ import annotations
@@ -28,10 +35,11 @@ from typing import Any, ClassVar, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from providers._aws import AwsQueue, error_code, make_client, map_aws_error, map_aws_stop_error
+from providers._logs import TrainingLogs
 from providers._paging import PageGuard
 from providers._parse import parsing
 from providers._time import from_epoch_ms
-from providers.base import STOP_TIMEOUT, StopResult, map_status
+from providers.base import STOP_TIMEOUT, LogTail, StopResult, map_status
 from providers.model import Job, JobStatus
 from providers.sagemaker import console_url
 
@@ -100,12 +108,14 @@ class BatchSource:
         client: Any = None,
         deadline_s: float = 120,
         max_attempts: int = 5,
+        logs_client: Any = None,
     ) -> None:
         self.config = config
         self.deadline_s = deadline_s
         self._client = client or make_client("batch", config, env=env, max_attempts=max_attempts)
         self._env = env
         self._stop_client: Any = client  # made on first use: no retries, stop_timeout deadline
+        self._logs = TrainingLogs(self, config, env=env, client=logs_client)
 
     def to_job(self, raw: Mapping[str, Any]) -> Job:
         """A ServiceJobSummary or DescribeServiceJob response -> Job."""
@@ -125,7 +135,9 @@ class BatchSource:
             extra["share"] = str(raw["shareIdentifier"])
         url = None
         if "training-job/" in training_arn:
-            url = console_url(self.config.region, training_arn.rsplit("training-job/", 1)[1])
+            training_job = training_arn.rsplit("training-job/", 1)[1]
+            extra["training_job"] = training_job
+            url = console_url(self.config.region, training_job)
         return Job(
             queue=self.config.name,
             id=arn,
@@ -248,8 +260,17 @@ class BatchSource:
             request_id=(answer.get("ResponseMetadata") or {}).get("RequestId"),
         )
 
+    def log_tail(self, job: Job, *, lines: int) -> LogTail | None:
+        """The last `lines` lines of the log of the SageMaker training job the service job's latest
+        attempt ran (None: no attempt started one, or it wrote nothing)."""
+        training_job = job.extra.get("training_job")
+        if not isinstance(training_job, str) or not training_job:
+            return None
+        return self._logs.tail(training_job, lines=lines)
+
     def close(self) -> None:
         """Release the HTTP connections."""
         self._client.close()
+        self._logs.close()
         if self._stop_client is not None and self._stop_client is not self._client:
             self._stop_client.close()

@@ -133,6 +133,41 @@ def can_stop(source: JobSource) -> bool:
     return stop_support(source) is None
 
 
+# Deadline of one log-tail read, seconds (each of its two requests; the caller bounds the whole).
+LOG_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class LogTail:
+    """The last lines of a job's log, oldest first, as the provider stored them (untrusted text).
+
+    `source` says where they were read (log group and stream), for the reader of the note.
+    """
+
+    source: str
+    lines: tuple[str, ...]
+
+
+@runtime_checkable
+class LogTailing(Protocol):
+    """An adapter that can read the last lines of a job's log (an optional capability).
+
+    `log_tail` makes at most two requests, without retries (the caller retries later, with
+    backoff), each with a deadline of LOG_TIMEOUT seconds. It returns None when the job has no
+    log (it ended before writing any). Errors are ProviderErrors: AuthError (the bot's identity
+    may not read the logs; not retryable), ThrottledError, UnavailableError, BadResponseError.
+    """
+
+    provider: ClassVar[str]
+
+    def log_tail(self, job: Job, *, lines: int) -> LogTail | None: ...
+
+
+def wants_log_tail(source: JobSource) -> bool:
+    """Whether the queue asks for log tails (`log_tail = true`) and its adapter can read them."""
+    return isinstance(source, LogTailing) and bool(getattr(source.config, "log_tail", False))
+
+
 _LOGGED_UNKNOWN: set[tuple[str, str]] = set()
 
 

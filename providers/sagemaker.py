@@ -3,6 +3,7 @@
 API: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ListTrainingJobs.html
 Stop: StopTrainingJob(TrainingJobName) (IAM action sagemaker:StopTrainingJob); the job goes
 Stopping, then Stopped (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_StopTrainingJob.html).
+Log tail: the job's CloudWatch Logs stream (providers/_logs.py), two requests.
 Quirk: with StatusEquals and MaxResults together, the service slices MaxResults jobs before
 filtering, so pages may be empty while NextToken is set. We never send StatusEquals, always
 set SortBy/SortOrder (the documented default order is contradictory), and page to the end.
@@ -17,10 +18,11 @@ from typing import Any, ClassVar, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from providers._aws import AwsQueue, error_code, make_client, map_aws_error, map_aws_stop_error
+from providers._logs import TrainingLogs
 from providers._paging import PageGuard
 from providers._parse import parsing
 from providers._time import aware
-from providers.base import STOP_TIMEOUT, StopResult, map_status
+from providers.base import STOP_TIMEOUT, LogTail, StopResult, map_status
 from providers.model import Job, JobStatus
 
 PRIMARY: dict[str, JobStatus] = {
@@ -80,12 +82,14 @@ class SageMakerSource:
         client: Any = None,
         deadline_s: float = 120,
         max_attempts: int = 5,
+        logs_client: Any = None,
     ) -> None:
         self.config = config
         self.deadline_s = deadline_s
         self._client = client or make_client("sagemaker", config, env=env, max_attempts=max_attempts)
         self._env = env
         self._stop_client: Any = client  # made on first use: no retries, stop_timeout deadline
+        self._logs = TrainingLogs(self, config, env=env, client=logs_client)
 
     def to_job(self, raw: Mapping[str, Any]) -> Job:
         """One TrainingJobSummary or DescribeTrainingJob response -> Job."""
@@ -175,8 +179,13 @@ class SageMakerSource:
             request_id=(answer.get("ResponseMetadata") or {}).get("RequestId"),
         )
 
+    def log_tail(self, job: Job, *, lines: int) -> LogTail | None:
+        """The last `lines` lines of the training job's CloudWatch Logs stream (None: it has none)."""
+        return self._logs.tail(job.id.rsplit("training-job/", 1)[-1], lines=lines)
+
     def close(self) -> None:
         """Release the HTTP connections."""
         self._client.close()
+        self._logs.close()
         if self._stop_client is not None and self._stop_client is not self._client:
             self._stop_client.close()

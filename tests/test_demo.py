@@ -15,3 +15,7 @@ def test_demo_posts_alerts_and_answers_commands() -> None:
     assert "→ *running*" in text
     assert "0 rejected by rate limit" in text
     assert "Daily digest of ml-training since" in text  # /jobs digest, due after the demo skips ahead
+    # A SageMaker failure shows its cause, and its log tail follows in its thread (log_tail = true).
+    assert "cause: *out_of_memory*" in text
+    assert "log line(s) of *bert-finetune-000*" in text, text
+    assert "RuntimeError: CUDA out of memory (GPU 0; 15.78 GiB)" in text

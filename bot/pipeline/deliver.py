@@ -267,8 +267,11 @@ class Deliverer:
             thread = None
             if item.kind in ("alert", "note"):
                 thread = session.get(JobThread, (item.team_id, item.channel_id, item.queue, item.job_id))
-            if item.kind == "note" and thread is None and json.loads(item.payload).get("thread_only"):
-                self._threadless(session, item, now)
+            if (
+                item.kind == "note"
+                and json.loads(item.payload).get("thread_only")
+                and self._not_yet(session, item, thread, now)
+            ):
                 return None
             parent_ts = None
             if item.kind == "digest_part" and item.parent_id is not None:
@@ -284,10 +287,11 @@ class Deliverer:
             session.add(item)
             return item, thread
 
-    def _threadless(self, session: Any, item: OutboxItem, now: datetime) -> None:
-        """A note that may only go in the job's thread (an owner's mention, bot/owners.py) and finds
-        none: it waits while the alert it follows is still owed (the alert starts the thread), and
-        is dropped once that alert went another way (folded into a digest, muted, dead)."""
+    def _not_yet(self, session: Any, item: OutboxItem, thread: JobThread | None, now: datetime) -> bool:
+        """Whether a note that may only go in the job's thread, after the alert it follows (an owner's
+        mention, bot/owners.py; a log tail, bot/logtail.py), must not go now. It waits while that alert
+        is still owed (the alert starts the thread, or replies in it first), and is dropped when there
+        is no thread once the alert went another way (folded into a digest, muted, dead)."""
         after = json.loads(item.payload).get("after")
         alert = session.exec(
             select(OutboxItem).where(
@@ -297,11 +301,15 @@ class Deliverer:
             )
         ).first()
         if alert is not None and alert.state in ("pending", "sending", "held"):
-            item.next_attempt_at = now + THREAD_WAIT
-        else:
+            # not before the alert's own turn (its backoff, or the end of quiet hours)
+            item.next_attempt_at = max(now + THREAD_WAIT, alert.next_attempt_at)
+        elif thread is None:
             item.state = "dead"
             item.last_error = "no_thread"
+        else:
+            return False
         session.add(item)
+        return True
 
     def _send_one(self, item_id: int, stats: Stats) -> Failure | None:
         claimed = self._claim(item_id)

@@ -20,6 +20,7 @@ from bot.tables import (
     JobRef,
     JobSnapshot,
     Lease,
+    LogTailRequest,
     Mute,
     OutboxItem,
     QueueState,
@@ -29,6 +30,7 @@ from bot.tables import (
 )
 from providers import Job, JobStatus
 
+LOG_TAIL_ON = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})  # statuses whose alerts get a log tail
 CHUNK = 500  # rows per statement: SQLite caps bound variables (250,000 since 3.32; 32,766 before)
 
 
@@ -294,6 +296,28 @@ def owner_rows(
     return rows
 
 
+def log_tail_rows(
+    alerts: Iterable[Mapping[str, object]], transitions: Sequence[Transition], now: datetime
+) -> list[dict[str, object]]:
+    """One log-tail request (bot/logtail.py) per failure or time-out that some channel is to be told
+    about (an alert row pending, or held for quiet hours); none when no channel wants the alert."""
+    told = {str(a["alert_id"]) for a in alerts if a.get("kind") == "alert" and a["state"] in ("pending", "held")}
+    return [
+        {
+            "alert_id": t.alert_id,
+            "queue": t.job.queue,
+            "job_id": t.job.id,
+            "job": t.job.model_dump_json(),
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for t in transitions
+        if t.job.status in LOG_TAIL_ON and t.alert_id in told
+    ]
+
+
 def _started(t: Transition) -> bool:
     return t.old is JobStatus.QUEUED and t.job.status is JobStatus.RUNNING
 
@@ -326,10 +350,12 @@ def commit_poll(
     timezone: str = "UTC",
     owner_users: Mapping[str, str] | None = None,
     owner_notify: str = "dm",
+    log_tail: bool = False,
 ) -> int:
     """Write snapshots (and the strings that name each job), cursor, health and outbox rows in one
     transaction; returns rows enqueued. `timezone` is that of quiet hours that name none (bot/quiet.py).
-    `owner_users`: job id -> its owner's Slack user id, for `owner_rows` (bot/owners.py)."""
+    `owner_users`: job id -> its owner's Slack user id, for `owner_rows` (bot/owners.py). `log_tail`:
+    the queue wants failures' log tails; their requests are written here, read later (bot/logtail.py)."""
     with db.write() as session:
         if fence is not None:
             fence.check(session)
@@ -360,6 +386,8 @@ def commit_poll(
                 )
             )
         rows.extend(watched)
+        if log_tail:
+            insert_ignore(session, LogTailRequest, log_tail_rows(rows, result.transitions, now))
         state = session.get(QueueState, queue) or QueueState(queue=queue)
         if state.outage_notified and ops_channel:
             rows.append(

@@ -2,7 +2,8 @@
 
 Terminal job snapshots not seen to change for `retention` are deleted with their thread
 pointers, job_ref, stop_request and watch rows, and settled outbox rows (SETTLED_STATES: sent, dead, muted,
-silenced, digested) older than `retention` go too, as does the transition history older than TRANSITION_KEEP.
+silenced, digested) and settled log_tail requests older than `retention` go too, as does the transition
+history older than TRANSITION_KEEP.
 Live jobs, rows still owed (pending, sending) and the audit table are never pruned. A pruned job that a provider
 lists again is not news: the diff stores it without an alert (`diff(forgotten_before=...)`).
 Deletes run in bounded batches, each its own short transaction behind the lease's fence.
@@ -19,7 +20,17 @@ from sqlmodel import col, select
 
 from bot.db import Database
 from bot.pipeline.enqueue import Fence
-from bot.tables import SETTLED_STATES, JobRef, JobSnapshot, JobThread, OutboxItem, StopRequest, TransitionRecord, Watch
+from bot.tables import (
+    SETTLED_STATES,
+    JobRef,
+    JobSnapshot,
+    JobThread,
+    LogTailRequest,
+    OutboxItem,
+    StopRequest,
+    TransitionRecord,
+    Watch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +79,13 @@ def prune(db: Database, *, now: datetime, retention: timedelta, fence: Fence | N
             ).all()
             if ids:
                 session.execute(delete(OutboxItem).where(col(OutboxItem.id).in_(ids)))
+            tails = session.exec(
+                select(LogTailRequest.id)
+                .where(LogTailRequest.state != "pending", LogTailRequest.created_at < cutoff)
+                .limit(BATCH)
+            ).all()
+            if tails:
+                session.execute(delete(LogTailRequest).where(col(LogTailRequest.id).in_(tails)))
             old = session.exec(
                 select(TransitionRecord.id).where(TransitionRecord.at < history_cutoff).limit(BATCH)
             ).all()

@@ -7,6 +7,10 @@ StopTrainingJob records every call in `stops`, refuses a job that is not InProgr
 SageMaker does (ValidationException "The request was rejected because the training job is in
 status Stopped.") and moves an InProgress job to Stopping; the next time a listing or a
 describe shows it after that, it is Stopped.
+
+With a CloudWatch Logs simulator in `logs`, a job writes to its stream there as SageMaker's do
+(group /aws/sagemaker/TrainingJobs, stream `<name>/algo-1-<epoch seconds>`): a few lines when it
+starts training, and a traceback ending in its failure reason when it fails.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from datetime import datetime
 
 from bot.clock import Clock, utcnow
 from bot.sim.http import BAD_DETAIL, LocalServer, Request, Response, Served, next_fault
+from bot.sim.logs import LogsSim
+from providers._logs import GROUP
 
 
 @dataclass
@@ -77,6 +83,7 @@ class SageMakerSim(Served):
     faults: deque[str] = field(default_factory=deque)
     requests: list[str] = field(default_factory=list)
     stops: list[str] = field(default_factory=list)  # TrainingJobName of every StopTrainingJob received
+    logs: LogsSim | None = None  # where jobs write their logs, if anywhere
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -109,6 +116,33 @@ class SageMakerSim(Served):
                 job.ended = now
             if reason:
                 job.failure_reason = reason
+        self._log(job, status, secondary)
+
+    def _log(self, job: TrainingJob, status: str, secondary: str | None) -> None:
+        """What the job's container writes at this step, if it writes anything."""
+        if self.logs is None:
+            return
+        stream = f"{job.name}/algo-1-{int(job.created.timestamp())}"
+        if status == "InProgress" and secondary == "Training":
+            lines = ["Invoking script with the following command:", "/usr/bin/python3 train.py --epochs 3"]
+            lines += [f"epoch {n}/3 step 400 loss={2.31 / n:.3f} lr=3e-05" for n in (1, 2)]
+            self.logs.write(GROUP, stream, lines)
+        elif status == "Failed":
+            said = (job.failure_reason or "training failed").split(": ", 1)[-1]
+            self.logs.write(
+                GROUP,
+                stream,
+                [
+                    "epoch 3/3 step 120 loss=0.702 lr=3e-05",
+                    "Traceback (most recent call last):",
+                    '  File "/opt/ml/code/train.py", line 88, in <module>',
+                    "    trainer.train()",
+                    '  File "/opt/ml/code/train.py", line 61, in train',
+                    "    loss = model(**batch).loss",
+                    f"RuntimeError: {said}",
+                    "Reporting training FAILURE",
+                ],
+            )
 
     def fail_next(self, status: int, error_type: str) -> None:
         """Answer the next request with an AWS error."""
