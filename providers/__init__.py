@@ -11,7 +11,16 @@ from typing import Any
 
 from providers.alibaba_pai import PaiQueue, PaiSource
 from providers.aws_batch import BatchQueue, BatchSource
-from providers.base import JobSource, QueueConfig, Stoppable, StopResult, can_stop, stop_support
+from providers.base import (
+    JobSource,
+    QueueConfig,
+    Stoppable,
+    StopResult,
+    Taggable,
+    can_stop,
+    reads_tags,
+    stop_support,
+)
 from providers.errors import (
     AccessDeniedError,
     AuthError,
@@ -66,9 +75,11 @@ __all__ = [
     "QueueConfig",
     "StopResult",
     "Stoppable",
+    "Taggable",
     "ThrottledError",
     "UnavailableError",
     "build_source",
     "can_stop",
+    "reads_tags",
     "stop_support",
 ]
