@@ -81,6 +81,8 @@ def test_owner_from_a_tag_is_read_once_and_survives_a_restart(
         (note,) = mentions(slack, "C1")
         assert f"<@{ALICE}> your job *bert-a* failed" in text_of(note)
         assert tag_reads(kit) == 2
+        cards = " ".join(text_of(m) for m in slack.posts("C1"))
+        assert "owner: alice" in cards and "tags_read" not in cards  # bookkeeping stays off the card
     finally:
         if bot is not None:
             bot.close()
