@@ -126,6 +126,7 @@ def with_tag_owners(
                 log.warning("tags_given_up queue=%s job_id=%s tries=%d", job.queue, job.id, failures)
         else:
             extra[TAGS_READ] = True
+            extra.pop(OWNER_KEY, None)  # the tag decides, even over an owner kept from an earlier setting
             owner = clipped(tags.get(key))
             if owner is not None:
                 extra[OWNER_KEY] = owner

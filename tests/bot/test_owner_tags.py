@@ -157,6 +157,30 @@ def test_the_baseline_reads_tags_of_live_jobs_only(
         kit.sim.stop()
 
 
+def test_a_queue_switched_to_tag_owners_reads_its_live_jobs_and_the_tag_decides(
+    tmp_path: Path, database_url: str, slack: FakeSlack
+) -> None:
+    kit = sagemaker_kit()
+    rule = 'owner_from = "name:^(?P<owner>[a-z]+)-"'
+    bot = make_bot(tmp_path, database_url, slack, kit, rule=rule, owners=OWNERS)
+    try:
+        bot.cycle()
+        add(kit, "alice-a", {"team": "nlp"})  # alice's by name, nobody's by tag
+        add(kit, "bob-b", {"owner": "alice"})  # bob's by name, alice's by tag
+        run(bot)
+        mine = text_of(bot.command("list q mine", user=ALICE))
+        assert "alice-a" in mine and "bob-b" not in mine, mine
+        bot.close()
+        bot = make_bot(tmp_path, database_url, slack, kit, rule=RULE, owners=OWNERS)
+        run(bot)
+        assert tag_reads(kit) == 2
+        mine = text_of(bot.command("list q mine", user=ALICE))
+        assert "bob-b" in mine and "alice-a" not in mine, mine
+    finally:
+        bot.close()
+        kit.sim.stop()
+
+
 def test_no_tag_reads_without_a_tag_owner(tmp_path: Path, database_url: str, slack: FakeSlack) -> None:
     kit = sagemaker_kit()
     bot = make_bot(tmp_path, database_url, slack, kit, rule='owner_from = "name:^(?P<owner>[a-z]+)-"')
