@@ -10,8 +10,9 @@ SageMaker and AWS Batch list jobs without their tags; reading them costs one req
 - Only jobs that need it: a job first seen after the queue's baseline, and a job still live (at the
   baseline too, or when the queue has just been given `owner_from`). A job already ended when the
   baseline lists it will never alert and is not read.
-- A read that fails leaves the job without an owner this cycle; its alert goes out as it would
-  anyway, nothing waits for the tags. The job counts the failure (`extra["tag_failures"]`) and is
+- A read that fails leaves the job without an owner this cycle; its alert goes out in this cycle as
+  it would anyway (the reads take at most the adapter's deadline), never held back nor dropped. The
+  job counts the failure (`extra["tag_failures"]`) and is
   read again on the next cycles while it is live or listed again, MAX_TAG_TRIES times in all; then
   it stays without an owner (logged). Throttling stops this cycle's reads; the rest wait.
 - At most MAX_TAG_READS reads per cycle, TAG_WORKERS at a time, within the adapter's deadline;
