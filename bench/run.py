@@ -10,6 +10,9 @@ Run from the repository root: `python bench/run.py` (or `--quick`). Everything r
     counted by the simulator and compared with a naive poller (in this file) that pages the
     whole listing. At 10k, steady-cycle requests for each provider simulator too, and the AiTEMS
     full listing (its baseline, and hourly) at the adapter's page of 1000 vs the former 100.
+    Owners from tags: the extra SageMaker ListTags / Batch DescribeServiceJob requests at 10k jobs
+    (3% live) with `owner_from = "tag:owner"`, at the baseline, in a cycle with 1% new jobs, in a
+    quiet cycle and after a restart (bench and settings compared in one run, same simulator).
 (b) `/jobs` ack latency: 20 concurrent signed `list`/`status` commands over HTTP to the real
     WSGI app, while every provider simulator answers each request after 2.5 s (a delay wrapped
     around the simulator's HTTP handler) and the worker polls in the background; then a burst
@@ -56,6 +59,7 @@ from bot.sim.modzy import ModzySim  # noqa: E402
 from bot.sim.slack import FakeSlack  # noqa: E402
 from bot.sim.slash import slash_command  # noqa: E402
 from bot.tables import Subscription  # noqa: E402
+from bot.tags import MAX_TAG_READS  # noqa: E402
 from bot.web import Background, WebApp  # noqa: E402
 
 TOKEN = "xoxb-test"
@@ -520,6 +524,88 @@ def providers_10k(n: int, tmp: Path) -> list[Row]:
     return rows
 
 
+def counted_poll(story: Story, rt: Runtime) -> tuple[int, float]:
+    """One poll of the story's queue: (requests the simulator answered, wall seconds)."""
+    sim_calls(story)
+    started = time.perf_counter()
+    rt.worker.poll(story.queue)
+    return sim_calls(story), time.perf_counter() - started
+
+
+def owner_tags_10k(n: int, tmp: Path) -> list[Row]:
+    """Owners from tags (`owner_from = "tag:owner"`) on SageMaker and Batch at n jobs (3% live, every
+    job tagged): provider requests of the baseline, of a cycle in which 1% new jobs appear, of a
+    quiet cycle and of the first cycle after a restart, with and without the setting, both bots
+    polling the same simulator in turn."""
+    rows: list[Row] = []
+    for make in STORIES:
+        name = make.__name__.removesuffix("Story")
+        if name not in ("SageMaker", "Batch"):
+            continue
+        rng = random.Random(11)
+        story = make(rng)
+        story.start()
+        try:
+            sim: Any = story.sim  # type: ignore[attr-defined]
+            with sim.lock:
+                sim.jobs.clear()
+            live = populate(story, n, rng)
+            with sim.lock:
+                for i, job in enumerate(sim.jobs.values()):
+                    job.tags = {"owner": f"user{i % 50}", "team": "ml"}
+            plain = story.config()
+            tagged = plain.rstrip() + '\nowner_from = "tag:owner"\n'
+            bots = {
+                "without": pipeline_runtime(tmp / f"tags-{name}-without.db", plain, story.env()),
+                "with": pipeline_runtime(tmp / f"tags-{name}-with.db", tagged, story.env()),
+            }
+            cost: dict[tuple[str, str], int] = {}
+            wall: dict[str, float] = {}
+            for key, rt in bots.items():
+                rt.worker.renew()
+                cost[("baseline", key)], _ = counted_poll(story, rt)
+                cost[("next", key)], _ = counted_poll(story, rt)  # live jobs past the baseline's reads
+            new = round(n * CHANGED_SHARE)
+            for i in range(new):
+                if name == "SageMaker":
+                    sim.add(f"new-{i:04d}", status="InProgress", secondary="Training", tags={"owner": "alice"})
+                else:
+                    sim.add(f"new-{i:04d}", "RUNNING", tags={"owner": "alice"})
+            for key, rt in bots.items():
+                cost[("new", key)], wall[key] = counted_poll(story, rt)
+            for key, rt in bots.items():
+                cost[("quiet", key)], _ = counted_poll(story, rt)
+            bots["with"].worker.close()
+            bots["with"].db.dispose()
+            bots["with"] = pipeline_runtime(tmp / f"tags-{name}-with.db", tagged, story.env())
+            bots["with"].worker.renew()
+            for key, rt in bots.items():
+                cost[("restart", key)], _ = counted_poll(story, rt)
+            for rt in bots.values():
+                rt.worker.close()
+                rt.db.dispose()
+        finally:
+            story.stop()
+        extra = {w: cost[(w, "with")] - cost[(w, "without")] for w in ("baseline", "next", "new", "quiet", "restart")}
+        ok = (
+            extra["baseline"] == min(len(live), MAX_TAG_READS)
+            and extra["baseline"] + extra["next"] == len(live)
+            and (extra["new"], extra["quiet"], extra["restart"]) == (new, 0, 0)
+        )
+        rows.append(
+            Row(
+                f"(a) {name} 10k jobs ({len(live)} live), owners from tags: provider requests with / without",
+                f"baseline {cost[('baseline', 'with')]} / {cost[('baseline', 'without')]} (+{extra['baseline']}, "
+                f"next cycle +{extra['next']}); cycle with {new} new jobs {cost[('new', 'with')]} / "
+                f"{cost[('new', 'without')]} (+{extra['new']}, wall {wall['with'] * 1000:.0f} / "
+                f"{wall['without'] * 1000:.0f} ms); quiet +{extra['quiet']}; after a restart +{extra['restart']}",
+                f"extra = 1 per live job from the baseline on (≤ {MAX_TAG_READS} a cycle), 1 per new job, 0 otherwise",
+                ok,
+            )
+        )
+    return rows
+
+
 def aitems_full_listing(n: int) -> list[Row]:
     """AiTEMS has no time filter: its baseline (and hourly) listing pages every train. The adapter at
     limit 100 (before) and 1000 (now), alternated three times on one simulator; median wall time."""
@@ -901,6 +987,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if profile_text:
                     print(profile_text, file=sys.stderr)
             rows += providers_10k(10_000, tmp)
+            rows += owner_tags_10k(10_000, tmp)
             rows += aitems_full_listing(10_000)
         if "b" in sections:
             (tmp / "b").mkdir()

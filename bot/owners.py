@@ -9,6 +9,10 @@ and what they hear (a mention in the job's thread when it fails or times out; a 
   Alibaba PAI run's `UserId` (else `OwnerId`), a Modzy job's `submittedBy` (else
   `accountIdentifier`). The adapters keep these in `Job.extra` (`user_id`, `owner_id`,
   `submitted_by`, `account`).
+- `tag:<key>`: the value of the job's tag `<key>` (`tag:owner`), for providers whose listing lacks
+  tags but who answer them in one request per job: SageMaker (ListTags) and AWS Batch service jobs
+  (DescribeServiceJob). The tags are read once per job, by bot/tags.py, and only the owner (and
+  whether the read was done) is kept with the job.
 
 The owner value is stored with the job (`Job.extra["owner"]`) before the diff, so a job listed
 again fingerprints the same. It is provider text: it only ever serves as a key to look up, and is
@@ -23,7 +27,7 @@ import re
 from collections.abc import Mapping
 
 from bot import render
-from providers import Job, JobStatus
+from providers import SOURCES, Job, JobStatus, reads_tags
 
 OWNER_KEY = "owner"
 OWNER_MAX = 200  # characters of an owner value kept
@@ -32,6 +36,9 @@ MENTION_ON = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})
 
 # Per provider, the `Job.extra` keys that `owner_from = "field"` reads, first present wins.
 FIELDS: Mapping[str, tuple[str, ...]] = {"pai": ("user_id", "owner_id"), "modzy": ("submitted_by", "account")}
+# Providers whose adapter reads a job's tags (providers.base.Taggable).
+TAGGED = frozenset(name for name, spec in SOURCES.items() if reads_tags(spec.build))
+TAG_KEY_MAX = 128  # characters of a tag key on AWS (SageMaker and Batch alike)
 
 
 def check_owner_from(value: str, provider: str) -> str:
@@ -51,11 +58,34 @@ def check_owner_from(value: str, provider: str) -> str:
         if "owner" not in pattern.groupindex:
             raise ValueError("owner_from: the regular expression needs a named group (?P<owner>...)")
         return value
-    raise ValueError(f"owner_from must be 'field' or 'name:<regex with (?P<owner>...)>', not {value!r}")
+    if value.startswith("tag:"):
+        key = value[4:]
+        if provider not in TAGGED:
+            raise ValueError(
+                f"owner_from 'tag:' is for providers whose jobs carry tags ({', '.join(sorted(TAGGED))}); "
+                f"{provider} has none: use 'name:<regex>'" + (" or 'field'" if provider in FIELDS else "")
+            )
+        if not key or len(key) > TAG_KEY_MAX or key != key.strip():
+            raise ValueError(
+                f"owner_from: 'tag:' needs a tag key of 1 to {TAG_KEY_MAX} characters, such as 'tag:owner'"
+            )
+        return value
+    raise ValueError(f"owner_from must be 'field', 'name:<regex with (?P<owner>...)>' or 'tag:<key>', not {value!r}")
+
+
+def tag_key(owner_from: str | None) -> str | None:
+    """The tag key an `owner_from` reads (`tag:owner` -> `owner`), or None when it reads no tag."""
+    return owner_from[4:] if owner_from and owner_from.startswith("tag:") else None
+
+
+def clipped(value: object) -> str | None:
+    """An owner value as kept: text, stripped, at most OWNER_MAX characters; None when empty."""
+    text = str(value).strip()[:OWNER_MAX] if value is not None else ""
+    return text or None
 
 
 def owner_of(job: Job, owner_from: str | None, provider: str) -> str | None:
-    """The job's owner value as `owner_from` reads it, or None."""
+    """The job's owner value as `owner_from` reads it, or None (a tag owner is the one stored)."""
     if not owner_from:
         return None
     found: object = None
@@ -64,8 +94,9 @@ def owner_of(job: Job, owner_from: str | None, provider: str) -> str | None:
     elif owner_from.startswith("name:"):
         match = re.search(owner_from[5:], job.name)
         found = match.group("owner") if match else None
-    text = str(found).strip()[:OWNER_MAX] if found is not None else ""
-    return text or None
+    elif owner_from.startswith("tag:"):
+        found = job.extra.get(OWNER_KEY)  # read from the tags by bot/tags.py, kept with the job
+    return clipped(found)
 
 
 def with_owner(job: Job, owner_from: str | None, provider: str) -> Job:

@@ -193,8 +193,11 @@ def alert_text(job: Job) -> str:
     return escape(f"{clip(job.name, NAME_MAX)} in {job.queue}: {clip(job.native_status, 100)}")
 
 
-# Extras jobwatch itself sets (providers/causes.py, bot/history.py): shown in their own words, not as key: value.
-OWN_EXTRAS = frozenset({"cause", "usual_runs", "usual_p10", "usual_p50", "usual_p90", "flag", "flag_text"})
+# Extras jobwatch itself sets (providers/causes.py, bot/history.py): shown in their own words, not as key: value;
+# bot/tags.py's bookkeeping (whether a job's tags were read) is not shown at all.
+OWN_EXTRAS = frozenset(
+    {"cause", "usual_runs", "usual_p10", "usual_p50", "usual_p90", "flag", "flag_text", "tags_read", "tag_failures"}
+)
 
 
 def cause_counts(jobs: Sequence[Job]) -> dict[str, dict[str, int]]:

@@ -13,18 +13,28 @@ from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 
-from bot import logtail, mutes, owners, quiet, schedules
+from bot import logtail, mutes, owners, quiet, schedules, tags
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig, Settings
 from bot.db import Database
 from bot.lease import LeaseKeeper
 from bot.metrics import Metrics
 from bot.pipeline.deliver import Deliverer
-from bot.pipeline.diff import Transition, diff
-from bot.pipeline.enqueue import Fence, LostLease, baseline_due, commit_poll, priors, queue_view, record_failure
+from bot.pipeline.diff import Prior, Transition, diff
+from bot.pipeline.enqueue import (
+    Fence,
+    LostLease,
+    QueueView,
+    baseline_due,
+    commit_poll,
+    priors,
+    queue_view,
+    record_failure,
+    stored_jobs,
+)
 from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
-from providers import JobSource, wants_log_tail
+from providers import Job, JobSource, Taggable, wants_log_tail
 from providers.causes import with_cause
 
 log = logging.getLogger(__name__)
@@ -103,6 +113,9 @@ class Worker:
             observed = [
                 owners.with_owner(with_cause(source.provider, j), owner_from, source.provider) for j in result.jobs
             ]
+            tag = owners.tag_key(owner_from)
+            if tag is not None and isinstance(source, Taggable):
+                observed = self._tag_owners(queue, source, tag, observed, known, view)
             changes = enrich(source, diff(known, observed, baseline=view.baseline, forgotten_before=forgotten))
             changes = with_causes(source.provider, changes)
             enqueued = commit_poll(
@@ -140,6 +153,23 @@ class Worker:
             view.baseline,
         )
         return "ok", enqueued
+
+    def _tag_owners(
+        self, queue: str, source: Taggable, key: str, listed: list[Job], known: dict[str, Prior], view: QueueView
+    ) -> list[Job]:
+        """The listed jobs with their stored tag state and, for those due, the owner read from their
+        tags (bot/tags.py); plus the live jobs the listing left out whose read is still due (a retry).
+        Adds the priors of those to `known`."""
+        stored = {j.id: j for j in view.live}
+        ended = [j.id for j in listed if j.id in known and j.id not in stored]
+        stored.update(stored_jobs(self.db, queue, ended) if ended else {})
+        jobs = tags.carried(listed, stored)
+        shown = {j.id for j in jobs}
+        retry = [j for j in view.live if j.id not in shown and tags.due(j, None, baseline=False)]
+        if retry:
+            known.update(priors(self.db, queue, [j.id for j in retry]))
+            jobs += retry
+        return tags.with_tag_owners(source, key, jobs, known, baseline=view.baseline)
 
     def _owner_users(self, transitions: Sequence[Transition]) -> dict[str, str]:
         """Job id -> the owner's Slack user id, for the jobs of `transitions` that ended."""

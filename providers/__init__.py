@@ -18,7 +18,9 @@ from providers.base import (
     QueueConfig,
     Stoppable,
     StopResult,
+    Taggable,
     can_stop,
+    reads_tags,
     stop_support,
     wants_log_tail,
 )
@@ -83,11 +85,13 @@ __all__ = [
     "QueueConfig",
     "StopResult",
     "Stoppable",
+    "Taggable",
     "ThrottledError",
     "UnavailableError",
     "build_source",
     "can_stop",
     "log_tail_providers",
+    "reads_tags",
     "stop_support",
     "wants_log_tail",
 ]

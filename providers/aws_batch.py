@@ -12,6 +12,10 @@ makes the service ignore `jobStatus` and return every status, newest first. So a
     live and changed jobs, not with history.
 Status is not monotonic (SCHEDULED may fall back to RUNNABLE): both are `queued`, so quiet.
 
+Tags: DescribeServiceJob(jobId) returns `tags` (a map, absent when the job has none); ListServiceJobs
+does not (botocore model batch 2016-08-10, ServiceJobSummary vs DescribeServiceJobResponse). One
+request per job (IAM action batch:DescribeServiceJob, which the poller already uses).
+
 Stop: TerminateServiceJob(jobId, reason), both required (botocore model batch 2016-08-10;
 https://docs.aws.amazon.com/batch/latest/APIReference/API_TerminateServiceJob.html; IAM action
 batch:TerminateServiceJob). The reason is returned by DescribeServiceJob; the model sets no
@@ -240,6 +244,16 @@ class BatchSource:
         with parsing(self, "DescribeServiceJob"):
             job = self.to_job(raw)
         return job
+
+    def job_tags(self, job: Job) -> dict[str, str]:
+        """DescribeServiceJob's `tags`, key -> value (Taggable); a job gone since is a NotFoundError."""
+        short = job.id.rsplit("service-job/", 1)[-1]
+        try:
+            raw = self._client.describe_service_job(jobId=short)
+        except (ClientError, BotoCoreError) as err:
+            raise map_aws_error(err, what="DescribeServiceJob") from err
+        with parsing(self, "DescribeServiceJob"):
+            return {str(k): str(v) for k, v in (raw.get("tags") or {}).items()}
 
     def stop_job(self, job: Job, *, reason: str) -> StopResult:
         """TerminateServiceJob, once, with a deadline; `reason` (required by Batch) is kept on the job."""

@@ -44,7 +44,7 @@ class QueueConfig(BaseModel):
     channels: tuple[str, ...] = ()
     # Slack users who may stop this queue's jobs; replaces `[access] operators` when set.
     operators: tuple[Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,40}$")], ...] | None = None
-    # Where a job's owner comes from: "field" or "name:<regex with (?P<owner>...)>" (bot/owners.py).
+    # Where a job's owner comes from: "field", "name:<regex with (?P<owner>...)>" or "tag:<key>" (bot/owners.py).
     owner_from: str | None = None
 
     def scope_text(self) -> str:
@@ -166,6 +166,27 @@ class LogTailing(Protocol):
 def wants_log_tail(source: JobSource) -> bool:
     """Whether the queue asks for log tails (`log_tail = true`) and its adapter can read them."""
     return isinstance(source, LogTailing) and bool(getattr(source.config, "log_tail", False))
+
+
+@runtime_checkable
+class Taggable(Protocol):
+    """An adapter that can read one job's tags where its listing lacks them (an optional capability).
+
+    `job_tags` sends one request (SageMaker ListTags, AWS Batch DescribeServiceJob) and returns the
+    job's tags, key -> value; a provider that does not answer raises a ProviderError. The bot asks
+    only for queues whose `owner_from` reads a tag, once per job (bot/tags.py), several at a time
+    and within `deadline_s`, the adapter's deadline for one poll.
+    """
+
+    provider: ClassVar[str]
+    deadline_s: float
+
+    def job_tags(self, job: Job) -> dict[str, str]: ...
+
+
+def reads_tags(adapter: object) -> bool:
+    """Whether an adapter (or its class) has the Taggable capability."""
+    return callable(getattr(adapter, "job_tags", None))
 
 
 _LOGGED_UNKNOWN: set[tuple[str, str]] = set()

@@ -4,6 +4,9 @@ API: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ListTrainingJ
 Stop: StopTrainingJob(TrainingJobName) (IAM action sagemaker:StopTrainingJob); the job goes
 Stopping, then Stopped (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_StopTrainingJob.html).
 Log tail: the job's CloudWatch Logs stream (providers/_logs.py), two requests.
+Tags: ListTags(ResourceArn) (IAM action sagemaker:ListTags); the listing has none. A resource has
+at most 50 tags and ListTags pages at MaxResults >= 50, so one request per job, NextToken followed
+(https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ListTags.html).
 Quirk: with StatusEquals and MaxResults together, the service slices MaxResults jobs before
 filtering, so pages may be empty while NextToken is set. We never send StatusEquals, always
 set SortBy/SortOrder (the documented default order is contradictory), and page to the end.
@@ -39,6 +42,8 @@ TIMEOUT_SECONDARY = frozenset({"MaxRuntimeExceeded", "MaxWaitTimeExceeded"})
 # The LastModifiedTimeAfter filter is strict and clocks differ: look back a little.
 OVERLAP = timedelta(minutes=5)
 PAGE_SIZE = 100
+TAG_PAGE = 50  # ListTags' MaxResults: at least 50 (botocore model), the most tags a resource can have
+TAG_PAGES = 5  # a job's tag pages followed at most (one in practice)
 
 
 class SageMakerQueue(AwsQueue):
@@ -160,6 +165,23 @@ class SageMakerSource:
         with parsing(self, "DescribeTrainingJob"):
             job = self.to_job(raw)
         return job
+
+    def job_tags(self, job: Job) -> dict[str, str]:
+        """ListTags of the job's ARN: its tags, key -> value (Taggable)."""
+        params: dict[str, Any] = {"ResourceArn": job.id, "MaxResults": TAG_PAGE}
+        tags: dict[str, str] = {}
+        for _ in range(TAG_PAGES):
+            try:
+                page = self._client.list_tags(**params)
+            except (ClientError, BotoCoreError) as err:
+                raise map_aws_error(err, what="ListTags") from err
+            with parsing(self, "ListTags"):
+                tags.update((str(t["Key"]), str(t.get("Value") or "")) for t in page.get("Tags") or ())
+            token = page.get("NextToken")
+            if not token or token == params.get("NextToken"):
+                break
+            params["NextToken"] = token
+        return tags
 
     def stop_job(self, job: Job, *, reason: str) -> StopResult:
         """StopTrainingJob, once, with a deadline; SageMaker keeps no reason (`reason` is unused)."""

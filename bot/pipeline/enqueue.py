@@ -101,6 +101,22 @@ def priors(db: Database, queue: str, ids: Sequence[str]) -> dict[str, Prior]:
     return found
 
 
+def stored_jobs(db: Database, queue: str, ids: Sequence[str]) -> dict[str, Job]:
+    """The stored snapshots of the given jobs (only those, in chunks), as jobs."""
+    found: dict[str, Job] = {}
+    with db.read() as session:
+        for start in range(0, len(ids), CHUNK):
+            rows = session.exec(
+                select(JobSnapshot.data).where(
+                    JobSnapshot.queue == queue, col(JobSnapshot.job_id).in_(ids[start : start + CHUNK])
+                )
+            ).all()
+            for data in rows:
+                job = Job.model_validate_json(data)
+                found[job.id] = job
+    return found
+
+
 def wants(sub: Subscription, job: Job) -> bool:
     """Whether a subscription's filters let an alert about `job` (its new status, its name) through."""
     statuses = {s for s in sub.statuses.split(",") if s}

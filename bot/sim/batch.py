@@ -4,6 +4,8 @@ Emulates the documented behaviour (docs/providers.md §AWS Batch): no jobStatus 
 makes jobStatus ignored and returns every status newest first; one filter at most
 (ClientException otherwise); maxResults 1..100 with nextToken; epoch-ms times; isTerminated
 only when true; latestAttempt.serviceResourceId. Scripted faults and per-operation counts.
+DescribeServiceJob answers the job's `tags` (a map, absent when it has none); the listing never
+carries them, as on AWS.
 
 TerminateServiceJob (`POST /v1/terminateservicejob`, jobId and reason required) records every
 call in `stops`; a live job gets `isTerminated` and the reason (stopping) and, the next time a
@@ -43,6 +45,7 @@ class ServiceJob:
     stopped_ms: int | None = None
     terminated: bool = False
     stop_shows: int | None = None  # while terminating: showings left before it is FAILED
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def arn(self) -> str:
@@ -88,6 +91,7 @@ class BatchSim(Served):
     account: str = "123456789012"
     jobs: dict[str, ServiceJob] = field(default_factory=dict)
     faults: deque[str] = field(default_factory=deque)
+    op_faults: dict[str, deque[str]] = field(default_factory=dict)  # for one operation ("describeservicejob")
     calls: Counter[str] = field(default_factory=Counter)
     stops: list[dict[str, Any]] = field(default_factory=list)  # body of every TerminateServiceJob
 
@@ -96,8 +100,15 @@ class BatchSim(Served):
         self._ids = itertools.count(1)
         self._server = LocalServer(self.handle)
 
-    def add(self, name: str, status: str = "SUBMITTED", *, created_ms: int | None = None) -> ServiceJob:
-        """Submit a job (now, or at `created_ms`)."""
+    def add(
+        self,
+        name: str,
+        status: str = "SUBMITTED",
+        *,
+        created_ms: int | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> ServiceJob:
+        """Submit a job (now, or at `created_ms`), with its tags."""
         job = ServiceJob(
             job_id=f"{next(self._ids):08x}-0000-4000-8000-{random.getrandbits(48):012x}",
             name=name,
@@ -105,6 +116,7 @@ class BatchSim(Served):
             created_ms=created_ms if created_ms is not None else int(time.time() * 1000),
             region=self.region,
             account=self.account,
+            tags=dict(tags or {}),
         )
         with self.lock:
             self.jobs[job.job_id] = job
@@ -126,7 +138,8 @@ class BatchSim(Served):
         op = req.path.rsplit("/", 1)[-1]
         with self.lock:
             self.calls[op] += 1
-            fault = next_fault(self.faults, detail=op == "describeservicejob")
+            scripted = self.op_faults.get(op)
+            fault = scripted.popleft() if scripted else next_fault(self.faults, detail=op == "describeservicejob")
             if op == "terminateservicejob":
                 self.stops.append(req.json())
         if fault == "throttle":
@@ -151,6 +164,8 @@ class BatchSim(Served):
                 if job:
                     self._show(job)
                 data = job.summary() if job else None
+                if job and job.tags:
+                    data = {**(data or {}), "tags": dict(job.tags)}
             if data is None:
                 return _error(400, "ClientException", "Job not found")
             if fault == BAD_DETAIL:

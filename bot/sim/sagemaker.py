@@ -1,4 +1,5 @@
-"""A local SageMaker endpoint (AWS JSON 1.1): ListTrainingJobs, DescribeTrainingJob, StopTrainingJob.
+"""A local SageMaker endpoint (AWS JSON 1.1): ListTrainingJobs, DescribeTrainingJob, StopTrainingJob,
+ListTags.
 
 It sorts, filters on LastModifiedTime and NameContains, pages with NextToken, and plays
 scripted errors (`__type` bodies, as AWS sends them). Point boto3 at it with endpoint_url.
@@ -11,6 +12,9 @@ describe shows it after that, it is Stopped.
 With a CloudWatch Logs simulator in `logs`, a job writes to its stream there as SageMaker's do
 (group /aws/sagemaker/TrainingJobs, stream `<name>/algo-1-<epoch seconds>`): a few lines when it
 starts training, and a traceback ending in its failure reason when it fails.
+ListTags(ResourceArn) answers a job's `tags` as `[{"Key", "Value"}]`, paged by MaxResults (50 at
+least, as the model requires) and NextToken; an unknown ARN is a ValidationException. The listings
+carry no tags, as on AWS.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class TrainingJob:
     started: datetime | None = None
     ended: datetime | None = None
     stop_shows: int | None = None  # while stopping: showings left before it is Stopped
+    tags: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -78,6 +83,8 @@ class SageMakerSim(Served):
     clock: Clock = utcnow
     jobs: dict[str, TrainingJob] = field(default_factory=dict)
     errors: deque[tuple[int, str]] = field(default_factory=deque)
+    # Errors for one operation only (its name, e.g. "ListTags"), taken before `errors`.
+    op_errors: dict[str, deque[tuple[int, str]]] = field(default_factory=dict)
     # "html" | "malformed" | "repeat_token", one per listing page; "bad_detail": the next
     # DescribeTrainingJob answer lacks TrainingJobStatus
     faults: deque[str] = field(default_factory=deque)
@@ -89,7 +96,14 @@ class SageMakerSim(Served):
         self.lock = threading.Lock()
         self._server = LocalServer(self.handle)
 
-    def add(self, name: str, *, status: str = "InProgress", secondary: str | None = "Starting") -> TrainingJob:
+    def add(
+        self,
+        name: str,
+        *,
+        status: str = "InProgress",
+        secondary: str | None = "Starting",
+        tags: dict[str, str] | None = None,
+    ) -> TrainingJob:
         """Create a job now."""
         now = self.clock()
         job = TrainingJob(
@@ -99,6 +113,7 @@ class SageMakerSim(Served):
             modified=now,
             status=status,
             secondary=secondary,
+            tags=dict(tags or {}),
         )
         with self.lock:
             self.jobs[name] = job
@@ -154,8 +169,9 @@ class SageMakerSim(Served):
         if target.endswith(".StopTrainingJob"):
             with self.lock:
                 self.stops.append(str(req.json().get("TrainingJobName")))
-        if self.errors:
-            status, kind = self.errors.popleft()
+        scripted = self.op_errors.get(target.rsplit(".", 1)[-1])
+        if scripted or self.errors:
+            status, kind = (scripted or self.errors).popleft()
             return Response.json({"__type": kind, "message": f"simulated {kind}"}, status, {"Content-Type": JSON11})
         body = req.json()
         if target.endswith(".ListTrainingJobs"):
@@ -187,6 +203,8 @@ class SageMakerSim(Served):
             return Response.json(detail, headers={"Content-Type": JSON11})
         if target.endswith(".StopTrainingJob"):
             return self._stop(str(body.get("TrainingJobName")))
+        if target.endswith(".ListTags"):
+            return self._tags(body)
         return Response.json({"__type": "UnknownOperationException"}, 400)
 
     def _stop(self, name: str) -> Response:
@@ -200,6 +218,24 @@ class SageMakerSim(Served):
                 return Response.json({"__type": "ValidationException", "message": message}, 400)
             job.status, job.secondary, job.modified, job.stop_shows = "Stopping", "Stopping", now, 1
         return Response.json({}, headers={"Content-Type": JSON11})
+
+    def _tags(self, body: dict[str, object]) -> Response:
+        arn = str(body.get("ResourceArn") or "")
+        size = int(str(body.get("MaxResults", 50)))
+        if size < 50:
+            message = "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: >= 50"
+            return Response.json({"__type": "ValidationException", "message": message}, 400)
+        token = str(body.get("NextToken", "0"))
+        start = int(token) if token.isdigit() else 0
+        with self.lock:
+            job = next((j for j in self.jobs.values() if j.arn == arn), None)
+            pairs = [{"Key": k, "Value": v} for k, v in job.tags.items()] if job else None
+        if pairs is None:
+            return Response.json({"__type": "ValidationException", "message": f"Resource {arn} not found."}, 400)
+        out: dict[str, object] = {"Tags": pairs[start : start + size]}
+        if start + size < len(pairs):
+            out["NextToken"] = str(start + size)
+        return Response.json(out, headers={"Content-Type": JSON11})
 
     def _show(self, job: TrainingJob) -> None:
         """A stopping job moves on each time a response shows it: Stopping once, then Stopped."""

@@ -154,7 +154,7 @@ def test_hostile_owner_values_mention_nobody_else(tmp_path: Path, database_url: 
         ('provider = "sagemaker"\nregion = "us-east-1"\nowner_from = "field"', "", "owner_from 'field' is for"),
         ('provider = "pai"\nregion = "cn-shanghai"\nworkspace_id = "1"\nowner_from = "name:(x"', "", "valid regular"),
         ('provider = "modzy"\nendpoint_url = "http://x"\nowner_from = "name:^x"', "", "(?P<owner>"),
-        ('provider = "modzy"\nendpoint_url = "http://x"\nowner_from = "tags"', "", "must be 'field' or"),
+        ('provider = "modzy"\nendpoint_url = "http://x"\nowner_from = "tags"', "", "must be 'field', "),
         ('provider = "modzy"\nendpoint_url = "http://x"', '[owners]\nbob = "bob@example.com"', "not a Slack user id"),
         ('provider = "modzy"\nendpoint_url = "http://x"', '[owners]\nnotify = "email"', "notify"),
     ],

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.sim.batch import BatchSim
-from providers import ConflictError, JobStatus
+from providers import AuthError, ConflictError, JobStatus
 from providers.aws_batch import LIVE_STATUSES, REASON_MAX, BatchQueue, BatchSource, status_of
 from tests.conftest import AWS_ENV
 
@@ -181,3 +182,19 @@ def test_terminating_a_finished_job_is_a_conflict(sim: BatchSim) -> None:
     with pytest.raises(ConflictError, match="already in status SUCCEEDED"):
         src.stop_job(job, reason="U1: late")
     assert sim.calls["terminateservicejob"] == 1
+
+
+def test_job_tags_come_from_describe_not_the_listing(sim: BatchSim) -> None:
+    tagged = sim.add("llama", "RUNNING", tags={"owner": "alice"})
+    sim.add("bare", "RUNNING")
+    src = source(sim)
+    jobs = {j.name: j for j in src.list_jobs(since=None, live=[])}
+    assert all("owner" not in j.extra for j in jobs.values())
+    sim.calls.clear()
+    assert src.job_tags(jobs["llama"]) == {"owner": "alice"}
+    assert src.job_tags(jobs["bare"]) == {}  # DescribeServiceJob leaves `tags` out when there are none
+    assert sim.calls == {"describeservicejob": 2}
+    sim.op_faults["describeservicejob"] = deque(["denied"])
+    with pytest.raises(AuthError):
+        src.job_tags(jobs["llama"])
+    assert tagged.job_id in jobs["llama"].refs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,16 @@ from moto.sagemaker.models import sagemaker_backends
 
 from bot.sim.http import LocalServer, Request, Response
 from bot.sim.sagemaker import SageMakerSim
-from providers import AuthError, ConflictError, Job, JobStatus, NotFoundError, ThrottledError, UnavailableError
+from providers import (
+    AuthError,
+    ConflictError,
+    Job,
+    JobStatus,
+    NotFoundError,
+    ProviderError,
+    ThrottledError,
+    UnavailableError,
+)
 from providers.sagemaker import SageMakerQueue, SageMakerSource, status_of
 from tests.conftest import AWS_ENV
 
@@ -182,3 +192,44 @@ def test_a_stop_without_an_answer_hits_its_deadline_once(sagemaker: SageMakerSim
         assert sagemaker.stops == ["slow"]
     finally:
         slow.stop()
+
+
+def test_job_tags_from_moto_and_the_simulator_agree(moto_sm: Any) -> None:
+    """ListTags against moto (boto3's wire format) and the simulator: key -> value, one request."""
+    create(moto_sm, "tagged")
+    arn = backend_job("tagged").arn
+    moto_sm.add_tags(ResourceArn=arn, Tags=[{"Key": "owner", "Value": "alice"}, {"Key": "team", "Value": "nlp"}])
+    moto_source = SageMakerSource(queue(), env=AWS_ENV)
+    (job,) = moto_source.list_jobs(since=None, live=[])
+    assert job.extra.get("owner") is None  # the listing carries no tags
+    assert moto_source.job_tags(job) == {"owner": "alice", "team": "nlp"}
+    sim = SageMakerSim().start()
+    try:
+        sim.add("tagged", tags={"owner": "alice", "team": "nlp"})
+        sim_source = SageMakerSource(queue(endpoint_url=sim.url), env=AWS_ENV)
+        (listed,) = sim_source.list_jobs(since=None, live=[])
+        sim.requests.clear()
+        assert sim_source.job_tags(listed) == {"owner": "alice", "team": "nlp"}
+        assert sim.requests == ["SageMaker.ListTags"]
+    finally:
+        sim.stop()
+
+
+def test_job_tags_follow_pages_and_errors_are_provider_errors() -> None:
+    sim = SageMakerSim().start()
+    try:
+        many = {f"k{n:02d}": str(n) for n in range(60)} | {"owner": "bob"}
+        sim.add("many", tags=many)
+        src = SageMakerSource(queue(endpoint_url=sim.url), env=AWS_ENV, max_attempts=0)
+        (job,) = src.list_jobs(since=None, live=[])
+        sim.requests.clear()
+        assert src.job_tags(job) == many
+        assert sim.requests == ["SageMaker.ListTags"] * 2  # 61 tags at 50 a page
+        sim.op_errors["ListTags"] = deque([(400, "ThrottlingException")])
+        with pytest.raises(ThrottledError):
+            src.job_tags(job)
+        gone = job.model_copy(update={"id": job.id + "-gone"})
+        with pytest.raises(ProviderError, match="ListTags"):
+            src.job_tags(gone)
+    finally:
+        sim.stop()
