@@ -77,8 +77,11 @@ class EmailDirectory:
         deadline: float = DEADLINE,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        token_team: Callable[[], str] | None = None,
     ) -> None:
         self.db = db
+        self.token_team = token_team  # one bot token: its workspace (auth.test), for a queue nobody subscribed
+        self._token_team = ""
         self.client_for = client_for
         self.clock = clock
         self.deadline = deadline
@@ -88,6 +91,7 @@ class EmailDirectory:
         self._lock = threading.Lock()
         self._running: dict[tuple[str, str], Future[str | None]] = {}
         self._paces: dict[str, Pace] = {}
+        self._turns: dict[str, threading.Lock] = {}  # one lookup at a time per workspace
         self._paused: dict[str, float] = {}  # team -> monotonic time before which nothing is asked
         self._scope_logged: set[str] = set()
 
@@ -96,8 +100,10 @@ class EmailDirectory:
     ) -> dict[str, str]:
         """Owner value -> validated Slack user id, for `values` that `[owners]` names or that are
         e-mail addresses Slack knows. Uncached addresses are looked up in the background; the call
-        waits up to `deadline` for those among `urgent` (owners of jobs that changed)."""
+        waits up to `deadline` for those among `urgent` (owners of jobs that changed). `team` "":
+        the one bot token's workspace."""
         values = set(values)
+        team = team or self._default_team()
         with self.db.read() as session:
             found = owners.known_users(session, team, values, table)
             emails = {e: v for v in values - set(found) if (e := owners.email_of(v, table)) is not None}
@@ -116,6 +122,15 @@ class EmailDirectory:
             if future.done() and future.exception() is None and (user := future.result()) is not None:
                 found[emails[email]] = user
         return found
+
+    def _default_team(self) -> str:
+        """The bot token's workspace, asked once (auth.test; "" until it answers, or in install mode)."""
+        if not self._token_team and self.token_team is not None:
+            try:
+                self._token_team = self.token_team()
+            except Exception as err:  # asked again at the next poll
+                log.warning("lookup_by_email_no_team error=%s", err)
+        return self._token_team
 
     def _fresh(self, session: Session, team: str, emails: list[str]) -> set[str]:
         """The addresses whose remembered answer has not expired."""
@@ -136,7 +151,14 @@ class EmailDirectory:
             return running
 
     def _lookup(self, team: str, email: str) -> str | None:
-        """Ask Slack once (paced to Tier 3, never while paused); remember the answer."""
+        """Ask Slack once (one call at a time per workspace, paced to Tier 3, never while paused or
+        after `missing_scope`); remember the answer."""
+        with self._lock:
+            turn = self._turns.setdefault(team, threading.Lock())
+        with turn:
+            return self._ask(team, email)
+
+    def _ask(self, team: str, email: str) -> str | None:
         if self._is_paused(team):
             return None
         with self._lock:
@@ -151,6 +173,8 @@ class EmailDirectory:
             if failure.code in ("users_not_found", "missing_scope"):
                 self._remember(team, SCOPE_KEY if failure.code == "missing_scope" else email, None, failure.code)
                 if failure.code == "missing_scope":
+                    with self._lock:  # the other addresses waiting for their turn ask nothing
+                        self._paused[team] = self.monotonic() + SCOPE_TTL.total_seconds()
                     self._log_scope(team)
                 return None
             pause = failure.retry_after or FAIL_PAUSE

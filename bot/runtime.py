@@ -185,7 +185,7 @@ def build_runtime(
         lease=lease,
         clock=clock,
         metrics=metrics,
-        directory=EmailDirectory(db, clients, clock=clock),
+        directory=EmailDirectory(db, clients, clock=clock, token_team=token_team(settings)),
     )
     services = Services(config=config, db=db, sources=sources, clock=clock)
     return Runtime(settings, config, db, sources, services, worker, metrics, installations)
