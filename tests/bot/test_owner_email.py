@@ -21,7 +21,7 @@ from bot.sim.slack import FakeSlack
 from bot.tables import EmailUser, Subscription
 from tests.bot.test_owners import NAME_RULE, make_bot, mentions, run
 from tests.bot.test_watch import ALICE, BOB, pai_kit, sagemaker_kit
-from tests.harness import Bot, text_of
+from tests.harness import text_of
 
 LOOKUP = "users.lookupByEmail"
 UNTIL_UNDERSCORE = 'owner_from = "name:^(?P<owner>[^_]+)_"\n'
@@ -219,7 +219,9 @@ def test_owner_in_the_queues_file_filters_and_round_trips(tmp_path: Path, databa
         exported = export_toml(stored)
         assert f'owner = "{ALICE}"' in exported, exported
         config = bot.runtime.config
-        again = parse_config(config.path, tomllib.loads(config.path.read_text().split("[[subscriptions]]")[0] + exported))
+        again = parse_config(
+            config.path, tomllib.loads(config.path.read_text().split("[[subscriptions]]")[0] + exported)
+        )
         done = reconcile(bot.runtime.db, again, default_team=lambda: "T0001", now=datetime.now(UTC))
         assert done.nothing, done.summary()
         changed = parse_config(config.path, tomllib.loads(config.path.read_text().replace(ALICE, BOB)))
@@ -231,7 +233,10 @@ def test_owner_in_the_queues_file_filters_and_round_trips(tmp_path: Path, databa
 
 
 def test_a_bad_owner_in_the_queues_file_is_named(tmp_path: Path) -> None:
-    text = '[[queues]]\nname = "q"\nprovider = "modzy"\nendpoint_url = "http://127.0.0.1:9"\n\n[[subscriptions]]\nchannel = "C1"\nqueue = "q"\nowner = "@alice"\n'
+    text = (
+        '[[queues]]\nname = "q"\nprovider = "modzy"\nendpoint_url = "http://127.0.0.1:9"\n\n'
+        '[[subscriptions]]\nchannel = "C1"\nqueue = "q"\nowner = "@alice"\n'
+    )
     with pytest.raises(ConfigError) as err:
         parse_config(Path("jobwatch.toml"), tomllib.loads(text))
     assert "subscriptions[0]" in str(err.value) and "owner" in str(err.value), str(err.value)
