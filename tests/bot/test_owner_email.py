@@ -17,7 +17,7 @@ from bot.check import email_scope_problems
 from bot.config import ConfigError, parse_config
 from bot.render import UNWATCH_ACTION
 from bot.routing import export_toml, reconcile
-from bot.sim.slack import FakeSlack
+from bot.sim.slack import FakeSlack, Fault
 from bot.tables import EmailUser, Subscription
 from tests.bot.test_owners import NAME_RULE, make_bot, mentions, run
 from tests.bot.test_watch import ALICE, BOB, pai_kit, sagemaker_kit
@@ -277,6 +277,32 @@ def test_app_home_my_jobs_shows_watched_and_owned_jobs(tmp_path: Path, database_
         assert "carol_gpt" not in " ".join(t for t, _ in lines)
         bob = home_lines(bot.open_home(user=BOB))
         assert [t for t, _ in bob if "bob@example.com_t5" in t] and not [t for t, _ in bob if "alice" in t], bob
+    finally:
+        bot.close()
+        kit.sim.stop()
+
+
+def test_ratelimited_lookups_wait_for_retry_after_and_alerts_still_go_out(
+    tmp_path: Path, database_url: str, slack: FakeSlack
+) -> None:
+    slack.people = {ALICE: "alice@example.com", BOB: "bob@example.com"}
+    slack.script(LOOKUP, Fault(retry_after=30))
+    kit = pai_kit()
+    bot = make_bot(tmp_path, database_url, slack, kit, rule='owner_from = "field"')
+    try:
+        bot.command("subscribe q", channel="C1")
+        bot.cycle()
+        first = launch_owned(kit, "alice@example.com")
+        run(bot)
+        second = launch_owned(kit, "bob@example.com")
+        for ref in (first, second):
+            kit.move(ref, "failed")
+        run(bot)
+        assert slack.count(LOOKUP) == 1  # nothing more asked of the workspace within Retry-After
+        assert len([m for m in slack.posts("C1") if "failed" in text_of(m)]) >= 2  # alerts are not held back
+        assert mentions(slack, "C1") == []
+        with bot.runtime.db.read() as session:
+            assert session.exec(select(EmailUser)).all() == []  # a rate limit is not an answer to remember
     finally:
         bot.close()
         kit.sim.stop()
