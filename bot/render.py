@@ -448,6 +448,7 @@ HELP = """*jobwatch* tells this channel what your jobs are doing.
    would have posted over the last 24 h; subscribes nothing
 • `/jobs subscribe <queue> ... --quiet 20:00-08:00 [--quiet-all]` — hold all but failures during those
    hours; one "While you were away" digest when they end
+• `/jobs subscribe <queue> ... --owner <@USER>` — only that person's jobs (their member id U… works too)
 • `/jobs digest <queue> daily 09:00` (or `weekly mon 09:00`, `off`) — a summary of the queue once per period
 • `/jobs subscriptions` — this channel's subscriptions and mutes
 • `/jobs subscriptions export` — them as `[[subscriptions]]` tables for the queues file
