@@ -36,9 +36,11 @@ def change(changes: Changes, command: commands.Command, actor: Actor) -> render.
             quiet_hours=command.quiet,
             quiet_tz=command.quiet_tz,
             quiet_all=command.quiet_all,
+            owner=command.owner,
         )
         what = ", ".join(s.value for s in command.statuses) or "every status change"
         pattern = f" of jobs matching `{render.safe(command.match, 100)}`" if command.match else ""
+        pattern += f" owned by <@{sub.owner}>" if sub.owner else ""
         verb = "Subscribed" if created else "Updated the subscription:"
         hush = ""
         if sub.quiet_start:

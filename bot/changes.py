@@ -72,8 +72,10 @@ class Changes:
         quiet_hours: tuple[str, str] | None = None,
         quiet_tz: str | None = None,
         quiet_all: bool = False,
+        owner: str | None = None,
     ) -> tuple[Subscription, bool]:
-        """Create or update this channel's subscription (resuming a paused one); True when new."""
+        """Create or update this channel's subscription (resuming a paused one); True when new.
+        `owner`: a validated Slack user id; only the jobs whose owner is that person get through."""
         self.allowed(actor, "subscribe", queue)
         self.not_from_file(actor, "subscribe", queue)
         now = self.clock()
@@ -92,6 +94,7 @@ class Changes:
                 )
             sub.statuses = ",".join(s.value for s in statuses)
             sub.match = match
+            sub.owner = owner
             sub.paused_reason = None
             before = quiet.label(sub)
             sub.quiet_start, sub.quiet_end = quiet_hours or (None, None)
@@ -99,8 +102,16 @@ class Changes:
             session.add(sub)
             if before != quiet.label(sub):  # held alerts go out at the next round, as one digest
                 quiet.resume_held(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, now=now)
-            withdraw_unwanted(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, sub=sub)
+            withdraw_unwanted(
+                session,
+                team_id=actor.team_id,
+                channel_id=actor.channel_id,
+                queue=queue,
+                sub=sub,
+                owners_table=self.config.owners.users,
+            )
             detail = f"statuses={sub.statuses or 'all'} match={match or ''} {'new' if created else 'updated'}"
+            detail += f" owner={owner}" if owner else ""
             detail += f" {quiet.label(sub)}" if sub.quiet_start else ""
             access.record(session, actor, "subscribe", queue=queue, detail=detail, now=now)
             session.flush()

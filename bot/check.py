@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
+from pathlib import Path
 
+from sqlalchemy import inspect, make_url
+
+from bot.clock import utcnow
 from bot.config import ConfigError, Settings, load_config
+from bot.db import Database
+from bot.directory import missing_scope
 from bot.install import token_problem
 from bot.runtime import build_sources
 from bot.stopping import operator_text
@@ -37,8 +44,32 @@ def check(settings: Settings) -> int:
                 problems.append(f"queue {queue.name!r} ({queue.provider}): {type(err).__name__}: {err}")
             except ValueError as err:
                 problems.append(f"queue {queue.name!r} ({queue.provider}): {err}")
+    if config is not None and any(q.owner_from for q in config.queues):
+        problems += email_scope_problems(settings.database_url, utcnow())
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)
     if not problems:
         print("all checks passed")
     return 1 if problems else 0
+
+
+def email_scope_problems(url: str, now: datetime) -> list[str]:
+    """The workspaces where `users.lookupByEmail` recently answered `missing_scope` (the worker
+    remembers it, bot/directory.py); nothing when the store does not exist yet."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not (parsed.database and Path(parsed.database).exists()):
+        return []
+    db = Database(url)
+    try:
+        with db.read() as session:
+            if not inspect(session.connection()).has_table("email_user"):
+                return []
+        teams = missing_scope(db, now)
+    finally:
+        db.dispose()
+    return [
+        f"workspace {team}: Slack refused users.lookupByEmail (missing_scope), so job owners given as e-mail "
+        "addresses are not looked up; add the bot scope users:read.email (manifest.yml) and reinstall the "
+        "app, or map the addresses in [owners]"
+        for team in teams
+    ]

@@ -8,6 +8,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from bot.config import SUBSCRIPTION_GLOB
+from bot.owners import USER_RE
 from bot.quiet import check_zone, parse_window
 from providers import JobStatus
 
@@ -24,7 +25,7 @@ USAGE = {
     "list": "/jobs list <queue> [status] [mine] [--limit N] | /jobs list mine",
     "status": "/jobs status <queue> <job>",
     "subscribe": "/jobs subscribe <queue> [status ...] [--match PATTERN] [--quiet HH:MM-HH:MM [--quiet-tz ZONE]"
-    " [--quiet-all]] [--dry-run]",
+    " [--quiet-all]] [--owner <@USER>] [--dry-run]",
     "unsubscribe": "/jobs unsubscribe <queue>",
     "subscriptions": "/jobs subscriptions [export]",
     "mute": "/jobs mute <queue> [job] <duration>  (e.g. 30m, 2h, 1d)",
@@ -91,6 +92,7 @@ class Subscribe:
     quiet: tuple[str, str] | None = None  # quiet hours (bot/quiet.py): ("20:00", "08:00")
     quiet_tz: str | None = None
     quiet_all: bool = False
+    owner: str | None = None  # a Slack user id: only that person's jobs (bot/owners.py)
 
 
 @dataclass(frozen=True)
@@ -243,11 +245,14 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
     quiet: tuple[str, str] | None = None
     quiet_tz: str | None = None
     quiet_all = False
+    owner: str | None = None
     words: list[str] = []
     it = iter(args)
     for word in it:
         if word.lower() == "--dry-run":
             dry_run = True
+        elif word.startswith("--owner"):
+            owner = _owner(word.split("=", 1)[1] if "=" in word else next(it, ""))
         elif word.startswith("--match"):
             match = word.split("=", 1)[1] if "=" in word else next(it, "")
             if not GLOB_RE.match(match):
@@ -272,8 +277,31 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
         raise UsageError("name the queue to subscribe to", USAGE["subscribe"])
     if quiet is None and (quiet_all or quiet_tz):
         raise UsageError("--quiet-all and --quiet-tz go with --quiet HH:MM-HH:MM", USAGE["subscribe"])
+    if dry_run and owner:
+        raise UsageError("--dry-run does not take --owner (past transitions do not keep the owner)", USAGE["subscribe"])
     statuses = tuple(dict.fromkeys(_status(w, "subscribe") for w in words[1:]))
-    return Subscribe(_queue(words[0], "subscribe"), statuses, match, dry_run, quiet, quiet_tz, quiet_all)
+    return Subscribe(_queue(words[0], "subscribe"), statuses, match, dry_run, quiet, quiet_tz, quiet_all, owner)
+
+
+MENTION_RE = re.compile(r"^<@([UW][A-Z0-9]{2,40})(\|[^>]*)?>$")
+
+
+def _owner(word: str) -> str:
+    """The user id of `--owner <@U…>` (a mention as Slack escapes it, `<@U…|name>`, or the bare id)."""
+    found = MENTION_RE.match(word)
+    user = found.group(1) if found else word
+    if USER_RE.match(user):
+        return user
+    if not word:
+        problem = "--owner needs a person: a mention <@U0123ABCD> or a member id U0123ABCD"
+    elif word.startswith("@"):
+        problem = (
+            f"--owner {word[:40]!r}: a display name is not an id; give the member id U0123ABCD "
+            "(profile → ⋯ → Copy member ID) or a mention <@U0123ABCD>"
+        )
+    else:
+        problem = f"--owner {word[:40]!r} is not a Slack user: give a mention <@U0123ABCD> or a member id U0123ABCD"
+    raise UsageError(problem, USAGE["subscribe"])
 
 
 def duration(word: str) -> int:

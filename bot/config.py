@@ -131,6 +131,7 @@ class SubscriptionEntry(BaseModel):
     quiet: str | None = None  # quiet hours "20:00-08:00" (bot/quiet.py)
     quiet_tz: str | None = None  # their IANA zone; default [bot] timezone
     quiet_all: bool = False  # hold failures too
+    owner: str | None = Field(default=None, pattern=USER_ID)  # only this Slack user's jobs (bot/owners.py)
 
     @field_validator("quiet")
     @classmethod

@@ -187,6 +187,7 @@ def subscription_rows(services: Services, team_id: str, channel_id: str | None) 
             "" if channel_id else s.channel_id,
             source=s.source,
             quiet=quiet.label(s),
+            owner=s.owner,
         )
         for s in services.subscriptions(team_id=team_id, channel_id=channel_id)
     ]
@@ -292,12 +293,12 @@ def register(app: App, services: Services, *, timing: Timing | None = None) -> N
     actions.register(app, services, later=later)
 
 
-HOME_MINE = 10  # watched jobs shown on the App Home; `/jobs watching` lists them all
+HOME_MINE = 10  # jobs shown in the App Home's "My jobs"; `/jobs watching` and `/jobs list mine` list them all
 
 
 def home_view(services: Services, team_id: str, *, user: str = "") -> dict[str, Any]:
-    """The App Home of this workspace for `user`: their watched jobs, queues, its subscriptions,
-    its recent alerts."""
+    """The App Home of this workspace for `user`: their jobs (watched ones first, with Unwatch, then
+    the newest they own), queues, its subscriptions, its recent alerts."""
     alerts = [
         overview.AlertRow(
             job=_job_name(a.payload, a.job_id),
@@ -309,7 +310,14 @@ def home_view(services: Services, team_id: str, *, user: str = "") -> dict[str, 
         )
         for a in services.recent_alerts(team_id, limit=overview.HOME_ALERTS)
     ]
-    mine = render.watch_rows(services.watcher.rows(team_id, user), limit=HOME_MINE) if user else []
+    mine: list[dict[str, Any]] = []
+    if user:
+        watched = services.watcher.rows(team_id, user)
+        seen = {(queue, job_id) for queue, job_id, _, _ in watched}
+        jobs, _ = services.mine(team_id, user, queue="", status=None, limit=HOME_MINE + len(seen))
+        owned = [(j.queue, j.id, j.name, j.status.value) for j in jobs if (j.queue, j.id) not in seen]
+        rows = watched + owned
+        mine = render.watch_rows(rows, limit=HOME_MINE, owned={(q, i) for q, i, _, _ in owned})
     return overview.home_view(
         queues=queue_rows(services, team_id),
         subscriptions=subscription_rows(services, team_id, None),

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.access import CHANNEL_RE
+from bot.owners import USER_RE
 from bot.render import EMOJI, Message, context, plain, safe, section, when
 from providers import JobStatus
 
@@ -43,6 +44,7 @@ class SubscriptionRow:
     channel: str = ""
     source: str = "chat"  # file: a [[subscriptions]] entry of the queues file
     quiet: str = ""  # `quiet 20:00-08:00 Europe/Paris` (bot/quiet.py label)
+    owner: str | None = None  # a Slack user id: only that person's jobs
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,12 @@ class AlertRow:
 def channel_ref(channel: str) -> str:
     """`<#C123>` (Slack shows the name to those who may see it), or the escaped raw text."""
     return f"<#{channel}>" if CHANNEL_RE.match(channel) else safe(channel, 40)
+
+
+def user_ref(user: str) -> str:
+    """`<@U123>` (Slack shows the person's name; a view or an ephemeral reply notifies nobody) for a
+    validated user id, else the escaped raw text."""
+    return f"<@{user}>" if USER_RE.match(user) else safe(user, 40)
 
 
 def _health_dot(health: str) -> str:
@@ -104,6 +112,8 @@ def subscription_line(r: SubscriptionRow) -> str:
         line = f"{channel_ref(r.channel)} · {line}"
     if r.match:
         line += f" · jobs matching `{safe(r.match, 100)}`"
+    if r.owner:
+        line += f" · jobs of {user_ref(r.owner)}"
     if r.paused_reason:
         line += f" · :double_vertical_bar: paused: {safe(r.paused_reason, 100)} (invite the bot and subscribe again)"
     if r.quiet:
@@ -152,7 +162,7 @@ def home_view(
     subscriptions, recent alerts."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "jobwatch"}},
-        *([section("*My jobs* (the jobs you watch)"), *mine, {"type": "divider"}] if mine else []),
+        *([section("*My jobs* (the jobs you watch or own)"), *mine, {"type": "divider"}] if mine else []),
         section("*Queues*"),
         *(_sections(queue_lines(queues)) or [context("No queues are configured.")]),
         {"type": "divider"},

@@ -18,20 +18,29 @@ The owner value is stored with the job (`Job.extra["owner"]`) before the diff, s
 again fingerprints the same. It is provider text: it only ever serves as a key to look up, and is
 escaped wherever it is shown. A Slack user is mentioned only through an id that the queues file
 gave (`[owners]`, validated as a user id) or that `users.lookupByEmail` returned (validated again).
+
+An owner value that `[owners]` does not name and that is an e-mail address is looked up with
+`users.lookupByEmail` (bot/directory.py: where, when and how it is cached); `known_users` and
+`owned_values` read that cache together with the table.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+
+from sqlmodel import Session, col, select
 
 from bot import render
+from bot.tables import EmailUser
 from providers import SOURCES, Job, JobStatus, reads_tags
 
 OWNER_KEY = "owner"
 OWNER_MAX = 200  # characters of an owner value kept
 USER_RE = re.compile(r"^[UW][A-Z0-9]{2,40}$")
+# An address worth asking Slack about: one @, a dot in the domain, nothing Slack would read as markup.
+EMAIL_RE = re.compile(r"^[^@\s<>&|*`]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 MENTION_ON = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})
 
 # Per provider, the `Job.extra` keys that `owner_from = "field"` reads, first present wins.
@@ -118,6 +127,45 @@ def slack_user(owner: str | None, table: Mapping[str, str]) -> str | None:
 def owned_by(user: str, table: Mapping[str, str]) -> set[str]:
     """The owner values (lower case) the `[owners]` table maps to `user`."""
     return {value.lower() for value, who in table.items() if who == user}
+
+
+def email_of(owner: str | None, table: Mapping[str, str]) -> str | None:
+    """The owner value (lower case) if it is an e-mail address the `[owners]` table does not name."""
+    if not owner or slack_user(owner, table) is not None:
+        return None
+    value = owner.strip().lower()
+    return value if len(value) <= 254 and EMAIL_RE.match(value) else None
+
+
+def known_users(session: Session, team: str, owners_: Iterable[str], table: Mapping[str, str]) -> dict[str, str]:
+    """Owner value -> Slack user id, from `[owners]` or, for e-mail addresses, from what
+    `users.lookupByEmail` answered before (bot/directory.py); asks Slack nothing."""
+    found: dict[str, str] = {}
+    emails: dict[str, str] = {}
+    for owner in set(owners_):
+        user = slack_user(owner, table)
+        if user is not None:
+            found[owner] = user
+        elif (email := email_of(owner, table)) is not None:
+            emails[email] = owner
+    if emails:
+        rows = session.exec(
+            select(EmailUser).where(
+                EmailUser.team_id == team, EmailUser.outcome == "ok", col(EmailUser.email).in_(list(emails))
+            )
+        ).all()
+        for row in rows:
+            if row.user_id and USER_RE.match(row.user_id):
+                found[emails[row.email]] = row.user_id
+    return found
+
+
+def owned_values(session: Session, team: str, user: str, table: Mapping[str, str]) -> set[str]:
+    """The owner values (lower case) that name `user`: `[owners]` keys and looked-up e-mail addresses."""
+    looked_up = session.exec(
+        select(EmailUser.email).where(EmailUser.team_id == team, EmailUser.user_id == user, EmailUser.outcome == "ok")
+    ).all()
+    return owned_by(user, table) | {e for e in looked_up if e not in table}
 
 
 def is_owner(job: Job, values: set[str]) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -278,13 +278,19 @@ def dm_message(job: Job, old: JobStatus | None, *, why: str = "you watch it") ->
     return Message(text, blocks)
 
 
-def watch_rows(rows: Sequence[tuple[str, str, str, str]], *, limit: int) -> list[dict[str, Any]]:
-    """One section per watch (queue, job id, job name, last polled status), each with Unwatch."""
+def watch_rows(
+    rows: Sequence[tuple[str, str, str, str]], *, limit: int, owned: Collection[tuple[str, str]] = ()
+) -> list[dict[str, Any]]:
+    """One section per job (queue, job id, job name, last polled status), each with Unwatch, but
+    those in `owned` ((queue, job id) of jobs the person owns and does not watch): nothing to unwatch."""
     blocks = []
     for queue, job_id, name, status in rows[:limit]:
         known = {s.value: s for s in JobStatus}.get(status)
         emoji = EMOJI[known] + " " if known else ""
         line = f"{emoji}*{safe(name or job_id, 120)}* · `{safe(queue, 64)}` — {escape(status or 'not polled yet')}"
+        if (queue, job_id) in owned:
+            blocks.append(section(line + " · yours"))
+            continue
         block = section(line)
         found = unwatch_button(queue, job_id)
         if found:
@@ -445,6 +451,7 @@ HELP = """*jobwatch* tells this channel what your jobs are doing.
    would have posted over the last 24 h; subscribes nothing
 • `/jobs subscribe <queue> ... --quiet 20:00-08:00 [--quiet-all]` — hold all but failures during those
    hours; one "While you were away" digest when they end
+• `/jobs subscribe <queue> ... --owner <@USER>` — only that person's jobs (their member id U… works too)
 • `/jobs digest <queue> daily 09:00` (or `weekly mon 09:00`, `off`) — a summary of the queue once per period
 • `/jobs subscriptions` — this channel's subscriptions and mutes
 • `/jobs subscriptions export` — them as `[[subscriptions]]` tables for the queues file

@@ -77,8 +77,8 @@ def _teams(config: AppConfig, default_team: TeamLookup | None) -> list[tuple[str
     return found
 
 
-def _filters(entry: SubscriptionEntry) -> tuple[str, str | None]:
-    return ",".join(s.value for s in entry.statuses), entry.match
+def _filters(entry: SubscriptionEntry) -> tuple[str, str | None, str | None]:
+    return ",".join(s.value for s in entry.statuses), entry.match, entry.owner
 
 
 def _quiet(sub: Subscription) -> tuple[str | None, str | None, str | None, bool]:
@@ -93,7 +93,7 @@ def reconcile(db: Database, config: AppConfig, *, default_team: TeamLookup | Non
         rows = session.exec(select(Subscription)).all()
         by_key = {(s.team_id, s.channel_id, s.queue): s for s in rows}
         for (team, channel, queue), entry in wanted.items():
-            statuses, match = _filters(entry)
+            statuses, match, owner = _filters(entry)
             sub = by_key.get((team, channel, queue))
             what = f"{channel} {queue}"
             if sub is None:
@@ -105,19 +105,22 @@ def reconcile(db: Database, config: AppConfig, *, default_team: TeamLookup | Non
             elif sub.source != "file":
                 done.adopted.append(what)
                 verb = "adopted from chat"
-            elif (sub.statuses, sub.match, _quiet(sub)) != (statuses, match, entry.quiet_hours()):
+            elif (sub.statuses, sub.match, sub.owner, _quiet(sub)) != (statuses, match, owner, entry.quiet_hours()):
                 done.changed.append(what)
                 verb = "updated"
             else:
                 continue
             hours_before = _quiet(sub)
-            sub.statuses, sub.match, sub.source = statuses, match, "file"
+            sub.statuses, sub.match, sub.owner, sub.source = statuses, match, owner, "file"
             sub.quiet_start, sub.quiet_end, sub.quiet_tz, sub.quiet_all = entry.quiet_hours()
             session.add(sub)
             if hours_before != _quiet(sub):
                 quiet.resume_held(session, team_id=team, channel_id=channel, queue=queue, now=now)
-            withdraw_unwanted(session, team_id=team, channel_id=channel, queue=queue, sub=sub)
+            withdraw_unwanted(
+                session, team_id=team, channel_id=channel, queue=queue, sub=sub, owners_table=config.owners.users
+            )
             detail = f"statuses={statuses or 'all'} match={match or ''} {verb}"
+            detail += f" owner={owner}" if owner else ""
             detail += f" {quiet.label(sub)}" if sub.quiet_start else ""
             access.record(session, _actor(team, channel), "subscribe", queue=queue, detail=detail, now=now)
         for key, sub in by_key.items():
@@ -165,6 +168,8 @@ def export_toml(subs: Sequence[Subscription]) -> str:
             lines.append(f"statuses = [{', '.join(_toml_string(s) for s in statuses)}]")
         if sub.match:
             lines.append(f"match = {_toml_string(sub.match)}")
+        if sub.owner:
+            lines.append(f"owner = {_toml_string(sub.owner)}")
         if sub.quiet_start:
             lines.append(f"quiet = {_toml_string(f'{sub.quiet_start}-{sub.quiet_end}')}")
             if sub.quiet_tz:

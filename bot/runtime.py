@@ -17,6 +17,7 @@ from slack_sdk.http_retry import RateLimitErrorRetryHandler
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig, ConfigError, Settings, load_config
 from bot.db import Database
+from bot.directory import EmailDirectory
 from bot.health import Readiness
 from bot.install import Installations, install_mode
 from bot.lease import LeaseKeeper
@@ -165,9 +166,10 @@ def build_runtime(
                 " (the id of the workspace the channel is in)"
             )
         installations = Installations(db, settings.slack_client_id)
+    clients = TeamClients(settings, installations, metrics=metrics)
     deliverer = Deliverer(
         db,
-        TeamClients(settings, installations, metrics=metrics),
+        clients,
         clock=clock,
         digest_threshold=config.bot.digest_threshold,
         stop_by=stop_buttons(config, sources),
@@ -183,6 +185,7 @@ def build_runtime(
         lease=lease,
         clock=clock,
         metrics=metrics,
+        directory=EmailDirectory(db, clients, clock=clock, token_team=token_team(settings)),
     )
     services = Services(config=config, db=db, sources=sources, clock=clock)
     return Runtime(settings, config, db, sources, services, worker, metrics, installations)

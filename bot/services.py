@@ -126,11 +126,12 @@ class Services:
         return jobs[:limit], len(jobs)
 
     def mine(self, team_id: str, user_id: str, *, queue: str, status: str | None, limit: int) -> tuple[list[Job], int]:
-        """The person's jobs, newest first: those they watch and those `[owners]` says they own
-        (bot/owners.py), in one queue or (`queue` "") every queue; the status filter as `recent`."""
+        """The person's jobs, newest first: those they watch and those they own (`[owners]`, or an
+        owner e-mail address that `users.lookupByEmail` gave their id; bot/owners.py), in one queue
+        or (`queue` "") every queue; the status filter as `recent`."""
         names = [self.queue(queue).name] if queue else [q.name for q in self.config.queues]
-        values = owners.owned_by(user_id, self.config.owners.users)
         with self.db.read() as session:
+            values = owners.owned_values(session, team_id, user_id, self.config.owners.users)
             watched = {
                 (w.queue, w.job_id)
                 for w in session.exec(select(Watch).where(Watch.team_id == team_id, Watch.user_id == user_id)).all()

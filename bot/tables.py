@@ -106,6 +106,7 @@ class Subscription(SQLModel, table=True):
     quiet_end: str | None = None
     quiet_tz: str | None = None  # IANA zone of the window; None: [bot] timezone
     quiet_all: bool = False  # hold failed and timed_out alerts too
+    owner: str | None = None  # a Slack user id: only the jobs whose owner is this person (bot/owners.py)
 
 
 # pending -> sending -> sent | dead; muted (held by a mute) -> silenced (counted in its summary);
@@ -293,6 +294,23 @@ class LogTailRequest(SQLModel, table=True):
     next_attempt_at: datetime = _when()
     last_error: str | None = None
     created_at: datetime = _when()
+
+
+class EmailUser(SQLModel, table=True):
+    """What `users.lookupByEmail` answered for one owner e-mail address in one workspace (the cache
+    of bot/directory.py, shared by the worker, which asks, and the Slack handlers, which read it for
+    `mine`). `outcome`: ok (user_id set) | users_not_found | not_a_user (an answer that is no user
+    id, or a deleted user) | missing_scope (the app lacks users:read.email; kept under `email` "*",
+    for the whole workspace). Rows are replaced when they expire, never deleted."""
+
+    __tablename__ = "email_user"
+    __table_args__ = (Index("ix_email_user_user", "team_id", "user_id"),)
+
+    team_id: str = Field(primary_key=True)
+    email: str = Field(primary_key=True)  # lower case
+    user_id: str | None = None
+    outcome: str
+    checked_at: datetime = _when()
 
 
 class AuditEntry(SQLModel, table=True):

@@ -12,11 +12,13 @@ from datetime import timedelta
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
+from sqlmodel import select
 
 from bot import logtail, mutes, owners, quiet, schedules, tags
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig, Settings
 from bot.db import Database
+from bot.directory import EmailDirectory
 from bot.lease import LeaseKeeper
 from bot.metrics import Metrics
 from bot.pipeline.deliver import Deliverer
@@ -34,6 +36,7 @@ from bot.pipeline.enqueue import (
 )
 from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
+from bot.tables import Subscription
 from providers import Job, JobSource, Taggable, wants_log_tail
 from providers.causes import with_cause
 
@@ -54,8 +57,10 @@ class Worker:
         lease: LeaseKeeper,
         clock: Clock = utcnow,
         metrics: Metrics | None = None,
+        directory: EmailDirectory | None = None,
     ) -> None:
         self.settings = settings
+        self.directory = directory  # owners given as e-mail addresses (None: `[owners]` only)
         self.config = config
         self.db = db
         self.sources = sources
@@ -128,7 +133,7 @@ class Worker:
                 ops_channel=self.config.bot.ops_channel,
                 ops_team=self.config.bot.ops_team or "",
                 timezone=self.config.bot.timezone,
-                owner_users=self._owner_users(changes.transitions),
+                owner_users=self._owner_users(queue, owner_from, observed, changes.transitions),
                 owner_notify=self.config.owners.notify,
                 log_tail=wants_log_tail(source),
             )
@@ -171,17 +176,34 @@ class Worker:
             jobs += retry
         return tags.with_tag_owners(source, key, jobs, known, baseline=view.baseline)
 
-    def _owner_users(self, transitions: Sequence[Transition]) -> dict[str, str]:
-        """Job id -> the owner's Slack user id, for the jobs of `transitions` that ended."""
+    def _owner_users(
+        self, queue: str, owner_from: str | None, jobs: Sequence[Job], transitions: Sequence[Transition]
+    ) -> dict[str, str]:
+        """Job id -> the owner's Slack user id, for the jobs of `transitions` (every change: a
+        subscription's `--owner` filter needs them; the owner's mention and DM only the ended ones).
+
+        Runs before the commit, outside its transaction: `[owners]` first, then e-mail addresses
+        through bot/directory.py, which looks up the owners of every listed job (so the answer is
+        cached long before the job ends) and waits briefly only for those of changed jobs."""
+        if not owner_from:
+            return {}
         table = self.config.owners.users
-        found: dict[str, str] = {}
-        for t in transitions:
-            if not t.job.status.terminal:
-                continue
-            user = owners.slack_user(str(t.job.extra.get(owners.OWNER_KEY) or ""), table)
-            if user is not None:
-                found[t.job.id] = user
-        return found
+        changed = {t.job.id: str(t.job.extra.get(owners.OWNER_KEY) or "") for t in transitions}
+        changed = {job_id: value for job_id, value in changed.items() if value}
+        listed = {str(j.extra.get(owners.OWNER_KEY) or "") for j in jobs} - {""}
+        if self.directory is None or not (listed or changed):
+            users = {v: u for v in changed.values() if (u := owners.slack_user(v, table)) is not None}
+        else:
+            team = self._owner_team(queue)
+            users = self.directory.users(team, listed | set(changed.values()), table, urgent=changed.values())
+        return {job_id: users[value] for job_id, value in changed.items() if value in users}
+
+    def _owner_team(self, queue: str) -> str:
+        """The workspace whose users owners are looked up in: that of the queue's first subscription
+        (the owner's DM goes there too, bot/pipeline/enqueue.py), else `[bot] ops_team`."""
+        with self.db.read() as session:
+            sub = session.exec(select(Subscription).where(Subscription.queue == queue)).first()
+        return sub.team_id if sub is not None else self.config.bot.ops_team or ""
 
     def _record_failure(self, queue: str, fence: Fence, error: str, remedy: str | None) -> None:
         record_failure(
@@ -324,5 +346,7 @@ class Worker:
         """Release the lease and the adapters' connections."""
         self.lease.release()
         self.tails.close()
+        if self.directory is not None:
+            self.directory.close()
         for source in self.sources.values():
             source.close()

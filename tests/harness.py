@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlmodel import col, select
 
 from bot.app import build_app
 from bot.clock import Clock, ShiftedClock, utcnow
@@ -17,6 +18,7 @@ from bot.runtime import Runtime, build_runtime, build_sources, command_client, r
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from bot.sim.slash import block_action, event, slash_command
+from bot.tables import OutboxItem
 from bot.web import Background, WebApp
 from providers import JobSource
 from tests.conftest import SECRET, TOKEN
@@ -134,6 +136,20 @@ class Bot:
         worker.renew()
         worker.poll_all()
         worker.deliver()
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Deliver until no outbox row is pending or sending (FakeSlack paces each channel in real
+        time, and a thread-only note waits for its alert), or until `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.runtime.worker.deliver()
+            with self.runtime.db.read() as session:
+                busy = session.exec(
+                    select(OutboxItem.id).where(col(OutboxItem.state).in_(("pending", "sending")))
+                ).first()
+            if busy is None:
+                return
+            time.sleep(0.1)
 
     def close(self) -> None:
         self.http.close()

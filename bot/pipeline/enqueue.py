@@ -117,18 +117,30 @@ def stored_jobs(db: Database, queue: str, ids: Sequence[str]) -> dict[str, Job]:
     return found
 
 
-def wants(sub: Subscription, job: Job) -> bool:
-    """Whether a subscription's filters let an alert about `job` (its new status, its name) through."""
+def wants(sub: Subscription, job: Job, owner: str | None = None) -> bool:
+    """Whether a subscription's filters let an alert about `job` (its new status, its name, and
+    `owner`, the Slack user id its owner maps to, if known) through."""
     statuses = {s for s in sub.statuses.split(",") if s}
     if statuses and job.status not in statuses:
+        return False
+    if sub.owner and owner != sub.owner:
         return False
     return not sub.match or fnmatchcase(job.name.lower(), sub.match.lower())
 
 
-def withdraw_unwanted(session: Session, *, team_id: str, channel_id: str, queue: str, sub: Subscription | None) -> int:
+def withdraw_unwanted(
+    session: Session,
+    *,
+    team_id: str,
+    channel_id: str,
+    queue: str,
+    sub: Subscription | None,
+    owners_table: Mapping[str, str] | None = None,
+) -> int:
     """Delete the alerts a channel is still owed (pending, or held by a mute) that its subscription as
     it now stands no longer wants (`sub` None: it unsubscribed); returns how many. Called in the same
-    transaction as the change, so the filters decide at delivery too; a row being sent stays."""
+    transaction as the change, so the filters decide at delivery too; a row being sent stays.
+    `owners_table`: `[owners]`, for an `--owner` filter (with the e-mail lookups already cached)."""
     rows = session.exec(
         select(OutboxItem).where(
             OutboxItem.team_id == team_id,
@@ -138,7 +150,16 @@ def withdraw_unwanted(session: Session, *, team_id: str, channel_id: str, queue:
             col(OutboxItem.state).in_(("pending", "muted", "held")),
         )
     ).all()
-    unwanted = [r for r in rows if sub is None or not wants(sub, Job.model_validate_json(r.payload))]
+    jobs = [(r, Job.model_validate_json(r.payload)) for r in rows]
+    users: dict[str, str] = {}
+    if sub is not None and sub.owner:
+        values = {str(j.extra.get(owners.OWNER_KEY) or "") for _, j in jobs} - {""}
+        users = owners.known_users(session, team_id, values, owners_table or {})
+    unwanted = [
+        r
+        for r, job in jobs
+        if sub is None or not wants(sub, job, users.get(str(job.extra.get(owners.OWNER_KEY) or "")))
+    ]
     for row in unwanted:
         session.delete(row)
     return len(unwanted)
@@ -160,14 +181,19 @@ def snapshot_row(job: Job, now: datetime) -> dict[str, object]:
 
 
 def alert_rows(
-    subs: Iterable[Subscription], transitions: Iterable[Transition], now: datetime
+    subs: Iterable[Subscription],
+    transitions: Iterable[Transition],
+    now: datetime,
+    owner_users: Mapping[str, str] | None = None,
 ) -> list[dict[str, object]]:
-    """One pending outbox row per (transition x subscribed channel that wants it)."""
+    """One pending outbox row per (transition x subscribed channel that wants it); `owner_users`:
+    job id -> its owner's Slack user id, for subscriptions with an owner filter."""
     rows: list[dict[str, object]] = []
     active = [s for s in subs if s.paused_reason is None]
+    users = owner_users or {}
     for t in transitions:
         for sub in active:
-            if not wants(sub, t.job):
+            if not wants(sub, t.job, users.get(t.job.id)):
                 continue
             rows.append(
                 {
@@ -383,7 +409,7 @@ def commit_poll(
         for start in range(0, len(history), CHUNK):
             session.execute(insert(TransitionRecord), history[start : start + CHUNK])
         subs = session.exec(select(Subscription).where(Subscription.queue == queue)).all()
-        rows = alert_rows(subs, result.transitions, now)
+        rows = alert_rows(subs, result.transitions, now, owner_users)
         hold_muted(session, rows, queue=queue, now=now)
         quiet.hold_quiet(rows, subs, now=now, default_tz=timezone)
         watched = watch_rows(session, queue, result.transitions, now)

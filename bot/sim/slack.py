@@ -1,6 +1,6 @@
 """A fake Slack Web API: chat.postMessage/update, conversations.history/replies/open, auth.test,
-response_url hooks. It keeps every message, enforces ~1 post/s per channel with a small
-burst (429 + Retry-After beyond it), and plays scripted faults.
+users.lookupByEmail, response_url hooks. It keeps every message, enforces ~1 post/s per channel
+with a small burst (429 + Retry-After beyond it), and plays scripted faults.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ class FakeSlack:
     oauth_codes: dict[str, str] = field(default_factory=dict)  # one-time code -> the team installing
     people: dict[str, str] | None = None  # user id -> e-mail of the workspace's people (None: any U…/W… id)
     disabled: set[str] = field(default_factory=set)  # deactivated users: conversations.open says user_disabled
+    missing: set[str] = field(default_factory=set)  # scopes the app lacks: methods needing one answer missing_scope
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -248,6 +249,24 @@ class FakeSlack:
         with self._lock:
             channel = self._ims.setdefault((team, user), f"D{team[1:]}{user[1:]}"[:20])
         return Response.json({"ok": True, "channel": {"id": channel}})
+
+    def _m_users_lookupByEmail(self, team: str, params: dict[str, Any]) -> Response:
+        """The person with this e-mail address (case-insensitive) among `people`, as Slack answers:
+        `users_not_found` when there is none, `missing_scope` without users:read.email."""
+        if "users:read.email" in self.missing:
+            return Response.json(
+                {"ok": False, "error": "missing_scope", "needed": "users:read.email", "provided": "chat:write"}
+            )
+        email = str(params.get("email", "")).strip().lower()
+        found = next((u for u, e in (self.people or {}).items() if e.lower() == email), None)
+        if not email or found is None:
+            return Response.json({"ok": False, "error": "users_not_found"})
+        return Response.json({"ok": True, "user": {"id": found, "team_id": team, "deleted": False}})
+
+    def count(self, method: str) -> int:
+        """How many calls of `method` the fake received."""
+        with self._lock:
+            return sum(1 for name, _ in self.calls if name == method)
 
     def _m_chat_postMessage(self, team: str, params: dict[str, Any]) -> Response:
         channel = str(params.get("channel", ""))

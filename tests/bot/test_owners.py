@@ -30,6 +30,7 @@ def mentions(slack: FakeSlack, channel: str) -> list[dict[str, Any]]:
 def run(bot: Bot, n: int = 3) -> None:
     for _ in range(n):
         bot.cycle()
+    bot.settle()
 
 
 def test_the_owner_is_mentioned_in_the_thread_on_failure_and_gets_a_dm(
