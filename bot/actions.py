@@ -28,8 +28,16 @@ def reply(message: render.Message) -> dict[str, Any]:
 def change(changes: Changes, command: commands.Command, actor: Actor) -> render.Message:
     """Run a subscribe, unsubscribe, mute or unmute and say what happened."""
     if isinstance(command, commands.Subscribe):
-        sub, created = changes.subscribe(actor, command.queue, statuses=command.statuses, match=command.match)
-        what = ", ".join(s.value for s in command.statuses) or "every status change"
+        sub, created = changes.subscribe(
+            actor,
+            command.queue,
+            statuses=command.statuses,
+            match=command.match,
+            flags=command.flags,
+            causes=command.causes,
+        )
+        what = ", ".join([*(s.value for s in command.statuses), *command.flags]) or "every status change"
+        what += f" (failures caused by {', '.join(command.causes)})" if command.causes else ""
         pattern = f" of jobs matching `{render.safe(command.match, 100)}`" if command.match else ""
         verb = "Subscribed" if created else "Updated the subscription:"
         return render.plain(f"{verb} this channel to `{sub.queue}` — {what}{pattern}.")

@@ -52,7 +52,14 @@ class Changes:
         return config
 
     def subscribe(
-        self, actor: Actor, queue: str, *, statuses: Sequence[JobStatus], match: str | None
+        self,
+        actor: Actor,
+        queue: str,
+        *,
+        statuses: Sequence[JobStatus],
+        match: str | None,
+        flags: Sequence[str] = (),
+        causes: Sequence[str] = (),
     ) -> tuple[Subscription, bool]:
         """Create or update this channel's subscription (resuming a paused one); True when new."""
         self.allowed(actor, "subscribe", queue)
@@ -68,12 +75,14 @@ class Changes:
                     created_by=actor.user_id,
                     created_at=now,
                 )
-            sub.statuses = ",".join(s.value for s in statuses)
+            sub.statuses = ",".join([*(s.value for s in statuses), *flags])
             sub.match = match
+            sub.causes = ",".join(causes)
             sub.paused_reason = None
             session.add(sub)
             withdraw_unwanted(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, sub=sub)
             detail = f"statuses={sub.statuses or 'all'} match={match or ''} {'new' if created else 'updated'}"
+            detail += f" causes={sub.causes}" if sub.causes else ""
             access.record(session, actor, "subscribe", queue=queue, detail=detail, now=now)
             session.flush()
             return sub, created

@@ -8,6 +8,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from providers import JobStatus
+from providers.causes import parse_causes
 
 COMMAND_PATTERN = re.compile(r"^/[a-z0-9_-]+$")  # the name is set in manifest.yml, `/jobs` by default
 MAX_TEXT = 500
@@ -21,7 +22,8 @@ USAGE = {
     "queues": "/jobs queues",
     "list": "/jobs list <queue> [status] [--limit N]",
     "status": "/jobs status <queue> <job>",
-    "subscribe": "/jobs subscribe <queue> [status ...] [--match PATTERN]",
+    "subscribe": "/jobs subscribe <queue> [status|slow|stuck ...] [--match PATTERN] [--cause CAUSE,...]",
+    "stats": "/jobs stats <queue> [family]",
     "unsubscribe": "/jobs unsubscribe <queue>",
     "subscriptions": "/jobs subscriptions",
     "mute": "/jobs mute <queue> [job] <duration>  (e.g. 30m, 2h, 1d)",
@@ -33,7 +35,8 @@ UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 MAX_MUTE = 30 * 86400
 JOB_MAX = 300
 REASON_MAX = 200
-STATUSES = ", ".join(s.value for s in JobStatus)
+FLAG_KINDS = ("slow", "stuck")
+STATUSES = ", ".join([*(s.value for s in JobStatus), *FLAG_KINDS])
 
 
 class UsageError(Exception):
@@ -79,6 +82,8 @@ class Subscribe:
     queue: str
     statuses: tuple[JobStatus, ...] = ()
     match: str | None = None
+    flags: tuple[str, ...] = ()  # slow, stuck (bot/pipeline/normal.py)
+    causes: tuple[str, ...] = ()  # failure causes (providers/causes.py)
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,15 @@ class Stop:
     reason: str = ""
 
 
-Command = Help | Queues | ListJobs | ShowJob | Subscribe | Unsubscribe | Subscriptions | Mute | Unmute | Stop
+@dataclass(frozen=True)
+class Stats:
+    """Run and wait percentiles, success rate and count of a queue (or one job family) over 30 days."""
+
+    queue: str
+    family: str | None = None
+
+
+Command = Stats | Help | Queues | ListJobs | ShowJob | Subscribe | Unsubscribe | Subscriptions | Mute | Unmute | Stop
 
 _BAD_CATEGORIES = {"Cc", "Cf", "Co", "Cs"}  # control, format (bidi, zero-width), private, surrogate
 
@@ -169,6 +182,7 @@ def _parse_list(args: list[str]) -> ListJobs:
 
 def _parse_subscribe(args: list[str]) -> Subscribe:
     match: str | None = None
+    causes: tuple[str, ...] = ()
     words: list[str] = []
     it = iter(args)
     for word in it:
@@ -176,12 +190,18 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
             match = word.split("=", 1)[1] if "=" in word else next(it, "")
             if not GLOB_RE.match(match):
                 raise UsageError("--match takes a job-name pattern such as train-*", USAGE["subscribe"])
+        elif word.startswith("--cause"):
+            try:
+                causes = parse_causes(word.split("=", 1)[1] if "=" in word else next(it, ""))
+            except ValueError as err:
+                raise UsageError(f"--cause: {err}", USAGE["subscribe"]) from None
         else:
             words.append(word)
     if not words:
         raise UsageError("name the queue to subscribe to", USAGE["subscribe"])
-    statuses = tuple(dict.fromkeys(_status(w, "subscribe") for w in words[1:]))
-    return Subscribe(_queue(words[0], "subscribe"), statuses, match)
+    flags = tuple(dict.fromkeys(w.lower() for w in words[1:] if w.lower() in FLAG_KINDS))
+    statuses = tuple(dict.fromkeys(_status(w, "subscribe") for w in words[1:] if w.lower() not in FLAG_KINDS))
+    return Subscribe(_queue(words[0], "subscribe"), statuses, match, flags, causes)
 
 
 def duration(word: str) -> int:
@@ -243,6 +263,10 @@ def parse(text: str) -> Command:
         return ShowJob(_queue(args[0], "status"), _job(args[1], "status"))
     if verb == "subscribe":
         return _parse_subscribe(args)
+    if verb == "stats":
+        if len(args) not in (1, 2):
+            raise UsageError("name a queue, and optionally a job family", USAGE["stats"])
+        return Stats(_queue(args[0], "stats"), _job(args[1], "stats").lower() if len(args) == 2 else None)
     if verb == "unsubscribe":
         if len(args) != 1:
             raise UsageError("name the queue to unsubscribe from", USAGE["unsubscribe"])

@@ -135,6 +135,8 @@ def answer(services: Services, command: commands.Command, actor: Actor) -> rende
         return render.job_list(
             command.queue, jobs, total=total, status=command.status, note=services.poll_note(command.queue)
         )
+    if isinstance(command, commands.Stats):
+        return render.stats_message(command.queue, command.family, services.stats(command.queue, command.family))
     if isinstance(command, commands.Subscriptions):
         muted = services.mutes(team_id=actor.team_id, channel_id=actor.channel_id)
         return overview.subscription_list(
@@ -155,6 +157,7 @@ SUBCOMMANDS: dict[type, str] = {
     commands.Mute: "mute",
     commands.Unmute: "unmute",
     commands.Stop: "stop",
+    commands.Stats: "stats",
 }
 
 
@@ -166,7 +169,9 @@ def subcommand(command: commands.Command) -> str:
 def _usage_for(command: commands.Command) -> str:
     name = subcommand(command)
     return (
-        commands.USAGE[name] if name in ("list", "status", "subscribe", "unsubscribe", "mute", "unmute", "stop") else ""
+        commands.USAGE[name]
+        if name in ("list", "status", "subscribe", "unsubscribe", "mute", "unmute", "stop", "stats")
+        else ""
     )
 
 
