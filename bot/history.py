@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from bot.db import upsert
@@ -23,6 +23,7 @@ from bot.tables import RunHistory
 from providers import Job, JobStatus
 
 KEEP = 200  # finished jobs kept per (queue, family)
+WAITS = 1_000  # the queue's newest waits behind its wait percentiles
 MIN_RUNS = 5  # samples needed before any comparison, ETA or slow/stuck alert
 STATS_DAYS = 30
 SLOW_FACTOR = 1.5
@@ -184,7 +185,20 @@ def record(session: Session, rows: Sequence[dict[str, object]]) -> None:
         newest.extend(group[:KEEP])
     for start in range(0, len(newest), 500):
         upsert(session, RunHistory, newest[start : start + 500], keys=["queue", "job_id"])
-    for queue, family in groups:
+    crowded: list[tuple[str, str]] = []
+    for queue in {q for q, _ in groups}:
+        touched = sorted(f for q, f in groups if q == queue)
+        for start in range(0, len(touched), 500):  # one query finds the families past KEEP
+            crowded.extend(
+                (queue, family)
+                for family in session.exec(
+                    select(RunHistory.family)
+                    .where(RunHistory.queue == queue, col(RunHistory.family).in_(touched[start : start + 500]))
+                    .group_by(col(RunHistory.family))
+                    .having(func.count() > KEEP)
+                ).all()
+            )
+    for queue, family in crowded:
         stale = session.exec(
             select(RunHistory.job_id)
             .where(RunHistory.queue == queue, RunHistory.family == family)
@@ -203,15 +217,27 @@ def load(session: Session, queue: str, families: Iterable[str], *, since: dateti
     """Usual run times per family, and the queue's waits in each (the queue-wide wait percentiles)."""
     wanted = sorted(set(families))
     runs: dict[str, list[float]] = {f: [] for f in wanted}
-    waits: list[float] = []
-    stmt = select(RunHistory.family, RunHistory.run_seconds, RunHistory.wait_seconds).where(RunHistory.queue == queue)
-    if since is not None:
-        stmt = stmt.where(col(RunHistory.ended_at) >= since)
-    for family, run, wait in session.exec(stmt).all():
-        if wait is not None:
-            waits.append(wait)
-        if run is not None and family in runs:
-            runs[family].append(run)
+    for start in range(0, len(wanted), 500):
+        stmt = select(RunHistory.family, RunHistory.run_seconds).where(
+            RunHistory.queue == queue,
+            col(RunHistory.family).in_(wanted[start : start + 500]),
+            col(RunHistory.run_seconds).is_not(None),
+        )
+        if since is not None:
+            stmt = stmt.where(col(RunHistory.ended_at) >= since)
+        for family, run in session.exec(stmt).all():
+            if run is not None:
+                runs[family].append(run)
+    waits = [
+        w
+        for w in session.exec(
+            select(RunHistory.wait_seconds)
+            .where(RunHistory.queue == queue, col(RunHistory.wait_seconds).is_not(None))
+            .order_by(col(RunHistory.ended_at).desc())
+            .limit(WAITS)
+        ).all()
+        if w is not None
+    ]
     return {f: usual(runs[f], waits) for f in wanted}
 
 

@@ -230,7 +230,10 @@ class RunHistory(SQLModel, table=True):
     (queue, family), the newest; retention pruning leaves this table alone."""
 
     __tablename__ = "run_history"
-    __table_args__ = (Index("ix_run_history_family", "queue", "family", "ended_at"),)
+    __table_args__ = (
+        Index("ix_run_history_family", "queue", "family", "ended_at"),
+        Index("ix_run_history_ended", "queue", "ended_at"),
+    )
 
     queue: str = Field(primary_key=True)
     job_id: str = Field(primary_key=True)

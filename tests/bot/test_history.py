@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,31 @@ def test_card_shows_duration_against_history() -> None:
     done = job.model_copy(update={"status": JobStatus.SUCCEEDED, "ended_at": ended})
     assert render.usual_line(done) == "took 2.3× the usual (35 min, p50)"
     assert render.usual_line(running(42)) == ""  # no history: nothing claimed
+
+
+def test_history_keeps_the_newest_runs_of_each_family(tmp_path: Path) -> None:
+    from sqlmodel import select
+
+    from bot.db import Database
+    from bot.tables import RunHistory
+
+    db = Database(f"sqlite:///{tmp_path / 'h.db'}")
+    db.create_all()
+
+    def done(n: int, family: str) -> Job:
+        start = NOW + timedelta(minutes=n)
+        return Job(
+            queue="q", id=f"{family}-{n}", name=f"{family}-{n}", status=JobStatus.SUCCEEDED, native_status="Completed",
+            created_at=start, started_at=start, ended_at=start + timedelta(seconds=60 + n),
+        )  # fmt: skip
+
+    for first in (0, 150):  # two cycles: the second pushes the family past KEEP
+        with db.write() as session:
+            jobs = [done(n, "train") for n in range(first, first + 150)] + [done(first, "eval")]
+            history.record(session, [r for j in jobs if (r := history.history_row(j, history.family_of(j.name)))])
+    with db.read() as session:
+        kept = session.exec(select(RunHistory.job_id).where(RunHistory.family == "train")).all()
+        usual = history.load(session, "q", ["train", "eval"])
+    assert len(kept) == history.KEEP and "train-299" in kept and "train-99" not in kept and "train-100" in kept
+    assert usual["train"].runs == history.KEEP and usual["eval"].runs == 2
+    db.dispose()

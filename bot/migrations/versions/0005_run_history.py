@@ -34,6 +34,7 @@ def upgrade() -> None:
             sa.PrimaryKeyConstraint("queue", "job_id"),
         )
         op.create_index("ix_run_history_family", "run_history", ["queue", "family", "ended_at"])
+        op.create_index("ix_run_history_ended", "run_history", ["queue", "ended_at"])
     if "causes" not in {c["name"] for c in inspector.get_columns("subscription")}:
         with op.batch_alter_table("subscription") as batch:
             batch.add_column(sa.Column("causes", sa.String(), nullable=False, server_default=""))
@@ -42,5 +43,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("subscription") as batch:
         batch.drop_column("causes")
+    op.drop_index("ix_run_history_ended", table_name="run_history")
     op.drop_index("ix_run_history_family", table_name="run_history")
     op.drop_table("run_history")
