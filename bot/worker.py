@@ -22,6 +22,7 @@ from bot.metrics import Metrics
 from bot.pipeline.deliver import Deliverer
 from bot.pipeline.diff import diff
 from bot.pipeline.enqueue import Fence, LostLease, baseline_due, commit_poll, priors, queue_view, record_failure
+from bot.pipeline.normal import Normal
 from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
 from providers import JobSource
@@ -111,6 +112,11 @@ class Worker:
                 ops_channel=self.config.bot.ops_channel,
                 ops_team=self.config.bot.ops_team or "",
                 timezone=self.config.bot.timezone,
+                normal=Normal(
+                    pattern=source.config.family_pattern(),
+                    slow_factor=source.config.slow_factor,
+                    live=[j for j in observed if not j.status.terminal],
+                ),
             )
         except LostLease:
             log.warning("lease_lost queue=%s", queue)
