@@ -30,6 +30,7 @@ import math
 import os
 import random
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,7 @@ import httpx  # noqa: E402
 from bot.app import build_app  # noqa: E402
 from bot.config import Settings, load_config  # noqa: E402
 from bot.demo import STORIES, Story  # noqa: E402
+from bot.history import KEEP  # noqa: E402
 from bot.runtime import Runtime, build_runtime, build_sources, command_client  # noqa: E402
 from bot.sim.http import Request, Response  # noqa: E402
 from bot.sim.modzy import ModzySim  # noqa: E402
@@ -358,6 +360,8 @@ def scale_modzy(n: int, tmp: Path, *, profile: bool) -> tuple[list[Row], str]:
     finally:
         host.close()
     size = f"{n // 1000}k"
+    with sqlite3.connect(db) as conn:  # what keeping history costs in rows (bot/history.py)
+        history_rows, families = conn.execute("SELECT count(*), count(DISTINCT family) FROM run_history").fetchone()
     cpu, wall, rss_mb = float(got["cpu"]), float(got["wall"]), int(got["rss_kb"]) / 1024
     ratio = naive / calls if calls else float("inf")
     big = n >= 100_000
@@ -380,6 +384,12 @@ def scale_modzy(n: int, tmp: Path, *, profile: bool) -> tuple[list[Row], str]:
             f" {int(warm['rss_kb']) / 1024:.0f} MB)",
             "< 150 MB" if big else "—",
             rss_mb < 150 if big else None,
+        ),
+        Row(
+            f"(a) Modzy {size}: run_history rows after the cycles (families)",
+            f"{history_rows} ({families})",
+            f"≤ {KEEP} per family",
+            history_rows <= KEEP * max(families, 1),
         ),
         Row(
             f"(a) Modzy {size}: requests per steady cycle vs naive",

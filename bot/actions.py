@@ -36,8 +36,11 @@ def change(changes: Changes, command: commands.Command, actor: Actor) -> render.
             quiet_hours=command.quiet,
             quiet_tz=command.quiet_tz,
             quiet_all=command.quiet_all,
+            flags=command.flags,
+            causes=command.causes,
         )
-        what = ", ".join(s.value for s in command.statuses) or "every status change"
+        what = ", ".join([*(s.value for s in command.statuses), *command.flags]) or "every status change"
+        what += f" (failures caused by {', '.join(command.causes)})" if command.causes else ""
         pattern = f" of jobs matching `{render.safe(command.match, 100)}`" if command.match else ""
         verb = "Subscribed" if created else "Updated the subscription:"
         hush = ""

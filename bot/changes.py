@@ -72,6 +72,8 @@ class Changes:
         quiet_hours: tuple[str, str] | None = None,
         quiet_tz: str | None = None,
         quiet_all: bool = False,
+        flags: Sequence[str] = (),
+        causes: Sequence[str] = (),
     ) -> tuple[Subscription, bool]:
         """Create or update this channel's subscription (resuming a paused one); True when new."""
         self.allowed(actor, "subscribe", queue)
@@ -90,8 +92,9 @@ class Changes:
                     created_by=actor.user_id,
                     created_at=now,
                 )
-            sub.statuses = ",".join(s.value for s in statuses)
+            sub.statuses = ",".join([*(s.value for s in statuses), *flags])
             sub.match = match
+            sub.causes = ",".join(causes)
             sub.paused_reason = None
             before = quiet.label(sub)
             sub.quiet_start, sub.quiet_end = quiet_hours or (None, None)
@@ -102,6 +105,7 @@ class Changes:
             withdraw_unwanted(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, sub=sub)
             detail = f"statuses={sub.statuses or 'all'} match={match or ''} {'new' if created else 'updated'}"
             detail += f" {quiet.label(sub)}" if sub.quiet_start else ""
+            detail += f" causes={sub.causes}" if sub.causes else ""
             access.record(session, actor, "subscribe", queue=queue, detail=detail, now=now)
             session.flush()
             return sub, created

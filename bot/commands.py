@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from bot.config import SUBSCRIPTION_GLOB
 from bot.quiet import check_zone, parse_window
 from providers import JobStatus
+from providers.causes import parse_causes
 
 COMMAND_PATTERN = re.compile(r"^/[a-z0-9_-]+$")  # the name is set in manifest.yml, `/jobs` by default
 MAX_TEXT = 500
@@ -23,8 +24,9 @@ USAGE = {
     "queues": "/jobs queues",
     "list": "/jobs list <queue> [status] [mine] [--limit N] | /jobs list mine",
     "status": "/jobs status <queue> <job>",
-    "subscribe": "/jobs subscribe <queue> [status ...] [--match PATTERN] [--quiet HH:MM-HH:MM [--quiet-tz ZONE]"
-    " [--quiet-all]] [--dry-run]",
+    "subscribe": "/jobs subscribe <queue> [status|slow|stuck ...] [--match PATTERN] [--cause CAUSE,...]"
+    " [--quiet HH:MM-HH:MM [--quiet-tz ZONE] [--quiet-all]] [--dry-run]",
+    "stats": "/jobs stats <queue> [family]",
     "unsubscribe": "/jobs unsubscribe <queue>",
     "subscriptions": "/jobs subscriptions [export]",
     "mute": "/jobs mute <queue> [job] <duration>  (e.g. 30m, 2h, 1d)",
@@ -40,7 +42,8 @@ UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 MAX_MUTE = 30 * 86400
 JOB_MAX = 300
 REASON_MAX = 200
-STATUSES = ", ".join(s.value for s in JobStatus)
+FLAG_KINDS = ("slow", "stuck")
+STATUSES = ", ".join([*(s.value for s in JobStatus), *FLAG_KINDS])
 
 
 class UsageError(Exception):
@@ -91,6 +94,8 @@ class Subscribe:
     quiet: tuple[str, str] | None = None  # quiet hours (bot/quiet.py): ("20:00", "08:00")
     quiet_tz: str | None = None
     quiet_all: bool = False
+    flags: tuple[str, ...] = ()  # slow, stuck (bot/pipeline/normal.py)
+    causes: tuple[str, ...] = ()  # failure causes (providers/causes.py)
 
 
 @dataclass(frozen=True)
@@ -168,8 +173,17 @@ class Digest:
     tz: str | None = None
 
 
+@dataclass(frozen=True)
+class Stats:
+    """Run and wait percentiles, success rate and count of a queue (or one job family) over 30 days."""
+
+    queue: str
+    family: str | None = None
+
+
 Command = (
-    Help
+    Stats
+    | Help
     | Queues
     | ListJobs
     | ShowJob
@@ -243,6 +257,7 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
     quiet: tuple[str, str] | None = None
     quiet_tz: str | None = None
     quiet_all = False
+    causes: tuple[str, ...] = ()
     words: list[str] = []
     it = iter(args)
     for word in it:
@@ -252,6 +267,11 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
             match = word.split("=", 1)[1] if "=" in word else next(it, "")
             if not GLOB_RE.match(match):
                 raise UsageError("--match takes a job-name pattern such as train-*", USAGE["subscribe"])
+        elif word.startswith("--cause"):
+            try:
+                causes = parse_causes(word.split("=", 1)[1] if "=" in word else next(it, ""))
+            except ValueError as err:
+                raise UsageError(f"--cause: {err}", USAGE["subscribe"]) from None
         elif word.lower() == "--quiet-all":
             quiet_all = True
         elif word.startswith("--quiet-tz"):
@@ -272,8 +292,19 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
         raise UsageError("name the queue to subscribe to", USAGE["subscribe"])
     if quiet is None and (quiet_all or quiet_tz):
         raise UsageError("--quiet-all and --quiet-tz go with --quiet HH:MM-HH:MM", USAGE["subscribe"])
-    statuses = tuple(dict.fromkeys(_status(w, "subscribe") for w in words[1:]))
-    return Subscribe(_queue(words[0], "subscribe"), statuses, match, dry_run, quiet, quiet_tz, quiet_all)
+    flags = tuple(dict.fromkeys(w.lower() for w in words[1:] if w.lower() in FLAG_KINDS))
+    statuses = tuple(dict.fromkeys(_status(w, "subscribe") for w in words[1:] if w.lower() not in FLAG_KINDS))
+    return Subscribe(
+        _queue(words[0], "subscribe"),
+        statuses,
+        match,
+        dry_run=dry_run,
+        quiet=quiet,
+        quiet_tz=quiet_tz,
+        quiet_all=quiet_all,
+        flags=flags,
+        causes=causes,
+    )
 
 
 def duration(word: str) -> int:
@@ -372,6 +403,10 @@ def parse(text: str) -> Command:
         return ShowJob(_queue(args[0], "status"), _job(args[1], "status"))
     if verb == "subscribe":
         return _parse_subscribe(args)
+    if verb == "stats":
+        if len(args) not in (1, 2):
+            raise UsageError("name a queue, and optionally a job family", USAGE["stats"])
+        return Stats(_queue(args[0], "stats"), _job(args[1], "stats").lower() if len(args) == 2 else None)
     if verb == "unsubscribe":
         if len(args) != 1:
             raise UsageError("name the queue to unsubscribe from", USAGE["unsubscribe"])

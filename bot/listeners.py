@@ -222,6 +222,8 @@ def answer(services: Services, command: commands.Command, actor: Actor) -> rende
             tz=services.config.bot.zone(),
         )
         return routing.dry_run_message(found, statuses=command.statuses, match=command.match)
+    if isinstance(command, commands.Stats):
+        return render.stats_message(command.queue, command.family, services.stats(command.queue, command.family))
     if isinstance(command, commands.Subscriptions):
         muted = services.mutes(team_id=actor.team_id, channel_id=actor.channel_id)
         digests = services.schedules(team_id=actor.team_id, channel_id=actor.channel_id)
@@ -253,6 +255,7 @@ SUBCOMMANDS: dict[type, str] = {
     commands.Unwatch: "unwatch",
     commands.Watching: "watching",
     commands.Digest: "digest",
+    commands.Stats: "stats",
 }
 
 
@@ -266,7 +269,19 @@ def _usage_for(command: commands.Command) -> str:
     return (
         commands.USAGE[name]
         if name
-        in ("list", "status", "subscribe", "unsubscribe", "mute", "unmute", "stop", "watch", "unwatch", "digest")
+        in (
+            "list",
+            "status",
+            "subscribe",
+            "unsubscribe",
+            "mute",
+            "unmute",
+            "stop",
+            "watch",
+            "unwatch",
+            "digest",
+            "stats",
+        )
         else ""
     )
 

@@ -22,6 +22,7 @@ from bot.metrics import Metrics
 from bot.pipeline.deliver import Deliverer
 from bot.pipeline.diff import Transition, diff
 from bot.pipeline.enqueue import Fence, LostLease, baseline_due, commit_poll, priors, queue_view, record_failure
+from bot.pipeline.normal import Normal
 from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
 from providers import JobSource
@@ -116,6 +117,11 @@ class Worker:
                 timezone=self.config.bot.timezone,
                 owner_users=self._owner_users(changes.transitions),
                 owner_notify=self.config.owners.notify,
+                normal=Normal(
+                    pattern=source.config.family_pattern(),
+                    slow_factor=source.config.slow_factor,
+                    live=[j for j in observed if not j.status.terminal],
+                ),
             )
         except LostLease:
             log.warning("lease_lost queue=%s", queue)

@@ -15,6 +15,8 @@ from sqlmodel import Session, col, select
 from bot import owners, quiet
 from bot.db import Database, insert_ignore, upsert
 from bot.pipeline.diff import DiffResult, Prior, Transition, fingerprint
+from bot.pipeline.normal import Flag, Normal, flag_rows
+from bot.pipeline.normal import apply as apply_normal
 from bot.resolve import ref_rows
 from bot.tables import (
     JobRef,
@@ -28,6 +30,7 @@ from bot.tables import (
     Watch,
 )
 from providers import Job, JobStatus
+from providers.causes import CAUSED
 
 CHUNK = 500  # rows per statement: SQLite caps bound variables (250,000 since 3.32; 32,766 before)
 
@@ -103,6 +106,9 @@ def wants(sub: Subscription, job: Job) -> bool:
     """Whether a subscription's filters let an alert about `job` (its new status, its name) through."""
     statuses = {s for s in sub.statuses.split(",") if s}
     if statuses and job.status not in statuses:
+        return False
+    causes = {c for c in sub.causes.split(",") if c}
+    if causes and job.status in CAUSED and job.extra.get("cause", "unknown") not in causes:
         return False
     return not sub.match or fnmatchcase(job.name.lower(), sub.match.lower())
 
@@ -326,10 +332,13 @@ def commit_poll(
     timezone: str = "UTC",
     owner_users: Mapping[str, str] | None = None,
     owner_notify: str = "dm",
+    normal: Normal | None = None,
 ) -> int:
     """Write snapshots (and the strings that name each job), cursor, health and outbox rows in one
     transaction; returns rows enqueued. `timezone` is that of quiet hours that name none (bot/quiet.py).
-    `owner_users`: job id -> its owner's Slack user id, for `owner_rows` (bot/owners.py)."""
+    `owner_users`: job id -> its owner's Slack user id, for `owner_rows` (bot/owners.py).
+    With `normal`, finished jobs go into run_history, alerts carry what is usual, and slow or stuck
+    live jobs are flagged (bot/pipeline/normal.py)."""
     with db.write() as session:
         if fence is not None:
             fence.check(session)
@@ -341,7 +350,11 @@ def commit_poll(
         for start in range(0, len(history), CHUNK):
             session.execute(insert(TransitionRecord), history[start : start + CHUNK])
         subs = session.exec(select(Subscription).where(Subscription.queue == queue)).all()
-        rows = alert_rows(subs, result.transitions, now)
+        transitions: list[Transition] = result.transitions
+        flagged: list[Flag] = []
+        if normal is not None:
+            transitions, flagged = apply_normal(session, queue=queue, result=result, normal=normal, now=now)
+        rows = alert_rows(subs, transitions, now) + flag_rows(subs, flagged, now)
         hold_muted(session, rows, queue=queue, now=now)
         quiet.hold_quiet(rows, subs, now=now, default_tz=timezone)
         watched = watch_rows(session, queue, result.transitions, now)
