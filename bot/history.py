@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left, insort
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,9 +29,11 @@ WAITS = 1_000  # the queue's newest waits behind its wait percentiles
 MIN_RUNS = 5  # samples needed before any comparison, ETA or slow/stuck alert
 STATS_DAYS = 30
 SLOW_FACTOR = 1.5
-SEPARATORS = re.compile(r"[-_.:/ ]+")
+SEPARATORS = re.compile(r"[-_.:/ ()\[\]]+")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 FAMILY_RULE = (
-    "lowercase the name, split it at - _ . : / and spaces, and drop trailing parts that contain a digit "
+    "lowercase the name, remove UUIDs wherever they are (Modzy names a job by its UUID and model), "
+    "split it at - _ . : / ( ) [ ] and spaces, and drop trailing parts that contain a digit "
     "(run ids, dates, timestamps, counters, hashes); at least the first part stays"
 )
 
@@ -37,13 +41,14 @@ FAMILY_RULE = (
 def family_of(name: str, pattern: re.Pattern[str] | None = None) -> str:
     """The job family of `name`: `pattern`'s first group (or whole match) when it matches, else FAMILY_RULE.
 
-    `nightly-train-2024-05-01-1234` -> `nightly-train`; `resnet50-ft-17` -> `resnet50-ft`.
+    `nightly-train-2024-05-01-1234` -> `nightly-train`; `resnet50-ft-17` -> `resnet50-ft`;
+    `0b6c1e2a-9d1f-4c6e-8f0a-3b2d1c4e5f60 (ocr)` -> `ocr`.
     """
     if pattern is not None:
         found = pattern.search(name)
         if found:
             return (found.group(1) if found.groups() else found.group(0)) or name
-    parts = [p for p in SEPARATORS.split(name.lower()) if p]
+    parts = [p for p in SEPARATORS.split(UUID.sub(" ", name.lower())) if p]
     while len(parts) > 1 and any(ch.isdigit() for ch in parts[-1]):
         parts.pop()
     return "-".join(parts) or name.lower()
@@ -83,13 +88,38 @@ class Usual:
 
 def usual(runs: Iterable[float], waits: Iterable[float]) -> Usual:
     """Percentiles of run times and waits (unsorted input)."""
-    r, w = sorted(runs), sorted(waits)
+    return usual_sorted(sorted(runs), sorted(waits))
+
+
+def usual_sorted(r: Sequence[float], w: Sequence[float]) -> Usual:
+    """Percentiles of run times and waits already sorted (a Window's `sorted`)."""
     out = Usual(runs=len(r), waits=len(w))
     if r:
         out = Usual(len(r), percentile(r, 10), percentile(r, 50), percentile(r, 90), len(w))
     if w:
         out = Usual(out.runs, out.p10, out.p50, out.p90, len(w), percentile(w, 50), percentile(w, 95))
     return out
+
+
+class Window:
+    """The newest `size` samples, also kept sorted, so a new sample costs a bisect and percentiles
+    cost nothing: the worker keeps one per family and one for the queue's waits between cycles."""
+
+    def __init__(self, size: int, values: Iterable[float] = ()) -> None:
+        self.order: deque[float] = deque(maxlen=size)
+        self.sorted: list[float] = []
+        for value in values:
+            self.add(value)
+
+    def add(self, value: float) -> None:
+        """Append the newest sample, dropping the oldest past `size`."""
+        if len(self.order) == self.order.maxlen:
+            del self.sorted[bisect_left(self.sorted, self.order[0])]
+        self.order.append(value)
+        insort(self.sorted, value)
+
+    def __len__(self) -> int:
+        return len(self.order)
 
 
 def wait_seconds(job: Job, now: datetime | None = None) -> float | None:
@@ -101,17 +131,21 @@ def wait_seconds(job: Job, now: datetime | None = None) -> float | None:
 
 
 def running_seconds(job: Job, now: datetime) -> float | None:
-    """How long a running job has run so far."""
-    if job.status is not JobStatus.RUNNING or job.started_at is None:
+    """How long a running job has run so far: from its start, or from its creation where the
+    listing gives no start time (SageMaker's ListTrainingJobs summaries have none), as
+    Job.duration_seconds counts."""
+    start = job.started_at or job.created_at
+    if job.status is not JobStatus.RUNNING or start is None:
         return None
-    return max(0.0, (now - job.started_at).total_seconds())
+    return max(0.0, (now - start).total_seconds())
 
 
 def eta(job: Job, u: Usual) -> datetime | None:
-    """When a running job usually ends (start + p50), once there is enough history."""
-    if job.status is not JobStatus.RUNNING or job.started_at is None or not u.enough:
+    """When a running job usually ends (start, or creation, + p50), once there is enough history."""
+    start = job.started_at or job.created_at
+    if job.status is not JobStatus.RUNNING or start is None or not u.enough:
         return None
-    return job.started_at + timedelta(seconds=u.p50)
+    return start + timedelta(seconds=u.p50)
 
 
 def outside_usual(seconds: float, u: Usual) -> float | None:
@@ -158,7 +192,7 @@ def history_row(job: Job, family: str) -> dict[str, object] | None:
     """A run_history row for a finished job (None for one not finished)."""
     if not job.status.terminal:
         return None
-    run = job.duration_seconds if job.status is JobStatus.SUCCEEDED and job.started_at else None
+    run = job.duration_seconds if job.status is JobStatus.SUCCEEDED and job.ended_at else None
     cause = job.extra.get("cause")
     return {
         "queue": job.queue,
@@ -213,6 +247,52 @@ def record(session: Session, rows: Sequence[dict[str, object]]) -> None:
             )
 
 
+def baseline_rows(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]:
+    """At a queue's baseline, the finished jobs worth keeping: those of families with at least two
+    finished jobs in the listing (and of those, `record` keeps the newest KEEP).
+
+    A baseline lists the queue's whole history, which may be 100,000 jobs of which most have a name
+    of their own (a family of one): writing a row for each would cost seconds and ~100k rows that
+    can never reach MIN_RUNS on their own. A family seen once at the baseline starts its history
+    with its next finished run instead; every family that recurs keeps what the listing tells.
+    """
+    seen: dict[str, int] = {}
+    for row in rows:
+        family = str(row["family"])
+        seen[family] = seen.get(family, 0) + 1
+    return [row for row in rows if seen[str(row["family"])] >= 2]
+
+
+def newest_waits(session: Session, queue: str) -> list[float]:
+    """The queue's newest WAITS waits, newest first."""
+    return [
+        w
+        for w in session.exec(
+            select(RunHistory.wait_seconds)
+            .where(RunHistory.queue == queue, col(RunHistory.wait_seconds).is_not(None))
+            .order_by(col(RunHistory.ended_at).desc())
+            .limit(WAITS)
+        ).all()
+        if w is not None
+    ]
+
+
+def family_runs(session: Session, queue: str, families: Iterable[str] | None) -> dict[str, list[float]]:
+    """Run times of succeeded runs per family, oldest first (all families when `families` is None)."""
+    stmt = select(RunHistory.family, RunHistory.run_seconds).where(
+        RunHistory.queue == queue, col(RunHistory.run_seconds).is_not(None)
+    )
+    found: dict[str, list[float]] = {}
+    wanted = None if families is None else sorted(set(families))
+    chunks = [None] if wanted is None else [wanted[i : i + 500] for i in range(0, len(wanted), 500)]
+    for chunk in chunks:
+        where = stmt if chunk is None else stmt.where(col(RunHistory.family).in_(chunk))
+        for family, run in session.exec(where.order_by(col(RunHistory.ended_at), col(RunHistory.job_id))).all():
+            if run is not None:
+                found.setdefault(family, []).append(run)
+    return found
+
+
 def load(session: Session, queue: str, families: Iterable[str], *, since: datetime | None = None) -> dict[str, Usual]:
     """Usual run times per family, and the queue's waits in each (the queue-wide wait percentiles)."""
     wanted = sorted(set(families))
@@ -228,16 +308,7 @@ def load(session: Session, queue: str, families: Iterable[str], *, since: dateti
         for family, run in session.exec(stmt).all():
             if run is not None:
                 runs[family].append(run)
-    waits = [
-        w
-        for w in session.exec(
-            select(RunHistory.wait_seconds)
-            .where(RunHistory.queue == queue, col(RunHistory.wait_seconds).is_not(None))
-            .order_by(col(RunHistory.ended_at).desc())
-            .limit(WAITS)
-        ).all()
-        if w is not None
-    ]
+    waits = newest_waits(session, queue)
     return {f: usual(runs[f], waits) for f in wanted}
 
 

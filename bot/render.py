@@ -10,10 +10,10 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from bot.history import Summary, short
+from bot.history import MIN_RUNS, Summary, Usual, eta, short
 from providers import Job, JobStatus
 
 EMOJI: dict[JobStatus, str] = {
@@ -242,8 +242,9 @@ def usual_line(job: Job) -> str:
     took = job.duration_seconds
     if job.status is JobStatus.RUNNING:
         parts = [f"running {short(took)}" if took is not None else "running", usually]
-        if job.started_at is not None:
-            parts.append(f"ETA {when(job.started_at + timedelta(seconds=p50))}")
+        ends = eta(job, Usual(runs=MIN_RUNS, p10=p10, p50=p50, p90=p90))
+        if ends is not None:
+            parts.append(f"ETA {when(ends)}")
         return " · ".join(parts)
     if job.status is JobStatus.SUCCEEDED and took is not None:
         if p50 > 0 and not p10 <= took <= p90:

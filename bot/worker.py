@@ -25,7 +25,7 @@ from bot.pipeline.enqueue import Fence, LostLease, baseline_due, commit_poll, pr
 from bot.pipeline.normal import Normal
 from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
-from providers import JobSource
+from providers import Job, JobSource
 from providers.causes import with_cause
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,21 @@ class Worker:
         self._scheduler: BaseScheduler | None = None
         self.retention = timedelta(days=config.bot.retention_days)
         self._baseline = threading.Lock()
+        self._normals: dict[str, Normal] = {}
+
+    @staticmethod
+    def _live(stored: Sequence[Job], observed: Sequence[Job]) -> list[Job]:
+        """Every job to check for slow or stuck: those this cycle listed, and the live ones stored
+        (a steady listing shows only what changed; a quiet live job is slow all the same)."""
+        return list({**{j.id: j for j in stored}, **{j.id: j for j in observed}}.values())
+
+    def _normal(self, queue: str) -> Normal:
+        """The queue's history windows, kept between cycles (bot/pipeline/normal.py)."""
+        found = self._normals.get(queue)
+        if found is None:
+            config = self.sources[queue].config
+            found = self._normals[queue] = Normal(queue, config.family_pattern(), config.slow_factor)
+        return found
 
     def poll(self, queue: str) -> int:
         """One complete poll of one queue; returns the outbox rows it enqueued."""
@@ -117,16 +132,16 @@ class Worker:
                 timezone=self.config.bot.timezone,
                 owner_users=self._owner_users(changes.transitions),
                 owner_notify=self.config.owners.notify,
-                normal=Normal(
-                    pattern=source.config.family_pattern(),
-                    slow_factor=source.config.slow_factor,
-                    live=[j for j in observed if not j.status.terminal],
-                ),
+                normal=self._normal(queue),
+                live=self._live(view.live, observed),
+                baseline=view.baseline,
             )
         except LostLease:
+            self._normals.pop(queue, None)
             log.warning("lease_lost queue=%s", queue)
             return "lost_lease", 0
         except Exception as err:
+            self._normals.pop(queue, None)  # its windows may hold history rows that were rolled back
             log.exception("poll_crashed queue=%s", queue)
             try:
                 self._record_failure(queue, fence, f"internal error: {type(err).__name__}: {err}"[:500], None)

@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
 from bot import render
 from bot.sim.batch import BatchSim
 from bot.sim.slack import FakeSlack
+from bot.tables import RunHistory
 from providers import Job, JobStatus
 from tests.conftest import AWS_ENV
 from tests.harness import Bot, text_of
@@ -120,3 +122,70 @@ def test_cause_filter(bot: Bot, slack: FakeSlack, batch: BatchSim) -> None:
     (alert,) = slack.posts("C1")
     assert alert["text"].startswith("b in gpu")
     assert "--cause: unknown cause 'gremlins'" in text_of(bot.command("subscribe gpu --cause gremlins"))
+
+
+def test_a_stuck_job_is_flagged_once_across_restarts(
+    tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim
+) -> None:
+    seed_history(batch, "train", 6)  # each waited a minute before running
+    batch.add("eval-7", "RUNNABLE", created_ms=int(time.time() * 1000) - 48 * 60_000)
+    config = BATCH_QUEUE.format(url=batch.url, extra="")
+    first = Bot(tmp_path, slack, config, env=AWS_ENV, database_url=database_url)
+    first.command("subscribe gpu stuck", channel="C1")
+    first.cycle()  # baseline: the waits are recorded, nothing is flagged
+    assert slack.posts("C1") == []
+    first.cycle()
+    first.cycle()
+    first.close()
+    again = Bot(tmp_path, slack, config, env=AWS_ENV, database_url=database_url)
+    again.cycle()
+    again.cycle()
+    (flag,) = slack.posts("C1")
+    assert "eval-7 in gpu is stuck: queued 48 min, usually under 1 min" in flag["text"]
+    assert flag.get("thread_ts") is None or flag.get("reply_broadcast")  # seen at the channel's top level
+    again.close()
+
+
+def test_history_learned_after_the_baseline_flags_a_slow_job(bot: Bot, slack: FakeSlack, batch: BatchSim) -> None:
+    runs = [batch.add(f"train-{n}", "RUNNING") for n in range(5)]
+    bot.command("subscribe gpu slow", channel="C1")
+    bot.cycle()  # baseline: nothing finished yet, no history
+    for job in runs:
+        batch.set(job.job_id, "SUCCEEDED")
+        assert job.stopped_ms is not None
+        job.started_ms = job.stopped_ms - 10 * 60_000  # each ran 10 minutes
+    bot.cycle()  # five runs of `train` recorded: now there is enough history
+    late = batch.add("train-99", "RUNNING")
+    late.started_ms = int(time.time() * 1000) - 20 * 60_000  # twice the usual
+    bot.cycle()
+    (flag,) = slack.posts("C1")
+    assert "train-99 in gpu is slow: running 2.0× longer than usual (p90 10 min)" in flag["text"]
+
+
+def test_the_baseline_keeps_history_only_of_families_that_recur(bot: Bot, batch: BatchSim) -> None:
+    seed_history(batch, "train", 3)
+    for name in ("alpha-1", "beta-2", "gamma-3"):
+        seed_history(batch, name, 1)
+    bot.cycle()  # baseline
+    with bot.runtime.db.read() as session:
+        families = sorted(session.exec(select(RunHistory.family)).all())
+    assert families == ["train"] * 3
+    one_off = batch.add("delta-4", "RUNNING")
+    bot.cycle()
+    batch.set(one_off.job_id, "SUCCEEDED")
+    bot.cycle()  # after the baseline every finished job counts
+    with bot.runtime.db.read() as session:
+        assert "delta" in session.exec(select(RunHistory.family)).all()
+
+
+def test_stats_through_the_app(bot: Bot, batch: BatchSim) -> None:
+    seed_history(batch, "train", 5)
+    bot.cycle()
+    reply = text_of(bot.command("stats gpu"))
+    assert "5 finished · 100% succeeded · run p50 10 min" in reply and "train" in reply
+    assert "no finished jobs" in text_of(bot.command("stats gpu eval")).lower()
+    for bad in ("stats", "stats gpu train extra"):
+        assert "name a queue, and optionally a job family\nUsage: /jobs stats &lt;queue&gt; [family]" in text_of(
+            bot.command(bad)
+        )
+    assert "unknown queue" in text_of(bot.command("stats nope"))

@@ -333,12 +333,15 @@ def commit_poll(
     owner_users: Mapping[str, str] | None = None,
     owner_notify: str = "dm",
     normal: Normal | None = None,
+    live: Sequence[Job] = (),
+    baseline: bool = False,
 ) -> int:
     """Write snapshots (and the strings that name each job), cursor, health and outbox rows in one
     transaction; returns rows enqueued. `timezone` is that of quiet hours that name none (bot/quiet.py).
     `owner_users`: job id -> its owner's Slack user id, for `owner_rows` (bot/owners.py).
-    With `normal`, finished jobs go into run_history, alerts carry what is usual, and slow or stuck
-    live jobs are flagged (bot/pipeline/normal.py)."""
+    With `normal` (the queue's history, kept by the worker), finished jobs go into run_history, alerts
+    carry what is usual, and slow or stuck jobs among `live` are flagged (bot/pipeline/normal.py).
+    `baseline`: this is the queue's first poll (its history is recorded sparingly)."""
     with db.write() as session:
         if fence is not None:
             fence.check(session)
@@ -353,7 +356,15 @@ def commit_poll(
         transitions: list[Transition] = result.transitions
         flagged: list[Flag] = []
         if normal is not None:
-            transitions, flagged = apply_normal(session, queue=queue, result=result, normal=normal, now=now)
+            transitions, flagged = apply_normal(
+                session,
+                result=result,
+                normal=normal,
+                live=live,
+                now=now,
+                baseline=baseline,
+                token=fence.token if fence is not None else None,
+            )
         rows = alert_rows(subs, transitions, now) + flag_rows(subs, flagged, now)
         hold_muted(session, rows, queue=queue, now=now)
         quiet.hold_quiet(rows, subs, now=now, default_tz=timezone)

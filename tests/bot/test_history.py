@@ -23,6 +23,8 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
         ("sft-a1b2c3d4e5", "sft"),
         ("20240501", "20240501"),
         ("train", "train"),
+        ("0b6c1e2a-9d1f-4c6e-8f0a-3b2d1c4e5f60 (ocr)", "ocr"),  # Modzy: the job's UUID and its model
+        ("eval-0B6C1E2A-9D1F-4C6E-8F0A-3B2D1C4E5F60-v2", "eval"),
     ],
 )
 def test_default_family_rule(name: str, family: str) -> None:
@@ -43,6 +45,19 @@ def test_percentiles() -> None:
     assert history.percentile(values, 90) == pytest.approx(90.1)
     with pytest.raises(ValueError):
         history.percentile([], 50)
+
+
+def test_window_keeps_the_newest_samples_sorted() -> None:
+    window = history.Window(3, [5.0, 1.0, 4.0, 2.0])  # 5 is the oldest and falls out
+    assert list(window.order) == [1.0, 4.0, 2.0] and window.sorted == [1.0, 2.0, 4.0]
+    window.add(9.0)  # 1 falls out
+    assert window.sorted == [2.0, 4.0, 9.0] and len(window) == 3
+    assert history.usual_sorted(window.sorted, []) == history.usual([9.0, 2.0, 4.0], [])
+
+
+def test_baseline_rows_skip_families_of_one() -> None:
+    rows: list[dict[str, object]] = [{"family": f, "job_id": str(n)} for n, f in enumerate(["a", "b", "a", "c", "a"])]
+    assert [r["job_id"] for r in history.baseline_rows(rows)] == ["0", "2", "4"]
 
 
 def running(started_min_ago: float) -> Job:
