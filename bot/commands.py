@@ -7,7 +7,7 @@ import shlex
 import unicodedata
 from dataclasses import dataclass
 
-from bot.config import SUBSCRIPTION_GLOB
+from bot.config import EVENTS, SUBSCRIPTION_GLOB
 from bot.quiet import check_zone, parse_window
 from providers import JobStatus
 from providers.causes import parse_causes
@@ -42,7 +42,7 @@ UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 MAX_MUTE = 30 * 86400
 JOB_MAX = 300
 REASON_MAX = 200
-FLAG_KINDS = ("slow", "stuck")
+FLAG_KINDS = EVENTS
 STATUSES = ", ".join([*(s.value for s in JobStatus), *FLAG_KINDS])
 
 
