@@ -123,16 +123,20 @@ def with_usual(job: Job, u: history.Usual) -> Job:
 
 
 def flags(jobs: Iterable[Job], normal: Normal, now: datetime) -> list[Flag]:
-    """Slow running jobs and stuck queued ones among `jobs`; only jobs whose family (for slow) or
-    queue (for stuck) has enough history are looked at, and the cycle's thresholds are worked out
-    once per family (a start before `now - slow_factor x p90` is slow), not per job."""
+    """Slow running jobs and stuck queued ones among `jobs`, but for those `normal` already flagged;
+    only jobs whose family (for slow) or queue (for stuck) has enough history are looked at, and
+    the cycle's thresholds are worked out once per family (a start before `now - slow_factor x
+    p90` is slow), not per job."""
     out: list[Flag] = []
     waits = normal.usual("")  # the queue's waits only
     if not normal.runs and not waits.enough_waits:
         return out
     slow_before: dict[str, datetime] = {}
+    done = normal.flagged
     for job in jobs:
         if job.status is JobStatus.RUNNING and normal.runs:
+            if f"slow:{job.queue}:{job.id}" in done:
+                continue
             family = normal.family(job)
             if family not in normal.runs:
                 continue
@@ -148,6 +152,8 @@ def flags(jobs: Iterable[Job], normal: Normal, now: datetime) -> list[Flag]:
                 text = f"running {ratio:.1f}× longer than usual (p90 {history.short(u.p90)})"
                 out.append(Flag("slow", job, text))
         elif job.status is JobStatus.QUEUED and waits.enough_waits:
+            if f"stuck:{job.queue}:{job.id}" in done:
+                continue
             waited = history.stuck_for(job, waits, now)
             if waited is not None:
                 text = f"queued {history.short(waited)}, usually under {history.short(waits.wait_p95)}"
@@ -176,7 +182,7 @@ def apply(
     transitions = [Transition(with_usual(t.job, normal.usual(normal.family(t.job))), t.old) for t in result.transitions]
     if baseline:  # jobs already running or waiting when jobwatch starts are not news
         return transitions, []
-    found = [f for f in flags(live, normal, now) if f.alert_id not in normal.flagged]
+    found = flags(live, normal, now)
     if len(normal.flagged) >= FLAGGED:
         normal.flagged.clear()
     normal.flagged.update(f.alert_id for f in found)
