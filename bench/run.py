@@ -241,7 +241,10 @@ def child_cycle(db: str, url: str) -> None:
             enqueued = worker.poll("inference")
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             rss = peak_rss_kb()
-            return {"wall": wall, "cpu": cpu, "rss_kb": rss, "enqueued": enqueued}
+            normal = worker._normal("inference")  # what the worker keeps of the history between cycles
+            samples = sum(len(w) for w in normal.runs.values()) + len(normal.waits)
+            kept = {"samples": samples, "families": len(normal.runs), "names": len(normal.names)}
+            return {"wall": wall, "cpu": cpu, "rss_kb": rss, "enqueued": enqueued, "kept": kept}
         if command["op"] == "profile":
             import cProfile
             import io
@@ -386,8 +389,9 @@ def scale_modzy(n: int, tmp: Path, *, profile: bool) -> tuple[list[Row], str]:
             rss_mb < 150 if big else None,
         ),
         Row(
-            f"(a) Modzy {size}: run_history rows after the cycles (families)",
-            f"{history_rows} ({families})",
+            f"(a) Modzy {size}: history kept — run_history rows (families); the worker's windows between cycles",
+            f"{history_rows} ({families}); {got['kept']['samples']} samples of {got['kept']['families']} families,"
+            f" {got['kept']['names']} names → family cached",
             f"≤ {KEEP} per family",
             history_rows <= KEEP * max(families, 1),
         ),
