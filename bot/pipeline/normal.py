@@ -24,7 +24,7 @@ from providers import Job, JobStatus
 FLAGS = ("slow", "stuck")
 
 
-NAMES = 200_000  # job name -> family entries kept between cycles (cleared past it)
+NAMES = 20_000  # job name -> family entries kept between cycles (cleared past it): the live and changed jobs
 FLAGGED = 100_000  # flag alert ids this process already enqueued (cleared past it)
 
 
@@ -59,6 +59,10 @@ class Normal:
                 self.names.clear()
             found = self.names[job.name] = history.family_of(job.name, self.pattern)
         return found
+
+    def family_of(self, job: Job) -> str:
+        """The job's family, without caching it."""
+        return self.names.get(job.name) or history.family_of(job.name, self.pattern)
 
     def usual(self, family: str) -> history.Usual:
         """What is usual for `family` (and the queue's waits); Usual() without enough history."""
@@ -174,9 +178,11 @@ def apply(
     """Record the cycle's finished jobs; return the transitions with what is usual, and the new
     flags among `live` (each once per process; the outbox key makes it once across restarts)."""
     normal.load(session, token)
-    rows = [r for j in result.upserts if (r := history.history_row(j, normal.family(j))) is not None]
-    if baseline:
+    if baseline:  # the whole history is listed once: its names are not worth keeping in memory
+        rows = [r for j in result.upserts if (r := history.history_row(j, normal.family_of(j))) is not None]
         rows = history.baseline_rows(rows)
+    else:
+        rows = [r for j in result.upserts if (r := history.history_row(j, normal.family(j))) is not None]
     history.record(session, rows)
     normal.recorded(session, rows)
     transitions = [Transition(with_usual(t.job, normal.usual(normal.family(t.job))), t.old) for t in result.transitions]
