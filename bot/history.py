@@ -15,7 +15,7 @@ from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
@@ -247,20 +247,27 @@ def record(session: Session, rows: Sequence[dict[str, object]]) -> None:
             )
 
 
-def baseline_rows(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]:
-    """At a queue's baseline, the finished jobs worth keeping: those of families with at least two
-    finished jobs in the listing (and of those, `record` keeps the newest KEEP).
+def baseline_rows(jobs: Iterable[tuple[Job, str]]) -> list[dict[str, object]]:
+    """At a queue's baseline, the rows worth keeping from (job, family) pairs: the newest KEEP
+    finished jobs of each family with at least two finished jobs in the listing.
 
     A baseline lists the queue's whole history, which may be 100,000 jobs of which most have a name
     of their own (a family of one): writing a row for each would cost seconds and ~100k rows that
     can never reach MIN_RUNS on their own. A family seen once at the baseline starts its history
-    with its next finished run instead; every family that recurs keeps what the listing tells.
+    with its next finished run instead; every family that recurs keeps what the listing tells. Rows
+    are built only for what is kept, so the baseline's memory does not grow with its history.
     """
-    seen: dict[str, int] = {}
-    for row in rows:
-        family = str(row["family"])
-        seen[family] = seen.get(family, 0) + 1
-    return [row for row in rows if seen[str(row["family"])] >= 2]
+    by: dict[str, list[Job]] = {}
+    for job, family in jobs:
+        if job.status.terminal:
+            by.setdefault(family, []).append(job)
+    rows: list[dict[str, object]] = []
+    for family, found in by.items():
+        if len(found) < 2:
+            continue
+        found.sort(key=lambda j: (j.ended_at or j.updated_at or j.created_at or datetime.min.replace(tzinfo=UTC), j.id))
+        rows.extend(r for j in found[-KEEP:] if (r := history_row(j, family)) is not None)
+    return rows
 
 
 def newest_waits(session: Session, queue: str) -> list[float]:

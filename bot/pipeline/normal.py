@@ -179,8 +179,7 @@ def apply(
     flags among `live` (each once per process; the outbox key makes it once across restarts)."""
     normal.load(session, token)
     if baseline:  # the whole history is listed once: its names are not worth keeping in memory
-        rows = [r for j in result.upserts if (r := history.history_row(j, normal.family_of(j))) is not None]
-        rows = history.baseline_rows(rows)
+        rows = history.baseline_rows((j, normal.family_of(j)) for j in result.upserts)
     else:
         rows = [r for j in result.upserts if (r := history.history_row(j, normal.family(j))) is not None]
     history.record(session, rows)

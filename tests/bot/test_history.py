@@ -55,9 +55,18 @@ def test_window_keeps_the_newest_samples_sorted() -> None:
     assert history.usual_sorted(window.sorted, []) == history.usual([9.0, 2.0, 4.0], [])
 
 
-def test_baseline_rows_skip_families_of_one() -> None:
-    rows: list[dict[str, object]] = [{"family": f, "job_id": str(n)} for n, f in enumerate(["a", "b", "a", "c", "a"])]
-    assert [r["job_id"] for r in history.baseline_rows(rows)] == ["0", "2", "4"]
+def test_baseline_rows_skip_families_of_one_and_keep_the_newest() -> None:
+    def done(n: int) -> Job:
+        return Job(
+            queue="q", id=str(n), name=f"j{n}", status=JobStatus.SUCCEEDED, native_status="Completed",
+            created_at=NOW, ended_at=NOW + timedelta(minutes=n),
+        )  # fmt: skip
+
+    pairs = [(done(n), f) for n, f in enumerate(["a", "b", "a", "c", "a"])]
+    assert sorted(str(r["job_id"]) for r in history.baseline_rows(pairs)) == ["0", "2", "4"]
+    many = [(done(n), "a") for n in range(history.KEEP + 5)]
+    kept = history.baseline_rows(many)
+    assert len(kept) == history.KEEP and min(int(str(r["job_id"])) for r in kept) == 5
 
 
 def running(started_min_ago: float) -> Job:
