@@ -21,9 +21,6 @@ from bot.pipeline.diff import DiffResult, Transition
 from bot.tables import Subscription
 from providers import Job, JobStatus
 
-FLAGS = ("slow", "stuck")
-
-
 NAMES = 20_000  # job name -> family entries kept between cycles (cleared past it): the live and changed jobs
 FLAGGED = 100_000  # flag alert ids this process already enqueued (cleared past it)
 
@@ -35,8 +32,8 @@ class Normal:
     start-up, or when the fence token changes) it keeps the usual run times of every family with at
     least MIN_RUNS succeeded runs, and the queue's newest WAITS waits, as `history.Window`s that each
     new history row updates in place: a cycle reads no history and sorts nothing. A job's family is
-    computed once per job name. A failed commit must `drop` this object: its windows may hold rows
-    that were rolled back.
+    computed once per job name (not at the baseline, whose names are not worth keeping). After a
+    failed commit the worker drops this object (its windows may hold rows that were rolled back).
     """
 
     def __init__(self, queue: str, pattern: re.Pattern[str] | None = None, slow_factor: float = history.SLOW_FACTOR):
