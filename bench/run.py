@@ -33,6 +33,7 @@ import math
 import os
 import random
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,7 @@ import httpx  # noqa: E402
 from bot.app import build_app  # noqa: E402
 from bot.config import Settings, load_config  # noqa: E402
 from bot.demo import STORIES, Story  # noqa: E402
+from bot.history import KEEP  # noqa: E402
 from bot.runtime import Runtime, build_runtime, build_sources, command_client  # noqa: E402
 from bot.sim.http import Request, Response  # noqa: E402
 from bot.sim.modzy import ModzySim  # noqa: E402
@@ -243,7 +245,10 @@ def child_cycle(db: str, url: str) -> None:
             enqueued = worker.poll("inference")
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             rss = peak_rss_kb()
-            return {"wall": wall, "cpu": cpu, "rss_kb": rss, "enqueued": enqueued}
+            normal = worker._normal("inference")  # what the worker keeps of the history between cycles
+            samples = sum(len(w) for w in normal.runs.values()) + len(normal.waits)
+            kept = {"samples": samples, "families": len(normal.runs), "names": len(normal.names)}
+            return {"wall": wall, "cpu": cpu, "rss_kb": rss, "enqueued": enqueued, "kept": kept}
         if command["op"] == "profile":
             import cProfile
             import io
@@ -362,6 +367,8 @@ def scale_modzy(n: int, tmp: Path, *, profile: bool) -> tuple[list[Row], str]:
     finally:
         host.close()
     size = f"{n // 1000}k"
+    with sqlite3.connect(db) as conn:  # what keeping history costs in rows (bot/history.py)
+        history_rows, families = conn.execute("SELECT count(*), count(DISTINCT family) FROM run_history").fetchone()
     cpu, wall, rss_mb = float(got["cpu"]), float(got["wall"]), int(got["rss_kb"]) / 1024
     ratio = naive / calls if calls else float("inf")
     big = n >= 100_000
@@ -384,6 +391,13 @@ def scale_modzy(n: int, tmp: Path, *, profile: bool) -> tuple[list[Row], str]:
             f" {int(warm['rss_kb']) / 1024:.0f} MB)",
             "< 150 MB" if big else "—",
             rss_mb < 150 if big else None,
+        ),
+        Row(
+            f"(a) Modzy {size}: history kept — run_history rows (families); the worker's windows between cycles",
+            f"{history_rows} ({families}); {got['kept']['samples']} samples of {got['kept']['families']} families,"
+            f" {got['kept']['names']} names → family cached",
+            f"≤ {KEEP} per family",
+            history_rows <= KEEP * max(families, 1),
         ),
         Row(
             f"(a) Modzy {size}: requests per steady cycle vs naive",

@@ -37,8 +37,11 @@ def change(changes: Changes, command: commands.Command, actor: Actor) -> render.
             quiet_tz=command.quiet_tz,
             quiet_all=command.quiet_all,
             owner=command.owner,
+            flags=command.flags,
+            causes=command.causes,
         )
-        what = ", ".join(s.value for s in command.statuses) or "every status change"
+        what = ", ".join([*(s.value for s in command.statuses), *command.flags]) or "every status change"
+        what += f" (failures caused by {', '.join(command.causes)})" if command.causes else ""
         pattern = f" of jobs matching `{render.safe(command.match, 100)}`" if command.match else ""
         pattern += f" owned by <@{sub.owner}>" if sub.owner else ""
         verb = "Subscribed" if created else "Updated the subscription:"

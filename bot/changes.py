@@ -73,6 +73,8 @@ class Changes:
         quiet_tz: str | None = None,
         quiet_all: bool = False,
         owner: str | None = None,
+        flags: Sequence[str] = (),
+        causes: Sequence[str] = (),
     ) -> tuple[Subscription, bool]:
         """Create or update this channel's subscription (resuming a paused one); True when new.
         `owner`: a validated Slack user id; only the jobs whose owner is that person get through."""
@@ -92,9 +94,10 @@ class Changes:
                     created_by=actor.user_id,
                     created_at=now,
                 )
-            sub.statuses = ",".join(s.value for s in statuses)
+            sub.statuses = ",".join([*(s.value for s in statuses), *flags])
             sub.match = match
             sub.owner = owner
+            sub.causes = ",".join(causes)
             sub.paused_reason = None
             before = quiet.label(sub)
             sub.quiet_start, sub.quiet_end = quiet_hours or (None, None)
@@ -113,6 +116,7 @@ class Changes:
             detail = f"statuses={sub.statuses or 'all'} match={match or ''} {'new' if created else 'updated'}"
             detail += f" owner={owner}" if owner else ""
             detail += f" {quiet.label(sub)}" if sub.quiet_start else ""
+            detail += f" causes={sub.causes}" if sub.causes else ""
             access.record(session, actor, "subscribe", queue=queue, detail=detail, now=now)
             session.flush()
             return sub, created

@@ -7,10 +7,11 @@ import shlex
 import unicodedata
 from dataclasses import dataclass
 
-from bot.config import SUBSCRIPTION_GLOB
+from bot.config import EVENTS, SUBSCRIPTION_GLOB
 from bot.owners import USER_RE
 from bot.quiet import check_zone, parse_window
 from providers import JobStatus
+from providers.causes import parse_causes
 
 COMMAND_PATTERN = re.compile(r"^/[a-z0-9_-]+$")  # the name is set in manifest.yml, `/jobs` by default
 MAX_TEXT = 500
@@ -24,8 +25,9 @@ USAGE = {
     "queues": "/jobs queues",
     "list": "/jobs list <queue> [status] [mine] [--limit N] | /jobs list mine",
     "status": "/jobs status <queue> <job>",
-    "subscribe": "/jobs subscribe <queue> [status ...] [--match PATTERN] [--quiet HH:MM-HH:MM [--quiet-tz ZONE]"
-    " [--quiet-all]] [--owner <@USER>] [--dry-run]",
+    "subscribe": "/jobs subscribe <queue> [status|slow|stuck ...] [--match PATTERN] [--cause CAUSE,...]"
+    " [--quiet HH:MM-HH:MM [--quiet-tz ZONE] [--quiet-all]] [--owner <@USER>] [--dry-run]",
+    "stats": "/jobs stats <queue> [family]",
     "unsubscribe": "/jobs unsubscribe <queue>",
     "subscriptions": "/jobs subscriptions [export]",
     "mute": "/jobs mute <queue> [job] <duration>  (e.g. 30m, 2h, 1d)",
@@ -41,7 +43,8 @@ UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 MAX_MUTE = 30 * 86400
 JOB_MAX = 300
 REASON_MAX = 200
-STATUSES = ", ".join(s.value for s in JobStatus)
+FLAG_KINDS = EVENTS
+STATUSES = ", ".join([*(s.value for s in JobStatus), *FLAG_KINDS])
 
 
 class UsageError(Exception):
@@ -93,6 +96,8 @@ class Subscribe:
     quiet_tz: str | None = None
     quiet_all: bool = False
     owner: str | None = None  # a Slack user id: only that person's jobs (bot/owners.py)
+    flags: tuple[str, ...] = ()  # slow, stuck (bot/pipeline/normal.py)
+    causes: tuple[str, ...] = ()  # failure causes (providers/causes.py)
 
 
 @dataclass(frozen=True)
@@ -170,8 +175,17 @@ class Digest:
     tz: str | None = None
 
 
+@dataclass(frozen=True)
+class Stats:
+    """Run and wait percentiles, success rate and count of a queue (or one job family) over 30 days."""
+
+    queue: str
+    family: str | None = None
+
+
 Command = (
-    Help
+    Stats
+    | Help
     | Queues
     | ListJobs
     | ShowJob
@@ -246,6 +260,7 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
     quiet_tz: str | None = None
     quiet_all = False
     owner: str | None = None
+    causes: tuple[str, ...] = ()
     words: list[str] = []
     it = iter(args)
     for word in it:
@@ -257,6 +272,11 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
             match = word.split("=", 1)[1] if "=" in word else next(it, "")
             if not GLOB_RE.match(match):
                 raise UsageError("--match takes a job-name pattern such as train-*", USAGE["subscribe"])
+        elif word.startswith("--cause"):
+            try:
+                causes = parse_causes(word.split("=", 1)[1] if "=" in word else next(it, ""))
+            except ValueError as err:
+                raise UsageError(f"--cause: {err}", USAGE["subscribe"]) from None
         elif word.lower() == "--quiet-all":
             quiet_all = True
         elif word.startswith("--quiet-tz"):
@@ -279,8 +299,20 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
         raise UsageError("--quiet-all and --quiet-tz go with --quiet HH:MM-HH:MM", USAGE["subscribe"])
     if dry_run and owner:
         raise UsageError("--dry-run does not take --owner (past transitions do not keep the owner)", USAGE["subscribe"])
-    statuses = tuple(dict.fromkeys(_status(w, "subscribe") for w in words[1:]))
-    return Subscribe(_queue(words[0], "subscribe"), statuses, match, dry_run, quiet, quiet_tz, quiet_all, owner)
+    flags = tuple(dict.fromkeys(w.lower() for w in words[1:] if w.lower() in FLAG_KINDS))
+    statuses = tuple(dict.fromkeys(_status(w, "subscribe") for w in words[1:] if w.lower() not in FLAG_KINDS))
+    return Subscribe(
+        _queue(words[0], "subscribe"),
+        statuses,
+        match,
+        dry_run=dry_run,
+        quiet=quiet,
+        quiet_tz=quiet_tz,
+        quiet_all=quiet_all,
+        owner=owner,
+        flags=flags,
+        causes=causes,
+    )
 
 
 MENTION_RE = re.compile(r"^<@([UW][A-Z0-9]{2,40})(\|[^>]*)?>$")
@@ -400,6 +432,10 @@ def parse(text: str) -> Command:
         return ShowJob(_queue(args[0], "status"), _job(args[1], "status"))
     if verb == "subscribe":
         return _parse_subscribe(args)
+    if verb == "stats":
+        if len(args) not in (1, 2):
+            raise UsageError("name a queue, and optionally a job family", USAGE["stats"])
+        return Stats(_queue(args[0], "stats"), _job(args[1], "stats").lower() if len(args) == 2 else None)
     if verb == "unsubscribe":
         if len(args) != 1:
             raise UsageError("name the queue to unsubscribe from", USAGE["unsubscribe"])

@@ -12,13 +12,23 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.owners import check_owner_from
 from bot.quiet import check_zone, parse_window
 from providers import SOURCES, JobStatus, QueueConfig, log_tail_providers
 from providers.base import MIN_POLL_INTERVAL, PollInterval
+from providers.causes import parse_causes
 
 
 class ConfigError(Exception):
@@ -115,6 +125,18 @@ def _owners(path: Path, data: Any) -> OwnersOptions:
 SUBSCRIPTION_GLOB = r"^[A-Za-z0-9_.*?\[\]!/:-]{1,100}$"  # the job-name patterns `/jobs subscribe --match` takes
 
 
+EVENTS = ("slow", "stuck")  # events beside the statuses that a subscription may name (bot/pipeline/normal.py)
+
+
+def _event(value: str) -> str:
+    """A canonical status or `slow`/`stuck`, as `statuses` of a [[subscriptions]] table names them."""
+    word = value.lower()
+    if word in EVENTS or word in {s.value for s in JobStatus}:
+        return word
+    known = ", ".join([*(s.value for s in JobStatus), *EVENTS])
+    raise ValueError(f"{value!r} is not a status or event; use one of: {known}")
+
+
 class SubscriptionEntry(BaseModel):
     """One `[[subscriptions]]` table: a channel subscribed from the queues file (bot/routing.py).
 
@@ -126,8 +148,10 @@ class SubscriptionEntry(BaseModel):
     channel: str = Field(pattern=r"^[CG][A-Z0-9]{1,40}$")
     team: str | None = Field(default=None, pattern=r"^[TE][A-Z0-9]{2,40}$")
     queue: str
-    statuses: tuple[JobStatus, ...] = ()
+    # canonical statuses, and the `slow` / `stuck` events (bot/pipeline/normal.py)
+    statuses: tuple[Annotated[str, AfterValidator(_event)], ...] = ()
     match: str | None = Field(default=None, pattern=SUBSCRIPTION_GLOB)
+    causes: tuple[str, ...] = ()  # failure causes, as `--cause` takes them (providers/causes.py)
     quiet: str | None = None  # quiet hours "20:00-08:00" (bot/quiet.py)
     quiet_tz: str | None = None  # their IANA zone; default [bot] timezone
     quiet_all: bool = False  # hold failures too
@@ -137,6 +161,11 @@ class SubscriptionEntry(BaseModel):
     @classmethod
     def _window(cls, value: str | None) -> str | None:
         return None if value is None else "-".join(parse_window(value))
+
+    @field_validator("causes")
+    @classmethod
+    def _causes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return parse_causes(",".join(value)) if value else ()
 
     @field_validator("quiet_tz")
     @classmethod

@@ -95,11 +95,33 @@ class SageMakerStory:
     def start(self) -> None:
         self.logs.start()
         self.sim.start()
+        self.seed_history()
         for n in range(3):
             self.sim.add(f"resnet50-sweep-{n}", status="Completed", secondary="Completed")
         self.sim.add(self.DOOMED)
         self.sim.set(self.DOOMED, "InProgress", "Training")
         self.spawn()
+
+    def seed_history(self) -> None:
+        """Finished runs from before the bot starts, as a real account has them: the baseline records
+        them as the families' history (bot/history.py), so cards can say what is usual at once.
+
+        `bert-finetune-*` runs took about as long as the demo's script takes (four steps); the
+        nightly evaluations took 25 to 35 minutes, and tonight's has been running for 80: slow."""
+        now = self.sim.clock()
+        for n in range(1, 9):
+            job = self.sim.add(f"bert-finetune-{n:03d}", status="Completed", secondary="Completed")
+            job.created = now - timedelta(hours=9 - n)
+            job.ended = job.modified = job.created + timedelta(seconds=self.rng.uniform(15, 24))
+        self.count = 8
+        for day in range(7, 0, -1):
+            job = self.sim.add(
+                f"nightly-eval-{now - timedelta(days=day):%Y%m%d}", status="Completed", secondary="Completed"
+            )
+            job.created = now - timedelta(days=day)
+            job.ended = job.modified = job.created + timedelta(minutes=self.rng.uniform(25, 35))
+        tonight = self.sim.add(f"nightly-eval-{now:%Y%m%d}", secondary="Training")
+        tonight.created = tonight.modified = now - timedelta(minutes=80)
 
     def config(self) -> str:
         return f"""

@@ -213,7 +213,7 @@ def answer(services: Services, command: commands.Command, actor: Actor) -> rende
         subs = services.subscriptions(team_id=actor.team_id, channel_id=actor.channel_id)
         return routing.export_message(routing.export_toml(subs), path=services.config.path.name)
     if isinstance(command, commands.Subscribe) and command.dry_run:
-        services.queue(command.queue)  # an unknown queue is named
+        queue = services.queue(command.queue)  # an unknown queue is named
         found = routing.dry_run(
             services.db,
             command.queue,
@@ -221,8 +221,15 @@ def answer(services: Services, command: commands.Command, actor: Actor) -> rende
             match=command.match,
             now=services.clock(),
             tz=services.config.bot.zone(),
+            causes=command.causes,
+            flags=command.flags,
+            provider=queue.provider,
         )
-        return routing.dry_run_message(found, statuses=command.statuses, match=command.match)
+        return routing.dry_run_message(
+            found, statuses=command.statuses, match=command.match, causes=command.causes, flags=command.flags
+        )
+    if isinstance(command, commands.Stats):
+        return render.stats_message(command.queue, command.family, services.stats(command.queue, command.family))
     if isinstance(command, commands.Subscriptions):
         muted = services.mutes(team_id=actor.team_id, channel_id=actor.channel_id)
         digests = services.schedules(team_id=actor.team_id, channel_id=actor.channel_id)
@@ -254,6 +261,7 @@ SUBCOMMANDS: dict[type, str] = {
     commands.Unwatch: "unwatch",
     commands.Watching: "watching",
     commands.Digest: "digest",
+    commands.Stats: "stats",
 }
 
 
@@ -267,7 +275,19 @@ def _usage_for(command: commands.Command) -> str:
     return (
         commands.USAGE[name]
         if name
-        in ("list", "status", "subscribe", "unsubscribe", "mute", "unmute", "stop", "watch", "unwatch", "digest")
+        in (
+            "list",
+            "status",
+            "subscribe",
+            "unsubscribe",
+            "mute",
+            "unmute",
+            "stop",
+            "watch",
+            "unwatch",
+            "digest",
+            "stats",
+        )
         else ""
     )
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.history import MIN_RUNS, Summary, Usual, eta, short
 from providers import Job, JobStatus
 
 EMOJI: dict[JobStatus, str] = {
@@ -233,11 +234,36 @@ def job_details(job: Job) -> list[str]:
     return parts
 
 
+def usual_line(job: Job) -> str:
+    """What is usual for the job's family, from the `usual_*` extras bot/pipeline/normal.py sets:
+    `running 42 min · usually 35 min (p50), 1 h 10 (p90) · ETA …`, or for a finished run outside
+    p10..p90 `took 2.3× the usual (35 min, p50)`; empty without enough history."""
+    p10, p50, p90 = (job.extra.get(k) for k in ("usual_p10", "usual_p50", "usual_p90"))
+    if not isinstance(p10, int | float) or not isinstance(p50, int | float) or not isinstance(p90, int | float):
+        return ""
+    usually = f"usually {short(p50)} (p50), {short(p90)} (p90)"
+    took = job.duration_seconds
+    if job.status is JobStatus.RUNNING:
+        parts = [f"running {short(took)}" if took is not None else "running", usually]
+        ends = eta(job, Usual(runs=MIN_RUNS, p10=p10, p50=p50, p90=p90))
+        if ends is not None:
+            parts.append(f"ETA {when(ends)}")
+        return " · ".join(parts)
+    if job.status is JobStatus.SUCCEEDED and took is not None:
+        if p50 > 0 and not p10 <= took <= p90:
+            return f"took {took / p50:.1f}× the usual ({short(p50)}, p50)"
+        return f"took {short(took)} · {usually}"
+    return usually
+
+
 def alert_message(job: Job, old: JobStatus | None, *, stop_by: str = "") -> Message:
     """The alert for one status change."""
     blocks: list[dict[str, Any]] = [section(f"*{safe(job.name)}* · `{safe(job.queue, 64)}`\n{status_line(job, old)}")]
     if job.reason:
         blocks.append(section(f"> {safe(job.reason, REASON_MAX)}"))
+    usual = usual_line(job)
+    if usual:
+        blocks.append(context(f":bar_chart: {usual}"))
     details = job_details(job)
     if details:
         blocks.append(context(" · ".join(details)))
@@ -307,6 +333,17 @@ def watch_list(rows: Sequence[tuple[str, str, str, str]]) -> Message:
         return plain("You watch no jobs. Press *Watch* under an alert or use `/jobs watch <queue> <job>`.")
     head = section(f"*You watch {len(rows)} job(s)*; each ends by itself when its job does.")
     return Message(f"You watch {len(rows)} job(s)", [head, *watch_rows(rows, limit=40)])
+
+
+FLAG_EMOJI = {"slow": ":turtle:", "stuck": ":hourglass:"}
+
+
+def flag_message(job: Job) -> Message:
+    """A slow or stuck job (the `flag` and `flag_text` extras bot/pipeline/normal.py sets)."""
+    kind, text = str(job.extra.get("flag", "")), str(job.extra.get("flag_text", ""))
+    head = f"{FLAG_EMOJI.get(kind, ':warning:')} *{safe(job.name)}* · `{safe(job.queue, 64)}` is *{safe(kind, 20)}*: "
+    fallback = escape(f"{clip(job.name, NAME_MAX)} in {job.queue} is {kind}: {text}")
+    return Message(clip(fallback, TEXT_MAX), [section(head + safe(text, 300)), alert_actions(job)])
 
 
 def note_message(text: str) -> Message:
@@ -412,6 +449,9 @@ def job_status(job: Job, *, others: int, note: str = "", stop_by: str = "") -> M
     blocks = [section(f"*{safe(job.name)}* · `{safe(job.queue, 64)}`"), section("\n".join(fields))]
     if job.reason:
         blocks.append(section(f"*Reason:*\n> {safe(job.reason, REASON_MAX)}"))
+    usual = usual_line(job)
+    if usual:
+        blocks.append(context(f":bar_chart: {usual}"))
     details = job_details(job)
     if details:
         blocks.append(context(" · ".join(details)))
@@ -425,6 +465,24 @@ def job_status(job: Job, *, others: int, note: str = "", stop_by: str = "") -> M
         blocks.append(context(note))
     blocks.extend(console_button(job, stop_by=stop_by))
     return Message(alert_text(job), blocks)
+
+
+def stats_message(queue: str, family: str | None, rows: Sequence[Summary]) -> Message:
+    """Reply to `/jobs stats`: one line per family (`*` is the whole queue), from history.Summary rows."""
+
+    def pct(value: float | None) -> str:
+        return short(value) if value is not None else "—"
+
+    lines = [
+        f"`{safe(r.family, 80)}` · {r.count} finished · {r.success_rate:.0%} succeeded · "
+        f"run p50 {pct(r.run_p50)}, p90 {pct(r.run_p90)} · wait p50 {pct(r.wait_p50)}, p90 {pct(r.wait_p90)}"
+        for r in rows
+        if r.count
+    ]
+    what = f"family `{safe(family, 80)}` of " if family else ""
+    head = f"*Last 30 days* of {what}`{safe(queue, 64)}`"
+    body = "\n".join(lines) if lines else "_no finished jobs recorded yet_"
+    return Message(f"Stats of {queue}", [section(head), section(body)])
 
 
 def plain(text: str) -> Message:
@@ -444,8 +502,8 @@ HELP = """*jobwatch* tells this channel what your jobs are doing.
 • `/jobs queues` — configured queues and their health
 • `/jobs list <queue> [status] [--limit N]` — most recent jobs, e.g. `/jobs list training failed`
 • `/jobs status <queue> <job>` — one job in detail, by id, name or the provider's own id
-• `/jobs subscribe <queue> [status ...] [--match PATTERN]` — alerts in this channel,
-   e.g. `/jobs subscribe training failed timed_out --match nightly-*`
+• `/jobs subscribe <queue> [status ...] [--match PATTERN] [--cause CAUSE,...]` — alerts in this channel,
+   e.g. `/jobs subscribe training failed timed_out slow stuck --match nightly-* --cause oom,user_code`
 • `/jobs unsubscribe <queue>` — stop them
 • `/jobs subscribe <queue> [status ...] [--match PATTERN] --dry-run` — how many alerts that filter
    would have posted over the last 24 h; subscribes nothing
@@ -460,8 +518,9 @@ HELP = """*jobwatch* tells this channel what your jobs are doing.
 • `/jobs unmute <queue> [job]` — end a mute now
 • `/jobs stop <queue> <job> [reason]` — ask the provider to stop a job (operators only)
 • `/jobs watch <queue> <job>` — a direct message to you when the job ends (`/jobs watching`, `/jobs unwatch`)
+• `/jobs stats <queue> [family]` — usual run and wait times, success rate, last 30 days
 Changes may be limited to the bot's admins and to some channels; anyone may ask.
-Statuses: queued, running, stopping, succeeded, failed, stopped, timed_out, unknown."""
+Statuses: queued, running, stopping, succeeded, failed, stopped, timed_out, unknown; events: slow, stuck."""
 
 
 def help_message() -> Message:

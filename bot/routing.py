@@ -30,6 +30,7 @@ from bot.db import Database
 from bot.pipeline.enqueue import wants, withdraw_unwanted
 from bot.tables import Subscription, TransitionRecord
 from providers import Job, JobStatus
+from providers.causes import with_cause
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,8 @@ def _teams(config: AppConfig, default_team: TeamLookup | None) -> list[tuple[str
     return found
 
 
-def _filters(entry: SubscriptionEntry) -> tuple[str, str | None, str | None]:
-    return ",".join(s.value for s in entry.statuses), entry.match, entry.owner
+def _filters(entry: SubscriptionEntry) -> tuple[str, str | None, str | None, str]:
+    return ",".join(entry.statuses), entry.match, entry.owner, ",".join(entry.causes)
 
 
 def _quiet(sub: Subscription) -> tuple[str | None, str | None, str | None, bool]:
@@ -93,7 +94,7 @@ def reconcile(db: Database, config: AppConfig, *, default_team: TeamLookup | Non
         rows = session.exec(select(Subscription)).all()
         by_key = {(s.team_id, s.channel_id, s.queue): s for s in rows}
         for (team, channel, queue), entry in wanted.items():
-            statuses, match, owner = _filters(entry)
+            statuses, match, owner, causes = _filters(entry)
             sub = by_key.get((team, channel, queue))
             what = f"{channel} {queue}"
             if sub is None:
@@ -105,13 +106,19 @@ def reconcile(db: Database, config: AppConfig, *, default_team: TeamLookup | Non
             elif sub.source != "file":
                 done.adopted.append(what)
                 verb = "adopted from chat"
-            elif (sub.statuses, sub.match, sub.owner, _quiet(sub)) != (statuses, match, owner, entry.quiet_hours()):
+            elif (sub.statuses, sub.match, sub.owner, sub.causes, _quiet(sub)) != (
+                statuses,
+                match,
+                owner,
+                causes,
+                entry.quiet_hours(),
+            ):
                 done.changed.append(what)
                 verb = "updated"
             else:
                 continue
             hours_before = _quiet(sub)
-            sub.statuses, sub.match, sub.owner, sub.source = statuses, match, owner, "file"
+            sub.statuses, sub.match, sub.owner, sub.causes, sub.source = statuses, match, owner, causes, "file"
             sub.quiet_start, sub.quiet_end, sub.quiet_tz, sub.quiet_all = entry.quiet_hours()
             session.add(sub)
             if hours_before != _quiet(sub):
@@ -122,6 +129,7 @@ def reconcile(db: Database, config: AppConfig, *, default_team: TeamLookup | Non
             detail = f"statuses={statuses or 'all'} match={match or ''} {verb}"
             detail += f" owner={owner}" if owner else ""
             detail += f" {quiet.label(sub)}" if sub.quiet_start else ""
+            detail += f" causes={causes}" if causes else ""
             access.record(session, _actor(team, channel), "subscribe", queue=queue, detail=detail, now=now)
         for key, sub in by_key.items():
             if sub.source == "file" and key not in wanted:
@@ -170,6 +178,9 @@ def export_toml(subs: Sequence[Subscription]) -> str:
             lines.append(f"match = {_toml_string(sub.match)}")
         if sub.owner:
             lines.append(f"owner = {_toml_string(sub.owner)}")
+        causes = [c for c in sub.causes.split(",") if c]
+        if causes:
+            lines.append(f"causes = [{', '.join(_toml_string(c) for c in causes)}]")
         if sub.quiet_start:
             lines.append(f"quiet = {_toml_string(f'{sub.quiet_start}-{sub.quiet_end}')}")
             if sub.quiet_tz:
@@ -192,16 +203,28 @@ class DryRun:
 
 
 def dry_run(
-    db: Database, queue: str, *, statuses: Sequence[JobStatus], match: str | None, now: datetime, tz: ZoneInfo
+    db: Database,
+    queue: str,
+    *,
+    statuses: Sequence[JobStatus],
+    match: str | None,
+    now: datetime,
+    tz: ZoneInfo,
+    causes: Sequence[str] = (),
+    flags: Sequence[str] = (),
+    provider: str = "",
 ) -> DryRun:
     """Replay the stored transitions of the last DRY_RUN_WINDOW against a filter (`wants`, as
-    delivery applies it); subscribes nothing."""
+    delivery applies it); subscribes nothing. A failure's cause is classified again from the stored
+    reason with `provider`'s rules (providers/causes.py). The `slow` and `stuck` events are not
+    status changes and are not stored as transitions, so they cannot be replayed."""
     probe = Subscription(
         team_id="",
         channel_id="",
         queue=queue,
-        statuses=",".join(s.value for s in statuses),
+        statuses=",".join([*(s.value for s in statuses), *flags]),
         match=match,
+        causes=",".join(causes),
         created_by="",
         created_at=now,
     )
@@ -222,6 +245,8 @@ def dry_run(
             native_status=row.new,
             reason=row.reason,
         )
+        if provider:
+            job = with_cause(provider, job)
         if wants(probe, job):
             by_status[row.new] += 1
             by_hour[f"{row.at.astimezone(tz):%H}:00"] += 1
@@ -235,10 +260,18 @@ def dry_run(
     )
 
 
-def dry_run_message(found: DryRun, *, statuses: Sequence[JobStatus], match: str | None) -> render.Message:
+def dry_run_message(
+    found: DryRun,
+    *,
+    statuses: Sequence[JobStatus],
+    match: str | None,
+    causes: Sequence[str] = (),
+    flags: Sequence[str] = (),
+) -> render.Message:
     """`Dry run of ml: would have posted 37 alerts in the last 24 h: 12 failed, 25 succeeded; busiest hour ...`."""
-    what = ", ".join(s.value for s in statuses) or "every status change"
+    what = ", ".join(s.value for s in statuses) or ("no status change" if flags else "every status change")
     pattern = f" of jobs matching `{render.safe(match, 100)}`" if match else ""
+    pattern += f", failures caused by {', '.join(causes)}" if causes else ""
     if found.total == 0:
         counts = f"would have posted no alerts in the last {found.hours} h"
     else:
@@ -247,8 +280,14 @@ def dry_run_message(found: DryRun, *, statuses: Sequence[JobStatus], match: str 
         counts = f"would have posted {alerts} in the last {found.hours} h: {parts}"
         if found.busiest is not None:
             counts += f"; busiest hour {found.busiest[0]} with {found.busiest[1]}"
+    unreplayed = (
+        f" {' and '.join(flags)} alerts are not counted: they are not status changes, and only status changes"
+        " are kept to replay."
+        if flags
+        else ""
+    )
     return render.plain(
-        f":test_tube: Dry run of `{render.safe(found.queue, 64)}` ({what}{pattern}): {counts}. "
+        f":test_tube: Dry run of `{render.safe(found.queue, 64)}` ({what}{pattern}): {counts}.{unreplayed} "
         "Nothing was subscribed; run it again without `--dry-run` to subscribe."
     )
 

@@ -10,12 +10,13 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from bot import mutes, owners
+from bot import history, mutes, owners
 from bot.access import NotAllowed, ServiceError
 from bot.changes import Changes
 from bot.clock import Clock, utcnow
 from bot.config import AppConfig
 from bot.db import Database
+from bot.pipeline.normal import with_usual
 from bot.resolve import resolve_job
 from bot.stopping import Stopper, stop_buttons
 from bot.tables import DigestSchedule, JobSnapshot, Mute, OutboxItem, QueueState, Subscription, Watch
@@ -164,7 +165,21 @@ class Services:
             )
         if fresh is None:
             return Lookup(stored, others, "The provider no longer lists this job; showing the last polled state.")
-        return Lookup(with_cause(self.sources[queue].provider, fresh), others)
+        return Lookup(self.usual(with_cause(self.sources[queue].provider, fresh)), others)
+
+    def usual(self, job: Job) -> Job:
+        """`job` with its family's usual run times (bot/pipeline/normal.py), for `/jobs status`."""
+        config = self.config.queue(job.queue)
+        family = history.family_of(job.name, config.family_pattern() if config else None)
+        with self.db.read() as session:
+            found = history.load(session, job.queue, [family])
+        return with_usual(job, found[family])
+
+    def stats(self, queue: str, family: str | None) -> list[history.Summary]:
+        """`/jobs stats`: run and wait percentiles, success rate and count over 30 days."""
+        self.queue(queue)
+        with self.db.read() as session:
+            return history.stats(session, queue, family, self.clock())
 
     def current(self, queue: str, ref: str) -> Job:
         """The job `ref` names, fresh from the provider when it answers (stop's lookup)."""

@@ -98,6 +98,7 @@ class Subscription(SQLModel, table=True):
     queue: str = Field(index=True)
     statuses: str = ""  # comma-separated canonical statuses; empty = every change
     match: str | None = None  # job-name glob
+    causes: str = ""  # comma-separated failure causes (providers/causes.py); empty = any cause
     created_by: str
     created_at: datetime = _when()
     paused_reason: str | None = None
@@ -328,6 +329,27 @@ class AuditEntry(SQLModel, table=True):
     detail: str = ""
     trigger_id: str = ""
     at: datetime = _when()
+
+
+class RunHistory(SQLModel, table=True):
+    """One finished job of a queue's job family, for what is usual (bot/history.py): its run time
+    (succeeded runs only), its wait before running, how it ended. At most history.KEEP rows per
+    (queue, family), the newest; retention pruning leaves this table alone."""
+
+    __tablename__ = "run_history"
+    __table_args__ = (
+        Index("ix_run_history_family", "queue", "family", "ended_at"),
+        Index("ix_run_history_ended", "queue", "ended_at"),
+    )
+
+    queue: str = Field(primary_key=True)
+    job_id: str = Field(primary_key=True)
+    family: str
+    status: str
+    cause: str = ""
+    run_seconds: float | None = None
+    wait_seconds: float | None = None
+    ended_at: datetime | None = _when(default=None)
 
 
 def schema() -> MetaData:

@@ -34,6 +34,7 @@ from bot.pipeline.enqueue import (
     record_failure,
     stored_jobs,
 )
+from bot.pipeline.normal import Normal
 from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
 from bot.tables import Subscription
@@ -72,6 +73,21 @@ class Worker:
         self.retention = timedelta(days=config.bot.retention_days)
         self._baseline = threading.Lock()
         self.tails = logtail.LogTails(db=db, sources=sources, clock=clock)
+        self._normals: dict[str, Normal] = {}
+
+    @staticmethod
+    def _live(stored: Sequence[Job], observed: Sequence[Job]) -> list[Job]:
+        """Every job to check for slow or stuck: those this cycle listed, and the live ones stored
+        (a steady listing shows only what changed; a quiet live job is slow all the same)."""
+        return list({**{j.id: j for j in stored}, **{j.id: j for j in observed}}.values())
+
+    def _normal(self, queue: str) -> Normal:
+        """The queue's history windows, kept between cycles (bot/pipeline/normal.py)."""
+        found = self._normals.get(queue)
+        if found is None:
+            config = self.sources[queue].config
+            found = self._normals[queue] = Normal(queue, config.family_pattern(), config.slow_factor)
+        return found
 
     def poll(self, queue: str) -> int:
         """One complete poll of one queue; returns the outbox rows it enqueued."""
@@ -123,6 +139,7 @@ class Worker:
                 observed = self._tag_owners(queue, source, tag, observed, known, view)
             changes = enrich(source, diff(known, observed, baseline=view.baseline, forgotten_before=forgotten))
             changes = with_causes(source.provider, changes)
+            live = self._live(view.live, observed)
             enqueued = commit_poll(
                 self.db,
                 queue=queue,
@@ -133,14 +150,19 @@ class Worker:
                 ops_channel=self.config.bot.ops_channel,
                 ops_team=self.config.bot.ops_team or "",
                 timezone=self.config.bot.timezone,
-                owner_users=self._owner_users(queue, owner_from, observed, changes.transitions),
+                owner_users=self._owner_users(queue, owner_from, observed, changes.transitions, live),
                 owner_notify=self.config.owners.notify,
                 log_tail=wants_log_tail(source),
+                normal=self._normal(queue),
+                live=live,
+                baseline=view.baseline,
             )
         except LostLease:
+            self._normals.pop(queue, None)
             log.warning("lease_lost queue=%s", queue)
             return "lost_lease", 0
         except Exception as err:
+            self._normals.pop(queue, None)  # its windows may hold history rows that were rolled back
             log.exception("poll_crashed queue=%s", queue)
             try:
                 self._record_failure(queue, fence, f"internal error: {type(err).__name__}: {err}"[:500], None)
@@ -177,10 +199,16 @@ class Worker:
         return tags.with_tag_owners(source, key, jobs, known, baseline=view.baseline)
 
     def _owner_users(
-        self, queue: str, owner_from: str | None, jobs: Sequence[Job], transitions: Sequence[Transition]
+        self,
+        queue: str,
+        owner_from: str | None,
+        jobs: Sequence[Job],
+        transitions: Sequence[Transition],
+        live: Sequence[Job] = (),
     ) -> dict[str, str]:
         """Job id -> the owner's Slack user id, for the jobs of `transitions` (every change: a
-        subscription's `--owner` filter needs them; the owner's mention and DM only the ended ones).
+        subscription's `--owner` filter needs them; the owner's mention and DM only the ended ones)
+        and for the `live` ones whose owner is already known (a slow or stuck flag may name them).
 
         Runs before the commit, outside its transaction: `[owners]` first, then e-mail addresses
         through bot/directory.py, which looks up the owners of every listed job (so the answer is
@@ -196,6 +224,13 @@ class Worker:
         else:
             team = self._owner_team(queue)
             users = self.directory.users(team, listed | set(changed.values()), table, urgent=changed.values())
+        for job in live:
+            value = str(job.extra.get(owners.OWNER_KEY) or "")
+            if value and job.id not in changed:
+                known = users.get(value) or owners.slack_user(value, table)
+                if known is not None:
+                    changed[job.id] = value
+                    users.setdefault(value, known)
         return {job_id: users[value] for job_id, value in changed.items() if value in users}
 
     def _owner_team(self, queue: str) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 
 from providers.errors import AuthError
 from providers.model import Job, JobStatus
@@ -46,6 +46,25 @@ class QueueConfig(BaseModel):
     operators: tuple[Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,40}$")], ...] | None = None
     # Where a job's owner comes from: "field", "name:<regex with (?P<owner>...)>" or "tag:<key>" (bot/owners.py).
     owner_from: str | None = None
+    # A regular expression whose first group (or whole match) is a job's family (bot/history.py);
+    # unset: the default rule strips trailing run ids, dates and counters.
+    family: str | None = Field(default=None, min_length=1, max_length=300)
+    # A running job is slow past slow_factor x its family's p90 run time.
+    slow_factor: float = Field(default=1.5, gt=1.0, le=100.0, allow_inf_nan=False)
+
+    @field_validator("family")
+    @classmethod
+    def _family_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as err:
+                raise ValueError(f"family is not a valid regular expression: {err}") from None
+        return value
+
+    def family_pattern(self) -> re.Pattern[str] | None:
+        """The compiled `family` expression, if set."""
+        return re.compile(self.family) if self.family else None
 
     def scope_text(self) -> str:
         """A short, human description of what the queue covers (no secrets)."""

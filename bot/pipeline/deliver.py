@@ -115,6 +115,8 @@ def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message,
     if item.kind == "dm":
         old = JobStatus(item.old_status) if item.old_status else None
         return render.dm_message(Job.model_validate_json(item.payload), old), None
+    if item.kind == "flag":  # a slow or stuck job (bot/pipeline/normal.py): the card stays as it is
+        return render.flag_message(Job.model_validate_json(item.payload)), None
     job = Job.model_validate_json(item.payload)
     old = JobStatus(item.old_status) if item.old_status else None
     return render.alert_message(job, old, stop_by=stop_by), job
@@ -265,7 +267,7 @@ class Deliverer:
             if item is None or item.state != "pending":
                 return None
             thread = None
-            if item.kind in ("alert", "note"):
+            if item.kind in ("alert", "note", "flag"):
                 thread = session.get(JobThread, (item.team_id, item.channel_id, item.queue, item.job_id))
             if (
                 item.kind == "note"
@@ -336,7 +338,7 @@ class Deliverer:
         }
         if item.thread_ts:
             kwargs["thread_ts"] = item.thread_ts
-            kwargs["reply_broadcast"] = job is not None and job.status in BROADCAST
+            kwargs["reply_broadcast"] = (job is not None and job.status in BROADCAST) or item.kind == "flag"
         try:
             response = client.chat_postMessage(**kwargs)
         except Exception as err:  # classified below; every outcome is recorded on the row
@@ -368,7 +370,7 @@ class Deliverer:
             row.slack_ts = ts
             row.last_error = None
             session.add(row)
-            if row.kind == "alert" and row.thread_ts is None:
+            if row.kind in ("alert", "flag") and row.thread_ts is None:
                 insert_ignore(
                     session,
                     JobThread,

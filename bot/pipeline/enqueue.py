@@ -15,6 +15,8 @@ from sqlmodel import Session, col, select
 from bot import owners, quiet
 from bot.db import Database, insert_ignore, upsert
 from bot.pipeline.diff import DiffResult, Prior, Transition, fingerprint
+from bot.pipeline.normal import Flag, Normal, flag_rows
+from bot.pipeline.normal import apply as apply_normal
 from bot.resolve import ref_rows
 from bot.tables import (
     JobRef,
@@ -29,6 +31,7 @@ from bot.tables import (
     Watch,
 )
 from providers import Job, JobStatus
+from providers.causes import CAUSED
 
 LOG_TAIL_ON = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})  # statuses whose alerts get a log tail
 CHUNK = 500  # rows per statement: SQLite caps bound variables (250,000 since 3.32; 32,766 before)
@@ -124,6 +127,9 @@ def wants(sub: Subscription, job: Job, owner: str | None = None) -> bool:
     if statuses and job.status not in statuses:
         return False
     if sub.owner and owner != sub.owner:
+        return False
+    causes = {c for c in sub.causes.split(",") if c}
+    if causes and job.status in CAUSED and job.extra.get("cause", "unknown") not in causes:
         return False
     return not sub.match or fnmatchcase(job.name.lower(), sub.match.lower())
 
@@ -393,11 +399,18 @@ def commit_poll(
     owner_users: Mapping[str, str] | None = None,
     owner_notify: str = "dm",
     log_tail: bool = False,
+    normal: Normal | None = None,
+    live: Sequence[Job] = (),
+    baseline: bool = False,
 ) -> int:
     """Write snapshots (and the strings that name each job), cursor, health and outbox rows in one
     transaction; returns rows enqueued. `timezone` is that of quiet hours that name none (bot/quiet.py).
-    `owner_users`: job id -> its owner's Slack user id, for `owner_rows` (bot/owners.py). `log_tail`:
-    the queue wants failures' log tails; their requests are written here, read later (bot/logtail.py)."""
+    `owner_users`: job id -> its owner's Slack user id, for `owner_rows` (bot/owners.py) and the
+    subscriptions' `--owner` filter. `log_tail`: the queue wants failures' log tails; their requests
+    are written here, read later (bot/logtail.py).
+    With `normal` (the queue's history, kept by the worker), finished jobs go into run_history, alerts
+    carry what is usual, and slow or stuck jobs among `live` are flagged (bot/pipeline/normal.py).
+    `baseline`: this is the queue's first poll (its history is recorded sparingly)."""
     with db.write() as session:
         if fence is not None:
             fence.check(session)
@@ -409,7 +422,19 @@ def commit_poll(
         for start in range(0, len(history), CHUNK):
             session.execute(insert(TransitionRecord), history[start : start + CHUNK])
         subs = session.exec(select(Subscription).where(Subscription.queue == queue)).all()
-        rows = alert_rows(subs, result.transitions, now, owner_users)
+        transitions: list[Transition] = result.transitions
+        flagged: list[Flag] = []
+        if normal is not None:
+            transitions, flagged = apply_normal(
+                session,
+                result=result,
+                normal=normal,
+                live=live,
+                now=now,
+                baseline=baseline,
+                token=fence.token if fence is not None else None,
+            )
+        rows = alert_rows(subs, transitions, now, owner_users) + flag_rows(subs, flagged, now, owner_users)
         hold_muted(session, rows, queue=queue, now=now)
         quiet.hold_quiet(rows, subs, now=now, default_tz=timezone)
         watched = watch_rows(session, queue, result.transitions, now)

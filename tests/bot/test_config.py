@@ -50,6 +50,14 @@ def test_good_file(tmp_path: Path) -> None:
             r"queue 'a': key name: duplicate",
         ),
         ("[bot]\ndigest_threshold = 0\n", r"\[bot\]: key digest_threshold"),
+        (
+            '[[queues]]\nname = "a"\nprovider = "sagemaker"\nregion = "x"\nfamily = "^(team-[a-z+"\n',
+            r"queue 'a': key family: .*not a valid regular expression: unterminated character set",
+        ),
+        (
+            '[[queues]]\nname = "a"\nprovider = "sagemaker"\nregion = "x"\nslow_factor = 1.0\n',
+            r"queue 'a': key slow_factor: Input should be greater than 1",
+        ),
         ("[[queues]\n", r"not valid TOML"),
         ("[extra]\n", r"unknown table\(s\): extra"),
     ],

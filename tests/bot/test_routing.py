@@ -110,6 +110,25 @@ def test_an_invalid_entry_names_file_entry_and_key_and_changes_nothing(routed: B
     assert subs(routed) == before
 
 
+def test_file_entries_take_slow_stuck_and_causes(routed: Bot, sagemaker: SageMakerSim) -> None:
+    wanted = 'statuses = ["failed", "Stuck"]\ncauses = ["oom", "user_code"]'
+    rewrite(routed, sagemaker, ENTRIES.replace('statuses = ["failed", "timed_out"]', wanted))
+    done = reload_subscriptions(routed.settings, routed.runtime.db)
+    assert done.changed == ["C1 ml"]
+    (c1,) = [s for s in rows(routed, Subscription) if s.channel_id == "C1"]
+    assert (c1.statuses, c1.causes) == ("failed,stuck", "out_of_memory,user_code")
+    again = reload_subscriptions(routed.settings, routed.runtime.db)
+    assert again.nothing  # the same file changes nothing
+    rewrite(routed, sagemaker, ENTRIES.replace('statuses = ["failed", "timed_out"]', 'causes = ["gremlins"]'))
+    with pytest.raises(ConfigError, match=r"subscriptions\[0\] \(channel 'C1', queue 'ml'\): key causes: .*'gremlins'"):
+        reload_subscriptions(routed.settings, routed.runtime.db)
+    rewrite(routed, sagemaker, ENTRIES.replace('"timed_out"', '"sluggish"'))
+    with pytest.raises(
+        ConfigError, match=r"key statuses.1: .*'sluggish' is not a status or event; use one of: .*stuck"
+    ):
+        reload_subscriptions(routed.settings, routed.runtime.db)
+
+
 def test_chat_cannot_change_a_file_subscription_but_sees_where_it_comes_from(routed: Bot) -> None:
     for text in ("unsubscribe ml", "subscribe ml succeeded"):
         reply = text_of(routed.command(text, channel="C1"))
@@ -121,18 +140,19 @@ def test_chat_cannot_change_a_file_subscription_but_sees_where_it_comes_from(rou
 
 
 def test_export_round_trip_changes_nothing(routed: Bot, sagemaker: SageMakerSim, tmp_path: Path) -> None:
-    routed.command("subscribe ml failed --match 'nightly-*'", channel="C3")
+    routed.command("subscribe ml failed slow --cause oom --match 'nightly-*'", channel="C3")
     one = text_of(routed.command("subscriptions export", channel="C1"))
     assert 'channel = "C1"' in one and 'statuses = ["failed", "timed_out"]' in one and "C2" not in one
     env = {"DATABASE_URL": routed.settings.database_url, "JOBWATCH_CONFIG": str(routed.settings.jobwatch_config)}
     exported = run("subscriptions", "export", env=env, cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr
     assert "# made in chat by U0001" in exported.stdout
+    assert 'statuses = ["failed", "slow"]\nmatch = "nightly-*"\ncauses = ["out_of_memory"]' in exported.stdout
     before = subs(routed)
     rewrite(routed, sagemaker, exported.stdout)
     done = reload_subscriptions(routed.settings, routed.runtime.db)
     assert (done.added, done.changed, done.removed, done.adopted) == ([], [], [], ["C3 ml"])
-    assert subs(routed) == {**before, "C3": ("file", "failed", "nightly-*")}
+    assert subs(routed) == {**before, "C3": ("file", "failed,slow", "nightly-*")}
     again = run("reload", env={**env, "SLACK_BOT_TOKEN": TOKEN}, cwd=tmp_path)
     assert again.returncode == 0 and "added 0, changed 0, adopted 0, removed 0" in again.stdout, again.stderr
 
@@ -186,6 +206,19 @@ def test_dry_run_counts_the_recorded_history_and_subscribes_nothing(
     )
     assert "C7" not in subs(routed)
     assert "unknown queue" in text_of(routed.command("subscribe nope --dry-run", channel="C7"))
+
+
+def test_dry_run_replays_causes_but_not_slow_or_stuck(routed: Bot, clock: Clock) -> None:
+    at = clock() - timedelta(hours=1)
+    reasons = ["AlgorithmError: CUDA out of memory (GPU 0; 15.78 GiB)", "AlgorithmError: CUDA out of memory", "?"]
+    with routed.runtime.db.write() as session:
+        for n, reason in enumerate(reasons):
+            session.add(TransitionRecord(queue="ml", job_id=f"j{n}", name=f"j{n}", new="failed", reason=reason, at=at))
+    reply = text_of(routed.command("subscribe ml failed --cause oom --dry-run", channel="C7"))
+    assert "failures caused by out_of_memory): would have posted 2 alerts in the last 24 h: 2 failed" in reply
+    reply = text_of(routed.command("subscribe ml slow stuck --dry-run", channel="C7"))
+    assert "would have posted no alerts" in reply
+    assert "slow and stuck alerts are not counted: they are not status changes" in reply
 
 
 def test_polls_record_the_transition_history(routed: Bot, sagemaker: SageMakerSim) -> None:
