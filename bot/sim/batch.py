@@ -258,7 +258,8 @@ class BatchSim(Served):
 
 
 class BatchStory:
-    """Service jobs queue for capacity (flapping RUNNABLE <-> SCHEDULED quietly), run and end."""
+    """Service jobs queue for capacity (flapping RUNNABLE <-> SCHEDULED quietly), run and end; a job
+    whose first attempt is lost to a spot reclaim is retried once (a note in its thread)."""
 
     queue = "batch-gpu"
     PATH = ("PENDING", "RUNNABLE", "SCHEDULED", "RUNNABLE", "SCHEDULED", "STARTING", "RUNNING")
@@ -277,7 +278,7 @@ class BatchStory:
 
     def spawn(self) -> None:
         self.count += 1
-        self.stage[self.sim.add(f"llama-sft-{self.count:03d}").job_id] = 0
+        self.stage[self.sim.add(f"llama-sft-{self.count:03d}", attempts=2).job_id] = 0
 
     def config(self) -> str:
         return f"""
@@ -302,6 +303,9 @@ secret_key_env = "DEMO_AWS_SECRET"
                 continue
             if self.rng.random() < 0.6:
                 self.sim.set(job_id, "SUCCEEDED")
+            elif self.sim.fail_attempt(job_id, "Host EC2 (instance i-0d1e2f3a) terminated."):
+                self.stage[job_id] = self.PATH.index("RUNNABLE") + 1  # a spot reclaim: Batch retries it
+                continue
             else:
                 self.sim.set(job_id, "FAILED", reason="AlgorithmError: loss went NaN at step 1200")
             del self.stage[job_id]
