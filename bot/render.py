@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from providers import Job, JobStatus
+from providers import Job, JobStatus, attempts
 
 EMOJI: dict[JobStatus, str] = {
     JobStatus.QUEUED: ":hourglass_flowing_sand:",
@@ -193,8 +193,11 @@ def alert_text(job: Job) -> str:
     return escape(f"{clip(job.name, NAME_MAX)} in {job.queue}: {clip(job.native_status, 100)}")
 
 
-# Extras jobwatch itself sets (providers/causes.py, bot/history.py): shown in their own words, not as key: value.
-OWN_EXTRAS = frozenset({"cause", "usual_runs", "usual_p10", "usual_p50", "usual_p90", "flag", "flag_text"})
+# Extras jobwatch itself sets (providers/causes.py, providers/attempts.py, bot/history.py): shown in
+# their own words, not as key: value.
+OWN_EXTRAS = frozenset(
+    {"cause", "usual_runs", "usual_p10", "usual_p50", "usual_p90", "flag", "flag_text", *attempts.KEYS}
+)
 
 
 def cause_counts(jobs: Sequence[Job]) -> dict[str, dict[str, int]]:
@@ -222,6 +225,10 @@ def job_details(job: Job) -> list[str]:
     cause = job.extra.get("cause")
     if cause:
         parts.append(f"cause: *{safe(str(cause), 40)}*")
+    attempt = attempts.attempt_of(job)
+    if attempt > 1:
+        top = job.extra.get(attempts.ATTEMPTS_MAX)
+        parts.append(f"attempt {attempt}" + (f" of {top}" if isinstance(top, int) and attempt <= top else ""))
     if job.created_at:
         parts.append(f"created {when(job.created_at)}")
     for key, value in [kv for kv in job.extra.items() if kv[0] not in OWN_EXTRAS][:6]:

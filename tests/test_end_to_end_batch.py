@@ -104,7 +104,8 @@ def test_batch_retries_stay_quiet_until_the_final_failure(bot: Bot, slack: FakeS
     ]
     parent, *replies = slack.posts("C1")
     assert all(r["thread_ts"] == parent["ts"] for r in replies)  # the notes went to the job's thread only
-    assert "NaN loss" in text_of(replies[-1])
+    assert "NaN loss" in text_of(replies[-1]) and "attempt 3 of 3" in text_of(replies[-1])
+    assert "retry_cause" not in text_of(replies[-1])  # the attempt entries in words, not as key: value
     # Describes only at the two attempt boundaries, not every cycle for every job.
     assert batch.calls["describeservicejob"] == 2
 
