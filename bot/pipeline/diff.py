@@ -41,9 +41,11 @@ class Transition:
     @property
     def quiet(self) -> bool:
         """A change within a provider's retry (a job on attempt 2 or later going back to queued, or
-        running again): stored and recorded, never a channel alert; the failed attempt is a note in
+        running again; a stop or an unknown status still alerts): stored and recorded, never a
+        channel alert; the failed attempt is a note in
         the job's thread instead (providers/attempts.py) and the final outcome an ordinary alert."""
-        return self.old is not None and not self.job.status.terminal and attempt_of(self.job) > 1
+        cycle = (JobStatus.QUEUED, JobStatus.RUNNING)
+        return self.old in cycle and self.job.status in cycle and attempt_of(self.job) > 1
 
 
 @dataclass(frozen=True)
