@@ -418,8 +418,8 @@ def commit_poll(
             )
         rows.extend(watched)
         state = session.get(QueueState, queue) or QueueState(queue=queue)
-        if state.baseline_at is not None:  # a baseline announces nothing, retries included
-            notes = retry_rows(session, subs, result.upserts, rows, now)
+        notes = [] if state.baseline_at is None else retry_rows(session, subs, result.upserts, rows, now)
+        if notes:  # a baseline announces nothing, retries included
             hold_muted(session, notes, queue=queue, now=now)
             rows.extend(n for n in notes if n["state"] != "muted")
         if state.outage_notified and ops_channel:
