@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.history import MIN_RUNS, Summary, Usual, eta, short
-from providers import Job, JobStatus
+from providers import Job, JobStatus, attempts
 
 EMOJI: dict[JobStatus, str] = {
     JobStatus.QUEUED: ":hourglass_flowing_sand:",
@@ -194,10 +194,22 @@ def alert_text(job: Job) -> str:
     return escape(f"{clip(job.name, NAME_MAX)} in {job.queue}: {clip(job.native_status, 100)}")
 
 
-# Extras jobwatch itself sets (providers/causes.py, bot/history.py): shown in their own words, not as key: value;
-# bot/tags.py's bookkeeping (whether a job's tags were read) is not shown at all.
+# Extras jobwatch itself sets (providers/causes.py, providers/attempts.py, bot/history.py): shown in
+# their own words, not as key: value; bot/tags.py's bookkeeping (whether a job's tags were read) is
+# not shown at all.
 OWN_EXTRAS = frozenset(
-    {"cause", "usual_runs", "usual_p10", "usual_p50", "usual_p90", "flag", "flag_text", "tags_read", "tag_failures"}
+    {
+        "cause",
+        "usual_runs",
+        "usual_p10",
+        "usual_p50",
+        "usual_p90",
+        "flag",
+        "flag_text",
+        "tags_read",
+        "tag_failures",
+        *attempts.KEYS,
+    }
 )
 
 
@@ -226,6 +238,10 @@ def job_details(job: Job) -> list[str]:
     cause = job.extra.get("cause")
     if cause:
         parts.append(f"cause: *{safe(str(cause), 40)}*")
+    attempt = attempts.attempt_of(job)
+    if attempt > 1:
+        top = job.extra.get(attempts.ATTEMPTS_MAX)
+        parts.append(f"attempt {attempt}" + (f" of {top}" if isinstance(top, int) and attempt <= top else ""))
     if job.created_at:
         parts.append(f"created {when(job.created_at)}")
     for key, value in [kv for kv in job.extra.items() if kv[0] not in OWN_EXTRAS][:6]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -29,6 +30,7 @@ from bot.commands import WEEKDAYS
 from bot.db import Database, insert_ignore
 from bot.tables import DigestSchedule, JobSnapshot, OutboxItem, TransitionRecord
 from providers import Job, JobStatus
+from providers.causes import classify
 
 if TYPE_CHECKING:
     from bot.pipeline.enqueue import Fence
@@ -40,10 +42,11 @@ FAILED = frozenset({JobStatus.FAILED.value, JobStatus.TIMED_OUT.value})
 SUCCEEDED = JobStatus.SUCCEEDED.value
 
 
-def cause_of(status: str, reason: str | None) -> str:
-    """The failure cause a digest counts a failed job under. Hook: today the provider's reason as
-    given (or the status when there is none); a classifier of causes plugs in here."""
-    return (reason or status).strip()[:80] or status
+def cause_of(provider: str, status: str, reason: str | None) -> str:
+    """The failure cause a digest counts a failed job under: its reason classified by the rules of
+    the queue's configured provider (providers/causes.py; a queue no longer configured: `unknown`,
+    or `timeout` for a timed-out job)."""
+    return classify(provider, JobStatus(status), reason)
 
 
 def _wall(day: datetime, hhmm: str, tz: ZoneInfo) -> datetime:
@@ -73,8 +76,11 @@ def label(sched: DigestSchedule) -> str:
     return f"{when} {sched.at}" + (f" {sched.tz}" if sched.tz else "")
 
 
-def _content(session: Session, queue: str, start: datetime, end: datetime) -> tuple[dict[str, object], list[list[str]]]:
-    """The digest's body and its thread lines, from the period's transitions."""
+def _content(
+    session: Session, queue: str, provider: str, start: datetime, end: datetime
+) -> tuple[dict[str, object], list[list[str]]]:
+    """The digest's body and its thread lines, from the period's transitions (`provider`: the
+    queue's, whose rules classify the failures)."""
     changes = session.exec(
         select(TransitionRecord)
         .where(TransitionRecord.queue == queue, col(TransitionRecord.at) >= start, col(TransitionRecord.at) < end)
@@ -83,7 +89,7 @@ def _content(session: Session, queue: str, start: datetime, end: datetime) -> tu
     last = {t.job_id: t for t in changes}  # the last status each job reached in the period
     counts = Counter(t.new for t in last.values())
     failures = [t for t in last.values() if t.new in FAILED]
-    causes = Counter(cause_of(t.new, t.reason) for t in failures)
+    causes = Counter(cause_of(provider, t.new, t.reason) for t in failures)
     finished = counts[SUCCEEDED] + len(failures)
     done = [job_id for job_id, t in last.items() if JobStatus(t.new).terminal]
     jobs: list[Job] = []
@@ -102,15 +108,31 @@ def _content(session: Session, queue: str, start: datetime, end: datetime) -> tu
         notes.append("No job finished in this period.")
     if timed:
         notes.append("Slowest: " + ", ".join(f"{j.name} ({render.duration(j.duration_seconds)})" for j in timed))
-    lines = [[t.name, queue, f"{t.new}: {cause_of(t.new, t.reason)}", t.new] for t in failures]
+    lines = [
+        [
+            t.name,
+            queue,
+            f"{t.new} ({cause_of(provider, t.new, t.reason)})" + (f": {t.reason[:80]}" if t.reason else ""),
+            t.new,
+        ]
+        for t in failures
+    ]
     lines += [[j.name, queue, f"took {render.duration(j.duration_seconds)}", j.status.value] for j in timed]
     body: dict[str, object] = {"counts": dict(counts), "queues": [queue], "notes": notes}
     return body, lines
 
 
-def enqueue_due(db: Database, now: datetime, *, default_tz: str, fence: Fence | None = None) -> int:
+def enqueue_due(
+    db: Database,
+    now: datetime,
+    *,
+    default_tz: str,
+    fence: Fence | None = None,
+    providers: Mapping[str, str] | None = None,
+) -> int:
     """Write the digest of every schedule whose latest period has ended and is not yet owed; one
-    transaction per schedule; returns digests written."""
+    transaction per schedule; returns digests written. `providers`: queue -> its configured
+    provider, for the failure causes (the transition history does not record it)."""
     with db.read() as session:
         schedules = session.exec(select(DigestSchedule)).all()
     written = 0
@@ -129,7 +151,8 @@ def enqueue_due(db: Database, now: datetime, *, default_tz: str, fence: Fence | 
             )
             if session.exec(owed).first() is not None:
                 continue
-            body, lines = _content(session, sched.queue, start, end)
+            provider = (providers or {}).get(sched.queue, "")
+            body, lines = _content(session, sched.queue, provider, start, end)
             span = f"{start.astimezone(ZoneInfo(sched.tz or default_tz)):%a %Y-%m-%d %H:%M}"
             body["title"] = f"{sched.cadence.capitalize()} digest of {sched.queue} since {span}"
             base = {

@@ -284,7 +284,13 @@ class Worker:
         if fence is None:
             return 0
         try:
-            return schedules.enqueue_due(self.db, self.clock(), default_tz=self.config.bot.timezone, fence=fence)
+            return schedules.enqueue_due(
+                self.db,
+                self.clock(),
+                default_tz=self.config.bot.timezone,
+                fence=fence,
+                providers={name: source.provider for name, source in self.sources.items()},
+            )
         except LostLease:
             log.warning("lease_lost during digests")
             return 0

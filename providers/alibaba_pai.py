@@ -19,6 +19,17 @@ grows with the live runs, not the history.
 first run created before the watermark (minus an overlap); runs created earlier are re-checked
 through `live`.
 
+Restarts: a DLC job whose nodes fail may be restarted by PAI (fault tolerance, spot preemption):
+it shows `Restarting` (canonical running), and DLC `ListJobs` items count the restarts in
+`RestartTimes` ("the number of times the job has been restarted"); `GetJob` adds `RestartRecord[]`
+with each restart's `Reason` and `JobRestartCount` (alibabacloud-pai-dlc20201203 1.11.6 models
+`JobItem`, `GetJobResponseBody`). A job restarted n times is on attempt n + 1
+(providers/attempts.py). The count comes with the listing; the reason costs one `GetJob`, made
+only for a live job whose count grew since it was stored (never on the baseline). PAI publishes no
+maximum in the listing, so the notes say "attempt 1 failed", without "of N"; a `RestartTimes` of
+the form "used/max" (GetJob describes it as both numbers; the exact form is not published) gives
+the maximum when it appears.
+
 Stop: the run's linked job is stopped, never the run (a run has no state of its own):
 TrainingService `StopTrainingJob`, `PUT /api/v1/trainingjobs/{TrainingJobId}/stop` (2022-01-12;
 https://help.aliyun.com/zh/pai/developer-reference/api-paistudio-2022-01-12-stoptrainingjob, which
@@ -44,6 +55,7 @@ from providers._paging import PageGuard
 from providers._parse import parsing
 from providers._time import parse_iso
 from providers.alibaba_signing import AcsSigner, acs_date
+from providers.attempts import ATTEMPT, attempt_of, carry, retry_extra
 from providers.base import STOP_TIMEOUT, QueueConfig, StopResult, default_env, env_secret, map_status
 from providers.errors import BadResponseError, NotFoundError
 from providers.model import Job, JobStatus
@@ -141,6 +153,8 @@ class SourceState:
     reason: str | None = None
     updated: datetime | None = None
     final: bool = False  # the source job will not change again: cache it
+    restarts: int = 0  # DLC RestartTimes: restarts so far
+    restart_max: int | None = None  # the most restarts allowed, when RestartTimes says
 
 
 NO_SOURCE_STATE = SourceState(NO_SOURCE, JobStatus.UNKNOWN)
@@ -152,13 +166,27 @@ def source_state(kind: str, raw: Mapping[str, Any]) -> SourceState:
     status = map_status(f"pai:{kind}", native, MAPS[kind])
     code, message = raw.get("ReasonCode"), raw.get("ReasonMessage")
     reason = ": ".join(str(p) for p in (code, message) if p) or None
+    restarts, restart_max = parse_restarts(raw.get("RestartTimes"))
     return SourceState(
         native,
         status,
         reason if reason and status is not JobStatus.SUCCEEDED else None,
         parse_iso(raw.get("GmtModifiedTime")),
         final=native in SOURCE_FINAL[kind],
+        restarts=restarts,
+        restart_max=restart_max,
     )
+
+
+def parse_restarts(value: object) -> tuple[int, int | None]:
+    """DLC `RestartTimes` ("2", 2, or "2/3": used and allowed) -> (restarts, allowed or None);
+    absent or unreadable: no restarts known (ValueError would fail the whole poll for a field
+    that only refines a note)."""
+    text = str(value if value is not None else "").strip()
+    used, _, top = text.partition("/")
+    if not used.strip().isdigit():
+        return 0, None
+    return int(used), int(top) if top.strip().isdigit() else None
 
 
 Key = tuple[str, str]  # (SourceType, SourceId)
@@ -443,6 +471,7 @@ class PaiSource:
             if key is not None:
                 wanted[key] = job.created_at
         states = self._resolve(wanted, baseline=since is None)
+        stored = {j.id: j for j in live}
         jobs = []
         runs.reverse()
         while runs:  # each raw run goes once its Job is made: a baseline never holds both in full
@@ -450,25 +479,54 @@ class PaiSource:
             key = self._key(run.get("SourceType"), run.get("SourceId"))
             state = NO_SOURCE_STATE if key is None else states[key]
             with parsing(self, "ListRuns"):
-                jobs.append(self.to_job(run, state))
+                job = self.to_job(run, state)
+            jobs.append(self._attempts(job, state, stored.get(job.id), baseline=since is None))
         for job in rechecks:
             key = self._key(job.extra.get("source_type"), job.extra.get("source_id"))
             if key is None:
                 continue  # nothing can change a run without a source
             state = states[key]
             updated = state.updated or job.updated_at
-            jobs.append(
-                job.model_copy(
-                    update={
-                        "status": state.status,
-                        "native_status": state.native,
-                        "reason": state.reason,
-                        "updated_at": updated,
-                        "ended_at": updated if state.status.terminal else None,
-                    }
-                )
+            fresh = job.model_copy(
+                update={
+                    "status": state.status,
+                    "native_status": state.native,
+                    "reason": state.reason,
+                    "updated_at": updated,
+                    "ended_at": updated if state.status.terminal else None,
+                }
             )
+            jobs.append(self._attempts(fresh, state, job, baseline=False))
         return jobs
+
+    def _attempts(self, job: Job, state: SourceState, prior: Job | None, *, baseline: bool) -> Job:
+        """`job` with its attempt (DLC restarts + 1) in `extra`: what `prior` (the stored job) knew
+        while the count is the same, else learnt anew, with the last restart's reason from one
+        `GetJob` for a live job seen after the baseline."""
+        attempt = state.restarts + 1
+        if attempt < 2:
+            return job
+        if prior is not None and attempt_of(prior) == attempt and ATTEMPT in prior.extra:
+            return carry(job, prior)
+        source_id = str(job.extra.get("source_id") or "")
+        reason = None
+        if not baseline and not job.status.terminal and source_id:
+            reason = self._restart_reason(source_id)
+        top = state.restart_max + 1 if state.restart_max is not None else None
+        extra = retry_extra("pai", attempt=attempt, max_attempts=top, reason=reason)
+        return job.model_copy(update={"extra": {**job.extra, **extra}})
+
+    def _restart_reason(self, ident: str) -> str | None:
+        """The reason of a DLC job's last restart (`GetJob` RestartRecord); None when it has none."""
+        try:
+            body = self._get(f"{self.config.dlc_url()}/api/v1/jobs/{quote(ident, safe='')}", "GetJob", DLC_VERSION)
+        except NotFoundError:
+            return None
+        records = body.get("RestartRecord")
+        if not isinstance(records, list):
+            return None
+        last = next((r for r in reversed(records) if isinstance(r, dict)), {})
+        return str(last.get("Reason") or "") or None
 
     def get_job(self, job_id: str) -> Job | None:
         """AIWorkspace `GetRun` (`GET /api/v1/runs/{RunId}`) and its source's detail; None on 404."""

@@ -15,6 +15,16 @@ Status is not monotonic (SCHEDULED may fall back to RUNNABLE): both are `queued`
 Tags: DescribeServiceJob(jobId) returns `tags` (a map, absent when the job has none); ListServiceJobs
 does not (botocore model batch 2016-08-10, ServiceJobSummary vs DescribeServiceJobResponse). One
 request per job (IAM action batch:DescribeServiceJob, which the poller already uses).
+Retries (https://docs.aws.amazon.com/batch/latest/userguide/service-job-retries.html): a job's
+`retryStrategy.attempts` is the total number of times it may be put in RUNNABLE, the first
+included; a failed attempt that has attempts left sends the job back to RUNNABLE with a new
+SageMaker training job for the next attempt (capacity failures before STARTING are retried too,
+without counting). ListServiceJobs shows no attempt count, only `latestAttempt.serviceResourceId`;
+DescribeServiceJob lists `attempts[]` (serviceResourceId, startedAt, stoppedAt, statusReason)
+and `retryStrategy` (botocore model batch 2016-08-10). So a job gets one Describe only when its
+listing shows an attempt boundary against the stored job: it had started (running) and is queued
+again, or it runs under another training job than before. The attempts go in `extra`
+(providers/attempts.py); other listings carry the stored ones forward.
 
 Stop: TerminateServiceJob(jobId, reason), both required (botocore model batch 2016-08-10;
 https://docs.aws.amazon.com/batch/latest/APIReference/API_TerminateServiceJob.html; IAM action
@@ -43,6 +53,7 @@ from providers._logs import TrainingLogs
 from providers._paging import PageGuard
 from providers._parse import parsing
 from providers._time import from_epoch_ms
+from providers.attempts import carry, retry_extra
 from providers.base import STOP_TIMEOUT, LogTail, StopResult, map_status
 from providers.model import Job, JobStatus
 from providers.sagemaker import console_url
@@ -91,6 +102,31 @@ def status_of(raw: Mapping[str, Any]) -> JobStatus:
     return status
 
 
+def attempts_extra(raw: Mapping[str, Any], status: JobStatus) -> dict[str, str | int | float | bool | None]:
+    """A DescribeServiceJob's attempts as `extra` entries (none for a job on its first attempt).
+
+    Every attempt that stopped before the job ended failed and was retried. A live job is on the
+    attempt after its stopped ones (between attempts, back in RUNNABLE, the next one is not listed
+    yet); an ended job's last attempt is its last listed one.
+    """
+    attempts = [a for a in raw.get("attempts") or [] if isinstance(a, Mapping)]
+    stopped = [a for a in attempts if a.get("stoppedAt")]
+    current = max(len(attempts), 1) if status.terminal else len(stopped) + 1
+    retried = stopped[: current - 1]
+    strategy = raw.get("retryStrategy") or {}
+    top = strategy.get("attempts") if isinstance(strategy, Mapping) else None
+    reason = str(retried[-1].get("statusReason") or "") if retried else None
+    return retry_extra("batch", attempt=current, max_attempts=top if isinstance(top, int) else None, reason=reason)
+
+
+def boundary(job: Job, prior: Job) -> bool:
+    """Whether the listing shows `job` past an attempt boundary against the stored `prior`: it ran
+    and is queued again, or it runs under another training job (the console link names it)."""
+    if prior.status is not JobStatus.RUNNING or job.status.terminal:
+        return False
+    return job.status is JobStatus.QUEUED or (job.url is not None and prior.url is not None and job.url != prior.url)
+
+
 RANK = {JobStatus.UNKNOWN: 0, JobStatus.QUEUED: 1, JobStatus.RUNNING: 2, JobStatus.STOPPING: 3}
 
 
@@ -137,6 +173,9 @@ class BatchSource:
             )
         if raw.get("shareIdentifier"):
             extra["share"] = str(raw["shareIdentifier"])
+        status = status_of(raw)
+        if "attempts" in raw:  # a Describe: the attempts are known
+            extra.update(attempts_extra(raw, status))
         url = None
         if "training-job/" in training_arn:
             training_job = training_arn.rsplit("training-job/", 1)[1]
@@ -146,7 +185,7 @@ class BatchSource:
             queue=self.config.name,
             id=arn,
             name=str(raw.get("jobName") or job_id),
-            status=status_of(raw),
+            status=status,
             native_status=str(raw.get("status", "")),
             created_at=from_epoch_ms(raw.get("createdAt")),
             updated_at=from_epoch_ms(raw.get("stoppedAt") or raw.get("startedAt") or raw.get("scheduledAt")),
@@ -199,6 +238,18 @@ class BatchSource:
             detail = self.get_job(job_id)
             if detail is not None:
                 self._keep(found, detail)
+        described = set(missing)
+        stored = {job.id: job for job in live}
+        for job_id, job in found.items():
+            prior = stored.get(job_id)
+            if prior is None or job_id in described:
+                continue
+            if boundary(job, prior):
+                detail = self.get_job(job_id)  # one Describe per job at a boundary: its attempts
+                if detail is not None:
+                    found[job_id] = detail
+                    continue
+            found[job_id] = carry(job, prior)
         return list(found.values())
 
     def _find_left(

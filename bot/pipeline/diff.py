@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from providers import Job, JobStatus
+from providers.attempts import attempt_of
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,15 @@ class Transition:
             self.job.updated_at.isoformat() if self.job.updated_at else "",
         ]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+    @property
+    def quiet(self) -> bool:
+        """A change within a provider's retry (a job on attempt 2 or later going back to queued, or
+        running again; a stop or an unknown status still alerts): stored and recorded, never a
+        channel alert; the failed attempt is a note in
+        the job's thread instead (providers/attempts.py) and the final outcome an ordinary alert."""
+        cycle = (JobStatus.QUEUED, JobStatus.RUNNING)
+        return self.old in cycle and self.job.status in cycle and attempt_of(self.job) > 1
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from bot.resolve import ref_rows
 from bot.tables import (
     JobRef,
     JobSnapshot,
+    JobThread,
     Lease,
     LogTailRequest,
     Mute,
@@ -31,6 +32,7 @@ from bot.tables import (
     Watch,
 )
 from providers import Job, JobStatus
+from providers.attempts import attempt_of, retry_text
 from providers.causes import CAUSED
 
 LOG_TAIL_ON = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})  # statuses whose alerts get a log tail
@@ -193,11 +195,14 @@ def alert_rows(
     owner_users: Mapping[str, str] | None = None,
 ) -> list[dict[str, object]]:
     """One pending outbox row per (transition x subscribed channel that wants it); `owner_users`:
-    job id -> its owner's Slack user id, for subscriptions with an owner filter."""
+    job id -> its owner's Slack user id, for subscriptions with an owner filter. A quiet transition
+    (within a provider's retry, bot/pipeline/diff.py) gets none."""
     rows: list[dict[str, object]] = []
     active = [s for s in subs if s.paused_reason is None]
     users = owner_users or {}
     for t in transitions:
+        if t.quiet:
+            continue
         for sub in active:
             if not wants(sub, t.job, users.get(t.job.id)):
                 continue
@@ -212,6 +217,58 @@ def alert_rows(
                     "old_status": t.old.value if t.old else None,
                     "new_status": t.job.status.value,
                     "payload": t.job.model_dump_json(),
+                    "state": "pending",
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+            )
+    return rows
+
+
+def retry_rows(
+    session: Session,
+    subs: Iterable[Subscription],
+    jobs: Iterable[Job],
+    alerts: Sequence[Mapping[str, object]],
+    now: datetime,
+) -> list[dict[str, object]]:
+    """The thread notes owed for failed attempts that the provider retries (providers/attempts.py).
+
+    `jobs`: the jobs this poll stores anew. Each live job on attempt n > 1 owes one note, "attempt
+    n-1 of N failed: <cause>, retrying", to each active subscribed channel whose name filter takes
+    it and that has a thread for the job (or gets its first alert about the job in this poll). Its
+    alert_id `retry:<queue>:<job id>:<n-1>` makes the outbox's unique key keep it to one per attempt
+    and channel, however often the job is stored again and across restarts. A note is thread-only:
+    delivery never posts it at the channel's top level; a muted channel gets none.
+    """
+    retrying = [(job, text) for job in jobs if (text := retry_text(job)) is not None]
+    if not retrying:
+        return []
+    active = [s for s in subs if s.paused_reason is None]
+    first = {(str(a["channel_id"]), str(a["job_id"])): str(a["alert_id"]) for a in alerts if a["kind"] == "alert"}
+    rows: list[dict[str, object]] = []
+    for job, text in retrying:
+        threads = {
+            (t.team_id, t.channel_id)
+            for t in session.exec(select(JobThread).where(JobThread.queue == job.queue, JobThread.job_id == job.id))
+        }
+        for sub in active:
+            after = first.get((sub.channel_id, job.id))
+            if (sub.team_id, sub.channel_id) not in threads and after is None:
+                continue
+            if sub.match and not fnmatchcase(job.name.lower(), sub.match.lower()):
+                continue
+            rows.append(
+                {
+                    "alert_id": f"retry:{job.queue}:{job.id}:{attempt_of(job) - 1}",
+                    "kind": "note",
+                    "team_id": sub.team_id,
+                    "channel_id": sub.channel_id,
+                    "queue": job.queue,
+                    "job_id": job.id,
+                    "old_status": None,
+                    "new_status": job.status.value,
+                    "payload": owners.note_payload(text, after=after or ""),
                     "state": "pending",
                     "next_attempt_at": now,
                     "created_at": now,
@@ -456,6 +513,10 @@ def commit_poll(
         if log_tail:
             insert_ignore(session, LogTailRequest, log_tail_rows(rows, result.transitions, now))
         state = session.get(QueueState, queue) or QueueState(queue=queue)
+        notes = [] if state.baseline_at is None else retry_rows(session, subs, result.upserts, rows, now)
+        if notes:  # a baseline announces nothing, retries included
+            hold_muted(session, notes, queue=queue, now=now)
+            rows.extend(n for n in notes if n["state"] != "muted")
         if state.outage_notified and ops_channel:
             rows.append(
                 notice_row(

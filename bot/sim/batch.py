@@ -12,6 +12,15 @@ call in `stops`; a live job gets `isTerminated` and the reason (stopping) and, t
 response shows it, ends FAILED (stopped). A job already SUCCEEDED or FAILED is refused with a
 ClientException (Batch's one modelled client error; its message here is ours). Fault "denied"
 answers 403 AccessDeniedException, as IAM does.
+
+Retries (https://docs.aws.amazon.com/batch/latest/userguide/service-job-retries.html): a job
+added with `attempts=N` (its `retryStrategy.attempts`) records one attempt each time it reaches
+STARTING, each with its own SageMaker training job (`latestAttempt.serviceResourceId`; the name of
+attempt k > 1 is `<job name>-<k>`, our invention: the real naming is not published).
+`fail_attempt` stops the current attempt with a reason: with attempts left the job goes back to
+RUNNABLE (the listing shows only that, and the new training job once it runs again), otherwise it
+is FAILED. DescribeServiceJob answers `attempts[]` (startedAt, stoppedAt, statusReason) and
+`retryStrategy`, as the botocore model describes them.
 """
 
 from __future__ import annotations
@@ -46,10 +55,24 @@ class ServiceJob:
     terminated: bool = False
     stop_shows: int | None = None  # while terminating: showings left before it is FAILED
     tags: dict[str, str] = field(default_factory=dict)
+    max_attempts: int | None = None  # retryStrategy.attempts, when submitted with one
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def arn(self) -> str:
         return f"arn:aws:batch:{self.region}:{self.account}:service-job/{self.job_id}"
+
+    def training_arn(self, attempt: int) -> str:
+        name = self.name if attempt <= 1 else f"{self.name}-{attempt}"
+        return f"arn:aws:sagemaker:{self.region}:{self.account}:training-job/{name}"
+
+    def detail(self) -> dict[str, Any]:
+        """The DescribeServiceJob answer: the summary plus attempts and retry strategy."""
+        out = self.summary()
+        out["attempts"] = [dict(a) for a in self.attempts]
+        if self.max_attempts is not None:
+            out["retryStrategy"] = {"attempts": self.max_attempts}
+        return out
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -60,10 +83,7 @@ class ServiceJob:
             "status": self.status,
             "createdAt": self.created_ms,
             "latestAttempt": {
-                "serviceResourceId": {
-                    "name": "TrainingJobArn",
-                    "value": f"arn:aws:sagemaker:{self.region}:{self.account}:training-job/{self.name}",
-                }
+                "serviceResourceId": {"name": "TrainingJobArn", "value": self.training_arn(len(self.attempts))}
             },
             "capacityUsage": [{"capacityUnit": "ml.g5.xlarge", "quantity": 1}],
         }
@@ -107,9 +127,11 @@ class BatchSim(Served):
         *,
         created_ms: int | None = None,
         tags: dict[str, str] | None = None,
+        attempts: int | None = None,
     ) -> ServiceJob:
-        """Submit a job (now, or at `created_ms`), with its tags."""
+        """Submit a job (now, or at `created_ms`), with its tags, and `retryStrategy.attempts` when given."""
         job = ServiceJob(
+            max_attempts=attempts,
             job_id=f"{next(self._ids):08x}-0000-4000-8000-{random.getrandbits(48):012x}",
             name=name,
             status=status,
@@ -131,8 +153,29 @@ class BatchSim(Served):
             job.terminated = job.terminated or terminated
             if status in ("STARTING", "RUNNING") and job.started_ms is None:
                 job.started_ms = now
+            if status in ("STARTING", "RUNNING") and (not job.attempts or "stoppedAt" in job.attempts[-1]):
+                resource = {"name": "TrainingJobArn", "value": job.training_arn(len(job.attempts) + 1)}
+                job.attempts.append({"serviceResourceId": resource, "startedAt": now})
             if status in TERMINAL:
                 job.stopped_ms = now
+                if job.attempts and "stoppedAt" not in job.attempts[-1]:
+                    job.attempts[-1].update(stoppedAt=now, **({"statusReason": reason} if reason else {}))
+
+    def fail_attempt(self, job_id: str, reason: str) -> bool:
+        """The running attempt fails with `reason`: back to RUNNABLE when attempts are left (True),
+        else FAILED (False)."""
+        with self.lock:
+            job = self.jobs[job_id.rsplit("/", 1)[-1]]
+            left = len(job.attempts) < (job.max_attempts or 1)
+        if not left:
+            self.set(job_id, "FAILED", reason=reason)
+            return False
+        now = int(time.time() * 1000)
+        with self.lock:
+            if job.attempts and "stoppedAt" not in job.attempts[-1]:
+                job.attempts[-1].update(stoppedAt=now, statusReason=reason)
+            job.status, job.reason = "RUNNABLE", reason
+        return True
 
     def handle(self, req: Request) -> Response:
         op = req.path.rsplit("/", 1)[-1]
@@ -163,7 +206,7 @@ class BatchSim(Served):
                 job = self.jobs.get(str(body.get("jobId", "")))
                 if job:
                     self._show(job)
-                data = job.summary() if job else None
+                data = job.detail() if job else None
                 if job and job.tags:
                     data = {**(data or {}), "tags": dict(job.tags)}
             if data is None:
@@ -229,7 +272,8 @@ class BatchSim(Served):
 
 
 class BatchStory:
-    """Service jobs queue for capacity (flapping RUNNABLE <-> SCHEDULED quietly), run and end."""
+    """Service jobs queue for capacity (flapping RUNNABLE <-> SCHEDULED quietly), run and end; a job
+    whose first attempt is lost to a spot reclaim is retried once (a note in its thread)."""
 
     queue = "batch-gpu"
     PATH = ("PENDING", "RUNNABLE", "SCHEDULED", "RUNNABLE", "SCHEDULED", "STARTING", "RUNNING")
@@ -248,7 +292,7 @@ class BatchStory:
 
     def spawn(self) -> None:
         self.count += 1
-        self.stage[self.sim.add(f"llama-sft-{self.count:03d}").job_id] = 0
+        self.stage[self.sim.add(f"llama-sft-{self.count:03d}", attempts=2).job_id] = 0
 
     def config(self) -> str:
         return f"""
@@ -273,6 +317,9 @@ secret_key_env = "DEMO_AWS_SECRET"
                 continue
             if self.rng.random() < 0.6:
                 self.sim.set(job_id, "SUCCEEDED")
+            elif self.sim.fail_attempt(job_id, "Host EC2 (instance i-0d1e2f3a) terminated."):
+                self.stage[job_id] = self.PATH.index("RUNNABLE") + 1  # a spot reclaim: Batch retries it
+                continue
             else:
                 self.sim.set(job_id, "FAILED", reason="AlgorithmError: loss went NaN at step 1200")
             del self.stage[job_id]

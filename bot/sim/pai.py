@@ -16,6 +16,10 @@ Routes (one server stands in for the three hosts):
 The listings page with `PageNumber`/`PageSize` and, like the real ones, only show jobs created
 in the last 7 days unless `StartTime` says otherwise.
 
+DLC restarts: `restart` moves a DLC job to `Restarting` and records why; `ListJobs` items count
+the restarts in `RestartTimes` (a string, as the alibabacloud-pai-dlc20201203 models type it) and
+`GetJob` adds `RestartRecord[]` (`JobRestartCount`, `Reason`, `OccurTime`, `RestartStatus`).
+
 Every request must carry a valid ACS3-HMAC-SHA256 signature for the route's action and version
 (400 with Alibaba's error code otherwise; nonces may not repeat). Error bodies carry
 `Code`/`Message`/`RequestId`; throttling answers carry `x-acs-retry-after` (milliseconds).
@@ -68,6 +72,14 @@ class SourceJob:
     reason_code: str | None = None
     reason_message: str | None = None
     stop_shows: int | None = None  # while stopping: showings left before it is stopped
+    restarts: list[dict[str, Any]] = field(default_factory=list)  # DLC RestartRecord
+
+    def detail(self) -> dict[str, Any]:
+        """The GetTrainingJob / GetJob answer: the listing's item, and a DLC job's restart records."""
+        out = self.body()
+        if self.kind == "DLC":
+            out["RestartRecord"] = [dict(r) for r in self.restarts]
+        return out
 
     def body(self) -> dict[str, Any]:
         common = {
@@ -80,7 +92,8 @@ class SourceJob:
         }
         if self.kind == "TrainingService":
             return {"TrainingJobId": self.ident, "TrainingJobName": self.name, **common}
-        return {"JobId": self.ident, "DisplayName": self.name, "JobType": "PyTorchJob", **common}
+        restarts = {"RestartTimes": str(len(self.restarts))} if self.restarts else {}
+        return {"JobId": self.ident, "DisplayName": self.name, "JobType": "PyTorchJob", **common, **restarts}
 
 
 @dataclass
@@ -174,6 +187,21 @@ class PaiSim(Served):
             if reason:
                 job.reason_code, job.reason_message = reason
 
+    def restart(self, source_id: str, reason: str) -> None:
+        """PAI restarts a DLC job (its nodes failed): `Restarting`, one more restart record."""
+        now = datetime.now(UTC)
+        with self.lock:
+            job = self.jobs[source_id]
+            job.status, job.modified = "Restarting", now
+            job.restarts.append(
+                {
+                    "JobRestartCount": len(job.restarts) + 1,
+                    "Reason": reason,
+                    "OccurTime": _iso(now),
+                    "RestartStatus": "Restarting",
+                }
+            )
+
     # -- HTTP -------------------------------------------------------------------------------
 
     def _error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -246,7 +274,7 @@ class PaiSim(Served):
                 job = self.jobs.get(req.path.rsplit("/", 1)[-1])
                 if job and job.kind == kind:
                     self._show(job)
-                body = job.body() if job and job.kind == kind else None
+                body = job.detail() if job and job.kind == kind else None
             if body is None:
                 return self._error(404, "EntityNotExist.Job", "The job does not exist.")
             return Response.json({**body, "RequestId": _rid()})

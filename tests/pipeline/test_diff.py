@@ -87,3 +87,24 @@ def test_old_history_the_store_forgot_is_not_news() -> None:
     result = diff({}, [old_done, fresh_done, old_running], baseline=False, forgotten_before=cutoff)
     assert [t.job.id for t in result.transitions] == ["fresh", "slow"]
     assert {j.id for j in result.upserts} == {"old", "fresh", "slow"}  # remembered again, quietly
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "attempt", "quiet"),
+    [
+        (R, Q, 2, True),  # a failed attempt sends the job back to the queue: the thread note says it
+        (Q, R, 2, True),  # the next attempt starts
+        (R, Q, 1, False),  # no retry known: an ordinary change
+        (R, JobStatus.STOPPING, 2, False),  # a stop of a retried job still alerts
+        (R, F, 3, False),  # the final outcome is an ordinary alert
+        (R, S, 2, False),
+        (None, R, 2, False),  # first seen on a later attempt: announced
+    ],
+)
+def test_changes_within_a_retry_are_quiet(
+    before: JobStatus | None, after: JobStatus, attempt: int, quiet: bool
+) -> None:
+    old = None if before is None else job("a", before)
+    new = Job(queue="q", id="a", name="a", status=after, native_status="x", updated_at=T0, extra={"attempt": attempt})
+    (t,) = diff({} if old is None else {"a": prior(old)}, [new], baseline=False).transitions
+    assert t.quiet is quiet
