@@ -25,7 +25,6 @@ from bot.pipeline.deliver import Deliverer
 from bot.routing import Reconciled, TeamLookup, reconcile
 from bot.services import Services
 from bot.slack_errors import classify
-from bot.stopping import stop_buttons
 from bot.worker import Worker
 from providers import JobSource, build_source
 
@@ -165,12 +164,13 @@ def build_runtime(
                 " (the id of the workspace the channel is in)"
             )
         installations = Installations(db, settings.slack_client_id)
+    services = Services(config=config, db=db, sources=sources, clock=clock)
     deliverer = Deliverer(
         db,
         TeamClients(settings, installations, metrics=metrics),
         clock=clock,
         digest_threshold=config.bot.digest_threshold,
-        stop_by=stop_buttons(config, sources),
+        stop_by=services.stop_by,  # the same Stop buttons on alerts as on command replies
     )
     lease = LeaseKeeper(db, ttl=lease_ttl or timedelta(seconds=settings.jobwatch_lease_ttl), clock=clock)
     deliverer.fence = lease.fence
@@ -184,7 +184,6 @@ def build_runtime(
         clock=clock,
         metrics=metrics,
     )
-    services = Services(config=config, db=db, sources=sources, clock=clock)
     return Runtime(settings, config, db, sources, services, worker, metrics, installations)
 
 
