@@ -64,6 +64,7 @@ def test_help_and_healthz(bot: Bot) -> None:
     assert response.status_code == 200 and response.json()["status"] == "ok"
 
 
+@pytest.mark.sqlite_only
 def test_bad_command_gets_usage(bot: Bot) -> None:
     reply = bot.command("subscribe ml sometimes")
     assert reply["response_type"] == "ephemeral"
@@ -153,6 +154,7 @@ def raw_post(url: str, body: bytes, headers: Headers) -> tuple[int, bytes]:
         conn.close()
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("tamper", FORGED.values(), ids=FORGED.keys())
 def test_forged_or_malformed_requests_are_refused_and_cause_nothing(bot: Bot, tamper: Tamper) -> None:
     body, headers = slash_command(SECRET, "subscribe ml", response_url=bot.slack.response_url("forged"))
@@ -185,6 +187,7 @@ def test_only_ascii_digit_timestamps_verify(digits: str) -> None:
     assert verdict is (digits == "0123456789")
 
 
+@pytest.mark.sqlite_only
 def test_a_signed_body_bolt_cannot_parse_is_a_bad_request(bot: Bot) -> None:
     body = b"{not json"
     headers = signed_headers(SECRET, body, content_type="application/json")
@@ -193,6 +196,7 @@ def test_a_signed_body_bolt_cannot_parse_is_a_bad_request(bot: Bot) -> None:
     assert bot.slack.calls == []
 
 
+@pytest.mark.sqlite_only
 def test_the_error_handler_answers_only_verified_requests(bot: Bot) -> None:
     """Bolt's own verification raising (an empty timestamp reaching the app) must not make the
     error handler post to the response_url of the unverified body; a verified command that fails
@@ -216,6 +220,7 @@ def test_the_error_handler_answers_only_verified_requests(bot: Bot) -> None:
 
 # 301 s in the past is stale at once; in the future, leave room for the clock to tick before
 # the server verifies (Slack's window is 300 s either way).
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("skew", [-301, 305])
 def test_stale_requests_are_refused(bot: Bot, skew: int) -> None:
     body, headers = slash_command(SECRET, "subscribe ml", timestamp=int(time.time()) + skew)
@@ -223,6 +228,7 @@ def test_stale_requests_are_refused(bot: Bot, skew: int) -> None:
     assert subscriptions(bot.runtime.db) == 0
 
 
+@pytest.mark.sqlite_only
 def test_oversized_body_is_refused(bot: Bot) -> None:
     body, headers = slash_command(SECRET, "x" * 70_000)
     assert bot.post(body, headers).status_code == 413
@@ -268,6 +274,7 @@ class SlowSource:
         pass
 
 
+@pytest.mark.sqlite_only
 def test_twenty_concurrent_commands_with_a_slow_provider_all_ack_before_it_answers(
     tmp_path: Path, database_url: str, slack: FakeSlack
 ) -> None:
@@ -304,6 +311,7 @@ def load_config_text(tmp_path: Path, text: str) -> AppConfig:
     return load_config(path)
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("skew", [0, -301])
 def test_forged_or_stale_button_presses_change_nothing(bot: Bot, skew: int) -> None:
     assert "Subscribed" in text_of(bot.command("subscribe ml"))
@@ -330,6 +338,7 @@ def test_app_home_shows_queues_subscriptions_and_recent_alerts(bot: Bot) -> None
     assert bot.slack.problems() == []
 
 
+@pytest.mark.sqlite_only
 def test_refused_and_served_requests_never_log_bodies_or_response_urls(
     bot: Bot, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -185,6 +185,7 @@ def assert_stopped_in_thread(bot: Bot, parent: dict[str, Any], reason: str) -> N
     assert statuses, "the transitions after the stop reach the thread"
 
 
+@pytest.mark.postgresql_with(world="sagemaker")
 def test_stop_command_reaches_the_provider_once_and_the_thread(
     tmp_path: Path, database_url: str, slack: FakeSlack, world: World
 ) -> None:
@@ -202,6 +203,7 @@ def test_stop_command_reaches_the_provider_once_and_the_thread(
         bot.close()
 
 
+@pytest.mark.postgresql_with(world="sagemaker")
 def test_stop_button_asks_to_confirm_then_stops_once(
     tmp_path: Path, database_url: str, slack: FakeSlack, world: World
 ) -> None:
@@ -226,6 +228,7 @@ def test_stop_button_asks_to_confirm_then_stops_once(
         bot.close()
 
 
+@pytest.mark.sqlite_only
 def test_aitems_says_not_supported_and_shows_no_button(tmp_path: Path, database_url: str, slack: FakeSlack) -> None:
     world = aitems_world()
     bot = make_bot(tmp_path, database_url, slack, world)
@@ -274,6 +277,7 @@ def test_refusals_call_nothing_and_are_audited(
         bot.close()
 
 
+@pytest.mark.sqlite_only
 def test_forged_and_stale_buttons(tmp_path: Path, database_url: str, slack: FakeSlack, sage: World) -> None:
     bot = make_bot(tmp_path, database_url, slack, sage)
     try:
@@ -353,6 +357,7 @@ def test_a_provider_refusal_is_shown_in_plain_words_and_not_retried(
         world.sim.stop()
 
 
+@pytest.mark.sqlite_only
 def test_stop_usage_errors(tmp_path: Path, database_url: str, slack: FakeSlack, sage: World) -> None:
     bot = make_bot(tmp_path, database_url, slack, sage)
     try:

@@ -167,6 +167,7 @@ def watches(bot: Bot) -> list[Watch]:
         return list(session.exec(select(Watch)).all())
 
 
+@pytest.mark.postgresql_with(kit="sagemaker")
 def test_a_watcher_hears_once_when_it_runs_and_once_when_it_ends(
     tmp_path: Path, database_url: str, slack: FakeSlack, kit: Kit
 ) -> None:
