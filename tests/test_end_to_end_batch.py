@@ -9,30 +9,25 @@ import pytest
 
 from bot.sim.batch import BatchSim
 from bot.sim.slack import FakeSlack
-from tests.conftest import AWS_ENV
-from tests.harness import Bot, text_of
+from tests.harness import Bot, SimQueue, sim_queue, text_of
 
 
 @pytest.fixture
-def batch() -> Iterator[BatchSim]:
-    sim = BatchSim().start()
-    yield sim
-    sim.stop()
+def gpu() -> Iterator[SimQueue]:
+    q = sim_queue("batch")
+    yield q
+    q.sim.stop()
 
 
 @pytest.fixture
-def bot(tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim) -> Iterator[Bot]:
-    config = f"""
-[[queues]]
-name = "gpu"
-provider = "batch"
-region = "us-east-1"
-job_queue = "gpu-spot"
-endpoint_url = "{batch.url}"
-access_key_env = "TEST_AWS_KEY"
-secret_key_env = "TEST_AWS_SECRET"
-"""
-    b = Bot(tmp_path, slack, config, env=AWS_ENV, database_url=database_url)
+def batch(gpu: SimQueue) -> BatchSim:
+    sim: BatchSim = gpu.sim
+    return sim
+
+
+@pytest.fixture
+def bot(tmp_path: Path, database_url: str, slack: FakeSlack, gpu: SimQueue) -> Iterator[Bot]:
+    b = Bot(tmp_path, slack, gpu.queue("gpu"), env=gpu.env, database_url=database_url)
     yield b
     b.close()
 

@@ -19,7 +19,7 @@ NAME_RULE = 'owner_from = "name:^(?P<owner>[a-z]+)-"\n'
 
 
 def make_bot(tmp_path: Path, database_url: str, slack: FakeSlack, kit: Kit, *, rule: str, owners: str = "") -> Bot:
-    config = f'[[queues]]\nname = "q"\nprovider = "{kit.provider}"\n{kit.table}\n{rule}\n{owners}\n'
+    config = f"{kit.queue('q')}{rule}\n{owners}\n"
     return Bot(tmp_path, slack, config, env=kit.env, database_url=database_url)
 
 
