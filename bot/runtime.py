@@ -6,6 +6,7 @@ import ctypes
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,7 +15,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.http_retry import RateLimitErrorRetryHandler
 
-from bot.clock import Clock, utcnow
+from bot.clock import Clock, FastForward, utcnow
 from bot.config import AppConfig, ConfigError, Settings, load_config
 from bot.db import Database
 from bot.health import Readiness
@@ -135,8 +136,10 @@ def build_runtime(
     clock: Clock = utcnow,
     lease_ttl: timedelta | None = None,
     metrics: Metrics | None = None,
+    pace: FastForward | None = None,
 ) -> Runtime:
-    """Read the queues file, open the store, build the adapters and the worker."""
+    """Read the queues file, open the store, build the adapters and the worker. `pace`: the time
+    that paces Slack posts, when they should not wait in real time (tests, the demo)."""
     config = config or load_config(settings.jobwatch_config)
     db = Database(settings.database_url)
     if settings.jobwatch_auto_migrate:
@@ -171,6 +174,8 @@ def build_runtime(
         clock=clock,
         digest_threshold=config.bot.digest_threshold,
         stop_by=services.stop_by,  # the same Stop buttons on alerts as on command replies
+        sleep=time.sleep if pace is None else pace.sleep,
+        monotonic=time.monotonic if pace is None else pace,
     )
     lease = LeaseKeeper(db, ttl=lease_ttl or timedelta(seconds=settings.jobwatch_lease_ttl), clock=clock)
     deliverer.fence = lease.fence

@@ -13,6 +13,7 @@ unless it is marked:
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
+from bot.clock import FastForward
 from bot.db import Database
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
@@ -81,8 +83,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    server = FakeSlack(tokens={TOKEN: TEAM, "xoxb-other": "T0002"}).start()
+def slack(request: pytest.FixtureRequest) -> Iterator[FakeSlack]:
+    """The fake Slack. A bot in this process (tests/harness.py) paces its posts on the same
+    FastForward time, so 1 post/s per channel costs no waiting; a test marked `real_pacing` (one that
+    needs deliveries to take real time) gets real time."""
+    real = request.node.get_closest_marker("real_pacing") is not None
+    monotonic = time.monotonic if real else FastForward()
+    server = FakeSlack(tokens={TOKEN: TEAM, "xoxb-other": "T0002"}, monotonic=monotonic).start()
     yield server
     server.stop()
 

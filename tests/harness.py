@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from bot.app import build_app
-from bot.clock import Clock, ShiftedClock, utcnow
+from bot.clock import Clock, FastForward, ShiftedClock, utcnow
 from bot.config import Settings, load_config
 from bot.install import oauth_settings
 from bot.runtime import Runtime, build_runtime, build_sources, command_client, readiness
@@ -58,7 +58,9 @@ class Bot:
         config = load_config(path)
         if sources is None:
             sources = build_sources(config, env=env)
-        self.runtime: Runtime = build_runtime(self.settings, config=config, sources=sources, clock=clock)
+        # Posts keep Slack's pace without waiting for it when the fake Slack reads a FastForward.
+        pace = slack.monotonic if isinstance(slack.monotonic, FastForward) else None
+        self.runtime: Runtime = build_runtime(self.settings, config=config, sources=sources, clock=clock, pace=pace)
         metrics = self.runtime.metrics
         installs = self.runtime.installations
         app = build_app(

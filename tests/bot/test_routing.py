@@ -137,6 +137,7 @@ def test_export_round_trip_changes_nothing(routed: Bot, sagemaker: SageMakerSim,
     assert again.returncode == 0 and "added 0, changed 0, adopted 0, removed 0" in again.stdout, again.stderr
 
 
+@pytest.mark.real_pacing
 def test_reload_while_delivering_posts_nothing_twice_and_nothing_unwanted(
     routed: Bot, slack: FakeSlack, sagemaker: SageMakerSim
 ) -> None:
