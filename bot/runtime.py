@@ -6,6 +6,7 @@ import ctypes
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,7 +15,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.http_retry import RateLimitErrorRetryHandler
 
-from bot.clock import Clock, utcnow
+from bot.clock import Clock, FastForward, utcnow
 from bot.config import AppConfig, ConfigError, Settings, load_config
 from bot.db import Database
 from bot.directory import EmailDirectory
@@ -26,7 +27,6 @@ from bot.pipeline.deliver import Deliverer
 from bot.routing import Reconciled, TeamLookup, reconcile
 from bot.services import Services
 from bot.slack_errors import classify
-from bot.stopping import stop_buttons
 from bot.worker import Worker
 from providers import JobSource, build_source
 
@@ -137,8 +137,10 @@ def build_runtime(
     clock: Clock = utcnow,
     lease_ttl: timedelta | None = None,
     metrics: Metrics | None = None,
+    pace: FastForward | None = None,
 ) -> Runtime:
-    """Read the queues file, open the store, build the adapters and the worker."""
+    """Read the queues file, open the store, build the adapters and the worker. `pace`: the time
+    that paces Slack posts, when they should not wait in real time (tests, the demo)."""
     config = config or load_config(settings.jobwatch_config)
     db = Database(settings.database_url)
     if settings.jobwatch_auto_migrate:
@@ -167,12 +169,15 @@ def build_runtime(
             )
         installations = Installations(db, settings.slack_client_id)
     clients = TeamClients(settings, installations, metrics=metrics)
+    services = Services(config=config, db=db, sources=sources, clock=clock)
     deliverer = Deliverer(
         db,
         clients,
         clock=clock,
         digest_threshold=config.bot.digest_threshold,
-        stop_by=stop_buttons(config, sources),
+        stop_by=services.stop_by,  # the same Stop buttons on alerts as on command replies
+        sleep=time.sleep if pace is None else pace.sleep,
+        monotonic=time.monotonic if pace is None else pace,
     )
     lease = LeaseKeeper(db, ttl=lease_ttl or timedelta(seconds=settings.jobwatch_lease_ttl), clock=clock)
     deliverer.fence = lease.fence
@@ -187,7 +192,6 @@ def build_runtime(
         metrics=metrics,
         directory=EmailDirectory(db, clients, clock=clock, token_team=token_team(settings)),
     )
-    services = Services(config=config, db=db, sources=sources, clock=clock)
     return Runtime(settings, config, db, sources, services, worker, metrics, installations)
 
 

@@ -1,9 +1,19 @@
 """Shared fixtures: the fake Slack server, a fresh store (SQLite, and PostgreSQL when
-JOBWATCH_TEST_PG_URL names a database to create throwaway schemas in), the SageMaker simulator."""
+JOBWATCH_TEST_PG_URL names a database to create throwaway schemas in), the SageMaker simulator.
+
+A test that uses the store (`database_url`, `db` or a fixture built on them) runs on both backends,
+unless it is marked:
+- `sqlite_only`: the store is incidental to what it checks (signatures, rendering, usage errors),
+  so a second backend would add time, not coverage;
+- `postgresql_with(name=value, ...)`: a matrix over providers whose store code is the same for
+  every provider; PostgreSQL runs the one variant named, SQLite all of them (the other
+  PostgreSQL variants are deselected).
+"""
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
+from bot.clock import FastForward
 from bot.db import Database
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
@@ -33,7 +44,27 @@ def pg_schema_url(schema: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-@pytest.fixture(params=BACKENDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_url" in metafunc.fixturenames:
+        sqlite_only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("database_url", ["sqlite"] if sqlite_only else BACKENDS, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("postgresql_with")
+        params = item.callspec.params if isinstance(item, pytest.Function) and hasattr(item, "callspec") else {}
+        on_pg = params.get("database_url") == "postgresql"
+        other = marker is not None and any(params.get(k) != v for k, v in marker.kwargs.items())
+        (drop if on_pg and other else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL of an empty database: a SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
     if request.param == "sqlite":
@@ -52,8 +83,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    server = FakeSlack(tokens={TOKEN: TEAM, "xoxb-other": "T0002"}).start()
+def slack(request: pytest.FixtureRequest) -> Iterator[FakeSlack]:
+    """The fake Slack. A bot in this process (tests/harness.py) paces its posts on the same
+    FastForward time, so 1 post/s per channel costs no waiting; a test marked `real_pacing` (one that
+    needs deliveries to take real time) gets real time."""
+    real = request.node.get_closest_marker("real_pacing") is not None
+    monotonic = time.monotonic if real else FastForward()
+    server = FakeSlack(tokens={TOKEN: TEAM, "xoxb-other": "T0002"}, monotonic=monotonic).start()
     yield server
     server.stop()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +12,21 @@ import httpx
 from sqlmodel import col, select
 
 from bot.app import build_app
-from bot.clock import Clock, ShiftedClock, utcnow
+from bot.clock import Clock, FastForward, ShiftedClock, utcnow
 from bot.config import Settings, load_config
 from bot.install import oauth_settings
 from bot.runtime import Runtime, build_runtime, build_sources, command_client, readiness
+from bot.sim.aitems import AitemsSim
+from bot.sim.batch import BatchSim
+from bot.sim.modzy import ModzySim
+from bot.sim.pai import PaiSim
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from bot.sim.slash import block_action, event, slash_command
 from bot.tables import OutboxItem
 from bot.web import Background, WebApp
 from providers import JobSource
-from tests.conftest import SECRET, TOKEN
+from tests.conftest import AWS_ENV, SECRET, TOKEN
 
 MovableClock = ShiftedClock  # real time plus an offset the test controls (mutes expire without waiting)
 
@@ -55,7 +60,9 @@ class Bot:
         config = load_config(path)
         if sources is None:
             sources = build_sources(config, env=env)
-        self.runtime: Runtime = build_runtime(self.settings, config=config, sources=sources, clock=clock)
+        # Posts keep Slack's pace without waiting for it when the fake Slack reads a FastForward.
+        pace = slack.monotonic if isinstance(slack.monotonic, FastForward) else None
+        self.runtime: Runtime = build_runtime(self.settings, config=config, sources=sources, clock=clock, pace=pace)
         metrics = self.runtime.metrics
         installs = self.runtime.installations
         app = build_app(
@@ -169,6 +176,52 @@ endpoint_url = "{sagemaker.url}"
 access_key_env = "TEST_AWS_KEY"
 secret_key_env = "TEST_AWS_SECRET"
 """
+
+
+@dataclass
+class SimQueue:
+    """One provider's simulator, started, and what a bot needs to poll it as a queue."""
+
+    provider: str
+    sim: Any
+    table: str  # the [[queues]] keys after name and provider
+    env: dict[str, str]
+
+    def queue(self, name: str) -> str:
+        """A [[queues]] entry called `name` for this simulator (append more keys after it)."""
+        return f'[[queues]]\nname = "{name}"\nprovider = "{self.provider}"\n{self.table}\n'
+
+
+AWS_KEYS = 'access_key_env = "TEST_AWS_KEY"\nsecret_key_env = "TEST_AWS_SECRET"'
+
+
+def sim_queue(provider: str) -> SimQueue:
+    """Start `provider`'s simulator (stop it with `.sim.stop()`)."""
+    if provider == "sagemaker":
+        sm = SageMakerSim().start()
+        return SimQueue(provider, sm, f'region = "us-east-1"\nendpoint_url = "{sm.url}"\n{AWS_KEYS}', dict(AWS_ENV))
+    if provider == "batch":
+        batch = BatchSim().start()
+        table = f'region = "us-east-1"\njob_queue = "gpu-spot"\nendpoint_url = "{batch.url}"\n{AWS_KEYS}'
+        return SimQueue(provider, batch, table, dict(AWS_ENV))
+    if provider == "pai":
+        pai = PaiSim().start()
+        table = f'region = "cn-shanghai"\nworkspace_id = "{pai.workspace_id}"\nendpoint_url = "{pai.url}"'
+        env = {
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": pai.access_key_id,
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": pai.access_key_secret,
+        }
+        return SimQueue(provider, pai, table, env)
+    if provider == "modzy":
+        modzy = ModzySim().start()
+        return SimQueue(provider, modzy, f'endpoint_url = "{modzy.url}"', {"MODZY_API_KEY": modzy.api_key})
+    if provider == "aitems":
+        aitems = AitemsSim().start()
+        table = f'service_id = "{aitems.service_id}"\nendpoint_url = "{aitems.url}"'
+        return SimQueue(
+            provider, aitems, table, {"NCP_ACCESS_KEY": aitems.access_key, "NCP_SECRET_KEY": aitems.secret_key}
+        )
+    raise ValueError(f"no simulator for provider {provider!r}")
 
 
 def text_of(reply: dict[str, Any]) -> str:

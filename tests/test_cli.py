@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 from bot.access import Actor
 from bot.changes import Changes
@@ -30,10 +31,14 @@ def run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProce
     )
 
 
-def start(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    """`python -m bot ARGS` in the background, stderr captured."""
+def start(*args: str, env: dict[str, str], cwd: Path, log: IO[str] | None = None) -> subprocess.Popen[str]:
+    """`python -m bot ARGS` in the background, stderr captured (or written to `log`, to read while it runs)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "bot", *args], env=process_env(env), cwd=cwd, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "bot", *args],
+        env=process_env(env),
+        cwd=cwd,
+        stderr=subprocess.PIPE if log is None else log,
+        text=True,
     )
 
 

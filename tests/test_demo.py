@@ -3,12 +3,13 @@
 import io
 import re
 
+from bot.clock import FastForward
 from bot.demo import run_demo
 
 
 def test_demo_posts_alerts_and_answers_commands() -> None:
     out = io.StringIO()
-    alerts = run_demo(seconds=11, interval=5, out=out)
+    alerts = run_demo(seconds=6, interval=2, out=out, pace=FastForward())
     text = out.getvalue()
     assert alerts >= 2, text
     assert "Subscribed this channel to `ml-training`" in text

@@ -9,30 +9,25 @@ import pytest
 
 from bot.sim.batch import BatchSim
 from bot.sim.slack import FakeSlack
-from tests.conftest import AWS_ENV
-from tests.harness import Bot, text_of
+from tests.harness import Bot, SimQueue, sim_queue, text_of
 
 
 @pytest.fixture
-def batch() -> Iterator[BatchSim]:
-    sim = BatchSim().start()
-    yield sim
-    sim.stop()
+def gpu() -> Iterator[SimQueue]:
+    q = sim_queue("batch")
+    yield q
+    q.sim.stop()
 
 
 @pytest.fixture
-def bot(tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim) -> Iterator[Bot]:
-    config = f"""
-[[queues]]
-name = "gpu"
-provider = "batch"
-region = "us-east-1"
-job_queue = "gpu-spot"
-endpoint_url = "{batch.url}"
-access_key_env = "TEST_AWS_KEY"
-secret_key_env = "TEST_AWS_SECRET"
-"""
-    b = Bot(tmp_path, slack, config, env=AWS_ENV, database_url=database_url)
+def batch(gpu: SimQueue) -> BatchSim:
+    sim: BatchSim = gpu.sim
+    return sim
+
+
+@pytest.fixture
+def bot(tmp_path: Path, database_url: str, slack: FakeSlack, gpu: SimQueue) -> Iterator[Bot]:
+    b = Bot(tmp_path, slack, gpu.queue("gpu"), env=gpu.env, database_url=database_url)
     yield b
     b.close()
 
@@ -64,18 +59,8 @@ def posted(slack: FakeSlack) -> list[str]:
     return [params["text"] for method, params in slack.calls if method == "chat.postMessage"]
 
 
-def retry_bot(tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim) -> Bot:
-    config = f"""
-[[queues]]
-name = "gpu"
-provider = "batch"
-region = "us-east-1"
-job_queue = "gpu-spot"
-endpoint_url = "{batch.url}"
-access_key_env = "TEST_AWS_KEY"
-secret_key_env = "TEST_AWS_SECRET"
-"""
-    return Bot(tmp_path, slack, config, env=AWS_ENV, database_url=database_url)
+def retry_bot(tmp_path: Path, database_url: str, slack: FakeSlack, gpu: SimQueue) -> Bot:
+    return Bot(tmp_path, slack, gpu.queue("gpu"), env=gpu.env, database_url=database_url)
 
 
 SPOT = "Host EC2 (instance i-0abc) terminated."
@@ -133,10 +118,10 @@ def test_batch_success_after_a_retry_is_an_ordinary_alert(bot: Bot, slack: FakeS
 
 
 def test_batch_retry_note_once_across_a_restart(
-    tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim
+    tmp_path: Path, database_url: str, slack: FakeSlack, gpu: SimQueue, batch: BatchSim
 ) -> None:
     job = batch.add("llama-sft", "RUNNABLE", attempts=3)
-    first = retry_bot(tmp_path, database_url, slack, batch)
+    first = retry_bot(tmp_path, database_url, slack, gpu)
     first.command("subscribe gpu", channel="C1")
     first.cycle()  # baseline
     batch.set(job.job_id, "RUNNING")
@@ -145,7 +130,7 @@ def test_batch_retry_note_once_across_a_restart(
     first.runtime.worker.renew()
     first.runtime.worker.poll_all()  # the note is enqueued; the process dies before delivering it
     first.close()
-    again = retry_bot(tmp_path, database_url, slack, batch)
+    again = retry_bot(tmp_path, database_url, slack, gpu)
     try:
         again.cycle()
         batch.set(job.job_id, "RUNNING")

@@ -22,8 +22,7 @@ from bot.sim.batch import BatchSim
 from bot.sim.slack import FakeSlack
 from bot.tables import JobRef, Mute
 from providers import Job, JobStatus
-from tests.conftest import AWS_ENV
-from tests.harness import Bot, text_of
+from tests.harness import Bot, sim_queue, text_of
 from tests.providers.worlds import WORLDS
 
 Named = list[tuple[str, str]]  # (the id the adapter reports, something a user may type for it)
@@ -99,21 +98,11 @@ def test_each_natural_identifier_resolves_in_any_case(provider: str, db: Databas
 
 @pytest.fixture
 def gpu(tmp_path: Path, database_url: str, slack: FakeSlack) -> Iterator[tuple[Bot, BatchSim]]:
-    sim = BatchSim().start()
-    config = f"""
-[[queues]]
-name = "gpu"
-provider = "batch"
-region = "us-east-1"
-job_queue = "gpu-spot"
-endpoint_url = "{sim.url}"
-access_key_env = "TEST_AWS_KEY"
-secret_key_env = "TEST_AWS_SECRET"
-"""
-    bot = Bot(tmp_path, slack, config, env=AWS_ENV, database_url=database_url)
-    yield bot, sim
+    q = sim_queue("batch")
+    bot = Bot(tmp_path, slack, q.queue("gpu"), env=q.env, database_url=database_url)
+    yield bot, q.sim
     bot.close()
-    sim.stop()
+    q.sim.stop()
 
 
 def muted_job(bot: Bot) -> str:

@@ -58,6 +58,7 @@ class FakeSlack:
     tokens: dict[str, str] = field(default_factory=lambda: {"xoxb-test": "T0001"})
     rate: float = 1.0
     burst: float = 3.0
+    monotonic: Callable[[], float] = time.monotonic  # what the rate limit reads (tests: a FastForward)
     on_post: Callable[[dict[str, Any]], None] | None = None
     on_response: Callable[[str, dict[str, Any]], None] | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
@@ -280,9 +281,9 @@ class FakeSlack:
             return Response.json({"ok": False, "error": "msg_too_long"})
         with self._lock:
             bucket = self._buckets.setdefault(
-                f"{team}:{channel}", Bucket(self.rate, self.burst, self.burst, time.monotonic())
+                f"{team}:{channel}", Bucket(self.rate, self.burst, self.burst, self.monotonic())
             )
-            if not bucket.take(time.monotonic()):
+            if not bucket.take(self.monotonic()):
                 self.rejected += 1
                 return Response.json({"ok": False, "error": "ratelimited"}, 429, {"Retry-After": "1"})
             ts = f"{int(time.time())}.{next(self._ts):06d}"

@@ -64,6 +64,7 @@ def test_non_admin_changes_are_refused_and_audited(guarded: Bot) -> None:
     assert audit(guarded)[-1] == (ADMIN, "C1", "subscribe (command)", "ml", "ok")
 
 
+@pytest.mark.sqlite_only
 def test_queue_channel_allow_list(guarded: Bot) -> None:
     reply = text_of(guarded.command("subscribe prod", channel="COTHER", user=ADMIN))
     assert "queue `prod` may not be subscribed or muted from this channel" in reply
@@ -71,6 +72,7 @@ def test_queue_channel_allow_list(guarded: Bot) -> None:
     assert [a[4] for a in audit(guarded)] == ["refused", "ok"]
 
 
+@pytest.mark.sqlite_only
 def test_direct_messages_get_a_clear_answer(guarded: Bot) -> None:
     reply = text_of(guarded.command("subscribe ml", channel="D0123", user=ADMIN))
     assert "not direct messages" in reply and "run this in the channel" in reply

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from bot.sim.sagemaker import SageMakerSim
@@ -103,6 +104,7 @@ def test_replayed_mute_is_idempotent_and_audited(ml: Bot, sagemaker: SageMakerSi
     assert actions == ["subscribe (command)", "mute (command)"]  # a replay is not a second change
 
 
+@pytest.mark.sqlite_only
 def test_bad_durations_are_refused_with_usage(ml: Bot) -> None:
     for text in ("mute ml", "mute ml 0m", "mute ml 31d", "mute ml 2 hours", "mute ml a b c d"):
         reply = text_of(ml.command(text, channel="C1"))
@@ -137,6 +139,7 @@ def test_alert_buttons_mute_the_job_and_unsubscribe(ml: Bot, slack: FakeSlack, s
     assert slack.problems() == []
 
 
+@pytest.mark.sqlite_only
 def test_damaged_button_values_are_refused(ml: Bot, sagemaker: SageMakerSim) -> None:
     start(ml, sagemaker)
     for value in ("not json", '{"queue": "<!channel>", "job": "x"}', '{"queue": "ml"}', "\u202eml"):

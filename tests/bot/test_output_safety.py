@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import select
 
 from bot.sim.checks import block_problems, live_markup
@@ -25,6 +26,7 @@ HOSTILE = [
 ]
 
 
+@pytest.mark.sqlite_only
 def test_hostile_job_names_and_reasons_post_inert(ml: Bot, slack: FakeSlack, sagemaker: SageMakerSim) -> None:
     for i, name in enumerate(HOSTILE):
         sagemaker.add(f"{name}-{i}", status="InProgress", secondary="Training")

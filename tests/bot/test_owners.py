@@ -19,7 +19,7 @@ NAME_RULE = 'owner_from = "name:^(?P<owner>[a-z]+)-"\n'
 
 
 def make_bot(tmp_path: Path, database_url: str, slack: FakeSlack, kit: Kit, *, rule: str, owners: str = "") -> Bot:
-    config = f'[[queues]]\nname = "q"\nprovider = "{kit.provider}"\n{kit.table}\n{rule}\n{owners}\n'
+    config = f"{kit.queue('q')}{rule}\n{owners}\n"
     return Bot(tmp_path, slack, config, env=kit.env, database_url=database_url)
 
 
@@ -102,6 +102,7 @@ def test_an_owner_who_watches_gets_one_dm(tmp_path: Path, database_url: str, sla
         kit.sim.stop()
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("provider", ["pai", "modzy"])
 def test_owner_from_the_listing_field(tmp_path: Path, database_url: str, slack: FakeSlack, provider: str) -> None:
     kit = pai_kit() if provider == "pai" else modzy_kit()
@@ -126,6 +127,7 @@ def test_owner_from_the_listing_field(tmp_path: Path, database_url: str, slack: 
         kit.sim.stop()
 
 
+@pytest.mark.sqlite_only
 def test_hostile_owner_values_mention_nobody_else(tmp_path: Path, database_url: str, slack: FakeSlack) -> None:
     kit = sagemaker_kit()
     owners = f'[owners]\n"<@U0HACKER>" = "{ALICE}"\n'

@@ -157,6 +157,7 @@ def test_export_round_trip_changes_nothing(routed: Bot, sagemaker: SageMakerSim,
     assert again.returncode == 0 and "added 0, changed 0, adopted 0, removed 0" in again.stdout, again.stderr
 
 
+@pytest.mark.real_pacing
 def test_reload_while_delivering_posts_nothing_twice_and_nothing_unwanted(
     routed: Bot, slack: FakeSlack, sagemaker: SageMakerSim
 ) -> None:
@@ -237,7 +238,10 @@ def test_polls_record_the_transition_history(routed: Bot, sagemaker: SageMakerSi
 def test_sighup_makes_a_running_worker_reload_its_subscriptions(
     tmp_path: Path, slack: FakeSlack, sagemaker: SageMakerSim
 ) -> None:
-    """A real `jobwatch worker`: SIGHUP applies the file's entries; an invalid file is logged, changes nothing."""
+    """A real `jobwatch worker`: SIGHUP applies the file's entries; an invalid file is logged, changes nothing.
+
+    Each step waits for its outcome (the store, or the worker's log line) before the file changes again:
+    a reload reads the file when its thread runs, which under load may be well after the signal."""
     import signal
     import time
 
@@ -250,7 +254,9 @@ def test_sighup_makes_a_running_worker_reload_its_subscriptions(
     url = f"sqlite:///{tmp_path / 'bot.db'}"
     env = {**AWS_ENV, "SLACK_BOT_TOKEN": TOKEN, "SLACK_API_URL": slack.api_url, "DATABASE_URL": url}
     env |= {"JOBWATCH_CONFIG": str(config), "JOBWATCH_LOG_FORMAT": "text"}
-    proc = start("worker", "--port", "0", env=env, cwd=tmp_path)
+    log = tmp_path / "worker.log"
+    sink = log.open("w")
+    proc = start("worker", "--port", "0", env=env, cwd=tmp_path, log=sink)
     engine = create_engine(url)
 
     def query(sql: str) -> list[str]:
@@ -260,29 +266,32 @@ def test_sighup_makes_a_running_worker_reload_its_subscriptions(
         except Exception:  # not migrated yet
             return []
 
-    def wait_for(sql: str, want: list[str]) -> None:
-        deadline = time.monotonic() + 20
-        while query(sql) != want:
-            assert time.monotonic() < deadline and proc.poll() is None, query(sql)
-            time.sleep(0.1)
+    def wait_until(done: Any, what: str) -> None:
+        deadline = time.monotonic() + 60  # generous: only a broken reload waits this long
+        while not done():
+            assert proc.poll() is None, f"the worker ended while waiting for {what}:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"no {what} in 60 s:\n{log.read_text()}"
+            time.sleep(0.05)
 
     subscribed = "SELECT channel_id FROM subscription ORDER BY channel_id"
     try:
-        wait_for("SELECT name FROM lease", ["poller"])  # started: the SIGHUP handler is in place
+        # started: the SIGHUP handler is in place before the scheduler takes the lease
+        wait_until(lambda: query("SELECT name FROM lease") == ["poller"], "poller lease")
         config.write_text(queue_config(sagemaker, ENTRIES))
         proc.send_signal(signal.SIGHUP)
-        wait_for(subscribed, ["C1", "C2"])
+        wait_until(lambda: "reload_done added 2" in log.read_text(), "reload_done")
+        assert query(subscribed) == ["C1", "C2"]
         config.write_text(queue_config(sagemaker, '[[subscriptions]]\nchannel = "C1"\nqueue = "nope"\n'))
         proc.send_signal(signal.SIGHUP)
-        time.sleep(1.0)
+        wait_until(lambda: "reload_refused" in log.read_text(), "reload_refused")
+        assert "key queue: no queue called 'nope'" in log.read_text()
         assert query(subscribed) == ["C1", "C2"]
         config.write_text(queue_config(sagemaker, ENTRIES.split('[[subscriptions]]\nchannel = "C2"')[0]))
         proc.send_signal(signal.SIGHUP)
-        wait_for(subscribed, ["C1"])
+        wait_until(lambda: query(subscribed) == ["C1"], "C2's removal")
         assert proc.poll() is None
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=10)
+        proc.wait(timeout=30)
+        sink.close()
         engine.dispose()
-    assert "reload_refused" in err and "key queue: no queue called 'nope'" in err
-    assert "reload_done added 2" in err

@@ -19,93 +19,56 @@ from sqlmodel import col, select
 
 from bot import render
 from bot.clock import utcnow
-from bot.sim.aitems import AitemsSim
-from bot.sim.batch import BatchSim
-from bot.sim.modzy import ModzySim
-from bot.sim.pai import PaiSim
-from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from bot.tables import AuditEntry, StopRequest
-from tests.conftest import AWS_ENV
-from tests.harness import Bot, text_of
+from tests.harness import Bot, SimQueue, sim_queue, text_of
 
 OPERATOR = "UOP0001"
 OTHER = "UOTHER01"
 
 
 @dataclass
-class World:
+class World(SimQueue):
     """One provider's simulator, seen as a queue called `q`."""
 
-    provider: str
-    table: str  # the [[queues]] keys after name and provider
-    env: dict[str, str]
     running: Callable[[], str]  # start a running job; returns how a person names it
     stops: Callable[[], int]  # stop calls the simulator received
-    sim: Any
 
 
 def sagemaker_world() -> World:
-    sim = SageMakerSim().start()
+    q = sim_queue("sagemaker")
     names = iter(f"bert-{n}" for n in range(100))
 
     def running() -> str:
         name = next(names)
-        sim.add(name, status="InProgress", secondary="Training")
+        q.sim.add(name, status="InProgress", secondary="Training")
         return name
 
-    table = (
-        f'region = "us-east-1"\nendpoint_url = "{sim.url}"\n'
-        'access_key_env = "TEST_AWS_KEY"\nsecret_key_env = "TEST_AWS_SECRET"'
-    )
-    return World("sagemaker", table, dict(AWS_ENV), running, lambda: len(sim.stops), sim)
+    return World(**vars(q), running=running, stops=lambda: len(q.sim.stops))
 
 
 def batch_world() -> World:
-    sim = BatchSim().start()
+    q = sim_queue("batch")
     names = iter(f"llama-{n}" for n in range(100))
-
-    def running() -> str:
-        return sim.add(next(names), "RUNNING").name
-
-    table = (
-        f'region = "us-east-1"\njob_queue = "gpu-spot"\nendpoint_url = "{sim.url}"\n'
-        'access_key_env = "TEST_AWS_KEY"\nsecret_key_env = "TEST_AWS_SECRET"'
-    )
-    return World("batch", table, dict(AWS_ENV), running, lambda: len(sim.stops), sim)
+    return World(**vars(q), running=lambda: str(q.sim.add(next(names), "RUNNING").name), stops=lambda: len(q.sim.stops))
 
 
 def pai_world() -> World:
-    sim = PaiSim().start()
+    q = sim_queue("pai")
     names = iter(f"qwen-{n}" for n in range(100))
-
-    def running() -> str:
-        return sim.add(next(names), "Running").ident
-
-    table = f'region = "cn-shanghai"\nworkspace_id = "{sim.workspace_id}"\nendpoint_url = "{sim.url}"'
-    env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": sim.access_key_id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": sim.access_key_secret}
-    return World("pai", table, env, running, lambda: len(sim.stops), sim)
+    return World(
+        **vars(q), running=lambda: str(q.sim.add(next(names), "Running").ident), stops=lambda: len(q.sim.stops)
+    )
 
 
 def modzy_world() -> World:
-    sim = ModzySim().start()
-
-    def running() -> str:
-        return sim.add("ocr", "IN_PROGRESS").ident
-
-    env = {"MODZY_API_KEY": sim.api_key}
-    return World("modzy", f'endpoint_url = "{sim.url}"', env, running, lambda: len(sim.stops), sim)
+    q = sim_queue("modzy")
+    return World(**vars(q), running=lambda: str(q.sim.add("ocr", "IN_PROGRESS").ident), stops=lambda: len(q.sim.stops))
 
 
 def aitems_world() -> World:
-    sim = AitemsSim().start()
-
-    def running() -> str:
-        return sim.add("personalRecommend", "learning").version
-
-    table = f'service_id = "{sim.service_id}"\nendpoint_url = "{sim.url}"'
-    env = {"NCP_ACCESS_KEY": sim.access_key, "NCP_SECRET_KEY": sim.secret_key}
-    return World("aitems", table, env, running, lambda: 0, sim)
+    q = sim_queue("aitems")
+    return World(**vars(q), running=lambda: str(q.sim.add("personalRecommend", "learning").version), stops=lambda: 0)
 
 
 WORLDS = {"sagemaker": sagemaker_world, "batch": batch_world, "pai": pai_world, "modzy": modzy_world}
@@ -118,11 +81,7 @@ def make_bot(
 [access]
 operators = ["{operators}"]
 
-[[queues]]
-name = "q"
-provider = "{world.provider}"
-{world.table}
-{queue}
+{world.queue("q")}{queue}
 """
     return Bot(tmp_path, slack, config, env=world.env, database_url=database_url)
 
@@ -185,6 +144,7 @@ def assert_stopped_in_thread(bot: Bot, parent: dict[str, Any], reason: str) -> N
     assert statuses, "the transitions after the stop reach the thread"
 
 
+@pytest.mark.postgresql_with(world="sagemaker")
 def test_stop_command_reaches_the_provider_once_and_the_thread(
     tmp_path: Path, database_url: str, slack: FakeSlack, world: World
 ) -> None:
@@ -202,6 +162,7 @@ def test_stop_command_reaches_the_provider_once_and_the_thread(
         bot.close()
 
 
+@pytest.mark.postgresql_with(world="sagemaker")
 def test_stop_button_asks_to_confirm_then_stops_once(
     tmp_path: Path, database_url: str, slack: FakeSlack, world: World
 ) -> None:
@@ -226,6 +187,7 @@ def test_stop_button_asks_to_confirm_then_stops_once(
         bot.close()
 
 
+@pytest.mark.sqlite_only
 def test_aitems_says_not_supported_and_shows_no_button(tmp_path: Path, database_url: str, slack: FakeSlack) -> None:
     world = aitems_world()
     bot = make_bot(tmp_path, database_url, slack, world)
@@ -274,6 +236,7 @@ def test_refusals_call_nothing_and_are_audited(
         bot.close()
 
 
+@pytest.mark.sqlite_only
 def test_forged_and_stale_buttons(tmp_path: Path, database_url: str, slack: FakeSlack, sage: World) -> None:
     bot = make_bot(tmp_path, database_url, slack, sage)
     try:
@@ -353,6 +316,7 @@ def test_a_provider_refusal_is_shown_in_plain_words_and_not_retried(
         world.sim.stop()
 
 
+@pytest.mark.sqlite_only
 def test_stop_usage_errors(tmp_path: Path, database_url: str, slack: FakeSlack, sage: World) -> None:
     bot = make_bot(tmp_path, database_url, slack, sage)
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,119 +17,96 @@ import pytest
 from sqlmodel import select
 
 from bot import render
-from bot.sim.aitems import AitemsSim
-from bot.sim.batch import BatchSim
-from bot.sim.modzy import ModzySim
-from bot.sim.pai import PaiSim
-from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack, Fault
 from bot.tables import OutboxItem, Watch
-from tests.conftest import AWS_ENV
-from tests.harness import Bot, MovableClock, text_of
+from tests.harness import Bot, MovableClock, SimQueue, sim_queue, text_of
 
 ALICE = "UALICE01"
 BOB = "UBOB0001"
 
 
 @dataclass
-class Kit:
+class Kit(SimQueue):
     """One provider's simulator as queue `q`: launch a job (queued or running), move it on."""
 
-    provider: str
-    table: str
-    env: dict[str, str]
-    sim: Any
     launch: Callable[[bool], str]  # queued? -> how a person names the job
     move: Callable[[str, str], None]  # (that name, running | succeeded | failed)
-    native: dict[str, str] = field(default_factory=dict)
 
 
 def sagemaker_kit() -> Kit:
-    sim = SageMakerSim().start()
+    q = sim_queue("sagemaker")
     names = iter(f"bert-{n}" for n in range(100))
 
     def launch(queued: bool) -> str:
         name = next(names)
-        sim.add(name, status="InProgress", secondary="Starting" if queued else "Training")
+        q.sim.add(name, status="InProgress", secondary="Starting" if queued else "Training")
         return name
 
     def move(ref: str, to: str) -> None:
         if to == "running":
-            sim.set(ref, "InProgress", "Training")
+            q.sim.set(ref, "InProgress", "Training")
         elif to == "succeeded":
-            sim.set(ref, "Completed", "Completed")
+            q.sim.set(ref, "Completed", "Completed")
         else:
-            sim.set(ref, "Failed", "Failed", reason="CUDA out of memory <@U0HACKER>")
+            q.sim.set(ref, "Failed", "Failed", reason="CUDA out of memory <@U0HACKER>")
 
-    table = (
-        f'region = "us-east-1"\nendpoint_url = "{sim.url}"\n'
-        'access_key_env = "TEST_AWS_KEY"\nsecret_key_env = "TEST_AWS_SECRET"'
-    )
-    return Kit("sagemaker", table, dict(AWS_ENV), sim, launch, move)
+    return Kit(**vars(q), launch=launch, move=move)
 
 
 def batch_kit() -> Kit:
-    sim = BatchSim().start()
+    q = sim_queue("batch")
     names = iter(f"llama-{n}" for n in range(100))
 
     def launch(queued: bool) -> str:
-        return sim.add(next(names), "RUNNABLE" if queued else "RUNNING").job_id
+        return str(q.sim.add(next(names), "RUNNABLE" if queued else "RUNNING").job_id)
 
     def move(ref: str, to: str) -> None:
-        sim.set(ref, {"running": "RUNNING", "succeeded": "SUCCEEDED"}.get(to, "FAILED"), reason="Essential exit 1")
+        q.sim.set(ref, {"running": "RUNNING", "succeeded": "SUCCEEDED"}.get(to, "FAILED"), reason="Essential exit 1")
 
-    table = (
-        f'region = "us-east-1"\njob_queue = "gpu-spot"\nendpoint_url = "{sim.url}"\n'
-        'access_key_env = "TEST_AWS_KEY"\nsecret_key_env = "TEST_AWS_SECRET"'
-    )
-    return Kit("batch", table, dict(AWS_ENV), sim, launch, move)
+    return Kit(**vars(q), launch=launch, move=move)
 
 
 def pai_kit() -> Kit:
-    sim = PaiSim().start()
+    q = sim_queue("pai")
     names = iter(f"qwen-{n}" for n in range(100))
     sources: dict[str, str] = {}
 
     def launch(queued: bool) -> str:
-        run = sim.add(next(names), "Creating" if queued else "Running")
+        run = q.sim.add(next(names), "Creating" if queued else "Running")
         sources[run.ident] = run.source_id
         return str(run.ident)
 
     def move(ref: str, to: str) -> None:
-        sim.set(sources[ref], {"running": "Running", "succeeded": "Succeed"}.get(to, "Failed"))
+        q.sim.set(sources[ref], {"running": "Running", "succeeded": "Succeed"}.get(to, "Failed"))
 
-    table = f'region = "cn-shanghai"\nworkspace_id = "{sim.workspace_id}"\nendpoint_url = "{sim.url}"'
-    env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": sim.access_key_id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": sim.access_key_secret}
-    return Kit("pai", table, env, sim, launch, move)
+    return Kit(**vars(q), launch=launch, move=move)
 
 
 def modzy_kit() -> Kit:
-    sim = ModzySim().start()
+    q = sim_queue("modzy")
 
     def launch(queued: bool) -> str:
-        return str(sim.add("ocr", "SUBMITTED" if queued else "IN_PROGRESS").ident)
+        return str(q.sim.add("ocr", "SUBMITTED" if queued else "IN_PROGRESS").ident)
 
     def move(ref: str, to: str) -> None:
-        sim.set(ref, {"running": "IN_PROGRESS", "succeeded": "COMPLETED"}.get(to, "ERROR"))
+        q.sim.set(ref, {"running": "IN_PROGRESS", "succeeded": "COMPLETED"}.get(to, "ERROR"))
 
-    return Kit("modzy", f'endpoint_url = "{sim.url}"', {"MODZY_API_KEY": sim.api_key}, sim, launch, move)
+    return Kit(**vars(q), launch=launch, move=move)
 
 
 def aitems_kit() -> Kit:
-    sim = AitemsSim().start()
+    q = sim_queue("aitems")
     idents: dict[str, str] = {}
 
     def launch(queued: bool) -> str:
-        train = sim.add("personalRecommend", "requested" if queued else "learning")
+        train = q.sim.add("personalRecommend", "requested" if queued else "learning")
         idents[train.version] = train.ident
         return str(train.version)
 
     def move(ref: str, to: str) -> None:
-        sim.set(idents[ref], {"running": "learning", "succeeded": "completed"}.get(to, "failed"))
+        q.sim.set(idents[ref], {"running": "learning", "succeeded": "completed"}.get(to, "failed"))
 
-    table = f'service_id = "{sim.service_id}"\nendpoint_url = "{sim.url}"'
-    env = {"NCP_ACCESS_KEY": sim.access_key, "NCP_SECRET_KEY": sim.secret_key}
-    return Kit("aitems", table, env, sim, launch, move)
+    return Kit(**vars(q), launch=launch, move=move)
 
 
 KITS = {"sagemaker": sagemaker_kit, "batch": batch_kit, "pai": pai_kit, "modzy": modzy_kit, "aitems": aitems_kit}
@@ -150,8 +127,7 @@ def sage() -> Iterator[Kit]:
 
 
 def make_bot(tmp_path: Path, database_url: str, slack: FakeSlack, kit: Kit, **kw: Any) -> Bot:
-    config = f'[[queues]]\nname = "q"\nprovider = "{kit.provider}"\n{kit.table}\n'
-    return Bot(tmp_path, slack, config, env=kit.env, database_url=database_url, **kw)
+    return Bot(tmp_path, slack, kit.queue("q"), env=kit.env, database_url=database_url, **kw)
 
 
 def buttons(message: dict[str, Any], action_id: str) -> list[dict[str, Any]]:
@@ -167,6 +143,7 @@ def watches(bot: Bot) -> list[Watch]:
         return list(session.exec(select(Watch)).all())
 
 
+@pytest.mark.postgresql_with(kit="sagemaker")
 def test_a_watcher_hears_once_when_it_runs_and_once_when_it_ends(
     tmp_path: Path, database_url: str, slack: FakeSlack, kit: Kit
 ) -> None:
