@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -43,6 +44,15 @@ def encodable(text: str) -> str:
     return text
 
 
+def _all_encodable(texts: Sequence[str]) -> bool:
+    """Whether every one of `texts` encodes as UTF-8 (no lone surrogates), checked in one call."""
+    try:
+        "".join(texts).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 # One set object per combination of explicitly given fields, shared by every Job given them.
 _FIELDS_SETS: dict[frozenset[str], set[str]] = {}
 
@@ -80,12 +90,16 @@ class Job(BaseModel):
     @field_validator("extra")
     @classmethod
     def _encodable_extra(cls, value: dict[str, ExtraValue]) -> dict[str, ExtraValue]:
+        # One encode of all the strings joined (joined lone surrogates stay unencodable) is the
+        # common case's whole cost; only a dict with a bad string is rebuilt.
+        if _all_encodable([*value, *(v for v in value.values() if isinstance(v, str))]):
+            return value
         return {encodable(k): encodable(v) if isinstance(v, str) else v for k, v in value.items()}
 
     @field_validator("refs")
     @classmethod
     def _encodable_refs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(encodable(v) for v in value)
+        return value if _all_encodable(value) else tuple(encodable(v) for v in value)
 
     @field_validator("created_at", "updated_at", "started_at", "ended_at")
     @classmethod
