@@ -23,7 +23,16 @@ if TYPE_CHECKING:  # Bolt is imported by what serves Slack, not by `jobwatch wor
     from slack_bolt.oauth.oauth_settings import OAuthSettings
 
 # The bot scopes the app asks for; manifest.yml declares the same list (a test checks).
-SCOPES = ("commands", "chat:write", "channels:history", "groups:history", "im:write", "im:history", "users:read.email")
+SCOPES = (
+    "commands",
+    "chat:write",
+    "channels:history",
+    "groups:history",
+    "im:write",
+    "im:history",
+    "users:read",
+    "users:read.email",
+)
 TOKEN_CACHE_S = 60.0
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
