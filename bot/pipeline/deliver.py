@@ -150,6 +150,7 @@ class Deliverer:
         stop_by: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        thread_wait: timedelta = THREAD_WAIT,
     ) -> None:
         self.db = db
         self.client_for = client_for
@@ -163,6 +164,7 @@ class Deliverer:
         self.stop_by = dict(stop_by or {})  # queue -> provider, for queues whose alerts carry a Stop button
         self.sleep = sleep
         self.monotonic = monotonic
+        self.thread_wait = thread_wait  # how long a thread-only note waits before looking for its alert again
         self._paces: dict[tuple[str, str], Pace] = {}
         self._paces_lock = threading.Lock()
         self._blocked_teams: dict[str, datetime] = {}  # token refused: no posts until then
@@ -304,7 +306,7 @@ class Deliverer:
         ).first()
         if alert is not None and alert.state in ("pending", "sending", "held"):
             # not before the alert's own turn (its backoff, or the end of quiet hours)
-            item.next_attempt_at = max(now + THREAD_WAIT, alert.next_attempt_at)
+            item.next_attempt_at = max(now + self.thread_wait, alert.next_attempt_at)
         elif thread is None:
             item.state = "dead"
             item.last_error = "no_thread"
