@@ -283,6 +283,7 @@ class BatchStory:
         self.rng = rng
         self.stage: dict[str, int] = {}
         self.count = 0
+        self.reclaimed = False  # the first job to finish running loses that attempt to a spot reclaim
 
     def start(self) -> None:
         self.sim.start()
@@ -315,11 +316,15 @@ secret_key_env = "DEMO_AWS_SECRET"
                 self.sim.set(job_id, self.PATH[stage])
                 self.stage[job_id] = stage + 1
                 continue
-            if self.rng.random() < 0.6:
-                self.sim.set(job_id, "SUCCEEDED")
-            elif self.sim.fail_attempt(job_id, "Host EC2 (instance i-0d1e2f3a) terminated."):
+            roll = self.rng.random()
+            if (roll >= 0.6 or not self.reclaimed) and self.sim.fail_attempt(
+                job_id, "Host EC2 (instance i-0d1e2f3a) terminated."
+            ):
+                self.reclaimed = True
                 self.stage[job_id] = self.PATH.index("RUNNABLE") + 1  # a spot reclaim: Batch retries it
                 continue
+            if roll < 0.6:
+                self.sim.set(job_id, "SUCCEEDED")
             else:
                 self.sim.set(job_id, "FAILED", reason="AlgorithmError: loss went NaN at step 1200")
             del self.stage[job_id]
