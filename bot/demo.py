@@ -21,9 +21,8 @@ from typing import Any, Protocol, TextIO
 import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.app import build_app
-from bot.clock import FastForward, ShiftedClock
-from bot.config import Settings, load_config
+from bot.core.clock import FastForward, ShiftedClock
+from bot.core.config import Settings, load_config
 from bot.runtime import build_runtime, build_sources, command_client
 from bot.sim.aitems import AitemsStory
 from bot.sim.batch import BatchStory
@@ -33,6 +32,7 @@ from bot.sim.pai import PaiStory
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack, pretty
 from bot.sim.slash import slash_command
+from bot.slack.app import build_app
 from bot.web import Background, WebApp
 
 SECRET = "demo-signing-secret"
@@ -104,7 +104,7 @@ class SageMakerStory:
 
     def seed_history(self) -> None:
         """Finished runs from before the bot starts, as a real account has them: the baseline records
-        them as the families' history (bot/history.py), so cards can say what is usual at once.
+        them as the families' history (bot/core/history.py), so cards can say what is usual at once.
 
         `bert-finetune-*` runs took about as long as the demo's script takes (four steps); the
         nightly evaluations took 25 to 35 minutes, and tonight's has been running for 80: slow."""

@@ -15,18 +15,18 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.http_retry import RateLimitErrorRetryHandler
 
-from bot.clock import Clock, FastForward, utcnow
-from bot.config import AppConfig, ConfigError, Settings, load_config
-from bot.db import Database
-from bot.directory import EmailDirectory
-from bot.health import Readiness
-from bot.install import Installations, install_mode
-from bot.lease import LeaseKeeper
-from bot.metrics import InstrumentedWebClient, Metrics
+from bot.core.clock import Clock, FastForward, utcnow
+from bot.core.config import AppConfig, ConfigError, Settings, load_config
+from bot.features.directory import EmailDirectory
+from bot.features.queries import Services
+from bot.features.routing import Reconciled, TeamLookup, reconcile
+from bot.ops.health import Readiness
+from bot.ops.metrics import InstrumentedWebClient, Metrics
 from bot.pipeline.deliver import Deliverer
-from bot.routing import Reconciled, TeamLookup, reconcile
-from bot.services import Services
-from bot.slack_errors import classify
+from bot.slack.install import Installations, install_mode
+from bot.slackapi.errors import classify
+from bot.store.db import Database
+from bot.store.lease import LeaseKeeper
 from bot.worker import Worker
 from providers import JobSource, build_source
 

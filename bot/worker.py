@@ -14,13 +14,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from sqlmodel import select
 
-from bot import logtail, mutes, owners, quiet, schedules, tags
-from bot.clock import Clock, utcnow
-from bot.config import AppConfig, Settings
-from bot.db import Database
-from bot.directory import EmailDirectory
-from bot.lease import LeaseKeeper
-from bot.metrics import Metrics
+from bot.core import quiet
+from bot.core.clock import Clock, utcnow
+from bot.core.config import AppConfig, Settings
+from bot.features import mutes, owners, schedules
+from bot.features.directory import EmailDirectory
+from bot.ops.metrics import Metrics
+from bot.pipeline import logtail, tags
 from bot.pipeline.deliver import Deliverer
 from bot.pipeline.diff import Prior, Transition, diff
 from bot.pipeline.enqueue import (
@@ -34,10 +34,12 @@ from bot.pipeline.enqueue import (
     record_failure,
     stored_jobs,
 )
-from bot.pipeline.normal import Normal
 from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
-from bot.tables import Subscription
+from bot.pipeline.usual import Normal
+from bot.store.db import Database
+from bot.store.lease import LeaseKeeper
+from bot.store.tables import Subscription
 from providers import Job, JobSource, Taggable, wants_log_tail
 from providers.causes import with_cause
 
@@ -82,7 +84,7 @@ class Worker:
         return list({**{j.id: j for j in stored}, **{j.id: j for j in observed}}.values())
 
     def _normal(self, queue: str) -> Normal:
-        """The queue's history windows, kept between cycles (bot/pipeline/normal.py)."""
+        """The queue's history windows, kept between cycles (bot/pipeline/usual.py)."""
         found = self._normals.get(queue)
         if found is None:
             config = self.sources[queue].config
@@ -185,7 +187,7 @@ class Worker:
         self, queue: str, source: Taggable, key: str, listed: list[Job], known: dict[str, Prior], view: QueueView
     ) -> list[Job]:
         """The listed jobs with their stored tag state and, for those due, the owner read from their
-        tags (bot/tags.py); plus the live jobs the listing left out whose read is still due (a retry).
+        tags (bot/pipeline/tags.py); plus the live jobs the listing left out whose read is still due (a retry).
         Adds the priors of those to `known`."""
         stored = {j.id: j for j in view.live}
         ended = [j.id for j in listed if j.id in known and j.id not in stored]
@@ -211,7 +213,7 @@ class Worker:
         and for the `live` ones whose owner is already known (a slow or stuck flag may name them).
 
         Runs before the commit, outside its transaction: `[owners]` first, then e-mail addresses
-        through bot/directory.py, which looks up the owners of every listed job (so the answer is
+        through bot/features/directory.py, which looks up the owners of every listed job (so the answer is
         cached long before the job ends) and waits briefly only for those of changed jobs."""
         if not owner_from:
             return {}
@@ -279,7 +281,7 @@ class Worker:
             log.warning("lease_lost during prune")
 
     def digests(self) -> int:
-        """Owe each scheduled digest whose period has ended (bot/schedules.py); returns digests written."""
+        """Owe each scheduled digest whose period has ended (bot/features/schedules.py); returns digests written."""
         fence = self.lease.fence()
         if fence is None:
             return 0
@@ -296,7 +298,7 @@ class Worker:
             return 0
 
     def log_tails(self) -> int:
-        """Read the log tails failures are owed and write their thread notes (bot/logtail.py)."""
+        """Read the log tails failures are owed and write their thread notes (bot/pipeline/logtail.py)."""
         fence = self.lease.fence()
         if fence is None:
             return 0

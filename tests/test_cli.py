@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from bot.access import Actor
-from bot.changes import Changes
-from bot.config import load_config
-from bot.db import Database
+from bot.core.config import load_config
+from bot.features.access import Actor
+from bot.features.channel_settings import Changes
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
+from bot.store.db import Database
 from tests.conftest import TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent

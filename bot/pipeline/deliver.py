@@ -23,13 +23,13 @@ from typing import Any
 from slack_sdk import WebClient
 from sqlmodel import col, func, select
 
-from bot import render
-from bot.clock import Clock, utcnow
-from bot.db import Database, insert_ignore
+from bot.blocks import render
+from bot.core.clock import Clock, utcnow
 from bot.pipeline.digest import fold as fold_digest
 from bot.pipeline.enqueue import Fence
-from bot.slack_errors import Failure, Kind, classify
-from bot.tables import JobThread, OutboxItem, Subscription
+from bot.slackapi.errors import Failure, Kind, classify
+from bot.store.db import Database, insert_ignore
+from bot.store.tables import JobThread, OutboxItem, Subscription
 from providers import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message,
     if item.kind == "dm":
         old = JobStatus(item.old_status) if item.old_status else None
         return render.dm_message(Job.model_validate_json(item.payload), old), None
-    if item.kind == "flag":  # a slow or stuck job (bot/pipeline/normal.py): the card stays as it is
+    if item.kind == "flag":  # a slow or stuck job (bot/pipeline/usual.py): the card stays as it is
         return render.flag_message(Job.model_validate_json(item.payload)), None
     job = Job.model_validate_json(item.payload)
     old = JobStatus(item.old_status) if item.old_status else None
@@ -293,9 +293,10 @@ class Deliverer:
 
     def _not_yet(self, session: Any, item: OutboxItem, thread: JobThread | None, now: datetime) -> bool:
         """Whether a note that may only go in the job's thread, after the alert it follows (an owner's
-        mention, bot/owners.py; a log tail, bot/logtail.py), must not go now. It waits while that alert
-        is still owed (the alert starts the thread, or replies in it first), and is dropped when there
-        is no thread once the alert went another way (folded into a digest, muted, dead)."""
+        mention, bot/features/owners.py; a log tail, bot/pipeline/logtail.py), must not go now. It
+        waits while that alert is still owed (the alert starts the thread, or replies in it first), and
+        is dropped when there is no thread once the alert went another way (folded into a digest, muted,
+        dead)."""
         after = json.loads(item.payload).get("after")
         alert = session.exec(
             select(OutboxItem).where(
@@ -471,7 +472,7 @@ class Deliverer:
             log.warning("parent_update_failed outbox_id=%s code=%s", item.id, classify(err).code)
 
     def _update_cards(self, client: WebClient, digest: OutboxItem) -> None:
-        """After a quiet-hours digest (bot/quiet.py): bring the card of each job it folded up to
+        """After a quiet-hours digest (bot/core/quiet.py): bring the card of each job it folded up to
         date, with the job's latest held state; best effort, like every parent update."""
         with self.db.read() as session:
             rows = session.exec(

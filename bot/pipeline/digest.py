@@ -2,7 +2,7 @@
 thread replies listing every job, all outbox rows written in the caller's transaction.
 
 Used for a burst (bot/pipeline/deliver.py, more than `digest_threshold` alerts waiting for one
-channel) and for the end of quiet hours (bot/quiet.py). The digest's alert_id is derived from the
+channel) and for the end of quiet hours (bot/core/quiet.py). The digest's alert_id is derived from the
 alert_ids it folds, so a fold that is retried after a crash writes the same rows (the outbox's
 unique (team, channel, alert_id) keeps them once).
 """
@@ -17,8 +17,8 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot import render
-from bot.tables import OutboxItem
+from bot.blocks import render
+from bot.store.tables import OutboxItem
 from providers import Job
 
 

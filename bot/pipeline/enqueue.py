@@ -12,13 +12,14 @@ from fnmatch import fnmatchcase
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from bot import owners, quiet
-from bot.db import Database, insert_ignore, upsert
+from bot.core import quiet
+from bot.features import owners
+from bot.features.resolve import ref_rows
 from bot.pipeline.diff import DiffResult, Prior, Transition, fingerprint
-from bot.pipeline.normal import Flag, Normal, flag_rows
-from bot.pipeline.normal import apply as apply_normal
-from bot.resolve import ref_rows
-from bot.tables import (
+from bot.pipeline.usual import Flag, Normal, flag_rows
+from bot.pipeline.usual import apply as apply_normal
+from bot.store.db import Database, insert_ignore, upsert
+from bot.store.tables import (
     JobRef,
     JobSnapshot,
     JobThread,
@@ -278,7 +279,7 @@ def retry_rows(
 
 
 def history_rows(transitions: Iterable[Transition], now: datetime) -> list[dict[str, object]]:
-    """The transition history (for `--dry-run`, bot/routing.py): one compact row per status change."""
+    """The transition history (for `--dry-run`, bot/features/routing.py): one compact row per status change."""
     return [
         {
             "queue": t.job.queue,
@@ -404,7 +405,7 @@ def owner_rows(
 def log_tail_rows(
     alerts: Iterable[Mapping[str, object]], transitions: Sequence[Transition], now: datetime
 ) -> list[dict[str, object]]:
-    """One log-tail request (bot/logtail.py) per failure or time-out that some channel is to be told
+    """One log-tail request (bot/pipeline/logtail.py) per failure or time-out that some channel is to be told
     about (an alert row pending, or held for quiet hours); none when no channel wants the alert."""
     told = {str(a["alert_id"]) for a in alerts if a.get("kind") == "alert" and a["state"] in ("pending", "held")}
     return [
@@ -461,12 +462,12 @@ def commit_poll(
     baseline: bool = False,
 ) -> int:
     """Write snapshots (and the strings that name each job), cursor, health and outbox rows in one
-    transaction; returns rows enqueued. `timezone` is that of quiet hours that name none (bot/quiet.py).
-    `owner_users`: job id -> its owner's Slack user id, for `owner_rows` (bot/owners.py) and the
+    transaction; returns rows enqueued. `timezone` is that of quiet hours that name none (bot/core/quiet.py).
+    `owner_users`: job id -> its owner's Slack user id, for `owner_rows` (bot/features/owners.py) and the
     subscriptions' `--owner` filter. `log_tail`: the queue wants failures' log tails; their requests
-    are written here, read later (bot/logtail.py).
+    are written here, read later (bot/pipeline/logtail.py).
     With `normal` (the queue's history, kept by the worker), finished jobs go into run_history, alerts
-    carry what is usual, and slow or stuck jobs among `live` are flagged (bot/pipeline/normal.py).
+    carry what is usual, and slow or stuck jobs among `live` are flagged (bot/pipeline/usual.py).
     `baseline`: this is the queue's first poll (its history is recorded sparingly)."""
     with db.write() as session:
         if fence is not None:

@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, tuple_
 from sqlmodel import col, select
 
-from bot.db import Database
 from bot.pipeline.enqueue import Fence
-from bot.tables import (
+from bot.store.db import Database
+from bot.store.tables import (
     SETTLED_STATES,
     JobRef,
     JobSnapshot,

@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.clock import Clock, utcnow
+from bot.core.clock import Clock, utcnow
 from bot.sim.http import LocalServer, Request, Response, Served
 
 JSON11 = "application/x-amz-json-1.1"

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot import commands, schedules
-from bot.clock import utcnow
+from bot.core.clock import utcnow
+from bot.features import schedules
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
-from bot.tables import AuditEntry, DigestSchedule, OutboxItem
+from bot.slack import grammar as commands
+from bot.store.tables import AuditEntry, DigestSchedule, OutboxItem
 from tests.conftest import AWS_ENV
 from tests.harness import Bot, queue_config, text_of
 from tests.harness import MovableClock as Clock

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import history, render
+from bot.blocks import render
+from bot.core import history
 from providers import Job, JobStatus
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -121,8 +122,8 @@ def test_card_shows_duration_against_history() -> None:
 def test_history_keeps_the_newest_runs_of_each_family(tmp_path: Path) -> None:
     from sqlmodel import select
 
-    from bot.db import Database
-    from bot.tables import RunHistory
+    from bot.store.db import Database
+    from bot.store.tables import RunHistory
 
     db = Database(f"sqlite:///{tmp_path / 'h.db'}")
     db.create_all()

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from bot.blocks.render import UNWATCH_ACTION
 from bot.check import email_scope_problems
-from bot.config import ConfigError, parse_config
-from bot.render import UNWATCH_ACTION
-from bot.routing import export_toml, reconcile
+from bot.core.config import ConfigError, parse_config
+from bot.features.routing import export_toml, reconcile
 from bot.sim.slack import FakeSlack, Fault
-from bot.tables import EmailUser, Subscription
+from bot.store.tables import EmailUser, Subscription
 from tests.bot.test_owners import NAME_RULE, make_bot, mentions, run
 from tests.bot.test_watch import ALICE, BOB, pai_kit, sagemaker_kit
 from tests.harness import text_of

@@ -12,14 +12,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from bot import commands
-from bot.clock import utcnow
-from bot.config import ConfigError, parse_config
-from bot.quiet import parse_window, window_end
+from bot.core.clock import utcnow
+from bot.core.config import ConfigError, parse_config
+from bot.core.quiet import parse_window, window_end
 from bot.runtime import reload_subscriptions
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
-from bot.tables import OutboxItem, Subscription
+from bot.slack import grammar as commands
+from bot.store.tables import OutboxItem, Subscription
 from tests.conftest import AWS_ENV
 from tests.harness import Bot, queue_config, text_of
 from tests.harness import MovableClock as Clock

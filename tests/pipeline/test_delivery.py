@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from bot.sim.modzy import ModzySim
 from bot.sim.slack import FakeSlack, Fault
-from bot.tables import OutboxItem, Subscription
+from bot.store.tables import OutboxItem, Subscription
 from tests.harness import Bot, MovableClock, text_of
 
 RECOVERY = timedelta(seconds=21)  # past the deliverer's recovery_after

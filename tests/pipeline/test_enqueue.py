@@ -3,10 +3,10 @@ from datetime import UTC, datetime
 
 from sqlmodel import func, select
 
-from bot.db import Database
 from bot.pipeline.diff import DiffResult
 from bot.pipeline.enqueue import commit_poll
-from bot.tables import JobSnapshot
+from bot.store.db import Database
+from bot.store.tables import JobSnapshot
 from providers import Job, JobStatus
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -1,0 +1,223 @@
+"""The write side of the Slack experience: subscribe, unsubscribe, mute, unmute.
+
+Each one checks access (bot/features/access.py), changes the store and writes its audit row in the same
+transaction; a refusal is audited too. Each is idempotent, so a Slack retry or a replay of the
+same signed request changes nothing further: rows are keyed on (team, channel, queue[, job]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from bot.core import quiet
+from bot.core.clock import Clock, utcnow
+from bot.core.config import AppConfig
+from bot.features import access, mutes, schedules
+from bot.features.access import Actor, ServiceError
+from bot.features.resolve import NoSuchJob, resolve_job
+from bot.pipeline.enqueue import withdraw_unwanted
+from bot.store.db import Database
+from bot.store.tables import DigestSchedule, Mute, Subscription
+from providers import JobStatus, QueueConfig
+
+
+@dataclass(frozen=True)
+class Unmuted:
+    """What `unmute` ended: the mutes' labels and how many alerts they held back."""
+
+    labels: list[str]
+    held: int
+
+
+class Changes:
+    """Subscription and mute changes, scoped by the actor's team and channel."""
+
+    def __init__(self, *, config: AppConfig, db: Database, clock: Clock = utcnow) -> None:
+        self.config = config
+        self.db = db
+        self.clock = clock
+
+    def allowed(self, actor: Actor, action: str, queue: str) -> QueueConfig:
+        """The queue, if `actor` may change it from this channel; otherwise audit and raise NotAllowed."""
+        config = self.config.queue(queue)
+        if config is None:
+            known = ", ".join(q.name for q in self.config.queues) or "none configured"
+            raise ServiceError(f"unknown queue `{queue}`; queues: {known}")
+        reason = access.refusal(self.config, actor, config)
+        if reason is not None:
+            raise access.refuse(self.db, actor, action, queue=queue, reason=reason, now=self.clock())
+        return config
+
+    def not_from_file(self, actor: Actor, action: str, queue: str) -> None:
+        """Refuse (and audit) a chat change of a subscription the queues file manages (bot/features/routing.py)."""
+        with self.db.read() as session:
+            sub = session.exec(_sub(actor, queue)).first()
+        if sub is not None and sub.source == "file":
+            reason = (
+                f"this channel's subscription to `{queue}` comes from {self.config.path.name}; "
+                "change or remove its [[subscriptions]] entry there, then run `jobwatch reload`"
+            )
+            raise access.refuse(self.db, actor, action, queue=queue, reason=reason, now=self.clock())
+
+    def subscribe(
+        self,
+        actor: Actor,
+        queue: str,
+        *,
+        statuses: Sequence[JobStatus],
+        match: str | None,
+        quiet_hours: tuple[str, str] | None = None,
+        quiet_tz: str | None = None,
+        quiet_all: bool = False,
+        owner: str | None = None,
+        flags: Sequence[str] = (),
+        causes: Sequence[str] = (),
+    ) -> tuple[Subscription, bool]:
+        """Create or update this channel's subscription (resuming a paused one); True when new.
+        `owner`: a validated Slack user id; only the jobs whose owner is that person get through."""
+        self.allowed(actor, "subscribe", queue)
+        self.not_from_file(actor, "subscribe", queue)
+        now = self.clock()
+        with self.db.write() as session:
+            sub = session.exec(_sub(actor, queue)).first()
+            if sub is not None and sub.source == "file":
+                raise ServiceError(f"this channel's subscription to `{queue}` comes from {self.config.path.name}")
+            created = sub is None
+            if sub is None:
+                sub = Subscription(
+                    team_id=actor.team_id,
+                    channel_id=actor.channel_id,
+                    queue=queue,
+                    created_by=actor.user_id,
+                    created_at=now,
+                )
+            sub.statuses = ",".join([*(s.value for s in statuses), *flags])
+            sub.match = match
+            sub.owner = owner
+            sub.causes = ",".join(causes)
+            sub.paused_reason = None
+            before = quiet.label(sub)
+            sub.quiet_start, sub.quiet_end = quiet_hours or (None, None)
+            sub.quiet_tz, sub.quiet_all = (quiet_tz, quiet_all) if quiet_hours else (None, False)
+            session.add(sub)
+            if before != quiet.label(sub):  # held alerts go out at the next round, as one digest
+                quiet.resume_held(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, now=now)
+            withdraw_unwanted(
+                session,
+                team_id=actor.team_id,
+                channel_id=actor.channel_id,
+                queue=queue,
+                sub=sub,
+                owners_table=self.config.owners.users,
+            )
+            detail = f"statuses={sub.statuses or 'all'} match={match or ''} {'new' if created else 'updated'}"
+            detail += f" owner={owner}" if owner else ""
+            detail += f" {quiet.label(sub)}" if sub.quiet_start else ""
+            detail += f" causes={sub.causes}" if sub.causes else ""
+            access.record(session, actor, "subscribe", queue=queue, detail=detail, now=now)
+            session.flush()
+            return sub, created
+
+    def unsubscribe(self, actor: Actor, queue: str) -> bool:
+        """Remove this channel's subscription; False when there was none."""
+        self.allowed(actor, "unsubscribe", queue)
+        self.not_from_file(actor, "unsubscribe", queue)
+        now = self.clock()
+        with self.db.write() as session:
+            sub = session.exec(_sub(actor, queue)).first()
+            if sub is not None and sub.source == "file":
+                raise ServiceError(f"this channel's subscription to `{queue}` comes from {self.config.path.name}")
+            if sub is not None:
+                session.delete(sub)
+                withdraw_unwanted(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, sub=None)
+            access.record(session, actor, "unsubscribe", queue=queue, detail="" if sub else "none", now=now)
+            return sub is not None
+
+    def mute(self, actor: Actor, queue: str, *, job: str | None, seconds: int) -> tuple[Mute, bool]:
+        """Mute the queue (or the one job `job` names, bot/features/resolve.py) in this channel; True when new."""
+        self.allowed(actor, "mute", queue)
+        now = self.clock()
+        with self.db.write() as session:
+            named = None if job is None else resolve_job(session, queue, job).job
+            job_id, job_name = ("", "") if named is None else (named.id, named.name)
+            mute, state = mutes.put(
+                session, actor, queue=queue, job_id=job_id, job_name=job_name, seconds=seconds, now=now
+            )
+            if state != "replay":
+                detail = f"{mutes.label(mute)} until {mute.until.isoformat()} {state}"
+                access.record(session, actor, "mute", queue=queue, detail=detail, now=now)
+            return mute, state == "new"
+
+    def unmute(self, actor: Actor, queue: str, *, job: str | None) -> Unmuted:
+        """End this channel's mutes of the queue: all of them, or the one of the muted job `job` names
+        (bot/features/resolve.py; a job no longer stored is matched on the id or name the mute kept)."""
+        self.allowed(actor, "unmute", queue)
+        now = self.clock()
+        with self.db.write() as session:
+            found = mutes.active(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, now=now)
+            if job is not None:
+                found = _muted_job(session, queue, job, found)
+            labels = [mutes.label(m) for m in found]
+            count = mutes.end(session, found, why="unmuted", now=now)
+            access.record(session, actor, "unmute", queue=queue, detail=f"{labels} held={count}", now=now)
+            return Unmuted(labels, count)
+
+    def schedule_digest(
+        self, actor: Actor, queue: str, *, cadence: str, weekday: int | None, at: str, tz: str | None
+    ) -> tuple[DigestSchedule | None, str]:
+        """Make, change (`new` | `updated`) or, with cadence `off`, remove (`removed` | `none`) this
+        channel's scheduled digest of the queue (bot/features/schedules.py)."""
+        self.allowed(actor, "digest", queue)
+        now = self.clock()
+        with self.db.write() as session:
+            sched = session.exec(
+                select(DigestSchedule).where(
+                    DigestSchedule.team_id == actor.team_id,
+                    DigestSchedule.channel_id == actor.channel_id,
+                    DigestSchedule.queue == queue,
+                )
+            ).first()
+            if cadence == "off":
+                if sched is not None:
+                    session.delete(sched)
+                state = "removed" if sched else "none"
+                access.record(session, actor, "digest", queue=queue, detail=f"off {state}", now=now)
+                return None, state
+            state = "updated" if sched else "new"
+            if sched is None:
+                sched = DigestSchedule(
+                    team_id=actor.team_id,
+                    channel_id=actor.channel_id,
+                    queue=queue,
+                    cadence=cadence,
+                    at=at,
+                    created_by=actor.user_id,
+                    created_at=now,
+                )
+            sched.cadence, sched.weekday, sched.at, sched.tz = cadence, weekday, at, tz or ""
+            session.add(sched)
+            session.flush()
+            access.record(session, actor, "digest", queue=queue, detail=f"{schedules.label(sched)} {state}", now=now)
+            return sched, state
+
+
+def _sub(actor: Actor, queue: str) -> SelectOfScalar[Subscription]:
+    return select(Subscription).where(
+        Subscription.team_id == actor.team_id,
+        Subscription.channel_id == actor.channel_id,
+        Subscription.queue == queue,
+    )
+
+
+def _muted_job(session: Session, queue: str, ref: str, found: list[Mute]) -> list[Mute]:
+    """The mute (of those found) of the job `ref` names, resolved among the muted jobs only."""
+    try:
+        job_id = resolve_job(session, queue, ref, among={m.job_id for m in found if m.job_id}).job.id
+    except NoSuchJob:
+        key = ref.lower()
+        return [m for m in found if m.job_id and key in (m.job_id.lower(), m.job_name.lower())]
+    return [m for m in found if m.job_id == job_id]

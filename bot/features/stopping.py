@@ -1,0 +1,291 @@
+"""Stop a job from Slack: who may, which job, once, with a deadline, and what the channel hears.
+
+The order of checks is the order of the answers a person gets:
+
+1. the queue exists and its provider can stop a job (else "not supported by <provider>");
+2. the conversation is a channel the queue allows (not a DM), and the person is one of the
+   queue's operators (`operators` on the queue, else `[access] operators`; empty: nobody);
+3. the job resolves (the one lookup every command uses) and, fresh from the provider, is not
+   terminal (else "already finished (<status>)" and no call);
+4. the stop is recorded (table `stop_request`, unique per queue, job and action) *before* the
+   provider is called, so a double click, a Slack retry or two people pressing together find the
+   row and make no second call;
+5. the provider call runs with a deadline; its answer, or its refusal in plain words, is shown to
+   the person and kept on the row. Nothing is retried by itself: a refused, failed or unanswered
+   stop may be asked again by a person, which reuses the row.
+
+Every outcome, refusals included, is one audit row. A stop that reached the provider puts one
+note, "Stop requested by @user: reason", in the job's thread in each channel of the workspace
+that has one (and in the asking channel), through the outbox like every other message; the
+Stopping and Stopped transitions that follow are ordinary alerts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as DeadlineExceeded
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from bot.blocks import render
+from bot.core.clock import Clock, utcnow
+from bot.core.config import AppConfig
+from bot.features import access
+from bot.features.access import Actor, ServiceError
+from bot.store.db import Database
+from bot.store.tables import JobThread, OutboxItem, StopRequest
+from providers import Job, JobSource, JobStatus, ProviderError, QueueConfig, Stoppable, StopResult, stop_support
+from providers.errors import AuthError, ConflictError, NotFoundError, ThrottledError
+
+log = logging.getLogger(__name__)
+
+ACTION = "stop"
+DEADLINE = 20.0  # seconds the provider has to answer a stop
+SETTLED_AGAIN = ("refused", "failed", "unanswered")  # states a person may ask again from
+# A request still `requested` this long after it was made died with its process (the call has a
+# deadline); one `accepted` this long ago whose job still runs did not take. Both may be asked again.
+STALE_REQUESTED = timedelta(minutes=2)
+STALE_ACCEPTED = timedelta(minutes=15)
+MENTION_RE = re.compile(r"^[UW][A-Z0-9]{2,40}$")
+
+
+Finder = Callable[[str, str], Job]  # (queue, reference) -> the job, fresh when the provider answers
+
+
+def operator_text(config: AppConfig, source: JobSource) -> str:
+    """`jobwatch check`'s line: whether stop works for this queue and for whom."""
+    support = stop_support(source)
+    if support is not None:
+        return support
+    queue = source.config
+    operators = config.operators(queue)
+    if not operators:
+        return "off: nobody may stop jobs (set operators in [access] or on the queue)"
+    where = "the queue's operators" if queue.operators is not None else "[access] operators"
+    return f"on for {', '.join(operators)} ({where})"
+
+
+def stop_buttons(config: AppConfig, sources: Mapping[str, JobSource]) -> dict[str, str]:
+    """Queue -> provider for the queues whose jobs get a Stop button: the adapter can stop a job
+    and somebody may (a button that refuses everyone would only be noise)."""
+    return {
+        name: source.config.provider
+        for name, source in sources.items()
+        if stop_support(source) is None and config.operators(source.config)
+    }
+
+
+class Stopper:
+    """Runs `/jobs stop` and the Stop button."""
+
+    def __init__(
+        self,
+        *,
+        config: AppConfig,
+        db: Database,
+        sources: Mapping[str, JobSource],
+        clock: Clock = utcnow,
+        deadline: float = DEADLINE,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.sources = sources
+        self.clock = clock
+        self.deadline = deadline
+        self._calls = ThreadPoolExecutor(max_workers=8, thread_name_prefix="stop")
+
+    def stop(self, actor: Actor, queue: str, ref: str, *, reason: str, find: Finder) -> render.Message:
+        """Check, record, call the provider, tell the threads; every branch is audited."""
+        config = self.config.queue(queue)
+        if config is None:
+            known = ", ".join(q.name for q in self.config.queues) or "none configured"
+            self._audit(actor, queue, f"unknown queue {queue!r}", "refused")
+            raise ServiceError(f"unknown queue `{queue}`; queues: {known}")
+        source = self.sources[queue]
+        unsupported = stop_support(source)
+        if unsupported is not None:
+            self._audit(actor, queue, unsupported, "refused")
+            raise ServiceError(unsupported)
+        refusal = self.refusal(actor, config)
+        if refusal is not None:
+            raise access.refuse(self.db, actor, f"{ACTION} {ref[:100]}", queue=queue, reason=refusal, now=self.clock())
+        try:
+            job = find(queue, ref)
+        except ServiceError as err:
+            self._audit(actor, queue, f"{ref[:100]}: {err}", "not_found")
+            raise
+        if job.status.terminal:
+            self._audit(actor, queue, f"{job.id}: already {job.status.value}", "finished")
+            return render.plain(
+                f"*{render.safe(job.name)}* already finished ({job.status.value}, "
+                f"{render.safe(job.native_status, 100)}); nothing to stop."
+            )
+        if job.status is JobStatus.STOPPING:
+            self._audit(actor, queue, f"{job.id}: already stopping", "stopping")
+            return render.plain(f"*{render.safe(job.name)}* is already stopping; nothing more to do.")
+        earlier = self._record(actor, job, reason)
+        if earlier is not None:
+            self._audit(actor, queue, f"{job.id}: already requested ({earlier.state})", "duplicate")
+            who = f"<@{earlier.user_id}>" if MENTION_RE.match(earlier.user_id) else "someone"
+            return render.plain(
+                f"A stop of *{render.safe(job.name)}* was already requested by {who} at "
+                f"{render.when(earlier.requested_at)} ({earlier.state}); not asking again."
+            )
+        return self._call(actor, config, source, job, reason)
+
+    def refusal(self, actor: Actor, queue: QueueConfig) -> str | None:
+        """Why `actor` may not stop `queue`'s jobs from here, or None."""
+        if actor.channel_id.startswith("D") or not access.CHANNEL_RE.match(actor.channel_id):
+            return "stop a job from a channel that gets its alerts, not from a direct message"
+        if queue.channels and actor.channel_id not in queue.channels:
+            return f"jobs of queue `{queue.name}` may not be stopped from this channel"
+        operators = self.config.operators(queue)
+        if not operators:
+            return f"nobody may stop jobs of queue `{queue.name}`: the bot's operators list is empty"
+        if actor.user_id not in operators:
+            return f"only the operators of queue `{queue.name}` may stop its jobs (ask one of them)"
+        return None
+
+    def _record(self, actor: Actor, job: Job, reason: str) -> StopRequest | None:
+        """Write the request before any call; the earlier request instead, when one stands."""
+        now = self.clock()
+        try:
+            with self.db.write() as session:
+                row = session.exec(_request(job)).first()
+                if row is not None and row.state not in SETTLED_AGAIN and not _stale(row, now):
+                    session.expunge(row)
+                    return row
+                if row is None:
+                    row = StopRequest(
+                        queue=job.queue,
+                        job_id=job.id,
+                        action=ACTION,
+                        team_id=actor.team_id,
+                        channel_id=actor.channel_id,
+                        user_id=actor.user_id,
+                        requested_at=now,
+                    )
+                row.team_id, row.channel_id, row.user_id = actor.team_id, actor.channel_id, actor.user_id
+                row.trigger_id, row.reason = actor.trigger_id, reason
+                row.state, row.answer, row.requested_at, row.settled_at = "requested", "", now, None
+                session.add(row)
+        except IntegrityError:  # another request for this job committed first
+            with self.db.read() as session:
+                found = session.exec(_request(job)).first()
+                if found is None:
+                    raise
+                session.expunge(found)
+                return found
+        return None
+
+    def _call(self, actor: Actor, queue: QueueConfig, source: JobSource, job: Job, reason: str) -> render.Message:
+        assert isinstance(source, Stoppable)  # stop_support() said so
+        stop = source.stop_job
+        note = f"requested by Slack user {actor.user_id}" + (f": {reason}" if reason else "")
+        future = self._calls.submit(stop, job, reason=note)
+        try:
+            result: StopResult = future.result(timeout=self.deadline)
+        except DeadlineExceeded:
+            answer = (
+                f"{queue.provider} did not answer within {self.deadline:.0f} s; the stop may or may not have "
+                f"been accepted. Check with `/jobs status {queue.name} {job.id}` before asking again."
+            )
+            return self._settle(actor, job, reason, "unanswered", answer)
+        except ProviderError as err:
+            state, answer = "failed", plain_refusal(queue.provider, err)
+            if isinstance(err, ConflictError | AuthError | NotFoundError):
+                state = "refused"
+            return self._settle(actor, job, reason, state, answer)
+        except Exception as err:  # an adapter bug: say so, keep the row askable again
+            log.exception("stop_failed queue=%s job_id=%s", job.queue, job.id)
+            answer = f"jobwatch failed while asking {queue.provider} ({type(err).__name__}); try again in a minute."
+            return self._settle(actor, job, reason, "failed", answer)
+        return self._settle(actor, job, reason, "accepted", result.message)
+
+    def _settle(self, actor: Actor, job: Job, reason: str, state: str, answer: str) -> render.Message:
+        now = self.clock()
+        with self.db.write() as session:
+            row = session.exec(_request(job)).first()
+            if row is not None:
+                row.state, row.answer, row.settled_at = state, answer[:500], now
+                session.add(row)
+                if state == "accepted":
+                    self._notes(session, actor, job, reason, row)
+            outcome = "ok" if state == "accepted" else state
+            access.record(
+                session, actor, ACTION, queue=job.queue, detail=f"{job.id}: {answer}", now=now, outcome=outcome
+            )
+        name = render.safe(job.name)
+        if state == "accepted":
+            text = f":black_square_for_stop: Stop requested for *{name}*. {render.safe(answer, 500)}"
+        else:
+            text = f":warning: Could not stop *{name}*: {render.safe(answer, 500)}"
+        return render.plain(text)
+
+    def _notes(self, session: Session, actor: Actor, job: Job, reason: str, row: StopRequest) -> None:
+        """One outbox note per channel that has the job's thread (and the asking channel)."""
+        channels = {
+            t.channel_id
+            for t in session.exec(
+                select(JobThread).where(
+                    JobThread.team_id == actor.team_id, JobThread.queue == job.queue, JobThread.job_id == job.id
+                )
+            ).all()
+        }
+        channels.add(actor.channel_id)
+        who = f"<@{actor.user_id}>" if MENTION_RE.match(actor.user_id) else "someone"
+        text = f":black_square_for_stop: Stop requested by {who}" + (
+            f": {render.safe(reason, 300)}" if reason else f" for *{render.safe(job.name)}*"
+        )
+        now = self.clock()
+        for channel in sorted(channels):
+            session.add(
+                OutboxItem(
+                    alert_id=f"stop-{row.id}-{int(now.timestamp())}",
+                    kind="note",
+                    team_id=actor.team_id,
+                    channel_id=channel,
+                    queue=job.queue,
+                    job_id=job.id,
+                    new_status=job.status.value,
+                    payload=json.dumps({"text": text}),
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+
+    def _audit(self, actor: Actor, queue: str, detail: str, outcome: str) -> None:
+        with self.db.write() as session:
+            access.record(session, actor, ACTION, queue=queue, detail=detail, now=self.clock(), outcome=outcome)
+
+
+def plain_refusal(provider: str, err: ProviderError) -> str:
+    """A provider's refusal in words a person can act on."""
+    if isinstance(err, ConflictError):
+        return f"{provider} refused: the job is not in a state that can be stopped ({err})"
+    if isinstance(err, AuthError):
+        return f"{provider} refused: jobwatch's credentials may not stop this job ({err}); see README, Stopping jobs"
+    if isinstance(err, ThrottledError):
+        return f"{provider} is throttling requests ({err}); nothing was stopped. Try again in a minute."
+    if isinstance(err, NotFoundError):
+        return f"{provider} no longer knows this job ({err})"
+    return f"{provider} could not be asked ({type(err).__name__}: {err}); nothing was stopped as far as we know."
+
+
+def _stale(row: StopRequest, now: datetime) -> bool:
+    """A standing request that no longer stands: its process died mid-call, or the stop did not take."""
+    age = now - row.requested_at
+    return (row.state == "requested" and age > STALE_REQUESTED) or (row.state == "accepted" and age > STALE_ACCEPTED)
+
+
+def _request(job: Job) -> SelectOfScalar[StopRequest]:
+    return select(StopRequest).where(
+        StopRequest.queue == job.queue, StopRequest.job_id == job.id, col(StopRequest.action) == ACTION
+    )
