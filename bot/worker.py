@@ -14,31 +14,22 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from sqlmodel import select
 
-from bot.core import quiet
+from bot.core import owners
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig, Settings
-from bot.features import mutes, owners, schedules
+from bot.features import mutes, schedules
 from bot.features.directory import EmailDirectory
 from bot.ops.metrics import Metrics
 from bot.pipeline import logtail, tags
 from bot.pipeline.deliver import Deliverer
 from bot.pipeline.diff import Prior, Transition, diff
-from bot.pipeline.enqueue import (
-    Fence,
-    LostLease,
-    QueueView,
-    baseline_due,
-    commit_poll,
-    priors,
-    queue_view,
-    record_failure,
-    stored_jobs,
-)
+from bot.pipeline.enqueue import QueueView, baseline_due, commit_poll, priors, queue_view, record_failure, stored_jobs
 from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
+from bot.pipeline.quiet import release as quiet_release
 from bot.pipeline.usual import Normal
 from bot.store.db import Database
-from bot.store.lease import LeaseKeeper
+from bot.store.lease import Fence, LeaseKeeper, LostLease
 from bot.store.tables import Subscription
 from providers import Job, JobSource, Taggable, wants_log_tail
 from providers.causes import with_cause
@@ -265,7 +256,7 @@ class Worker:
             return
         try:
             mutes.expire(self.db, self.clock())  # summaries of ended mutes go out in this round
-            quiet.release(self.db, self.clock(), self.lease.fence())  # so do digests of ended quiet hours
+            quiet_release(self.db, self.clock(), self.lease.fence())  # so do digests of ended quiet hours
             self.metrics.delivered(self.deliverer.run_once())
         except LostLease:
             log.warning("lease_lost during delivery")

@@ -12,8 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.blocks.render import EMOJI, Message, context, plain, safe, section, when
-from bot.features.access import CHANNEL_RE
-from bot.features.owners import USER_RE
+from bot.core.ids import CHANNEL_RE, USER_RE
 from providers import JobStatus
 
 HOME_ALERTS = 15

@@ -42,3 +42,6 @@ class FastForward:
         if seconds > 0:
             with self._lock:
                 self._skipped += seconds
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # as `/jobs digest ... weekly <day>` names them

@@ -24,8 +24,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.core.owners import check_owner_from
 from bot.core.quiet import check_zone, parse_window
-from bot.features.owners import check_owner_from
 from providers import SOURCES, JobStatus, QueueConfig, log_tail_providers
 from providers.base import MIN_POLL_INTERVAL, PollInterval
 from providers.causes import parse_causes
@@ -101,7 +101,7 @@ class AccessOptions(BaseModel):
 class OwnersOptions(BaseModel):
     """The `[owners]` table: owner values (as `owner_from` reads them) -> Slack user ids, and what an
     owner hears (`notify`: "dm", a thread mention on failure and a DM when the job ends; "thread",
-    the mention only; "off", nothing). Keys compare case-insensitively (bot/features/owners.py)."""
+    the mention only; "off", nothing). Keys compare case-insensitively (bot/core/owners.py)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -155,7 +155,7 @@ class SubscriptionEntry(BaseModel):
     quiet: str | None = None  # quiet hours "20:00-08:00" (bot/core/quiet.py)
     quiet_tz: str | None = None  # their IANA zone; default [bot] timezone
     quiet_all: bool = False  # hold failures too
-    owner: str | None = Field(default=None, pattern=USER_ID)  # only this Slack user's jobs (bot/features/owners.py)
+    owner: str | None = Field(default=None, pattern=USER_ID)  # only this Slack user's jobs (bot/core/owners.py)
 
     @field_validator("quiet")
     @classmethod

@@ -22,20 +22,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlmodel import Session, col, select
-
-from bot.pipeline.digest import fold as fold_digest
-from bot.store.db import Database
-from bot.store.tables import OutboxItem, Subscription
-from providers import Job, JobStatus
-
-if TYPE_CHECKING:
-    from bot.pipeline.enqueue import Fence
+from providers import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -84,91 +75,39 @@ def window_end(now: datetime, start: str, end: str, tz: ZoneInfo) -> datetime | 
     return None
 
 
-def sub_window_end(sub: Subscription, now: datetime, default_tz: str) -> datetime | None:
-    """Where this subscription's quiet window (if any, and if now inside it) ends."""
-    if not sub.quiet_start or not sub.quiet_end:
-        return None
-    return window_end(now, sub.quiet_start, sub.quiet_end, ZoneInfo(sub.quiet_tz or default_tz))
+@dataclass(frozen=True)
+class QuietHours:
+    """A subscription's quiet window: `start`-`end` wall-clock ("HH:MM") in `tz` (None: [bot]
+    timezone); `everything`: failures and time-outs are held too."""
+
+    start: str
+    end: str
+    tz: str | None = None
+    everything: bool = False
+
+    @classmethod
+    def from_columns(
+        cls, start: str | None, end: str | None, tz: str | None = None, everything: bool = False
+    ) -> QuietHours | None:
+        """The window a subscription row stores, or None without one."""
+        if not start or not end:
+            return None
+        return cls(start, end, tz or None, everything)
+
+    def columns(self) -> tuple[str, str, str | None, bool]:
+        """(quiet_start, quiet_end, quiet_tz, quiet_all) as a subscription row stores them."""
+        return self.start, self.end, self.tz, self.everything
+
+    def ends(self, now: datetime, default_tz: str) -> datetime | None:
+        """Where the window ends (UTC) if `now` is inside it, else None."""
+        return window_end(now, self.start, self.end, ZoneInfo(self.tz or default_tz))
+
+    def label(self) -> str:
+        """`quiet 20:00-08:00 Europe/Paris, failures held too`."""
+        text = f"quiet {self.start}-{self.end}" + (f" {self.tz}" if self.tz else "")
+        return text + (", failures held too" if self.everything else "")
 
 
-def label(sub: Subscription) -> str:
-    """`quiet 20:00-08:00 Europe/Paris, failures too` (empty without quiet hours)."""
-    if not sub.quiet_start:
-        return ""
-    text = f"quiet {sub.quiet_start}-{sub.quiet_end}" + (f" {sub.quiet_tz}" if sub.quiet_tz else "")
-    return text + (", failures held too" if sub.quiet_all else "")
-
-
-def hold_quiet(rows: list[dict[str, object]], subs: Iterable[Subscription], *, now: datetime, default_tz: str) -> int:
-    """Mark the pending alerts of channels in their quiet window `held` until it ends; returns how many."""
-    ends: dict[tuple[str, str, str], tuple[datetime, bool]] = {}
-    for sub in subs:
-        closes = sub_window_end(sub, now, default_tz)
-        if closes is not None:
-            ends[(sub.team_id, sub.channel_id, sub.queue)] = (closes, sub.quiet_all)
-    held = 0
-    for row in rows:
-        found = ends.get((str(row["team_id"]), str(row["channel_id"]), str(row["queue"])))
-        if found is None or row.get("state") != "pending" or row.get("kind") != "alert":
-            continue
-        closes, everything = found
-        if row.get("new_status") in PASS_THROUGH and not everything:
-            continue
-        row["state"] = "held"
-        row["next_attempt_at"] = closes
-        held += 1
-    return held
-
-
-def _digest_rows(session: Session, rows: Sequence[OutboxItem], *, team: str, channel: str, now: datetime) -> OutboxItem:
-    """The away digest of `rows` (parent and thread replies), added to the session; rows digested.
-    Each job counts and is listed once, with the last status it reached in the window."""
-    latest = {(r.queue, r.job_id): r for r in rows}
-    jobs = [Job.model_validate_json(r.payload) for r in latest.values()]
-    folded, _ = fold_digest(session, rows, jobs, prefix="away", team=team, channel=channel, now=now, title=AWAY_TITLE)
-    return folded
-
-
-def release(db: Database, now: datetime, fence: Fence | None = None) -> int:
-    """Fold every channel's held alerts whose window has ended into one away digest per channel,
-    one transaction per channel; returns the channels released."""
-    with db.read() as session:
-        due = session.exec(
-            select(OutboxItem.team_id, OutboxItem.channel_id)
-            .where(OutboxItem.state == "held", col(OutboxItem.next_attempt_at) <= now)
-            .distinct()
-        ).all()
-    for team, channel in due:
-        with db.write() as session:
-            if fence is not None:
-                fence.check(session)
-            rows = session.exec(
-                select(OutboxItem)
-                .where(
-                    OutboxItem.team_id == team,
-                    OutboxItem.channel_id == channel,
-                    OutboxItem.state == "held",
-                    col(OutboxItem.next_attempt_at) <= now,
-                )
-                .order_by(col(OutboxItem.id))
-            ).all()
-            if not rows:
-                continue  # another round released them first
-            _digest_rows(session, rows, team=team, channel=channel, now=now)
-            log.info("quiet_released channel=%s alerts=%d", channel, len(rows))
-    return len(due)
-
-
-def resume_held(session: Session, *, team_id: str, channel_id: str, queue: str, now: datetime) -> None:
-    """Owe the held alerts of a subscription whose quiet hours were removed or changed now: they are
-    released at the next delivery round."""
-    for row in session.exec(
-        select(OutboxItem).where(
-            OutboxItem.team_id == team_id,
-            OutboxItem.channel_id == channel_id,
-            OutboxItem.queue == queue,
-            OutboxItem.state == "held",
-        )
-    ).all():
-        row.next_attempt_at = now
-        session.add(row)
+def label(hours: QuietHours | None) -> str:
+    """The window's label, empty without quiet hours."""
+    return "" if hours is None else hours.label()

@@ -7,18 +7,17 @@ channel the queue's `channels` allow-list names (empty: any). Every attempt is a
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session
 
 from bot.core.config import AppConfig
+from bot.core.ids import CHANNEL_RE
 from bot.store.db import Database
 from bot.store.tables import AuditEntry
 from providers import QueueConfig
 
-CHANNEL_RE = re.compile(r"^[CGD][A-Z0-9]{1,40}$")
 DETAIL_MAX = 500
 
 

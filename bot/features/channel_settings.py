@@ -19,8 +19,9 @@ from bot.core.config import AppConfig
 from bot.features import access, mutes, schedules
 from bot.features.access import Actor, ServiceError
 from bot.features.resolve import NoSuchJob, resolve_job
-from bot.pipeline.enqueue import withdraw_unwanted
 from bot.store.db import Database
+from bot.store.outbox import resume_held, withdraw_unwanted
+from bot.store.subscriptions import filter_of, quiet_of
 from bot.store.tables import DigestSchedule, Mute, Subscription
 from providers import JobStatus, QueueConfig
 
@@ -100,23 +101,23 @@ class Changes:
             sub.owner = owner
             sub.causes = ",".join(causes)
             sub.paused_reason = None
-            before = quiet.label(sub)
+            before = quiet.label(quiet_of(sub))
             sub.quiet_start, sub.quiet_end = quiet_hours or (None, None)
             sub.quiet_tz, sub.quiet_all = (quiet_tz, quiet_all) if quiet_hours else (None, False)
             session.add(sub)
-            if before != quiet.label(sub):  # held alerts go out at the next round, as one digest
-                quiet.resume_held(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, now=now)
+            if before != quiet.label(quiet_of(sub)):  # held alerts go out at the next round, as one digest
+                resume_held(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, now=now)
             withdraw_unwanted(
                 session,
                 team_id=actor.team_id,
                 channel_id=actor.channel_id,
                 queue=queue,
-                sub=sub,
+                wanted=filter_of(sub),
                 owners_table=self.config.owners.users,
             )
             detail = f"statuses={sub.statuses or 'all'} match={match or ''} {'new' if created else 'updated'}"
             detail += f" owner={owner}" if owner else ""
-            detail += f" {quiet.label(sub)}" if sub.quiet_start else ""
+            detail += f" {quiet.label(quiet_of(sub))}" if sub.quiet_start else ""
             detail += f" causes={sub.causes}" if sub.causes else ""
             access.record(session, actor, "subscribe", queue=queue, detail=detail, now=now)
             session.flush()
@@ -133,7 +134,7 @@ class Changes:
                 raise ServiceError(f"this channel's subscription to `{queue}` comes from {self.config.path.name}")
             if sub is not None:
                 session.delete(sub)
-                withdraw_unwanted(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, sub=None)
+                withdraw_unwanted(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, wanted=None)
             access.record(session, actor, "unsubscribe", queue=queue, detail="" if sub else "none", now=now)
             return sub is not None
 

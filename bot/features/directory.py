@@ -1,10 +1,10 @@
 """Owner e-mail addresses -> Slack users, through `users.lookupByEmail`, cached in the store.
 
-An owner value (bot/features/owners.py) that the `[owners]` table does not name and that is an e-mail
+An owner value (bot/core/owners.py) that the `[owners]` table does not name and that is an e-mail
 address is looked up with Slack's `users.lookupByEmail` (scope `users:read.email`; the method's
 page at docs.slack.dev puts it in rate-limit Tier 3, 50+ calls a minute per workspace). The
 answer is kept in the table `email_user`, which the Slack handlers read too (`/jobs list mine`,
-the App Home, bot/features/owners.py `known_users`):
+the App Home, bot/core/owners.py `known_users`):
 
 - a user: kept HIT_TTL, then asked again (people change address rarely);
 - `users_not_found` (or an answer that is no user id, or a deleted user): remembered MISS_TTL, so
@@ -29,7 +29,7 @@ is also failing those lookups (FAIL_PAUSE stops the waiting); what is lost then 
 mention or DM for a job that changed during that time, never a channel alert (with an `--owner`
 filter, an owner not known yet does not match).
 
-Every id Slack returns is checked against bot/features/owners.py USER_RE before it is stored, so only a
+Every id Slack returns is checked against bot/core/ids.py USER_RE before it is stored, so only a
 validated id is ever mentioned.
 """
 
@@ -45,11 +45,13 @@ from datetime import datetime, timedelta
 from slack_sdk import WebClient
 from sqlmodel import Session, col, select
 
+from bot.core import owners
 from bot.core.clock import Clock, utcnow
-from bot.features import owners
-from bot.pipeline.deliver import Pace
+from bot.core.ids import USER_RE
 from bot.slackapi.errors import classify
+from bot.slackapi.pace import Pace
 from bot.store.db import Database, upsert
+from bot.store.owners import known_users
 from bot.store.tables import EmailUser
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,7 @@ class EmailDirectory:
         values = set(values)
         team = team or self._default_team()
         with self.db.read() as session:
-            found = owners.known_users(session, team, values, table)
+            found = known_users(session, team, values, table)
             emails = {e: v for v in values - set(found) if (e := owners.email_of(v, table)) is not None}
             if not emails:
                 return found
@@ -184,7 +186,7 @@ class EmailDirectory:
             return None
         user = response.get("user") or {}
         user_id = str(user.get("id") or "")
-        if not owners.USER_RE.match(user_id) or user.get("deleted"):
+        if not USER_RE.match(user_id) or user.get("deleted"):
             log.warning("lookup_by_email_not_a_user team=%s", team)
             self._remember(team, email, None, "not_a_user")
             return None

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from bot.core.outbox import notice_row
 from bot.features.access import Actor
-from bot.pipeline.enqueue import notice_row
 from bot.store.db import Database, insert_ignore
 from bot.store.tables import Mute, OutboxItem
 

@@ -10,17 +10,19 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from bot.core import history
+from bot.core import history, owners
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig
-from bot.features import mutes, owners
+from bot.core.history import with_usual
+from bot.features import mutes
 from bot.features.access import NotAllowed, ServiceError
 from bot.features.channel_settings import Changes
 from bot.features.resolve import resolve_job
 from bot.features.stopping import Stopper, stop_buttons
 from bot.features.watching import Watcher
-from bot.pipeline.usual import with_usual
+from bot.store import history as run_history
 from bot.store.db import Database
+from bot.store.owners import owned_values
 from bot.store.tables import DigestSchedule, JobSnapshot, Mute, OutboxItem, QueueState, Subscription, Watch
 from providers import Job, JobSource, JobStatus, ProviderError, QueueConfig
 from providers.causes import with_cause
@@ -129,11 +131,11 @@ class Services:
 
     def mine(self, team_id: str, user_id: str, *, queue: str, status: str | None, limit: int) -> tuple[list[Job], int]:
         """The person's jobs, newest first: those they watch and those they own (`[owners]`, or an
-        owner e-mail address that `users.lookupByEmail` gave their id; bot/features/owners.py), in one queue
+        owner e-mail address that `users.lookupByEmail` gave their id; bot/core/owners.py), in one queue
         or (`queue` "") every queue; the status filter as `recent`."""
         names = [self.queue(queue).name] if queue else [q.name for q in self.config.queues]
         with self.db.read() as session:
-            values = owners.owned_values(session, team_id, user_id, self.config.owners.users)
+            values = owned_values(session, team_id, user_id, self.config.owners.users)
             watched = {
                 (w.queue, w.job_id)
                 for w in session.exec(select(Watch).where(Watch.team_id == team_id, Watch.user_id == user_id)).all()
@@ -173,14 +175,14 @@ class Services:
         config = self.config.queue(job.queue)
         family = history.family_of(job.name, config.family_pattern() if config else None)
         with self.db.read() as session:
-            found = history.load(session, job.queue, [family])
+            found = run_history.load(session, job.queue, [family])
         return with_usual(job, found[family])
 
     def stats(self, queue: str, family: str | None) -> list[history.Summary]:
         """`/jobs stats`: run and wait percentiles, success rate and count over 30 days."""
         self.queue(queue)
         with self.db.read() as session:
-            return history.stats(session, queue, family, self.clock())
+            return run_history.stats(session, queue, family, self.clock())
 
     def current(self, queue: str, ref: str) -> Job:
         """The job `ref` names, fresh from the provider when it answers (stop's lookup)."""

@@ -26,10 +26,12 @@ from sqlmodel import col, select
 from bot.blocks import render
 from bot.core import quiet
 from bot.core.config import AppConfig, ConfigError, SubscriptionEntry
+from bot.core.subscriptions import FlagKind, SubscriptionFilter
 from bot.features import access
 from bot.features.access import Actor
-from bot.pipeline.enqueue import wants, withdraw_unwanted
 from bot.store.db import Database
+from bot.store.outbox import resume_held, withdraw_unwanted
+from bot.store.subscriptions import filter_of, quiet_of
 from bot.store.tables import Subscription, TransitionRecord
 from providers import Job, JobStatus
 from providers.causes import with_cause
@@ -124,19 +126,24 @@ def reconcile(db: Database, config: AppConfig, *, default_team: TeamLookup | Non
             sub.quiet_start, sub.quiet_end, sub.quiet_tz, sub.quiet_all = entry.quiet_hours()
             session.add(sub)
             if hours_before != _quiet(sub):
-                quiet.resume_held(session, team_id=team, channel_id=channel, queue=queue, now=now)
+                resume_held(session, team_id=team, channel_id=channel, queue=queue, now=now)
             withdraw_unwanted(
-                session, team_id=team, channel_id=channel, queue=queue, sub=sub, owners_table=config.owners.users
+                session,
+                team_id=team,
+                channel_id=channel,
+                queue=queue,
+                wanted=filter_of(sub),
+                owners_table=config.owners.users,
             )
             detail = f"statuses={statuses or 'all'} match={match or ''} {verb}"
             detail += f" owner={owner}" if owner else ""
-            detail += f" {quiet.label(sub)}" if sub.quiet_start else ""
+            detail += f" {quiet.label(quiet_of(sub))}" if sub.quiet_start else ""
             detail += f" causes={causes}" if causes else ""
             access.record(session, _actor(team, channel), "subscribe", queue=queue, detail=detail, now=now)
         for key, sub in by_key.items():
             if sub.source == "file" and key not in wanted:
                 session.delete(sub)
-                withdraw_unwanted(session, team_id=sub.team_id, channel_id=sub.channel_id, queue=sub.queue, sub=None)
+                withdraw_unwanted(session, team_id=sub.team_id, channel_id=sub.channel_id, queue=sub.queue, wanted=None)
                 access.record(
                     session,
                     _actor(sub.team_id, sub.channel_id),
@@ -220,15 +227,8 @@ def dry_run(
     delivery applies it); subscribes nothing. A failure's cause is classified again from the stored
     reason with `provider`'s rules (providers/causes.py). The `slow` and `stuck` events are not
     status changes and are not stored as transitions, so they cannot be replayed."""
-    probe = Subscription(
-        team_id="",
-        channel_id="",
-        queue=queue,
-        statuses=",".join([*(s.value for s in statuses), *flags]),
-        match=match,
-        causes=",".join(causes),
-        created_by="",
-        created_at=now,
+    probe = SubscriptionFilter(
+        statuses=tuple(statuses), flags=tuple(FlagKind(f) for f in flags), match=match, causes=tuple(causes)
     )
     with db.read() as session:
         rows = session.exec(
@@ -249,7 +249,7 @@ def dry_run(
         )
         if provider:
             job = with_cause(provider, job)
-        if wants(probe, job):
+        if probe.wants(job):
             by_status[row.new] += 1
             by_hour[f"{row.at.astimezone(tz):%H}:00"] += 1
     busiest = max(sorted(by_hour.items()), key=lambda kv: kv[1]) if by_hour else None

@@ -26,14 +26,14 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from bot.blocks import render
-from bot.slack.grammar import WEEKDAYS
+from bot.core.clock import WEEKDAYS
 from bot.store.db import Database, insert_ignore
 from bot.store.tables import DigestSchedule, JobSnapshot, OutboxItem, TransitionRecord
 from providers import Job, JobStatus
 from providers.causes import classify
 
 if TYPE_CHECKING:
-    from bot.pipeline.enqueue import Fence
+    from bot.store.lease import Fence
 
 log = logging.getLogger(__name__)
 

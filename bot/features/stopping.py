@@ -37,6 +37,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from bot.blocks import render
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig
+from bot.core.ids import CHANNEL_RE
 from bot.features import access
 from bot.features.access import Actor, ServiceError
 from bot.store.db import Database
@@ -142,7 +143,7 @@ class Stopper:
 
     def refusal(self, actor: Actor, queue: QueueConfig) -> str | None:
         """Why `actor` may not stop `queue`'s jobs from here, or None."""
-        if actor.channel_id.startswith("D") or not access.CHANNEL_RE.match(actor.channel_id):
+        if actor.channel_id.startswith("D") or not CHANNEL_RE.match(actor.channel_id):
             return "stop a job from a channel that gets its alerts, not from a direct message"
         if queue.channels and actor.channel_id not in queue.channels:
             return f"jobs of queue `{queue.name}` may not be stopped from this channel"

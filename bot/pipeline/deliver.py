@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,9 +26,10 @@ from sqlmodel import col, func, select
 from bot.blocks import render
 from bot.core.clock import Clock, utcnow
 from bot.pipeline.digest import fold as fold_digest
-from bot.pipeline.enqueue import Fence
 from bot.slackapi.errors import Failure, Kind, classify
+from bot.slackapi.pace import Pace
 from bot.store.db import Database, insert_ignore
+from bot.store.lease import Fence
 from bot.store.tables import JobThread, OutboxItem, Subscription
 from providers import Job, JobStatus
 
@@ -43,31 +44,6 @@ TOKEN_PAUSE = timedelta(minutes=5)  # after invalid_auth & co: try the workspace
 # conversations.open answers that mean this person cannot get a DM from us (missing_scope: the app
 # lacks im:write): the row is dead, the person's other DMs too; channels are not affected.
 DM_UNREACHABLE = frozenset({"user_not_found", "user_disabled", "cannot_dm_bot", "missing_scope"})
-
-
-@dataclass
-class Pace:
-    """A token bucket: `rate` posts per second with a burst of `burst`."""
-
-    rate: float
-    burst: float
-    tokens: float = 0.0
-    stamp: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def wait(self, now: float) -> float:
-        """Seconds to wait before the next post; takes the token."""
-        with self.lock:
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate) if self.stamp else self.burst
-            self.stamp = now
-            self.tokens -= 1
-            return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
-
-    def hold(self, now: float, seconds: float) -> None:
-        """No token until `seconds` from now (a Retry-After)."""
-        with self.lock:
-            self.tokens = min(self.tokens, -seconds * self.rate)
-            self.stamp = now
 
 
 @dataclass
@@ -293,7 +269,7 @@ class Deliverer:
 
     def _not_yet(self, session: Any, item: OutboxItem, thread: JobThread | None, now: datetime) -> bool:
         """Whether a note that may only go in the job's thread, after the alert it follows (an owner's
-        mention, bot/features/owners.py; a log tail, bot/pipeline/logtail.py), must not go now. It
+        mention, bot/core/owners.py; a log tail, bot/pipeline/logtail.py), must not go now. It
         waits while that alert is still owed (the alert starts the thread, or replies in it first), and
         is dropped when there is no thread once the alert went another way (folded into a digest, muted,
         dead)."""

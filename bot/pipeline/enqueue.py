@@ -3,64 +3,41 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from fnmatch import fnmatchcase
 
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from bot.core import quiet
-from bot.features import owners
+from bot.blocks.notes import mention_text
+from bot.core import owners
+from bot.core.outbox import note_payload, notice_row
+from bot.core.policy import hold_quiet
+from bot.core.subscriptions import Subscribed
 from bot.features.resolve import ref_rows
 from bot.pipeline.diff import DiffResult, Prior, Transition, fingerprint
 from bot.pipeline.usual import Flag, Normal, flag_rows
 from bot.pipeline.usual import apply as apply_normal
+from bot.store import subscriptions
 from bot.store.db import Database, insert_ignore, upsert
+from bot.store.lease import Fence
 from bot.store.tables import (
     JobRef,
     JobSnapshot,
     JobThread,
-    Lease,
     LogTailRequest,
     Mute,
     OutboxItem,
     QueueState,
-    Subscription,
     TransitionRecord,
     Watch,
 )
 from providers import Job, JobStatus
 from providers.attempts import attempt_of, retry_text
-from providers.causes import CAUSED
 
 LOG_TAIL_ON = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})  # statuses whose alerts get a log tail
 CHUNK = 500  # rows per statement: SQLite caps bound variables (250,000 since 3.32; 32,766 before)
-
-
-class LostLease(Exception):
-    """Another process took over polling; this one must not write."""
-
-
-@dataclass(frozen=True)
-class Fence:
-    """Proof of holding the poller lease, checked inside every pipeline write."""
-
-    name: str
-    owner: str
-    token: int
-
-    def check(self, session: Session) -> None:
-        """Raise LostLease unless the lease row still names us with our token.
-
-        The row stays locked (FOR UPDATE on PostgreSQL; SQLite's write lock covers it) until the
-        caller's transaction ends, so no takeover can commit between this check and the writes.
-        """
-        lease = session.get(Lease, self.name, with_for_update=True)
-        if lease is None or lease.owner != self.owner or lease.fence != self.token:
-            raise LostLease(f"lease {self.name} now belongs to another poller")
 
 
 @dataclass(frozen=True)
@@ -123,57 +100,6 @@ def stored_jobs(db: Database, queue: str, ids: Sequence[str]) -> dict[str, Job]:
     return found
 
 
-def wants(sub: Subscription, job: Job, owner: str | None = None) -> bool:
-    """Whether a subscription's filters let an alert about `job` (its new status, its name, and
-    `owner`, the Slack user id its owner maps to, if known) through."""
-    statuses = {s for s in sub.statuses.split(",") if s}
-    if statuses and job.status not in statuses:
-        return False
-    if sub.owner and owner != sub.owner:
-        return False
-    causes = {c for c in sub.causes.split(",") if c}
-    if causes and job.status in CAUSED and job.extra.get("cause", "unknown") not in causes:
-        return False
-    return not sub.match or fnmatchcase(job.name.lower(), sub.match.lower())
-
-
-def withdraw_unwanted(
-    session: Session,
-    *,
-    team_id: str,
-    channel_id: str,
-    queue: str,
-    sub: Subscription | None,
-    owners_table: Mapping[str, str] | None = None,
-) -> int:
-    """Delete the alerts a channel is still owed (pending, or held by a mute) that its subscription as
-    it now stands no longer wants (`sub` None: it unsubscribed); returns how many. Called in the same
-    transaction as the change, so the filters decide at delivery too; a row being sent stays.
-    `owners_table`: `[owners]`, for an `--owner` filter (with the e-mail lookups already cached)."""
-    rows = session.exec(
-        select(OutboxItem).where(
-            OutboxItem.team_id == team_id,
-            OutboxItem.channel_id == channel_id,
-            OutboxItem.queue == queue,
-            OutboxItem.kind == "alert",
-            col(OutboxItem.state).in_(("pending", "muted", "held")),
-        )
-    ).all()
-    jobs = [(r, Job.model_validate_json(r.payload)) for r in rows]
-    users: dict[str, str] = {}
-    if sub is not None and sub.owner:
-        values = {str(j.extra.get(owners.OWNER_KEY) or "") for _, j in jobs} - {""}
-        users = owners.known_users(session, team_id, values, owners_table or {})
-    unwanted = [
-        r
-        for r, job in jobs
-        if sub is None or not wants(sub, job, users.get(str(job.extra.get(owners.OWNER_KEY) or "")))
-    ]
-    for row in unwanted:
-        session.delete(row)
-    return len(unwanted)
-
-
 def snapshot_row(job: Job, now: datetime) -> dict[str, object]:
     """A JobSnapshot row for `job`."""
     return {
@@ -190,7 +116,7 @@ def snapshot_row(job: Job, now: datetime) -> dict[str, object]:
 
 
 def alert_rows(
-    subs: Iterable[Subscription],
+    subs: Iterable[Subscribed],
     transitions: Iterable[Transition],
     now: datetime,
     owner_users: Mapping[str, str] | None = None,
@@ -199,13 +125,13 @@ def alert_rows(
     job id -> its owner's Slack user id, for subscriptions with an owner filter. A quiet transition
     (within a provider's retry, bot/pipeline/diff.py) gets none."""
     rows: list[dict[str, object]] = []
-    active = [s for s in subs if s.paused_reason is None]
+    active = [s for s in subs if s.active]
     users = owner_users or {}
     for t in transitions:
         if t.quiet:
             continue
         for sub in active:
-            if not wants(sub, t.job, users.get(t.job.id)):
+            if not sub.filter.wants(t.job, users.get(t.job.id)):
                 continue
             rows.append(
                 {
@@ -228,7 +154,7 @@ def alert_rows(
 
 def retry_rows(
     session: Session,
-    subs: Iterable[Subscription],
+    subs: Iterable[Subscribed],
     jobs: Iterable[Job],
     alerts: Sequence[Mapping[str, object]],
     now: datetime,
@@ -245,7 +171,7 @@ def retry_rows(
     retrying = [(job, text) for job in jobs if (text := retry_text(job)) is not None]
     if not retrying:
         return []
-    active = [s for s in subs if s.paused_reason is None]
+    active = [s for s in subs if s.active]
     first = {(str(a["channel_id"]), str(a["job_id"])): str(a["alert_id"]) for a in alerts if a["kind"] == "alert"}
     rows: list[dict[str, object]] = []
     for job, text in retrying:
@@ -257,7 +183,7 @@ def retry_rows(
             after = first.get((sub.channel_id, job.id))
             if (sub.team_id, sub.channel_id) not in threads and after is None:
                 continue
-            if sub.match and not fnmatchcase(job.name.lower(), sub.match.lower()):
+            if not sub.filter.wants_name(job.name):
                 continue
             rows.append(
                 {
@@ -269,7 +195,7 @@ def retry_rows(
                     "job_id": job.id,
                     "old_status": None,
                     "new_status": job.status.value,
-                    "payload": owners.note_payload(text, after=after or ""),
+                    "payload": note_payload(text, after=after or ""),
                     "state": "pending",
                     "next_attempt_at": now,
                     "created_at": now,
@@ -390,7 +316,7 @@ def owner_rows(
                 "alert_id": f"owner:{t.alert_id}",
                 "kind": "note",
                 "old_status": None,
-                "payload": owners.note_payload(owners.mention_text(user, t.job), after=str(alert["alert_id"])),
+                "payload": note_payload(mention_text(user, t.job), after=str(alert["alert_id"])),
                 "state": "pending",
             }
         )
@@ -428,21 +354,6 @@ def _started(t: Transition) -> bool:
     return t.old is JobStatus.QUEUED and t.job.status is JobStatus.RUNNING
 
 
-def notice_row(*, team_id: str, channel_id: str, queue: str, key: str, text: str, now: datetime) -> dict[str, object]:
-    """An outbox row for an operator notice (provider outage or recovery)."""
-    return {
-        "alert_id": key,
-        "kind": "notice",
-        "team_id": team_id,
-        "channel_id": channel_id,
-        "queue": queue,
-        "payload": json.dumps({"text": text}),
-        "state": "pending",
-        "next_attempt_at": now,
-        "created_at": now,
-    }
-
-
 def commit_poll(
     db: Database,
     *,
@@ -463,7 +374,7 @@ def commit_poll(
 ) -> int:
     """Write snapshots (and the strings that name each job), cursor, health and outbox rows in one
     transaction; returns rows enqueued. `timezone` is that of quiet hours that name none (bot/core/quiet.py).
-    `owner_users`: job id -> its owner's Slack user id, for `owner_rows` (bot/features/owners.py) and the
+    `owner_users`: job id -> its owner's Slack user id, for `owner_rows` (bot/core/owners.py) and the
     subscriptions' `--owner` filter. `log_tail`: the queue wants failures' log tails; their requests
     are written here, read later (bot/pipeline/logtail.py).
     With `normal` (the queue's history, kept by the worker), finished jobs go into run_history, alerts
@@ -479,7 +390,7 @@ def commit_poll(
         history = history_rows(result.transitions, now)
         for start in range(0, len(history), CHUNK):
             session.execute(insert(TransitionRecord), history[start : start + CHUNK])
-        subs = session.exec(select(Subscription).where(Subscription.queue == queue)).all()
+        subs = subscriptions.for_queue(session, queue)
         transitions: list[Transition] = result.transitions
         flagged: list[Flag] = []
         if normal is not None:
@@ -494,7 +405,7 @@ def commit_poll(
             )
         rows = alert_rows(subs, transitions, now, owner_users) + flag_rows(subs, flagged, now, owner_users)
         hold_muted(session, rows, queue=queue, now=now)
-        quiet.hold_quiet(rows, subs, now=now, default_tz=timezone)
+        hold_quiet(rows, subs, now=now, default_tz=timezone)
         watched = watch_rows(session, queue, result.transitions, now)
         if owner_users:
             watchers = {(str(r["job_id"]), str(r["channel_id"])) for r in watched}

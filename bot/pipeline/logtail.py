@@ -41,8 +41,8 @@ from sqlmodel import col, select
 
 from bot.blocks import render
 from bot.core.clock import Clock, utcnow
-from bot.pipeline.enqueue import Fence
 from bot.store.db import Database, insert_ignore
+from bot.store.lease import Fence
 from bot.store.tables import LogTailRequest, OutboxItem
 from providers import Job, JobSource, LogTail, LogTailing, ProviderError, wants_log_tail
 

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, tuple_
 from sqlmodel import col, select
 
-from bot.pipeline.enqueue import Fence
 from bot.store.db import Database
+from bot.store.lease import Fence
 from bot.store.tables import (
     SETTLED_STATES,
     JobRef,

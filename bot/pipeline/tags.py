@@ -26,7 +26,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
-from bot.features.owners import OWNER_KEY, clipped
+from bot.core.owners import OWNER_KEY, clipped
 from bot.pipeline.diff import Prior
 from providers import Job, ProviderError, Taggable, ThrottledError
 

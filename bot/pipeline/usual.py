@@ -12,13 +12,14 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from fnmatch import fnmatchcase
 
 from sqlmodel import Session
 
 from bot.core import history
+from bot.core.history import with_usual
+from bot.core.subscriptions import FlagKind, Subscribed
 from bot.pipeline.diff import DiffResult, Transition
-from bot.store.tables import Subscription
+from bot.store import history as run_history
 from providers import Job, JobStatus
 
 NAMES = 20_000  # job name -> family entries kept between cycles (cleared past it): the live and changed jobs
@@ -74,8 +75,8 @@ class Normal:
         if self.loaded and token == self.token:
             return
         self.runs, self.usuals, self.flagged = {}, {}, set()
-        self.waits = history.Window(history.WAITS, reversed(history.newest_waits(session, self.queue)))
-        for family, runs in history.family_runs(session, self.queue, None).items():
+        self.waits = history.Window(history.WAITS, reversed(run_history.newest_waits(session, self.queue)))
+        for family, runs in run_history.family_runs(session, self.queue, None).items():
             if len(runs) >= history.MIN_RUNS:
                 self.runs[family] = history.Window(history.KEEP, runs)
         self.token, self.loaded = token, True
@@ -95,7 +96,7 @@ class Normal:
                 else:
                     fresh.add(family)
         if fresh:  # families that may just have reached MIN_RUNS: one query for all of them
-            for family, runs in history.family_runs(session, self.queue, fresh).items():
+            for family, runs in run_history.family_runs(session, self.queue, fresh).items():
                 if len(runs) >= history.MIN_RUNS:
                     self.runs[family] = history.Window(history.KEEP, runs)
                     self.usuals.pop(family, None)
@@ -105,7 +106,7 @@ class Normal:
 class Flag:
     """One slow or stuck job, with the words that say so."""
 
-    kind: str
+    kind: FlagKind
     job: Job
     text: str
 
@@ -113,14 +114,6 @@ class Flag:
     def alert_id(self) -> str:
         """Once per job and kind."""
         return f"{self.kind}:{self.job.queue}:{self.job.id}"
-
-
-def with_usual(job: Job, u: history.Usual) -> Job:
-    """`job` carrying its family's usual run times (for the card) once there is enough history."""
-    if not u.enough:
-        return job
-    extra = {**job.extra, "usual_runs": u.runs, "usual_p10": u.p10, "usual_p50": u.p50, "usual_p90": u.p90}
-    return job.model_copy(update={"extra": extra})
 
 
 def flags(jobs: Iterable[Job], normal: Normal, now: datetime) -> list[Flag]:
@@ -151,14 +144,14 @@ def flags(jobs: Iterable[Job], normal: Normal, now: datetime) -> list[Flag]:
             ratio = history.slow_ratio(job, u, now, normal.slow_factor)
             if ratio is not None:
                 text = f"running {ratio:.1f}× longer than usual (p90 {history.short(u.p90)})"
-                out.append(Flag("slow", job, text))
+                out.append(Flag(FlagKind.SLOW, job, text))
         elif job.status is JobStatus.QUEUED and waits.enough_waits:
             if f"stuck:{job.queue}:{job.id}" in done:
                 continue
             waited = history.stuck_for(job, waits, now)
             if waited is not None:
                 text = f"queued {history.short(waited)}, usually under {history.short(waits.wait_p95)}"
-                out.append(Flag("stuck", job, text))
+                out.append(Flag(FlagKind.STUCK, job, text))
     return out
 
 
@@ -176,10 +169,10 @@ def apply(
     flags among `live` (each once per process; the outbox key makes it once across restarts)."""
     normal.load(session, token)
     if baseline:  # the whole history is listed once: its names are not worth keeping in memory
-        rows = history.baseline_rows((j, normal.family_of(j)) for j in result.upserts)
+        rows = run_history.baseline_rows((j, normal.family_of(j)) for j in result.upserts)
     else:
-        rows = [r for j in result.upserts if (r := history.history_row(j, normal.family(j))) is not None]
-    history.record(session, rows)
+        rows = [r for j in result.upserts if (r := run_history.history_row(j, normal.family(j))) is not None]
+    run_history.record(session, rows)
     normal.recorded(session, rows)
     transitions = [Transition(with_usual(t.job, normal.usual(normal.family(t.job))), t.old) for t in result.transitions]
     if baseline:  # jobs already running or waiting when jobwatch starts are not news
@@ -191,30 +184,20 @@ def apply(
     return transitions, found
 
 
-def flag_wanted(sub: Subscription, flag: Flag, owner: str | None = None) -> bool:
-    """A subscription with no status filter gets every flag; with one, only the kinds it names; with
-    an `--owner` filter, only flags of that person's jobs (`owner`: the Slack user id the job's owner
-    maps to, if known)."""
-    kinds = {s for s in sub.statuses.split(",") if s}
-    if kinds and flag.kind not in kinds:
-        return False
-    if sub.owner and owner != sub.owner:
-        return False
-    return not sub.match or fnmatchcase(flag.job.name.lower(), sub.match.lower())
-
-
 def flag_rows(
-    subs: Iterable[Subscription], found: Iterable[Flag], now: datetime, owner_users: Mapping[str, str] | None = None
+    subs: Iterable[Subscribed], found: Iterable[Flag], now: datetime, owner_users: Mapping[str, str] | None = None
 ) -> list[dict[str, object]]:
     """One pending outbox row per (flag x subscribed channel that wants it); `owner_users`: job id ->
     its owner's Slack user id, for subscriptions with an owner filter."""
-    active = [s for s in subs if s.paused_reason is None]
+    active = [s for s in subs if s.active]
     users = owner_users or {}
     rows: list[dict[str, object]] = []
     for flag in found:
-        payload = flag.job.model_copy(update={"extra": {**flag.job.extra, "flag": flag.kind, "flag_text": flag.text}})
+        payload = flag.job.model_copy(
+            update={"extra": {**flag.job.extra, "flag": flag.kind.value, "flag_text": flag.text}}
+        )
         for sub in active:
-            if flag_wanted(sub, flag, users.get(flag.job.id)):
+            if sub.filter.wants_flag(flag.kind, flag.job, users.get(flag.job.id)):
                 rows.append(
                     {
                         "alert_id": flag.alert_id,
@@ -224,7 +207,7 @@ def flag_rows(
                         "queue": flag.job.queue,
                         "job_id": flag.job.id,
                         "old_status": flag.job.status.value,
-                        "new_status": flag.kind,
+                        "new_status": flag.kind.value,
                         "payload": payload.model_dump_json(),
                         "state": "pending",
                         "next_attempt_at": now,

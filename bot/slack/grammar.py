@@ -7,9 +7,10 @@ import shlex
 import unicodedata
 from dataclasses import dataclass
 
+from bot.core.clock import WEEKDAYS
 from bot.core.config import EVENTS, SUBSCRIPTION_GLOB
+from bot.core.ids import USER_RE
 from bot.core.quiet import check_zone, parse_window
-from bot.features.owners import USER_RE
 from providers import JobStatus
 from providers.causes import parse_causes
 
@@ -95,7 +96,7 @@ class Subscribe:
     quiet: tuple[str, str] | None = None  # quiet hours (bot/core/quiet.py): ("20:00", "08:00")
     quiet_tz: str | None = None
     quiet_all: bool = False
-    owner: str | None = None  # a Slack user id: only that person's jobs (bot/features/owners.py)
+    owner: str | None = None  # a Slack user id: only that person's jobs (bot/core/owners.py)
     flags: tuple[str, ...] = ()  # slow, stuck (bot/pipeline/usual.py)
     causes: tuple[str, ...] = ()  # failure causes (providers/causes.py)
 
@@ -373,7 +374,6 @@ def _parse_stop(args: list[str]) -> Stop:
     return Stop(_queue(args[0], "stop"), _job(args[1], "stop"), reason)
 
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 

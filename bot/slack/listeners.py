@@ -22,6 +22,7 @@ from bot.slack import grammar as commands
 from bot.slack import replies as actions
 from bot.slack.grammar import UsageError
 from bot.slack.replies import Later, reply
+from bot.store.subscriptions import quiet_of
 from providers import Job
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ def subscription_rows(services: Services, team_id: str, channel_id: str | None) 
             s.paused_reason,
             "" if channel_id else s.channel_id,
             source=s.source,
-            quiet=quiet.label(s),
+            quiet=quiet.label(quiet_of(s)),
             owner=s.owner,
         )
         for s in services.subscriptions(team_id=team_id, channel_id=channel_id)

@@ -15,11 +15,13 @@ import logging
 import os
 import socket
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from sqlmodel import Session
+
 from bot.core.clock import Clock, utcnow
-from bot.pipeline.enqueue import Fence
 from bot.store.db import Database
 from bot.store.tables import Lease
 
@@ -142,3 +144,26 @@ class LeaseKeeper:
                 lease.expires_at = self.clock() - timedelta(seconds=1)
                 session.add(lease)
         self._fence = None
+
+
+class LostLease(Exception):
+    """Another process took over polling; this one must not write."""
+
+
+@dataclass(frozen=True)
+class Fence:
+    """Proof of holding the poller lease, checked inside every pipeline write."""
+
+    name: str
+    owner: str
+    token: int
+
+    def check(self, session: Session) -> None:
+        """Raise LostLease unless the lease row still names us with our token.
+
+        The row stays locked (FOR UPDATE on PostgreSQL; SQLite's write lock covers it) until the
+        caller's transaction ends, so no takeover can commit between this check and the writes.
+        """
+        lease = session.get(Lease, self.name, with_for_update=True)
+        if lease is None or lease.owner != self.owner or lease.fence != self.token:
+            raise LostLease(f"lease {self.name} now belongs to another poller")

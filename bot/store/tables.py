@@ -107,7 +107,7 @@ class Subscription(SQLModel, table=True):
     quiet_end: str | None = None
     quiet_tz: str | None = None  # IANA zone of the window; None: [bot] timezone
     quiet_all: bool = False  # hold failed and timed_out alerts too
-    owner: str | None = None  # a Slack user id: only the jobs whose owner is this person (bot/features/owners.py)
+    owner: str | None = None  # a Slack user id: only the jobs whose owner is this person (bot/core/owners.py)
 
 
 # pending -> sending -> sent | dead; muted (held by a mute) -> silenced (counted in its summary);

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.pipeline.diff import DiffResult
-from bot.pipeline.enqueue import LostLease, commit_poll
+from bot.pipeline.enqueue import commit_poll
 from bot.store.db import Database
-from bot.store.lease import LeaseKeeper, machine_identity, process_owner
+from bot.store.lease import LeaseKeeper, LostLease, machine_identity, process_owner
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 

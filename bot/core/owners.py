@@ -26,19 +26,14 @@ An owner value that `[owners]` does not name and that is an e-mail address is lo
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
-from sqlmodel import Session, col, select
-
-from bot.blocks import render
-from bot.store.tables import EmailUser
+from bot.core.ids import USER_RE
 from providers import SOURCES, Job, JobStatus, reads_tags
 
 OWNER_KEY = "owner"
 OWNER_MAX = 200  # characters of an owner value kept
-USER_RE = re.compile(r"^[UW][A-Z0-9]{2,40}$")
 # An address worth asking Slack about: one @, a dot in the domain, nothing Slack would read as markup.
 EMAIL_RE = re.compile(r"^[^@\s<>&|*`]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 MENTION_ON = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})
@@ -137,49 +132,7 @@ def email_of(owner: str | None, table: Mapping[str, str]) -> str | None:
     return value if len(value) <= 254 and EMAIL_RE.match(value) else None
 
 
-def known_users(session: Session, team: str, owners_: Iterable[str], table: Mapping[str, str]) -> dict[str, str]:
-    """Owner value -> Slack user id, from `[owners]` or, for e-mail addresses, from what
-    `users.lookupByEmail` answered before (bot/features/directory.py); asks Slack nothing."""
-    found: dict[str, str] = {}
-    emails: dict[str, str] = {}
-    for owner in set(owners_):
-        user = slack_user(owner, table)
-        if user is not None:
-            found[owner] = user
-        elif (email := email_of(owner, table)) is not None:
-            emails[email] = owner
-    if emails:
-        rows = session.exec(
-            select(EmailUser).where(
-                EmailUser.team_id == team, EmailUser.outcome == "ok", col(EmailUser.email).in_(list(emails))
-            )
-        ).all()
-        for row in rows:
-            if row.user_id and USER_RE.match(row.user_id):
-                found[emails[row.email]] = row.user_id
-    return found
-
-
-def owned_values(session: Session, team: str, user: str, table: Mapping[str, str]) -> set[str]:
-    """The owner values (lower case) that name `user`: `[owners]` keys and looked-up e-mail addresses."""
-    looked_up = session.exec(
-        select(EmailUser.email).where(EmailUser.team_id == team, EmailUser.user_id == user, EmailUser.outcome == "ok")
-    ).all()
-    return owned_by(user, table) | {e for e in looked_up if e not in table}
-
-
 def is_owner(job: Job, values: set[str]) -> bool:
     """Whether the job's stored owner value is one of `values` (lower case)."""
     owner = job.extra.get(OWNER_KEY)
     return isinstance(owner, str) and owner.lower() in values
-
-
-def mention_text(user: str, job: Job) -> str:
-    """The thread note that tells an owner their job failed; `user` must be a validated id."""
-    assert USER_RE.match(user), "only a validated Slack user id is ever mentioned"
-    what = "timed out" if job.status is JobStatus.TIMED_OUT else "failed"
-    return f":bust_in_silhouette: <@{user}> your job *{render.safe(job.name)}* {what}."
-
-
-def note_payload(text: str, *, after: str) -> str:
-    return json.dumps({"text": text, "thread_only": True, "after": after})

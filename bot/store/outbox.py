@@ -1,0 +1,67 @@
+"""The outbox, read and written for the features: what a channel is still owed, and what a change
+of its subscription (filters, quiet hours, unsubscribe) does to those rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from bot.core import owners
+from bot.core.subscriptions import SubscriptionFilter
+from bot.store.owners import known_users
+from bot.store.tables import OutboxItem
+from providers import Job
+
+
+def resume_held(session: Session, *, team_id: str, channel_id: str, queue: str, now: datetime) -> None:
+    """Owe the held alerts of a subscription whose quiet hours were removed or changed now: they are
+    released at the next delivery round."""
+    for row in session.exec(
+        select(OutboxItem).where(
+            OutboxItem.team_id == team_id,
+            OutboxItem.channel_id == channel_id,
+            OutboxItem.queue == queue,
+            OutboxItem.state == "held",
+        )
+    ).all():
+        row.next_attempt_at = now
+        session.add(row)
+
+
+def withdraw_unwanted(
+    session: Session,
+    *,
+    team_id: str,
+    channel_id: str,
+    queue: str,
+    wanted: SubscriptionFilter | None,
+    owners_table: Mapping[str, str] | None = None,
+) -> int:
+    """Delete the alerts a channel is still owed (pending, or held by a mute) that its subscription as
+    it now stands no longer wants (`wanted` None: it unsubscribed); returns how many. Called in the same
+    transaction as the change, so the filters decide at delivery too; a row being sent stays.
+    `owners_table`: `[owners]`, for an `--owner` filter (with the e-mail lookups already cached)."""
+    rows = session.exec(
+        select(OutboxItem).where(
+            OutboxItem.team_id == team_id,
+            OutboxItem.channel_id == channel_id,
+            OutboxItem.queue == queue,
+            OutboxItem.kind == "alert",
+            col(OutboxItem.state).in_(("pending", "muted", "held")),
+        )
+    ).all()
+    jobs = [(r, Job.model_validate_json(r.payload)) for r in rows]
+    users: dict[str, str] = {}
+    if wanted is not None and wanted.owner:
+        values = {str(j.extra.get(owners.OWNER_KEY) or "") for _, j in jobs} - {""}
+        users = known_users(session, team_id, values, owners_table or {})
+    unwanted = [
+        r
+        for r, job in jobs
+        if wanted is None or not wanted.wants(job, users.get(str(job.extra.get(owners.OWNER_KEY) or "")))
+    ]
+    for row in unwanted:
+        session.delete(row)
+    return len(unwanted)
