@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from bot.core.outbox import notice_row
+from bot.core.outbox import OutboxRow, OutboxState, unmuted_id
 from bot.features.access import Actor
-from bot.store.db import Database, insert_ignore
+from bot.store import outbox
+from bot.store.db import Database
 from bot.store.tables import Mute, OutboxItem
 
 
@@ -90,17 +91,19 @@ def end(session: Session, mutes: Sequence[Mute], *, why: str, now: datetime) -> 
     # Counted once: an alert both a queue mute and a job mute held is in one summary only.
     for start in range(0, len(ids), 500):
         chunk = sorted(ids)[start : start + 500]
-        session.execute(update(OutboxItem).where(col(OutboxItem.id).in_(chunk)).values(state="silenced"))
+        session.execute(
+            update(OutboxItem).where(col(OutboxItem.id).in_(chunk)).values(state=OutboxState.SILENCED.value)
+        )
     if total:
         first = mutes[0]
         what = ", ".join(label(m) for m in mutes)
         alerts = "1 alert was" if total == 1 else f"{total} alerts were"
         text = f"Mute of {what} ended ({why}): {alerts} muted meanwhile. /jobs list {first.queue} shows the jobs."
-        key = "unmuted:" + ",".join(f"{m.id}@{m.created_at.isoformat()}" for m in mutes)
-        notice = notice_row(
-            team_id=first.team_id, channel_id=first.channel_id, queue=first.queue, key=key, text=text, now=now
+        key = unmuted_id((m.id, m.created_at) for m in mutes)
+        notice = OutboxRow.notice(
+            key, text, team_id=first.team_id, channel_id=first.channel_id, queue=first.queue, now=now
         )
-        insert_ignore(session, OutboxItem, [notice])
+        outbox.insert(session, [notice])
     for mute in mutes:
         session.delete(mute)
     return total

@@ -17,9 +17,9 @@ from slack_sdk import WebClient
 from slack_sdk.web import SlackResponse
 
 from bot.core.clock import Clock, utcnow
+from bot.core.outbox import OutboxState
 from bot.slackapi.errors import classify
 from bot.store import stats as store_stats
-from bot.store.tables import OUTBOX_STATES
 
 if TYPE_CHECKING:
     from bot.pipeline.deliver import Stats
@@ -137,7 +137,7 @@ class StoreCollector(Collector):
         yield up
         now = self.clock()
         depth = GaugeMetricFamily("jobwatch_outbox_items", "Outbox rows by state.", labels=["state"])
-        for state in sorted(set(OUTBOX_STATES) | set(outbox.by_state)):
+        for state in sorted({s.value for s in OutboxState} | set(outbox.by_state)):
             depth.add_metric([state], outbox.by_state.get(state, 0))
         yield depth
         oldest = GaugeMetricFamily(

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.core.outbox import transition_id
 from providers import Job, JobStatus
 from providers.attempts import attempt_of
 
@@ -29,14 +30,8 @@ class Transition:
     @property
     def alert_id(self) -> str:
         """Deterministic id: the same change always gets the same id, across crashes and re-polls."""
-        parts = [
-            self.job.queue,
-            self.job.id,
-            self.old or "",
-            self.job.status,
-            self.job.updated_at.isoformat() if self.job.updated_at else "",
-        ]
-        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+        updated = self.job.updated_at.isoformat() if self.job.updated_at else ""
+        return transition_id(self.job.queue, self.job.id, self.old or "", self.job.status, updated)
 
     @property
     def quiet(self) -> bool:

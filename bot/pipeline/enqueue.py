@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from bot.blocks.notes import mention_text
 from bot.core import owners
-from bot.core.outbox import note_payload, notice_row
+from bot.core.outbox import OutboxRow, TextPayload, outage_id, recovered_id
 from bot.core.policy import hold_quiet
 from bot.core.subscriptions import Subscribed
 from bot.features.resolve import ref_rows
@@ -195,7 +195,7 @@ def retry_rows(
                     "job_id": job.id,
                     "old_status": None,
                     "new_status": job.status.value,
-                    "payload": note_payload(text, after=after or ""),
+                    "payload": TextPayload(text, thread_only=True, after=after or "").dump(),
                     "state": "pending",
                     "next_attempt_at": now,
                     "created_at": now,
@@ -316,7 +316,9 @@ def owner_rows(
                 "alert_id": f"owner:{t.alert_id}",
                 "kind": "note",
                 "old_status": None,
-                "payload": note_payload(mention_text(user, t.job), after=str(alert["alert_id"])),
+                "payload": TextPayload(
+                    mention_text(user, t.job), thread_only=True, after=str(alert["alert_id"])
+                ).dump(),
                 "state": "pending",
             }
         )
@@ -431,14 +433,14 @@ def commit_poll(
             rows.extend(n for n in notes if n["state"] != "muted")
         if state.outage_notified and ops_channel:
             rows.append(
-                notice_row(
+                OutboxRow.notice(
+                    recovered_id(queue, started_at),
+                    f"Queue {queue} is polling again after {state.consecutive_failures} failed polls.",
                     team_id=ops_team,
                     channel_id=ops_channel,
                     queue=queue,
-                    key=f"recovered:{queue}:{started_at.isoformat()}",
-                    text=f"Queue {queue} is polling again after {state.consecutive_failures} failed polls.",
                     now=now,
-                )
+                ).values()
             )
         if state.baseline_at is None:
             state.baseline_at = now
@@ -496,14 +498,9 @@ def record_failure(
                     session,
                     OutboxItem,
                     [
-                        notice_row(
-                            team_id=ops_team,
-                            channel_id=ops_channel,
-                            queue=queue,
-                            key=f"outage:{queue}:{now.isoformat()}",
-                            text=text,
-                            now=now,
-                        )
+                        OutboxRow.notice(
+                            outage_id(queue, now), text, team_id=ops_team, channel_id=ops_channel, queue=queue, now=now
+                        ).values()
                     ],
                 )
         session.add(state)

@@ -1,7 +1,7 @@
 """Retention: forget what is old so the store grows with activity, not with history.
 
 Terminal job snapshots not seen to change for `retention` are deleted with their thread
-pointers, job_ref, stop_request and watch rows, and settled outbox rows (SETTLED_STATES: sent, dead, muted,
+pointers, job_ref, stop_request and watch rows, and settled outbox rows (core.outbox.SETTLED: sent, dead, muted,
 silenced, digested) and settled log_tail requests older than `retention` go too, as does the transition
 history older than TRANSITION_KEEP.
 Live jobs, rows still owed (pending, sending) and the audit table are never pruned. A pruned job that a provider
@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, tuple_
 from sqlmodel import col, select
 
+from bot.core.outbox import SETTLED
 from bot.store.db import Database
 from bot.store.lease import Fence
 from bot.store.tables import (
-    SETTLED_STATES,
     JobRef,
     JobSnapshot,
     JobThread,
@@ -74,7 +74,7 @@ def prune(db: Database, *, now: datetime, retention: timedelta, fence: Fence | N
                 )
             ids = session.exec(
                 select(OutboxItem.id)
-                .where(col(OutboxItem.state).in_(SETTLED_STATES), OutboxItem.created_at < cutoff)
+                .where(col(OutboxItem.state).in_(sorted(SETTLED)), OutboxItem.created_at < cutoff)
                 .limit(BATCH)
             ).all()
             if ids:

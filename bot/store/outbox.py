@@ -3,13 +3,15 @@ of its subscription (filters, quiet hours, unsubscribe) does to those rows."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from bot.core import owners
+from bot.core.outbox import OutboxRow
 from bot.core.subscriptions import SubscriptionFilter
+from bot.store.db import insert_ignore
 from bot.store.owners import known_users
 from bot.store.tables import OutboxItem
 from providers import Job
@@ -65,3 +67,13 @@ def withdraw_unwanted(
     for row in unwanted:
         session.delete(row)
     return len(unwanted)
+
+
+CHUNK = 500  # rows per statement: SQLite caps bound variables (250,000 since 3.32; 32,766 before)
+
+
+def insert(session: Session, rows: Iterable[OutboxRow]) -> int:
+    """Write `rows`, skipping any whose (team, channel, alert id) is already owed or done: the
+    unique key makes every write idempotent. Returns how many were new."""
+    values = [r.values() for r in rows]
+    return sum(insert_ignore(session, OutboxItem, values[i : i + CHUNK]) for i in range(0, len(values), CHUNK))

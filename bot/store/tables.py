@@ -10,6 +10,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from bot.core.outbox import OutboxKind, OutboxState
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores aware datetimes as UTC and gives them back aware (SQLite keeps no zone)."""
@@ -110,22 +112,10 @@ class Subscription(SQLModel, table=True):
     owner: str | None = None  # a Slack user id: only the jobs whose owner is this person (bot/core/owners.py)
 
 
-# pending -> sending -> sent | dead; muted (held by a mute) -> silenced (counted in its summary);
-# digested (folded into a digest row); held (quiet hours, bot/core/quiet.py: kept until the window ends,
-# then digested into one "While you were away" digest). Only pending, sending and held rows are
-# still owed to Slack.
-OUTBOX_STATES = ("pending", "sending", "sent", "dead", "muted", "silenced", "digested", "held")
-SETTLED_STATES = tuple(s for s in OUTBOX_STATES if s not in ("pending", "sending", "held"))
-
-
 class OutboxItem(SQLModel, table=True):
-    """One message owed to one channel; `state` is one of OUTBOX_STATES: pending -> sending -> sent |
-    dead; muted (recorded while a mute ran) -> silenced (counted in the mute's summary); digested.
-
-    An alert folded into a digest is `digested` (parent_id: the digest row); the digest and its
-    thread replies (`digest_part`, parent_id: the digest) are outbox rows like any other.
-    See docs/architecture.md §Outbox states.
-    """
+    """One message owed to one channel. `kind` is an OutboxKind and `state` an OutboxState, stored as
+    their text; rows are built as OutboxRow values (bot/core/outbox.py, which draws the states and
+    kinds). A digest's parts and the alerts folded into it point at it through `parent_id`."""
 
     __table_args__ = (
         UniqueConstraint("team_id", "channel_id", "alert_id"),
@@ -134,7 +124,7 @@ class OutboxItem(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     alert_id: str
-    kind: str = "alert"  # alert | notice | note | digest | digest_part | dm (channel_id: the user)
+    kind: str = OutboxKind.ALERT.value  # an OutboxKind (bot/core/outbox.py)
     team_id: str
     channel_id: str
     queue: str
@@ -142,7 +132,7 @@ class OutboxItem(SQLModel, table=True):
     old_status: str | None = None
     new_status: str = ""
     payload: str  # the Job as JSON (alert) or the notice text
-    state: str = "pending"
+    state: str = OutboxState.PENDING.value  # an OutboxState
     attempts: int = 0
     next_attempt_at: datetime = _when()
     sending_started_at: datetime | None = _when(default=None)
