@@ -17,19 +17,21 @@ from sqlmodel import select
 from bot.core import owners
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig, Settings
+from bot.core.snapshot import Prior
 from bot.features import mutes, schedules
 from bot.features.directory import EmailDirectory
 from bot.ops.metrics import Metrics
 from bot.pipeline import logtail, tags
 from bot.pipeline.deliver import Deliverer
-from bot.pipeline.diff import Prior, Transition, diff
-from bot.pipeline.enqueue import QueueView, baseline_due, commit_poll, priors, queue_view, record_failure, stored_jobs
+from bot.pipeline.diff import Transition, diff
+from bot.pipeline.enqueue import commit_poll, record_failure
 from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
 from bot.pipeline.quiet import release as quiet_release
 from bot.pipeline.usual import Normal
 from bot.store.db import Database
 from bot.store.lease import Fence, LeaseKeeper, LostLease
+from bot.store.snapshots import QueueView, baseline_due, priors, queue_view, stored_jobs
 from bot.store.tables import Subscription
 from providers import Job, JobSource, Taggable, wants_log_tail
 from providers.causes import with_cause

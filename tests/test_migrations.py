@@ -12,9 +12,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from bot.core.config import ConfigError, Settings, parse_config
-from bot.features.resolve import resolve_job
 from bot.runtime import build_runtime
 from bot.store.db import BASELINE, Database
+from bot.store.refs import resolve_job
 from bot.store.tables import schema
 from tests.test_cli import run
 

@@ -1,4 +1,4 @@
-"""One rule names a job: id, the provider's own identifiers, or name, in any case (bot/features/resolve.py).
+"""One rule names a job: id, the provider's own identifiers, or name, in any case (bot/store/refs.py).
 
 The refs come from real adapter output: each provider's adapter lists its simulator, the real
 pipeline (diff, commit_poll) stores the jobs, and every identifier a user may type resolves.
@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot.features.resolve import NoSuchJob, resolve_job
+from bot.core.errors import NoSuchJob
 from bot.pipeline.diff import diff
 from bot.pipeline.enqueue import commit_poll
 from bot.sim.batch import BatchSim
 from bot.sim.slack import FakeSlack
 from bot.store.db import Database
+from bot.store.refs import resolve_job
 from bot.store.tables import JobRef, Mute
 from providers import Job, JobStatus
 from tests.harness import Bot, sim_queue, text_of

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from bot.core.outbox import OutboxRow, OutboxState
 from bot.core.quiet import PASS_THROUGH
 from bot.core.subscriptions import Subscribed
 
@@ -28,3 +29,18 @@ def hold_quiet(rows: list[dict[str, object]], subs: Iterable[Subscribed], *, now
         row["next_attempt_at"] = closes
         held += 1
     return held
+
+
+Silenced = frozenset[tuple[str, str, str]]  # running mutes: (team, channel, job id); job id "" is the whole queue
+
+
+def hold_muted(rows: Iterable[OutboxRow], silenced: Silenced) -> list[OutboxRow]:
+    """The rows, those of a muted channel+queue (or job) recorded as `muted`: kept, never posted."""
+    if not silenced:
+        return list(rows)
+    return [
+        r.but(state=OutboxState.MUTED)
+        if (r.team_id, r.channel_id, "") in silenced or (r.team_id, r.channel_id, r.job_id) in silenced
+        else r
+        for r in rows
+    ]

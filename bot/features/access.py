@@ -13,20 +13,13 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bot.core.config import AppConfig
+from bot.core.errors import NotAllowed
 from bot.core.ids import CHANNEL_RE
 from bot.store.db import Database
 from bot.store.tables import AuditEntry
 from providers import QueueConfig
 
 DETAIL_MAX = 500
-
-
-class ServiceError(Exception):
-    """A request that cannot be served; the message is safe to show the user."""
-
-
-class NotAllowed(ServiceError):
-    """The user may not do this."""
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,12 @@ from sqlmodel.sql.expression import SelectOfScalar
 from bot.core import quiet
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig
+from bot.core.errors import NoSuchJob, ServiceError
 from bot.features import access, mutes, schedules
-from bot.features.access import Actor, ServiceError
-from bot.features.resolve import NoSuchJob, resolve_job
+from bot.features.access import Actor
 from bot.store.db import Database
 from bot.store.outbox import resume_held, withdraw_unwanted
+from bot.store.refs import resolve_job
 from bot.store.subscriptions import filter_of, quiet_of
 from bot.store.tables import DigestSchedule, Mute, Subscription
 from providers import JobStatus, QueueConfig
@@ -139,7 +140,7 @@ class Changes:
             return sub is not None
 
     def mute(self, actor: Actor, queue: str, *, job: str | None, seconds: int) -> tuple[Mute, bool]:
-        """Mute the queue (or the one job `job` names, bot/features/resolve.py) in this channel; True when new."""
+        """Mute the queue (or the one job `job` names, bot/store/refs.py) in this channel; True when new."""
         self.allowed(actor, "mute", queue)
         now = self.clock()
         with self.db.write() as session:
@@ -155,7 +156,7 @@ class Changes:
 
     def unmute(self, actor: Actor, queue: str, *, job: str | None) -> Unmuted:
         """End this channel's mutes of the queue: all of them, or the one of the muted job `job` names
-        (bot/features/resolve.py; a job no longer stored is matched on the id or name the mute kept)."""
+        (bot/store/refs.py; a job no longer stored is matched on the id or name the mute kept)."""
         self.allowed(actor, "unmute", queue)
         now = self.clock()
         with self.db.write() as session:

@@ -13,16 +13,16 @@ from sqlmodel.sql.expression import SelectOfScalar
 from bot.core import history, owners
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig
+from bot.core.errors import NotAllowed, ServiceError
 from bot.core.history import with_usual
 from bot.features import mutes
-from bot.features.access import NotAllowed, ServiceError
 from bot.features.channel_settings import Changes
-from bot.features.resolve import resolve_job
 from bot.features.stopping import Stopper, stop_buttons
 from bot.features.watching import Watcher
 from bot.store import history as run_history
 from bot.store.db import Database
 from bot.store.owners import owned_values
+from bot.store.refs import resolve_job
 from bot.store.tables import DigestSchedule, JobSnapshot, Mute, OutboxItem, QueueState, Subscription, Watch
 from providers import Job, JobSource, JobStatus, ProviderError, QueueConfig
 from providers.causes import with_cause
@@ -155,7 +155,7 @@ class Services:
         return jobs[:limit], len(jobs)
 
     def find(self, queue: str, ref: str) -> Lookup:
-        """The job `ref` names (bot/features/resolve.py), refreshed from the provider when possible."""
+        """The job `ref` names (bot/store/refs.py), refreshed from the provider when possible."""
         self.queue(queue)
         with self.db.read() as session:
             found = resolve_job(session, queue, ref)

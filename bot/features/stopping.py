@@ -37,9 +37,10 @@ from sqlmodel.sql.expression import SelectOfScalar
 from bot.blocks import render
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig
+from bot.core.errors import ServiceError
 from bot.core.ids import CHANNEL_RE
 from bot.features import access
-from bot.features.access import Actor, ServiceError
+from bot.features.access import Actor
 from bot.store.db import Database
 from bot.store.tables import JobThread, OutboxItem, StopRequest
 from providers import Job, JobSource, JobStatus, ProviderError, QueueConfig, Stoppable, StopResult, stop_support

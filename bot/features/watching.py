@@ -28,9 +28,10 @@ from sqlmodel import col, select
 from bot.blocks import render
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig
-from bot.features.access import Actor, ServiceError
-from bot.features.resolve import NoSuchJob, resolve_job
+from bot.core.errors import NoSuchJob, ServiceError
+from bot.features.access import Actor
 from bot.store.db import Database
+from bot.store.refs import resolve_job
 from bot.store.tables import JobSnapshot, Watch
 from providers import Job, JobStatus
 

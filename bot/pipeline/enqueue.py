@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import insert
@@ -15,13 +14,14 @@ from bot.core import owners
 from bot.core.outbox import OutboxRow, TextPayload, outage_id, recovered_id
 from bot.core.policy import hold_quiet
 from bot.core.subscriptions import Subscribed
-from bot.features.resolve import ref_rows
-from bot.pipeline.diff import DiffResult, Prior, Transition, fingerprint
+from bot.pipeline.diff import DiffResult, Transition
 from bot.pipeline.usual import Flag, Normal, flag_rows
 from bot.pipeline.usual import apply as apply_normal
 from bot.store import subscriptions
 from bot.store.db import Database, insert_ignore, upsert
 from bot.store.lease import Fence
+from bot.store.refs import ref_rows
+from bot.store.snapshots import snapshot_row
 from bot.store.tables import (
     JobRef,
     JobSnapshot,
@@ -38,81 +38,6 @@ from providers.attempts import attempt_of, retry_text
 
 LOG_TAIL_ON = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})  # statuses whose alerts get a log tail
 CHUNK = 500  # rows per statement: SQLite caps bound variables (250,000 since 3.32; 32,766 before)
-
-
-@dataclass(frozen=True)
-class QueueView:
-    """What the poller needs to know about a queue before listing it."""
-
-    since: datetime | None
-    baseline: bool
-    live: list[Job]
-
-
-def baseline_due(db: Database, queue: str) -> bool:
-    """Whether the queue's next poll is its baseline (nothing stored for it yet)."""
-    with db.read() as session:
-        state = session.get(QueueState, queue)
-    return state is None or state.baseline_at is None
-
-
-def queue_view(db: Database, queue: str) -> QueueView:
-    """The watermark, whether a baseline is due, and the live jobs to re-check."""
-    with db.read() as session:
-        state = session.get(QueueState, queue)
-        rows = session.exec(
-            select(JobSnapshot.data).where(JobSnapshot.queue == queue, col(JobSnapshot.live).is_(True))
-        ).all()
-    live = [Job.model_validate_json(data) for data in rows]
-    baseline = state is None or state.baseline_at is None
-    return QueueView(since=None if baseline else state.watermark if state else None, baseline=baseline, live=live)
-
-
-def priors(db: Database, queue: str, ids: Sequence[str]) -> dict[str, Prior]:
-    """The stored status and fingerprint of the given jobs (only those, in chunks)."""
-    found: dict[str, Prior] = {}
-    with db.read() as session:
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start : start + CHUNK]
-            rows = session.exec(
-                select(JobSnapshot.job_id, JobSnapshot.status, JobSnapshot.fingerprint).where(
-                    JobSnapshot.queue == queue, col(JobSnapshot.job_id).in_(chunk)
-                )
-            ).all()
-            for job_id, status, fp in rows:
-                found[job_id] = Prior(JobStatus(status), fp)
-    return found
-
-
-def stored_jobs(db: Database, queue: str, ids: Sequence[str]) -> dict[str, Job]:
-    """The stored snapshots of the given jobs (only those, in chunks), as jobs."""
-    found: dict[str, Job] = {}
-    with db.read() as session:
-        for start in range(0, len(ids), CHUNK):
-            rows = session.exec(
-                select(JobSnapshot.data).where(
-                    JobSnapshot.queue == queue, col(JobSnapshot.job_id).in_(ids[start : start + CHUNK])
-                )
-            ).all()
-            for data in rows:
-                job = Job.model_validate_json(data)
-                found[job.id] = job
-    return found
-
-
-def snapshot_row(job: Job, now: datetime) -> dict[str, object]:
-    """A JobSnapshot row for `job`."""
-    return {
-        "queue": job.queue,
-        "job_id": job.id,
-        "name": job.name,
-        "status": job.status.value,
-        "live": not job.status.terminal,
-        "fingerprint": fingerprint(job),
-        "created_at": job.created_at,
-        "seen_at": now,
-        "data": job.model_dump_json(),
-    }
 
 
 def alert_rows(

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
 from bot.core.owners import OWNER_KEY, clipped
-from bot.pipeline.diff import Prior
+from bot.core.snapshot import Prior
 from providers import Job, ProviderError, Taggable, ThrottledError
 
 log = logging.getLogger(__name__)

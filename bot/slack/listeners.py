@@ -15,9 +15,10 @@ from slack_sdk import WebClient
 
 from bot.blocks import overview, render
 from bot.core import quiet
+from bot.core.errors import ServiceError
 from bot.features import mutes, routing, schedules
 from bot.features.access import Actor
-from bot.features.queries import ServiceError, Services, age
+from bot.features.queries import Services, age
 from bot.slack import grammar as commands
 from bot.slack import replies as actions
 from bot.slack.grammar import UsageError

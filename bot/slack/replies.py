@@ -14,8 +14,9 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.blocks import render
+from bot.core.errors import ServiceError
 from bot.features import mutes, schedules
-from bot.features.access import Actor, ServiceError
+from bot.features.access import Actor
 from bot.features.channel_settings import Changes
 from bot.features.queries import Services
 from bot.slack import grammar as commands

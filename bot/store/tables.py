@@ -74,7 +74,7 @@ class JobRef(SQLModel, table=True):
     name when they have capitals (lowercase ones are found through JobSnapshot's own indexes).
 
     Written with the snapshot (bot/pipeline/enqueue.py) and deleted with it (bot/pipeline/prune.py);
-    read by bot/features/resolve.py through (queue, ref). `rank` orders the kinds of match: 0 the job's id,
+    read by bot/store/refs.py through (queue, ref). `rank` orders the kinds of match: 0 the job's id,
     1 a provider id, 2 its name (a string that is several of these for one job keeps the lowest).
     Rows are only ever added (ids do not change), so a name a job once had still names it until
     the job is pruned.

@@ -24,21 +24,12 @@ from typing import Any
 from sqlalchemy import and_, case, func, literal, select, union_all
 from sqlmodel import Session
 
-from bot.features.access import ServiceError
+from bot.core.errors import NoSuchJob
 from bot.store.tables import JobRef, JobSnapshot
 from providers import Job
 
 ID, PROVIDER_ID, NAME = 0, 1, 2  # JobRef.rank: which kind of match, best first
 MATCHED = {ID: "id", PROVIDER_ID: "provider id", NAME: "name"}
-
-
-class NoSuchJob(ServiceError):
-    """No job of the queue answers to the reference."""
-
-    def __init__(self, queue: str, ref: str) -> None:
-        super().__init__(f"no job `{ref[:100]}` in queue `{queue}` (try `/jobs list {queue}`)")
-        self.queue = queue
-        self.ref = ref
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,92 @@
+"""Job snapshots in the store: the last observed state of every job, what the poller reads before a
+listing (watermark, live jobs, priors) and writes in the poll's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import col, select
+
+from bot.core.snapshot import Prior, fingerprint
+from bot.store.db import Database
+from bot.store.tables import JobSnapshot, QueueState
+from providers import Job, JobStatus
+
+CHUNK = 500  # rows per statement: SQLite caps bound variables (250,000 since 3.32; 32,766 before)
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """What the poller needs to know about a queue before listing it."""
+
+    since: datetime | None
+    baseline: bool
+    live: list[Job]
+
+
+def baseline_due(db: Database, queue: str) -> bool:
+    """Whether the queue's next poll is its baseline (nothing stored for it yet)."""
+    with db.read() as session:
+        state = session.get(QueueState, queue)
+    return state is None or state.baseline_at is None
+
+
+def queue_view(db: Database, queue: str) -> QueueView:
+    """The watermark, whether a baseline is due, and the live jobs to re-check."""
+    with db.read() as session:
+        state = session.get(QueueState, queue)
+        rows = session.exec(
+            select(JobSnapshot.data).where(JobSnapshot.queue == queue, col(JobSnapshot.live).is_(True))
+        ).all()
+    live = [Job.model_validate_json(data) for data in rows]
+    baseline = state is None or state.baseline_at is None
+    return QueueView(since=None if baseline else state.watermark if state else None, baseline=baseline, live=live)
+
+
+def priors(db: Database, queue: str, ids: Sequence[str]) -> dict[str, Prior]:
+    """The stored status and fingerprint of the given jobs (only those, in chunks)."""
+    found: dict[str, Prior] = {}
+    with db.read() as session:
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            rows = session.exec(
+                select(JobSnapshot.job_id, JobSnapshot.status, JobSnapshot.fingerprint).where(
+                    JobSnapshot.queue == queue, col(JobSnapshot.job_id).in_(chunk)
+                )
+            ).all()
+            for job_id, status, fp in rows:
+                found[job_id] = Prior(JobStatus(status), fp)
+    return found
+
+
+def stored_jobs(db: Database, queue: str, ids: Sequence[str]) -> dict[str, Job]:
+    """The stored snapshots of the given jobs (only those, in chunks), as jobs."""
+    found: dict[str, Job] = {}
+    with db.read() as session:
+        for start in range(0, len(ids), CHUNK):
+            rows = session.exec(
+                select(JobSnapshot.data).where(
+                    JobSnapshot.queue == queue, col(JobSnapshot.job_id).in_(ids[start : start + CHUNK])
+                )
+            ).all()
+            for data in rows:
+                job = Job.model_validate_json(data)
+                found[job.id] = job
+    return found
+
+
+def snapshot_row(job: Job, now: datetime) -> dict[str, object]:
+    """A JobSnapshot row for `job`."""
+    return {
+        "queue": job.queue,
+        "job_id": job.id,
+        "name": job.name,
+        "status": job.status.value,
+        "live": not job.status.terminal,
+        "fingerprint": fingerprint(job),
+        "created_at": job.created_at,
+        "seen_at": now,
+        "data": job.model_dump_json(),
+    }
