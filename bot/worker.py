@@ -12,7 +12,6 @@ from datetime import timedelta
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
-from sqlmodel import select
 
 from bot.core import owners
 from bot.core.clock import Clock, utcnow
@@ -24,15 +23,15 @@ from bot.ops.metrics import Metrics
 from bot.pipeline import logtail, tags
 from bot.pipeline.deliver import Deliverer
 from bot.pipeline.diff import Transition, diff
-from bot.pipeline.enqueue import commit_poll, record_failure
+from bot.pipeline.enqueue import PollCommit, QueueRules, commit_poll, record_failure
 from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
 from bot.pipeline.quiet import release as quiet_release
 from bot.pipeline.usual import Normal
+from bot.store import subscriptions
 from bot.store.db import Database
 from bot.store.lease import Fence, LeaseKeeper, LostLease
 from bot.store.snapshots import QueueView, baseline_due, priors, queue_view, stored_jobs
-from bot.store.tables import Subscription
 from providers import Job, JobSource, Taggable, wants_log_tail
 from providers.causes import with_cause
 
@@ -135,23 +134,18 @@ class Worker:
             changes = enrich(source, diff(known, observed, baseline=view.baseline, forgotten_before=forgotten))
             changes = with_causes(source.provider, changes)
             live = self._live(view.live, observed)
-            enqueued = commit_poll(
-                self.db,
+            poll = PollCommit(
                 queue=queue,
                 started_at=result.started_at,
                 result=changes,
                 now=self.clock(),
-                fence=fence,
-                ops_channel=self.config.bot.ops_channel,
-                ops_team=self.config.bot.ops_team or "",
-                timezone=self.config.bot.timezone,
-                owner_users=self._owner_users(queue, owner_from, observed, changes.transitions, live),
-                owner_notify=self.config.owners.notify,
-                log_tail=wants_log_tail(source),
-                normal=self._normal(queue),
                 live=live,
                 baseline=view.baseline,
+                owner_users=self._owner_users(queue, owner_from, observed, changes.transitions, live),
+                normal=self._normal(queue),
+                rules=self._rules(source),
             )
+            enqueued = commit_poll(self.db, poll, fence=fence)
         except LostLease:
             self._normals.pop(queue, None)
             log.warning("lease_lost queue=%s", queue)
@@ -232,21 +226,24 @@ class Worker:
         """The workspace whose users owners are looked up in: that of the queue's first subscription
         (the owner's DM goes there too, bot/pipeline/enqueue.py), else `[bot] ops_team`."""
         with self.db.read() as session:
-            sub = session.exec(select(Subscription).where(Subscription.queue == queue)).first()
-        return sub.team_id if sub is not None else self.config.bot.ops_team or ""
+            subs = subscriptions.for_queue(session, queue)
+        return subs[0].team_id if subs else self.config.bot.ops_team or ""
+
+    def _rules(self, source: JobSource) -> QueueRules:
+        """How this queue's news is told (bot/pipeline/enqueue.py QueueRules), from the configuration."""
+        bot = self.config.bot
+        return QueueRules(
+            ops_channel=bot.ops_channel,
+            ops_team=bot.ops_team or "",
+            timezone=bot.timezone,
+            owner_notify=self.config.owners.notify,
+            log_tail=wants_log_tail(source),
+            failure_threshold=bot.failure_threshold,
+        )
 
     def _record_failure(self, queue: str, fence: Fence, error: str, remedy: str | None) -> None:
-        record_failure(
-            self.db,
-            queue=queue,
-            error=error,
-            now=self.clock(),
-            fence=fence,
-            threshold=self.config.bot.failure_threshold,
-            ops_channel=self.config.bot.ops_channel,
-            ops_team=self.config.bot.ops_team or "",
-            remedy=remedy,
-        )
+        rules = self._rules(self.sources[queue])
+        record_failure(self.db, queue=queue, error=error, now=self.clock(), fence=fence, rules=rules, remedy=remedy)
 
     def poll_all(self) -> int:
         """Poll every queue once (`jobwatch poll --once`)."""

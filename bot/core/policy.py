@@ -1,34 +1,39 @@
 """The rules every message owed to a channel goes through before it is written to the outbox, in one
-place: quiet hours hold it until the window ends (bot/core/quiet.py)."""
+place: a running mute keeps it as `muted` (never posted, counted in the mute's summary), and quiet
+hours hold it until the window ends (bot/core/quiet.py). Pure functions of typed rows; the pipeline
+applies them in the order bot/pipeline/owed.py gives."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
 
-from bot.core.outbox import OutboxRow, OutboxState
+from bot.core.outbox import QUIET_HELD, OutboxRow, OutboxState
 from bot.core.quiet import PASS_THROUGH
 from bot.core.subscriptions import Subscribed
 
 
-def hold_quiet(rows: list[dict[str, object]], subs: Iterable[Subscribed], *, now: datetime, default_tz: str) -> int:
-    """Mark the pending alerts of channels in their quiet window `held` until it ends; returns how many."""
+def hold_quiet(
+    rows: Iterable[OutboxRow], subs: Iterable[Subscribed], *, now: datetime, default_tz: str
+) -> list[OutboxRow]:
+    """The rows, those of the kinds quiet hours hold (QUIET_HELD) for channels inside their window
+    `held` until it ends; failures and time-outs pass unless the window says `everything`."""
     ends: dict[tuple[str, str, str], tuple[datetime, bool]] = {}
     for sub in subs:
         if sub.quiet is not None and (closes := sub.quiet.ends(now, default_tz)) is not None:
             ends[(sub.team_id, sub.channel_id, sub.queue)] = (closes, sub.quiet.everything)
-    held = 0
+    if not ends:
+        return list(rows)
+    out: list[OutboxRow] = []
     for row in rows:
-        found = ends.get((str(row["team_id"]), str(row["channel_id"]), str(row["queue"])))
-        if found is None or row.get("state") != "pending" or row.get("kind") != "alert":
+        found = ends.get((row.team_id, row.channel_id, row.queue))
+        if found is None or row.state is not OutboxState.PENDING or row.kind not in QUIET_HELD:
+            out.append(row)
             continue
         closes, everything = found
-        if row.get("new_status") in PASS_THROUGH and not everything:
-            continue
-        row["state"] = "held"
-        row["next_attempt_at"] = closes
-        held += 1
-    return held
+        passes = row.new_status in PASS_THROUGH and not everything
+        out.append(row if passes else row.but(state=OutboxState.HELD, next_attempt_at=closes))
+    return out
 
 
 Silenced = frozenset[tuple[str, str, str]]  # running mutes: (team, channel, job id); job id "" is the whole queue

@@ -9,7 +9,7 @@ alert_id) makes it once per job, kind and channel, across restarts and re-polls.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from bot.core import history
 from bot.core.history import with_usual
-from bot.core.subscriptions import FlagKind, Subscribed
+from bot.core.subscriptions import FlagKind
 from bot.pipeline.diff import DiffResult, Transition
 from bot.store import history as run_history
 from providers import Job, JobStatus
@@ -182,36 +182,3 @@ def apply(
         normal.flagged.clear()
     normal.flagged.update(f.alert_id for f in found)
     return transitions, found
-
-
-def flag_rows(
-    subs: Iterable[Subscribed], found: Iterable[Flag], now: datetime, owner_users: Mapping[str, str] | None = None
-) -> list[dict[str, object]]:
-    """One pending outbox row per (flag x subscribed channel that wants it); `owner_users`: job id ->
-    its owner's Slack user id, for subscriptions with an owner filter."""
-    active = [s for s in subs if s.active]
-    users = owner_users or {}
-    rows: list[dict[str, object]] = []
-    for flag in found:
-        payload = flag.job.model_copy(
-            update={"extra": {**flag.job.extra, "flag": flag.kind.value, "flag_text": flag.text}}
-        )
-        for sub in active:
-            if sub.filter.wants_flag(flag.kind, flag.job, users.get(flag.job.id)):
-                rows.append(
-                    {
-                        "alert_id": flag.alert_id,
-                        "kind": "flag",
-                        "team_id": sub.team_id,
-                        "channel_id": sub.channel_id,
-                        "queue": flag.job.queue,
-                        "job_id": flag.job.id,
-                        "old_status": flag.job.status.value,
-                        "new_status": flag.kind.value,
-                        "payload": payload.model_dump_json(),
-                        "state": "pending",
-                        "next_attempt_at": now,
-                        "created_at": now,
-                    }
-                )
-    return rows

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import col, select
+from sqlalchemy import insert
+from sqlmodel import Session, col, select
 
 from bot.core.snapshot import Prior, fingerprint
-from bot.store.db import Database
-from bot.store.tables import JobSnapshot, QueueState
+from bot.store.db import Database, insert_ignore, upsert
+from bot.store.refs import ref_rows
+from bot.store.tables import JobRef, JobSnapshot, QueueState, TransitionRecord
 from providers import Job, JobStatus
 
 CHUNK = 500  # rows per statement: SQLite caps bound variables (250,000 since 3.32; 32,766 before)
@@ -90,3 +92,30 @@ def snapshot_row(job: Job, now: datetime) -> dict[str, object]:
         "seen_at": now,
         "data": job.model_dump_json(),
     }
+
+
+def write(session: Session, jobs: Sequence[Job], now: datetime) -> None:
+    """Store `jobs` as their snapshots (seen at `now`), with the strings that name each (job_ref)."""
+    for start in range(0, len(jobs), CHUNK):
+        chunk = jobs[start : start + CHUNK]
+        upsert(session, JobSnapshot, [snapshot_row(j, now) for j in chunk], keys=["queue", "job_id"])
+        insert_ignore(session, JobRef, [row for j in chunk for row in ref_rows(j)])
+
+
+def record_changes(session: Session, changes: Sequence[tuple[Job, JobStatus | None]], now: datetime) -> None:
+    """Keep each (job, old status) change in the transition history (`/jobs subscribe --dry-run`
+    replays it, bot/features/routing.py): one compact row per status change."""
+    rows = [
+        {
+            "queue": job.queue,
+            "job_id": job.id,
+            "name": job.name,
+            "old": old.value if old else None,
+            "new": job.status.value,
+            "reason": job.reason,
+            "at": now,
+        }
+        for job, old in changes
+    ]
+    for start in range(0, len(rows), CHUNK):
+        session.execute(insert(TransitionRecord), rows[start : start + CHUNK])

@@ -18,3 +18,8 @@ def of_jobs(session: Session, queue: str, job_ids: Sequence[str]) -> list[Watch]
         chunk = job_ids[start : start + CHUNK]
         found.extend(session.exec(select(Watch).where(Watch.queue == queue, col(Watch.job_id).in_(chunk))).all())
     return found
+
+
+def end(session: Session, watch: Watch) -> None:
+    """Delete a watch (its job ended; the watcher's last DM is written in the same transaction)."""
+    session.delete(watch)
