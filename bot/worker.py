@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -121,30 +121,7 @@ class Worker:
             if result.jobs is None:
                 self._record_failure(queue, fence, result.error or "unknown error", result.remedy)
                 return "failed", 0
-            known = priors(self.db, queue, [j.id for j in result.jobs])
-            forgotten = self.clock() - self.retention
-            # The cause goes on before the diff too, so a failed job listed again fingerprints the same.
-            owner_from = source.config.owner_from
-            observed = [
-                owners.with_owner(with_cause(source.provider, j), owner_from, source.provider) for j in result.jobs
-            ]
-            tag = owners.tag_key(owner_from)
-            if tag is not None and isinstance(source, Taggable):
-                observed = self._tag_owners(queue, source, tag, observed, known, view)
-            changes = enrich(source, diff(known, observed, baseline=view.baseline, forgotten_before=forgotten))
-            changes = with_causes(source.provider, changes)
-            live = self._live(view.live, observed)
-            poll = PollCommit(
-                queue=queue,
-                started_at=result.started_at,
-                result=changes,
-                now=self.clock(),
-                live=live,
-                baseline=view.baseline,
-                owner_users=self._owner_users(queue, owner_from, observed, changes.transitions, live),
-                normal=self._normal(queue),
-                rules=self._rules(source),
-            )
+            poll = self._found(queue, source, view, result.jobs, result.started_at)
             enqueued = commit_poll(self.db, poll, fence=fence)
         except LostLease:
             self._normals.pop(queue, None)
@@ -164,11 +141,39 @@ class Worker:
             "poll_done queue=%s jobs=%d transitions=%d enqueued=%d baseline=%s",
             queue,
             len(result.jobs),
-            len(changes.transitions),
+            len(poll.result.transitions),
             enqueued,
             view.baseline,
         )
         return "ok", enqueued
+
+    def _found(
+        self, queue: str, source: JobSource, view: QueueView, jobs: list[Job], started_at: datetime
+    ) -> PollCommit:
+        """What a successful listing means: the jobs with their causes and owners, diffed against the
+        store and enriched, with what the features decide about them (owners' users, history)."""
+        known = priors(self.db, queue, [j.id for j in jobs])
+        forgotten = self.clock() - self.retention
+        # The cause goes on before the diff too, so a failed job listed again fingerprints the same.
+        owner_from = source.config.owner_from
+        observed = [owners.with_owner(with_cause(source.provider, j), owner_from, source.provider) for j in jobs]
+        tag = owners.tag_key(owner_from)
+        if tag is not None and isinstance(source, Taggable):
+            observed = self._tag_owners(queue, source, tag, observed, known, view)
+        changes = enrich(source, diff(known, observed, baseline=view.baseline, forgotten_before=forgotten))
+        changes = with_causes(source.provider, changes)
+        live = self._live(view.live, observed)
+        return PollCommit(
+            queue=queue,
+            started_at=started_at,
+            result=changes,
+            now=self.clock(),
+            live=live,
+            baseline=view.baseline,
+            owner_users=self._owner_users(queue, owner_from, observed, changes.transitions, live),
+            normal=self._normal(queue),
+            rules=self._rules(source),
+        )
 
     def _tag_owners(
         self, queue: str, source: Taggable, key: str, listed: list[Job], known: dict[str, Prior], view: QueueView
