@@ -45,7 +45,7 @@ class QueueConfig(BaseModel):
     # Slack users who may stop this queue's jobs; replaces `[access] operators` when set.
     operators: tuple[Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,40}$")], ...] | None = None
     # Where a job's owner comes from: "field", "name:<regex with (?P<owner>...)>" or "tag:<key>"
-    # (bot/features/owners.py).
+    # (bot/core/owners.py).
     owner_from: str | None = None
     # A regular expression whose first group (or whole match) is a job's family (bot/core/history.py);
     # unset: the default rule strips trailing run ids, dates and counters.

@@ -4,7 +4,7 @@ An owner value (bot/core/owners.py) that the `[owners]` table does not name and 
 address is looked up with Slack's `users.lookupByEmail` (scope `users:read.email`; the method's
 page at docs.slack.dev puts it in rate-limit Tier 3, 50+ calls a minute per workspace). The
 answer is kept in the table `email_user`, which the Slack handlers read too (`/jobs list mine`,
-the App Home, bot/core/owners.py `known_users`):
+the App Home, bot/store/owners.py `known_users`):
 
 - a user: kept HIT_TTL, then asked again (people change address rarely);
 - `users_not_found` (or an answer that is no user id, or a deleted user): remembered MISS_TTL, so

@@ -1,6 +1,6 @@
 """The end of quiet hours: each channel's held alerts, folded into one "While you were away" digest.
 
-The hold itself is decided at enqueue (bot/core/quiet.py `hold_quiet`); this side job runs each
+The hold itself is decided at enqueue (bot/core/policy.py `hold_quiet`); this side job runs each
 delivery round, behind the lease, and turns the held rows of every ended window into a digest
 (bot/pipeline/digest.py) in one transaction per channel, so it is posted exactly once.
 """
