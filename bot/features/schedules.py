@@ -27,6 +27,8 @@ from sqlmodel import Session, col, select
 
 from bot.blocks import render
 from bot.core.clock import WEEKDAYS
+from bot.core.outbox import OutboxKind
+from bot.core.schedules import DigestCadence
 from bot.store.db import Database, insert_ignore
 from bot.store.tables import DigestSchedule, JobSnapshot, OutboxItem, TransitionRecord
 from providers import Job, JobStatus
@@ -59,10 +61,10 @@ def period(sched: DigestSchedule, now: datetime, default_tz: str) -> tuple[datet
     time at or before now; start the scheduled time one day (or week) of wall clock before it."""
     tz = ZoneInfo(sched.tz or default_tz)
     local = now.astimezone(tz)
-    step = 7 if sched.cadence == "weekly" else 1
+    step = 7 if sched.cadence == DigestCadence.WEEKLY else 1
     for back in range(8):
         day = local - timedelta(days=back)
-        if sched.cadence == "weekly" and day.weekday() != sched.weekday:
+        if sched.cadence == DigestCadence.WEEKLY and day.weekday() != sched.weekday:
             continue
         end = _wall(day, sched.at, tz)
         if end <= now:
@@ -72,7 +74,8 @@ def period(sched: DigestSchedule, now: datetime, default_tz: str) -> tuple[datet
 
 def label(sched: DigestSchedule) -> str:
     """`daily 09:00 UTC` or `weekly mon 09:00 Europe/Paris` (the zone as stored, or empty)."""
-    when = f"weekly {WEEKDAYS[sched.weekday or 0]}" if sched.cadence == "weekly" else "daily"
+    weekly = sched.cadence == DigestCadence.WEEKLY
+    when = f"{DigestCadence.WEEKLY.value} {WEEKDAYS[sched.weekday or 0]}" if weekly else DigestCadence.DAILY.value
     return f"{when} {sched.at}" + (f" {sched.tz}" if sched.tz else "")
 
 
@@ -163,7 +166,9 @@ def enqueue_due(
                 "created_at": now,
             }
             if not insert_ignore(
-                session, OutboxItem, [{**base, "alert_id": key, "kind": "digest", "payload": json.dumps(body)}]
+                session,
+                OutboxItem,
+                [{**base, "alert_id": key, "kind": OutboxKind.DIGEST.value, "payload": json.dumps(body)}],
             ):
                 continue  # another worker wrote this period first
             parent = session.exec(owed).one()
@@ -172,7 +177,7 @@ def enqueue_due(
                 {
                     **base,
                     "alert_id": f"{key}:{n}",
-                    "kind": "digest_part",
+                    "kind": OutboxKind.DIGEST_PART.value,
                     "parent_id": parent,
                     "payload": json.dumps({"lines": chunk, "part": n, "parts": len(chunks)}),
                 }

@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,16 @@ from sqlmodel import col, func, select
 
 from bot.blocks import render
 from bot.core.clock import Clock, utcnow
+from bot.core.outbox import (
+    FOLDED,
+    IN_FLIGHT,
+    OPENS_THREAD,
+    OWED,
+    QUIET_HELD,
+    THREADED,
+    OutboxKind,
+    OutboxState,
+)
 from bot.pipeline.digest import fold as fold_digest
 from bot.slackapi.errors import Failure, Kind, classify
 from bot.slackapi.pace import Pace
@@ -58,8 +68,8 @@ class Stats:
 
     def add(self, other: Stats) -> None:
         """Accumulate another round's counts."""
-        for name in ("sent", "retried", "dead", "ambiguous", "recovered"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for count in fields(self):
+            setattr(self, count.name, getattr(self, count.name) + getattr(other, count.name))
 
 
 def metadata(alert_id: str) -> dict[str, Any]:
@@ -71,7 +81,7 @@ def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message,
     """Render an outbox row (`stop_by`: the provider that can stop the alert's job, if any)."""
     if item.kind == "notice":
         return render.notice_message(str(json.loads(item.payload)["text"])), None
-    if item.kind == "note":
+    if item.kind == OutboxKind.NOTE:
         return render.note_message(str(json.loads(item.payload)["text"])), None
     if item.kind == "digest":
         body = json.loads(item.payload)
@@ -85,10 +95,10 @@ def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message,
             ),
             None,
         )
-    if item.kind == "digest_part":
+    if item.kind == OutboxKind.DIGEST_PART:
         body = json.loads(item.payload)
         return render.digest_lines(body["lines"], part=body["part"], parts=body["parts"]), None
-    if item.kind == "dm":
+    if item.kind == OutboxKind.DM:
         old = JobStatus(item.old_status) if item.old_status else None
         return render.dm_message(Job.model_validate_json(item.payload), old), None
     if item.kind == "flag":  # a slow or stuck job (bot/pipeline/usual.py): the card stays as it is
@@ -157,7 +167,7 @@ class Deliverer:
         with self.db.read() as session:
             rows = session.exec(
                 select(OutboxItem.id, OutboxItem.team_id, OutboxItem.channel_id)
-                .where(OutboxItem.state == "pending", OutboxItem.next_attempt_at <= self.clock())
+                .where(OutboxItem.state == OutboxState.PENDING, OutboxItem.next_attempt_at <= self.clock())
                 .order_by(col(OutboxItem.id))
                 .limit(BATCH * 10)
             ).all()
@@ -203,7 +213,11 @@ class Deliverer:
         with self.db.read() as session:
             crowded = session.exec(
                 select(OutboxItem.team_id, OutboxItem.channel_id)
-                .where(OutboxItem.state == "pending", OutboxItem.kind == "alert", OutboxItem.next_attempt_at <= now)
+                .where(
+                    OutboxItem.state == OutboxState.PENDING,
+                    col(OutboxItem.kind).in_(sorted(FOLDED)),
+                    OutboxItem.next_attempt_at <= now,
+                )
                 .group_by(col(OutboxItem.team_id), col(OutboxItem.channel_id))
                 .having(func.count() > self.digest_threshold)
             ).all()
@@ -221,8 +235,8 @@ class Deliverer:
                 .where(
                     OutboxItem.team_id == team,
                     OutboxItem.channel_id == channel,
-                    OutboxItem.state == "pending",
-                    OutboxItem.kind == "alert",
+                    OutboxItem.state == OutboxState.PENDING,
+                    col(OutboxItem.kind).in_(sorted(FOLDED)),
                     OutboxItem.next_attempt_at <= now,
                 )
                 .order_by(col(OutboxItem.id))
@@ -242,24 +256,24 @@ class Deliverer:
             if fence is not None:
                 fence.check(session)
             item = session.get(OutboxItem, item_id)
-            if item is None or item.state != "pending":
+            if item is None or item.state != OutboxState.PENDING:
                 return None
             thread = None
-            if item.kind in ("alert", "note", "flag"):
+            if item.kind in THREADED:
                 thread = session.get(JobThread, (item.team_id, item.channel_id, item.queue, item.job_id))
             if (
-                item.kind == "note"
+                item.kind == OutboxKind.NOTE
                 and json.loads(item.payload).get("thread_only")
                 and self._not_yet(session, item, thread, now)
             ):
                 return None
             parent_ts = None
-            if item.kind == "digest_part" and item.parent_id is not None:
+            if item.kind == OutboxKind.DIGEST_PART and item.parent_id is not None:
                 parent = session.get(OutboxItem, item.parent_id)
-                if parent is not None and parent.state in ("pending", "sending"):
+                if parent is not None and parent.state in IN_FLIGHT:
                     return None  # the digest goes first; its replies follow in a later turn
                 parent_ts = parent.slack_ts if parent is not None else None
-            item.state = "sending"
+            item.state = OutboxState.SENDING.value
             item.sending_started_at = now
             item.attempts += 1
             item.fence = fence.token if fence else 0
@@ -281,11 +295,11 @@ class Deliverer:
                 OutboxItem.alert_id == after,
             )
         ).first()
-        if alert is not None and alert.state in ("pending", "sending", "held"):
+        if alert is not None and alert.state in OWED:
             # not before the alert's own turn (its backoff, or the end of quiet hours)
             item.next_attempt_at = max(now + self.thread_wait, alert.next_attempt_at)
         elif thread is None:
-            item.state = "dead"
+            item.state = OutboxState.DEAD.value
             item.last_error = "no_thread"
         else:
             return False
@@ -300,7 +314,7 @@ class Deliverer:
         message, job = message_for(item, stop_by=self.stop_by.get(item.queue, ""))
         client = self.client_for(item.team_id)
         channel = item.channel_id
-        if item.kind == "dm":
+        if item.kind == OutboxKind.DM:
             try:
                 channel = self._im(client, item.team_id, item.channel_id)
             except Exception as err:  # nothing was posted: opening a conversation posts nothing
@@ -317,7 +331,7 @@ class Deliverer:
         }
         if item.thread_ts:
             kwargs["thread_ts"] = item.thread_ts
-            kwargs["reply_broadcast"] = (job is not None and job.status in BROADCAST) or item.kind == "flag"
+            kwargs["reply_broadcast"] = (job is not None and job.status in BROADCAST) or item.kind == OutboxKind.FLAG
         try:
             response = client.chat_postMessage(**kwargs)
         except Exception as err:  # classified below; every outcome is recorded on the row
@@ -336,20 +350,20 @@ class Deliverer:
             stats.sent += 1
         if thread is not None and job is not None:
             self._update_parent(client, item, thread, job)
-        if item.kind == "digest" and item.alert_id.startswith("away:"):
+        if item.kind == OutboxKind.DIGEST and item.alert_id.startswith("away:"):
             self._update_cards(client, item)
         return None
 
     def _settle_sent(self, item: OutboxItem, ts: str) -> bool:
         with self.db.write() as session:
             row = session.get(OutboxItem, item.id)
-            if row is None or row.state != "sending":
+            if row is None or row.state != OutboxState.SENDING:
                 return False
-            row.state = "sent"
+            row.state = OutboxState.SENT.value
             row.slack_ts = ts
             row.last_error = None
             session.add(row)
-            if row.kind in ("alert", "flag") and row.thread_ts is None:
+            if row.kind in OPENS_THREAD and row.thread_ts is None:
                 insert_ignore(
                     session,
                     JobThread,
@@ -379,7 +393,7 @@ class Deliverer:
             stats.ambiguous += 1
             with self.db.write() as session:
                 row = session.get(OutboxItem, item.id)
-                if row is not None and row.state == "sending":
+                if row is not None and row.state == OutboxState.SENDING:
                     row.last_error = f"ambiguous: {failure.code}"
                     session.add(row)
             return
@@ -387,18 +401,18 @@ class Deliverer:
             self._blocked_teams[item.team_id] = self.clock() + TOKEN_PAUSE
         with self.db.write() as session:
             row = session.get(OutboxItem, item.id)
-            if row is None or row.state != "sending":
+            if row is None or row.state != OutboxState.SENDING:
                 return
             row.last_error = failure.code
             if failure.kind is Kind.CHANNEL_GONE:
                 self._pause_channel(session, row, failure.code)
                 stats.dead += 1
             elif failure.kind is Kind.BAD_PAYLOAD or row.attempts >= MAX_ATTEMPTS:
-                row.state = "dead"
+                row.state = OutboxState.DEAD.value
                 stats.dead += 1
             else:
                 backoff = failure.retry_after or min(300.0, 2.0 ** min(row.attempts, 8))
-                row.state = "pending"
+                row.state = OutboxState.PENDING.value
                 row.next_attempt_at = now + timedelta(seconds=backoff)
                 if failure.kind is Kind.TOKEN or failure.code == "ratelimited":
                     row.attempts -= 1  # not the row's fault: do not spend its attempts
@@ -407,7 +421,7 @@ class Deliverer:
 
     def _pause_channel(self, session: Any, row: OutboxItem, code: str) -> None:
         """A channel we can never post to: dead rows, paused subscriptions, reason kept."""
-        row.state = "dead"
+        row.state = OutboxState.DEAD.value
         for sub in session.exec(
             select(Subscription).where(Subscription.team_id == row.team_id, Subscription.channel_id == row.channel_id)
         ).all():
@@ -417,10 +431,10 @@ class Deliverer:
             select(OutboxItem).where(
                 OutboxItem.team_id == row.team_id,
                 OutboxItem.channel_id == row.channel_id,
-                OutboxItem.state == "pending",
+                OutboxItem.state == OutboxState.PENDING,
             )
         ).all():
-            other.state = "dead"
+            other.state = OutboxState.DEAD.value
             other.last_error = f"channel paused: {code}"
             session.add(other)
 
@@ -453,7 +467,7 @@ class Deliverer:
         with self.db.read() as session:
             rows = session.exec(
                 select(OutboxItem)
-                .where(OutboxItem.parent_id == digest.id, OutboxItem.kind == "alert")
+                .where(OutboxItem.parent_id == digest.id, col(OutboxItem.kind).in_(sorted(QUIET_HELD)))
                 .order_by(col(OutboxItem.id))
             ).all()
             latest = {(r.queue, r.job_id): r for r in rows}
@@ -473,7 +487,9 @@ class Deliverer:
         cutoff = self.clock() - self.recovery_after
         with self.db.read() as session:
             stuck = session.exec(
-                select(OutboxItem).where(OutboxItem.state == "sending", col(OutboxItem.sending_started_at) <= cutoff)
+                select(OutboxItem).where(
+                    OutboxItem.state == OutboxState.SENDING, col(OutboxItem.sending_started_at) <= cutoff
+                )
             ).all()
         groups: dict[tuple[str, str, str | None], list[OutboxItem]] = defaultdict(list)
         for item in stuck:
@@ -482,7 +498,7 @@ class Deliverer:
             oldest = min(i.sending_started_at or cutoff for i in items) - timedelta(seconds=5)
             client = self.client_for(team)
             where = channel
-            if items[0].kind == "dm":  # channel is the person; their IM holds the messages
+            if items[0].kind == OutboxKind.DM:  # channel is the person; their IM holds the messages
                 try:
                     where = self._im(client, team, channel)
                 except Exception as err:
@@ -514,8 +530,8 @@ class Deliverer:
     def _requeue(self, item: OutboxItem) -> None:
         with self.db.write() as session:
             row = session.get(OutboxItem, item.id)
-            if row is not None and row.state == "sending":
-                row.state = "pending"
+            if row is not None and row.state == OutboxState.SENDING:
+                row.state = OutboxState.PENDING.value
                 row.next_attempt_at = self.clock()
                 session.add(row)
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bot.blocks import render
+from bot.core.outbox import OutboxKind, OutboxState
 from bot.store.tables import OutboxItem
 from providers import Job
 
@@ -38,10 +39,10 @@ def fold(
     queues = sorted({r.queue for r in rows})
     key = f"{prefix}:" + hashlib.sha256("|".join(r.alert_id for r in rows).encode()).hexdigest()[:32]
 
-    def owed(alert_id: str, kind: str, payload: str, parent_id: int | None = None) -> OutboxItem:
+    def owed(alert_id: str, kind: OutboxKind, payload: str, parent_id: int | None = None) -> OutboxItem:
         return OutboxItem(
             alert_id=alert_id,
-            kind=kind,
+            kind=kind.value,
             team_id=team,
             channel_id=channel,
             queue=queues[0],
@@ -58,16 +59,16 @@ def fold(
     }
     if title:
         body["title"] = title
-    digest = owed(key, "digest", json.dumps(body))
+    digest = owed(key, OutboxKind.DIGEST, json.dumps(body))
     session.add(digest)
     session.flush()
     lines = [[j.name, j.queue, j.native_status, j.status.value] for j in jobs]
     chunks = [lines[i : i + render.DIGEST_LINES] for i in range(0, len(lines), render.DIGEST_LINES)]
     for n, chunk in enumerate(chunks, 1):
         payload = json.dumps({"lines": chunk, "part": n, "parts": len(chunks)})
-        session.add(owed(f"{key}:{n}", "digest_part", payload, digest.id))
+        session.add(owed(f"{key}:{n}", OutboxKind.DIGEST_PART, payload, digest.id))
     for row in rows:
-        row.state = "digested"
+        row.state = OutboxState.DIGESTED.value
         row.parent_id = digest.id
         session.add(row)
     return digest, len(chunks)

@@ -41,6 +41,8 @@ from sqlmodel import col, select
 
 from bot.blocks import render
 from bot.core.clock import Clock, utcnow
+from bot.core.log_tails import LogTailState
+from bot.core.outbox import TOLD, OutboxKind, OutboxState
 from bot.store.db import Database, insert_ignore
 from bot.store.lease import Fence
 from bot.store.tables import LogTailRequest, OutboxItem
@@ -56,7 +58,6 @@ TRIES = 4
 BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=8))
 EVERY = 5  # seconds between rounds of the worker job
 BATCH = 8  # rows per round, all read at once: the round lasts at most DEADLINE
-POSTED = ("pending", "sending", "sent", "held")  # alert states whose channel gets the note
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -138,7 +139,7 @@ class LogTails:
         with self.db.read() as session:
             due = session.exec(
                 select(LogTailRequest)
-                .where(LogTailRequest.state == "pending", LogTailRequest.next_attempt_at <= now)
+                .where(LogTailRequest.state == LogTailState.PENDING, LogTailRequest.next_attempt_at <= now)
                 .order_by(col(LogTailRequest.id))
                 .limit(BATCH)
             ).all()
@@ -157,14 +158,16 @@ class LogTails:
         end = self.monotonic() + self.deadline
         for row, job, future in reads:
             if future is None:
-                settled += self._settle(row, fence, state="failed", text=None, error="queue has no log tail now")
+                settled += self._settle(
+                    row, fence, state=LogTailState.FAILED, text=None, error="queue has no log tail now"
+                )
                 continue
             try:
                 tail = future.result(timeout=max(0.0, end - self.monotonic()))
             except Exception as err:  # every failure of a read is counted and retried, or given up on
                 settled += self._failed(row, job, err, fence)
                 continue
-            settled += self._settle(row, fence, state="done", text=tail_text(job, tail), error=None)
+            settled += self._settle(row, fence, state=LogTailState.DONE, text=tail_text(job, tail), error=None)
         return settled
 
     def _failed(self, row: LogTailRequest, job: Job, err: BaseException, fence: Fence | None) -> int:
@@ -173,12 +176,12 @@ class LogTails:
         log.warning("log_tail_failed queue=%s job_id=%s try=%d error=%s", row.queue, row.job_id, tries, error)
         final = tries >= TRIES or (isinstance(err, ProviderError) and not err.retryable)
         if final:
-            return self._settle(row, fence, state="failed", text=failure_text(job, err, tries), error=error)
+            return self._settle(row, fence, state=LogTailState.FAILED, text=failure_text(job, err, tries), error=error)
         with self.db.write() as session:
             if fence is not None:
                 fence.check(session)
             stored = session.get(LogTailRequest, row.id)
-            if stored is None or stored.state != "pending":
+            if stored is None or stored.state != LogTailState.PENDING:
                 return 0
             stored.attempts = tries
             stored.last_error = error
@@ -187,7 +190,7 @@ class LogTails:
         return 0
 
     def _settle(
-        self, row: LogTailRequest, fence: Fence | None, *, state: str, text: str | None, error: str | None
+        self, row: LogTailRequest, fence: Fence | None, *, state: LogTailState, text: str | None, error: str | None
     ) -> int:
         """Mark the row settled and write the note to each channel that got its alert, in one transaction."""
         now = self.clock()
@@ -195,9 +198,9 @@ class LogTails:
             if fence is not None:
                 fence.check(session)
             stored = session.get(LogTailRequest, row.id)
-            if stored is None or stored.state != "pending":
+            if stored is None or stored.state != LogTailState.PENDING:
                 return 0
-            stored.state, stored.last_error = state, error
+            stored.state, stored.last_error = state.value, error
             stored.attempts += 1
             session.add(stored)
             if text is None:
@@ -205,22 +208,22 @@ class LogTails:
             alerts = session.exec(
                 select(OutboxItem.team_id, OutboxItem.channel_id, OutboxItem.new_status).where(
                     OutboxItem.alert_id == row.alert_id,
-                    OutboxItem.kind == "alert",
-                    col(OutboxItem.state).in_(POSTED),
+                    OutboxItem.kind == OutboxKind.ALERT,
+                    col(OutboxItem.state).in_(sorted(TOLD)),  # the channels that got, or will get, the alert
                 )
             ).all()
             payload = json.dumps({"text": text, "thread_only": True, "after": row.alert_id})
             notes: list[dict[str, object]] = [
                 {
                     "alert_id": f"logs:{row.alert_id}",
-                    "kind": "note",
+                    "kind": OutboxKind.NOTE.value,
                     "team_id": team,
                     "channel_id": channel,
                     "queue": row.queue,
                     "job_id": row.job_id,
                     "new_status": status,
                     "payload": payload,
-                    "state": "pending",
+                    "state": OutboxState.PENDING.value,
                     "next_attempt_at": now,
                     "created_at": now,
                 }

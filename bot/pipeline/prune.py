@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, tuple_
 from sqlmodel import col, select
 
+from bot.core.log_tails import LogTailState
 from bot.core.outbox import SETTLED
 from bot.store.db import Database
 from bot.store.lease import Fence
@@ -81,7 +82,7 @@ def prune(db: Database, *, now: datetime, retention: timedelta, fence: Fence | N
                 session.execute(delete(OutboxItem).where(col(OutboxItem.id).in_(ids)))
             tails = session.exec(
                 select(LogTailRequest.id)
-                .where(LogTailRequest.state != "pending", LogTailRequest.created_at < cutoff)
+                .where(LogTailRequest.state != LogTailState.PENDING, LogTailRequest.created_at < cutoff)
                 .limit(BATCH)
             ).all()
             if tails:

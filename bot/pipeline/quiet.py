@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from bot.core.outbox import OutboxState
 from bot.core.quiet import AWAY_TITLE
 from bot.pipeline.digest import fold as fold_digest
 from bot.store.db import Database
@@ -38,7 +39,7 @@ def release(db: Database, now: datetime, fence: Fence | None = None) -> int:
     with db.read() as session:
         due = session.exec(
             select(OutboxItem.team_id, OutboxItem.channel_id)
-            .where(OutboxItem.state == "held", col(OutboxItem.next_attempt_at) <= now)
+            .where(OutboxItem.state == OutboxState.HELD, col(OutboxItem.next_attempt_at) <= now)
             .distinct()
         ).all()
     for team, channel in due:
@@ -50,7 +51,7 @@ def release(db: Database, now: datetime, fence: Fence | None = None) -> int:
                 .where(
                     OutboxItem.team_id == team,
                     OutboxItem.channel_id == channel,
-                    OutboxItem.state == "held",
+                    OutboxItem.state == OutboxState.HELD,
                     col(OutboxItem.next_attempt_at) <= now,
                 )
                 .order_by(col(OutboxItem.id))

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from bot.core import owners
-from bot.core.outbox import OutboxRow
+from bot.core.outbox import WITHDRAWABLE, WITHDRAWN, OutboxRow, OutboxState
 from bot.core.subscriptions import SubscriptionFilter
 from bot.store.db import insert_ignore
 from bot.store.owners import known_users
@@ -25,7 +25,7 @@ def resume_held(session: Session, *, team_id: str, channel_id: str, queue: str, 
             OutboxItem.team_id == team_id,
             OutboxItem.channel_id == channel_id,
             OutboxItem.queue == queue,
-            OutboxItem.state == "held",
+            OutboxItem.state == OutboxState.HELD,
         )
     ).all():
         row.next_attempt_at = now
@@ -50,8 +50,8 @@ def withdraw_unwanted(
             OutboxItem.team_id == team_id,
             OutboxItem.channel_id == channel_id,
             OutboxItem.queue == queue,
-            OutboxItem.kind == "alert",
-            col(OutboxItem.state).in_(("pending", "muted", "held")),
+            col(OutboxItem.kind).in_(sorted(WITHDRAWN)),
+            col(OutboxItem.state).in_(sorted(WITHDRAWABLE)),
         )
     ).all()
     jobs = [(r, Job.model_validate_json(r.payload)) for r in rows]
