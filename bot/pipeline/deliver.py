@@ -36,6 +36,7 @@ from bot.core.outbox import (
     OutboxState,
 )
 from bot.pipeline.digest import fold as fold_digest
+from bot.pipeline.messages import EVENT_TYPE, UnknownKind, message_for, metadata
 from bot.slackapi.errors import Failure, Kind, classify
 from bot.slackapi.pace import Pace
 from bot.store.db import Database, insert_ignore
@@ -45,7 +46,6 @@ from providers import Job, JobStatus
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPE = "jobwatch_alert"
 BROADCAST = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})
 MAX_ATTEMPTS = 12
 BATCH = 200
@@ -70,42 +70,6 @@ class Stats:
         """Accumulate another round's counts."""
         for count in fields(self):
             setattr(self, count.name, getattr(self, count.name) + getattr(other, count.name))
-
-
-def metadata(alert_id: str) -> dict[str, Any]:
-    """The message metadata that lets recovery find a post again."""
-    return {"event_type": EVENT_TYPE, "event_payload": {"alert_id": alert_id, "v": 1}}
-
-
-def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message, Job | None]:
-    """Render an outbox row (`stop_by`: the provider that can stop the alert's job, if any)."""
-    if item.kind == "notice":
-        return render.notice_message(str(json.loads(item.payload)["text"])), None
-    if item.kind == OutboxKind.NOTE:
-        return render.note_message(str(json.loads(item.payload)["text"])), None
-    if item.kind == "digest":
-        body = json.loads(item.payload)
-        return (
-            render.digest_message(
-                body["counts"],
-                body["queues"],
-                title=body.get("title", ""),
-                notes=body.get("notes", ()),
-                causes=body.get("causes") or {},
-            ),
-            None,
-        )
-    if item.kind == OutboxKind.DIGEST_PART:
-        body = json.loads(item.payload)
-        return render.digest_lines(body["lines"], part=body["part"], parts=body["parts"]), None
-    if item.kind == OutboxKind.DM:
-        old = JobStatus(item.old_status) if item.old_status else None
-        return render.dm_message(Job.model_validate_json(item.payload), old), None
-    if item.kind == "flag":  # a slow or stuck job (bot/pipeline/usual.py): the card stays as it is
-        return render.flag_message(Job.model_validate_json(item.payload)), None
-    job = Job.model_validate_json(item.payload)
-    old = JobStatus(item.old_status) if item.old_status else None
-    return render.alert_message(job, old, stop_by=stop_by), job
 
 
 def dm_failure(failure: Failure) -> Failure:
@@ -311,7 +275,12 @@ class Deliverer:
         if claimed is None:
             return None
         item, thread = claimed
-        message, job = message_for(item, stop_by=self.stop_by.get(item.queue, ""))
+        try:
+            message, job = message_for(item, stop_by=self.stop_by.get(item.queue, ""))
+        except UnknownKind as err:  # never posted, never retried; the channel goes on with its next row
+            log.error("outbox_unknown_kind outbox_id=%s channel=%s kind=%r", item.id, item.channel_id, err.kind)
+            self._settle_dead(item, str(err), stats)
+            return None
         client = self.client_for(item.team_id)
         channel = item.channel_id
         if item.kind == OutboxKind.DM:
@@ -379,6 +348,17 @@ class Deliverer:
                     ],
                 )
         return True
+
+    def _settle_dead(self, item: OutboxItem, error: str, stats: Stats) -> None:
+        """A claimed row that can never be posted (its kind is unknown): dead, with why."""
+        with self.db.write() as session:
+            row = session.get(OutboxItem, item.id)
+            if row is None or row.state != OutboxState.SENDING:
+                return
+            row.state = OutboxState.DEAD.value
+            row.last_error = error
+            session.add(row)
+        stats.dead += 1
 
     def _settle_failure(self, item: OutboxItem, failure: Failure, stats: Stats) -> None:
         now = self.clock()
