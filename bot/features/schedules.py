@@ -15,10 +15,10 @@ schedule posts nothing for periods that ended before it was made.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -27,10 +27,11 @@ from sqlmodel import Session, col, select
 
 from bot.blocks import render
 from bot.core.clock import WEEKDAYS
-from bot.core.outbox import OutboxKind
+from bot.core.outbox import DigestPartPayload, DigestPayload, OutboxRow, schedule_digest_id
 from bot.core.schedules import DigestCadence
-from bot.store.db import Database, insert_ignore
-from bot.store.tables import DigestSchedule, JobSnapshot, OutboxItem, TransitionRecord
+from bot.store import outbox
+from bot.store.db import Database
+from bot.store.tables import DigestSchedule, JobSnapshot, TransitionRecord
 from providers import Job, JobStatus
 from providers.causes import classify
 
@@ -81,8 +82,8 @@ def label(sched: DigestSchedule) -> str:
 
 def _content(
     session: Session, queue: str, provider: str, start: datetime, end: datetime
-) -> tuple[dict[str, object], list[list[str]]]:
-    """The digest's body and its thread lines, from the period's transitions (`provider`: the
+) -> tuple[DigestPayload, list[list[str]]]:
+    """The digest's body (no title yet) and its thread lines, from the period's transitions (`provider`: the
     queue's, whose rules classify the failures)."""
     changes = session.exec(
         select(TransitionRecord)
@@ -121,8 +122,7 @@ def _content(
         for t in failures
     ]
     lines += [[j.name, queue, f"took {render.duration(j.duration_seconds)}", j.status.value] for j in timed]
-    body: dict[str, object] = {"counts": dict(counts), "queues": [queue], "notes": notes}
-    return body, lines
+    return DigestPayload(dict(counts), [queue], notes=notes), lines
 
 
 def enqueue_due(
@@ -143,47 +143,35 @@ def enqueue_due(
         start, end = period(sched, now, default_tz)
         if end < sched.created_at:
             continue
-        key = f"sched:{sched.queue}:{end.isoformat()}"
+        key = schedule_digest_id(sched.queue, end)
         with db.write() as session:
             if fence is not None:
                 fence.check(session)
-            owed = select(OutboxItem.id).where(
-                OutboxItem.team_id == sched.team_id,
-                OutboxItem.channel_id == sched.channel_id,
-                OutboxItem.alert_id == key,
-            )
-            if session.exec(owed).first() is not None:
+            if outbox.find_id(session, sched.team_id, sched.channel_id, key) is not None:
                 continue
             provider = (providers or {}).get(sched.queue, "")
             body, lines = _content(session, sched.queue, provider, start, end)
             span = f"{start.astimezone(ZoneInfo(sched.tz or default_tz)):%a %Y-%m-%d %H:%M}"
-            body["title"] = f"{sched.cadence.capitalize()} digest of {sched.queue} since {span}"
-            base = {
-                "team_id": sched.team_id,
-                "channel_id": sched.channel_id,
-                "queue": sched.queue,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-            if not insert_ignore(
-                session,
-                OutboxItem,
-                [{**base, "alert_id": key, "kind": OutboxKind.DIGEST.value, "payload": json.dumps(body)}],
-            ):
+            title = f"{sched.cadence.capitalize()} digest of {sched.queue} since {span}"
+            digest = OutboxRow.digest(
+                key,
+                replace(body, title=title),
+                team_id=sched.team_id,
+                channel_id=sched.channel_id,
+                queue=sched.queue,
+                now=now,
+            )
+            if not outbox.insert(session, [digest]):
                 continue  # another worker wrote this period first
-            parent = session.exec(owed).one()
+            parent = outbox.find_id(session, sched.team_id, sched.channel_id, key)
             chunks = [lines[i : i + render.DIGEST_LINES] for i in range(0, len(lines), render.DIGEST_LINES)]
-            parts = [
-                {
-                    **base,
-                    "alert_id": f"{key}:{n}",
-                    "kind": OutboxKind.DIGEST_PART.value,
-                    "parent_id": parent,
-                    "payload": json.dumps({"lines": chunk, "part": n, "parts": len(chunks)}),
-                }
-                for n, chunk in enumerate(chunks, 1)
-            ]
-            insert_ignore(session, OutboxItem, parts)
+            outbox.insert(
+                session,
+                [
+                    OutboxRow.digest_part(digest, n, DigestPartPayload(chunk, n, len(chunks)), parent_id=parent)
+                    for n, chunk in enumerate(chunks, 1)
+                ],
+            )
             written += 1
             log.info("scheduled_digest channel=%s queue=%s period_end=%s", sched.channel_id, sched.queue, end)
     return written

@@ -32,8 +32,10 @@ from bot.core.outbox import (
     OWED,
     QUIET_HELD,
     THREADED,
+    DigestOrigin,
     OutboxKind,
     OutboxState,
+    origin_of,
 )
 from bot.pipeline.digest import fold as fold_digest
 from bot.pipeline.messages import EVENT_TYPE, UnknownKind, message_for, metadata
@@ -208,7 +210,7 @@ class Deliverer:
             if len(rows) <= self.digest_threshold:
                 return
             jobs = [Job.model_validate_json(r.payload) for r in rows]
-            _, chunks = fold_digest(session, rows, jobs, prefix="digest", team=team, channel=channel, now=now)
+            chunks = fold_digest(session, rows, jobs, origin=DigestOrigin.BURST, team=team, channel=channel, now=now)
         log.info("digest channel=%s alerts=%d replies=%d", channel, len(rows), chunks)
 
     # -- one row ---------------------------------------------------------------------------
@@ -319,7 +321,7 @@ class Deliverer:
             stats.sent += 1
         if thread is not None and job is not None:
             self._update_parent(client, item, thread, job)
-        if item.kind == OutboxKind.DIGEST and item.alert_id.startswith("away:"):
+        if item.kind == OutboxKind.DIGEST and origin_of(item.alert_id) is DigestOrigin.AWAY:
             self._update_cards(client, item)
         return None
 

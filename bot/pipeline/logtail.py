@@ -28,7 +28,6 @@ characters, far below a section's 3,000.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -42,8 +41,9 @@ from sqlmodel import col, select
 from bot.blocks import render
 from bot.core.clock import Clock, utcnow
 from bot.core.log_tails import LogTailState
-from bot.core.outbox import TOLD, OutboxKind, OutboxState
-from bot.store.db import Database, insert_ignore
+from bot.core.outbox import TOLD, OutboxKind, OutboxRow, TextPayload, logs_id
+from bot.store import outbox
+from bot.store.db import Database
 from bot.store.lease import Fence
 from bot.store.tables import LogTailRequest, OutboxItem
 from providers import Job, JobSource, LogTail, LogTailing, ProviderError, wants_log_tail
@@ -212,24 +212,23 @@ class LogTails:
                     col(OutboxItem.state).in_(sorted(TOLD)),  # the channels that got, or will get, the alert
                 )
             ).all()
-            payload = json.dumps({"text": text, "thread_only": True, "after": row.alert_id})
-            notes: list[dict[str, object]] = [
-                {
-                    "alert_id": f"logs:{row.alert_id}",
-                    "kind": OutboxKind.NOTE.value,
-                    "team_id": team,
-                    "channel_id": channel,
-                    "queue": row.queue,
-                    "job_id": row.job_id,
-                    "new_status": status,
-                    "payload": payload,
-                    "state": OutboxState.PENDING.value,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
-                for team, channel, status in alerts
-            ]
-            insert_ignore(session, OutboxItem, notes)
+            note = TextPayload(text, thread_only=True, after=row.alert_id)  # in the alert's thread, after it
+            outbox.insert(
+                session,
+                (
+                    OutboxRow.note(
+                        logs_id(row.alert_id),
+                        note,
+                        team_id=team,
+                        channel_id=channel,
+                        queue=row.queue,
+                        job_id=row.job_id,
+                        status=status,
+                        now=now,
+                    )
+                    for team, channel, status in alerts
+                ),
+            )
         return 1
 
     def close(self) -> None:

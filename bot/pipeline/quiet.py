@@ -1,6 +1,6 @@
 """The end of quiet hours: each channel's held alerts, folded into one "While you were away" digest.
 
-The hold itself is decided at enqueue (bot/core/quiet.py `hold_quiet`); this side job runs each
+The hold itself is decided at enqueue (bot/core/policy.py `hold_quiet`); this side job runs each
 delivery round, behind the lease, and turns the held rows of every ended window into a digest
 (bot/pipeline/digest.py) in one transaction per channel, so it is posted exactly once.
 """
@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from bot.core.outbox import OutboxState
+from bot.core.outbox import DigestOrigin, OutboxState
 from bot.core.quiet import AWAY_TITLE
 from bot.pipeline.digest import fold as fold_digest
 from bot.store.db import Database
@@ -24,13 +24,12 @@ from providers import Job
 log = logging.getLogger(__name__)
 
 
-def _digest_rows(session: Session, rows: Sequence[OutboxItem], *, team: str, channel: str, now: datetime) -> OutboxItem:
+def _digest_rows(session: Session, rows: Sequence[OutboxItem], *, team: str, channel: str, now: datetime) -> None:
     """The away digest of `rows` (parent and thread replies), added to the session; rows digested.
     Each job counts and is listed once, with the last status it reached in the window."""
     latest = {(r.queue, r.job_id): r for r in rows}
     jobs = [Job.model_validate_json(r.payload) for r in latest.values()]
-    folded, _ = fold_digest(session, rows, jobs, prefix="away", team=team, channel=channel, now=now, title=AWAY_TITLE)
-    return folded
+    fold_digest(session, rows, jobs, origin=DigestOrigin.AWAY, team=team, channel=channel, now=now, title=AWAY_TITLE)
 
 
 def release(db: Database, now: datetime, fence: Fence | None = None) -> int:

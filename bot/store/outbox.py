@@ -3,7 +3,7 @@ of its subscription (filters, quiet hours, unsubscribe) does to those rows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -67,6 +67,30 @@ def withdraw_unwanted(
     for row in unwanted:
         session.delete(row)
     return len(unwanted)
+
+
+def find_id(session: Session, team_id: str, channel_id: str, alert_id: str) -> int | None:
+    """The id of the row a channel owes (or owed) under `alert_id`, if any."""
+    return session.exec(
+        select(OutboxItem.id).where(
+            OutboxItem.team_id == team_id, OutboxItem.channel_id == channel_id, OutboxItem.alert_id == alert_id
+        )
+    ).first()
+
+
+def add_digest(session: Session, digest: OutboxRow, parts: Sequence[OutboxRow], folded: Sequence[OutboxItem]) -> None:
+    """Write a digest and its thread replies (pointing at it) and mark the `folded` rows digested
+    into it, in the caller's transaction. A plain insert, not an idempotent one: the fold reads and
+    marks its rows in this same transaction, so no second fold of them can get here."""
+    parent = OutboxItem.model_validate(digest.values())
+    session.add(parent)
+    session.flush()  # its id, for the replies and the folded rows
+    for part in parts:
+        session.add(OutboxItem.model_validate(part.but(parent_id=parent.id).values()))
+    for row in folded:
+        row.state = OutboxState.DIGESTED.value
+        row.parent_id = parent.id
+        session.add(row)
 
 
 CHUNK = 500  # rows per statement: SQLite caps bound variables (250,000 since 3.32; 32,766 before)
