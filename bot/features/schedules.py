@@ -23,16 +23,17 @@ from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot.blocks import render
 from bot.core.clock import WEEKDAYS
 from bot.core.outbox import DigestPartPayload, DigestPayload, OutboxRow, schedule_digest_id
 from bot.core.schedules import DigestCadence
 from bot.store import outbox
+from bot.store import schedules as stored
 from bot.store.db import Database
-from bot.store.tables import DigestSchedule, JobSnapshot, TransitionRecord
-from providers import Job, JobStatus
+from bot.store.tables import DigestSchedule
+from providers import JobStatus
 from providers.causes import classify
 
 if TYPE_CHECKING:
@@ -85,23 +86,14 @@ def _content(
 ) -> tuple[DigestPayload, list[list[str]]]:
     """The digest's body (no title yet) and its thread lines, from the period's transitions (`provider`: the
     queue's, whose rules classify the failures)."""
-    changes = session.exec(
-        select(TransitionRecord)
-        .where(TransitionRecord.queue == queue, col(TransitionRecord.at) >= start, col(TransitionRecord.at) < end)
-        .order_by(col(TransitionRecord.at), col(TransitionRecord.id))
-    ).all()
+    changes = stored.transitions(session, queue, start, end)
     last = {t.job_id: t for t in changes}  # the last status each job reached in the period
     counts = Counter(t.new for t in last.values())
     failures = [t for t in last.values() if t.new in FAILED]
     causes = Counter(cause_of(provider, t.new, t.reason) for t in failures)
     finished = counts[SUCCEEDED] + len(failures)
     done = [job_id for job_id, t in last.items() if JobStatus(t.new).terminal]
-    jobs: list[Job] = []
-    for i in range(0, len(done), 500):
-        rows = session.exec(
-            select(JobSnapshot.data).where(JobSnapshot.queue == queue, col(JobSnapshot.job_id).in_(done[i : i + 500]))
-        ).all()
-        jobs += [Job.model_validate_json(data) for data in rows]
+    jobs = stored.jobs(session, queue, done)
     timed = sorted((j for j in jobs if j.duration_seconds), key=lambda j: -(j.duration_seconds or 0))[:SLOWEST]
     notes = (
         [f"Success rate: {round(100 * counts[SUCCEEDED] / finished)}% of {finished} finished jobs"] if finished else []
@@ -137,9 +129,9 @@ def enqueue_due(
     transaction per schedule; returns digests written. `providers`: queue -> its configured
     provider, for the failure causes (the transition history does not record it)."""
     with db.read() as session:
-        schedules = session.exec(select(DigestSchedule)).all()
+        every = stored.every(session)
     written = 0
-    for sched in schedules:
+    for sched in every:
         start, end = period(sched, now, default_tz)
         if end < sched.created_at:
             continue

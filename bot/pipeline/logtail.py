@@ -36,16 +36,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as DeadlineExceeded
 from datetime import timedelta
 
-from sqlmodel import col, select
-
 from bot.blocks import render
 from bot.core.clock import Clock, utcnow
 from bot.core.log_tails import LogTailState
-from bot.core.outbox import TOLD, OutboxKind, OutboxRow, TextPayload, logs_id
-from bot.store import outbox
+from bot.core.outbox import OutboxRow, TextPayload, logs_id
+from bot.store import log_tails, outbox
 from bot.store.db import Database
 from bot.store.lease import Fence
-from bot.store.tables import LogTailRequest, OutboxItem
+from bot.store.tables import LogTailRequest
 from providers import Job, JobSource, LogTail, LogTailing, ProviderError, wants_log_tail
 
 log = logging.getLogger(__name__)
@@ -137,14 +135,7 @@ class LogTails:
         """Read every due tail (in parallel, each with its deadline) and settle it; returns rows settled."""
         now = self.clock()
         with self.db.read() as session:
-            due = session.exec(
-                select(LogTailRequest)
-                .where(LogTailRequest.state == LogTailState.PENDING, LogTailRequest.next_attempt_at <= now)
-                .order_by(col(LogTailRequest.id))
-                .limit(BATCH)
-            ).all()
-            for row in due:
-                session.expunge(row)
+            due = log_tails.due(session, now, BATCH)
         reads: list[tuple[LogTailRequest, Job, Future[LogTail | None] | None]] = []
         for row in due:
             job = Job.model_validate_json(row.job)
@@ -180,13 +171,12 @@ class LogTails:
         with self.db.write() as session:
             if fence is not None:
                 fence.check(session)
-            stored = session.get(LogTailRequest, row.id)
-            if stored is None or stored.state != LogTailState.PENDING:
+            stored = log_tails.pending(session, row.id)
+            if stored is None:
                 return 0
-            stored.attempts = tries
-            stored.last_error = error
-            stored.next_attempt_at = self.clock() + BACKOFF[min(tries, len(BACKOFF)) - 1]
-            session.add(stored)
+            log_tails.retry_later(
+                session, stored, tries=tries, error=error, at=self.clock() + BACKOFF[min(tries, len(BACKOFF)) - 1]
+            )
         return 0
 
     def _settle(
@@ -197,21 +187,13 @@ class LogTails:
         with self.db.write() as session:
             if fence is not None:
                 fence.check(session)
-            stored = session.get(LogTailRequest, row.id)
-            if stored is None or stored.state != LogTailState.PENDING:
+            stored = log_tails.pending(session, row.id)
+            if stored is None:
                 return 0
-            stored.state, stored.last_error = state.value, error
-            stored.attempts += 1
-            session.add(stored)
+            log_tails.settle(session, stored, state, error)
             if text is None:
                 return 1
-            alerts = session.exec(
-                select(OutboxItem.team_id, OutboxItem.channel_id, OutboxItem.new_status).where(
-                    OutboxItem.alert_id == row.alert_id,
-                    OutboxItem.kind == OutboxKind.ALERT,
-                    col(OutboxItem.state).in_(sorted(TOLD)),  # the channels that got, or will get, the alert
-                )
-            ).all()
+            alerts = outbox.told(session, row.alert_id)  # the channels that got, or will get, the alert
             note = TextPayload(text, thread_only=True, after=row.alert_id)  # in the alert's thread, after it
             outbox.insert(
                 session,

@@ -11,11 +11,12 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from bot.core.outbox import DigestOrigin, OutboxState
+from bot.core.outbox import DigestOrigin
 from bot.core.quiet import AWAY_TITLE
 from bot.pipeline.digest import fold as fold_digest
+from bot.store import outbox
 from bot.store.db import Database
 from bot.store.lease import Fence
 from bot.store.tables import OutboxItem
@@ -36,25 +37,12 @@ def release(db: Database, now: datetime, fence: Fence | None = None) -> int:
     """Fold every channel's held alerts whose window has ended into one away digest per channel,
     one transaction per channel; returns the channels released."""
     with db.read() as session:
-        due = session.exec(
-            select(OutboxItem.team_id, OutboxItem.channel_id)
-            .where(OutboxItem.state == OutboxState.HELD, col(OutboxItem.next_attempt_at) <= now)
-            .distinct()
-        ).all()
+        due = outbox.held_channels(session, now)
     for team, channel in due:
         with db.write() as session:
             if fence is not None:
                 fence.check(session)
-            rows = session.exec(
-                select(OutboxItem)
-                .where(
-                    OutboxItem.team_id == team,
-                    OutboxItem.channel_id == channel,
-                    OutboxItem.state == OutboxState.HELD,
-                    col(OutboxItem.next_attempt_at) <= now,
-                )
-                .order_by(col(OutboxItem.id))
-            ).all()
+            rows = outbox.held(session, team, channel, now)
             if not rows:
                 continue  # another round released them first
             _digest_rows(session, rows, team=team, channel=channel, now=now)

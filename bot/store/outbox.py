@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from bot.core import owners
-from bot.core.outbox import WITHDRAWABLE, WITHDRAWN, OutboxRow, OutboxState
+from bot.core.outbox import TOLD, WITHDRAWABLE, WITHDRAWN, OutboxKind, OutboxRow, OutboxState
 from bot.core.subscriptions import SubscriptionFilter
 from bot.store.db import insert_ignore
 from bot.store.owners import known_users
@@ -67,6 +67,43 @@ def withdraw_unwanted(
     for row in unwanted:
         session.delete(row)
     return len(unwanted)
+
+
+def held_channels(session: Session, now: datetime) -> list[tuple[str, str]]:
+    """The (team, channel) pairs with alerts held for quiet hours that ended by `now`."""
+    rows = session.exec(
+        select(OutboxItem.team_id, OutboxItem.channel_id)
+        .where(OutboxItem.state == OutboxState.HELD, col(OutboxItem.next_attempt_at) <= now)
+        .distinct()
+    ).all()
+    return [(team, channel) for team, channel in rows]
+
+
+def held(session: Session, team_id: str, channel_id: str, now: datetime) -> Sequence[OutboxItem]:
+    """A channel's rows held for quiet hours that ended by `now`, oldest first."""
+    return session.exec(
+        select(OutboxItem)
+        .where(
+            OutboxItem.team_id == team_id,
+            OutboxItem.channel_id == channel_id,
+            OutboxItem.state == OutboxState.HELD,
+            col(OutboxItem.next_attempt_at) <= now,
+        )
+        .order_by(col(OutboxItem.id))
+    ).all()
+
+
+def told(session: Session, alert_id: str) -> list[tuple[str, str, str]]:
+    """(team, channel, status) of each channel that got, or will get, the alert `alert_id`
+    (core.outbox.TOLD): where a note that follows it is owed."""
+    rows = session.exec(
+        select(OutboxItem.team_id, OutboxItem.channel_id, OutboxItem.new_status).where(
+            OutboxItem.alert_id == alert_id,
+            OutboxItem.kind == OutboxKind.ALERT,
+            col(OutboxItem.state).in_(sorted(TOLD)),
+        )
+    ).all()
+    return [(team, channel, status) for team, channel, status in rows]
 
 
 def find_id(session: Session, team_id: str, channel_id: str, alert_id: str) -> int | None:
