@@ -9,7 +9,6 @@ Posts are paced per channel; channels are drained in parallel.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -21,12 +20,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
-from sqlmodel import col, func, select
+from sqlmodel import Session
 
 from bot.blocks import render
 from bot.core.clock import Clock, utcnow
 from bot.core.outbox import (
-    FOLDED,
     IN_FLIGHT,
     OPENS_THREAD,
     OWED,
@@ -35,15 +33,17 @@ from bot.core.outbox import (
     DigestOrigin,
     OutboxKind,
     OutboxState,
+    TextPayload,
     origin_of,
 )
 from bot.pipeline.digest import fold as fold_digest
 from bot.pipeline.messages import EVENT_TYPE, UnknownKind, message_for, metadata
 from bot.slackapi.errors import Failure, Kind, classify
 from bot.slackapi.pace import Pace
-from bot.store.db import Database, insert_ignore
+from bot.store import outbox, threads
+from bot.store.db import Database
 from bot.store.lease import Fence
-from bot.store.tables import JobThread, OutboxItem, Subscription
+from bot.store.tables import JobThread, OutboxItem
 from providers import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -131,15 +131,9 @@ class Deliverer:
         self.fold_digests()
         by_channel: dict[tuple[str, str], list[int]] = defaultdict(list)
         with self.db.read() as session:
-            rows = session.exec(
-                select(OutboxItem.id, OutboxItem.team_id, OutboxItem.channel_id)
-                .where(OutboxItem.state == OutboxState.PENDING, OutboxItem.next_attempt_at <= self.clock())
-                .order_by(col(OutboxItem.id))
-                .limit(BATCH * 10)
-            ).all()
+            rows = outbox.due(session, self.clock(), BATCH * 10)
         for item_id, team, channel in rows:
-            if item_id is not None:
-                by_channel[(team, channel)].append(item_id)
+            by_channel[(team, channel)].append(item_id)
         if not by_channel:
             return stats
         with ThreadPoolExecutor(max_workers=min(self.workers, len(by_channel))) as pool:
@@ -177,16 +171,7 @@ class Deliverer:
         one transaction: the alerts become `digested` and the digest rows `pending` together."""
         now = self.clock()
         with self.db.read() as session:
-            crowded = session.exec(
-                select(OutboxItem.team_id, OutboxItem.channel_id)
-                .where(
-                    OutboxItem.state == OutboxState.PENDING,
-                    col(OutboxItem.kind).in_(sorted(FOLDED)),
-                    OutboxItem.next_attempt_at <= now,
-                )
-                .group_by(col(OutboxItem.team_id), col(OutboxItem.channel_id))
-                .having(func.count() > self.digest_threshold)
-            ).all()
+            crowded = outbox.crowded(session, now, self.digest_threshold)
         for team, channel in crowded:
             self._fold(team, channel, now)
         return len(crowded)
@@ -196,17 +181,7 @@ class Deliverer:
             fence = self.fence()
             if fence is not None:
                 fence.check(session)
-            rows = session.exec(
-                select(OutboxItem)
-                .where(
-                    OutboxItem.team_id == team,
-                    OutboxItem.channel_id == channel,
-                    OutboxItem.state == OutboxState.PENDING,
-                    col(OutboxItem.kind).in_(sorted(FOLDED)),
-                    OutboxItem.next_attempt_at <= now,
-                )
-                .order_by(col(OutboxItem.id))
-            ).all()
+            rows = outbox.foldable(session, team, channel, now)
             if len(rows) <= self.digest_threshold:
                 return
             jobs = [Job.model_validate_json(r.payload) for r in rows]
@@ -221,55 +196,40 @@ class Deliverer:
             fence = self.fence()
             if fence is not None:
                 fence.check(session)
-            item = session.get(OutboxItem, item_id)
+            item = outbox.get(session, item_id)
             if item is None or item.state != OutboxState.PENDING:
                 return None
-            thread = None
-            if item.kind in THREADED:
-                thread = session.get(JobThread, (item.team_id, item.channel_id, item.queue, item.job_id))
+            thread = threads.of(session, item) if item.kind in THREADED else None
             if (
                 item.kind == OutboxKind.NOTE
-                and json.loads(item.payload).get("thread_only")
+                and TextPayload.load(item.payload).thread_only
                 and self._not_yet(session, item, thread, now)
             ):
                 return None
             parent_ts = None
             if item.kind == OutboxKind.DIGEST_PART and item.parent_id is not None:
-                parent = session.get(OutboxItem, item.parent_id)
+                parent = outbox.get(session, item.parent_id)
                 if parent is not None and parent.state in IN_FLIGHT:
                     return None  # the digest goes first; its replies follow in a later turn
                 parent_ts = parent.slack_ts if parent is not None else None
-            item.state = OutboxState.SENDING.value
-            item.sending_started_at = now
-            item.attempts += 1
-            item.fence = fence.token if fence else 0
-            item.thread_ts = thread.parent_ts if thread else parent_ts
-            session.add(item)
+            thread_ts = thread.parent_ts if thread else parent_ts
+            outbox.claim(session, item, now=now, fence=fence.token if fence else 0, thread_ts=thread_ts)
             return item, thread
 
-    def _not_yet(self, session: Any, item: OutboxItem, thread: JobThread | None, now: datetime) -> bool:
+    def _not_yet(self, session: Session, item: OutboxItem, thread: JobThread | None, now: datetime) -> bool:
         """Whether a note that may only go in the job's thread, after the alert it follows (an owner's
         mention, bot/core/owners.py; a log tail, bot/pipeline/logtail.py), must not go now. It
         waits while that alert is still owed (the alert starts the thread, or replies in it first), and
         is dropped when there is no thread once the alert went another way (folded into a digest, muted,
         dead)."""
-        after = json.loads(item.payload).get("after")
-        alert = session.exec(
-            select(OutboxItem).where(
-                OutboxItem.team_id == item.team_id,
-                OutboxItem.channel_id == item.channel_id,
-                OutboxItem.alert_id == after,
-            )
-        ).first()
+        alert = outbox.find(session, item.team_id, item.channel_id, TextPayload.load(item.payload).after)
         if alert is not None and alert.state in OWED:
             # not before the alert's own turn (its backoff, or the end of quiet hours)
-            item.next_attempt_at = max(now + self.thread_wait, alert.next_attempt_at)
+            outbox.postpone(session, item, max(now + self.thread_wait, alert.next_attempt_at))
         elif thread is None:
-            item.state = OutboxState.DEAD.value
-            item.last_error = "no_thread"
+            outbox.mark_dead(session, item, "no_thread")
         else:
             return False
-        session.add(item)
         return True
 
     def _send_one(self, item_id: int, stats: Stats) -> Failure | None:
@@ -327,39 +287,21 @@ class Deliverer:
 
     def _settle_sent(self, item: OutboxItem, ts: str) -> bool:
         with self.db.write() as session:
-            row = session.get(OutboxItem, item.id)
-            if row is None or row.state != OutboxState.SENDING:
+            row = outbox.sending(session, item.id)
+            if row is None:
                 return False
-            row.state = OutboxState.SENT.value
-            row.slack_ts = ts
-            row.last_error = None
-            session.add(row)
+            outbox.mark_sent(session, row, ts)
             if row.kind in OPENS_THREAD and row.thread_ts is None:
-                insert_ignore(
-                    session,
-                    JobThread,
-                    [
-                        {
-                            "team_id": row.team_id,
-                            "channel_id": row.channel_id,
-                            "queue": row.queue,
-                            "job_id": row.job_id,
-                            "parent_ts": ts,
-                            "parent_alert_id": row.alert_id,
-                        }
-                    ],
-                )
+                threads.start(session, row, ts)
         return True
 
     def _settle_dead(self, item: OutboxItem, error: str, stats: Stats) -> None:
         """A claimed row that can never be posted (its kind is unknown): dead, with why."""
         with self.db.write() as session:
-            row = session.get(OutboxItem, item.id)
-            if row is None or row.state != OutboxState.SENDING:
+            row = outbox.sending(session, item.id)
+            if row is None:
                 return
-            row.state = OutboxState.DEAD.value
-            row.last_error = error
-            session.add(row)
+            outbox.mark_dead(session, row, error)
         stats.dead += 1
 
     def _settle_failure(self, item: OutboxItem, failure: Failure, stats: Stats) -> None:
@@ -374,51 +316,27 @@ class Deliverer:
         if failure.kind is Kind.AMBIGUOUS:
             stats.ambiguous += 1
             with self.db.write() as session:
-                row = session.get(OutboxItem, item.id)
-                if row is not None and row.state == OutboxState.SENDING:
-                    row.last_error = f"ambiguous: {failure.code}"
-                    session.add(row)
+                row = outbox.sending(session, item.id)
+                if row is not None:
+                    outbox.note_error(session, row, f"ambiguous: {failure.code}")
             return
         if failure.kind is Kind.TOKEN:
             self._blocked_teams[item.team_id] = self.clock() + TOKEN_PAUSE
         with self.db.write() as session:
-            row = session.get(OutboxItem, item.id)
-            if row is None or row.state != OutboxState.SENDING:
+            row = outbox.sending(session, item.id)
+            if row is None:
                 return
-            row.last_error = failure.code
-            if failure.kind is Kind.CHANNEL_GONE:
-                self._pause_channel(session, row, failure.code)
+            if failure.kind is Kind.CHANNEL_GONE:  # dead rows, paused subscriptions, reason kept
+                outbox.pause_channel(session, row, failure.code)
                 stats.dead += 1
             elif failure.kind is Kind.BAD_PAYLOAD or row.attempts >= MAX_ATTEMPTS:
-                row.state = OutboxState.DEAD.value
+                outbox.mark_dead(session, row, failure.code)
                 stats.dead += 1
             else:
                 backoff = failure.retry_after or min(300.0, 2.0 ** min(row.attempts, 8))
-                row.state = OutboxState.PENDING.value
-                row.next_attempt_at = now + timedelta(seconds=backoff)
-                if failure.kind is Kind.TOKEN or failure.code == "ratelimited":
-                    row.attempts -= 1  # not the row's fault: do not spend its attempts
+                refund = failure.kind is Kind.TOKEN or failure.code == "ratelimited"  # not the row's fault
+                outbox.retry(session, row, error=failure.code, at=now + timedelta(seconds=backoff), refund=refund)
                 stats.retried += 1
-            session.add(row)
-
-    def _pause_channel(self, session: Any, row: OutboxItem, code: str) -> None:
-        """A channel we can never post to: dead rows, paused subscriptions, reason kept."""
-        row.state = OutboxState.DEAD.value
-        for sub in session.exec(
-            select(Subscription).where(Subscription.team_id == row.team_id, Subscription.channel_id == row.channel_id)
-        ).all():
-            sub.paused_reason = code
-            session.add(sub)
-        for other in session.exec(
-            select(OutboxItem).where(
-                OutboxItem.team_id == row.team_id,
-                OutboxItem.channel_id == row.channel_id,
-                OutboxItem.state == OutboxState.PENDING,
-            )
-        ).all():
-            other.state = OutboxState.DEAD.value
-            other.last_error = f"channel paused: {code}"
-            session.add(other)
 
     def _im(self, client: WebClient, team: str, user: str) -> str:
         """The IM channel with `user` (conversations.open, scope im:write), cached per process."""
@@ -447,17 +365,10 @@ class Deliverer:
         """After a quiet-hours digest (bot/core/quiet.py): bring the card of each job it folded up to
         date, with the job's latest held state; best effort, like every parent update."""
         with self.db.read() as session:
-            rows = session.exec(
-                select(OutboxItem)
-                .where(OutboxItem.parent_id == digest.id, col(OutboxItem.kind).in_(sorted(QUIET_HELD)))
-                .order_by(col(OutboxItem.id))
-            ).all()
+            rows = outbox.children(session, digest.id, QUIET_HELD)
             latest = {(r.queue, r.job_id): r for r in rows}
-            threads = [
-                (row, session.get(JobThread, (row.team_id, row.channel_id, row.queue, row.job_id)))
-                for row in latest.values()
-            ]
-        for row, thread in threads:
+            cards = [(row, threads.of(session, row)) for row in latest.values()]
+        for row, thread in cards:
             if thread is not None:
                 self._update_parent(client, row, thread, Job.model_validate_json(row.payload))
 
@@ -468,11 +379,7 @@ class Deliverer:
         stats = Stats()
         cutoff = self.clock() - self.recovery_after
         with self.db.read() as session:
-            stuck = session.exec(
-                select(OutboxItem).where(
-                    OutboxItem.state == OutboxState.SENDING, col(OutboxItem.sending_started_at) <= cutoff
-                )
-            ).all()
+            stuck = outbox.stuck(session, cutoff)
         groups: dict[tuple[str, str, str | None], list[OutboxItem]] = defaultdict(list)
         for item in stuck:
             groups[(item.team_id, item.channel_id, item.thread_ts)].append(item)
@@ -511,11 +418,9 @@ class Deliverer:
 
     def _requeue(self, item: OutboxItem) -> None:
         with self.db.write() as session:
-            row = session.get(OutboxItem, item.id)
-            if row is not None and row.state == OutboxState.SENDING:
-                row.state = OutboxState.PENDING.value
-                row.next_attempt_at = self.clock()
-                session.add(row)
+            row = outbox.sending(session, item.id)
+            if row is not None:
+                outbox.requeue(session, row, self.clock())
 
     def _posted_ids(self, client: WebClient, channel: str, thread_ts: str | None, oldest: datetime) -> dict[str, str]:
         """alert_id -> ts of our messages in a channel (or one thread) since `oldest`."""
