@@ -9,7 +9,7 @@ deadline of DEADLINE seconds. Then, in one transaction behind the lease's fence,
 note per channel that got the alert, keyed `logs:<alert id>` (unique per channel, so a note is
 written once even if a crash makes us read the tail again), and marks the row done. Delivery posts
 the note in the job's thread, after the alert (a thread-only note waits for its alert; one whose
-alert went into a digest or a mute is dropped: bot/pipeline/deliver.py).
+alert went into a digest or a mute is dropped: bot/pipeline/send.py).
 
 A failed read (throttling, a timeout, a 5xx, an unexpected answer) is tried again after BACKOFF
 (30 s, 2 min, 8 min): TRIES reads in all. A read the provider refuses for good (the bot's identity

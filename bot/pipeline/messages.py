@@ -1,6 +1,6 @@
 """What one outbox row looks like in Slack: `message_for` renders a row by its kind
 (bot/core/outbox.py OutboxKind, one case each), and `metadata` carries the row's alert id in the
-message, so that recovery (bot/pipeline/deliver.py) can find a post whose answer was lost."""
+message, so that recovery (bot/pipeline/recover.py) can find a post whose answer was lost."""
 
 from __future__ import annotations
 
