@@ -1,7 +1,7 @@
 """How fast one channel (or one workspace's lookups) may be sent to: a token bucket.
 
 Slack allows about one chat.postMessage per second per channel, with short bursts, and asks a client
-that was rate limited to wait for the Retry-After it gives (docs/reliability.md §Slack rate limits).
+that was rate limited to wait for the Retry-After it gives (docs/reliability.md §Rate limits and Retry-After).
 """
 
 from __future__ import annotations
