@@ -1,8 +1,9 @@
 """Recovery, at the start of each round of bot/pipeline/deliver.py: a row left in `sending` (a crash,
 a timeout, a 5xx: Slack may or may not have the message) is settled by looking its alert id up in
 the message metadata of the channel's history, or of the thread's replies, before it is ever posted
-again: sent if Slack has it, pending (to post now) if not (docs/reliability.md §Exactly-once
-delivery). Rows are looked up together per (channel, thread); a DM's channel is the person's IM.
+again: sent if Slack has it, pending (to post now) if not.
+See docs/reliability.md §Exactly-once delivery. Rows are looked up together per (channel, thread);
+a DM's channel is the person's IM.
 """
 
 from __future__ import annotations
