@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Self
@@ -104,30 +104,34 @@ class TextPayload:
 
 @dataclass(frozen=True)
 class DigestPayload:
-    """A digest's parent: counts by status, the queues, failures by cause, a title and notes."""
+    """A digest's parent: counts by status, the queues, failures by status and cause ({"failed":
+    {"spot_interruption": 30}}; None: not counted, as in a scheduled digest, whose notes say it), a
+    title and notes."""
 
     counts: Mapping[str, int]
     queues: Sequence[str]
-    causes: Mapping[str, int] = field(default_factory=dict)
+    causes: Mapping[str, Mapping[str, int]] | None = None
     title: str = ""
     notes: Sequence[str] = ()
 
     def dump(self) -> str:
-        """As stored in the payload column (empty title and notes left out)."""
-        body: dict[str, Any] = {"counts": dict(self.counts), "queues": list(self.queues), "causes": dict(self.causes)}
-        if self.title:
-            body["title"] = self.title
+        """As stored in the payload column: counts, queues, then causes, notes and title when there
+        are any (the order both writers have always stored: a burst or away digest's causes and
+        title, a scheduled digest's notes and title)."""
+        body: dict[str, Any] = {"counts": dict(self.counts), "queues": list(self.queues)}
+        if self.causes is not None:
+            body["causes"] = {status: dict(by) for status, by in self.causes.items()}
         if self.notes:
             body["notes"] = list(self.notes)
+        if self.title:
+            body["title"] = self.title
         return json.dumps(body)
 
     @classmethod
     def load(cls, payload: str) -> Self:
         """From the payload column."""
         body = json.loads(payload)
-        return cls(
-            body["counts"], body["queues"], body.get("causes") or {}, body.get("title", ""), body.get("notes", ())
-        )
+        return cls(body["counts"], body["queues"], body.get("causes"), body.get("title", ""), body.get("notes", ()))
 
 
 @dataclass(frozen=True)

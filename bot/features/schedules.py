@@ -15,21 +15,25 @@ schedule posts nothing for periods that ended before it was made.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot.blocks import render
 from bot.core.clock import WEEKDAYS
-from bot.store.db import Database, insert_ignore
-from bot.store.tables import DigestSchedule, JobSnapshot, OutboxItem, TransitionRecord
-from providers import Job, JobStatus
+from bot.core.outbox import DigestPartPayload, DigestPayload, OutboxRow, schedule_digest_id
+from bot.core.schedules import DigestCadence
+from bot.store import outbox
+from bot.store import schedules as stored
+from bot.store.db import Database
+from bot.store.tables import DigestSchedule
+from providers import JobStatus
 from providers.causes import classify
 
 if TYPE_CHECKING:
@@ -59,10 +63,10 @@ def period(sched: DigestSchedule, now: datetime, default_tz: str) -> tuple[datet
     time at or before now; start the scheduled time one day (or week) of wall clock before it."""
     tz = ZoneInfo(sched.tz or default_tz)
     local = now.astimezone(tz)
-    step = 7 if sched.cadence == "weekly" else 1
+    step = 7 if sched.cadence == DigestCadence.WEEKLY else 1
     for back in range(8):
         day = local - timedelta(days=back)
-        if sched.cadence == "weekly" and day.weekday() != sched.weekday:
+        if sched.cadence == DigestCadence.WEEKLY and day.weekday() != sched.weekday:
             continue
         end = _wall(day, sched.at, tz)
         if end <= now:
@@ -72,32 +76,24 @@ def period(sched: DigestSchedule, now: datetime, default_tz: str) -> tuple[datet
 
 def label(sched: DigestSchedule) -> str:
     """`daily 09:00 UTC` or `weekly mon 09:00 Europe/Paris` (the zone as stored, or empty)."""
-    when = f"weekly {WEEKDAYS[sched.weekday or 0]}" if sched.cadence == "weekly" else "daily"
+    weekly = sched.cadence == DigestCadence.WEEKLY
+    when = f"{DigestCadence.WEEKLY.value} {WEEKDAYS[sched.weekday or 0]}" if weekly else DigestCadence.DAILY.value
     return f"{when} {sched.at}" + (f" {sched.tz}" if sched.tz else "")
 
 
 def _content(
     session: Session, queue: str, provider: str, start: datetime, end: datetime
-) -> tuple[dict[str, object], list[list[str]]]:
-    """The digest's body and its thread lines, from the period's transitions (`provider`: the
+) -> tuple[DigestPayload, list[list[str]]]:
+    """The digest's body (no title yet) and its thread lines, from the period's transitions (`provider`: the
     queue's, whose rules classify the failures)."""
-    changes = session.exec(
-        select(TransitionRecord)
-        .where(TransitionRecord.queue == queue, col(TransitionRecord.at) >= start, col(TransitionRecord.at) < end)
-        .order_by(col(TransitionRecord.at), col(TransitionRecord.id))
-    ).all()
+    changes = stored.transitions(session, queue, start, end)
     last = {t.job_id: t for t in changes}  # the last status each job reached in the period
     counts = Counter(t.new for t in last.values())
     failures = [t for t in last.values() if t.new in FAILED]
     causes = Counter(cause_of(provider, t.new, t.reason) for t in failures)
     finished = counts[SUCCEEDED] + len(failures)
     done = [job_id for job_id, t in last.items() if JobStatus(t.new).terminal]
-    jobs: list[Job] = []
-    for i in range(0, len(done), 500):
-        rows = session.exec(
-            select(JobSnapshot.data).where(JobSnapshot.queue == queue, col(JobSnapshot.job_id).in_(done[i : i + 500]))
-        ).all()
-        jobs += [Job.model_validate_json(data) for data in rows]
+    jobs = stored.jobs(session, queue, done)
     timed = sorted((j for j in jobs if j.duration_seconds), key=lambda j: -(j.duration_seconds or 0))[:SLOWEST]
     notes = (
         [f"Success rate: {round(100 * counts[SUCCEEDED] / finished)}% of {finished} finished jobs"] if finished else []
@@ -118,8 +114,7 @@ def _content(
         for t in failures
     ]
     lines += [[j.name, queue, f"took {render.duration(j.duration_seconds)}", j.status.value] for j in timed]
-    body: dict[str, object] = {"counts": dict(counts), "queues": [queue], "notes": notes}
-    return body, lines
+    return DigestPayload(dict(counts), [queue], notes=notes), lines
 
 
 def enqueue_due(
@@ -134,51 +129,41 @@ def enqueue_due(
     transaction per schedule; returns digests written. `providers`: queue -> its configured
     provider, for the failure causes (the transition history does not record it)."""
     with db.read() as session:
-        schedules = session.exec(select(DigestSchedule)).all()
+        every = stored.every(session)
     written = 0
-    for sched in schedules:
+    for sched in every:
         start, end = period(sched, now, default_tz)
         if end < sched.created_at:
             continue
-        key = f"sched:{sched.queue}:{end.isoformat()}"
+        key = schedule_digest_id(sched.queue, end)
         with db.write() as session:
             if fence is not None:
                 fence.check(session)
-            owed = select(OutboxItem.id).where(
-                OutboxItem.team_id == sched.team_id,
-                OutboxItem.channel_id == sched.channel_id,
-                OutboxItem.alert_id == key,
-            )
-            if session.exec(owed).first() is not None:
+            if outbox.find_id(session, sched.team_id, sched.channel_id, key) is not None:
                 continue
             provider = (providers or {}).get(sched.queue, "")
             body, lines = _content(session, sched.queue, provider, start, end)
             span = f"{start.astimezone(ZoneInfo(sched.tz or default_tz)):%a %Y-%m-%d %H:%M}"
-            body["title"] = f"{sched.cadence.capitalize()} digest of {sched.queue} since {span}"
-            base = {
-                "team_id": sched.team_id,
-                "channel_id": sched.channel_id,
-                "queue": sched.queue,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-            if not insert_ignore(
-                session, OutboxItem, [{**base, "alert_id": key, "kind": "digest", "payload": json.dumps(body)}]
-            ):
+            title = f"{sched.cadence.capitalize()} digest of {sched.queue} since {span}"
+            digest = OutboxRow.digest(
+                key,
+                replace(body, title=title),
+                team_id=sched.team_id,
+                channel_id=sched.channel_id,
+                queue=sched.queue,
+                now=now,
+            )
+            if not outbox.insert(session, [digest]):
                 continue  # another worker wrote this period first
-            parent = session.exec(owed).one()
+            parent = outbox.find_id(session, sched.team_id, sched.channel_id, key)
             chunks = [lines[i : i + render.DIGEST_LINES] for i in range(0, len(lines), render.DIGEST_LINES)]
-            parts = [
-                {
-                    **base,
-                    "alert_id": f"{key}:{n}",
-                    "kind": "digest_part",
-                    "parent_id": parent,
-                    "payload": json.dumps({"lines": chunk, "part": n, "parts": len(chunks)}),
-                }
-                for n, chunk in enumerate(chunks, 1)
-            ]
-            insert_ignore(session, OutboxItem, parts)
+            outbox.insert(
+                session,
+                [
+                    OutboxRow.digest_part(digest, n, DigestPartPayload(chunk, n, len(chunks)), parent_id=parent)
+                    for n, chunk in enumerate(chunks, 1)
+                ],
+            )
             written += 1
             log.info("scheduled_digest channel=%s queue=%s period_end=%s", sched.channel_id, sched.queue, end)
     return written

@@ -9,7 +9,7 @@ deadline of DEADLINE seconds. Then, in one transaction behind the lease's fence,
 note per channel that got the alert, keyed `logs:<alert id>` (unique per channel, so a note is
 written once even if a crash makes us read the tail again), and marks the row done. Delivery posts
 the note in the job's thread, after the alert (a thread-only note waits for its alert; one whose
-alert went into a digest or a mute is dropped: bot/pipeline/deliver.py).
+alert went into a digest or a mute is dropped: bot/pipeline/send.py).
 
 A failed read (throttling, a timeout, a 5xx, an unexpected answer) is tried again after BACKOFF
 (30 s, 2 min, 8 min): TRIES reads in all. A read the provider refuses for good (the bot's identity
@@ -28,7 +28,6 @@ characters, far below a section's 3,000.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -37,13 +36,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as DeadlineExceeded
 from datetime import timedelta
 
-from sqlmodel import col, select
-
 from bot.blocks import render
 from bot.core.clock import Clock, utcnow
-from bot.store.db import Database, insert_ignore
+from bot.core.log_tails import LogTailState
+from bot.core.outbox import OutboxRow, TextPayload, logs_id
+from bot.store import log_tails, outbox
+from bot.store.db import Database
 from bot.store.lease import Fence
-from bot.store.tables import LogTailRequest, OutboxItem
+from bot.store.tables import LogTailRequest
 from providers import Job, JobSource, LogTail, LogTailing, ProviderError, wants_log_tail
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,6 @@ TRIES = 4
 BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=8))
 EVERY = 5  # seconds between rounds of the worker job
 BATCH = 8  # rows per round, all read at once: the round lasts at most DEADLINE
-POSTED = ("pending", "sending", "sent", "held")  # alert states whose channel gets the note
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -136,14 +135,7 @@ class LogTails:
         """Read every due tail (in parallel, each with its deadline) and settle it; returns rows settled."""
         now = self.clock()
         with self.db.read() as session:
-            due = session.exec(
-                select(LogTailRequest)
-                .where(LogTailRequest.state == "pending", LogTailRequest.next_attempt_at <= now)
-                .order_by(col(LogTailRequest.id))
-                .limit(BATCH)
-            ).all()
-            for row in due:
-                session.expunge(row)
+            due = log_tails.due(session, now, BATCH)
         reads: list[tuple[LogTailRequest, Job, Future[LogTail | None] | None]] = []
         for row in due:
             job = Job.model_validate_json(row.job)
@@ -157,14 +149,16 @@ class LogTails:
         end = self.monotonic() + self.deadline
         for row, job, future in reads:
             if future is None:
-                settled += self._settle(row, fence, state="failed", text=None, error="queue has no log tail now")
+                settled += self._settle(
+                    row, fence, state=LogTailState.FAILED, text=None, error="queue has no log tail now"
+                )
                 continue
             try:
                 tail = future.result(timeout=max(0.0, end - self.monotonic()))
             except Exception as err:  # every failure of a read is counted and retried, or given up on
                 settled += self._failed(row, job, err, fence)
                 continue
-            settled += self._settle(row, fence, state="done", text=tail_text(job, tail), error=None)
+            settled += self._settle(row, fence, state=LogTailState.DONE, text=tail_text(job, tail), error=None)
         return settled
 
     def _failed(self, row: LogTailRequest, job: Job, err: BaseException, fence: Fence | None) -> int:
@@ -173,60 +167,50 @@ class LogTails:
         log.warning("log_tail_failed queue=%s job_id=%s try=%d error=%s", row.queue, row.job_id, tries, error)
         final = tries >= TRIES or (isinstance(err, ProviderError) and not err.retryable)
         if final:
-            return self._settle(row, fence, state="failed", text=failure_text(job, err, tries), error=error)
+            return self._settle(row, fence, state=LogTailState.FAILED, text=failure_text(job, err, tries), error=error)
         with self.db.write() as session:
             if fence is not None:
                 fence.check(session)
-            stored = session.get(LogTailRequest, row.id)
-            if stored is None or stored.state != "pending":
+            stored = log_tails.pending(session, row.id)
+            if stored is None:
                 return 0
-            stored.attempts = tries
-            stored.last_error = error
-            stored.next_attempt_at = self.clock() + BACKOFF[min(tries, len(BACKOFF)) - 1]
-            session.add(stored)
+            log_tails.retry_later(
+                session, stored, tries=tries, error=error, at=self.clock() + BACKOFF[min(tries, len(BACKOFF)) - 1]
+            )
         return 0
 
     def _settle(
-        self, row: LogTailRequest, fence: Fence | None, *, state: str, text: str | None, error: str | None
+        self, row: LogTailRequest, fence: Fence | None, *, state: LogTailState, text: str | None, error: str | None
     ) -> int:
         """Mark the row settled and write the note to each channel that got its alert, in one transaction."""
         now = self.clock()
         with self.db.write() as session:
             if fence is not None:
                 fence.check(session)
-            stored = session.get(LogTailRequest, row.id)
-            if stored is None or stored.state != "pending":
+            stored = log_tails.pending(session, row.id)
+            if stored is None:
                 return 0
-            stored.state, stored.last_error = state, error
-            stored.attempts += 1
-            session.add(stored)
+            log_tails.settle(session, stored, state, error)
             if text is None:
                 return 1
-            alerts = session.exec(
-                select(OutboxItem.team_id, OutboxItem.channel_id, OutboxItem.new_status).where(
-                    OutboxItem.alert_id == row.alert_id,
-                    OutboxItem.kind == "alert",
-                    col(OutboxItem.state).in_(POSTED),
-                )
-            ).all()
-            payload = json.dumps({"text": text, "thread_only": True, "after": row.alert_id})
-            notes: list[dict[str, object]] = [
-                {
-                    "alert_id": f"logs:{row.alert_id}",
-                    "kind": "note",
-                    "team_id": team,
-                    "channel_id": channel,
-                    "queue": row.queue,
-                    "job_id": row.job_id,
-                    "new_status": status,
-                    "payload": payload,
-                    "state": "pending",
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
-                for team, channel, status in alerts
-            ]
-            insert_ignore(session, OutboxItem, notes)
+            alerts = outbox.told(session, row.alert_id)  # the channels that got, or will get, the alert
+            note = TextPayload(text, thread_only=True, after=row.alert_id)  # in the alert's thread, after it
+            outbox.insert(
+                session,
+                (
+                    OutboxRow.note(
+                        logs_id(row.alert_id),
+                        note,
+                        team_id=team,
+                        channel_id=channel,
+                        queue=row.queue,
+                        job_id=row.job_id,
+                        status=status,
+                        now=now,
+                    )
+                    for team, channel, status in alerts
+                ),
+            )
         return 1
 
     def close(self) -> None:
