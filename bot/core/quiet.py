@@ -9,7 +9,7 @@ one transaction, into one "While you were away" digest: a parent with counts by 
 thread replies listing the jobs, outbox rows like any other, so they are posted exactly once and
 survive restarts. The held rows become `digested` (parent_id: the digest); once the digest is
 posted, delivery brings each held job's card (its thread parent) up to date
-(bot/pipeline/deliver.py `_update_cards`).
+(bot/pipeline/send.py `Sender._update_cards`).
 
 Window times are wall-clock times in the subscription's `quiet_tz`, or `[bot] timezone`; a window
 whose start is after its end crosses midnight. Across a daylight-saving change the window keeps

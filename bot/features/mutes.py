@@ -1,6 +1,6 @@
 """Mutes, after Alertmanager's silences: while one is active the pipeline records the channel's
-alerts as `muted` (bot/pipeline/enqueue.py `hold_muted`); when it ends, by expiry or `unmute`,
-the channel gets one notice saying how many alerts were held back.
+alerts as `muted` (bot/core/policy.py `hold_muted`, applied by bot/pipeline/owed.py); when it
+ends, by expiry or `unmute`, the channel gets one notice saying how many alerts were held back.
 """
 
 from __future__ import annotations
