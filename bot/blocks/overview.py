@@ -1,7 +1,7 @@
 """Block Kit for the state overviews: `/jobs queues`, `/jobs subscriptions` and the App Home tab.
 
-Pure formatting like bot/blocks/render.py, whose escaping and limits it uses: provider strings go
-through `safe`, channel ids are only linked (`<#C…>`) when they look like channel ids.
+Pure formatting with the escaping and limits of bot/blocks/text.py: provider strings go through
+`safe`, channel ids are only linked (`<#C…>`) when they look like channel ids.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.blocks.render import EMOJI, Message, context, plain, safe, section, when
+from bot.blocks.text import EMOJI, Message, context, plain, safe, section, when
 from bot.core.ids import CHANNEL_RE, USER_RE
 from providers import JobStatus
 
