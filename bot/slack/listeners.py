@@ -19,9 +19,9 @@ from bot.core.errors import ServiceError
 from bot.features import mutes, routing, schedules
 from bot.features.access import Actor
 from bot.features.queries import Services, age
-from bot.slack import grammar as commands
+from bot.slack import commands, grammar
 from bot.slack import replies as actions
-from bot.slack.grammar import UsageError
+from bot.slack.commands import UsageError
 from bot.slack.replies import Later, reply
 from bot.store.subscriptions import quiet_of
 from providers import Job
@@ -118,7 +118,7 @@ def handle(
     started = time.monotonic()
     actor = command_actor(body)
     try:
-        command = commands.parse(str(body.get("text", "")))
+        command = grammar.parse(str(body.get("text", "")))
     except UsageError as err:
         ack(**reply(render.error(err.problem, err.usage)))
         _timed(timing, "invalid", started)
@@ -305,7 +305,7 @@ def register(app: App, services: Services, *, timing: Timing | None = None) -> N
     acks = AcksFirst()
     later = ProviderPool(acks)
 
-    @app.command(commands.COMMAND_PATTERN)
+    @app.command(grammar.COMMAND_PATTERN)
     def jobs(body: dict[str, Any], ack: Ack, respond: Respond) -> None:
         with acks.acking():
             handle(services, body, ack, respond, timing=timing, later=later)

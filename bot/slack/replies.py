@@ -19,8 +19,8 @@ from bot.features import mutes, schedules
 from bot.features.access import Actor
 from bot.features.channel_settings import Changes
 from bot.features.queries import Services
-from bot.slack import grammar as commands
-from bot.slack.grammar import UsageError
+from bot.slack import commands, grammar
+from bot.slack.commands import UsageError
 
 
 def reply(message: render.Message) -> dict[str, Any]:
@@ -109,13 +109,13 @@ def button_actor(body: dict[str, Any]) -> Actor:
 
 def button_target(action: dict[str, Any], instead: str) -> tuple[str, str]:
     """(queue, job id) from a job button's value, checked like typed text."""
-    value = commands.check_text(str(action.get("value", "")))
+    value = grammar.check_text(str(action.get("value", "")))
     try:
         target = json.loads(value)
         queue, job = str(target["queue"]), str(target["job"])
     except (ValueError, KeyError, TypeError):
         raise UsageError(f"this button is damaged; use {instead} instead") from None
-    if not commands.QUEUE_RE.match(queue) or not job or len(job) > commands.JOB_MAX:
+    if not grammar.QUEUE_RE.match(queue) or not job or len(job) > grammar.JOB_MAX:
         raise UsageError(f"this button is damaged; use {instead} instead")
     return queue, job
 
@@ -123,7 +123,7 @@ def button_target(action: dict[str, Any], instead: str) -> tuple[str, str]:
 def button_command(action: dict[str, Any]) -> commands.Command:
     """The command a button stands for, from its value (checked like typed text)."""
     if action.get("action_id") == render.UNSUBSCRIBE_ACTION:
-        return commands.parse(f"unsubscribe {commands.check_text(str(action.get('value', '')))}")
+        return grammar.parse(f"unsubscribe {grammar.check_text(str(action.get('value', '')))}")
     if action.get("action_id") == render.STOP_ACTION:
         return commands.Stop(*button_target(action, "/jobs stop"))
     return commands.Mute(*button_target(action, "/jobs mute"), render.MUTE_BUTTON_SECONDS)
