@@ -35,6 +35,7 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.blocks import render
+from bot.core.audit import AuditOutcome
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig
 from bot.core.errors import ServiceError
@@ -108,12 +109,12 @@ class Stopper:
         config = self.config.queue(queue)
         if config is None:
             known = ", ".join(q.name for q in self.config.queues) or "none configured"
-            self._audit(actor, queue, f"unknown queue {queue!r}", "refused")
+            self._audit(actor, queue, f"unknown queue {queue!r}", AuditOutcome.REFUSED)
             raise ServiceError(f"unknown queue `{queue}`; queues: {known}")
         source = self.sources[queue]
         unsupported = stop_support(source)
         if unsupported is not None:
-            self._audit(actor, queue, unsupported, "refused")
+            self._audit(actor, queue, unsupported, AuditOutcome.REFUSED)
             raise ServiceError(unsupported)
         refusal = self.refusal(actor, config)
         if refusal is not None:
@@ -121,20 +122,20 @@ class Stopper:
         try:
             job = find(queue, ref)
         except ServiceError as err:
-            self._audit(actor, queue, f"{ref[:100]}: {err}", "not_found")
+            self._audit(actor, queue, f"{ref[:100]}: {err}", AuditOutcome.NOT_FOUND)
             raise
         if job.status.terminal:
-            self._audit(actor, queue, f"{job.id}: already {job.status.value}", "finished")
+            self._audit(actor, queue, f"{job.id}: already {job.status.value}", AuditOutcome.FINISHED)
             return render.plain(
                 f"*{render.safe(job.name)}* already finished ({job.status.value}, "
                 f"{render.safe(job.native_status, 100)}); nothing to stop."
             )
         if job.status is JobStatus.STOPPING:
-            self._audit(actor, queue, f"{job.id}: already stopping", "stopping")
+            self._audit(actor, queue, f"{job.id}: already stopping", AuditOutcome.STOPPING)
             return render.plain(f"*{render.safe(job.name)}* is already stopping; nothing more to do.")
         earlier = self._record(actor, job, reason)
         if earlier is not None:
-            self._audit(actor, queue, f"{job.id}: already requested ({earlier.state})", "duplicate")
+            self._audit(actor, queue, f"{job.id}: already requested ({earlier.state})", AuditOutcome.DUPLICATE)
             who = f"<@{earlier.user_id}>" if MENTION_RE.match(earlier.user_id) else "someone"
             return render.plain(
                 f"A stop of *{render.safe(job.name)}* was already requested by {who} at "
@@ -220,7 +221,7 @@ class Stopper:
                 session.add(row)
                 if state == "accepted":
                     self._notes(session, actor, job, reason, row)
-            outcome = "ok" if state == "accepted" else state
+            outcome = AuditOutcome.OK if state == "accepted" else AuditOutcome(state)
             access.record(
                 session, actor, ACTION, queue=job.queue, detail=f"{job.id}: {answer}", now=now, outcome=outcome
             )
@@ -263,7 +264,7 @@ class Stopper:
                 )
             )
 
-    def _audit(self, actor: Actor, queue: str, detail: str, outcome: str) -> None:
+    def _audit(self, actor: Actor, queue: str, detail: str, outcome: AuditOutcome) -> None:
         with self.db.write() as session:
             access.record(session, actor, ACTION, queue=queue, detail=detail, now=self.clock(), outcome=outcome)
 
