@@ -17,13 +17,15 @@ from bot.core import quiet
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig
 from bot.core.errors import NoSuchJob, ServiceError
+from bot.core.mutes import MuteChange, Muted
 from bot.features import access, mutes, schedules
 from bot.features.access import Actor
+from bot.store import mutes as stored_mutes
 from bot.store.db import Database
 from bot.store.outbox import resume_held, withdraw_unwanted
 from bot.store.refs import resolve_job
 from bot.store.subscriptions import filter_of, quiet_of
-from bot.store.tables import DigestSchedule, Mute, Subscription
+from bot.store.tables import DigestSchedule, Subscription
 from providers import JobStatus, QueueConfig
 
 
@@ -139,20 +141,29 @@ class Changes:
             access.record(session, actor, "unsubscribe", queue=queue, detail="" if sub else "none", now=now)
             return sub is not None
 
-    def mute(self, actor: Actor, queue: str, *, job: str | None, seconds: int) -> tuple[Mute, bool]:
+    def mute(self, actor: Actor, queue: str, *, job: str | None, seconds: int) -> tuple[Muted, bool]:
         """Mute the queue (or the one job `job` names, bot/store/refs.py) in this channel; True when new."""
         self.allowed(actor, "mute", queue)
         now = self.clock()
         with self.db.write() as session:
             named = None if job is None else resolve_job(session, queue, job).job
             job_id, job_name = ("", "") if named is None else (named.id, named.name)
-            mute, state = mutes.put(
-                session, actor, queue=queue, job_id=job_id, job_name=job_name, seconds=seconds, now=now
+            mute, change = stored_mutes.put(
+                session,
+                team_id=actor.team_id,
+                channel_id=actor.channel_id,
+                queue=queue,
+                job_id=job_id,
+                job_name=job_name,
+                user_id=actor.user_id,
+                trigger_id=actor.trigger_id,
+                seconds=seconds,
+                now=now,
             )
-            if state != "replay":
-                detail = f"{mutes.label(mute)} until {mute.until.isoformat()} {state}"
+            if change is not MuteChange.REPLAY:
+                detail = f"{mute.label} until {mute.until.isoformat()} {change}"
                 access.record(session, actor, "mute", queue=queue, detail=detail, now=now)
-            return mute, state == "new"
+            return mute, change is MuteChange.NEW
 
     def unmute(self, actor: Actor, queue: str, *, job: str | None) -> Unmuted:
         """End this channel's mutes of the queue: all of them, or the one of the muted job `job` names
@@ -160,10 +171,12 @@ class Changes:
         self.allowed(actor, "unmute", queue)
         now = self.clock()
         with self.db.write() as session:
-            found = mutes.active(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, now=now)
+            found = stored_mutes.active(
+                session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, now=now
+            )
             if job is not None:
                 found = _muted_job(session, queue, job, found)
-            labels = [mutes.label(m) for m in found]
+            labels = [m.label for m in found]
             count = mutes.end(session, found, why="unmuted", now=now)
             access.record(session, actor, "unmute", queue=queue, detail=f"{labels} held={count}", now=now)
             return Unmuted(labels, count)
@@ -215,7 +228,7 @@ def _sub(actor: Actor, queue: str) -> SelectOfScalar[Subscription]:
     )
 
 
-def _muted_job(session: Session, queue: str, ref: str, found: list[Mute]) -> list[Mute]:
+def _muted_job(session: Session, queue: str, ref: str, found: list[Muted]) -> list[Muted]:
     """The mute (of those found) of the job `ref` names, resolved among the muted jobs only."""
     try:
         job_id = resolve_job(session, queue, ref, among={m.job_id for m in found if m.job_id}).job.id

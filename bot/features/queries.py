@@ -15,15 +15,16 @@ from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig
 from bot.core.errors import NotAllowed, ServiceError
 from bot.core.history import with_usual
-from bot.features import mutes
+from bot.core.mutes import Muted
 from bot.features.channel_settings import Changes
 from bot.features.stopping import Stopper, stop_buttons
 from bot.features.watching import Watcher
 from bot.store import history as run_history
+from bot.store import mutes as stored_mutes
 from bot.store.db import Database
 from bot.store.owners import owned_values
 from bot.store.refs import resolve_job
-from bot.store.tables import DigestSchedule, JobSnapshot, Mute, OutboxItem, QueueState, Subscription, Watch
+from bot.store.tables import DigestSchedule, JobSnapshot, OutboxItem, QueueState, Subscription, Watch
 from providers import Job, JobSource, JobStatus, ProviderError, QueueConfig
 from providers.causes import with_cause
 
@@ -207,10 +208,10 @@ class Services:
                 ).all()
             )
 
-    def mutes(self, *, team_id: str, channel_id: str) -> list[Mute]:
+    def mutes(self, *, team_id: str, channel_id: str) -> list[Muted]:
         """This channel's running mutes."""
         with self.db.read() as session:
-            return mutes.active(session, team_id=team_id, channel_id=channel_id, queue=None, now=self.clock())
+            return stored_mutes.active(session, team_id=team_id, channel_id=channel_id, queue=None, now=self.clock())
 
     def recent_alerts(self, team_id: str, *, limit: int) -> list[OutboxItem]:
         """The team's newest alerts, whatever became of them (sent, pending, muted, dead)."""

@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 from bot.blocks import overview, render
 from bot.core import quiet
 from bot.core.errors import ServiceError
-from bot.features import mutes, routing, schedules
+from bot.features import routing, schedules
 from bot.features.access import Actor
 from bot.features.queries import Services, age
 from bot.slack import commands, grammar
@@ -241,7 +241,7 @@ def answer(services: Services, command: commands.Command, actor: Actor) -> rende
         digests = services.schedules(team_id=actor.team_id, channel_id=actor.channel_id)
         return overview.subscription_list(
             subscription_rows(services, actor.team_id, actor.channel_id),
-            [overview.MuteRow(mutes.label(m), m.until) for m in muted],
+            [overview.MuteRow(m.label, m.until) for m in muted],
             [f"{d.queue}: {schedules.label(d)}" for d in digests],
         )
     if isinstance(command, commands.Unwatch):

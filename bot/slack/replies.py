@@ -15,7 +15,7 @@ from slack_bolt import Ack, App, Respond
 
 from bot.blocks import render
 from bot.core.errors import ServiceError
-from bot.features import mutes, schedules
+from bot.features import schedules
 from bot.features.access import Actor
 from bot.features.channel_settings import Changes
 from bot.features.queries import Services
@@ -65,7 +65,7 @@ def change(changes: Changes, command: commands.Command, actor: Actor) -> render.
         mute, created = changes.mute(actor, command.queue, job=command.job, seconds=command.seconds)
         verb = "Muted" if created else "Mute extended:"
         return render.plain(
-            f":no_bell: {verb} {render.safe(mutes.label(mute), 300)} in this channel until {render.when(mute.until)}. "
+            f":no_bell: {verb} {render.safe(mute.label, 300)} in this channel until {render.when(mute.until)}. "
             "Alerts are recorded, not posted; the channel gets one summary when the mute ends. "
             f"`/jobs unmute {mute.queue}` ends it now."
         )
