@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.blocks.text import EMOJI, Message, context, plain, safe, section, when
 from bot.core.ids import CHANNEL_RE, USER_RE
+from bot.core.subscriptions import SubscriptionSource
 from providers import JobStatus
 
 HOME_ALERTS = 15
@@ -41,7 +42,7 @@ class SubscriptionRow:
     match: str | None
     paused_reason: str | None
     channel: str = ""
-    source: str = "chat"  # file: a [[subscriptions]] entry of the queues file
+    source: SubscriptionSource = SubscriptionSource.CHAT  # FILE: a [[subscriptions]] entry of the queues file
     quiet: str = ""  # `quiet 20:00-08:00 Europe/Paris` (bot/core/quiet.py label)
     owner: str | None = None  # a Slack user id: only that person's jobs
 
@@ -117,7 +118,7 @@ def subscription_line(r: SubscriptionRow) -> str:
         line += f" · :double_vertical_bar: paused: {safe(r.paused_reason, 100)} (invite the bot and subscribe again)"
     if r.quiet:
         line += f" · :crescent_moon: {safe(r.quiet, 120)}"
-    if r.source == "file":
+    if r.source is SubscriptionSource.FILE:
         line += " · from jobwatch.toml (edit it there)"
     return line
 

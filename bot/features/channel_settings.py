@@ -8,24 +8,25 @@ same signed request changes nothing further: rows are keyed on (team, channel, q
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlmodel import Session, select
-from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.core import quiet
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig
 from bot.core.errors import NoSuchJob, ServiceError
 from bot.core.mutes import MuteChange, Muted
+from bot.core.quiet import QuietHours
+from bot.core.subscriptions import Subscribed, SubscriptionFilter, SubscriptionSource
 from bot.features import access, mutes, schedules
 from bot.features.access import Actor
 from bot.store import mutes as stored_mutes
+from bot.store import subscriptions as stored_subs
 from bot.store.db import Database
 from bot.store.outbox import resume_held, withdraw_unwanted
 from bot.store.refs import resolve_job
-from bot.store.subscriptions import filter_of, quiet_of
-from bot.store.tables import DigestSchedule, Subscription
+from bot.store.tables import DigestSchedule
 from providers import JobStatus, QueueConfig
 
 
@@ -59,8 +60,8 @@ class Changes:
     def not_from_file(self, actor: Actor, action: str, queue: str) -> None:
         """Refuse (and audit) a chat change of a subscription the queues file manages (bot/features/routing.py)."""
         with self.db.read() as session:
-            sub = session.exec(_sub(actor, queue)).first()
-        if sub is not None and sub.source == "file":
+            sub = stored_subs.of_channel(session, actor.team_id, actor.channel_id, queue)
+        if sub is not None and sub.source is SubscriptionSource.FILE:
             reason = (
                 f"this channel's subscription to `{queue}` comes from {self.config.path.name}; "
                 "change or remove its [[subscriptions]] entry there, then run `jobwatch reload`"
@@ -80,50 +81,39 @@ class Changes:
         owner: str | None = None,
         flags: Sequence[str] = (),
         causes: Sequence[str] = (),
-    ) -> tuple[Subscription, bool]:
+    ) -> tuple[Subscribed, bool]:
         """Create or update this channel's subscription (resuming a paused one); True when new.
         `owner`: a validated Slack user id; only the jobs whose owner is that person get through."""
         self.allowed(actor, "subscribe", queue)
         self.not_from_file(actor, "subscribe", queue)
         now = self.clock()
+        wanted = SubscriptionFilter.from_words(
+            [*(s.value for s in statuses), *flags], match=match, causes=causes, owner=owner
+        )
+        hours = QuietHours(*quiet_hours, quiet_tz, quiet_all) if quiet_hours else None
         with self.db.write() as session:
-            sub = session.exec(_sub(actor, queue)).first()
-            if sub is not None and sub.source == "file":
+            sub = stored_subs.of_channel(session, actor.team_id, actor.channel_id, queue)
+            if sub is not None and sub.source is SubscriptionSource.FILE:
                 raise ServiceError(f"this channel's subscription to `{queue}` comes from {self.config.path.name}")
             created = sub is None
             if sub is None:
-                sub = Subscription(
-                    team_id=actor.team_id,
-                    channel_id=actor.channel_id,
-                    queue=queue,
-                    created_by=actor.user_id,
-                    created_at=now,
+                sub = Subscribed(
+                    0, actor.team_id, actor.channel_id, queue, wanted, created_by=actor.user_id, created_at=now
                 )
-            sub.statuses = ",".join([*(s.value for s in statuses), *flags])
-            sub.match = match
-            sub.owner = owner
-            sub.causes = ",".join(causes)
-            sub.paused_reason = None
-            before = quiet.label(quiet_of(sub))
-            sub.quiet_start, sub.quiet_end = quiet_hours or (None, None)
-            sub.quiet_tz, sub.quiet_all = (quiet_tz, quiet_all) if quiet_hours else (None, False)
-            session.add(sub)
-            if before != quiet.label(quiet_of(sub)):  # held alerts go out at the next round, as one digest
+            before = quiet.label(sub.quiet)
+            sub = stored_subs.save(session, replace(sub, filter=wanted, quiet=hours, paused_reason=None))
+            if before != quiet.label(sub.quiet):  # held alerts go out at the next round, as one digest
                 resume_held(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, now=now)
             withdraw_unwanted(
                 session,
                 team_id=actor.team_id,
                 channel_id=actor.channel_id,
                 queue=queue,
-                wanted=filter_of(sub),
+                wanted=sub.filter,
                 owners_table=self.config.owners.users,
             )
-            detail = f"statuses={sub.statuses or 'all'} match={match or ''} {'new' if created else 'updated'}"
-            detail += f" owner={owner}" if owner else ""
-            detail += f" {quiet.label(quiet_of(sub))}" if sub.quiet_start else ""
-            detail += f" causes={sub.causes}" if sub.causes else ""
+            detail = subscribe_detail(sub, "new" if created else "updated")
             access.record(session, actor, "subscribe", queue=queue, detail=detail, now=now)
-            session.flush()
             return sub, created
 
     def unsubscribe(self, actor: Actor, queue: str) -> bool:
@@ -132,11 +122,11 @@ class Changes:
         self.not_from_file(actor, "unsubscribe", queue)
         now = self.clock()
         with self.db.write() as session:
-            sub = session.exec(_sub(actor, queue)).first()
-            if sub is not None and sub.source == "file":
+            sub = stored_subs.of_channel(session, actor.team_id, actor.channel_id, queue)
+            if sub is not None and sub.source is SubscriptionSource.FILE:
                 raise ServiceError(f"this channel's subscription to `{queue}` comes from {self.config.path.name}")
             if sub is not None:
-                session.delete(sub)
+                stored_subs.remove(session, sub.id)
                 withdraw_unwanted(session, team_id=actor.team_id, channel_id=actor.channel_id, queue=queue, wanted=None)
             access.record(session, actor, "unsubscribe", queue=queue, detail="" if sub else "none", now=now)
             return sub is not None
@@ -220,12 +210,14 @@ class Changes:
             return sched, state
 
 
-def _sub(actor: Actor, queue: str) -> SelectOfScalar[Subscription]:
-    return select(Subscription).where(
-        Subscription.team_id == actor.team_id,
-        Subscription.channel_id == actor.channel_id,
-        Subscription.queue == queue,
-    )
+def subscribe_detail(sub: Subscribed, verb: str) -> str:
+    """The audit detail of a subscription made or changed (`verb`: new, updated, adopted from chat)."""
+    columns = sub.filter.columns()
+    detail = f"statuses={columns['statuses'] or 'all'} match={sub.filter.match or ''} {verb}"
+    detail += f" owner={sub.filter.owner}" if sub.filter.owner else ""
+    detail += f" {quiet.label(sub.quiet)}" if sub.quiet else ""
+    detail += f" causes={columns['causes']}" if columns["causes"] else ""
+    return detail
 
 
 def _muted_job(session: Session, queue: str, ref: str, found: list[Muted]) -> list[Muted]:

@@ -16,15 +16,17 @@ from bot.core.config import AppConfig
 from bot.core.errors import NotAllowed, ServiceError
 from bot.core.history import with_usual
 from bot.core.mutes import Muted
+from bot.core.subscriptions import Subscribed
 from bot.features.channel_settings import Changes
 from bot.features.stopping import Stopper, stop_buttons
 from bot.features.watching import Watcher
 from bot.store import history as run_history
 from bot.store import mutes as stored_mutes
+from bot.store import subscriptions as stored_subs
 from bot.store.db import Database
 from bot.store.owners import owned_values
 from bot.store.refs import resolve_job
-from bot.store.tables import DigestSchedule, JobSnapshot, OutboxItem, QueueState, Subscription, Watch
+from bot.store.tables import DigestSchedule, JobSnapshot, OutboxItem, QueueState, Watch
 from providers import Job, JobSource, JobStatus, ProviderError, QueueConfig
 from providers.causes import with_cause
 
@@ -91,13 +93,7 @@ class Services:
         """Every configured queue with its health and this team's subscriber count."""
         with self.db.read() as session:
             states = {s.queue: s for s in session.exec(select(QueueState)).all()}
-            counts = dict(
-                session.exec(
-                    select(Subscription.queue, func.count())
-                    .where(Subscription.team_id == team_id)
-                    .group_by(col(Subscription.queue))
-                ).all()
-            )
+            counts = stored_subs.counts(session, team_id)
         return [QueueInfo(q, states.get(q.name), int(counts.get(q.name, 0))) for q in self.config.queues]
 
     def poll_note(self, queue: str) -> str:
@@ -189,13 +185,10 @@ class Services:
         """The job `ref` names, fresh from the provider when it answers (stop's lookup)."""
         return self.find(queue, ref).job
 
-    def subscriptions(self, *, team_id: str, channel_id: str | None) -> list[Subscription]:
+    def subscriptions(self, *, team_id: str, channel_id: str | None) -> list[Subscribed]:
         """This channel's subscriptions (or, with channel_id None, every one of the team)."""
-        stmt = select(Subscription).where(Subscription.team_id == team_id)
-        if channel_id is not None:
-            stmt = stmt.where(Subscription.channel_id == channel_id)
         with self.db.read() as session:
-            return list(session.exec(stmt.order_by(col(Subscription.channel_id), col(Subscription.queue))).all())
+            return stored_subs.of_team(session, team_id, channel_id)
 
     def schedules(self, *, team_id: str, channel_id: str) -> list[DigestSchedule]:
         """This channel's scheduled digests (bot/features/schedules.py)."""

@@ -23,7 +23,6 @@ from bot.slack import commands, grammar
 from bot.slack import replies as actions
 from bot.slack.commands import UsageError
 from bot.slack.replies import Later, reply
-from bot.store.subscriptions import quiet_of
 from providers import Job
 
 log = logging.getLogger(__name__)
@@ -187,13 +186,13 @@ def subscription_rows(services: Services, team_id: str, channel_id: str | None) 
     return [
         overview.SubscriptionRow(
             s.queue,
-            s.statuses,
-            s.match,
+            s.filter.statuses_column,
+            s.filter.match,
             s.paused_reason,
             "" if channel_id else s.channel_id,
             source=s.source,
-            quiet=quiet.label(quiet_of(s)),
-            owner=s.owner,
+            quiet=quiet.label(s.quiet),
+            owner=s.filter.owner,
         )
         for s in services.subscriptions(team_id=team_id, channel_id=channel_id)
     ]

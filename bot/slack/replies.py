@@ -46,14 +46,14 @@ def change(changes: Changes, command: commands.Command, actor: Actor) -> render.
         what = ", ".join([*(s.value for s in command.statuses), *command.flags]) or "every status change"
         what += f" (failures caused by {', '.join(command.causes)})" if command.causes else ""
         pattern = f" of jobs matching `{render.safe(command.match, 100)}`" if command.match else ""
-        pattern += f" owned by <@{sub.owner}>" if sub.owner else ""
+        pattern += f" owned by <@{sub.filter.owner}>" if sub.filter.owner else ""
         verb = "Subscribed" if created else "Updated the subscription:"
         hush = ""
-        if sub.quiet_start:
-            zone = render.safe(sub.quiet_tz or changes.config.bot.timezone, 60)
-            spared = "every alert is held" if sub.quiet_all else "failures still post; other alerts are held"
+        if sub.quiet is not None:
+            zone = render.safe(sub.quiet.tz or changes.config.bot.timezone, 60)
+            spared = "every alert is held" if sub.quiet.everything else "failures still post; other alerts are held"
             hush = (
-                f" :crescent_moon: Quiet {sub.quiet_start}-{sub.quiet_end} ({zone}): {spared}, and the channel "
+                f" :crescent_moon: Quiet {sub.quiet.start}-{sub.quiet.end} ({zone}): {spared}, and the channel "
                 'gets one "While you were away" digest when the window ends.'
             )
         return render.plain(f"{verb} this channel to `{sub.queue}` — {what}{pattern}.{hush}")
