@@ -23,10 +23,11 @@ from bot.features.watching import Watcher
 from bot.store import history as run_history
 from bot.store import mutes as stored_mutes
 from bot.store import subscriptions as stored_subs
+from bot.store import watches
 from bot.store.db import Database
 from bot.store.owners import owned_values
 from bot.store.refs import resolve_job
-from bot.store.tables import DigestSchedule, JobSnapshot, OutboxItem, QueueState, Watch
+from bot.store.tables import DigestSchedule, JobSnapshot, OutboxItem, QueueState
 from providers import Job, JobSource, JobStatus, ProviderError, QueueConfig
 from providers.causes import with_cause
 
@@ -133,10 +134,7 @@ class Services:
         names = [self.queue(queue).name] if queue else [q.name for q in self.config.queues]
         with self.db.read() as session:
             values = owned_values(session, team_id, user_id, self.config.owners.users)
-            watched = {
-                (w.queue, w.job_id)
-                for w in session.exec(select(Watch).where(Watch.team_id == team_id, Watch.user_id == user_id)).all()
-            }
+            watched = watches.watched_jobs(session, team_id, user_id)
             jobs: list[Job] = []
             for name in names:
                 rows = session.exec(_newest(select(JobSnapshot).where(JobSnapshot.queue == name)).limit(SCAN_MAX))

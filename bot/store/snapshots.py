@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from bot.core.snapshot import Prior, fingerprint
 from bot.store.db import Database
@@ -90,3 +90,9 @@ def snapshot_row(job: Job, now: datetime) -> dict[str, object]:
         "seen_at": now,
         "data": job.model_dump_json(),
     }
+
+
+def stored_job(session: Session, queue: str, job_id: str) -> Job | None:
+    """The job as last stored, if it is."""
+    row = session.get(JobSnapshot, (queue, job_id))
+    return None if row is None else Job.model_validate_json(row.data)
