@@ -21,8 +21,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlmodel import col, select
-
 from bot.blocks import render
 from bot.core.config import AppConfig, ConfigError, SubscriptionEntry
 from bot.core.quiet import QuietHours
@@ -31,11 +29,12 @@ from bot.features import access
 from bot.features.access import Actor
 from bot.features.channel_settings import subscribe_detail
 from bot.store import subscriptions as stored_subs
+from bot.store import transitions
 from bot.store.db import Database
 from bot.store.outbox import resume_held, withdraw_unwanted
 from bot.store.session import Session
 from bot.store.subscriptions import subscribed
-from bot.store.tables import Subscription, TransitionRecord
+from bot.store.tables import Subscription
 from providers import Job, JobStatus
 from providers.causes import with_cause
 
@@ -232,11 +231,7 @@ def dry_run(
         statuses=tuple(statuses), flags=tuple(FlagKind(f) for f in flags), match=match, causes=tuple(causes)
     )
     with db.read() as session:
-        rows = session.exec(
-            select(TransitionRecord).where(
-                TransitionRecord.queue == queue, col(TransitionRecord.at) > now - DRY_RUN_WINDOW
-            )
-        ).all()
+        rows = transitions.since(session, queue, now - DRY_RUN_WINDOW)
     by_status: Counter[str] = Counter()
     by_hour: Counter[str] = Counter()
     for row in rows:
