@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-
-from sqlmodel import Session, select
+from enum import StrEnum
 
 from bot.core import quiet
 from bot.core.clock import Clock, utcnow
@@ -21,13 +20,33 @@ from bot.core.quiet import QuietHours
 from bot.core.subscriptions import Subscribed, SubscriptionFilter, SubscriptionSource
 from bot.features import access, mutes, schedules
 from bot.features.access import Actor
+from bot.store import channel_schedules
 from bot.store import mutes as stored_mutes
 from bot.store import subscriptions as stored_subs
 from bot.store.db import Database
 from bot.store.outbox import resume_held, withdraw_unwanted
 from bot.store.refs import resolve_job
-from bot.store.tables import DigestSchedule
+from bot.store.session import Session
 from providers import JobStatus, QueueConfig
+
+
+class DigestChange(StrEnum):
+    """What `/jobs digest` did to the channel's schedule of a queue."""
+
+    NEW = "new"
+    UPDATED = "updated"
+    REMOVED = "removed"
+    NONE = "none"  # `off`, and there was none
+
+
+@dataclass(frozen=True)
+class ScheduledDigest:
+    """A channel's scheduled digest of one queue: `daily 09:00` or `weekly mon 09:00 Europe/Paris`
+    (bot/features/schedules.py `label`), and its zone as stored ("" for [bot] timezone)."""
+
+    queue: str
+    label: str
+    tz: str
 
 
 @dataclass(frozen=True)
@@ -173,41 +192,33 @@ class Changes:
 
     def schedule_digest(
         self, actor: Actor, queue: str, *, cadence: str, weekday: int | None, at: str, tz: str | None
-    ) -> tuple[DigestSchedule | None, str]:
+    ) -> tuple[ScheduledDigest | None, DigestChange]:
         """Make, change (`new` | `updated`) or, with cadence `off`, remove (`removed` | `none`) this
         channel's scheduled digest of the queue (bot/features/schedules.py)."""
         self.allowed(actor, "digest", queue)
         now = self.clock()
         with self.db.write() as session:
-            sched = session.exec(
-                select(DigestSchedule).where(
-                    DigestSchedule.team_id == actor.team_id,
-                    DigestSchedule.channel_id == actor.channel_id,
-                    DigestSchedule.queue == queue,
-                )
-            ).first()
             if cadence == "off":
-                if sched is not None:
-                    session.delete(sched)
-                state = "removed" if sched else "none"
-                access.record(session, actor, "digest", queue=queue, detail=f"off {state}", now=now)
-                return None, state
-            state = "updated" if sched else "new"
-            if sched is None:
-                sched = DigestSchedule(
-                    team_id=actor.team_id,
-                    channel_id=actor.channel_id,
-                    queue=queue,
-                    cadence=cadence,
-                    at=at,
-                    created_by=actor.user_id,
-                    created_at=now,
-                )
-            sched.cadence, sched.weekday, sched.at, sched.tz = cadence, weekday, at, tz or ""
-            session.add(sched)
-            session.flush()
-            access.record(session, actor, "digest", queue=queue, detail=f"{schedules.label(sched)} {state}", now=now)
-            return sched, state
+                removed = channel_schedules.remove(session, actor.team_id, actor.channel_id, queue)
+                change = DigestChange.REMOVED if removed else DigestChange.NONE
+                access.record(session, actor, "digest", queue=queue, detail=f"off {change}", now=now)
+                return None, change
+            sched, created = channel_schedules.put(
+                session,
+                team_id=actor.team_id,
+                channel_id=actor.channel_id,
+                queue=queue,
+                cadence=cadence,
+                weekday=weekday,
+                at=at,
+                tz=tz or "",
+                created_by=actor.user_id,
+                now=now,
+            )
+            change = DigestChange.NEW if created else DigestChange.UPDATED
+            label = schedules.label(sched)
+            access.record(session, actor, "digest", queue=queue, detail=f"{label} {change}", now=now)
+            return ScheduledDigest(sched.queue, label, sched.tz), change
 
 
 def subscribe_detail(sub: Subscribed, verb: str) -> str:

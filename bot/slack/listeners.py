@@ -16,14 +16,13 @@ from slack_sdk import WebClient
 from bot.blocks import overview, render
 from bot.core import quiet
 from bot.core.errors import ServiceError
-from bot.features import routing, schedules
+from bot.features import routing
 from bot.features.access import Actor
 from bot.features.queries import Services, age
 from bot.slack import commands, grammar
 from bot.slack import replies as actions
 from bot.slack.commands import UsageError
 from bot.slack.replies import Later, reply
-from providers import Job
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +240,7 @@ def answer(services: Services, command: commands.Command, actor: Actor) -> rende
         return overview.subscription_list(
             subscription_rows(services, actor.team_id, actor.channel_id),
             [overview.MuteRow(m.label, m.until) for m in muted],
-            [f"{d.queue}: {schedules.label(d)}" for d in digests],
+            [f"{d.queue}: {d.label}" for d in digests],
         )
     if isinstance(command, commands.Unwatch):
         return services.watcher.unwatch(actor, command.queue, command.job)
@@ -325,14 +324,7 @@ def home_view(services: Services, team_id: str, *, user: str = "") -> dict[str, 
     """The App Home of this workspace for `user`: their jobs (watched ones first, with Unwatch, then
     the newest they own), queues, its subscriptions, its recent alerts."""
     alerts = [
-        overview.AlertRow(
-            job=_job_name(a.payload, a.job_id),
-            queue=a.queue,
-            old=a.old_status,
-            new=a.new_status,
-            state=a.state,
-            at=a.created_at,
-        )
+        overview.AlertRow(job=a.job, queue=a.queue, old=a.old, new=a.new, state=a.state, at=a.at)
         for a in services.recent_alerts(team_id, limit=overview.HOME_ALERTS)
     ]
     mine: list[dict[str, Any]] = []
@@ -349,10 +341,3 @@ def home_view(services: Services, team_id: str, *, user: str = "") -> dict[str, 
         alerts=alerts,
         mine=mine,
     )
-
-
-def _job_name(payload: str, fallback: str) -> str:
-    try:
-        return Job.model_validate_json(payload).name
-    except ValueError:
-        return fallback

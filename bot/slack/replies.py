@@ -15,9 +15,8 @@ from slack_bolt import Ack, App, Respond
 
 from bot.blocks import render
 from bot.core.errors import ServiceError
-from bot.features import schedules
 from bot.features.access import Actor
-from bot.features.channel_settings import Changes
+from bot.features.channel_settings import Changes, DigestChange
 from bot.features.queries import Services
 from bot.slack import commands, grammar
 from bot.slack.commands import UsageError
@@ -80,13 +79,13 @@ def change(changes: Changes, command: commands.Command, actor: Actor) -> render.
             actor, command.queue, cadence=command.cadence, weekday=command.weekday, at=command.at, tz=command.tz
         )
         if sched is None:
-            if state == "none":
+            if state is DigestChange.NONE:
                 return render.plain(f"This channel has no scheduled digest of `{command.queue}`.")
             return render.plain(f"Removed this channel's scheduled digest of `{command.queue}`.")
         zone = render.safe(sched.tz or changes.config.bot.timezone, 60)
-        verb = "Scheduled" if state == "new" else "Rescheduled"
+        verb = "Scheduled" if state is DigestChange.NEW else "Rescheduled"
         return render.plain(
-            f":calendar: {verb} a {render.safe(schedules.label(sched), 100)} digest of `{sched.queue}` ({zone}) "
+            f":calendar: {verb} a {render.safe(sched.label, 100)} digest of `{sched.queue}` ({zone}) "
             "in this channel: counts by status and failure cause, success rate, the slowest jobs and the "
             f"failures, once per period. `/jobs digest {sched.queue} off` removes it."
         )
