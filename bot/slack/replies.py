@@ -28,34 +28,9 @@ def reply(message: render.Message) -> dict[str, Any]:
 
 
 def change(changes: Changes, command: commands.Command, actor: Actor) -> render.Message:
-    """Run a subscribe, unsubscribe, mute or unmute and say what happened."""
+    """Run a subscribe, unsubscribe, mute, unmute or digest and say what happened."""
     if isinstance(command, commands.Subscribe):
-        sub, created = changes.subscribe(
-            actor,
-            command.queue,
-            statuses=command.statuses,
-            match=command.match,
-            quiet_hours=command.quiet,
-            quiet_tz=command.quiet_tz,
-            quiet_all=command.quiet_all,
-            owner=command.owner,
-            flags=command.flags,
-            causes=command.causes,
-        )
-        what = ", ".join([*(s.value for s in command.statuses), *command.flags]) or "every status change"
-        what += f" (failures caused by {', '.join(command.causes)})" if command.causes else ""
-        pattern = f" of jobs matching `{render.safe(command.match, 100)}`" if command.match else ""
-        pattern += f" owned by <@{sub.filter.owner}>" if sub.filter.owner else ""
-        verb = "Subscribed" if created else "Updated the subscription:"
-        hush = ""
-        if sub.quiet is not None:
-            zone = render.safe(sub.quiet.tz or changes.config.bot.timezone, 60)
-            spared = "every alert is held" if sub.quiet.everything else "failures still post; other alerts are held"
-            hush = (
-                f" :crescent_moon: Quiet {sub.quiet.start}-{sub.quiet.end} ({zone}): {spared}, and the channel "
-                'gets one "While you were away" digest when the window ends.'
-            )
-        return render.plain(f"{verb} this channel to `{sub.queue}` — {what}{pattern}.{hush}")
+        return _subscribe(changes, command, actor)
     if isinstance(command, commands.Unsubscribe):
         if changes.unsubscribe(actor, command.queue):
             return render.plain(f"Unsubscribed from `{command.queue}`.")
@@ -75,21 +50,54 @@ def change(changes: Changes, command: commands.Command, actor: Actor) -> render.
         names = render.safe(", ".join(ended.labels), 500)
         return render.plain(f":bell: Unmuted {names}; {ended.held} alert(s) were held back meanwhile.")
     if isinstance(command, commands.Digest):
-        sched, state = changes.schedule_digest(
-            actor, command.queue, cadence=command.cadence, weekday=command.weekday, at=command.at, tz=command.tz
-        )
-        if sched is None:
-            if state is DigestChange.NONE:
-                return render.plain(f"This channel has no scheduled digest of `{command.queue}`.")
-            return render.plain(f"Removed this channel's scheduled digest of `{command.queue}`.")
-        zone = render.safe(sched.tz or changes.config.bot.timezone, 60)
-        verb = "Scheduled" if state is DigestChange.NEW else "Rescheduled"
-        return render.plain(
-            f":calendar: {verb} a {render.safe(sched.label, 100)} digest of `{sched.queue}` ({zone}) "
-            "in this channel: counts by status and failure cause, success rate, the slowest jobs and the "
-            f"failures, once per period. `/jobs digest {sched.queue} off` removes it."
-        )
+        return _digest(changes, command, actor)
     raise ServiceError("that command is not available")
+
+
+def _subscribe(changes: Changes, command: commands.Subscribe, actor: Actor) -> render.Message:
+    sub, created = changes.subscribe(
+        actor,
+        command.queue,
+        statuses=command.statuses,
+        match=command.match,
+        quiet_hours=command.quiet,
+        quiet_tz=command.quiet_tz,
+        quiet_all=command.quiet_all,
+        owner=command.owner,
+        flags=command.flags,
+        causes=command.causes,
+    )
+    what = ", ".join([*(s.value for s in command.statuses), *command.flags]) or "every status change"
+    what += f" (failures caused by {', '.join(command.causes)})" if command.causes else ""
+    pattern = f" of jobs matching `{render.safe(command.match, 100)}`" if command.match else ""
+    pattern += f" owned by <@{sub.filter.owner}>" if sub.filter.owner else ""
+    verb = "Subscribed" if created else "Updated the subscription:"
+    hush = ""
+    if sub.quiet is not None:
+        zone = render.safe(sub.quiet.tz or changes.config.bot.timezone, 60)
+        spared = "every alert is held" if sub.quiet.everything else "failures still post; other alerts are held"
+        hush = (
+            f" :crescent_moon: Quiet {sub.quiet.start}-{sub.quiet.end} ({zone}): {spared}, and the channel "
+            'gets one "While you were away" digest when the window ends.'
+        )
+    return render.plain(f"{verb} this channel to `{sub.queue}` — {what}{pattern}.{hush}")
+
+
+def _digest(changes: Changes, command: commands.Digest, actor: Actor) -> render.Message:
+    sched, state = changes.schedule_digest(
+        actor, command.queue, cadence=command.cadence, weekday=command.weekday, at=command.at, tz=command.tz
+    )
+    if sched is None:
+        if state is DigestChange.NONE:
+            return render.plain(f"This channel has no scheduled digest of `{command.queue}`.")
+        return render.plain(f"Removed this channel's scheduled digest of `{command.queue}`.")
+    zone = render.safe(sched.tz or changes.config.bot.timezone, 60)
+    verb = "Scheduled" if state is DigestChange.NEW else "Rescheduled"
+    return render.plain(
+        f":calendar: {verb} a {render.safe(sched.label, 100)} digest of `{sched.queue}` ({zone}) "
+        "in this channel: counts by status and failure cause, success rate, the slowest jobs and the "
+        f"failures, once per period. `/jobs digest {sched.queue} off` removes it."
+    )
 
 
 Later = Callable[[Callable[[], None]], None]  # runs work off the listener thread, after the ack
