@@ -1,4 +1,4 @@
-"""The write side of the Slack experience: subscribe, unsubscribe, mute, unmute.
+"""The write side of the Slack experience: subscribe, unsubscribe, mute, unmute, digest schedules.
 
 Each one checks access (bot/features/access.py), changes the store and writes its audit row in the same
 transaction; a refusal is audited too. Each is idempotent, so a Slack retry or a replay of the
@@ -57,8 +57,9 @@ class Unmuted:
     held: int
 
 
-class Changes:
-    """Subscription and mute changes, scoped by the actor's team and channel."""
+class ChannelSettings:
+    """A channel's settings and their changes: subscriptions, mutes and scheduled digests, scoped by the
+    actor's team and channel."""
 
     def __init__(self, *, config: AppConfig, db: Database, clock: Clock = utcnow) -> None:
         self.config = config

@@ -14,7 +14,7 @@ from bot.core.history import with_usual
 from bot.core.mutes import Muted
 from bot.core.subscriptions import Subscribed
 from bot.features import schedules
-from bot.features.channel_settings import Changes, ScheduledDigest
+from bot.features.channel_settings import ChannelSettings, ScheduledDigest
 from bot.features.stopping import Stopper, stop_buttons
 from bot.features.watching import Watcher
 from bot.store import alerts, channel_schedules, snapshots, stats, watches
@@ -75,7 +75,7 @@ class Services:
         self.db = db
         self.sources = sources
         self.clock = clock
-        self.changes = Changes(config=config, db=db, clock=clock)
+        self.settings = ChannelSettings(config=config, db=db, clock=clock)
         self.stopper = Stopper(config=config, db=db, sources=sources, clock=clock)
         self.stop_by = stop_buttons(config, sources)
         self.watcher = Watcher(config=config, db=db, clock=clock)

@@ -246,7 +246,7 @@ def answer(services: Services, command: commands.Command, actor: Actor) -> rende
         return services.watcher.unwatch(actor, command.queue, command.job)
     if isinstance(command, commands.Watching):
         return services.watcher.watching(actor)
-    return actions.change(services.changes, command, actor)
+    return actions.change(services.settings, command, actor)
 
 
 SUBCOMMANDS: dict[type, str] = {

@@ -16,7 +16,7 @@ from slack_bolt import Ack, App, Respond
 from bot.blocks import render
 from bot.core.errors import ServiceError
 from bot.features.access import Actor
-from bot.features.channel_settings import Changes, DigestChange
+from bot.features.channel_settings import ChannelSettings, DigestChange
 from bot.features.queries import Services
 from bot.slack import commands, grammar
 from bot.slack.commands import UsageError
@@ -27,16 +27,16 @@ def reply(message: render.Message) -> dict[str, Any]:
     return {"response_type": "ephemeral", "text": message.text, "blocks": message.blocks}
 
 
-def change(changes: Changes, command: commands.Command, actor: Actor) -> render.Message:
+def change(settings: ChannelSettings, command: commands.Command, actor: Actor) -> render.Message:
     """Run a subscribe, unsubscribe, mute, unmute or digest and say what happened."""
     if isinstance(command, commands.Subscribe):
-        return _subscribe(changes, command, actor)
+        return _subscribe(settings, command, actor)
     if isinstance(command, commands.Unsubscribe):
-        if changes.unsubscribe(actor, command.queue):
+        if settings.unsubscribe(actor, command.queue):
             return render.plain(f"Unsubscribed from `{command.queue}`.")
         return render.plain(f"This channel was not subscribed to `{command.queue}`.")
     if isinstance(command, commands.Mute):
-        mute, created = changes.mute(actor, command.queue, job=command.job, seconds=command.seconds)
+        mute, created = settings.mute(actor, command.queue, job=command.job, seconds=command.seconds)
         verb = "Muted" if created else "Mute extended:"
         return render.plain(
             f":no_bell: {verb} {render.safe(mute.label, 300)} in this channel until {render.when(mute.until)}. "
@@ -44,18 +44,18 @@ def change(changes: Changes, command: commands.Command, actor: Actor) -> render.
             f"`/jobs unmute {mute.queue}` ends it now."
         )
     if isinstance(command, commands.Unmute):
-        ended = changes.unmute(actor, command.queue, job=command.job)
+        ended = settings.unmute(actor, command.queue, job=command.job)
         if not ended.labels:
             return render.plain(f"Nothing of `{command.queue}` is muted in this channel.")
         names = render.safe(", ".join(ended.labels), 500)
         return render.plain(f":bell: Unmuted {names}; {ended.held} alert(s) were held back meanwhile.")
     if isinstance(command, commands.Digest):
-        return _digest(changes, command, actor)
+        return _digest(settings, command, actor)
     raise ServiceError("that command is not available")
 
 
-def _subscribe(changes: Changes, command: commands.Subscribe, actor: Actor) -> render.Message:
-    sub, created = changes.subscribe(
+def _subscribe(settings: ChannelSettings, command: commands.Subscribe, actor: Actor) -> render.Message:
+    sub, created = settings.subscribe(
         actor,
         command.queue,
         statuses=command.statuses,
@@ -74,7 +74,7 @@ def _subscribe(changes: Changes, command: commands.Subscribe, actor: Actor) -> r
     verb = "Subscribed" if created else "Updated the subscription:"
     hush = ""
     if sub.quiet is not None:
-        zone = render.safe(sub.quiet.tz or changes.config.bot.timezone, 60)
+        zone = render.safe(sub.quiet.tz or settings.config.bot.timezone, 60)
         spared = "every alert is held" if sub.quiet.everything else "failures still post; other alerts are held"
         hush = (
             f" :crescent_moon: Quiet {sub.quiet.start}-{sub.quiet.end} ({zone}): {spared}, and the channel "
@@ -83,15 +83,15 @@ def _subscribe(changes: Changes, command: commands.Subscribe, actor: Actor) -> r
     return render.plain(f"{verb} this channel to `{sub.queue}` — {what}{pattern}.{hush}")
 
 
-def _digest(changes: Changes, command: commands.Digest, actor: Actor) -> render.Message:
-    sched, state = changes.schedule_digest(
+def _digest(settings: ChannelSettings, command: commands.Digest, actor: Actor) -> render.Message:
+    sched, state = settings.schedule_digest(
         actor, command.queue, cadence=command.cadence, weekday=command.weekday, at=command.at, tz=command.tz
     )
     if sched is None:
         if state is DigestChange.NONE:
             return render.plain(f"This channel has no scheduled digest of `{command.queue}`.")
         return render.plain(f"Removed this channel's scheduled digest of `{command.queue}`.")
-    zone = render.safe(sched.tz or changes.config.bot.timezone, 60)
+    zone = render.safe(sched.tz or settings.config.bot.timezone, 60)
     verb = "Scheduled" if state is DigestChange.NEW else "Rescheduled"
     return render.plain(
         f":calendar: {verb} a {render.safe(sched.label, 100)} digest of `{sched.queue}` ({zone}) "
@@ -141,7 +141,7 @@ def on_button(services: Services, body: dict[str, Any], ack: Ack, respond: Respo
     ack()
     action = (body.get("actions") or [{}])[0]
     try:
-        message = change(services.changes, button_command(action), button_actor(body))
+        message = change(services.settings, button_command(action), button_actor(body))
     except UsageError as err:
         message = render.error(err.problem)
     except ServiceError as err:
