@@ -19,3 +19,12 @@ class AuditOutcome(StrEnum):
     NOT_FOUND = "not_found"
     FAILED = "failed"
     UNANSWERED = "unanswered"
+
+
+class Via(StrEnum):
+    """Where a change came from, as its audit row's action says (`subscribe (button)`): a slash
+    command, a button under an alert, or the queues file's [[subscriptions]] (bot/features/routing.py)."""
+
+    COMMAND = "command"
+    BUTTON = "button"
+    FILE = "file"

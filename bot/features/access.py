@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.core.audit import AuditOutcome
+from bot.core.audit import AuditOutcome, Via
 from bot.core.config import AppConfig
 from bot.core.errors import NotAllowed
 from bot.core.ids import CHANNEL_RE
@@ -30,7 +30,7 @@ class Actor:
     channel_id: str
     user_id: str
     trigger_id: str = ""
-    via: str = "command"  # command | button
+    via: Via = Via.COMMAND
 
 
 def refusal(config: AppConfig, actor: Actor, queue: QueueConfig) -> str | None:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.blocks import render
+from bot.core.audit import Via
 from bot.core.config import AppConfig, ConfigError, SubscriptionEntry
 from bot.core.quiet import QuietHours
 from bot.core.subscriptions import FlagKind, Subscribed, SubscriptionFilter, SubscriptionSource
@@ -153,7 +154,7 @@ def reconcile(db: Database, config: AppConfig, *, default_team: TeamLookup | Non
 
 
 def _actor(team: str, channel: str) -> Actor:
-    return Actor(team_id=team, channel_id=channel, user_id=FILE_ACTOR, via="file")
+    return Actor(team_id=team, channel_id=channel, user_id=FILE_ACTOR, via=Via.FILE)
 
 
 def _toml_string(value: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.blocks import render
+from bot.core.audit import Via
 from bot.core.errors import ServiceError
 from bot.features.access import Actor
 from bot.features.channel_settings import ChannelSettings, DigestChange
@@ -110,7 +111,7 @@ def button_actor(body: dict[str, Any]) -> Actor:
         channel_id=str((body.get("channel") or {}).get("id", "")),
         user_id=str((body.get("user") or {}).get("id", "")),
         trigger_id=str(body.get("trigger_id", ""))[:100],
-        via="button",
+        via=Via.BUTTON,
     )
 
 
