@@ -38,7 +38,7 @@ class SubscriptionRow:
     """One subscription as `/jobs subscriptions` and the App Home show it."""
 
     queue: str
-    statuses: str
+    statuses: Sequence[str]  # the statuses and flag kinds named (bot/core/subscriptions.py); none: every change
     match: str | None
     paused_reason: str | None
     channel: str = ""
@@ -107,7 +107,7 @@ def queue_list(rows: Sequence[QueueRow]) -> Message:
 
 def subscription_line(r: SubscriptionRow) -> str:
     """`*ml* — failed, timed_out · jobs matching `x*` · paused: …`."""
-    line = f"*{safe(r.queue, 64)}* — {safe(r.statuses.replace(',', ', '), 200) or 'every change'}"
+    line = f"*{safe(r.queue, 64)}* — {safe(', '.join(r.statuses), 200) or 'every change'}"
     if r.channel:
         line = f"{channel_ref(r.channel)} · {line}"
     if r.match:

@@ -185,7 +185,7 @@ def subscription_rows(services: Services, team_id: str, channel_id: str | None) 
     return [
         overview.SubscriptionRow(
             s.queue,
-            s.filter.statuses_column,
+            s.filter.names,
             s.filter.match,
             s.paused_reason,
             "" if channel_id else s.channel_id,
