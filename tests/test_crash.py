@@ -25,7 +25,7 @@ from sqlmodel import select
 
 from bot.core.config import load_config
 from bot.features.access import Actor
-from bot.features.channel_settings import Changes
+from bot.features.channel_settings import ChannelSettings
 from bot.sim.modzy import InferenceJob, ModzySim
 from bot.sim.slack import FakeSlack
 from bot.store.db import Database
@@ -103,7 +103,7 @@ def test_sigkill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         url = f"sqlite:///{tmp_path / 'bot.db'}"
         db = Database(url)
         db.create_all()
-        changes = Changes(config=load_config(config), db=db)
+        changes = ChannelSettings(config=load_config(config), db=db)
         for i in range(QUEUES):
             changes.subscribe(Actor(TEAM, f"C{i}", "U1"), f"q{i}", statuses=(), match=None)
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "JOBWATCH_", "DATABASE_"))}

@@ -1,7 +1,7 @@
 """Block Kit for the state overviews: `/jobs queues`, `/jobs subscriptions` and the App Home tab.
 
-Pure formatting like bot/blocks/render.py, whose escaping and limits it uses: provider strings go
-through `safe`, channel ids are only linked (`<#C…>`) when they look like channel ids.
+Pure formatting with the escaping and limits of bot/blocks/text.py: provider strings go through
+`safe`, channel ids are only linked (`<#C…>`) when they look like channel ids.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.blocks.render import EMOJI, Message, context, plain, safe, section, when
+from bot.blocks.text import EMOJI, Message, context, plain, safe, section, when
 from bot.core.ids import CHANNEL_RE, USER_RE
+from bot.core.subscriptions import SubscriptionSource
 from providers import JobStatus
 
 HOME_ALERTS = 15
@@ -37,11 +38,11 @@ class SubscriptionRow:
     """One subscription as `/jobs subscriptions` and the App Home show it."""
 
     queue: str
-    statuses: str
+    statuses: Sequence[str]  # the statuses and flag kinds named (bot/core/subscriptions.py); none: every change
     match: str | None
     paused_reason: str | None
     channel: str = ""
-    source: str = "chat"  # file: a [[subscriptions]] entry of the queues file
+    source: SubscriptionSource = SubscriptionSource.CHAT  # FILE: a [[subscriptions]] entry of the queues file
     quiet: str = ""  # `quiet 20:00-08:00 Europe/Paris` (bot/core/quiet.py label)
     owner: str | None = None  # a Slack user id: only that person's jobs
 
@@ -106,7 +107,7 @@ def queue_list(rows: Sequence[QueueRow]) -> Message:
 
 def subscription_line(r: SubscriptionRow) -> str:
     """`*ml* — failed, timed_out · jobs matching `x*` · paused: …`."""
-    line = f"*{safe(r.queue, 64)}* — {safe(r.statuses.replace(',', ', '), 200) or 'every change'}"
+    line = f"*{safe(r.queue, 64)}* — {safe(', '.join(r.statuses), 200) or 'every change'}"
     if r.channel:
         line = f"{channel_ref(r.channel)} · {line}"
     if r.match:
@@ -117,7 +118,7 @@ def subscription_line(r: SubscriptionRow) -> str:
         line += f" · :double_vertical_bar: paused: {safe(r.paused_reason, 100)} (invite the bot and subscribe again)"
     if r.quiet:
         line += f" · :crescent_moon: {safe(r.quiet, 120)}"
-    if r.source == "file":
+    if r.source is SubscriptionSource.FILE:
         line += " · from jobwatch.toml (edit it there)"
     return line
 

@@ -16,6 +16,7 @@ changes and its owed rows are withdrawn, and in `/jobs subscribe --dry-run`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -73,6 +74,19 @@ class SubscriptionFilter:
             owner=owner or None,
             _names=tuple(words),
         )
+
+    @classmethod
+    def from_words(
+        cls,
+        words: Iterable[str],
+        *,
+        match: str | None = None,
+        causes: Iterable[str] = (),
+        owner: str | None = None,
+    ) -> SubscriptionFilter:
+        """The filter that names `words` (statuses and flag kinds, in the order given) with the other
+        filters: what `/jobs subscribe` and a [[subscriptions]] entry ask for, as it will be stored."""
+        return cls.from_columns(statuses=",".join(words), match=match, causes=",".join(causes), owner=owner)
 
     # every word of the stored statuses column, in order (unknown ones too): what `restricts` reads
     _names: tuple[str, ...] = field(default=(), repr=False, compare=False)

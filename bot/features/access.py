@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session
-
+from bot.core.audit import AuditOutcome, Via
 from bot.core.config import AppConfig
 from bot.core.errors import NotAllowed
 from bot.core.ids import CHANNEL_RE
+from bot.store import audit
 from bot.store.db import Database
-from bot.store.tables import AuditEntry
+from bot.store.session import Session
 from providers import QueueConfig
 
 DETAIL_MAX = 500
@@ -30,7 +30,7 @@ class Actor:
     channel_id: str
     user_id: str
     trigger_id: str = ""
-    via: str = "command"  # command | button
+    via: Via = Via.COMMAND
 
 
 def refusal(config: AppConfig, actor: Actor, queue: QueueConfig) -> str | None:
@@ -51,26 +51,32 @@ def refusal(config: AppConfig, actor: Actor, queue: QueueConfig) -> str | None:
 
 
 def record(
-    session: Session, actor: Actor, action: str, *, queue: str, detail: str = "", now: datetime, outcome: str = "ok"
+    session: Session,
+    actor: Actor,
+    action: str,
+    *,
+    queue: str,
+    detail: str = "",
+    now: datetime,
+    outcome: AuditOutcome = AuditOutcome.OK,
 ) -> None:
     """Add one audit row in the caller's transaction (so a change and its record commit together)."""
-    session.add(
-        AuditEntry(
-            team_id=actor.team_id,
-            user_id=actor.user_id,
-            channel_id=actor.channel_id,
-            action=f"{action} ({actor.via})",
-            queue=queue,
-            outcome=outcome,
-            detail=detail[:DETAIL_MAX],
-            trigger_id=actor.trigger_id,
-            at=now,
-        )
+    audit.add(
+        session,
+        team_id=actor.team_id,
+        user_id=actor.user_id,
+        channel_id=actor.channel_id,
+        action=f"{action} ({actor.via})",
+        queue=queue,
+        outcome=outcome,
+        detail=detail[:DETAIL_MAX],
+        trigger_id=actor.trigger_id,
+        at=now,
     )
 
 
 def refuse(db: Database, actor: Actor, action: str, *, queue: str, reason: str, now: datetime) -> NotAllowed:
     """Audit a refusal in its own transaction and return the error to raise."""
     with db.write() as session:
-        record(session, actor, action, queue=queue, detail=reason, now=now, outcome="refused")
+        record(session, actor, action, queue=queue, detail=reason, now=now, outcome=AuditOutcome.REFUSED)
     return NotAllowed(reason)

@@ -43,16 +43,18 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 
 from slack_sdk import WebClient
-from sqlmodel import Session, col, select
 
 from bot.core import owners
 from bot.core.clock import Clock, utcnow
 from bot.core.ids import USER_RE
+from bot.core.lookups import LookupOutcome
 from bot.slackapi.errors import classify
 from bot.slackapi.pace import Pace
-from bot.store.db import Database, upsert
+from bot.store import email_users
+from bot.store.db import Database
+from bot.store.email_users import SCOPE_KEY
 from bot.store.owners import known_users
-from bot.store.tables import EmailUser
+from bot.store.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +65,12 @@ FAIL_PAUSE = 60.0  # seconds without lookups (and without waiting) after a trans
 DEADLINE = 1.5  # seconds a poll waits for lookups of owners whose jobs changed
 TIER3_RATE = 50 / 60  # users.lookupByEmail: Tier 3, 50+ per minute per workspace
 TIER3_BURST = 10.0
-SCOPE_KEY = "*"  # the email_user row that records missing_scope for a whole workspace
-TTL = {"ok": HIT_TTL, "users_not_found": MISS_TTL, "not_a_user": MISS_TTL, "missing_scope": SCOPE_TTL}
+TTL = {
+    LookupOutcome.OK: HIT_TTL,
+    LookupOutcome.USERS_NOT_FOUND: MISS_TTL,
+    LookupOutcome.NOT_A_USER: MISS_TTL,
+    LookupOutcome.MISSING_SCOPE: SCOPE_TTL,
+}
 
 
 class EmailDirectory:
@@ -137,7 +143,7 @@ class EmailDirectory:
     def _fresh(self, session: Session, team: str, emails: list[str]) -> set[str]:
         """The addresses whose remembered answer has not expired."""
         now = self.clock()
-        rows = session.exec(select(EmailUser).where(EmailUser.team_id == team, col(EmailUser.email).in_(emails))).all()
+        rows = email_users.remembered(session, team, emails)
         return {r.email for r in rows if r.checked_at > now - TTL.get(r.outcome, MISS_TTL)}
 
     def _is_paused(self, team: str) -> bool:
@@ -172,9 +178,10 @@ class EmailDirectory:
             response = self.client_for(team).users_lookupByEmail(email=email)
         except Exception as err:  # classified: remembered, paused or logged
             failure = classify(err)
-            if failure.code in ("users_not_found", "missing_scope"):
-                self._remember(team, SCOPE_KEY if failure.code == "missing_scope" else email, None, failure.code)
-                if failure.code == "missing_scope":
+            if failure.code in (LookupOutcome.USERS_NOT_FOUND, LookupOutcome.MISSING_SCOPE):
+                scope = failure.code == LookupOutcome.MISSING_SCOPE
+                self._remember(team, SCOPE_KEY if scope else email, None, LookupOutcome(failure.code))
+                if scope:
                     with self._lock:  # the other addresses waiting for their turn ask nothing
                         self._paused[team] = self.monotonic() + SCOPE_TTL.total_seconds()
                     self._log_scope(team)
@@ -188,15 +195,14 @@ class EmailDirectory:
         user_id = str(user.get("id") or "")
         if not USER_RE.match(user_id) or user.get("deleted"):
             log.warning("lookup_by_email_not_a_user team=%s", team)
-            self._remember(team, email, None, "not_a_user")
+            self._remember(team, email, None, LookupOutcome.NOT_A_USER)
             return None
-        self._remember(team, email, user_id, "ok")
+        self._remember(team, email, user_id, LookupOutcome.OK)
         return user_id
 
-    def _remember(self, team: str, email: str, user_id: str | None, outcome: str) -> None:
-        row = {"team_id": team, "email": email, "user_id": user_id, "outcome": outcome, "checked_at": self.clock()}
+    def _remember(self, team: str, email: str, user_id: str | None, outcome: LookupOutcome) -> None:
         with self.db.write() as session:
-            upsert(session, EmailUser, [row], keys=["team_id", "email"])
+            email_users.remember(session, team, email, user_id, outcome, self.clock())
 
     def _log_scope(self, team: str) -> None:
         with self._lock:
@@ -217,11 +223,4 @@ class EmailDirectory:
 def missing_scope(db: Database, now: datetime) -> list[str]:
     """The workspaces whose last lookup said `missing_scope` (within SCOPE_TTL), for `jobwatch check`."""
     with db.read() as session:
-        rows = session.exec(
-            select(EmailUser.team_id).where(
-                EmailUser.email == SCOPE_KEY,
-                EmailUser.outcome == "missing_scope",
-                col(EmailUser.checked_at) > now - SCOPE_TTL,
-            )
-        ).all()
-    return sorted(set(rows))
+        return email_users.scope_missing(session, now - SCOPE_TTL)

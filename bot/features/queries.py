@@ -6,24 +6,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func
-from sqlmodel import col, select
-from sqlmodel.sql.expression import SelectOfScalar
-
 from bot.core import history, owners
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig
 from bot.core.errors import NotAllowed, ServiceError
 from bot.core.history import with_usual
-from bot.features import mutes
-from bot.features.channel_settings import Changes
+from bot.core.mutes import Muted
+from bot.core.subscriptions import Subscribed
+from bot.features import schedules
+from bot.features.channel_settings import ChannelSettings, ScheduledDigest
 from bot.features.stopping import Stopper, stop_buttons
 from bot.features.watching import Watcher
+from bot.store import alerts, channel_schedules, snapshots, stats, watches
 from bot.store import history as run_history
+from bot.store import mutes as stored_mutes
+from bot.store import subscriptions as stored_subs
+from bot.store.alerts import RecentAlert
 from bot.store.db import Database
 from bot.store.owners import owned_values
 from bot.store.refs import resolve_job
-from bot.store.tables import DigestSchedule, JobSnapshot, Mute, OutboxItem, QueueState, Subscription, Watch
+from bot.store.stats import PollState
 from providers import Job, JobSource, JobStatus, ProviderError, QueueConfig
 from providers.causes import with_cause
 
@@ -36,7 +38,7 @@ class QueueInfo:
     """One row of `/jobs queues`."""
 
     config: QueueConfig
-    state: QueueState | None
+    state: PollState | None
     subscribers: int
 
     @property
@@ -73,7 +75,7 @@ class Services:
         self.db = db
         self.sources = sources
         self.clock = clock
-        self.changes = Changes(config=config, db=db, clock=clock)
+        self.settings = ChannelSettings(config=config, db=db, clock=clock)
         self.stopper = Stopper(config=config, db=db, sources=sources, clock=clock)
         self.stop_by = stop_buttons(config, sources)
         self.watcher = Watcher(config=config, db=db, clock=clock)
@@ -89,20 +91,14 @@ class Services:
     def queues(self, team_id: str) -> list[QueueInfo]:
         """Every configured queue with its health and this team's subscriber count."""
         with self.db.read() as session:
-            states = {s.queue: s for s in session.exec(select(QueueState)).all()}
-            counts = dict(
-                session.exec(
-                    select(Subscription.queue, func.count())
-                    .where(Subscription.team_id == team_id)
-                    .group_by(col(Subscription.queue))
-                ).all()
-            )
+            states = stats.poll_states(session)
+            counts = stored_subs.counts(session, team_id)
         return [QueueInfo(q, states.get(q.name), int(counts.get(q.name, 0))) for q in self.config.queues]
 
     def poll_note(self, queue: str) -> str:
         """A warning when the data shown may be stale."""
         with self.db.read() as session:
-            state = session.get(QueueState, queue)
+            state = stats.poll_state(session, queue)
         if state is None or state.last_success_at is None:
             return "No poll of this queue has completed yet." + (
                 f" Last error: {state.last_error}" if state and state.last_error else ""
@@ -116,17 +112,13 @@ class Services:
         """Newest jobs first, filtered by a canonical or native status (case-insensitive)."""
         self.queue(queue)
         canonical = _canonical(status)
-        base = select(JobSnapshot).where(JobSnapshot.queue == queue)
-        if canonical is not None:
-            base = base.where(JobSnapshot.status == canonical.value)
         with self.db.read() as session:
             if status is None or canonical is not None:
-                total = session.exec(select(func.count()).select_from(base.subquery())).one()
-                rows = session.exec(_newest(base).limit(limit)).all()
-                return [Job.model_validate_json(r.data) for r in rows], int(total)
-            rows = session.exec(_newest(base).limit(SCAN_MAX)).all()
+                total = snapshots.count(session, queue, status=canonical)
+                return snapshots.newest(session, queue, limit=limit, status=canonical), total
+            scanned = snapshots.newest(session, queue, limit=SCAN_MAX)
         wanted = status.lower()
-        jobs = [j for j in (Job.model_validate_json(r.data) for r in rows) if _native_matches(j, wanted)]
+        jobs = [j for j in scanned if _native_matches(j, wanted)]
         return jobs[:limit], len(jobs)
 
     def mine(self, team_id: str, user_id: str, *, queue: str, status: str | None, limit: int) -> tuple[list[Job], int]:
@@ -136,15 +128,10 @@ class Services:
         names = [self.queue(queue).name] if queue else [q.name for q in self.config.queues]
         with self.db.read() as session:
             values = owned_values(session, team_id, user_id, self.config.owners.users)
-            watched = {
-                (w.queue, w.job_id)
-                for w in session.exec(select(Watch).where(Watch.team_id == team_id, Watch.user_id == user_id)).all()
-            }
+            watched = watches.watched_jobs(session, team_id, user_id)
             jobs: list[Job] = []
             for name in names:
-                rows = session.exec(_newest(select(JobSnapshot).where(JobSnapshot.queue == name)).limit(SCAN_MAX))
-                for row in rows.all():
-                    job = Job.model_validate_json(row.data)
+                for job in snapshots.newest(session, name, limit=SCAN_MAX):
                     if (name, job.id) in watched or owners.is_owner(job, values):
                         jobs.append(job)
         canonical = _canonical(status)
@@ -188,41 +175,26 @@ class Services:
         """The job `ref` names, fresh from the provider when it answers (stop's lookup)."""
         return self.find(queue, ref).job
 
-    def subscriptions(self, *, team_id: str, channel_id: str | None) -> list[Subscription]:
+    def subscriptions(self, *, team_id: str, channel_id: str | None) -> list[Subscribed]:
         """This channel's subscriptions (or, with channel_id None, every one of the team)."""
-        stmt = select(Subscription).where(Subscription.team_id == team_id)
-        if channel_id is not None:
-            stmt = stmt.where(Subscription.channel_id == channel_id)
         with self.db.read() as session:
-            return list(session.exec(stmt.order_by(col(Subscription.channel_id), col(Subscription.queue))).all())
+            return stored_subs.of_team(session, team_id, channel_id)
 
-    def schedules(self, *, team_id: str, channel_id: str) -> list[DigestSchedule]:
-        """This channel's scheduled digests (bot/features/schedules.py)."""
+    def schedules(self, *, team_id: str, channel_id: str) -> list[ScheduledDigest]:
+        """This channel's scheduled digests (bot/features/schedules.py), by queue."""
         with self.db.read() as session:
-            return list(
-                session.exec(
-                    select(DigestSchedule)
-                    .where(DigestSchedule.team_id == team_id, DigestSchedule.channel_id == channel_id)
-                    .order_by(col(DigestSchedule.queue))
-                ).all()
-            )
+            found = channel_schedules.of_channel(session, team_id, channel_id)
+        return [ScheduledDigest(d.queue, schedules.label(d), d.tz) for d in found]
 
-    def mutes(self, *, team_id: str, channel_id: str) -> list[Mute]:
+    def mutes(self, *, team_id: str, channel_id: str) -> list[Muted]:
         """This channel's running mutes."""
         with self.db.read() as session:
-            return mutes.active(session, team_id=team_id, channel_id=channel_id, queue=None, now=self.clock())
+            return stored_mutes.active(session, team_id=team_id, channel_id=channel_id, queue=None, now=self.clock())
 
-    def recent_alerts(self, team_id: str, *, limit: int) -> list[OutboxItem]:
+    def recent_alerts(self, team_id: str, *, limit: int) -> list[RecentAlert]:
         """The team's newest alerts, whatever became of them (sent, pending, muted, dead)."""
         with self.db.read() as session:
-            return list(
-                session.exec(
-                    select(OutboxItem)
-                    .where(OutboxItem.team_id == team_id, OutboxItem.kind == "alert")
-                    .order_by(col(OutboxItem.id).desc())
-                    .limit(limit)
-                ).all()
-            )
+            return alerts.newest(session, team_id, limit=limit)
 
 
 def _canonical(status: str | None) -> JobStatus | None:
@@ -237,10 +209,6 @@ def _canonical(status: str | None) -> JobStatus | None:
 def _native_matches(job: Job, wanted: str) -> bool:
     native = job.native_status.lower()
     return native == wanted or native.split(" (", 1)[0] == wanted
-
-
-def _newest(stmt: SelectOfScalar[JobSnapshot]) -> SelectOfScalar[JobSnapshot]:
-    return stmt.order_by(col(JobSnapshot.created_at).desc().nulls_last(), col(JobSnapshot.job_id))
 
 
 def age(moment: datetime | None, now: datetime) -> str:

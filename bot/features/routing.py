@@ -17,22 +17,25 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlmodel import col, select
-
 from bot.blocks import render
-from bot.core import quiet
+from bot.core.audit import Via
 from bot.core.config import AppConfig, ConfigError, SubscriptionEntry
-from bot.core.subscriptions import FlagKind, SubscriptionFilter
+from bot.core.quiet import QuietHours
+from bot.core.subscriptions import FlagKind, Subscribed, SubscriptionFilter, SubscriptionSource
 from bot.features import access
 from bot.features.access import Actor
+from bot.features.channel_settings import subscribe_detail
+from bot.store import subscriptions as stored_subs
+from bot.store import transitions
 from bot.store.db import Database
 from bot.store.outbox import resume_held, withdraw_unwanted
-from bot.store.subscriptions import filter_of, quiet_of
-from bot.store.tables import Subscription, TransitionRecord
+from bot.store.session import Session
+from bot.store.subscriptions import subscribed
+from bot.store.tables import Subscription
 from providers import Job, JobStatus
 from providers.causes import with_cause
 
@@ -82,12 +85,32 @@ def _teams(config: AppConfig, default_team: TeamLookup | None) -> list[tuple[str
     return found
 
 
-def _filters(entry: SubscriptionEntry) -> tuple[str, str | None, str | None, str]:
-    return ",".join(entry.statuses), entry.match, entry.owner, ",".join(entry.causes)
+def _wanted(entry: SubscriptionEntry) -> tuple[SubscriptionFilter, QuietHours | None]:
+    """The filter and quiet hours an entry asks for, as they will be stored."""
+    wanted = SubscriptionFilter.from_words(entry.statuses, match=entry.match, causes=entry.causes, owner=entry.owner)
+    return wanted, QuietHours.from_columns(*entry.quiet_hours())
 
 
-def _quiet(sub: Subscription) -> tuple[str | None, str | None, str | None, bool]:
-    return sub.quiet_start, sub.quiet_end, sub.quiet_tz, sub.quiet_all
+def _write(
+    session: Session,
+    sub: Subscribed,
+    wanted: tuple[SubscriptionFilter, QuietHours | None],
+    *,
+    verb: str,
+    config: AppConfig,
+    now: datetime,
+) -> None:
+    """Make `sub` file-managed with the entry's filter and quiet hours (`wanted`): held alerts resume
+    when its quiet hours changed, owed alerts it no longer wants are withdrawn, the change is audited."""
+    team, channel, queue = sub.team_id, sub.channel_id, sub.queue
+    saved = stored_subs.save(session, replace(sub, filter=wanted[0], quiet=wanted[1], source=SubscriptionSource.FILE))
+    if sub.quiet != saved.quiet:
+        resume_held(session, team_id=team, channel_id=channel, queue=queue, now=now)
+    withdraw_unwanted(
+        session, team_id=team, channel_id=channel, queue=queue, wanted=saved.filter, owners_table=config.owners.users
+    )
+    detail = subscribe_detail(saved, verb)
+    access.record(session, _actor(team, channel), "subscribe", queue=queue, detail=detail, now=now)
 
 
 def reconcile(db: Database, config: AppConfig, *, default_team: TeamLookup | None, now: datetime) -> Reconciled:
@@ -95,54 +118,27 @@ def reconcile(db: Database, config: AppConfig, *, default_team: TeamLookup | Non
     wanted = {(team, e.channel, e.queue): e for team, e in _teams(config, default_team)}
     done = Reconciled()
     with db.write() as session:
-        rows = session.exec(select(Subscription)).all()
-        by_key = {(s.team_id, s.channel_id, s.queue): s for s in rows}
+        by_key = {(s.team_id, s.channel_id, s.queue): s for s in stored_subs.every(session)}
         for (team, channel, queue), entry in wanted.items():
-            statuses, match, owner, causes = _filters(entry)
+            filter_, hours = _wanted(entry)
             sub = by_key.get((team, channel, queue))
             what = f"{channel} {queue}"
             if sub is None:
-                sub = Subscription(
-                    team_id=team, channel_id=channel, queue=queue, created_by=FILE_ACTOR, created_at=now, source="file"
-                )
+                sub = Subscribed(0, team, channel, queue, filter_, created_by=FILE_ACTOR, created_at=now)
                 done.added.append(what)
                 verb = "new"
-            elif sub.source != "file":
+            elif sub.source is not SubscriptionSource.FILE:
                 done.adopted.append(what)
                 verb = "adopted from chat"
-            elif (sub.statuses, sub.match, sub.owner, sub.causes, _quiet(sub)) != (
-                statuses,
-                match,
-                owner,
-                causes,
-                entry.quiet_hours(),
-            ):
+            elif (sub.filter.columns(), sub.quiet) != (filter_.columns(), hours):
                 done.changed.append(what)
                 verb = "updated"
             else:
                 continue
-            hours_before = _quiet(sub)
-            sub.statuses, sub.match, sub.owner, sub.causes, sub.source = statuses, match, owner, causes, "file"
-            sub.quiet_start, sub.quiet_end, sub.quiet_tz, sub.quiet_all = entry.quiet_hours()
-            session.add(sub)
-            if hours_before != _quiet(sub):
-                resume_held(session, team_id=team, channel_id=channel, queue=queue, now=now)
-            withdraw_unwanted(
-                session,
-                team_id=team,
-                channel_id=channel,
-                queue=queue,
-                wanted=filter_of(sub),
-                owners_table=config.owners.users,
-            )
-            detail = f"statuses={statuses or 'all'} match={match or ''} {verb}"
-            detail += f" owner={owner}" if owner else ""
-            detail += f" {quiet.label(quiet_of(sub))}" if sub.quiet_start else ""
-            detail += f" causes={causes}" if causes else ""
-            access.record(session, _actor(team, channel), "subscribe", queue=queue, detail=detail, now=now)
+            _write(session, sub, (filter_, hours), verb=verb, config=config, now=now)
         for key, sub in by_key.items():
-            if sub.source == "file" and key not in wanted:
-                session.delete(sub)
+            if sub.source is SubscriptionSource.FILE and key not in wanted:
+                stored_subs.remove(session, sub.id)
                 withdraw_unwanted(session, team_id=sub.team_id, channel_id=sub.channel_id, queue=sub.queue, wanted=None)
                 access.record(
                     session,
@@ -158,7 +154,7 @@ def reconcile(db: Database, config: AppConfig, *, default_team: TeamLookup | Non
 
 
 def _actor(team: str, channel: str) -> Actor:
-    return Actor(team_id=team, channel_id=channel, user_id=FILE_ACTOR, via="file")
+    return Actor(team_id=team, channel_id=channel, user_id=FILE_ACTOR, via=Via.FILE)
 
 
 def _toml_string(value: str) -> str:
@@ -166,37 +162,42 @@ def _toml_string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def export_toml(subs: Sequence[Subscription]) -> str:
+def _toml_list(values: Sequence[str]) -> str:
+    return f"[{', '.join(_toml_string(v) for v in values)}]"
+
+
+def _entry(sub: Subscribed) -> list[str]:
+    """One `[[subscriptions]]` table, with a comment when the subscription was made in chat."""
+    lines = [] if sub.source is SubscriptionSource.FILE else [f"# made in chat by {sub.created_by}"]
+    lines += [
+        "[[subscriptions]]",
+        f"team = {_toml_string(sub.team_id)}",
+        f"channel = {_toml_string(sub.channel_id)}",
+        f"queue = {_toml_string(sub.queue)}",
+    ]
+    if sub.filter.names:
+        lines.append(f"statuses = {_toml_list(sub.filter.names)}")
+    if sub.filter.match:
+        lines.append(f"match = {_toml_string(sub.filter.match)}")
+    if sub.filter.owner:
+        lines.append(f"owner = {_toml_string(sub.filter.owner)}")
+    if sub.filter.causes:
+        lines.append(f"causes = {_toml_list(sub.filter.causes)}")
+    if sub.quiet is not None:
+        lines.append(f"quiet = {_toml_string(f'{sub.quiet.start}-{sub.quiet.end}')}")
+        if sub.quiet.tz:
+            lines.append(f"quiet_tz = {_toml_string(sub.quiet.tz)}")
+        if sub.quiet.everything:
+            lines.append("quiet_all = true")
+    return lines
+
+
+def export_toml(subs: Sequence[Subscribed | Subscription]) -> str:
     """`[[subscriptions]]` tables for the queues file, one per subscription; chat-made ones say so
-    in a comment (pasted into the file, the next reload makes them file-managed)."""
-    parts: list[str] = []
-    for sub in sorted(subs, key=lambda s: (s.team_id, s.channel_id, s.queue)):
-        lines = []
-        if sub.source != "file":
-            lines.append(f"# made in chat by {sub.created_by}")
-        lines += [
-            "[[subscriptions]]",
-            f"team = {_toml_string(sub.team_id)}",
-            f"channel = {_toml_string(sub.channel_id)}",
-            f"queue = {_toml_string(sub.queue)}",
-        ]
-        statuses = [s for s in sub.statuses.split(",") if s]
-        if statuses:
-            lines.append(f"statuses = [{', '.join(_toml_string(s) for s in statuses)}]")
-        if sub.match:
-            lines.append(f"match = {_toml_string(sub.match)}")
-        if sub.owner:
-            lines.append(f"owner = {_toml_string(sub.owner)}")
-        causes = [c for c in sub.causes.split(",") if c]
-        if causes:
-            lines.append(f"causes = [{', '.join(_toml_string(c) for c in causes)}]")
-        if sub.quiet_start:
-            lines.append(f"quiet = {_toml_string(f'{sub.quiet_start}-{sub.quiet_end}')}")
-            if sub.quiet_tz:
-                lines.append(f"quiet_tz = {_toml_string(sub.quiet_tz)}")
-            if sub.quiet_all:
-                lines.append("quiet_all = true")
-        parts.append("\n".join(lines))
+    in a comment (pasted into the file, the next reload makes them file-managed). Takes the values
+    the store gives (bot/store/subscriptions.py), or its rows as `jobwatch subscriptions export` reads them."""
+    values = [s if isinstance(s, Subscribed) else subscribed(s) for s in subs]
+    parts = ["\n".join(_entry(sub)) for sub in sorted(values, key=lambda s: (s.team_id, s.channel_id, s.queue))]
     return "\n\n".join(parts) + ("\n" if parts else "")
 
 
@@ -231,11 +232,7 @@ def dry_run(
         statuses=tuple(statuses), flags=tuple(FlagKind(f) for f in flags), match=match, causes=tuple(causes)
     )
     with db.read() as session:
-        rows = session.exec(
-            select(TransitionRecord).where(
-                TransitionRecord.queue == queue, col(TransitionRecord.at) > now - DRY_RUN_WINDOW
-            )
-        ).all()
+        rows = transitions.since(session, queue, now - DRY_RUN_WINDOW)
     by_status: Counter[str] = Counter()
     by_hour: Counter[str] = Counter()
     for row in rows:

@@ -22,39 +22,32 @@ Stopping and Stopped transitions that follow are ordinary alerts.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as DeadlineExceeded
-from datetime import datetime, timedelta
-
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
-from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.blocks import render
+from bot.core.audit import AuditOutcome
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig
 from bot.core.errors import ServiceError
 from bot.core.ids import CHANNEL_RE
+from bot.core.outbox import OutboxRow, TextPayload, stop_note_id
+from bot.core.stops import StopAction, StopRequested, StopState
 from bot.features import access
 from bot.features.access import Actor
+from bot.store import outbox, stops, threads
 from bot.store.db import Database
-from bot.store.tables import JobThread, OutboxItem, StopRequest
+from bot.store.session import Conflict, Session
 from providers import Job, JobSource, JobStatus, ProviderError, QueueConfig, Stoppable, StopResult, stop_support
 from providers.errors import AuthError, ConflictError, NotFoundError, ThrottledError
 
 log = logging.getLogger(__name__)
 
-ACTION = "stop"
+ACTION = StopAction.STOP
 DEADLINE = 20.0  # seconds the provider has to answer a stop
-SETTLED_AGAIN = ("refused", "failed", "unanswered")  # states a person may ask again from
-# A request still `requested` this long after it was made died with its process (the call has a
-# deadline); one `accepted` this long ago whose job still runs did not take. Both may be asked again.
-STALE_REQUESTED = timedelta(minutes=2)
-STALE_ACCEPTED = timedelta(minutes=15)
 MENTION_RE = re.compile(r"^[UW][A-Z0-9]{2,40}$")
 
 
@@ -108,12 +101,12 @@ class Stopper:
         config = self.config.queue(queue)
         if config is None:
             known = ", ".join(q.name for q in self.config.queues) or "none configured"
-            self._audit(actor, queue, f"unknown queue {queue!r}", "refused")
+            self._audit(actor, queue, f"unknown queue {queue!r}", AuditOutcome.REFUSED)
             raise ServiceError(f"unknown queue `{queue}`; queues: {known}")
         source = self.sources[queue]
         unsupported = stop_support(source)
         if unsupported is not None:
-            self._audit(actor, queue, unsupported, "refused")
+            self._audit(actor, queue, unsupported, AuditOutcome.REFUSED)
             raise ServiceError(unsupported)
         refusal = self.refusal(actor, config)
         if refusal is not None:
@@ -121,20 +114,20 @@ class Stopper:
         try:
             job = find(queue, ref)
         except ServiceError as err:
-            self._audit(actor, queue, f"{ref[:100]}: {err}", "not_found")
+            self._audit(actor, queue, f"{ref[:100]}: {err}", AuditOutcome.NOT_FOUND)
             raise
         if job.status.terminal:
-            self._audit(actor, queue, f"{job.id}: already {job.status.value}", "finished")
+            self._audit(actor, queue, f"{job.id}: already {job.status.value}", AuditOutcome.FINISHED)
             return render.plain(
                 f"*{render.safe(job.name)}* already finished ({job.status.value}, "
                 f"{render.safe(job.native_status, 100)}); nothing to stop."
             )
         if job.status is JobStatus.STOPPING:
-            self._audit(actor, queue, f"{job.id}: already stopping", "stopping")
+            self._audit(actor, queue, f"{job.id}: already stopping", AuditOutcome.STOPPING)
             return render.plain(f"*{render.safe(job.name)}* is already stopping; nothing more to do.")
         earlier = self._record(actor, job, reason)
         if earlier is not None:
-            self._audit(actor, queue, f"{job.id}: already requested ({earlier.state})", "duplicate")
+            self._audit(actor, queue, f"{job.id}: already requested ({earlier.state})", AuditOutcome.DUPLICATE)
             who = f"<@{earlier.user_id}>" if MENTION_RE.match(earlier.user_id) else "someone"
             return render.plain(
                 f"A stop of *{render.safe(job.name)}* was already requested by {who} at "
@@ -155,37 +148,29 @@ class Stopper:
             return f"only the operators of queue `{queue.name}` may stop its jobs (ask one of them)"
         return None
 
-    def _record(self, actor: Actor, job: Job, reason: str) -> StopRequest | None:
+    def _record(self, actor: Actor, job: Job, reason: str) -> StopRequested | None:
         """Write the request before any call; the earlier request instead, when one stands."""
         now = self.clock()
         try:
             with self.db.write() as session:
-                row = session.exec(_request(job)).first()
-                if row is not None and row.state not in SETTLED_AGAIN and not _stale(row, now):
-                    session.expunge(row)
-                    return row
-                if row is None:
-                    row = StopRequest(
-                        queue=job.queue,
-                        job_id=job.id,
-                        action=ACTION,
-                        team_id=actor.team_id,
-                        channel_id=actor.channel_id,
-                        user_id=actor.user_id,
-                        requested_at=now,
-                    )
-                row.team_id, row.channel_id, row.user_id = actor.team_id, actor.channel_id, actor.user_id
-                row.trigger_id, row.reason = actor.trigger_id, reason
-                row.state, row.answer, row.requested_at, row.settled_at = "requested", "", now, None
-                session.add(row)
-        except IntegrityError:  # another request for this job committed first
+                return stops.ask(
+                    session,
+                    queue=job.queue,
+                    job_id=job.id,
+                    action=ACTION,
+                    team_id=actor.team_id,
+                    channel_id=actor.channel_id,
+                    user_id=actor.user_id,
+                    trigger_id=actor.trigger_id,
+                    reason=reason,
+                    now=now,
+                )
+        except Conflict:  # another request for this job committed first
             with self.db.read() as session:
-                found = session.exec(_request(job)).first()
-                if found is None:
-                    raise
-                session.expunge(found)
-                return found
-        return None
+                found = stops.find(session, job.queue, job.id, ACTION)
+            if found is None:
+                raise
+            return found
 
     def _call(self, actor: Actor, queue: QueueConfig, source: JobSource, job: Job, reason: str) -> render.Message:
         assert isinstance(source, Stoppable)  # stop_support() said so
@@ -199,71 +184,62 @@ class Stopper:
                 f"{queue.provider} did not answer within {self.deadline:.0f} s; the stop may or may not have "
                 f"been accepted. Check with `/jobs status {queue.name} {job.id}` before asking again."
             )
-            return self._settle(actor, job, reason, "unanswered", answer)
+            return self._settle(actor, job, reason, StopState.UNANSWERED, answer)
         except ProviderError as err:
-            state, answer = "failed", plain_refusal(queue.provider, err)
+            state, answer = StopState.FAILED, plain_refusal(queue.provider, err)
             if isinstance(err, ConflictError | AuthError | NotFoundError):
-                state = "refused"
+                state = StopState.REFUSED
             return self._settle(actor, job, reason, state, answer)
         except Exception as err:  # an adapter bug: say so, keep the row askable again
             log.exception("stop_failed queue=%s job_id=%s", job.queue, job.id)
             answer = f"jobwatch failed while asking {queue.provider} ({type(err).__name__}); try again in a minute."
-            return self._settle(actor, job, reason, "failed", answer)
-        return self._settle(actor, job, reason, "accepted", result.message)
+            return self._settle(actor, job, reason, StopState.FAILED, answer)
+        return self._settle(actor, job, reason, StopState.ACCEPTED, result.message)
 
-    def _settle(self, actor: Actor, job: Job, reason: str, state: str, answer: str) -> render.Message:
+    def _settle(self, actor: Actor, job: Job, reason: str, state: StopState, answer: str) -> render.Message:
         now = self.clock()
         with self.db.write() as session:
-            row = session.exec(_request(job)).first()
-            if row is not None:
-                row.state, row.answer, row.settled_at = state, answer[:500], now
-                session.add(row)
-                if state == "accepted":
-                    self._notes(session, actor, job, reason, row)
-            outcome = "ok" if state == "accepted" else state
+            row = stops.settle(session, job.queue, job.id, ACTION, state=state, answer=answer[:500], now=now)
+            if row is not None and state is StopState.ACCEPTED:
+                self._notes(session, actor, job, reason, row)
+            outcome = AuditOutcome.OK if state is StopState.ACCEPTED else AuditOutcome(state.value)
             access.record(
                 session, actor, ACTION, queue=job.queue, detail=f"{job.id}: {answer}", now=now, outcome=outcome
             )
         name = render.safe(job.name)
-        if state == "accepted":
+        if state is StopState.ACCEPTED:
             text = f":black_square_for_stop: Stop requested for *{name}*. {render.safe(answer, 500)}"
         else:
             text = f":warning: Could not stop *{name}*: {render.safe(answer, 500)}"
         return render.plain(text)
 
-    def _notes(self, session: Session, actor: Actor, job: Job, reason: str, row: StopRequest) -> None:
-        """One outbox note per channel that has the job's thread (and the asking channel)."""
-        channels = {
-            t.channel_id
-            for t in session.exec(
-                select(JobThread).where(
-                    JobThread.team_id == actor.team_id, JobThread.queue == job.queue, JobThread.job_id == job.id
-                )
-            ).all()
-        }
+    def _notes(self, session: Session, actor: Actor, job: Job, reason: str, row: StopRequested) -> None:
+        """One outbox note per channel of the workspace that has the job's thread (and the asking channel)."""
+        threaded = threads.channels_with_thread(session, job.queue, job.id)
+        channels = {channel for team, channel in threaded if team == actor.team_id}
         channels.add(actor.channel_id)
         who = f"<@{actor.user_id}>" if MENTION_RE.match(actor.user_id) else "someone"
         text = f":black_square_for_stop: Stop requested by {who}" + (
             f": {render.safe(reason, 300)}" if reason else f" for *{render.safe(job.name)}*"
         )
         now = self.clock()
-        for channel in sorted(channels):
-            session.add(
-                OutboxItem(
-                    alert_id=f"stop-{row.id}-{int(now.timestamp())}",
-                    kind="note",
-                    team_id=actor.team_id,
-                    channel_id=channel,
-                    queue=job.queue,
-                    job_id=job.id,
-                    new_status=job.status.value,
-                    payload=json.dumps({"text": text}),
-                    next_attempt_at=now,
-                    created_at=now,
-                )
+        note = TextPayload(text)
+        notes = [
+            OutboxRow.note(
+                stop_note_id(row.id, now),
+                note,
+                team_id=actor.team_id,
+                channel_id=channel,
+                queue=job.queue,
+                job_id=job.id,
+                status=job.status.value,
+                now=now,
             )
+            for channel in sorted(channels)
+        ]
+        outbox.insert(session, notes)
 
-    def _audit(self, actor: Actor, queue: str, detail: str, outcome: str) -> None:
+    def _audit(self, actor: Actor, queue: str, detail: str, outcome: AuditOutcome) -> None:
         with self.db.write() as session:
             access.record(session, actor, ACTION, queue=queue, detail=detail, now=self.clock(), outcome=outcome)
 
@@ -279,15 +255,3 @@ def plain_refusal(provider: str, err: ProviderError) -> str:
     if isinstance(err, NotFoundError):
         return f"{provider} no longer knows this job ({err})"
     return f"{provider} could not be asked ({type(err).__name__}: {err}); nothing was stopped as far as we know."
-
-
-def _stale(row: StopRequest, now: datetime) -> bool:
-    """A standing request that no longer stands: its process died mid-call, or the stop did not take."""
-    age = now - row.requested_at
-    return (row.state == "requested" and age > STALE_REQUESTED) or (row.state == "accepted" and age > STALE_ACCEPTED)
-
-
-def _request(job: Job) -> SelectOfScalar[StopRequest]:
-    return select(StopRequest).where(
-        StopRequest.queue == job.queue, StopRequest.job_id == job.id, col(StopRequest.action) == ACTION
-    )

@@ -21,18 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
-
 from bot.blocks import render
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig
 from bot.core.errors import NoSuchJob, ServiceError
 from bot.features.access import Actor
+from bot.store import snapshots, watches
 from bot.store.db import Database
 from bot.store.refs import resolve_job
-from bot.store.tables import JobSnapshot, Watch
+from bot.store.session import Conflict
 from providers import Job, JobStatus
 
 MAX_WATCHES = 200  # per person: a bound on what one person can make the bot send them
@@ -63,26 +60,24 @@ class Watcher:
         already = render.plain(f":eyes: You already watch *{name}*; you get a direct message when it ends.")
         try:
             with self.db.write() as session:
-                stored = session.get(JobSnapshot, (queue, job.id))
-                if stored is not None and JobStatus(stored.status).terminal:
-                    return _finished(Job.model_validate_json(stored.data))
-                mine = select(Watch).where(Watch.team_id == actor.team_id, Watch.user_id == actor.user_id)
-                if session.exec(mine.where(Watch.queue == queue, Watch.job_id == job.id)).first() is not None:
+                stored = snapshots.stored_job(session, queue, job.id)
+                if stored is not None and stored.status.terminal:
+                    return _finished(stored)
+                if watches.watches(session, actor.team_id, actor.user_id, queue, job.id):
                     return already
-                if len(session.exec(mine.limit(MAX_WATCHES)).all()) >= MAX_WATCHES:
+                if watches.count(session, actor.team_id, actor.user_id, limit=MAX_WATCHES) >= MAX_WATCHES:
                     raise ServiceError(f"you already watch {MAX_WATCHES} jobs; `/jobs unwatch` some first")
-                session.add(
-                    Watch(
-                        team_id=actor.team_id,
-                        user_id=actor.user_id,
-                        queue=queue,
-                        job_id=job.id,
-                        job_name=job.name[:300],
-                        created_at=self.clock(),
-                        trigger_id=actor.trigger_id,
-                    )
+                watches.add(
+                    session,
+                    team_id=actor.team_id,
+                    user_id=actor.user_id,
+                    queue=queue,
+                    job_id=job.id,
+                    job_name=job.name[:300],
+                    now=self.clock(),
+                    trigger_id=actor.trigger_id,
                 )
-        except IntegrityError:  # a double click committed first: the same answer
+        except Conflict:  # a double click committed first: the same answer
             return already
         started = " and once when it starts running" if job.status is JobStatus.QUEUED else ""
         return render.plain(
@@ -95,11 +90,7 @@ class Watcher:
         their watches; by stored id when the job is no longer known)."""
         self._known(queue)
         with self.db.write() as session:
-            mine = session.exec(
-                select(Watch).where(
-                    Watch.team_id == actor.team_id, Watch.user_id == actor.user_id, Watch.queue == queue
-                )
-            ).all()
+            mine = watches.in_queue(session, actor.team_id, actor.user_id, queue)
             by_id = {w.job_id: w for w in mine}
             try:
                 job_id = resolve_job(session, queue, ref, among=list(by_id)).job.id if by_id else ref
@@ -108,7 +99,7 @@ class Watcher:
             row = by_id.get(job_id)
             if row is None:
                 return render.plain(f"You do not watch `{render.safe(ref, 300)}` in `{queue}`; nothing to remove.")
-            session.execute(delete(Watch).where(col(Watch.id) == row.id))
+            watches.remove(session, row.id)
         return render.plain(f"Stopped watching *{render.safe(row.job_name or row.job_id)}* (`{queue}`).")
 
     def watching(self, actor: Actor) -> render.Message:
@@ -118,17 +109,7 @@ class Watcher:
     def rows(self, team_id: str, user_id: str) -> list[tuple[str, str, str, str]]:
         """(queue, job id, job name, last polled status) of each watch, oldest first."""
         with self.db.read() as session:
-            found = session.exec(
-                select(Watch, JobSnapshot.name, JobSnapshot.status)
-                .join(
-                    JobSnapshot,
-                    (col(JobSnapshot.queue) == col(Watch.queue)) & (col(JobSnapshot.job_id) == col(Watch.job_id)),
-                    isouter=True,
-                )
-                .where(Watch.team_id == team_id, Watch.user_id == user_id)
-                .order_by(col(Watch.id))
-            ).all()
-        return [(w.queue, w.job_id, name or w.job_name, status or "") for w, name, status in found]
+            return watches.listing(session, team_id, user_id)
 
 
 def _finished(job: Job) -> render.Message:

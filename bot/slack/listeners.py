@@ -16,15 +16,13 @@ from slack_sdk import WebClient
 from bot.blocks import overview, render
 from bot.core import quiet
 from bot.core.errors import ServiceError
-from bot.features import mutes, routing, schedules
+from bot.features import routing
 from bot.features.access import Actor
 from bot.features.queries import Services, age
-from bot.slack import grammar as commands
+from bot.slack import commands, grammar
 from bot.slack import replies as actions
-from bot.slack.grammar import UsageError
+from bot.slack.commands import UsageError
 from bot.slack.replies import Later, reply
-from bot.store.subscriptions import quiet_of
-from providers import Job
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +116,7 @@ def handle(
     started = time.monotonic()
     actor = command_actor(body)
     try:
-        command = commands.parse(str(body.get("text", "")))
+        command = grammar.parse(str(body.get("text", "")))
     except UsageError as err:
         ack(**reply(render.error(err.problem, err.usage)))
         _timed(timing, "invalid", started)
@@ -187,13 +185,13 @@ def subscription_rows(services: Services, team_id: str, channel_id: str | None) 
     return [
         overview.SubscriptionRow(
             s.queue,
-            s.statuses,
-            s.match,
+            s.filter.names,
+            s.filter.match,
             s.paused_reason,
             "" if channel_id else s.channel_id,
             source=s.source,
-            quiet=quiet.label(quiet_of(s)),
-            owner=s.owner,
+            quiet=quiet.label(s.quiet),
+            owner=s.filter.owner,
         )
         for s in services.subscriptions(team_id=team_id, channel_id=channel_id)
     ]
@@ -241,14 +239,14 @@ def answer(services: Services, command: commands.Command, actor: Actor) -> rende
         digests = services.schedules(team_id=actor.team_id, channel_id=actor.channel_id)
         return overview.subscription_list(
             subscription_rows(services, actor.team_id, actor.channel_id),
-            [overview.MuteRow(mutes.label(m), m.until) for m in muted],
-            [f"{d.queue}: {schedules.label(d)}" for d in digests],
+            [overview.MuteRow(m.label, m.until) for m in muted],
+            [f"{d.queue}: {d.label}" for d in digests],
         )
     if isinstance(command, commands.Unwatch):
         return services.watcher.unwatch(actor, command.queue, command.job)
     if isinstance(command, commands.Watching):
         return services.watcher.watching(actor)
-    return actions.change(services.changes, command, actor)
+    return actions.change(services.settings, command, actor)
 
 
 SUBCOMMANDS: dict[type, str] = {
@@ -305,7 +303,7 @@ def register(app: App, services: Services, *, timing: Timing | None = None) -> N
     acks = AcksFirst()
     later = ProviderPool(acks)
 
-    @app.command(commands.COMMAND_PATTERN)
+    @app.command(grammar.COMMAND_PATTERN)
     def jobs(body: dict[str, Any], ack: Ack, respond: Respond) -> None:
         with acks.acking():
             handle(services, body, ack, respond, timing=timing, later=later)
@@ -326,14 +324,7 @@ def home_view(services: Services, team_id: str, *, user: str = "") -> dict[str, 
     """The App Home of this workspace for `user`: their jobs (watched ones first, with Unwatch, then
     the newest they own), queues, its subscriptions, its recent alerts."""
     alerts = [
-        overview.AlertRow(
-            job=_job_name(a.payload, a.job_id),
-            queue=a.queue,
-            old=a.old_status,
-            new=a.new_status,
-            state=a.state,
-            at=a.created_at,
-        )
+        overview.AlertRow(job=a.job, queue=a.queue, old=a.old, new=a.new, state=a.state, at=a.at)
         for a in services.recent_alerts(team_id, limit=overview.HOME_ALERTS)
     ]
     mine: list[dict[str, Any]] = []
@@ -350,10 +341,3 @@ def home_view(services: Services, team_id: str, *, user: str = "") -> dict[str, 
         alerts=alerts,
         mine=mine,
     )
-
-
-def _job_name(payload: str, fallback: str) -> str:
-    try:
-        return Job.model_validate_json(payload).name
-    except ValueError:
-        return fallback

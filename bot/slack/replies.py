@@ -14,13 +14,13 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.blocks import render
+from bot.core.audit import Via
 from bot.core.errors import ServiceError
-from bot.features import mutes, schedules
 from bot.features.access import Actor
-from bot.features.channel_settings import Changes
+from bot.features.channel_settings import ChannelSettings, DigestChange
 from bot.features.queries import Services
-from bot.slack import grammar as commands
-from bot.slack.grammar import UsageError
+from bot.slack import commands, grammar
+from bot.slack.commands import UsageError
 
 
 def reply(message: render.Message) -> dict[str, Any]:
@@ -28,69 +28,77 @@ def reply(message: render.Message) -> dict[str, Any]:
     return {"response_type": "ephemeral", "text": message.text, "blocks": message.blocks}
 
 
-def change(changes: Changes, command: commands.Command, actor: Actor) -> render.Message:
-    """Run a subscribe, unsubscribe, mute or unmute and say what happened."""
+def change(settings: ChannelSettings, command: commands.Command, actor: Actor) -> render.Message:
+    """Run a subscribe, unsubscribe, mute, unmute or digest and say what happened."""
     if isinstance(command, commands.Subscribe):
-        sub, created = changes.subscribe(
-            actor,
-            command.queue,
-            statuses=command.statuses,
-            match=command.match,
-            quiet_hours=command.quiet,
-            quiet_tz=command.quiet_tz,
-            quiet_all=command.quiet_all,
-            owner=command.owner,
-            flags=command.flags,
-            causes=command.causes,
-        )
-        what = ", ".join([*(s.value for s in command.statuses), *command.flags]) or "every status change"
-        what += f" (failures caused by {', '.join(command.causes)})" if command.causes else ""
-        pattern = f" of jobs matching `{render.safe(command.match, 100)}`" if command.match else ""
-        pattern += f" owned by <@{sub.owner}>" if sub.owner else ""
-        verb = "Subscribed" if created else "Updated the subscription:"
-        hush = ""
-        if sub.quiet_start:
-            zone = render.safe(sub.quiet_tz or changes.config.bot.timezone, 60)
-            spared = "every alert is held" if sub.quiet_all else "failures still post; other alerts are held"
-            hush = (
-                f" :crescent_moon: Quiet {sub.quiet_start}-{sub.quiet_end} ({zone}): {spared}, and the channel "
-                'gets one "While you were away" digest when the window ends.'
-            )
-        return render.plain(f"{verb} this channel to `{sub.queue}` — {what}{pattern}.{hush}")
+        return _subscribe(settings, command, actor)
     if isinstance(command, commands.Unsubscribe):
-        if changes.unsubscribe(actor, command.queue):
+        if settings.unsubscribe(actor, command.queue):
             return render.plain(f"Unsubscribed from `{command.queue}`.")
         return render.plain(f"This channel was not subscribed to `{command.queue}`.")
     if isinstance(command, commands.Mute):
-        mute, created = changes.mute(actor, command.queue, job=command.job, seconds=command.seconds)
+        mute, created = settings.mute(actor, command.queue, job=command.job, seconds=command.seconds)
         verb = "Muted" if created else "Mute extended:"
         return render.plain(
-            f":no_bell: {verb} {render.safe(mutes.label(mute), 300)} in this channel until {render.when(mute.until)}. "
+            f":no_bell: {verb} {render.safe(mute.label, 300)} in this channel until {render.when(mute.until)}. "
             "Alerts are recorded, not posted; the channel gets one summary when the mute ends. "
             f"`/jobs unmute {mute.queue}` ends it now."
         )
     if isinstance(command, commands.Unmute):
-        ended = changes.unmute(actor, command.queue, job=command.job)
+        ended = settings.unmute(actor, command.queue, job=command.job)
         if not ended.labels:
             return render.plain(f"Nothing of `{command.queue}` is muted in this channel.")
         names = render.safe(", ".join(ended.labels), 500)
         return render.plain(f":bell: Unmuted {names}; {ended.held} alert(s) were held back meanwhile.")
     if isinstance(command, commands.Digest):
-        sched, state = changes.schedule_digest(
-            actor, command.queue, cadence=command.cadence, weekday=command.weekday, at=command.at, tz=command.tz
-        )
-        if sched is None:
-            if state == "none":
-                return render.plain(f"This channel has no scheduled digest of `{command.queue}`.")
-            return render.plain(f"Removed this channel's scheduled digest of `{command.queue}`.")
-        zone = render.safe(sched.tz or changes.config.bot.timezone, 60)
-        verb = "Scheduled" if state == "new" else "Rescheduled"
-        return render.plain(
-            f":calendar: {verb} a {render.safe(schedules.label(sched), 100)} digest of `{sched.queue}` ({zone}) "
-            "in this channel: counts by status and failure cause, success rate, the slowest jobs and the "
-            f"failures, once per period. `/jobs digest {sched.queue} off` removes it."
-        )
+        return _digest(settings, command, actor)
     raise ServiceError("that command is not available")
+
+
+def _subscribe(settings: ChannelSettings, command: commands.Subscribe, actor: Actor) -> render.Message:
+    sub, created = settings.subscribe(
+        actor,
+        command.queue,
+        statuses=command.statuses,
+        match=command.match,
+        quiet_hours=command.quiet,
+        quiet_tz=command.quiet_tz,
+        quiet_all=command.quiet_all,
+        owner=command.owner,
+        flags=command.flags,
+        causes=command.causes,
+    )
+    what = ", ".join([*(s.value for s in command.statuses), *command.flags]) or "every status change"
+    what += f" (failures caused by {', '.join(command.causes)})" if command.causes else ""
+    pattern = f" of jobs matching `{render.safe(command.match, 100)}`" if command.match else ""
+    pattern += f" owned by <@{sub.filter.owner}>" if sub.filter.owner else ""
+    verb = "Subscribed" if created else "Updated the subscription:"
+    hush = ""
+    if sub.quiet is not None:
+        zone = render.safe(sub.quiet.tz or settings.config.bot.timezone, 60)
+        spared = "every alert is held" if sub.quiet.everything else "failures still post; other alerts are held"
+        hush = (
+            f" :crescent_moon: Quiet {sub.quiet.start}-{sub.quiet.end} ({zone}): {spared}, and the channel "
+            'gets one "While you were away" digest when the window ends.'
+        )
+    return render.plain(f"{verb} this channel to `{sub.queue}` — {what}{pattern}.{hush}")
+
+
+def _digest(settings: ChannelSettings, command: commands.Digest, actor: Actor) -> render.Message:
+    sched, state = settings.schedule_digest(
+        actor, command.queue, cadence=command.cadence, weekday=command.weekday, at=command.at, tz=command.tz
+    )
+    if sched is None:
+        if state is DigestChange.NONE:
+            return render.plain(f"This channel has no scheduled digest of `{command.queue}`.")
+        return render.plain(f"Removed this channel's scheduled digest of `{command.queue}`.")
+    zone = render.safe(sched.tz or settings.config.bot.timezone, 60)
+    verb = "Scheduled" if state is DigestChange.NEW else "Rescheduled"
+    return render.plain(
+        f":calendar: {verb} a {render.safe(sched.label, 100)} digest of `{sched.queue}` ({zone}) "
+        "in this channel: counts by status and failure cause, success rate, the slowest jobs and the "
+        f"failures, once per period. `/jobs digest {sched.queue} off` removes it."
+    )
 
 
 Later = Callable[[Callable[[], None]], None]  # runs work off the listener thread, after the ack
@@ -103,19 +111,19 @@ def button_actor(body: dict[str, Any]) -> Actor:
         channel_id=str((body.get("channel") or {}).get("id", "")),
         user_id=str((body.get("user") or {}).get("id", "")),
         trigger_id=str(body.get("trigger_id", ""))[:100],
-        via="button",
+        via=Via.BUTTON,
     )
 
 
 def button_target(action: dict[str, Any], instead: str) -> tuple[str, str]:
     """(queue, job id) from a job button's value, checked like typed text."""
-    value = commands.check_text(str(action.get("value", "")))
+    value = grammar.check_text(str(action.get("value", "")))
     try:
         target = json.loads(value)
         queue, job = str(target["queue"]), str(target["job"])
     except (ValueError, KeyError, TypeError):
         raise UsageError(f"this button is damaged; use {instead} instead") from None
-    if not commands.QUEUE_RE.match(queue) or not job or len(job) > commands.JOB_MAX:
+    if not grammar.QUEUE_RE.match(queue) or not job or len(job) > grammar.JOB_MAX:
         raise UsageError(f"this button is damaged; use {instead} instead")
     return queue, job
 
@@ -123,7 +131,7 @@ def button_target(action: dict[str, Any], instead: str) -> tuple[str, str]:
 def button_command(action: dict[str, Any]) -> commands.Command:
     """The command a button stands for, from its value (checked like typed text)."""
     if action.get("action_id") == render.UNSUBSCRIBE_ACTION:
-        return commands.parse(f"unsubscribe {commands.check_text(str(action.get('value', '')))}")
+        return grammar.parse(f"unsubscribe {grammar.check_text(str(action.get('value', '')))}")
     if action.get("action_id") == render.STOP_ACTION:
         return commands.Stop(*button_target(action, "/jobs stop"))
     return commands.Mute(*button_target(action, "/jobs mute"), render.MUTE_BUTTON_SECONDS)
@@ -134,7 +142,7 @@ def on_button(services: Services, body: dict[str, Any], ack: Ack, respond: Respo
     ack()
     action = (body.get("actions") or [{}])[0]
     try:
-        message = change(services.changes, button_command(action), button_actor(body))
+        message = change(services.settings, button_command(action), button_actor(body))
     except UsageError as err:
         message = render.error(err.problem)
     except ServiceError as err:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from sqlmodel import Session, col, select
 
 from bot.core.ids import USER_RE
+from bot.core.lookups import LookupOutcome
 from bot.core.owners import email_of, owned_by, slack_user
 from bot.store.tables import EmailUser
 
@@ -26,7 +27,9 @@ def known_users(session: Session, team: str, owners_: Iterable[str], table: Mapp
     if emails:
         rows = session.exec(
             select(EmailUser).where(
-                EmailUser.team_id == team, EmailUser.outcome == "ok", col(EmailUser.email).in_(list(emails))
+                EmailUser.team_id == team,
+                EmailUser.outcome == LookupOutcome.OK.value,
+                col(EmailUser.email).in_(list(emails)),
             )
         ).all()
         for row in rows:
@@ -38,6 +41,8 @@ def known_users(session: Session, team: str, owners_: Iterable[str], table: Mapp
 def owned_values(session: Session, team: str, user: str, table: Mapping[str, str]) -> set[str]:
     """The owner values (lower case) that name `user`: `[owners]` keys and looked-up e-mail addresses."""
     looked_up = session.exec(
-        select(EmailUser.email).where(EmailUser.team_id == team, EmailUser.user_id == user, EmailUser.outcome == "ok")
+        select(EmailUser.email).where(
+            EmailUser.team_id == team, EmailUser.user_id == user, EmailUser.outcome == LookupOutcome.OK.value
+        )
     ).all()
     return owned_by(user, table) | {e for e in looked_up if e not in table}

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import insert
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.core.snapshot import Prior, fingerprint
 from bot.store.db import Database, insert_ignore, upsert
@@ -119,3 +120,27 @@ def record_changes(session: Session, changes: Sequence[tuple[Job, JobStatus | No
     ]
     for start in range(0, len(rows), CHUNK):
         session.execute(insert(TransitionRecord), rows[start : start + CHUNK])
+
+
+def stored_job(session: Session, queue: str, job_id: str) -> Job | None:
+    """The job as last stored, if it is."""
+    row = session.get(JobSnapshot, (queue, job_id))
+    return None if row is None else Job.model_validate_json(row.data)
+
+
+def _of(queue: str, status: JobStatus | None) -> SelectOfScalar[JobSnapshot]:
+    stmt = select(JobSnapshot).where(JobSnapshot.queue == queue)
+    return stmt if status is None else stmt.where(JobSnapshot.status == status.value)
+
+
+def newest(session: Session, queue: str, *, limit: int, status: JobStatus | None = None) -> list[Job]:
+    """The newest stored jobs of `queue` (of one canonical status, or all): by creation time,
+    unknown last, then by id."""
+    order = (col(JobSnapshot.created_at).desc().nulls_last(), col(JobSnapshot.job_id))
+    rows = session.exec(_of(queue, status).order_by(*order).limit(limit)).all()
+    return [Job.model_validate_json(r.data) for r in rows]
+
+
+def count(session: Session, queue: str, *, status: JobStatus | None = None) -> int:
+    """How many jobs of `queue` are stored (of one canonical status, or all)."""
+    return int(session.exec(select(func.count()).select_from(_of(queue, status).subquery())).one())

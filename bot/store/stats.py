@@ -1,12 +1,14 @@
-"""Read-only summaries of the store for /metrics and /readyz (read sessions, no writer lock)."""
+"""Read-only summaries of the store for /metrics, /readyz and `/jobs queues` (read sessions, no
+writer lock): the outbox's depth and each queue's poll state."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlmodel import col, func, select
+from sqlmodel import Session, col, func, select
 
+from bot.core.outbox import OutboxState
 from bot.store.db import Database
 from bot.store.tables import OutboxItem, QueueState
 
@@ -25,6 +27,8 @@ class PollState:
 
     last_success_at: datetime | None
     consecutive_failures: int
+    last_poll_at: datetime | None = None
+    last_error: str | None = None
 
 
 def outbox(db: Database) -> OutboxSummary:
@@ -33,15 +37,29 @@ def outbox(db: Database) -> OutboxSummary:
         counts = session.exec(select(OutboxItem.state, func.count()).group_by(col(OutboxItem.state))).all()
         oldest = session.exec(
             select(OutboxItem.created_at)
-            .where(OutboxItem.state == "pending")
+            .where(OutboxItem.state == OutboxState.PENDING.value)
             .order_by(col(OutboxItem.created_at))
             .limit(1)
         ).first()
     return OutboxSummary({state: int(n) for state, n in counts}, oldest)
 
 
+def _state(row: QueueState) -> PollState:
+    return PollState(row.last_success_at, row.consecutive_failures, row.last_poll_at, row.last_error)
+
+
+def poll_states(session: Session) -> dict[str, PollState]:
+    """Every polled queue's state: last poll, last success, failure streak and last error."""
+    return {r.queue: _state(r) for r in session.exec(select(QueueState)).all()}
+
+
+def poll_state(session: Session, queue: str) -> PollState | None:
+    """One queue's poll state, or None before its first poll."""
+    row = session.get(QueueState, queue)
+    return None if row is None else _state(row)
+
+
 def polls(db: Database) -> dict[str, PollState]:
     """Every queue's last successful poll and failure streak."""
     with db.read() as session:
-        rows = session.exec(select(QueueState)).all()
-    return {r.queue: PollState(r.last_success_at, r.consecutive_failures) for r in rows}
+        return poll_states(session)

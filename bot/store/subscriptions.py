@@ -3,7 +3,8 @@ filter or quiet hours into columns and back (bot/core/subscriptions.py)."""
 
 from __future__ import annotations
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.core.quiet import QuietHours
 from bot.core.subscriptions import Subscribed, SubscriptionFilter, SubscriptionSource
@@ -55,3 +56,68 @@ def for_queue(session: Session, queue: str) -> list[Subscribed]:
     """Every subscription to `queue`, paused ones too, oldest first."""
     rows = session.exec(select(Subscription).where(Subscription.queue == queue).order_by(col(Subscription.id))).all()
     return [subscribed(r) for r in rows]
+
+
+def _of(team_id: str, channel_id: str, queue: str) -> SelectOfScalar[Subscription]:
+    return select(Subscription).where(
+        Subscription.team_id == team_id, Subscription.channel_id == channel_id, Subscription.queue == queue
+    )
+
+
+def of_channel(session: Session, team_id: str, channel_id: str, queue: str) -> Subscribed | None:
+    """The channel's subscription to `queue`, if any."""
+    row = session.exec(_of(team_id, channel_id, queue)).first()
+    return None if row is None else subscribed(row)
+
+
+def of_team(session: Session, team_id: str, channel_id: str | None) -> list[Subscribed]:
+    """A channel's subscriptions (or, with channel_id None, every one of the team), by channel then queue."""
+    stmt = select(Subscription).where(Subscription.team_id == team_id)
+    if channel_id is not None:
+        stmt = stmt.where(Subscription.channel_id == channel_id)
+    rows = session.exec(stmt.order_by(col(Subscription.channel_id), col(Subscription.queue))).all()
+    return [subscribed(r) for r in rows]
+
+
+def every(session: Session) -> list[Subscribed]:
+    """Every subscription of every workspace."""
+    return [subscribed(r) for r in session.exec(select(Subscription)).all()]
+
+
+def counts(session: Session, team_id: str) -> dict[str, int]:
+    """Queue -> how many of the team's channels subscribe to it."""
+    found = session.exec(
+        select(Subscription.queue, func.count())
+        .where(Subscription.team_id == team_id)
+        .group_by(col(Subscription.queue))
+    ).all()
+    return {queue: int(n) for queue, n in found}
+
+
+def save(session: Session, sub: Subscribed) -> Subscribed:
+    """Write `sub`: a new row when its id is 0 (with its team, channel, queue, creator and creation
+    time), else its filter, quiet hours, pause and source over the stored row; the stored value back."""
+    row = session.get(Subscription, sub.id) if sub.id else None
+    if row is None:
+        assert sub.created_at is not None, "a new subscription says when it was made"
+        row = Subscription(
+            team_id=sub.team_id,
+            channel_id=sub.channel_id,
+            queue=sub.queue,
+            created_by=sub.created_by,
+            created_at=sub.created_at,
+        )
+    set_filter(row, sub.filter)
+    set_quiet(row, sub.quiet)
+    row.paused_reason = sub.paused_reason
+    row.source = sub.source.value
+    session.add(row)
+    session.flush()
+    return subscribed(row)
+
+
+def remove(session: Session, sub_id: int) -> None:
+    """Delete the subscription `sub_id`."""
+    row = session.get(Subscription, sub_id)
+    if row is not None:
+        session.delete(row)
