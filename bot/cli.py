@@ -211,11 +211,9 @@ def _store(settings: Settings) -> Database:
 
 def _subscriptions(settings: Settings, args: argparse.Namespace) -> int:
     """`jobwatch reload` and `jobwatch subscriptions export`."""
-    from sqlmodel import select
-
     from bot.features.routing import export_toml
     from bot.runtime import reload_subscriptions
-    from bot.store.tables import Subscription
+    from bot.store import subscriptions
 
     db = _store(settings)
     try:
@@ -224,7 +222,7 @@ def _subscriptions(settings: Settings, args: argparse.Namespace) -> int:
             print(f"jobwatch: subscriptions from {settings.jobwatch_config}: {done.summary()}")
             return 0
         with db.read() as session:
-            subs = list(session.exec(select(Subscription)).all())
+            subs = subscriptions.every(session)
         sys.stdout.write(export_toml(subs))
         return 0
     finally:

@@ -9,7 +9,7 @@ import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.core.owners import check_owner_from
+from bot.core.owners import OwnerNotify, check_owner_from
 from bot.core.quiet import check_zone, parse_window
 from providers import SOURCES, JobStatus, QueueConfig, log_tail_providers
 from providers.base import MIN_POLL_INTERVAL, PollInterval
@@ -105,7 +105,7 @@ class OwnersOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    notify: Literal["dm", "thread", "off"] = "dm"
+    notify: OwnerNotify = OwnerNotify.DM
     users: dict[str, Annotated[str, StringConstraints(pattern=USER_ID)]] = {}
 
 
@@ -117,7 +117,9 @@ def _owners(path: Path, data: Any) -> OwnersOptions:
         if not isinstance(value, str) or not re.match(USER_ID, value):
             raise ConfigError(f"{path}: [owners]: key {key!r}: {value!r} is not a Slack user id (such as U0123ABCD)")
     try:
-        return OwnersOptions(notify=data.get("notify", "dm"), users={k.strip().lower(): v for k, v in users.items()})
+        return OwnersOptions(
+            notify=data.get("notify", OwnerNotify.DM.value), users={k.strip().lower(): v for k, v in users.items()}
+        )
     except ValidationError as err:
         raise ConfigError(f"{path}: [owners]: {_errors(err)}") from None
 

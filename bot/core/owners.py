@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from enum import StrEnum
 
 from bot.core.ids import USER_RE
 from providers import SOURCES, Job, JobStatus, reads_tags
@@ -37,6 +38,16 @@ OWNER_MAX = 200  # characters of an owner value kept
 # An address worth asking Slack about: one @, a dot in the domain, nothing Slack would read as markup.
 EMAIL_RE = re.compile(r"^[^@\s<>&|*`]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 MENTION_ON = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})
+
+
+class OwnerNotify(StrEnum):
+    """What an owner hears (`[owners] notify`): a thread mention on failure and a DM when the job
+    ends; the mention only; nothing."""
+
+    DM = "dm"
+    THREAD = "thread"
+    OFF = "off"
+
 
 # Per provider, the `Job.extra` keys that `owner_from = "field"` reads, first present wins.
 FIELDS: Mapping[str, tuple[str, ...]] = {"pai": ("user_id", "owner_id"), "modzy": ("submitted_by", "account")}

@@ -34,8 +34,6 @@ from bot.store import transitions
 from bot.store.db import Database
 from bot.store.outbox import resume_held, withdraw_unwanted
 from bot.store.session import Session
-from bot.store.subscriptions import subscribed
-from bot.store.tables import Subscription
 from providers import Job, JobStatus
 from providers.causes import with_cause
 
@@ -192,12 +190,10 @@ def _entry(sub: Subscribed) -> list[str]:
     return lines
 
 
-def export_toml(subs: Sequence[Subscribed | Subscription]) -> str:
+def export_toml(subs: Sequence[Subscribed]) -> str:
     """`[[subscriptions]]` tables for the queues file, one per subscription; chat-made ones say so
-    in a comment (pasted into the file, the next reload makes them file-managed). Takes the values
-    the store gives (bot/store/subscriptions.py), or its rows as `jobwatch subscriptions export` reads them."""
-    values = [s if isinstance(s, Subscribed) else subscribed(s) for s in subs]
-    parts = ["\n".join(_entry(sub)) for sub in sorted(values, key=lambda s: (s.team_id, s.channel_id, s.queue))]
+    in a comment (pasted into the file, the next reload makes them file-managed)."""
+    parts = ["\n".join(_entry(sub)) for sub in sorted(subs, key=lambda s: (s.team_id, s.channel_id, s.queue))]
     return "\n\n".join(parts) + ("\n" if parts else "")
 
 

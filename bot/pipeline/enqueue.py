@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.core.outbox import OutboxRow, outage_id, recovered_id
+from bot.core.owners import OwnerNotify
 from bot.pipeline.diff import DiffResult, Transition
 from bot.pipeline.owed import Told, owed
 from bot.pipeline.usual import Flag, Normal
@@ -27,13 +28,13 @@ from providers import Job
 class QueueRules:
     """How a queue's news is told, from the configuration: the operators' channel (and workspace)
     for outage notices, the time zone of quiet hours that name none, how owners hear about their
-    jobs (`[owners] notify`: dm, mention or off), whether failures get log tails, and after how
+    jobs (`[owners] notify`: dm, thread or off), whether failures get log tails, and after how
     many failed polls in a row the operators are told."""
 
     ops_channel: str | None = None
     ops_team: str = ""
     timezone: str = "UTC"
-    owner_notify: str = "dm"
+    owner_notify: OwnerNotify = OwnerNotify.DM
     log_tail: bool = False
     failure_threshold: int = 3
 

@@ -34,6 +34,7 @@ from bot.core.outbox import (
     owner_note_id,
     retry_id,
 )
+from bot.core.owners import OwnerNotify
 from bot.core.policy import hold_muted, hold_quiet
 from bot.core.subscriptions import Subscribed
 from bot.pipeline.diff import Transition
@@ -157,7 +158,7 @@ def owner_rows(
     transitions: Sequence[Transition],
     users: Mapping[str, str],
     *,
-    notify: str,
+    notify: OwnerNotify,
     watchers: set[tuple[str, str]],
     dm_team: str,
     now: datetime,
@@ -167,10 +168,10 @@ def owner_rows(
     `users`: job id -> the owner's validated Slack user id. `alerts`: the alert rows this poll
     writes; each failure or time-out alert that is to be posted (pending, or held for quiet hours)
     gets one note, after it, in the same channel, that mentions the owner in the job's thread
-    (delivery never posts it at the channel's top level). With `notify = "dm"` a job that ends
+    (delivery never posts it at the channel's top level). With `notify` DM a job that ends
     also sends the owner the watcher's DM, unless they watch it (`watchers`: (job id, user)).
     """
-    if notify == "off":
+    if notify is OwnerNotify.OFF:
         return []
     by_id = {t.job.id: t for t in transitions}
     rows: list[OutboxRow] = []
@@ -189,7 +190,7 @@ def owner_rows(
                 state=OutboxState.PENDING,
             )
         )
-    if notify == "dm":
+    if notify is OwnerNotify.DM:
         for t in transitions:
             user = users.get(t.job.id)
             if user is not None and t.job.status.terminal and (t.job.id, user) not in watchers:
@@ -220,7 +221,7 @@ class Told:
     upserts: Sequence[Job]  # the jobs stored anew (retried attempts among them owe notes)
     users: Mapping[str, str]  # job id -> owner's Slack user id
     timezone: str  # of quiet hours that name none
-    owner_notify: str
+    owner_notify: OwnerNotify
     ops_team: str
     log_tail: bool
     after_baseline: bool  # the queue had its baseline before this poll

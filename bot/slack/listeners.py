@@ -19,8 +19,7 @@ from bot.core.errors import ServiceError
 from bot.features import routing
 from bot.features.access import Actor
 from bot.features.queries import Services, age
-from bot.slack import commands, grammar
-from bot.slack import replies as actions
+from bot.slack import commands, grammar, replies
 from bot.slack.commands import UsageError
 from bot.slack.replies import Later, reply
 
@@ -246,7 +245,7 @@ def answer(services: Services, command: commands.Command, actor: Actor) -> rende
         return services.watcher.unwatch(actor, command.queue, command.job)
     if isinstance(command, commands.Watching):
         return services.watcher.watching(actor)
-    return actions.change(services.settings, command, actor)
+    return replies.change(services.settings, command, actor)
 
 
 SUBCOMMANDS: dict[type, str] = {
@@ -314,7 +313,7 @@ def register(app: App, services: Services, *, timing: Timing | None = None) -> N
             user = str(event.get("user", ""))
             client.views_publish(user_id=user, view=home_view(services, str(body["team_id"]), user=user))
 
-    actions.register(app, services, later=later)
+    replies.register(app, services, later=later)
 
 
 HOME_MINE = 10  # jobs shown in the App Home's "My jobs"; `/jobs watching` and `/jobs list mine` list them all

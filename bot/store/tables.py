@@ -10,6 +10,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from bot.core.log_tails import LogTailState
 from bot.core.outbox import OutboxKind, OutboxState
 
 
@@ -280,7 +281,7 @@ class LogTailRequest(SQLModel, table=True):
     queue: str
     job_id: str
     job: str  # the Job as JSON, as the failure alert showed it
-    state: str = "pending"
+    state: str = LogTailState.PENDING.value  # a LogTailState
     attempts: int = 0
     next_attempt_at: datetime = _when()
     last_error: str | None = None
