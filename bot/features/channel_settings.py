@@ -20,8 +20,8 @@ from bot.core.quiet import QuietHours
 from bot.core.subscriptions import Subscribed, SubscriptionFilter, SubscriptionSource
 from bot.features import access, mutes, schedules
 from bot.features.access import Actor
-from bot.store import channel_schedules
 from bot.store import mutes as stored_mutes
+from bot.store import schedules as stored_schedules
 from bot.store import subscriptions as stored_subs
 from bot.store.db import Database
 from bot.store.outbox import resume_held, withdraw_unwanted
@@ -200,11 +200,11 @@ class ChannelSettings:
         now = self.clock()
         with self.db.write() as session:
             if cadence == "off":
-                removed = channel_schedules.remove(session, actor.team_id, actor.channel_id, queue)
+                removed = stored_schedules.remove(session, actor.team_id, actor.channel_id, queue)
                 change = DigestChange.REMOVED if removed else DigestChange.NONE
                 access.record(session, actor, "digest", queue=queue, detail=f"off {change}", now=now)
                 return None, change
-            sched, created = channel_schedules.put(
+            sched, created = stored_schedules.put(
                 session,
                 team_id=actor.team_id,
                 channel_id=actor.channel_id,

@@ -17,9 +17,10 @@ from bot.features import schedules
 from bot.features.channel_settings import ChannelSettings, ScheduledDigest
 from bot.features.stopping import Stopper, stop_buttons
 from bot.features.watching import Watcher
-from bot.store import alerts, channel_schedules, snapshots, stats, watches
+from bot.store import alerts, snapshots, stats, watches
 from bot.store import history as run_history
 from bot.store import mutes as stored_mutes
+from bot.store import schedules as stored_schedules
 from bot.store import subscriptions as stored_subs
 from bot.store.alerts import RecentAlert
 from bot.store.db import Database
@@ -183,7 +184,7 @@ class Services:
     def schedules(self, *, team_id: str, channel_id: str) -> list[ScheduledDigest]:
         """This channel's scheduled digests (bot/features/schedules.py), by queue."""
         with self.db.read() as session:
-            found = channel_schedules.of_channel(session, team_id, channel_id)
+            found = stored_schedules.of_channel(session, team_id, channel_id)
         return [ScheduledDigest(d.queue, schedules.label(d), d.tz) for d in found]
 
     def mutes(self, *, team_id: str, channel_id: str) -> list[Muted]:
