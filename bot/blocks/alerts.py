@@ -77,7 +77,7 @@ def job_details(job: Job) -> list[str]:
 
 
 def usual_line(job: Job) -> str:
-    """What is usual for the job's family, from the `usual_*` extras bot/pipeline/usual.py sets:
+    """What is usual for the job's family, from the `usual_*` extras bot/core/history.py `with_usual` sets:
     `running 42 min · usually 35 min (p50), 1 h 10 (p90) · ETA …`, or for a finished run outside
     p10..p90 `took 2.3× the usual (35 min, p50)`; empty without enough history."""
     p10, p50, p90 = (job.extra.get(k) for k in ("usual_p10", "usual_p50", "usual_p90"))
@@ -150,7 +150,7 @@ FLAG_EMOJI = {"slow": ":turtle:", "stuck": ":hourglass:"}
 
 
 def flag_message(job: Job) -> Message:
-    """A slow or stuck job (the `flag` and `flag_text` extras bot/pipeline/usual.py sets)."""
+    """A slow or stuck job (the `flag` and `flag_text` extras bot/pipeline/owed.py sets)."""
     kind, text = str(job.extra.get("flag", "")), str(job.extra.get("flag_text", ""))
     head = f"{FLAG_EMOJI.get(kind, ':warning:')} *{safe(job.name)}* · `{safe(job.queue, 64)}` is *{safe(kind, 20)}*: "
     fallback = escape(f"{clip(job.name, NAME_MAX)} in {job.queue} is {kind}: {text}")
