@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Self
@@ -268,15 +268,24 @@ class OutboxRow:
     parent_id: int | None = None
 
     def values(self) -> dict[str, object]:
-        """The column values to insert."""
-        row = asdict(self)
-        del row["now"]
-        row["kind"] = self.kind.value
-        row["state"] = self.state.value
-        row["next_attempt_at"] = self.next_attempt_at or self.now
-        row["created_at"] = self.now
-        if row["parent_id"] is None:
-            del row["parent_id"]
+        """The column values to insert (spelled out: `dataclasses.asdict` costs ten times as much,
+        and a cycle of 100k jobs writes a thousand rows)."""
+        row: dict[str, object] = {
+            "alert_id": self.alert_id,
+            "kind": self.kind.value,
+            "team_id": self.team_id,
+            "channel_id": self.channel_id,
+            "queue": self.queue,
+            "payload": self.payload,
+            "job_id": self.job_id,
+            "old_status": self.old_status,
+            "new_status": self.new_status,
+            "state": self.state.value,
+            "next_attempt_at": self.next_attempt_at or self.now,
+            "created_at": self.now,
+        }
+        if self.parent_id is not None:
+            row["parent_id"] = self.parent_id
         return row
 
     def but(self, **changes: Any) -> OutboxRow:
