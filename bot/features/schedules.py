@@ -20,7 +20,6 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -32,12 +31,10 @@ from bot.core.schedules import DigestCadence
 from bot.store import outbox
 from bot.store import schedules as stored
 from bot.store.db import Database
+from bot.store.lease import Fence
 from bot.store.tables import DigestSchedule
 from providers import JobStatus
 from providers.causes import classify
-
-if TYPE_CHECKING:
-    from bot.store.lease import Fence
 
 log = logging.getLogger(__name__)
 
