@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlmodel import func, select
 
-from bot.config import Settings
-from bot.db import Database
+from bot.core.config import Settings
 from bot.pipeline.deliver import Deliverer
 from bot.runtime import slack_client
 from bot.sim.slack import FakeSlack
-from bot.tables import OutboxItem
+from bot.store.db import Database
+from bot.store.tables import OutboxItem
 from providers import Job, JobStatus
 
 LIMIT = 1.0  # Slack's chat.postMessage allowance per channel, posts per second

@@ -51,17 +51,17 @@ sys.path.insert(0, str(ROOT))  # this checkout's bot/ and providers/, whatever t
 
 import httpx  # noqa: E402
 
-from bot.app import build_app  # noqa: E402
-from bot.config import Settings, load_config  # noqa: E402
+from bot.core.config import Settings, load_config  # noqa: E402
+from bot.core.history import KEEP  # noqa: E402
 from bot.demo import STORIES, Story  # noqa: E402
-from bot.history import KEEP  # noqa: E402
+from bot.pipeline.tags import MAX_TAG_READS  # noqa: E402
 from bot.runtime import Runtime, build_runtime, build_sources, command_client  # noqa: E402
 from bot.sim.http import Request, Response  # noqa: E402
 from bot.sim.modzy import ModzySim  # noqa: E402
 from bot.sim.slack import FakeSlack  # noqa: E402
 from bot.sim.slash import slash_command  # noqa: E402
-from bot.tables import Subscription  # noqa: E402
-from bot.tags import MAX_TAG_READS  # noqa: E402
+from bot.slack.app import build_app  # noqa: E402
+from bot.store.tables import Subscription  # noqa: E402
 from bot.web import Background, WebApp  # noqa: E402
 
 TOKEN = "xoxb-test"
@@ -367,7 +367,7 @@ def scale_modzy(n: int, tmp: Path, *, profile: bool) -> tuple[list[Row], str]:
     finally:
         host.close()
     size = f"{n // 1000}k"
-    with sqlite3.connect(db) as conn:  # what keeping history costs in rows (bot/history.py)
+    with sqlite3.connect(db) as conn:  # what keeping history costs in rows (bot/core/history.py)
         history_rows, families = conn.execute("SELECT count(*), count(DISTINCT family) FROM run_history").fetchone()
     cpu, wall, rss_mb = float(got["cpu"]), float(got["wall"]), int(got["rss_kb"]) / 1024
     ratio = naive / calls if calls else float("inf")

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from sqlalchemy import inspect, make_url
 
-from bot.clock import utcnow
-from bot.config import ConfigError, Settings, load_config
-from bot.db import Database
-from bot.directory import missing_scope
-from bot.install import token_problem
+from bot.core.clock import utcnow
+from bot.core.config import ConfigError, Settings, load_config
+from bot.features.directory import missing_scope
+from bot.features.stopping import operator_text
 from bot.runtime import build_sources
-from bot.stopping import operator_text
+from bot.slack.install import token_problem
+from bot.store.db import Database
 from providers import ProviderError
 
 
@@ -55,7 +55,7 @@ def check(settings: Settings) -> int:
 
 def email_scope_problems(url: str, now: datetime) -> list[str]:
     """The workspaces where `users.lookupByEmail` recently answered `missing_scope` (the worker
-    remembers it, bot/directory.py); nothing when the store does not exist yet."""
+    remembers it, bot/features/directory.py); nothing when the store does not exist yet."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and not (parsed.database and Path(parsed.database).exists()):
         return []

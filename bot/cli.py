@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from bot import logs
-from bot.config import AppConfig, ConfigError, Settings, known_secrets, load_config
+from bot.core.config import AppConfig, ConfigError, Settings, known_secrets, load_config
+from bot.ops import logs
 
 if TYPE_CHECKING:
-    from bot.db import Database
     from bot.runtime import Runtime
+    from bot.store.db import Database
     from bot.web import Background
 
 
@@ -78,7 +78,7 @@ def _need(value: object, name: str, why: str) -> None:
 
 
 def _need_token(settings: Settings, why: str) -> None:
-    from bot.install import token_problem
+    from bot.slack.install import token_problem
 
     problem = token_problem(settings, why)
     if problem is not None:
@@ -184,7 +184,7 @@ def _run(args: argparse.Namespace, redactor: logs.Redactor) -> int:
 
 
 def _db(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.db import Database
+    from bot.store.db import Database
 
     db = Database(settings.database_url)
     try:
@@ -198,7 +198,7 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
 
 def _store(settings: Settings) -> Database:
     """The database, migrated (or refused when behind and JOBWATCH_AUTO_MIGRATE is off)."""
-    from bot.db import Database
+    from bot.store.db import Database
 
     db = Database(settings.database_url)
     if settings.jobwatch_auto_migrate:
@@ -211,11 +211,9 @@ def _store(settings: Settings) -> Database:
 
 def _subscriptions(settings: Settings, args: argparse.Namespace) -> int:
     """`jobwatch reload` and `jobwatch subscriptions export`."""
-    from sqlmodel import select
-
-    from bot.routing import export_toml
+    from bot.features.routing import export_toml
     from bot.runtime import reload_subscriptions
-    from bot.tables import Subscription
+    from bot.store import subscriptions
 
     db = _store(settings)
     try:
@@ -224,7 +222,7 @@ def _subscriptions(settings: Settings, args: argparse.Namespace) -> int:
             print(f"jobwatch: subscriptions from {settings.jobwatch_config}: {done.summary()}")
             return 0
         with db.read() as session:
-            subs = list(session.exec(select(Subscription)).all())
+            subs = subscriptions.every(session)
         sys.stdout.write(export_toml(subs))
         return 0
     finally:
@@ -232,7 +230,7 @@ def _subscriptions(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _reload_on_sighup(settings: Settings, runtime: Runtime) -> None:
-    """SIGHUP re-reads the queues file's [[subscriptions]] (bot/routing.py), in a thread of its own so
+    """SIGHUP re-reads the queues file's [[subscriptions]] (bot/features/routing.py), in a thread of its own so
     the signal never waits on the database; an invalid file is logged and changes nothing."""
     from bot.runtime import reload_subscriptions
 
@@ -270,9 +268,9 @@ def _ops_http(runtime: Runtime, port: int) -> Background | None:
 
 
 def _serve(settings: Settings, redactor: logs.Redactor, *, socket: bool, worker: bool) -> int:
-    from bot.app import build_app
-    from bot.install import oauth_settings
     from bot.runtime import build_runtime, command_client, readiness
+    from bot.slack.app import build_app
+    from bot.slack.install import oauth_settings
     from bot.web import WebApp, serve
 
     config = load_config(settings.jobwatch_config)  # fail fast with the file and key named

@@ -14,17 +14,17 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Protocol, TextIO
 
 import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.app import build_app
-from bot.clock import FastForward, ShiftedClock
-from bot.config import Settings, load_config
-from bot.runtime import build_runtime, build_sources, command_client
+from bot.core.clock import FastForward, ShiftedClock
+from bot.core.config import Settings, load_config
+from bot.runtime import Runtime, build_runtime, build_sources, command_client
 from bot.sim.aitems import AitemsStory
 from bot.sim.batch import BatchStory
 from bot.sim.logs import LogsSim
@@ -33,6 +33,7 @@ from bot.sim.pai import PaiStory
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack, pretty
 from bot.sim.slash import slash_command
+from bot.slack.app import build_app
 from bot.web import Background, WebApp
 
 SECRET = "demo-signing-secret"
@@ -104,7 +105,7 @@ class SageMakerStory:
 
     def seed_history(self) -> None:
         """Finished runs from before the bot starts, as a real account has them: the baseline records
-        them as the families' history (bot/history.py), so cards can say what is usual at once.
+        them as the families' history (bot/core/history.py), so cards can say what is usual at once.
 
         `bert-finetune-*` runs took about as long as the demo's script takes (four steps); the
         nightly evaluations took 25 to 35 minutes, and tonight's has been running for 80: slow."""
@@ -201,30 +202,64 @@ def run_demo(
 ) -> int:
     """Run the demo for `seconds`; returns the number of alerts Slack received. With `pace`, posts
     keep Slack's 1 per second per channel without waiting for it (the tests)."""
-    lock = threading.Lock()
     # Delivery rounds that outlast their 1 s interval are skipped by design; not news in a demo.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
-
-    def say(text: str) -> None:
-        with lock:
-            print(text, file=out, flush=True)
-
-    def show_reply(_path: str, payload: dict[str, Any]) -> None:
-        say(pretty({"channel": "you (ephemeral reply)", **payload}))
-
+    say = _Say(out)
     slack = FakeSlack(
         tokens={TOKEN: "TDEMO"},
         on_post=lambda m: say(pretty(m)),
-        on_response=show_reply,
+        on_response=lambda _path, payload: say(pretty({"channel": "you (ephemeral reply)", **payload})),
         monotonic=time.monotonic if pace is None else pace,
     ).start()
     rng = random.Random(seed)
     stories = [make(rng) for make in STORIES]
     for story in stories:
         story.start()
-    env = {k: v for story in stories for k, v in story.env().items()}
-    with tempfile.TemporaryDirectory(prefix="jobwatch-demo-") as tmp:
-        folder = Path(tmp)
+    try:
+        with tempfile.TemporaryDirectory(prefix="jobwatch-demo-") as tmp:
+            demo = _Demo.start(Path(tmp), stories, slack, say, interval=interval, pace=pace)
+            try:
+                demo.set_up_channel()
+                demo.watch(seconds)
+                demo.two_hours_later()
+                return demo.finish()
+            finally:
+                demo.close()
+    finally:
+        for story in stories:
+            story.stop()
+        slack.stop()
+
+
+class _Say:
+    """Prints one message of the transcript at a time (posts arrive from delivery threads)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.lock = threading.Lock()
+
+    def __call__(self, text: str) -> None:
+        with self.lock:
+            print(text, file=self.out, flush=True)
+
+
+@dataclass
+class _Demo:
+    """The running bot of the demo, and the script of what a user does with it."""
+
+    stories: list[Story]
+    slack: FakeSlack
+    say: _Say
+    runtime: Runtime
+    http: Background
+    clock: ShiftedClock
+    interval: int
+
+    @classmethod
+    def start(
+        cls, folder: Path, stories: list[Story], slack: FakeSlack, say: _Say, *, interval: int, pace: FastForward | None
+    ) -> _Demo:
+        """The bot, configured with one queue per story, its store in `folder`, behind a local HTTP app."""
         config_path = folder / "jobwatch.toml"
         access = f'[access]\noperators = ["{OPERATOR}"]  # who may stop jobs from Slack\n'
         config_path.write_text(f"[bot]\npoll_interval = {interval}\n{access}" + "".join(s.config() for s in stories))
@@ -237,75 +272,90 @@ def run_demo(
         )
         config = load_config(config_path)
         clock = ShiftedClock()  # the end of the demo skips ahead two hours
+        env = {k: v for story in stories for k, v in story.env().items()}
         sources = build_sources(config, env=env)
         runtime = build_runtime(settings, config=config, sources=sources, clock=clock, pace=pace)
         app = build_app(runtime.services, client=command_client(settings), signing_secret=SECRET)
         http = Background(WebApp(app, signing_secret=SECRET))
+        return cls(stories, slack, say, runtime, http, clock, interval)
 
-        def command(text: str) -> None:
-            say(f"\n$ /jobs {text}")
-            body, headers = slash_command(
-                SECRET, text, team="TDEMO", channel=CHANNEL, user=OPERATOR, response_url=slack.response_url()
-            )
-            reply = httpx.post(http.url + "/slack/events", content=body, headers=headers, timeout=10)
-            if reply.content:
-                show_reply("", reply.json())
+    def command(self, text: str) -> None:
+        """Type `/jobs <text>` in the demo channel; print the reply."""
+        self.say(f"\n$ /jobs {text}")
+        body, headers = slash_command(
+            SECRET, text, team="TDEMO", channel=CHANNEL, user=OPERATOR, response_url=self.slack.response_url()
+        )
+        reply = httpx.post(self.http.url + "/slack/events", content=body, headers=headers, timeout=10)
+        if reply.content:
+            self.say(pretty({"channel": "you (ephemeral reply)", **reply.json()}))
 
-        queues = ", ".join(s.queue for s in stories)
-        say(f"jobwatch demo: fake Slack at {slack.api_url}, bot at {http.url}, queues: {queues}")
-        command("help")
-        for story in stories:
-            command(f"subscribe {story.queue}")
-        started = clock()
-        hushed = stories[2].queue
+    def set_up_channel(self) -> None:
+        """Subscribe the channel to every queue (one in its quiet hours, one with a daily digest),
+        then the baseline poll: existing jobs are stored, not announced."""
+        queues = ", ".join(s.queue for s in self.stories)
+        self.say(f"jobwatch demo: fake Slack at {self.slack.api_url}, bot at {self.http.url}, queues: {queues}")
+        self.command("help")
+        for story in self.stories:
+            self.command(f"subscribe {story.queue}")
+        started = self.clock()
+        hushed = self.stories[2].queue
         window = f"{started - timedelta(hours=1):%H:%M}-{started + timedelta(hours=1):%H:%M}"
-        say(f"\n{hushed} is in its quiet hours for the demo: only its failures post until they end.")
-        command(f"subscribe {hushed} --quiet {window} --quiet-tz UTC")
-        command(f"digest {stories[0].queue} daily {started + timedelta(hours=1):%H:%M} --tz UTC")
-        runtime.worker.renew()
-        runtime.worker.poll_all()  # the baseline: existing jobs are stored, not announced
-        command(f"list {stories[0].queue}")
+        self.say(f"\n{hushed} is in its quiet hours for the demo: only its failures post until they end.")
+        self.command(f"subscribe {hushed} --quiet {window} --quiet-tz UTC")
+        self.command(f"digest {self.stories[0].queue} daily {started + timedelta(hours=1):%H:%M} --tz UTC")
+        self.runtime.worker.renew()
+        self.runtime.worker.poll_all()
+        self.command(f"list {self.stories[0].queue}")
+
+    def watch(self, seconds: float) -> None:
+        """The worker's own scheduler for `seconds` while the jobs move; then someone stops a runaway job."""
         scheduler = BackgroundScheduler(timezone="UTC")
-        runtime.worker.schedule(scheduler)
-        for story in stories:
-            scheduler.add_job(story.step, "interval", seconds=interval, id=f"story:{story.queue}")
-        say(f"\nWatching for {seconds:.0f}s: jobs move through their lifecycle; alerts follow.\n")
+        self.runtime.worker.schedule(scheduler)
+        for story in self.stories:
+            scheduler.add_job(story.step, "interval", seconds=self.interval, id=f"story:{story.queue}")
+        self.say(f"\nWatching for {seconds:.0f}s: jobs move through their lifecycle; alerts follow.\n")
         scheduler.start()
         _wait(seconds)
-        sagemaker = next(s for s in stories if isinstance(s, SageMakerStory))
+        sagemaker = next(s for s in self.stories if isinstance(s, SageMakerStory))
         runaway = sagemaker.running_job()
         if runaway is not None:
-            say("\nSomebody stops a runaway job from Slack; Stopping and Stopped follow in its thread.")
-            command(f"stop {sagemaker.queue} {runaway} runaway: loss is NaN since step 1200")
-            _wait(3 * interval)
+            self.say("\nSomebody stops a runaway job from Slack; Stopping and Stopped follow in its thread.")
+            self.command(f"stop {sagemaker.queue} {runaway} runaway: loss is NaN since step 1200")
+            _wait(3 * self.interval)
         scheduler.shutdown(wait=True)
-        runtime.worker.log_tails()  # a failure of the last poll gets its tail before the last delivery
-        runtime.worker.deliver()
-        say("\nTwo hours later: the quiet hours have ended and the daily digest is due.")
-        clock.offset = timedelta(hours=2)
-        runtime.worker.renew()
-        runtime.worker.digests()
+        self.runtime.worker.log_tails()  # a failure of the last poll gets its tail before the last delivery
+        self.runtime.worker.deliver()
+
+    def two_hours_later(self) -> None:
+        """The quiet hours end and the daily digest is due: both go out."""
+        self.say("\nTwo hours later: the quiet hours have ended and the daily digest is due.")
+        self.clock.offset = timedelta(hours=2)
+        self.runtime.worker.renew()
+        self.runtime.worker.digests()
         for _ in range(3):  # the digests, then their thread replies
-            runtime.worker.deliver()
-        command("queues")
-        for story in stories:
+            self.runtime.worker.deliver()
+        self.command("queues")
+        for story in self.stories:
             failed = story.failed_job()
             if failed:
-                command(f"status {story.queue} {failed}")
+                self.command(f"status {story.queue} {failed}")
                 time.sleep(0.5)
                 break
-        alerts = len(slack.alert_ids())
-        say(
-            f"\nDone: {alerts} alert(s) posted, {len(slack.updates)} thread parent(s) updated, "
-            f"{slack.rejected} rejected by rate limit."
+
+    def finish(self) -> int:
+        """Say what Slack received; returns the number of alerts."""
+        alerts = len(self.slack.alert_ids())
+        self.say(
+            f"\nDone: {alerts} alert(s) posted, {len(self.slack.updates)} thread parent(s) updated, "
+            f"{self.slack.rejected} rejected by rate limit."
         )
-        http.close()
-        runtime.worker.close()
-        runtime.db.dispose()
-    for story in stories:
-        story.stop()
-    slack.stop()
-    return alerts
+        return alerts
+
+    def close(self) -> None:
+        """Stop the HTTP app, the worker and the store."""
+        self.http.close()
+        self.runtime.worker.close()
+        self.runtime.db.dispose()
 
 
 def _wait(seconds: float, sleep: Callable[[float], None] = time.sleep) -> None:

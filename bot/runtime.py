@@ -15,18 +15,18 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.http_retry import RateLimitErrorRetryHandler
 
-from bot.clock import Clock, FastForward, utcnow
-from bot.config import AppConfig, ConfigError, Settings, load_config
-from bot.db import Database
-from bot.directory import EmailDirectory
-from bot.health import Readiness
-from bot.install import Installations, install_mode
-from bot.lease import LeaseKeeper
-from bot.metrics import InstrumentedWebClient, Metrics
+from bot.core.clock import Clock, FastForward, utcnow
+from bot.core.config import AppConfig, ConfigError, Settings, load_config
+from bot.features.directory import EmailDirectory
+from bot.features.queries import Services
+from bot.features.routing import Reconciled, TeamLookup, reconcile
+from bot.ops.health import Readiness
+from bot.ops.metrics import InstrumentedWebClient, Metrics
 from bot.pipeline.deliver import Deliverer
-from bot.routing import Reconciled, TeamLookup, reconcile
-from bot.services import Services
-from bot.slack_errors import classify
+from bot.slack.install import Installations, install_mode
+from bot.slackapi.errors import classify
+from bot.store.db import Database
+from bot.store.lease import LeaseKeeper
 from bot.worker import Worker
 from providers import JobSource, build_source
 
@@ -142,15 +142,7 @@ def build_runtime(
     """Read the queues file, open the store, build the adapters and the worker. `pace`: the time
     that paces Slack posts, when they should not wait in real time (tests, the demo)."""
     config = config or load_config(settings.jobwatch_config)
-    db = Database(settings.database_url)
-    if settings.jobwatch_auto_migrate:
-        db.upgrade()
-    elif not db.at_head():
-        db.dispose()
-        raise ConfigError(
-            f"the database schema is at revision {db.revision()}, not the latest; run `jobwatch db upgrade` "
-            "(or set JOBWATCH_AUTO_MIGRATE=true)"
-        )
+    db = open_store(settings)
     sources = sources if sources is not None else build_sources(config)
     metrics = metrics or Metrics()
     metrics.watch_store(db, [q.name for q in config.queues], clock=clock)
@@ -159,15 +151,7 @@ def build_runtime(
     except ConfigError:
         db.dispose()
         raise
-    installations = None
-    if install_mode(settings):
-        assert settings.slack_client_id is not None
-        if config.bot.ops_channel and not config.bot.ops_team:
-            raise ConfigError(
-                f"{config.path}: [bot]: key ops_team: required with ops_channel in install mode"
-                " (the id of the workspace the channel is in)"
-            )
-        installations = Installations(db, settings.slack_client_id)
+    installations = _installations(settings, config, db)
     clients = TeamClients(settings, installations, metrics=metrics)
     services = Services(config=config, db=db, sources=sources, clock=clock)
     deliverer = Deliverer(
@@ -193,6 +177,34 @@ def build_runtime(
         directory=EmailDirectory(db, clients, clock=clock, token_team=token_team(settings)),
     )
     return Runtime(settings, config, db, sources, services, worker, metrics, installations)
+
+
+def open_store(settings: Settings) -> Database:
+    """The store at DATABASE_URL, at the latest schema (migrated first with JOBWATCH_AUTO_MIGRATE),
+    or ConfigError saying how to get there."""
+    db = Database(settings.database_url)
+    if settings.jobwatch_auto_migrate:
+        db.upgrade()
+    elif not db.at_head():
+        db.dispose()
+        raise ConfigError(
+            f"the database schema is at revision {db.revision()}, not the latest; run `jobwatch db upgrade` "
+            "(or set JOBWATCH_AUTO_MIGRATE=true)"
+        )
+    return db
+
+
+def _installations(settings: Settings, config: AppConfig, db: Database) -> Installations | None:
+    """The workspaces' installations in install mode (OAuth), else None (one bot token)."""
+    if not install_mode(settings):
+        return None
+    assert settings.slack_client_id is not None
+    if config.bot.ops_channel and not config.bot.ops_team:
+        raise ConfigError(
+            f"{config.path}: [bot]: key ops_team: required with ops_channel in install mode"
+            " (the id of the workspace the channel is in)"
+        )
+    return Installations(db, settings.slack_client_id)
 
 
 def token_team(settings: Settings) -> TeamLookup | None:

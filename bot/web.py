@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from slack_bolt import App
     from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-    from bot.health import Report
-    from bot.metrics import Metrics
+    from bot.ops.health import Report
+    from bot.ops.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class WebApp:
             report = self.ready()
             return _send(start_response, "200 OK" if report.ready else "503 Service Unavailable", report.body)
         if path == "/metrics" and method in ("GET", "HEAD") and self.metrics is not None:
-            from bot.metrics import CONTENT_TYPE
+            from bot.ops.metrics import CONTENT_TYPE
 
             data = self.metrics.render()
             start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(data)))])

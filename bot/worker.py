@@ -7,37 +7,31 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
-from sqlmodel import select
 
-from bot import logtail, mutes, owners, quiet, schedules, tags
-from bot.clock import Clock, utcnow
-from bot.config import AppConfig, Settings
-from bot.db import Database
-from bot.directory import EmailDirectory
-from bot.lease import LeaseKeeper
-from bot.metrics import Metrics
+from bot.core import owners
+from bot.core.clock import Clock, utcnow
+from bot.core.config import AppConfig, Settings
+from bot.core.snapshot import Prior
+from bot.features import mutes, schedules
+from bot.features.directory import EmailDirectory
+from bot.ops.metrics import Metrics
+from bot.pipeline import logtail, tags
 from bot.pipeline.deliver import Deliverer
-from bot.pipeline.diff import Prior, Transition, diff
-from bot.pipeline.enqueue import (
-    Fence,
-    LostLease,
-    QueueView,
-    baseline_due,
-    commit_poll,
-    priors,
-    queue_view,
-    record_failure,
-    stored_jobs,
-)
-from bot.pipeline.normal import Normal
+from bot.pipeline.diff import Transition, diff
+from bot.pipeline.enqueue import PollCommit, QueueRules, commit_poll, record_failure
 from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
-from bot.tables import Subscription
+from bot.pipeline.quiet import release as quiet_release
+from bot.pipeline.usual import Normal
+from bot.store import subscriptions
+from bot.store.db import Database
+from bot.store.lease import Fence, LeaseKeeper, LostLease
+from bot.store.snapshots import QueueView, baseline_due, priors, queue_view, stored_jobs
 from providers import Job, JobSource, Taggable, wants_log_tail
 from providers.causes import with_cause
 
@@ -82,7 +76,7 @@ class Worker:
         return list({**{j.id: j for j in stored}, **{j.id: j for j in observed}}.values())
 
     def _normal(self, queue: str) -> Normal:
-        """The queue's history windows, kept between cycles (bot/pipeline/normal.py)."""
+        """The queue's history windows, kept between cycles (bot/pipeline/usual.py)."""
         found = self._normals.get(queue)
         if found is None:
             config = self.sources[queue].config
@@ -127,36 +121,8 @@ class Worker:
             if result.jobs is None:
                 self._record_failure(queue, fence, result.error or "unknown error", result.remedy)
                 return "failed", 0
-            known = priors(self.db, queue, [j.id for j in result.jobs])
-            forgotten = self.clock() - self.retention
-            # The cause goes on before the diff too, so a failed job listed again fingerprints the same.
-            owner_from = source.config.owner_from
-            observed = [
-                owners.with_owner(with_cause(source.provider, j), owner_from, source.provider) for j in result.jobs
-            ]
-            tag = owners.tag_key(owner_from)
-            if tag is not None and isinstance(source, Taggable):
-                observed = self._tag_owners(queue, source, tag, observed, known, view)
-            changes = enrich(source, diff(known, observed, baseline=view.baseline, forgotten_before=forgotten))
-            changes = with_causes(source.provider, changes)
-            live = self._live(view.live, observed)
-            enqueued = commit_poll(
-                self.db,
-                queue=queue,
-                started_at=result.started_at,
-                result=changes,
-                now=self.clock(),
-                fence=fence,
-                ops_channel=self.config.bot.ops_channel,
-                ops_team=self.config.bot.ops_team or "",
-                timezone=self.config.bot.timezone,
-                owner_users=self._owner_users(queue, owner_from, observed, changes.transitions, live),
-                owner_notify=self.config.owners.notify,
-                log_tail=wants_log_tail(source),
-                normal=self._normal(queue),
-                live=live,
-                baseline=view.baseline,
-            )
+            poll = self._found(queue, source, view, result.jobs, result.started_at)
+            enqueued = commit_poll(self.db, poll, fence=fence)
         except LostLease:
             self._normals.pop(queue, None)
             log.warning("lease_lost queue=%s", queue)
@@ -175,17 +141,45 @@ class Worker:
             "poll_done queue=%s jobs=%d transitions=%d enqueued=%d baseline=%s",
             queue,
             len(result.jobs),
-            len(changes.transitions),
+            len(poll.result.transitions),
             enqueued,
             view.baseline,
         )
         return "ok", enqueued
 
+    def _found(
+        self, queue: str, source: JobSource, view: QueueView, jobs: list[Job], started_at: datetime
+    ) -> PollCommit:
+        """What a successful listing means: the jobs with their causes and owners, diffed against the
+        store and enriched, with what the features decide about them (owners' users, history)."""
+        known = priors(self.db, queue, [j.id for j in jobs])
+        forgotten = self.clock() - self.retention
+        # The cause goes on before the diff too, so a failed job listed again fingerprints the same.
+        owner_from = source.config.owner_from
+        observed = [owners.with_owner(with_cause(source.provider, j), owner_from, source.provider) for j in jobs]
+        tag = owners.tag_key(owner_from)
+        if tag is not None and isinstance(source, Taggable):
+            observed = self._tag_owners(queue, source, tag, observed, known, view)
+        changes = enrich(source, diff(known, observed, baseline=view.baseline, forgotten_before=forgotten))
+        changes = with_causes(source.provider, changes)
+        live = self._live(view.live, observed)
+        return PollCommit(
+            queue=queue,
+            started_at=started_at,
+            result=changes,
+            now=self.clock(),
+            live=live,
+            baseline=view.baseline,
+            owner_users=self._owner_users(queue, owner_from, observed, changes.transitions, live),
+            normal=self._normal(queue),
+            rules=self._rules(source),
+        )
+
     def _tag_owners(
         self, queue: str, source: Taggable, key: str, listed: list[Job], known: dict[str, Prior], view: QueueView
     ) -> list[Job]:
         """The listed jobs with their stored tag state and, for those due, the owner read from their
-        tags (bot/tags.py); plus the live jobs the listing left out whose read is still due (a retry).
+        tags (bot/pipeline/tags.py); plus the live jobs the listing left out whose read is still due (a retry).
         Adds the priors of those to `known`."""
         stored = {j.id: j for j in view.live}
         ended = [j.id for j in listed if j.id in known and j.id not in stored]
@@ -211,7 +205,7 @@ class Worker:
         and for the `live` ones whose owner is already known (a slow or stuck flag may name them).
 
         Runs before the commit, outside its transaction: `[owners]` first, then e-mail addresses
-        through bot/directory.py, which looks up the owners of every listed job (so the answer is
+        through bot/features/directory.py, which looks up the owners of every listed job (so the answer is
         cached long before the job ends) and waits briefly only for those of changed jobs."""
         if not owner_from:
             return {}
@@ -237,21 +231,24 @@ class Worker:
         """The workspace whose users owners are looked up in: that of the queue's first subscription
         (the owner's DM goes there too, bot/pipeline/enqueue.py), else `[bot] ops_team`."""
         with self.db.read() as session:
-            sub = session.exec(select(Subscription).where(Subscription.queue == queue)).first()
-        return sub.team_id if sub is not None else self.config.bot.ops_team or ""
+            subs = subscriptions.for_queue(session, queue)
+        return subs[0].team_id if subs else self.config.bot.ops_team or ""
+
+    def _rules(self, source: JobSource) -> QueueRules:
+        """How this queue's news is told (bot/pipeline/enqueue.py QueueRules), from the configuration."""
+        bot = self.config.bot
+        return QueueRules(
+            ops_channel=bot.ops_channel,
+            ops_team=bot.ops_team or "",
+            timezone=bot.timezone,
+            owner_notify=self.config.owners.notify,
+            log_tail=wants_log_tail(source),
+            failure_threshold=bot.failure_threshold,
+        )
 
     def _record_failure(self, queue: str, fence: Fence, error: str, remedy: str | None) -> None:
-        record_failure(
-            self.db,
-            queue=queue,
-            error=error,
-            now=self.clock(),
-            fence=fence,
-            threshold=self.config.bot.failure_threshold,
-            ops_channel=self.config.bot.ops_channel,
-            ops_team=self.config.bot.ops_team or "",
-            remedy=remedy,
-        )
+        rules = self._rules(self.sources[queue])
+        record_failure(self.db, queue=queue, error=error, now=self.clock(), fence=fence, rules=rules, remedy=remedy)
 
     def poll_all(self) -> int:
         """Poll every queue once (`jobwatch poll --once`)."""
@@ -263,7 +260,7 @@ class Worker:
             return
         try:
             mutes.expire(self.db, self.clock())  # summaries of ended mutes go out in this round
-            quiet.release(self.db, self.clock(), self.lease.fence())  # so do digests of ended quiet hours
+            quiet_release(self.db, self.clock(), self.lease.fence())  # so do digests of ended quiet hours
             self.metrics.delivered(self.deliverer.run_once())
         except LostLease:
             log.warning("lease_lost during delivery")
@@ -279,7 +276,7 @@ class Worker:
             log.warning("lease_lost during prune")
 
     def digests(self) -> int:
-        """Owe each scheduled digest whose period has ended (bot/schedules.py); returns digests written."""
+        """Owe each scheduled digest whose period has ended (bot/features/schedules.py); returns digests written."""
         fence = self.lease.fence()
         if fence is None:
             return 0
@@ -296,7 +293,7 @@ class Worker:
             return 0
 
     def log_tails(self) -> int:
-        """Read the log tails failures are owed and write their thread notes (bot/logtail.py)."""
+        """Read the log tails failures are owed and write their thread notes (bot/pipeline/logtail.py)."""
         fence = self.lease.fence()
         if fence is None:
             return 0

@@ -70,7 +70,7 @@ CONFLICT_CODES = frozenset({"ValidationException", "ClientException", "ConflictE
 class AwsQueue(QueueConfig):
     """A queue on an AWS service: a region, and the default boto3 credential chain unless the
     queue names its own key variables. `log_tail`: post the last lines of a failed job's log in
-    its thread (bot/logtail.py); `logs_endpoint_url`: CloudWatch Logs' base URL for that (default:
+    its thread (bot/pipeline/logtail.py); `logs_endpoint_url`: CloudWatch Logs' base URL for that (default:
     boto3's, which honours AWS_ENDPOINT_URL_CLOUDWATCH_LOGS)."""
 
     region: str

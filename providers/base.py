@@ -44,9 +44,10 @@ class QueueConfig(BaseModel):
     channels: tuple[str, ...] = ()
     # Slack users who may stop this queue's jobs; replaces `[access] operators` when set.
     operators: tuple[Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,40}$")], ...] | None = None
-    # Where a job's owner comes from: "field", "name:<regex with (?P<owner>...)>" or "tag:<key>" (bot/owners.py).
+    # Where a job's owner comes from: "field", "name:<regex with (?P<owner>...)>" or "tag:<key>"
+    # (bot/core/owners.py).
     owner_from: str | None = None
-    # A regular expression whose first group (or whole match) is a job's family (bot/history.py);
+    # A regular expression whose first group (or whole match) is a job's family (bot/core/history.py);
     # unset: the default rule strips trailing run ids, dates and counters.
     family: str | None = Field(default=None, min_length=1, max_length=300)
     # A running job is slow past slow_factor x its family's p90 run time.
@@ -193,7 +194,7 @@ class Taggable(Protocol):
 
     `job_tags` sends one request (SageMaker ListTags, AWS Batch DescribeServiceJob) and returns the
     job's tags, key -> value; a provider that does not answer raises a ProviderError. The bot asks
-    only for queues whose `owner_from` reads a tag, once per job (bot/tags.py), several at a time
+    only for queues whose `owner_from` reads a tag, once per job (bot/pipeline/tags.py), several at a time
     and within `deadline_s`, the adapter's deadline for one poll.
     """
 

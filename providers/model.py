@@ -63,7 +63,7 @@ class Job(BaseModel):
     `refs` are the provider's other identifiers of the job, beyond `id` and `name`, that a user
     may type to name it: the AiTEMS version, the Batch jobId, the PAI run's training or DLC job id.
     SageMaker (ARN, name) and Modzy (jobIdentifier) need none. The bot finds a job by its id, any
-    of its refs, or its name (bot/resolve.py).
+    of its refs, or its name (bot/store/refs.py).
     """
 
     model_config = ConfigDict(frozen=True)

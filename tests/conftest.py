@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from bot.clock import FastForward
-from bot.db import Database
+from bot.core.clock import FastForward
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
+from bot.store.db import Database
 
 TOKEN = "xoxb-test"
 TEAM = "T0001"

@@ -12,10 +12,8 @@ from typing import Any
 import httpx
 from sqlmodel import col, select
 
-from bot.app import build_app
-from bot.clock import Clock, FastForward, ShiftedClock, utcnow
-from bot.config import Settings, load_config
-from bot.install import oauth_settings
+from bot.core.clock import Clock, FastForward, ShiftedClock, utcnow
+from bot.core.config import Settings, load_config
 from bot.runtime import Runtime, build_runtime, build_sources, command_client, readiness
 from bot.sim.aitems import AitemsSim
 from bot.sim.batch import BatchSim
@@ -24,7 +22,9 @@ from bot.sim.pai import PaiSim
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from bot.sim.slash import block_action, event, slash_command
-from bot.tables import OutboxItem
+from bot.slack.app import build_app
+from bot.slack.install import oauth_settings
+from bot.store.tables import OutboxItem
 from bot.web import Background, WebApp
 from providers import JobSource
 from tests.conftest import AWS_ENV, SECRET, TOKEN

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from bot.access import Actor
-from bot.changes import Changes
-from bot.config import load_config
-from bot.db import Database
+from bot.core.config import load_config
+from bot.features.access import Actor
+from bot.features.channel_settings import ChannelSettings
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
+from bot.store.db import Database
 from tests.conftest import TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,7 +177,7 @@ def test_poll_once_takes_a_baseline_then_alerts(tmp_path: Path, sagemaker: SageM
     assert slack.posts() == []
     # subscribe through the same service `/jobs subscribe` uses; the next poll delivers a change
     db = Database(env["DATABASE_URL"])
-    changes = Changes(config=load_config(Path(env["JOBWATCH_CONFIG"])), db=db)
+    changes = ChannelSettings(config=load_config(Path(env["JOBWATCH_CONFIG"])), db=db)
     changes.subscribe(Actor("T0001", "C1", "U1"), "ml", statuses=(), match=None)
     db.dispose()
     sagemaker.set("bert", "Completed", "Completed")

@@ -23,13 +23,13 @@ from typing import IO, Any
 
 from sqlmodel import select
 
-from bot.access import Actor
-from bot.changes import Changes
-from bot.config import load_config
-from bot.db import Database
+from bot.core.config import load_config
+from bot.features.access import Actor
+from bot.features.channel_settings import ChannelSettings
 from bot.sim.modzy import InferenceJob, ModzySim
 from bot.sim.slack import FakeSlack
-from bot.tables import OutboxItem, QueueState
+from bot.store.db import Database
+from bot.store.tables import OutboxItem, QueueState
 from tests.conftest import TEAM, TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +103,7 @@ def test_sigkill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         url = f"sqlite:///{tmp_path / 'bot.db'}"
         db = Database(url)
         db.create_all()
-        changes = Changes(config=load_config(config), db=db)
+        changes = ChannelSettings(config=load_config(config), db=db)
         for i in range(QUEUES):
             changes.subscribe(Actor(TEAM, f"C{i}", "U1"), f"q{i}", statuses=(), match=None)
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "JOBWATCH_", "DATABASE_"))}
@@ -125,7 +125,7 @@ def test_sigkill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
 
         def kill_after_post(message: dict[str, Any]) -> None:
             ident, status = parse(message["text"])  # parents are later edited in place: keep the original
-            if " " not in status:  # a status alert; a slow/stuck flag (bot/pipeline/normal.py) is another event
+            if " " not in status:  # a status alert; a slow/stuck flag (bot/pipeline/usual.py) is another event
                 posted.append((ident, status))
             # Slack has stored the message; the worker dies before it hears back.
             if rng.random() < KILL_AFTER_POST and w.kills < MAX_KILLS and time.monotonic() - w.started_at > 1:

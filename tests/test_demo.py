@@ -3,7 +3,7 @@
 import io
 import re
 
-from bot.clock import FastForward
+from bot.core.clock import FastForward
 from bot.demo import run_demo
 
 

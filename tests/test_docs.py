@@ -40,3 +40,55 @@ def test_nothing_points_outside_the_repository() -> None:
             for target in (t for t in links if "://" not in t):
                 assert (source.parent / target).exists(), f"{source.relative_to(ROOT)}:{number}: broken link {target}"
             assert not absent.search(link.sub("", line)), f"{source.relative_to(ROOT)}:{number}: {line.strip()}"
+
+
+# A path the repository cites: it starts at one of the top-level folders (or names a root file) and
+# runs to the end of a file or folder name; `bot/sim/` ends in a slash. Globs and placeholders
+# (`providers/<name>.py`, `tests/fixtures/<provider>/*.json`, f"docs/{name}") stand for no one path.
+TOP = r"(?:bot|providers|tests|bench|docs|\.ci)/[\w.<>*{}/-]*|(?:manifest\.yml|pyproject\.toml|Procfile)\b"
+CITED = re.compile(rf"(?<![\w./<>*{{}}-])(?:{TOP})")
+CITING = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *(p for d in ("bot", "providers", "tests", "bench") for p in sorted((ROOT / d).rglob("*.py"))),
+]
+
+
+def cited_paths(text: str) -> list[tuple[int, str]]:
+    """(line, path) for each repository path cited in `text`, placeholders left out."""
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        for match in CITED.finditer(line):
+            path = match.group().rstrip(".")  # the end of a sentence
+            if not any(c in path for c in "<>*{}"):
+                found.append((number, path))
+    return found
+
+
+def test_cited_paths_exist() -> None:
+    """Every file or folder that the docs, the README and the code's docstrings and comments name is
+    there, so a moved module cannot leave a stale pointer behind."""
+    missing, found = [], 0
+    for source in CITING:
+        for number, path in cited_paths(source.read_text()):
+            found += 1
+            target = ROOT / path
+            if not (target.is_dir() if path.endswith("/") else target.exists()):
+                missing.append(f"{source.relative_to(ROOT)}:{number}: {path}")
+    assert not missing, f"{len(missing)} cited paths do not exist:\n" + "\n".join(missing)
+    assert found >= 100  # the citations were found at all
+
+
+def test_cited_paths_pattern() -> None:
+    text = (
+        "see `bot/pipeline/deliver.py`, bot/store/migrations/versions/ and docs/reliability.md.\n"
+        "placeholders: providers/<name>.py, docs/<file>.md, tests/fixtures/<provider>/*.json, f'docs/{name}'\n"
+        "elsewhere: https://example.com/docs/x.md, mybot/x.py; (.ci/run) manifest.yml\n"
+    )
+    assert cited_paths(text) == [
+        (1, "bot/pipeline/deliver.py"),
+        (1, "bot/store/migrations/versions/"),
+        (1, "docs/reliability.md"),
+        (3, ".ci/run"),
+        (3, "manifest.yml"),
+    ]

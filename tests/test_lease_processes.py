@@ -21,13 +21,12 @@ import httpx
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from sqlalchemy.exc import OperationalError
 
-from bot.clock import utcnow
-from bot.db import Database
-from bot.lease import LeaseKeeper
-from bot.pipeline.enqueue import LostLease
+from bot.core.clock import utcnow
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
-from bot.tables import Lease
+from bot.store.db import Database
+from bot.store.lease import LeaseKeeper, LostLease
+from bot.store.tables import Lease
 from tests.test_cli import free_port, serve_env, start
 
 LOG = Table(

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot import logs
+from bot.ops import logs
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from bot.sim.slash import slash_command

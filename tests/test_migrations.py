@@ -11,11 +11,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from bot.config import ConfigError, Settings, parse_config
-from bot.db import BASELINE, Database
-from bot.resolve import resolve_job
+from bot.core.config import ConfigError, Settings, parse_config
 from bot.runtime import build_runtime
-from bot.tables import schema
+from bot.store.db import BASELINE, Database
+from bot.store.refs import resolve_job
+from bot.store.tables import schema
 from tests.test_cli import run
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from bot import render
+from bot.blocks import render
 from bot.sim.batch import BatchSim
 from bot.sim.slack import FakeSlack
-from bot.tables import RunHistory
+from bot.store.tables import RunHistory
 from providers import Job, JobStatus
 from tests.conftest import AWS_ENV
 from tests.harness import Bot, text_of

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.clock import utcnow
+from bot.core.clock import utcnow
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from tests.conftest import AWS_ENV

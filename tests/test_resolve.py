@@ -1,4 +1,4 @@
-"""One rule names a job: id, the provider's own identifiers, or name, in any case (bot/resolve.py).
+"""One rule names a job: id, the provider's own identifiers, or name, in any case (bot/store/refs.py).
 
 The refs come from real adapter output: each provider's adapter lists its simulator, the real
 pipeline (diff, commit_poll) stores the jobs, and every identifier a user may type resolves.
@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot.db import Database
+from bot.core.errors import NoSuchJob
 from bot.pipeline.diff import diff
-from bot.pipeline.enqueue import commit_poll
-from bot.resolve import NoSuchJob, resolve_job
+from bot.pipeline.enqueue import PollCommit, commit_poll
 from bot.sim.batch import BatchSim
 from bot.sim.slack import FakeSlack
-from bot.tables import JobRef, Mute
+from bot.store.db import Database
+from bot.store.refs import resolve_job
+from bot.store.tables import JobRef, Mute
 from providers import Job, JobStatus
 from tests.harness import Bot, sim_queue, text_of
 from tests.providers.worlds import WORLDS
@@ -85,7 +86,9 @@ def test_each_natural_identifier_resolves_in_any_case(provider: str, db: Databas
     finally:
         world.close()
     now = datetime.now(UTC)
-    commit_poll(db, queue="contract", started_at=now, result=diff({}, jobs, baseline=True), now=now, fence=None)
+    commit_poll(
+        db, PollCommit(queue="contract", started_at=now, result=diff({}, jobs, baseline=True), now=now), fence=None
+    )
     with db.read() as session:
         for job_id, typed in named:
             for variant in (typed, typed.upper(), typed.lower()):
@@ -158,7 +161,7 @@ def test_an_id_typed_in_its_exact_case_wins_over_one_equal_in_another_case(db: D
         Job(queue="q", id=ident, name="same", status=JobStatus.RUNNING, native_status="Running", created_at=now)
         for ident in ("Job-A", "job-a")
     ]
-    commit_poll(db, queue="q", started_at=now, result=diff({}, jobs, baseline=True), now=now, fence=None)
+    commit_poll(db, PollCommit(queue="q", started_at=now, result=diff({}, jobs, baseline=True), now=now), fence=None)
     with db.read() as session:
         assert resolve_job(session, "q", "Job-A").job.id == "Job-A"
         assert resolve_job(session, "q", "job-a").job.id == "job-a"
@@ -173,7 +176,7 @@ def test_a_job_with_a_lowercase_id_and_name_costs_no_job_ref_row(db: Database) -
         Job(queue="q", id="9f1c-ab", name="9f1c-ab (ocr)", status=JobStatus.RUNNING, native_status="X"),
         Job(queue="q", id="Train/V1", name="train v1", status=JobStatus.RUNNING, native_status="X", refs=("V1",)),
     ]
-    commit_poll(db, queue="q", started_at=now, result=diff({}, jobs, baseline=True), now=now, fence=None)
+    commit_poll(db, PollCommit(queue="q", started_at=now, result=diff({}, jobs, baseline=True), now=now), fence=None)
     with db.read() as session:
         rows = {(r.job_id, r.ref, r.rank) for r in session.exec(select(JobRef))}
         assert rows == {("Train/V1", "train/v1", 0), ("Train/V1", "v1", 1)}

@@ -5,131 +5,42 @@ post with the alert id in message metadata; settle (sent | pending with backoff 
 A row left in `sending` (crash, timeout, 5xx) is settled by recovery, which looks the id up
 in the channel's history (or the thread's replies) before it ever posts again.
 Posts are paced per channel; channels are drained in parallel.
+
+This module runs the round: recovery first (bot/pipeline/recover.py), then a burst of alerts for one
+channel folded into a digest (bot/pipeline/digest.py), then each channel's due rows drained in
+turn, one row at a time by bot/pipeline/send.py, which renders it with bot/pipeline/messages.py.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from slack_sdk import WebClient
-from sqlmodel import col, func, select
 
-from bot import render
-from bot.clock import Clock, utcnow
-from bot.db import Database, insert_ignore
+from bot.core.clock import Clock, utcnow
+from bot.core.outbox import DigestOrigin
 from bot.pipeline.digest import fold as fold_digest
-from bot.pipeline.enqueue import Fence
-from bot.slack_errors import Failure, Kind, classify
-from bot.tables import JobThread, OutboxItem, Subscription
-from providers import Job, JobStatus
+from bot.pipeline.messages import message_for, metadata
+from bot.pipeline.recover import recover
+from bot.pipeline.send import THREAD_WAIT, Sender, Stats
+from bot.slackapi.errors import Kind
+from bot.slackapi.pace import Pace
+from bot.store import outbox
+from bot.store.db import Database
+from bot.store.lease import Fence
+from providers import Job
+
+__all__ = ["BATCH", "Deliverer", "Stats", "message_for", "metadata"]
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPE = "jobwatch_alert"
-BROADCAST = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})
-MAX_ATTEMPTS = 12
 BATCH = 200
-THREAD_WAIT = timedelta(seconds=5)  # an owner note waits this long for the alert that starts its thread
-TOKEN_PAUSE = timedelta(minutes=5)  # after invalid_auth & co: try the workspace again this much later
-# conversations.open answers that mean this person cannot get a DM from us (missing_scope: the app
-# lacks im:write): the row is dead, the person's other DMs too; channels are not affected.
-DM_UNREACHABLE = frozenset({"user_not_found", "user_disabled", "cannot_dm_bot", "missing_scope"})
-
-
-@dataclass
-class Pace:
-    """A token bucket: `rate` posts per second with a burst of `burst`."""
-
-    rate: float
-    burst: float
-    tokens: float = 0.0
-    stamp: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def wait(self, now: float) -> float:
-        """Seconds to wait before the next post; takes the token."""
-        with self.lock:
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate) if self.stamp else self.burst
-            self.stamp = now
-            self.tokens -= 1
-            return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
-
-    def hold(self, now: float, seconds: float) -> None:
-        """No token until `seconds` from now (a Retry-After)."""
-        with self.lock:
-            self.tokens = min(self.tokens, -seconds * self.rate)
-            self.stamp = now
-
-
-@dataclass
-class Stats:
-    """What one delivery round did."""
-
-    sent: int = 0
-    retried: int = 0
-    dead: int = 0
-    ambiguous: int = 0
-    recovered: int = 0
-
-    def add(self, other: Stats) -> None:
-        """Accumulate another round's counts."""
-        for name in ("sent", "retried", "dead", "ambiguous", "recovered"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-def metadata(alert_id: str) -> dict[str, Any]:
-    """The message metadata that lets recovery find a post again."""
-    return {"event_type": EVENT_TYPE, "event_payload": {"alert_id": alert_id, "v": 1}}
-
-
-def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message, Job | None]:
-    """Render an outbox row (`stop_by`: the provider that can stop the alert's job, if any)."""
-    if item.kind == "notice":
-        return render.notice_message(str(json.loads(item.payload)["text"])), None
-    if item.kind == "note":
-        return render.note_message(str(json.loads(item.payload)["text"])), None
-    if item.kind == "digest":
-        body = json.loads(item.payload)
-        return (
-            render.digest_message(
-                body["counts"],
-                body["queues"],
-                title=body.get("title", ""),
-                notes=body.get("notes", ()),
-                causes=body.get("causes") or {},
-            ),
-            None,
-        )
-    if item.kind == "digest_part":
-        body = json.loads(item.payload)
-        return render.digest_lines(body["lines"], part=body["part"], parts=body["parts"]), None
-    if item.kind == "dm":
-        old = JobStatus(item.old_status) if item.old_status else None
-        return render.dm_message(Job.model_validate_json(item.payload), old), None
-    if item.kind == "flag":  # a slow or stuck job (bot/pipeline/normal.py): the card stays as it is
-        return render.flag_message(Job.model_validate_json(item.payload)), None
-    job = Job.model_validate_json(item.payload)
-    old = JobStatus(item.old_status) if item.old_status else None
-    return render.alert_message(job, old, stop_by=stop_by), job
-
-
-def dm_failure(failure: Failure) -> Failure:
-    """A failure met while opening a person's IM: unreachable people are like a gone channel (dead
-    rows, no subscription to pause); anything else is retried, since opening posts nothing."""
-    if failure.code in DM_UNREACHABLE:
-        return Failure(Kind.CHANNEL_GONE, failure.code)
-    if failure.kind is Kind.AMBIGUOUS:
-        return Failure(Kind.RETRY, failure.code)
-    return failure
 
 
 class Deliverer:
@@ -153,22 +64,35 @@ class Deliverer:
         thread_wait: timedelta = THREAD_WAIT,
     ) -> None:
         self.db = db
-        self.client_for = client_for
         self.clock = clock
-        self.fence = fence
         self.rate = rate
         self.burst = burst
         self.recovery_after = recovery_after
         self.workers = workers
         self.digest_threshold = digest_threshold
-        self.stop_by = dict(stop_by or {})  # queue -> provider, for queues whose alerts carry a Stop button
         self.sleep = sleep
         self.monotonic = monotonic
-        self.thread_wait = thread_wait  # how long a thread-only note waits before looking for its alert again
+        self.sender = Sender(db, client_for, clock=clock, fence=fence, stop_by=stop_by, thread_wait=thread_wait)
         self._paces: dict[tuple[str, str], Pace] = {}
         self._paces_lock = threading.Lock()
-        self._blocked_teams: dict[str, datetime] = {}  # token refused: no posts until then
-        self._ims: dict[tuple[str, str], str] = {}  # (team, user) -> the IM channel conversations.open gave
+
+    @property
+    def fence(self) -> Callable[[], Fence | None]:
+        """Where the lease's current fence comes from (bot/runtime.py gives the lease keeper's)."""
+        return self.sender.fence
+
+    @fence.setter
+    def fence(self, fence: Callable[[], Fence | None]) -> None:
+        self.sender.fence = fence
+
+    @property
+    def thread_wait(self) -> timedelta:
+        """How long a thread-only note waits before looking for its alert again."""
+        return self.sender.thread_wait
+
+    @thread_wait.setter
+    def thread_wait(self, wait: timedelta) -> None:
+        self.sender.thread_wait = wait
 
     # -- the round -------------------------------------------------------------------------
 
@@ -179,21 +103,19 @@ class Deliverer:
         self.fold_digests()
         by_channel: dict[tuple[str, str], list[int]] = defaultdict(list)
         with self.db.read() as session:
-            rows = session.exec(
-                select(OutboxItem.id, OutboxItem.team_id, OutboxItem.channel_id)
-                .where(OutboxItem.state == "pending", OutboxItem.next_attempt_at <= self.clock())
-                .order_by(col(OutboxItem.id))
-                .limit(BATCH * 10)
-            ).all()
+            rows = outbox.due(session, self.clock(), BATCH * 10)
         for item_id, team, channel in rows:
-            if item_id is not None:
-                by_channel[(team, channel)].append(item_id)
+            by_channel[(team, channel)].append(item_id)
         if not by_channel:
             return stats
         with ThreadPoolExecutor(max_workers=min(self.workers, len(by_channel))) as pool:
             for result in pool.map(lambda kv: self._drain(kv[0][0], kv[0][1], kv[1]), by_channel.items()):
                 stats.add(result)
         return stats
+
+    def recover(self) -> Stats:
+        """Settle rows stuck in `sending`: sent if Slack has them, pending (to repost) if not."""
+        return recover(self.sender, self.recovery_after)
 
     def _pace(self, team: str, channel: str) -> Pace:
         with self._paces_lock:
@@ -203,13 +125,12 @@ class Deliverer:
         stats = Stats()
         pace = self._pace(team, channel)
         for item_id in ids:
-            blocked = self._blocked_teams.get(team)
-            if blocked is not None and blocked > self.clock():
+            if self.sender.blocked(team):
                 break
             wait = pace.wait(self.monotonic())
             if wait > 0:
                 self.sleep(wait)
-            outcome = self._send_one(item_id, stats)
+            outcome = self.sender.send(item_id, stats)
             if outcome is not None and outcome.kind in (Kind.AMBIGUOUS, Kind.CHANNEL_GONE, Kind.TOKEN):
                 break
             if outcome is not None and outcome.kind is Kind.RETRY and outcome.retry_after:
@@ -225,12 +146,7 @@ class Deliverer:
         one transaction: the alerts become `digested` and the digest rows `pending` together."""
         now = self.clock()
         with self.db.read() as session:
-            crowded = session.exec(
-                select(OutboxItem.team_id, OutboxItem.channel_id)
-                .where(OutboxItem.state == "pending", OutboxItem.kind == "alert", OutboxItem.next_attempt_at <= now)
-                .group_by(col(OutboxItem.team_id), col(OutboxItem.channel_id))
-                .having(func.count() > self.digest_threshold)
-            ).all()
+            crowded = outbox.crowded(session, now, self.digest_threshold)
         for team, channel in crowded:
             self._fold(team, channel, now)
         return len(crowded)
@@ -240,334 +156,9 @@ class Deliverer:
             fence = self.fence()
             if fence is not None:
                 fence.check(session)
-            rows = session.exec(
-                select(OutboxItem)
-                .where(
-                    OutboxItem.team_id == team,
-                    OutboxItem.channel_id == channel,
-                    OutboxItem.state == "pending",
-                    OutboxItem.kind == "alert",
-                    OutboxItem.next_attempt_at <= now,
-                )
-                .order_by(col(OutboxItem.id))
-            ).all()
+            rows = outbox.foldable(session, team, channel, now)
             if len(rows) <= self.digest_threshold:
                 return
             jobs = [Job.model_validate_json(r.payload) for r in rows]
-            _, chunks = fold_digest(session, rows, jobs, prefix="digest", team=team, channel=channel, now=now)
+            chunks = fold_digest(session, rows, jobs, origin=DigestOrigin.BURST, team=team, channel=channel, now=now)
         log.info("digest channel=%s alerts=%d replies=%d", channel, len(rows), chunks)
-
-    # -- one row ---------------------------------------------------------------------------
-
-    def _claim(self, item_id: int) -> tuple[OutboxItem, JobThread | None] | None:
-        now = self.clock()
-        with self.db.write() as session:
-            fence = self.fence()
-            if fence is not None:
-                fence.check(session)
-            item = session.get(OutboxItem, item_id)
-            if item is None or item.state != "pending":
-                return None
-            thread = None
-            if item.kind in ("alert", "note", "flag"):
-                thread = session.get(JobThread, (item.team_id, item.channel_id, item.queue, item.job_id))
-            if (
-                item.kind == "note"
-                and json.loads(item.payload).get("thread_only")
-                and self._not_yet(session, item, thread, now)
-            ):
-                return None
-            parent_ts = None
-            if item.kind == "digest_part" and item.parent_id is not None:
-                parent = session.get(OutboxItem, item.parent_id)
-                if parent is not None and parent.state in ("pending", "sending"):
-                    return None  # the digest goes first; its replies follow in a later turn
-                parent_ts = parent.slack_ts if parent is not None else None
-            item.state = "sending"
-            item.sending_started_at = now
-            item.attempts += 1
-            item.fence = fence.token if fence else 0
-            item.thread_ts = thread.parent_ts if thread else parent_ts
-            session.add(item)
-            return item, thread
-
-    def _not_yet(self, session: Any, item: OutboxItem, thread: JobThread | None, now: datetime) -> bool:
-        """Whether a note that may only go in the job's thread, after the alert it follows (an owner's
-        mention, bot/owners.py; a log tail, bot/logtail.py), must not go now. It waits while that alert
-        is still owed (the alert starts the thread, or replies in it first), and is dropped when there
-        is no thread once the alert went another way (folded into a digest, muted, dead)."""
-        after = json.loads(item.payload).get("after")
-        alert = session.exec(
-            select(OutboxItem).where(
-                OutboxItem.team_id == item.team_id,
-                OutboxItem.channel_id == item.channel_id,
-                OutboxItem.alert_id == after,
-            )
-        ).first()
-        if alert is not None and alert.state in ("pending", "sending", "held"):
-            # not before the alert's own turn (its backoff, or the end of quiet hours)
-            item.next_attempt_at = max(now + self.thread_wait, alert.next_attempt_at)
-        elif thread is None:
-            item.state = "dead"
-            item.last_error = "no_thread"
-        else:
-            return False
-        session.add(item)
-        return True
-
-    def _send_one(self, item_id: int, stats: Stats) -> Failure | None:
-        claimed = self._claim(item_id)
-        if claimed is None:
-            return None
-        item, thread = claimed
-        message, job = message_for(item, stop_by=self.stop_by.get(item.queue, ""))
-        client = self.client_for(item.team_id)
-        channel = item.channel_id
-        if item.kind == "dm":
-            try:
-                channel = self._im(client, item.team_id, item.channel_id)
-            except Exception as err:  # nothing was posted: opening a conversation posts nothing
-                failure = dm_failure(classify(err))
-                self._settle_failure(item, failure, stats)
-                return failure
-        kwargs: dict[str, Any] = {
-            "channel": channel,
-            "text": message.text,
-            "blocks": message.blocks,
-            "metadata": metadata(item.alert_id),
-            "unfurl_links": False,
-            "unfurl_media": False,
-        }
-        if item.thread_ts:
-            kwargs["thread_ts"] = item.thread_ts
-            kwargs["reply_broadcast"] = (job is not None and job.status in BROADCAST) or item.kind == "flag"
-        try:
-            response = client.chat_postMessage(**kwargs)
-        except Exception as err:  # classified below; every outcome is recorded on the row
-            failure = classify(err)
-            if failure.kind is Kind.BAD_PAYLOAD:
-                try:  # one plain-text fallback, then give up
-                    response = client.chat_postMessage(**{k: v for k, v in kwargs.items() if k != "blocks"})
-                except Exception as err2:
-                    second = classify(err2)
-                    self._settle_failure(item, failure if second.kind is Kind.BAD_PAYLOAD else second, stats)
-                    return second
-            else:
-                self._settle_failure(item, failure, stats)
-                return failure
-        if self._settle_sent(item, str(response["ts"])):
-            stats.sent += 1
-        if thread is not None and job is not None:
-            self._update_parent(client, item, thread, job)
-        if item.kind == "digest" and item.alert_id.startswith("away:"):
-            self._update_cards(client, item)
-        return None
-
-    def _settle_sent(self, item: OutboxItem, ts: str) -> bool:
-        with self.db.write() as session:
-            row = session.get(OutboxItem, item.id)
-            if row is None or row.state != "sending":
-                return False
-            row.state = "sent"
-            row.slack_ts = ts
-            row.last_error = None
-            session.add(row)
-            if row.kind in ("alert", "flag") and row.thread_ts is None:
-                insert_ignore(
-                    session,
-                    JobThread,
-                    [
-                        {
-                            "team_id": row.team_id,
-                            "channel_id": row.channel_id,
-                            "queue": row.queue,
-                            "job_id": row.job_id,
-                            "parent_ts": ts,
-                            "parent_alert_id": row.alert_id,
-                        }
-                    ],
-                )
-        return True
-
-    def _settle_failure(self, item: OutboxItem, failure: Failure, stats: Stats) -> None:
-        now = self.clock()
-        log.warning(
-            "slack_post_failed outbox_id=%s channel=%s kind=%s code=%s",
-            item.id,
-            item.channel_id,
-            failure.kind.value,
-            failure.code,
-        )
-        if failure.kind is Kind.AMBIGUOUS:
-            stats.ambiguous += 1
-            with self.db.write() as session:
-                row = session.get(OutboxItem, item.id)
-                if row is not None and row.state == "sending":
-                    row.last_error = f"ambiguous: {failure.code}"
-                    session.add(row)
-            return
-        if failure.kind is Kind.TOKEN:
-            self._blocked_teams[item.team_id] = self.clock() + TOKEN_PAUSE
-        with self.db.write() as session:
-            row = session.get(OutboxItem, item.id)
-            if row is None or row.state != "sending":
-                return
-            row.last_error = failure.code
-            if failure.kind is Kind.CHANNEL_GONE:
-                self._pause_channel(session, row, failure.code)
-                stats.dead += 1
-            elif failure.kind is Kind.BAD_PAYLOAD or row.attempts >= MAX_ATTEMPTS:
-                row.state = "dead"
-                stats.dead += 1
-            else:
-                backoff = failure.retry_after or min(300.0, 2.0 ** min(row.attempts, 8))
-                row.state = "pending"
-                row.next_attempt_at = now + timedelta(seconds=backoff)
-                if failure.kind is Kind.TOKEN or failure.code == "ratelimited":
-                    row.attempts -= 1  # not the row's fault: do not spend its attempts
-                stats.retried += 1
-            session.add(row)
-
-    def _pause_channel(self, session: Any, row: OutboxItem, code: str) -> None:
-        """A channel we can never post to: dead rows, paused subscriptions, reason kept."""
-        row.state = "dead"
-        for sub in session.exec(
-            select(Subscription).where(Subscription.team_id == row.team_id, Subscription.channel_id == row.channel_id)
-        ).all():
-            sub.paused_reason = code
-            session.add(sub)
-        for other in session.exec(
-            select(OutboxItem).where(
-                OutboxItem.team_id == row.team_id,
-                OutboxItem.channel_id == row.channel_id,
-                OutboxItem.state == "pending",
-            )
-        ).all():
-            other.state = "dead"
-            other.last_error = f"channel paused: {code}"
-            session.add(other)
-
-    def _im(self, client: WebClient, team: str, user: str) -> str:
-        """The IM channel with `user` (conversations.open, scope im:write), cached per process."""
-        known = self._ims.get((team, user))
-        if known is None:
-            response = client.conversations_open(users=user)
-            known = str((response.get("channel") or {})["id"])
-            self._ims[(team, user)] = known
-        return known
-
-    def _update_parent(self, client: WebClient, item: OutboxItem, thread: JobThread, job: Job) -> None:
-        """Show the job's current status on its thread parent; best effort."""
-        message = render.parent_message(job, stop_by=self.stop_by.get(item.queue, ""))
-        try:
-            client.chat_update(
-                channel=item.channel_id,
-                ts=thread.parent_ts,
-                text=message.text,
-                blocks=message.blocks,
-                metadata=metadata(thread.parent_alert_id),
-            )
-        except Exception as err:
-            log.warning("parent_update_failed outbox_id=%s code=%s", item.id, classify(err).code)
-
-    def _update_cards(self, client: WebClient, digest: OutboxItem) -> None:
-        """After a quiet-hours digest (bot/quiet.py): bring the card of each job it folded up to
-        date, with the job's latest held state; best effort, like every parent update."""
-        with self.db.read() as session:
-            rows = session.exec(
-                select(OutboxItem)
-                .where(OutboxItem.parent_id == digest.id, OutboxItem.kind == "alert")
-                .order_by(col(OutboxItem.id))
-            ).all()
-            latest = {(r.queue, r.job_id): r for r in rows}
-            threads = [
-                (row, session.get(JobThread, (row.team_id, row.channel_id, row.queue, row.job_id)))
-                for row in latest.values()
-            ]
-        for row, thread in threads:
-            if thread is not None:
-                self._update_parent(client, row, thread, Job.model_validate_json(row.payload))
-
-    # -- recovery --------------------------------------------------------------------------
-
-    def recover(self) -> Stats:
-        """Settle rows stuck in `sending`: sent if Slack has them, pending (to repost) if not."""
-        stats = Stats()
-        cutoff = self.clock() - self.recovery_after
-        with self.db.read() as session:
-            stuck = session.exec(
-                select(OutboxItem).where(OutboxItem.state == "sending", col(OutboxItem.sending_started_at) <= cutoff)
-            ).all()
-        groups: dict[tuple[str, str, str | None], list[OutboxItem]] = defaultdict(list)
-        for item in stuck:
-            groups[(item.team_id, item.channel_id, item.thread_ts)].append(item)
-        for (team, channel, thread_ts), items in groups.items():
-            oldest = min(i.sending_started_at or cutoff for i in items) - timedelta(seconds=5)
-            client = self.client_for(team)
-            where = channel
-            if items[0].kind == "dm":  # channel is the person; their IM holds the messages
-                try:
-                    where = self._im(client, team, channel)
-                except Exception as err:
-                    failure = dm_failure(classify(err))
-                    log.warning("recovery_open_failed user=%s code=%s", channel, failure.code)
-                    if failure.kind is Kind.CHANNEL_GONE:  # never reachable: nothing was posted either
-                        for item in items:
-                            self._settle_failure(item, failure, stats)
-                    continue
-            try:
-                found = self._posted_ids(client, where, thread_ts, oldest)
-            except Exception as err:
-                failure = classify(err)
-                log.warning("recovery_lookup_failed channel=%s code=%s", channel, failure.code)
-                if failure.kind is Kind.CHANNEL_GONE:
-                    for item in items:
-                        self._settle_failure(item, failure, stats)
-                if failure.code != "missing_scope":
-                    continue
-                found = {}  # no history scope: fall back to at-least-once
-            for item in items:
-                ts = found.get(item.alert_id)
-                if ts is None:
-                    self._requeue(item)
-                elif self._settle_sent(item, ts):
-                    stats.recovered += 1
-        return stats
-
-    def _requeue(self, item: OutboxItem) -> None:
-        with self.db.write() as session:
-            row = session.get(OutboxItem, item.id)
-            if row is not None and row.state == "sending":
-                row.state = "pending"
-                row.next_attempt_at = self.clock()
-                session.add(row)
-
-    def _posted_ids(self, client: WebClient, channel: str, thread_ts: str | None, oldest: datetime) -> dict[str, str]:
-        """alert_id -> ts of our messages in a channel (or one thread) since `oldest`."""
-        found: dict[str, str] = {}
-        cursor: str | None = None
-        for _page in range(50):
-            args: dict[str, Any] = {
-                "channel": channel,
-                "oldest": f"{oldest.timestamp():.6f}",
-                "inclusive": True,
-                "include_all_metadata": True,
-                "limit": 200,
-            }
-            if cursor:
-                args["cursor"] = cursor
-            if thread_ts:
-                response = client.conversations_replies(ts=thread_ts, **args)
-            else:
-                response = client.conversations_history(**args)
-            messages: list[dict[str, Any]] = response.get("messages") or []
-            for message in messages:
-                meta: dict[str, Any] = message.get("metadata") or {}
-                if meta.get("event_type") == EVENT_TYPE:
-                    alert_id = (meta.get("event_payload") or {}).get("alert_id")
-                    if alert_id:
-                        found[str(alert_id)] = str(message.get("ts"))
-            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                break
-        return found

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.core.outbox import transition_id
+from bot.core.snapshot import Prior, fingerprint
 from providers import Job, JobStatus
 from providers.attempts import attempt_of
-
-
-@dataclass(frozen=True)
-class Prior:
-    """What the store knows of a job: its canonical status and a fingerprint of its data."""
-
-    status: JobStatus
-    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -29,14 +22,8 @@ class Transition:
     @property
     def alert_id(self) -> str:
         """Deterministic id: the same change always gets the same id, across crashes and re-polls."""
-        parts = [
-            self.job.queue,
-            self.job.id,
-            self.old or "",
-            self.job.status,
-            self.job.updated_at.isoformat() if self.job.updated_at else "",
-        ]
-        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+        updated = self.job.updated_at.isoformat() if self.job.updated_at else ""
+        return transition_id(self.job.queue, self.job.id, self.old or "", self.job.status, updated)
 
     @property
     def quiet(self) -> bool:
@@ -54,11 +41,6 @@ class DiffResult:
 
     upserts: list[Job]
     transitions: list[Transition]
-
-
-def fingerprint(job: Job) -> str:
-    """A short hash of everything stored about a job, to skip writes when nothing changed."""
-    return hashlib.sha256(job.model_dump_json().encode()).hexdigest()[:16]
 
 
 def ended_before(job: Job, cutoff: datetime | None) -> bool:

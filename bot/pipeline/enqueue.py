@@ -1,543 +1,112 @@
-"""Stage 3: one transaction writes the new snapshot, the queue's cursor and the outbox rows."""
+"""Stage 3: one transaction writes the new snapshot, the queue's cursor and health, and the outbox
+rows the poll owes (bot/pipeline/owed.py), behind the lease's fence.
+
+`commit_poll` takes one `PollCommit`: what the poll found (the diff, the live jobs, whether it is
+the queue's baseline) and what the features decided about it (owners' Slack users, the queue's
+history), with the queue's `QueueRules` from the configuration. A failed poll is `record_failure`.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from fnmatch import fnmatchcase
 
-from sqlalchemy import insert
-from sqlmodel import Session, col, select
-
-from bot import owners, quiet
-from bot.db import Database, insert_ignore, upsert
-from bot.pipeline.diff import DiffResult, Prior, Transition, fingerprint
-from bot.pipeline.normal import Flag, Normal, flag_rows
-from bot.pipeline.normal import apply as apply_normal
-from bot.resolve import ref_rows
-from bot.tables import (
-    JobRef,
-    JobSnapshot,
-    JobThread,
-    Lease,
-    LogTailRequest,
-    Mute,
-    OutboxItem,
-    QueueState,
-    Subscription,
-    TransitionRecord,
-    Watch,
-)
-from providers import Job, JobStatus
-from providers.attempts import attempt_of, retry_text
-from providers.causes import CAUSED
-
-LOG_TAIL_ON = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})  # statuses whose alerts get a log tail
-CHUNK = 500  # rows per statement: SQLite caps bound variables (250,000 since 3.32; 32,766 before)
-
-
-class LostLease(Exception):
-    """Another process took over polling; this one must not write."""
+from bot.core.outbox import OutboxRow, outage_id, recovered_id
+from bot.core.owners import OwnerNotify
+from bot.pipeline.diff import DiffResult, Transition
+from bot.pipeline.owed import Told, owed
+from bot.pipeline.usual import Flag, Normal
+from bot.pipeline.usual import apply as apply_normal
+from bot.store import log_tails, outbox, queues, snapshots, subscriptions
+from bot.store.db import Database
+from bot.store.lease import Fence
+from providers import Job
 
 
 @dataclass(frozen=True)
-class Fence:
-    """Proof of holding the poller lease, checked inside every pipeline write."""
+class QueueRules:
+    """How a queue's news is told, from the configuration: the operators' channel (and workspace)
+    for outage notices, the time zone of quiet hours that name none, how owners hear about their
+    jobs (`[owners] notify`: dm, thread or off), whether failures get log tails, and after how
+    many failed polls in a row the operators are told."""
 
-    name: str
-    owner: str
-    token: int
-
-    def check(self, session: Session) -> None:
-        """Raise LostLease unless the lease row still names us with our token.
-
-        The row stays locked (FOR UPDATE on PostgreSQL; SQLite's write lock covers it) until the
-        caller's transaction ends, so no takeover can commit between this check and the writes.
-        """
-        lease = session.get(Lease, self.name, with_for_update=True)
-        if lease is None or lease.owner != self.owner or lease.fence != self.token:
-            raise LostLease(f"lease {self.name} now belongs to another poller")
+    ops_channel: str | None = None
+    ops_team: str = ""
+    timezone: str = "UTC"
+    owner_notify: OwnerNotify = OwnerNotify.DM
+    log_tail: bool = False
+    failure_threshold: int = 3
 
 
 @dataclass(frozen=True)
-class QueueView:
-    """What the poller needs to know about a queue before listing it."""
+class PollCommit:
+    """One successful poll, ready to commit: what it found and what the features decided.
 
-    since: datetime | None
-    baseline: bool
-    live: list[Job]
+    `result`: the diff (jobs to store, transitions). `live`: the queue's live jobs after this poll
+    (slow and stuck flags are looked for among them). `baseline`: the queue's first poll (nothing is
+    announced; its history is recorded sparingly). `owner_users`: job id -> the owner's Slack user
+    id (bot/core/owners.py), for owner mentions, DMs and `--owner` filters. `normal`: the queue's
+    history kept by the worker (bot/pipeline/usual.py); with it, finished jobs go into run_history,
+    alerts carry what is usual, and slow or stuck jobs are flagged."""
 
-
-def baseline_due(db: Database, queue: str) -> bool:
-    """Whether the queue's next poll is its baseline (nothing stored for it yet)."""
-    with db.read() as session:
-        state = session.get(QueueState, queue)
-    return state is None or state.baseline_at is None
-
-
-def queue_view(db: Database, queue: str) -> QueueView:
-    """The watermark, whether a baseline is due, and the live jobs to re-check."""
-    with db.read() as session:
-        state = session.get(QueueState, queue)
-        rows = session.exec(
-            select(JobSnapshot.data).where(JobSnapshot.queue == queue, col(JobSnapshot.live).is_(True))
-        ).all()
-    live = [Job.model_validate_json(data) for data in rows]
-    baseline = state is None or state.baseline_at is None
-    return QueueView(since=None if baseline else state.watermark if state else None, baseline=baseline, live=live)
+    queue: str
+    started_at: datetime
+    result: DiffResult
+    now: datetime
+    live: Sequence[Job] = ()
+    baseline: bool = False
+    owner_users: Mapping[str, str] = field(default_factory=dict)
+    normal: Normal | None = None
+    rules: QueueRules = QueueRules()
 
 
-def priors(db: Database, queue: str, ids: Sequence[str]) -> dict[str, Prior]:
-    """The stored status and fingerprint of the given jobs (only those, in chunks)."""
-    found: dict[str, Prior] = {}
-    with db.read() as session:
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start : start + CHUNK]
-            rows = session.exec(
-                select(JobSnapshot.job_id, JobSnapshot.status, JobSnapshot.fingerprint).where(
-                    JobSnapshot.queue == queue, col(JobSnapshot.job_id).in_(chunk)
-                )
-            ).all()
-            for job_id, status, fp in rows:
-                found[job_id] = Prior(JobStatus(status), fp)
-    return found
-
-
-def stored_jobs(db: Database, queue: str, ids: Sequence[str]) -> dict[str, Job]:
-    """The stored snapshots of the given jobs (only those, in chunks), as jobs."""
-    found: dict[str, Job] = {}
-    with db.read() as session:
-        for start in range(0, len(ids), CHUNK):
-            rows = session.exec(
-                select(JobSnapshot.data).where(
-                    JobSnapshot.queue == queue, col(JobSnapshot.job_id).in_(ids[start : start + CHUNK])
-                )
-            ).all()
-            for data in rows:
-                job = Job.model_validate_json(data)
-                found[job.id] = job
-    return found
-
-
-def wants(sub: Subscription, job: Job, owner: str | None = None) -> bool:
-    """Whether a subscription's filters let an alert about `job` (its new status, its name, and
-    `owner`, the Slack user id its owner maps to, if known) through."""
-    statuses = {s for s in sub.statuses.split(",") if s}
-    if statuses and job.status not in statuses:
-        return False
-    if sub.owner and owner != sub.owner:
-        return False
-    causes = {c for c in sub.causes.split(",") if c}
-    if causes and job.status in CAUSED and job.extra.get("cause", "unknown") not in causes:
-        return False
-    return not sub.match or fnmatchcase(job.name.lower(), sub.match.lower())
-
-
-def withdraw_unwanted(
-    session: Session,
-    *,
-    team_id: str,
-    channel_id: str,
-    queue: str,
-    sub: Subscription | None,
-    owners_table: Mapping[str, str] | None = None,
-) -> int:
-    """Delete the alerts a channel is still owed (pending, or held by a mute) that its subscription as
-    it now stands no longer wants (`sub` None: it unsubscribed); returns how many. Called in the same
-    transaction as the change, so the filters decide at delivery too; a row being sent stays.
-    `owners_table`: `[owners]`, for an `--owner` filter (with the e-mail lookups already cached)."""
-    rows = session.exec(
-        select(OutboxItem).where(
-            OutboxItem.team_id == team_id,
-            OutboxItem.channel_id == channel_id,
-            OutboxItem.queue == queue,
-            OutboxItem.kind == "alert",
-            col(OutboxItem.state).in_(("pending", "muted", "held")),
-        )
-    ).all()
-    jobs = [(r, Job.model_validate_json(r.payload)) for r in rows]
-    users: dict[str, str] = {}
-    if sub is not None and sub.owner:
-        values = {str(j.extra.get(owners.OWNER_KEY) or "") for _, j in jobs} - {""}
-        users = owners.known_users(session, team_id, values, owners_table or {})
-    unwanted = [
-        r
-        for r, job in jobs
-        if sub is None or not wants(sub, job, users.get(str(job.extra.get(owners.OWNER_KEY) or "")))
-    ]
-    for row in unwanted:
-        session.delete(row)
-    return len(unwanted)
-
-
-def snapshot_row(job: Job, now: datetime) -> dict[str, object]:
-    """A JobSnapshot row for `job`."""
-    return {
-        "queue": job.queue,
-        "job_id": job.id,
-        "name": job.name,
-        "status": job.status.value,
-        "live": not job.status.terminal,
-        "fingerprint": fingerprint(job),
-        "created_at": job.created_at,
-        "seen_at": now,
-        "data": job.model_dump_json(),
-    }
-
-
-def alert_rows(
-    subs: Iterable[Subscription],
-    transitions: Iterable[Transition],
-    now: datetime,
-    owner_users: Mapping[str, str] | None = None,
-) -> list[dict[str, object]]:
-    """One pending outbox row per (transition x subscribed channel that wants it); `owner_users`:
-    job id -> its owner's Slack user id, for subscriptions with an owner filter. A quiet transition
-    (within a provider's retry, bot/pipeline/diff.py) gets none."""
-    rows: list[dict[str, object]] = []
-    active = [s for s in subs if s.paused_reason is None]
-    users = owner_users or {}
-    for t in transitions:
-        if t.quiet:
-            continue
-        for sub in active:
-            if not wants(sub, t.job, users.get(t.job.id)):
-                continue
-            rows.append(
-                {
-                    "alert_id": t.alert_id,
-                    "kind": "alert",
-                    "team_id": sub.team_id,
-                    "channel_id": sub.channel_id,
-                    "queue": t.job.queue,
-                    "job_id": t.job.id,
-                    "old_status": t.old.value if t.old else None,
-                    "new_status": t.job.status.value,
-                    "payload": t.job.model_dump_json(),
-                    "state": "pending",
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
-            )
-    return rows
-
-
-def retry_rows(
-    session: Session,
-    subs: Iterable[Subscription],
-    jobs: Iterable[Job],
-    alerts: Sequence[Mapping[str, object]],
-    now: datetime,
-) -> list[dict[str, object]]:
-    """The thread notes owed for failed attempts that the provider retries (providers/attempts.py).
-
-    `jobs`: the jobs this poll stores anew. Each live job on attempt n > 1 owes one note, "attempt
-    n-1 of N failed: <cause>, retrying", to each active subscribed channel whose name filter takes
-    it and that has a thread for the job (or gets its first alert about the job in this poll). Its
-    alert_id `retry:<queue>:<job id>:<n-1>` makes the outbox's unique key keep it to one per attempt
-    and channel, however often the job is stored again and across restarts. A note is thread-only:
-    delivery never posts it at the channel's top level; a muted channel gets none.
-    """
-    retrying = [(job, text) for job in jobs if (text := retry_text(job)) is not None]
-    if not retrying:
-        return []
-    active = [s for s in subs if s.paused_reason is None]
-    first = {(str(a["channel_id"]), str(a["job_id"])): str(a["alert_id"]) for a in alerts if a["kind"] == "alert"}
-    rows: list[dict[str, object]] = []
-    for job, text in retrying:
-        threads = {
-            (t.team_id, t.channel_id)
-            for t in session.exec(select(JobThread).where(JobThread.queue == job.queue, JobThread.job_id == job.id))
-        }
-        for sub in active:
-            after = first.get((sub.channel_id, job.id))
-            if (sub.team_id, sub.channel_id) not in threads and after is None:
-                continue
-            if sub.match and not fnmatchcase(job.name.lower(), sub.match.lower()):
-                continue
-            rows.append(
-                {
-                    "alert_id": f"retry:{job.queue}:{job.id}:{attempt_of(job) - 1}",
-                    "kind": "note",
-                    "team_id": sub.team_id,
-                    "channel_id": sub.channel_id,
-                    "queue": job.queue,
-                    "job_id": job.id,
-                    "old_status": None,
-                    "new_status": job.status.value,
-                    "payload": owners.note_payload(text, after=after or ""),
-                    "state": "pending",
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
-            )
-    return rows
-
-
-def history_rows(transitions: Iterable[Transition], now: datetime) -> list[dict[str, object]]:
-    """The transition history (for `--dry-run`, bot/routing.py): one compact row per status change."""
-    return [
-        {
-            "queue": t.job.queue,
-            "job_id": t.job.id,
-            "name": t.job.name,
-            "old": t.old.value if t.old else None,
-            "new": t.job.status.value,
-            "reason": t.job.reason,
-            "at": now,
-        }
-        for t in transitions
-    ]
-
-
-def hold_muted(session: Session, rows: list[dict[str, object]], *, queue: str, now: datetime) -> None:
-    """Alerts for a muted channel+queue(+job) are recorded as `muted`: kept, never posted."""
-    silenced = {
-        (m.team_id, m.channel_id, m.job_id)
-        for m in session.exec(select(Mute).where(Mute.queue == queue, col(Mute.until) > now)).all()
-    }
-    for row in rows:
-        team, channel = row["team_id"], row["channel_id"]
-        if {(team, channel, ""), (team, channel, row.get("job_id", ""))} & silenced:
-            row["state"] = "muted"
-
-
-def dm_row(*, alert_id: str, team_id: str, user_id: str, t: Transition, now: datetime) -> dict[str, object]:
-    """An outbox row for a direct message to one person about one job: `channel_id` is the user's
-    id until delivery opens the IM (conversations.open)."""
-    return {
-        "alert_id": alert_id,
-        "kind": "dm",
-        "team_id": team_id,
-        "channel_id": user_id,
-        "queue": t.job.queue,
-        "job_id": t.job.id,
-        "old_status": t.old.value if t.old else None,
-        "new_status": t.job.status.value,
-        "payload": t.job.model_dump_json(),
-        "state": "pending",
-        "next_attempt_at": now,
-        "created_at": now,
-    }
-
-
-def watch_rows(
-    session: Session, queue: str, transitions: Sequence[Transition], now: datetime
-) -> list[dict[str, object]]:
-    """The direct messages a poll owes the people watching its jobs, and the end of their watches.
-
-    A watched job that ends gets one DM per watcher and the watch is deleted (in the poll's
-    transaction); one that moves from queued to running gets one DM too, keyed by the job so a
-    job that runs twice says so once. Channel mutes do not hold DMs back.
-    """
-    moved = {t.job.id: t for t in transitions if t.job.status.terminal or _started(t)}
-    rows: list[dict[str, object]] = []
-    ids = list(moved)
-    for start in range(0, len(ids), CHUNK):
-        watches = session.exec(
-            select(Watch).where(Watch.queue == queue, col(Watch.job_id).in_(ids[start : start + CHUNK]))
-        ).all()
-        for watch in watches:
-            t = moved[watch.job_id]
-            if t.job.status.terminal:
-                key = f"dm-end:{t.alert_id}"
-                session.delete(watch)
-            else:
-                key = "dm-run:" + hashlib.sha256(f"{queue}|{t.job.id}".encode()).hexdigest()[:32]
-            rows.append(dm_row(alert_id=key, team_id=watch.team_id, user_id=watch.user_id, t=t, now=now))
-    return rows
-
-
-def owner_rows(
-    alerts: Iterable[Mapping[str, object]],
-    transitions: Sequence[Transition],
-    users: Mapping[str, str],
-    *,
-    notify: str,
-    watchers: set[tuple[str, str]],
-    dm_team: str,
-    now: datetime,
-) -> list[dict[str, object]]:
-    """The outbox rows an owner is owed for this poll's transitions.
-
-    `users`: job id -> the owner's validated Slack user id. `alerts`: the alert rows this poll
-    writes; each failure or time-out alert that is to be posted (pending, or held for quiet hours)
-    gets one note, after it, in the same channel, that mentions the owner in the job's thread
-    (delivery never posts it at the channel's top level). With `notify = "dm"` a job that ends
-    also sends the owner the watcher's DM, unless they watch it (`watchers`: (job id, user)).
-    """
-    if notify == "off":
-        return []
-    by_id = {t.job.id: t for t in transitions}
-    rows: list[dict[str, object]] = []
-    for alert in alerts:
-        t = by_id.get(str(alert["job_id"]))
-        user = users.get(str(alert["job_id"]))
-        if (
-            t is None
-            or user is None
-            or t.job.status not in owners.MENTION_ON
-            or alert["state"] not in ("pending", "held")
-        ):
-            continue
-        rows.append(
-            {
-                **alert,
-                "alert_id": f"owner:{t.alert_id}",
-                "kind": "note",
-                "old_status": None,
-                "payload": owners.note_payload(owners.mention_text(user, t.job), after=str(alert["alert_id"])),
-                "state": "pending",
-            }
-        )
-    if notify == "dm":
-        for t in transitions:
-            user = users.get(t.job.id)
-            if user is not None and t.job.status.terminal and (t.job.id, user) not in watchers:
-                rows.append(dm_row(alert_id=f"dm-owner:{t.alert_id}", team_id=dm_team, user_id=user, t=t, now=now))
-    return rows
-
-
-def log_tail_rows(
-    alerts: Iterable[Mapping[str, object]], transitions: Sequence[Transition], now: datetime
-) -> list[dict[str, object]]:
-    """One log-tail request (bot/logtail.py) per failure or time-out that some channel is to be told
-    about (an alert row pending, or held for quiet hours); none when no channel wants the alert."""
-    told = {str(a["alert_id"]) for a in alerts if a.get("kind") == "alert" and a["state"] in ("pending", "held")}
-    return [
-        {
-            "alert_id": t.alert_id,
-            "queue": t.job.queue,
-            "job_id": t.job.id,
-            "job": t.job.model_dump_json(),
-            "state": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        }
-        for t in transitions
-        if t.job.status in LOG_TAIL_ON and t.alert_id in told
-    ]
-
-
-def _started(t: Transition) -> bool:
-    return t.old is JobStatus.QUEUED and t.job.status is JobStatus.RUNNING
-
-
-def notice_row(*, team_id: str, channel_id: str, queue: str, key: str, text: str, now: datetime) -> dict[str, object]:
-    """An outbox row for an operator notice (provider outage or recovery)."""
-    return {
-        "alert_id": key,
-        "kind": "notice",
-        "team_id": team_id,
-        "channel_id": channel_id,
-        "queue": queue,
-        "payload": json.dumps({"text": text}),
-        "state": "pending",
-        "next_attempt_at": now,
-        "created_at": now,
-    }
-
-
-def commit_poll(
-    db: Database,
-    *,
-    queue: str,
-    started_at: datetime,
-    result: DiffResult,
-    now: datetime,
-    fence: Fence | None,
-    ops_channel: str | None = None,
-    ops_team: str = "",
-    timezone: str = "UTC",
-    owner_users: Mapping[str, str] | None = None,
-    owner_notify: str = "dm",
-    log_tail: bool = False,
-    normal: Normal | None = None,
-    live: Sequence[Job] = (),
-    baseline: bool = False,
-) -> int:
-    """Write snapshots (and the strings that name each job), cursor, health and outbox rows in one
-    transaction; returns rows enqueued. `timezone` is that of quiet hours that name none (bot/quiet.py).
-    `owner_users`: job id -> its owner's Slack user id, for `owner_rows` (bot/owners.py) and the
-    subscriptions' `--owner` filter. `log_tail`: the queue wants failures' log tails; their requests
-    are written here, read later (bot/logtail.py).
-    With `normal` (the queue's history, kept by the worker), finished jobs go into run_history, alerts
-    carry what is usual, and slow or stuck jobs among `live` are flagged (bot/pipeline/normal.py).
-    `baseline`: this is the queue's first poll (its history is recorded sparingly)."""
+def commit_poll(db: Database, poll: PollCommit, *, fence: Fence | None) -> int:
+    """Write the poll's snapshots, cursor, health and outbox rows in one transaction; returns rows enqueued."""
     with db.write() as session:
         if fence is not None:
             fence.check(session)
-        for start in range(0, len(result.upserts), CHUNK):
-            chunk = result.upserts[start : start + CHUNK]
-            upsert(session, JobSnapshot, [snapshot_row(j, now) for j in chunk], keys=["queue", "job_id"])
-            insert_ignore(session, JobRef, [row for j in chunk for row in ref_rows(j)])
-        history = history_rows(result.transitions, now)
-        for start in range(0, len(history), CHUNK):
-            session.execute(insert(TransitionRecord), history[start : start + CHUNK])
-        subs = session.exec(select(Subscription).where(Subscription.queue == queue)).all()
-        transitions: list[Transition] = result.transitions
-        flagged: list[Flag] = []
-        if normal is not None:
-            transitions, flagged = apply_normal(
+        before = queues.polled(session, poll.queue, started_at=poll.started_at, now=poll.now)
+        snapshots.write(session, poll.result.upserts, poll.now)
+        snapshots.record_changes(session, [(t.job, t.old) for t in poll.result.transitions], poll.now)
+        shown: list[Transition] = poll.result.transitions
+        flags: list[Flag] = []
+        if poll.normal is not None:
+            shown, flags = apply_normal(
                 session,
-                result=result,
-                normal=normal,
-                live=live,
-                now=now,
-                baseline=baseline,
+                result=poll.result,
+                normal=poll.normal,
+                live=poll.live,
+                now=poll.now,
+                baseline=poll.baseline,
                 token=fence.token if fence is not None else None,
             )
-        rows = alert_rows(subs, transitions, now, owner_users) + flag_rows(subs, flagged, now, owner_users)
-        hold_muted(session, rows, queue=queue, now=now)
-        quiet.hold_quiet(rows, subs, now=now, default_tz=timezone)
-        watched = watch_rows(session, queue, result.transitions, now)
-        if owner_users:
-            watchers = {(str(r["job_id"]), str(r["channel_id"])) for r in watched}
-            dm_team = subs[0].team_id if subs else ops_team
-            rows.extend(
-                owner_rows(
-                    list(rows),
-                    result.transitions,
-                    owner_users,
-                    notify=owner_notify,
-                    watchers=watchers,
-                    dm_team=dm_team,
-                    now=now,
-                )
-            )
-        rows.extend(watched)
-        if log_tail:
-            insert_ignore(session, LogTailRequest, log_tail_rows(rows, result.transitions, now))
-        state = session.get(QueueState, queue) or QueueState(queue=queue)
-        notes = [] if state.baseline_at is None else retry_rows(session, subs, result.upserts, rows, now)
-        if notes:  # a baseline announces nothing, retries included
-            hold_muted(session, notes, queue=queue, now=now)
-            rows.extend(n for n in notes if n["state"] != "muted")
-        if state.outage_notified and ops_channel:
-            rows.append(
-                notice_row(
-                    team_id=ops_team,
-                    channel_id=ops_channel,
-                    queue=queue,
-                    key=f"recovered:{queue}:{started_at.isoformat()}",
-                    text=f"Queue {queue} is polling again after {state.consecutive_failures} failed polls.",
-                    now=now,
-                )
-            )
-        if state.baseline_at is None:
-            state.baseline_at = now
-        state.watermark = started_at
-        state.last_poll_at = now
-        state.last_success_at = now
-        state.last_error = None
-        state.consecutive_failures = 0
-        state.outage_notified = False
-        session.add(state)
-        return sum(insert_ignore(session, OutboxItem, rows[i : i + CHUNK]) for i in range(0, len(rows), CHUNK))
+        rules = poll.rules
+        told = Told(
+            queue=poll.queue,
+            now=poll.now,
+            changed=poll.result.transitions,
+            shown=shown,
+            flags=flags,
+            upserts=poll.result.upserts,
+            users=poll.owner_users,
+            timezone=rules.timezone,
+            owner_notify=rules.owner_notify,
+            ops_team=rules.ops_team,
+            log_tail=rules.log_tail,
+            after_baseline=before.baselined,
+        )
+        due = owed(session, subscriptions.for_queue(session, poll.queue), told)
+        log_tails.request(session, [(t.alert_id, t.job) for t in due.log_tails], poll.now)
+        rows = due.rows
+        if before.outage_notified and rules.ops_channel:
+            text = f"Queue {poll.queue} is polling again after {before.failures} failed polls."
+            rows.append(_notice(recovered_id(poll.queue, poll.started_at), text, poll.queue, rules, poll.now))
+        return outbox.insert(session, rows)
+
+
+def _notice(key: str, text: str, queue: str, rules: QueueRules, now: datetime) -> OutboxRow:
+    return OutboxRow.notice(key, text, team_id=rules.ops_team, channel_id=rules.ops_channel or "", queue=queue, now=now)
 
 
 def outage_text(queue: str, failures: int, error: str, remedy: str | None) -> str:
@@ -557,9 +126,7 @@ def record_failure(
     error: str,
     now: datetime,
     fence: Fence | None,
-    threshold: int,
-    ops_channel: str | None,
-    ops_team: str = "",
+    rules: QueueRules,
     remedy: str | None = None,
 ) -> bool:
     """Count a failed poll; returns True when this failure crosses the threshold (notice sent once).
@@ -570,29 +137,10 @@ def record_failure(
     with db.write() as session:
         if fence is not None:
             fence.check(session)
-        state = session.get(QueueState, queue) or QueueState(queue=queue)
-        state.consecutive_failures += 1
-        state.last_poll_at = now
-        state.last_error = error
-        due = remedy is not None or state.consecutive_failures >= threshold
-        crossed = due and not state.outage_notified
-        if crossed:
-            state.outage_notified = True
-            if ops_channel:
-                text = outage_text(queue, state.consecutive_failures, error, remedy)
-                insert_ignore(
-                    session,
-                    OutboxItem,
-                    [
-                        notice_row(
-                            team_id=ops_team,
-                            channel_id=ops_channel,
-                            queue=queue,
-                            key=f"outage:{queue}:{now.isoformat()}",
-                            text=text,
-                            now=now,
-                        )
-                    ],
-                )
-        session.add(state)
-        return crossed
+        crossed = queues.failed(
+            session, queue, error=error, now=now, threshold=rules.failure_threshold, at_once=remedy is not None
+        )
+        if crossed is not None and rules.ops_channel:
+            text = outage_text(queue, crossed.failures, error, remedy)
+            outbox.insert(session, [_notice(outage_id(queue, now), text, queue, rules, now)])
+        return crossed is not None

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.clock import Clock
+from bot.core.clock import Clock
 from bot.pipeline.diff import DiffResult, Transition
 from providers import Job, JobSource, JobStatus, ProviderError
 from providers.causes import with_cause

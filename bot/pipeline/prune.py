@@ -1,7 +1,7 @@
 """Retention: forget what is old so the store grows with activity, not with history.
 
 Terminal job snapshots not seen to change for `retention` are deleted with their thread
-pointers, job_ref, stop_request and watch rows, and settled outbox rows (SETTLED_STATES: sent, dead, muted,
+pointers, job_ref, stop_request and watch rows, and settled outbox rows (core.outbox.SETTLED: sent, dead, muted,
 silenced, digested) and settled log_tail requests older than `retention` go too, as does the transition
 history older than TRANSITION_KEEP.
 Live jobs, rows still owed (pending, sending) and the audit table are never pruned. A pruned job that a provider
@@ -15,22 +15,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, tuple_
-from sqlmodel import col, select
-
-from bot.db import Database
-from bot.pipeline.enqueue import Fence
-from bot.tables import (
-    SETTLED_STATES,
-    JobRef,
-    JobSnapshot,
-    JobThread,
-    LogTailRequest,
-    OutboxItem,
-    StopRequest,
-    TransitionRecord,
-    Watch,
-)
+from bot.store import pruning
+from bot.store.db import Database
+from bot.store.lease import Fence
 
 log = logging.getLogger(__name__)
 
@@ -56,45 +43,14 @@ def prune(db: Database, *, now: datetime, retention: timedelta, fence: Fence | N
         with db.write() as session:
             if fence is not None:
                 fence.check(session)
-            keys = session.exec(
-                select(JobSnapshot.queue, JobSnapshot.job_id)
-                .where(col(JobSnapshot.live).is_(False), JobSnapshot.seen_at < cutoff)
-                .limit(BATCH)
-            ).all()
-            if keys:
-                pairs = [(q, j) for q, j in keys]
-                session.execute(delete(JobThread).where(tuple_(col(JobThread.queue), col(JobThread.job_id)).in_(pairs)))
-                session.execute(delete(JobRef).where(tuple_(col(JobRef.queue), col(JobRef.job_id)).in_(pairs)))
-                session.execute(
-                    delete(StopRequest).where(tuple_(col(StopRequest.queue), col(StopRequest.job_id)).in_(pairs))
-                )
-                session.execute(delete(Watch).where(tuple_(col(Watch.queue), col(Watch.job_id)).in_(pairs)))
-                session.execute(
-                    delete(JobSnapshot).where(tuple_(col(JobSnapshot.queue), col(JobSnapshot.job_id)).in_(pairs))
-                )
-            ids = session.exec(
-                select(OutboxItem.id)
-                .where(col(OutboxItem.state).in_(SETTLED_STATES), OutboxItem.created_at < cutoff)
-                .limit(BATCH)
-            ).all()
-            if ids:
-                session.execute(delete(OutboxItem).where(col(OutboxItem.id).in_(ids)))
-            tails = session.exec(
-                select(LogTailRequest.id)
-                .where(LogTailRequest.state != "pending", LogTailRequest.created_at < cutoff)
-                .limit(BATCH)
-            ).all()
-            if tails:
-                session.execute(delete(LogTailRequest).where(col(LogTailRequest.id).in_(tails)))
-            old = session.exec(
-                select(TransitionRecord.id).where(TransitionRecord.at < history_cutoff).limit(BATCH)
-            ).all()
-            if old:
-                session.execute(delete(TransitionRecord).where(col(TransitionRecord.id).in_(old)))
-        done.snapshots += len(keys)
-        done.outbox += len(ids)
-        done.transitions += len(old)
-        if len(keys) < BATCH and len(ids) < BATCH and len(old) < BATCH:
+            jobs = pruning.forget_jobs(session, cutoff, BATCH)
+            outbox = pruning.settled_outbox(session, cutoff, BATCH)
+            pruning.settled_log_tails(session, cutoff, BATCH)
+            transitions = pruning.transitions(session, history_cutoff, BATCH)
+        done.snapshots += jobs
+        done.outbox += outbox
+        done.transitions += transitions
+        if jobs < BATCH and outbox < BATCH and transitions < BATCH:
             break
     if done.snapshots or done.outbox:
         log.info("pruned snapshots=%d outbox=%d cutoff=%s", done.snapshots, done.outbox, cutoff.isoformat())

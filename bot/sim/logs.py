@@ -4,7 +4,7 @@ Only what jobwatch's log tail asks (providers/_logs.py), answered the way the se
 botocore's model logs 2014-03-28 (`X-Amz-Target: Logs_20140328.<Operation>`): streams filtered by
 `logStreamNamePrefix` and ordered by name (`descending`, `limit` up to 50, `nextToken`), events
 oldest first, the latest `limit` of them with `startFromHead=false`, and `ResourceNotFoundException`
-(HTTP 400) for a missing log group or stream. tests/providers/test_logs_sim.py holds it to what
+(HTTP 400) for a missing log group or stream. tests/providers/test_log_tail.py holds it to what
 moto answers for the same calls. Scripted errors (`fail_next`) and a request log, like the other
 simulators. Point boto3's `logs` client at it with endpoint_url (a queue's `logs_endpoint_url`).
 """
@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.clock import Clock, utcnow
+from bot.core.clock import Clock, utcnow
 from bot.sim.http import LocalServer, Request, Response, Served
 
 JSON11 = "application/x-amz-json-1.1"

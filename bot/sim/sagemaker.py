@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.clock import Clock, utcnow
+from bot.core.clock import Clock, utcnow
 from bot.sim.http import BAD_DETAIL, LocalServer, Request, Response, Served, next_fault
 from bot.sim.logs import LogsSim
 from providers._logs import GROUP

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
-from bot.tables import AuditEntry, Mute, OutboxItem, Subscription
+from bot.store.tables import AuditEntry, Mute, OutboxItem, Subscription
 from tests.conftest import AWS_ENV
 from tests.harness import Bot, queue_config, text_of
 

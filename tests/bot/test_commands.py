@@ -1,6 +1,6 @@
 import pytest
 
-from bot.commands import (
+from bot.slack.grammar import (
     ExportSubscriptions,
     Help,
     ListJobs,

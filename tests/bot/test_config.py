@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bot.config import ConfigError, Settings, load_config
+from bot.core.config import ConfigError, Settings, load_config
 
 GOOD = """
 [bot]

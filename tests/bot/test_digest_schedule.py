@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot import commands, schedules
-from bot.clock import utcnow
+from bot.core.clock import utcnow
+from bot.features import schedules
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
-from bot.tables import AuditEntry, DigestSchedule, OutboxItem
+from bot.slack import grammar
+from bot.store.tables import AuditEntry, DigestSchedule, OutboxItem
 from tests.conftest import AWS_ENV
 from tests.harness import Bot, queue_config, text_of
 from tests.harness import MovableClock as Clock
@@ -167,8 +168,8 @@ def test_schedules_are_listed_removed_and_audited(ml: Bot) -> None:
     ],
 )
 def test_bad_schedules_are_refused(text: str, problem: str) -> None:
-    with pytest.raises(commands.UsageError, match=problem):
-        commands.parse(text)
+    with pytest.raises(grammar.UsageError, match=problem):
+        grammar.parse(text)
 
 
 def test_periods_follow_the_wall_clock_across_daylight_saving() -> None:

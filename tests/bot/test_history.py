@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import history, render
+from bot.blocks import render
+from bot.core import history
+from bot.store import history as run_history
 from providers import Job, JobStatus
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -63,9 +65,9 @@ def test_baseline_rows_skip_families_of_one_and_keep_the_newest() -> None:
         )  # fmt: skip
 
     pairs = [(done(n), f) for n, f in enumerate(["a", "b", "a", "c", "a"])]
-    assert sorted(str(r["job_id"]) for r in history.baseline_rows(pairs)) == ["0", "2", "4"]
+    assert sorted(str(r["job_id"]) for r in run_history.baseline_rows(pairs)) == ["0", "2", "4"]
     many = [(done(n), "a") for n in range(history.KEEP + 5)]
-    kept = history.baseline_rows(many)
+    kept = run_history.baseline_rows(many)
     assert len(kept) == history.KEEP and min(int(str(r["job_id"])) for r in kept) == 5
 
 
@@ -121,8 +123,8 @@ def test_card_shows_duration_against_history() -> None:
 def test_history_keeps_the_newest_runs_of_each_family(tmp_path: Path) -> None:
     from sqlmodel import select
 
-    from bot.db import Database
-    from bot.tables import RunHistory
+    from bot.store.db import Database
+    from bot.store.tables import RunHistory
 
     db = Database(f"sqlite:///{tmp_path / 'h.db'}")
     db.create_all()
@@ -137,10 +139,11 @@ def test_history_keeps_the_newest_runs_of_each_family(tmp_path: Path) -> None:
     for first in (0, 150):  # two cycles: the second pushes the family past KEEP
         with db.write() as session:
             jobs = [done(n, "train") for n in range(first, first + 150)] + [done(first, "eval")]
-            history.record(session, [r for j in jobs if (r := history.history_row(j, history.family_of(j.name)))])
+            rows = [r for j in jobs if (r := run_history.history_row(j, history.family_of(j.name)))]
+            run_history.record(session, rows)
     with db.read() as session:
         kept = session.exec(select(RunHistory.job_id).where(RunHistory.family == "train")).all()
-        usual = history.load(session, "q", ["train", "eval"])
+        usual = run_history.load(session, "q", ["train", "eval"])
     assert len(kept) == history.KEEP and "train-299" in kept and "train-99" not in kept and "train-100" in kept
     assert usual["train"].runs == history.KEEP and usual["eval"].runs == 2
     db.dispose()

@@ -20,12 +20,12 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
 from sqlmodel import select
 
-from bot.config import AppConfig, load_config
-from bot.db import Database
-from bot.listeners import PROVIDER_THREADS
+from bot.core.config import AppConfig, load_config
 from bot.sim.slack import FakeSlack
 from bot.sim.slash import block_action, event, sign, signed_headers, slash_command
-from bot.tables import AuditEntry, Subscription
+from bot.slack.listeners import PROVIDER_THREADS
+from bot.store.db import Database
+from bot.store.tables import AuditEntry, Subscription
 from bot.web import signed_by_slack
 from providers import Job, JobStatus, QueueConfig
 from tests.conftest import SECRET

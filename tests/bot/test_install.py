@@ -10,10 +10,10 @@ import httpx
 import pytest
 import yaml
 
-from bot.config import ConfigError
-from bot.install import SCOPES
+from bot.core.config import ConfigError
 from bot.sim.modzy import ModzySim
 from bot.sim.slack import FakeSlack
+from bot.slack.install import SCOPES
 from tests.harness import Bot, text_of
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,10 +1,10 @@
-"""Provider-backed answers start after the acks that are pending (bot/listeners.py)."""
+"""Provider-backed answers start after the acks that are pending (bot/slack/listeners.py)."""
 
 from __future__ import annotations
 
 import threading
 
-from bot.listeners import AcksFirst, ProviderPool
+from bot.slack.listeners import AcksFirst, ProviderPool
 
 
 def test_provider_work_waits_for_the_pending_ack() -> None:

@@ -1,4 +1,4 @@
-"""Log tails in the failure's thread (bot/logtail.py): through the real app, store, worker and delivery,
+"""Log tails in the failure's thread (bot/pipeline/logtail.py): through the real app, store, worker and delivery,
 against the SageMaker and CloudWatch Logs simulators and the fake Slack."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot.config import ConfigError, parse_config
-from bot.logtail import BACKOFF, TAIL_MAX, TRIES, failure_text, tail_text
+from bot.core.config import ConfigError, parse_config
+from bot.pipeline.logtail import BACKOFF, TAIL_MAX, TRIES, failure_text, tail_text
 from bot.sim.http import LocalServer, Request, Response
 from bot.sim.logs import LogsSim
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack, Fault
-from bot.tables import LogTailRequest, OutboxItem
+from bot.store.tables import LogTailRequest, OutboxItem
 from providers import AuthError, Job, JobStatus, LogTail
 from providers._aws import AwsQueue
 from providers._logs import GROUP

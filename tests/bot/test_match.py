@@ -9,7 +9,7 @@ from sqlmodel import col, select
 
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
-from bot.tables import OutboxItem
+from bot.store.tables import OutboxItem
 from tests.conftest import AWS_ENV
 from tests.harness import Bot, queue_config, text_of
 

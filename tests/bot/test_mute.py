@@ -12,7 +12,7 @@ from sqlmodel import select
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from bot.sim.slash import slash_command
-from bot.tables import AuditEntry, Mute, OutboxItem, Subscription
+from bot.store.tables import AuditEntry, Mute, OutboxItem, Subscription
 from tests.conftest import SECRET
 from tests.harness import Bot, text_of
 from tests.harness import MovableClock as Clock

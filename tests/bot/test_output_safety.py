@@ -8,7 +8,7 @@ from sqlmodel import select
 from bot.sim.checks import block_problems, live_markup
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
-from bot.tables import OutboxItem
+from bot.store.tables import OutboxItem
 from tests.harness import Bot, text_of
 
 HOSTILE = [

@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from bot.blocks.render import UNWATCH_ACTION
 from bot.check import email_scope_problems
-from bot.config import ConfigError, parse_config
-from bot.render import UNWATCH_ACTION
-from bot.routing import export_toml, reconcile
+from bot.core.config import ConfigError, parse_config
+from bot.features.routing import export_toml, reconcile
 from bot.sim.slack import FakeSlack, Fault
-from bot.tables import EmailUser, Subscription
+from bot.store import subscriptions
+from bot.store.tables import EmailUser
 from tests.bot.test_owners import NAME_RULE, make_bot, mentions, run
 from tests.bot.test_watch import ALICE, BOB, pai_kit, sagemaker_kit
 from tests.harness import text_of
@@ -191,7 +192,7 @@ def test_a_bad_owner_gets_usage_naming_the_problem(
         reply = text_of(bot.command(text, channel="C1"))
         assert problem in reply and "--owner &lt;@USER&gt;" in reply, reply
         with bot.runtime.db.read() as session:
-            assert session.exec(select(Subscription)).all() == []
+            assert subscriptions.every(session) == []
     finally:
         bot.close()
         kit.sim.stop()
@@ -215,7 +216,7 @@ def test_owner_in_the_queues_file_filters_and_round_trips(tmp_path: Path, databa
         assert "alice-bert" in c1 and "bob-t5" not in c1, c1
         assert "bob-t5" in " ".join(text_of(m) for m in slack.posts("C2"))
         with bot.runtime.db.read() as session:
-            stored = list(session.exec(select(Subscription)).all())
+            stored = subscriptions.every(session)
         exported = export_toml(stored)
         assert f'owner = "{ALICE}"' in exported, exported
         config = bot.runtime.config

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, parse_config
+from bot.core.config import ConfigError, parse_config
+from bot.pipeline.tags import MAX_TAG_TRIES
 from bot.sim.slack import FakeSlack
-from bot.tags import MAX_TAG_TRIES
 from tests.bot.test_owners import make_bot, mentions, run
 from tests.bot.test_watch import ALICE, Kit, batch_kit, sagemaker_kit
 from tests.harness import Bot, text_of

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.config import ConfigError, parse_config
+from bot.core.config import ConfigError, parse_config
 from bot.sim.slack import FakeSlack
 from tests.bot.test_watch import ALICE, BOB, Kit, modzy_kit, pai_kit, sagemaker_kit
 from tests.harness import Bot, text_of

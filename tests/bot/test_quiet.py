@@ -12,14 +12,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from bot import commands
-from bot.clock import utcnow
-from bot.config import ConfigError, parse_config
-from bot.quiet import parse_window, window_end
+from bot.core.clock import utcnow
+from bot.core.config import ConfigError, parse_config
+from bot.core.quiet import parse_window, window_end
 from bot.runtime import reload_subscriptions
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
-from bot.tables import OutboxItem, Subscription
+from bot.slack import grammar
+from bot.store.tables import OutboxItem, Subscription
 from tests.conftest import AWS_ENV
 from tests.harness import Bot, queue_config, text_of
 from tests.harness import MovableClock as Clock
@@ -168,8 +168,8 @@ def test_window_math_crosses_midnight_and_daylight_saving() -> None:
     ],
 )
 def test_bad_quiet_hours_are_refused(text: str, problem: str) -> None:
-    with pytest.raises(commands.UsageError, match=problem):
-        commands.parse(text)
+    with pytest.raises(grammar.UsageError, match=problem):
+        grammar.parse(text)
     assert parse_window("20:00-08:00") == ("20:00", "08:00")
 
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot.config import ConfigError
+from bot.core.config import ConfigError
 from bot.runtime import reload_subscriptions
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
-from bot.tables import AuditEntry, OutboxItem, Subscription, TransitionRecord
+from bot.store.tables import AuditEntry, OutboxItem, Subscription, TransitionRecord
 from tests.conftest import AWS_ENV, TOKEN
 from tests.harness import Bot, queue_config, text_of
 from tests.harness import MovableClock as Clock

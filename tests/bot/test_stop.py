@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from bot import render
-from bot.clock import utcnow
+from bot.blocks import render
+from bot.core.clock import utcnow
 from bot.sim.slack import FakeSlack
-from bot.tables import AuditEntry, StopRequest
+from bot.store.tables import AuditEntry, StopRequest
 from tests.harness import Bot, SimQueue, sim_queue, text_of
 
 OPERATOR = "UOP0001"

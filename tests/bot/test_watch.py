@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot import render
+from bot.blocks import render
 from bot.sim.slack import FakeSlack, Fault
-from bot.tables import OutboxItem, Watch
+from bot.store.tables import OutboxItem, Watch
 from tests.harness import Bot, MovableClock, SimQueue, sim_queue, text_of
 
 ALICE = "UALICE01"

@@ -15,7 +15,8 @@ from sqlmodel import col, select
 
 from bot.sim.modzy import ModzySim
 from bot.sim.slack import FakeSlack, Fault
-from bot.tables import OutboxItem, Subscription
+from bot.store.tables import OutboxItem, Subscription
+from tests.conftest import TEAM
 from tests.harness import Bot, MovableClock, text_of
 
 RECOVERY = timedelta(seconds=21)  # past the deliverer's recovery_after
@@ -155,6 +156,32 @@ def test_invalid_auth_keeps_every_row_and_stops_the_workspace(
     clock.offset += timedelta(minutes=6)
     bot.runtime.worker.deliver()
     assert len(slack.posts()) == 6 and {r.state for r in rows(bot)} == {"sent"}
+
+
+def test_a_row_of_an_unknown_kind_is_dead_and_holds_nothing_up(
+    bot: Bot, slack: FakeSlack, modzy: ModzySim, clock: MovableClock
+) -> None:
+    with bot.runtime.db.write() as session:  # a kind this version does not know, owed before anything else
+        session.add(
+            OutboxItem(
+                alert_id="from-a-newer-version",
+                kind="poll",
+                team_id=TEAM,
+                channel_id="C1",
+                queue="inference",
+                payload='{"text": "which one?"}',
+                next_attempt_at=clock(),
+                created_at=clock(),
+            )
+        )
+    modzy.add("ocr")
+    bot.cycle()
+    unknown, alert = rows(bot, "C1")
+    assert unknown.state == "dead" and unknown.last_error == "unknown kind: poll" and unknown.slack_ts is None
+    assert alert.state == "sent" and slack.alert_ids("C1") == [alert.alert_id]  # the channel went on
+    assert len(slack.posts("C2")) == 1  # and so did the round
+    bot.runtime.worker.deliver()
+    assert post_calls(slack, "C1") == 1 and rows(bot, "C1")[0].state == "dead"  # never tried again
 
 
 def test_many_alerts_for_one_channel_become_one_digest(

@@ -2,7 +2,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.pipeline.diff import Prior, diff, fingerprint
+from bot.core.snapshot import Prior, fingerprint
+from bot.pipeline.diff import diff
 from providers import Job, JobStatus
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

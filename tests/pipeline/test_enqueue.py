@@ -3,10 +3,10 @@ from datetime import UTC, datetime
 
 from sqlmodel import func, select
 
-from bot.db import Database
 from bot.pipeline.diff import DiffResult
-from bot.pipeline.enqueue import commit_poll
-from bot.tables import JobSnapshot
+from bot.pipeline.enqueue import PollCommit, commit_poll
+from bot.store.db import Database
+from bot.store.tables import JobSnapshot
 from providers import Job, JobStatus
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -18,7 +18,7 @@ def test_a_baseline_bigger_than_sqlites_variable_limit_is_stored(db: Database) -
         Job(queue="q", id=f"j{i}", name=f"j{i}", status=JobStatus.SUCCEEDED, native_status="done")
         for i in range(30_000)
     ]
-    commit_poll(db, queue="q", started_at=T0, result=DiffResult(jobs, []), now=T0, fence=None)
+    commit_poll(db, PollCommit(queue="q", started_at=T0, result=DiffResult(jobs, []), now=T0), fence=None)
     with db.read() as session:
         assert session.exec(select(func.count()).select_from(JobSnapshot)).one() == 30_000
 
@@ -33,7 +33,7 @@ def test_a_provider_string_with_a_lone_surrogate_does_not_block_its_queue(db: Da
         )
     )
     assert (job.id, job.name, job.reason, job.extra["k"]) == ("j?", "bad ? name", "x?", "?")
-    commit_poll(db, queue="q", started_at=T0, result=DiffResult([job], []), now=T0, fence=None)
+    commit_poll(db, PollCommit(queue="q", started_at=T0, result=DiffResult([job], []), now=T0), fence=None)
     with db.read() as session:
         (row,) = session.exec(select(JobSnapshot)).all()
     assert row.name == "bad ? name"

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.db import Database
-from bot.lease import LeaseKeeper, machine_identity, process_owner
 from bot.pipeline.diff import DiffResult
-from bot.pipeline.enqueue import LostLease, commit_poll
+from bot.pipeline.enqueue import PollCommit, commit_poll
+from bot.store.db import Database
+from bot.store.lease import LeaseKeeper, LostLease, machine_identity, process_owner
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -39,9 +39,13 @@ def test_one_holder_then_takeover_fences_the_old_one(db: Database) -> None:
     assert fence_b is not None and fence_b.token == fence_a.token + 1
     # a wakes up: its writes are refused, and it does not get the lease back while b renews
     with pytest.raises(LostLease):
-        commit_poll(db, queue="q", started_at=clock.now, result=DiffResult([], []), now=clock.now, fence=fence_a)
+        commit_poll(
+            db, PollCommit(queue="q", started_at=clock.now, result=DiffResult([], []), now=clock.now), fence=fence_a
+        )
     assert a.renew() is None
-    commit_poll(db, queue="q", started_at=clock.now, result=DiffResult([], []), now=clock.now, fence=fence_b)
+    commit_poll(
+        db, PollCommit(queue="q", started_at=clock.now, result=DiffResult([], []), now=clock.now), fence=fence_b
+    )
 
 
 def test_release_lets_a_standby_take_over_at_once(db: Database) -> None:
@@ -70,8 +74,10 @@ def test_a_dead_process_of_this_machine_loses_the_lease_at_once(db: Database) ->
     fence = successor.renew()  # no time has passed: the lease has not expired
     assert fence is not None and fence.token == fence_dead.token + 1
     with pytest.raises(LostLease):  # the dead holder's fence never writes again
-        commit_poll(db, queue="q", started_at=clock.now, result=DiffResult([], []), now=clock.now, fence=fence_dead)
-    commit_poll(db, queue="q", started_at=clock.now, result=DiffResult([], []), now=clock.now, fence=fence)
+        commit_poll(
+            db, PollCommit(queue="q", started_at=clock.now, result=DiffResult([], []), now=clock.now), fence=fence_dead
+        )
+    commit_poll(db, empty(clock.now), fence=fence)
     assert dead.renew() is None
 
 
@@ -110,3 +116,8 @@ def test_owner_names_host_pid_and_machine() -> None:
     host, pid, token, machine = process_owner().rsplit(":", 3)
     assert host == socket.gethostname() and pid == str(os.getpid()) and len(token) == 8
     assert machine == machine_identity() and (machine == "" or len(machine) == 12)
+
+
+def empty(now: datetime) -> PollCommit:
+    """A poll of queue q that found nothing."""
+    return PollCommit(queue="q", started_at=now, result=DiffResult([], []), now=now)

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
-from bot.db import Database
-from bot.lease import LeaseKeeper
 from bot.pipeline.prune import prune
-from bot.tables import AuditEntry, JobRef, JobSnapshot, JobThread, OutboxItem, StopRequest, TransitionRecord
+from bot.store.db import Database
+from bot.store.lease import LeaseKeeper
+from bot.store.tables import AuditEntry, JobRef, JobSnapshot, JobThread, OutboxItem, StopRequest, TransitionRecord
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 OLD = NOW - timedelta(days=40)
@@ -74,7 +74,7 @@ def test_prune_works_in_batches(db: Database) -> None:
 
 def test_a_large_baseline_is_written_in_bounded_statements(db: Database) -> None:
     """10k jobs x 9 columns: far past SQLite's 32,766 bound parameters for one INSERT."""
-    from bot.db import upsert
+    from bot.store.db import upsert
 
     rows = [
         {

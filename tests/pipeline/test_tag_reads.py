@@ -1,4 +1,4 @@
-"""Tag reads (bot/tags.py) against the SageMaker simulator made slow: a few at a time, within the
+"""Tag reads (bot/pipeline/tags.py) against the SageMaker simulator made slow: a few at a time, within the
 adapter's deadline; what the deadline cuts off stays unread (no failure counted) for a later cycle."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from bot.pipeline.tags import TAG_FAILURES, TAG_WORKERS, TAGS_READ, read_tags, with_tag_owners
 from bot.sim.http import Request, Response
 from bot.sim.sagemaker import SageMakerSim
-from bot.tags import TAG_FAILURES, TAG_WORKERS, TAGS_READ, read_tags, with_tag_owners
 from providers.sagemaker import SageMakerQueue, SageMakerSource
 from tests.conftest import AWS_ENV
 

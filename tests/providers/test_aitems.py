@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.config import ConfigError, parse_config
+from bot.core.config import ConfigError, parse_config
 from bot.sim.aitems import AitemsSim
 from providers import AuthError, BadResponseError, JobStatus
 from providers._http import Requester, make_client

@@ -1,0 +1,224 @@
+"""Duration against history: job families, percentiles, ETA, and the slow and stuck thresholds.
+
+A job's *family* is its name with trailing run ids, dates and counters stripped (FAMILY_RULE), or
+what a queue's `family = "<regex>"` captures. The `run_history` table keeps, per queue and family, the
+last KEEP finished jobs (run time, wait before running, outcome, cause); rows are written with the
+snapshot in commit_poll's transaction and are not touched by retention pruning, so the aggregates
+outlive the snapshots. Everything here but `load`/`record` is a pure function.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from providers import Job, JobStatus
+
+KEEP = 200  # finished jobs kept per (queue, family)
+WAITS = 1_000  # the queue's newest waits behind its wait percentiles
+MIN_RUNS = 5  # samples needed before any comparison, ETA or slow/stuck alert
+STATS_DAYS = 30
+SLOW_FACTOR = 1.5
+SEPARATORS = re.compile(r"[-_.:/ ()\[\]]+")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+FAMILY_RULE = (
+    "lowercase the name, remove UUIDs wherever they are (Modzy names a job by its UUID and model), "
+    "split it at - _ . : / ( ) [ ] and spaces, and drop trailing parts that contain a digit "
+    "(run ids, dates, timestamps, counters, hashes); at least the first part stays"
+)
+
+
+def family_of(name: str, pattern: re.Pattern[str] | None = None) -> str:
+    """The job family of `name`: `pattern`'s first group (or whole match) when it matches, else FAMILY_RULE.
+
+    `nightly-train-2024-05-01-1234` -> `nightly-train`; `resnet50-ft-17` -> `resnet50-ft`;
+    `0b6c1e2a-9d1f-4c6e-8f0a-3b2d1c4e5f60 (ocr)` -> `ocr`.
+    """
+    if pattern is not None:
+        found = pattern.search(name)
+        if found:
+            return (found.group(1) if found.groups() else found.group(0)) or name
+    parts = [p for p in SEPARATORS.split(UUID.sub(" ", name.lower())) if p]
+    while len(parts) > 1 and any(ch.isdigit() for ch in parts[-1]):
+        parts.pop()
+    return "-".join(parts) or name.lower()
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) of sorted `values`, interpolated linearly between ranks."""
+    if not values:
+        raise ValueError("percentile of no values")
+    pos = (len(values) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
+
+
+@dataclass(frozen=True)
+class Usual:
+    """What is usual for one family (run times of succeeded runs) and its queue (waits)."""
+
+    runs: int = 0
+    p10: float = 0.0
+    p50: float = 0.0
+    p90: float = 0.0
+    waits: int = 0
+    wait_p50: float = 0.0
+    wait_p95: float = 0.0
+
+    @property
+    def enough(self) -> bool:
+        """Enough succeeded runs to compare against."""
+        return self.runs >= MIN_RUNS
+
+    @property
+    def enough_waits(self) -> bool:
+        """Enough waits to compare against."""
+        return self.waits >= MIN_RUNS
+
+
+def usual(runs: Iterable[float], waits: Iterable[float]) -> Usual:
+    """Percentiles of run times and waits (unsorted input)."""
+    return usual_sorted(sorted(runs), sorted(waits))
+
+
+def usual_sorted(r: Sequence[float], w: Sequence[float]) -> Usual:
+    """Percentiles of run times and waits already sorted (a Window's `sorted`)."""
+    out = Usual(runs=len(r), waits=len(w))
+    if r:
+        out = Usual(len(r), percentile(r, 10), percentile(r, 50), percentile(r, 90), len(w))
+    if w:
+        out = Usual(out.runs, out.p10, out.p50, out.p90, len(w), percentile(w, 50), percentile(w, 95))
+    return out
+
+
+class Window:
+    """The newest `size` samples, also kept sorted, so a new sample costs a bisect and percentiles
+    cost nothing: the worker keeps one per family and one for the queue's waits between cycles."""
+
+    def __init__(self, size: int, values: Iterable[float] = ()) -> None:
+        self.order: deque[float] = deque(maxlen=size)
+        self.sorted: list[float] = []
+        for value in values:
+            self.add(value)
+
+    def add(self, value: float) -> None:
+        """Append the newest sample, dropping the oldest past `size`."""
+        if len(self.order) == self.order.maxlen:
+            del self.sorted[bisect_left(self.sorted, self.order[0])]
+        self.order.append(value)
+        insort(self.sorted, value)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def wait_seconds(job: Job, now: datetime | None = None) -> float | None:
+    """Time from creation to start (or, for a job still queued, to `now`)."""
+    if job.created_at is None:
+        return None
+    end = job.started_at or (now if job.status is JobStatus.QUEUED else None)
+    return None if end is None else max(0.0, (end - job.created_at).total_seconds())
+
+
+def running_seconds(job: Job, now: datetime) -> float | None:
+    """How long a running job has run so far: from its start, or from its creation where the
+    listing gives no start time (SageMaker's ListTrainingJobs summaries have none), as
+    Job.duration_seconds counts."""
+    start = job.started_at or job.created_at
+    if job.status is not JobStatus.RUNNING or start is None:
+        return None
+    return max(0.0, (now - start).total_seconds())
+
+
+def eta(job: Job, u: Usual) -> datetime | None:
+    """When a running job usually ends (start, or creation, + p50), once there is enough history."""
+    start = job.started_at or job.created_at
+    if job.status is not JobStatus.RUNNING or start is None or not u.enough:
+        return None
+    return start + timedelta(seconds=u.p50)
+
+
+def outside_usual(seconds: float, u: Usual) -> float | None:
+    """The ratio to p50 when a finished run took less than p10 or more than p90; else None."""
+    if not u.enough or u.p50 <= 0 or u.p10 <= seconds <= u.p90:
+        return None
+    return seconds / u.p50
+
+
+def slow_ratio(job: Job, u: Usual, now: datetime, factor: float = SLOW_FACTOR) -> float | None:
+    """running time / p90 when it passes `factor` (the job is slow); None otherwise or without history."""
+    ran = running_seconds(job, now)
+    if ran is None or not u.enough or u.p90 <= 0 or ran <= factor * u.p90:
+        return None
+    return ran / u.p90
+
+
+def stuck_for(job: Job, u: Usual, now: datetime) -> float | None:
+    """Seconds queued when a queued job has waited longer than the queue's p95 wait; else None."""
+    if job.status is not JobStatus.QUEUED or not u.enough_waits:
+        return None
+    waited = wait_seconds(job, now)
+    if waited is None or waited <= max(u.wait_p95, 60.0):
+        return None
+    return waited
+
+
+def short(seconds: float) -> str:
+    """`42 min`, `1 h 10`, `3 d 4 h`, `40 s`."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60:02d}"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+# -- the store --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Summary:
+    """`/jobs stats` for one family (or `*`, the whole queue) over STATS_DAYS."""
+
+    family: str
+    count: int
+    succeeded: int
+    run_p50: float | None
+    run_p90: float | None
+    wait_p50: float | None
+    wait_p90: float | None
+
+    @property
+    def success_rate(self) -> float:
+        """Succeeded / finished, 0..1."""
+        return self.succeeded / self.count if self.count else 0.0
+
+
+def summarize(family: str, rows: Sequence[tuple[str, float | None, float | None]]) -> Summary:
+    """Rows of (status, run_seconds, wait_seconds) as a Summary; pure."""
+    runs = sorted(r for _, r, _ in rows if r is not None)
+    waits = sorted(w for _, _, w in rows if w is not None)
+    return Summary(
+        family=family,
+        count=len(rows),
+        succeeded=sum(1 for s, _, _ in rows if s == JobStatus.SUCCEEDED.value),
+        run_p50=percentile(runs, 50) if runs else None,
+        run_p90=percentile(runs, 90) if runs else None,
+        wait_p50=percentile(waits, 50) if waits else None,
+        wait_p90=percentile(waits, 90) if waits else None,
+    )
+
+
+def with_usual(job: Job, u: Usual) -> Job:
+    """`job` carrying its family's usual run times (for the card) once there is enough history."""
+    if not u.enough:
+        return job
+    extra = {**job.extra, "usual_runs": u.runs, "usual_p10": u.p10, "usual_p50": u.p50, "usual_p90": u.p90}
+    return job.model_copy(update={"extra": extra})

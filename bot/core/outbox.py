@@ -1,0 +1,394 @@
+"""The outbox's values: every message owed to Slack is one `OutboxRow` of one `OutboxKind`, in one
+`OutboxState`, with a typed payload and an id built by one function per format.
+
+States (the `state` column):
+
+    pending -> sending -> sent | dead          delivery (bot/pipeline/deliver.py)
+    pending -> muted -> silenced               a mute holds it; its summary counts it (bot/features/mutes.py)
+    pending -> digested                        folded into a digest row (parent_id: the digest)
+    held -> digested                           quiet hours: folded into "While you were away" when they end
+
+Kinds (the `kind` column) and what each is:
+
+    alert        a job's status change: the job's card, the parent of its thread in that channel
+    flag         a slow or stuck job (bot/pipeline/usual.py): a broadcast reply in the job's thread
+    note         a thread reply: a retry, an owner's mention, a log tail, a stop request
+    notice       an operator notice at the top of a channel: outage, recovery, a mute's summary
+    digest       the parent of a digest: counts by status (burst, quiet hours, schedule)
+    digest_part  a thread reply of a digest, listing its jobs
+    dm           a direct message to a person (channel_id: their user id until the IM is opened)
+
+A stage that treats kinds differently matches on `OutboxKind` with `assert_never` in its last case,
+so a new member fails the type check until every stage says what it does with it; a stored kind
+that is no member raises `ValueError` (`OutboxKind(row.kind)`) instead of being shown as an alert.
+The columns stay strings (no migration); these enums are `StrEnum`s, equal to the stored text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Self
+
+from providers import Job, JobStatus
+
+
+class OutboxState(StrEnum):
+    """Where one outbox row stands (see the module docstring)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DEAD = "dead"
+    MUTED = "muted"
+    SILENCED = "silenced"
+    DIGESTED = "digested"
+    HELD = "held"
+
+
+class OutboxKind(StrEnum):
+    """What one outbox row is (see the module docstring)."""
+
+    ALERT = "alert"
+    FLAG = "flag"
+    NOTE = "note"
+    NOTICE = "notice"
+    DIGEST = "digest"
+    DIGEST_PART = "digest_part"
+    DM = "dm"
+
+
+# --- policies, named once -------------------------------------------------------------------------
+OWED = frozenset({OutboxState.PENDING, OutboxState.SENDING, OutboxState.HELD})  # still owed to Slack
+SETTLED = frozenset(OutboxState) - OWED  # nothing more will happen to it: retention may delete it
+# owed rows a change of the subscription may take back (a row being sent stays); muted ones too
+WITHDRAWABLE = frozenset({OutboxState.PENDING, OutboxState.MUTED, OutboxState.HELD})
+# an alert in one of these states went, or will go, to its channel: a note that follows it is owed too
+TOLD = frozenset({OutboxState.PENDING, OutboxState.SENDING, OutboxState.SENT, OutboxState.HELD})
+TO_POST = frozenset({OutboxState.PENDING, OutboxState.HELD})  # a new row that will be posted (not muted)
+IN_FLIGHT = frozenset({OutboxState.PENDING, OutboxState.SENDING})  # claimed or about to be
+
+THREADED = frozenset({OutboxKind.ALERT, OutboxKind.NOTE, OutboxKind.FLAG})  # about one job: its thread
+OPENS_THREAD = frozenset({OutboxKind.ALERT, OutboxKind.FLAG})  # once posted, its ts is the job's thread
+FOLDED = frozenset({OutboxKind.ALERT})  # what a burst of a channel folds into one digest
+QUIET_HELD = frozenset({OutboxKind.ALERT})  # what quiet hours hold until the window ends
+WITHDRAWN = frozenset({OutboxKind.ALERT})  # what a changed filter takes back
+
+
+# --- payloads --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TextPayload:
+    """A note's or a notice's text. `thread_only`: never posted at the top of the channel; `after`:
+    the alert id it follows in the job's thread (it waits until that alert is posted)."""
+
+    text: str
+    thread_only: bool = False
+    after: str = ""
+
+    def dump(self) -> str:
+        """As stored in the payload column."""
+        if not self.thread_only and not self.after:
+            return json.dumps({"text": self.text})
+        return json.dumps({"text": self.text, "thread_only": self.thread_only, "after": self.after})
+
+    @classmethod
+    def load(cls, payload: str) -> Self:
+        """From the payload column."""
+        body = json.loads(payload)
+        return cls(str(body["text"]), bool(body.get("thread_only", False)), str(body.get("after") or ""))
+
+
+@dataclass(frozen=True)
+class DigestPayload:
+    """A digest's parent: counts by status, the queues, failures by status and cause ({"failed":
+    {"spot_interruption": 30}}; None: not counted, as in a scheduled digest, whose notes say it), a
+    title and notes."""
+
+    counts: Mapping[str, int]
+    queues: Sequence[str]
+    causes: Mapping[str, Mapping[str, int]] | None = None
+    title: str = ""
+    notes: Sequence[str] = ()
+
+    def dump(self) -> str:
+        """As stored in the payload column: counts, queues, then causes, notes and title when there
+        are any (the order both writers have always stored: a burst or away digest's causes and
+        title, a scheduled digest's notes and title)."""
+        body: dict[str, Any] = {"counts": dict(self.counts), "queues": list(self.queues)}
+        if self.causes is not None:
+            body["causes"] = {status: dict(by) for status, by in self.causes.items()}
+        if self.notes:
+            body["notes"] = list(self.notes)
+        if self.title:
+            body["title"] = self.title
+        return json.dumps(body)
+
+    @classmethod
+    def load(cls, payload: str) -> Self:
+        """From the payload column."""
+        body = json.loads(payload)
+        return cls(body["counts"], body["queues"], body.get("causes"), body.get("title", ""), body.get("notes", ()))
+
+
+@dataclass(frozen=True)
+class DigestPartPayload:
+    """One thread reply of a digest: lines of [name, queue, native status, status], part n of parts."""
+
+    lines: Sequence[Sequence[str]]
+    part: int
+    parts: int
+
+    def dump(self) -> str:
+        """As stored in the payload column."""
+        return json.dumps({"lines": [list(line) for line in self.lines], "part": self.part, "parts": self.parts})
+
+    @classmethod
+    def load(cls, payload: str) -> Self:
+        """From the payload column."""
+        body = json.loads(payload)
+        return cls(body["lines"], int(body["part"]), int(body["parts"]))
+
+
+# --- ids: one builder per format --------------------------------------------------------------------
+def _digest(parts: Iterable[str]) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+def transition_id(queue: str, job_id: str, old: str, new: str, updated: str) -> str:
+    """A status change: the same change always gets the same id, across crashes and re-polls."""
+    return _digest([queue, job_id, old, new, updated])
+
+
+def flag_id(kind: str, queue: str, job_id: str) -> str:
+    """A slow or stuck flag: once per job and kind."""
+    return f"{kind}:{queue}:{job_id}"
+
+
+def retry_id(queue: str, job_id: str, failed_attempt: int) -> str:
+    """The note of one failed attempt of a retried job: once per attempt."""
+    return f"retry:{queue}:{job_id}:{failed_attempt}"
+
+
+def owner_note_id(alert_id: str) -> str:
+    """The owner's mention in the thread of the alert `alert_id`."""
+    return f"owner:{alert_id}"
+
+
+def logs_id(alert_id: str) -> str:
+    """The log tail in the thread of the failure alert `alert_id`."""
+    return f"logs:{alert_id}"
+
+
+def stop_note_id(request_id: int, at: datetime) -> str:
+    """The note that a stop was requested (stop request `request_id`, at `at`)."""
+    return f"stop-{request_id}-{int(at.timestamp())}"
+
+
+def dm_end_id(alert_id: str) -> str:
+    """A watcher's DM that the job of `alert_id` ended."""
+    return f"dm-end:{alert_id}"
+
+
+def dm_run_id(queue: str, job_id: str) -> str:
+    """A watcher's DM that a job started running: once per job, however often it runs."""
+    return "dm-run:" + hashlib.sha256(f"{queue}|{job_id}".encode()).hexdigest()[:32]
+
+
+def dm_owner_id(alert_id: str) -> str:
+    """An owner's DM that the job of `alert_id` ended."""
+    return f"dm-owner:{alert_id}"
+
+
+def outage_id(queue: str, at: datetime) -> str:
+    """The notice that `queue` stopped polling (the failure at `at` crossed the threshold)."""
+    return f"outage:{queue}:{at.isoformat()}"
+
+
+def recovered_id(queue: str, poll_started: datetime) -> str:
+    """The notice that `queue` polls again (the poll that started at `poll_started`)."""
+    return f"recovered:{queue}:{poll_started.isoformat()}"
+
+
+def unmuted_id(mutes: Iterable[tuple[int | None, datetime]]) -> str:
+    """The summary of the mutes (id, created at) that ended together."""
+    return "unmuted:" + ",".join(f"{mute_id}@{created.isoformat()}" for mute_id, created in mutes)
+
+
+class DigestOrigin(StrEnum):
+    """Why a digest was written: a burst folded at delivery, quiet hours ended, or a schedule."""
+
+    BURST = "digest"
+    AWAY = "away"
+    SCHEDULE = "sched"
+
+
+def digest_id(origin: DigestOrigin, alert_ids: Iterable[str]) -> str:
+    """A digest folding the rows `alert_ids` (burst or quiet hours)."""
+    return f"{origin.value}:{_digest(alert_ids)}"
+
+
+def schedule_digest_id(queue: str, period_end: datetime) -> str:
+    """A scheduled digest of `queue`'s period ending at `period_end`: once per period."""
+    return f"{DigestOrigin.SCHEDULE.value}:{queue}:{period_end.isoformat()}"
+
+
+def digest_part_id(digest: str, n: int) -> str:
+    """The n-th thread reply of the digest `digest`."""
+    return f"{digest}:{n}"
+
+
+def origin_of(alert_id: str) -> DigestOrigin | None:
+    """Which kind of digest an id names, or None when it names none."""
+    head = alert_id.split(":", 1)[0]
+    return next((o for o in DigestOrigin if o.value == head), None)
+
+
+# --- the row ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One message owed to one channel (or person), as the outbox table stores it; built by the
+    constructors below, one per kind."""
+
+    alert_id: str
+    kind: OutboxKind
+    team_id: str
+    channel_id: str
+    queue: str
+    payload: str
+    now: datetime
+    job_id: str = ""
+    old_status: str | None = None
+    new_status: str = ""
+    state: OutboxState = OutboxState.PENDING
+    next_attempt_at: datetime | None = None  # None: now
+    parent_id: int | None = None
+
+    def values(self) -> dict[str, object]:
+        """The column values to insert (spelled out: `dataclasses.asdict` costs ten times as much,
+        and a cycle of 100k jobs writes a thousand rows)."""
+        row: dict[str, object] = {
+            "alert_id": self.alert_id,
+            "kind": self.kind.value,
+            "team_id": self.team_id,
+            "channel_id": self.channel_id,
+            "queue": self.queue,
+            "payload": self.payload,
+            "job_id": self.job_id,
+            "old_status": self.old_status,
+            "new_status": self.new_status,
+            "state": self.state.value,
+            "next_attempt_at": self.next_attempt_at or self.now,
+            "created_at": self.now,
+        }
+        if self.parent_id is not None:
+            row["parent_id"] = self.parent_id
+        return row
+
+    def but(self, **changes: Any) -> OutboxRow:
+        """A copy with `changes`."""
+        return replace(self, **changes)
+
+    @property
+    def to_post(self) -> bool:
+        """Whether it will be posted (pending, or held for quiet hours)."""
+        return self.state in TO_POST
+
+    @classmethod
+    def alert(
+        cls, alert_id: str, job: Job, old: JobStatus | None, *, team_id: str, channel_id: str, now: datetime
+    ) -> OutboxRow:
+        """A status change of `job` for one channel."""
+        return cls(
+            alert_id,
+            OutboxKind.ALERT,
+            team_id,
+            channel_id,
+            job.queue,
+            job.model_dump_json(),
+            now,
+            job_id=job.id,
+            old_status=old.value if old else None,
+            new_status=job.status.value,
+        )
+
+    @classmethod
+    def flag(cls, alert_id: str, kind: str, job: Job, *, team_id: str, channel_id: str, now: datetime) -> OutboxRow:
+        """A slow or stuck flag of `job` (its payload carries the flag's words) for one channel."""
+        return cls(
+            alert_id,
+            OutboxKind.FLAG,
+            team_id,
+            channel_id,
+            job.queue,
+            job.model_dump_json(),
+            now,
+            job_id=job.id,
+            old_status=job.status.value,
+            new_status=kind,
+        )
+
+    @classmethod
+    def note(
+        cls,
+        alert_id: str,
+        text: TextPayload,
+        *,
+        team_id: str,
+        channel_id: str,
+        queue: str,
+        job_id: str,
+        status: str,
+        now: datetime,
+    ) -> OutboxRow:
+        """A reply in the thread of job `job_id` (`status`: the job's status when it was written)."""
+        return cls(alert_id, OutboxKind.NOTE, team_id, channel_id, queue, text.dump(), now, job_id, None, status)
+
+    @classmethod
+    def notice(cls, alert_id: str, text: str, *, team_id: str, channel_id: str, queue: str, now: datetime) -> OutboxRow:
+        """An operator notice at the top of a channel."""
+        return cls(alert_id, OutboxKind.NOTICE, team_id, channel_id, queue, TextPayload(text).dump(), now)
+
+    @classmethod
+    def dm(
+        cls, alert_id: str, job: Job, old: JobStatus | None, *, team_id: str, user_id: str, now: datetime
+    ) -> OutboxRow:
+        """A direct message to `user_id` about `job`: channel_id is the user until delivery opens the IM."""
+        return cls(
+            alert_id,
+            OutboxKind.DM,
+            team_id,
+            user_id,
+            job.queue,
+            job.model_dump_json(),
+            now,
+            job_id=job.id,
+            old_status=old.value if old else None,
+            new_status=job.status.value,
+        )
+
+    @classmethod
+    def digest(
+        cls, alert_id: str, body: DigestPayload, *, team_id: str, channel_id: str, queue: str, now: datetime
+    ) -> OutboxRow:
+        """The parent of a digest."""
+        return cls(alert_id, OutboxKind.DIGEST, team_id, channel_id, queue, body.dump(), now)
+
+    @classmethod
+    def digest_part(
+        cls, digest: OutboxRow, n: int, part: DigestPartPayload, *, parent_id: int | None = None
+    ) -> OutboxRow:
+        """The n-th thread reply of `digest` (`parent_id`: the digest's row id, once it has one)."""
+        return cls(
+            digest_part_id(digest.alert_id, n),
+            OutboxKind.DIGEST_PART,
+            digest.team_id,
+            digest.channel_id,
+            digest.queue,
+            part.dump(),
+            digest.now,
+            parent_id=parent_id,
+        )

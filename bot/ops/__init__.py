@@ -1,0 +1,1 @@
+"""Operations: logging set-up, health and readiness (/healthz, /readyz) and Prometheus metrics."""

@@ -1,0 +1,255 @@
+"""What one poll owes Slack: the outbox rows of its transitions and flags, before they are written.
+
+Every row is built with one OutboxRow constructor (bot/core/outbox.py) and goes through the same
+rules, in this order, inside the poll's transaction (bot/pipeline/enqueue.py `commit_poll`):
+
+1. the subscription filter (bot/core/subscriptions.py): alerts and flags per channel that wants them;
+2. mutes (bot/core/policy.py `hold_muted`): a muted channel's rows are kept as `muted`;
+3. quiet hours (bot/core/policy.py `hold_quiet`): held until the window ends;
+4. what follows from the rows that will be posted: an owner's mention after a failure alert, the
+   watchers' and owners' direct messages, log-tail requests, and retry notes in the job's thread.
+
+A baseline (a queue's first poll) owes nothing: its transitions are empty and its flags are not
+looked for (bot/pipeline/usual.py), and retry notes wait for the first poll after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from bot.blocks.notes import mention_text
+from bot.core import owners
+from bot.core.outbox import (
+    OutboxKind,
+    OutboxRow,
+    OutboxState,
+    TextPayload,
+    dm_end_id,
+    dm_owner_id,
+    dm_run_id,
+    owner_note_id,
+    retry_id,
+)
+from bot.core.owners import OwnerNotify
+from bot.core.policy import hold_muted, hold_quiet
+from bot.core.subscriptions import Subscribed
+from bot.pipeline.diff import Transition
+from bot.pipeline.usual import Flag
+from bot.store import mutes, threads, watches
+from providers import Job, JobStatus
+from providers.attempts import attempt_of, retry_text
+
+LOG_TAIL_ON = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})  # statuses whose alerts get a log tail
+
+
+@dataclass(frozen=True)
+class Owed:
+    """Everything one poll writes besides the snapshot: the outbox rows and the log-tail requests
+    (the failures, by transition, whose log is to be read into their threads)."""
+
+    rows: list[OutboxRow]
+    log_tails: list[Transition]
+
+
+def alert_rows(
+    subs: Iterable[Subscribed], transitions: Iterable[Transition], now: datetime, users: Mapping[str, str]
+) -> list[OutboxRow]:
+    """One alert per (transition x active channel whose filter wants it); `users`: job id -> its
+    owner's Slack user id, for owner filters. A quiet transition (within a provider's retry,
+    bot/pipeline/diff.py) gets none."""
+    active = [s for s in subs if s.active]
+    return [
+        OutboxRow.alert(t.alert_id, t.job, t.old, team_id=sub.team_id, channel_id=sub.channel_id, now=now)
+        for t in transitions
+        if not t.quiet
+        for sub in active
+        if sub.filter.wants(t.job, users.get(t.job.id))
+    ]
+
+
+def flag_rows(
+    subs: Iterable[Subscribed], found: Iterable[Flag], now: datetime, users: Mapping[str, str]
+) -> list[OutboxRow]:
+    """One flag per (slow or stuck job x active channel whose filter wants that kind of flag)."""
+    active = [s for s in subs if s.active]
+    rows: list[OutboxRow] = []
+    for flag in found:
+        shown = flag.job.model_copy(
+            update={"extra": {**flag.job.extra, "flag": flag.kind.value, "flag_text": flag.text}}
+        )
+        for sub in active:
+            if sub.filter.wants_flag(flag.kind, flag.job, users.get(flag.job.id)):
+                rows.append(
+                    OutboxRow.flag(
+                        flag.alert_id, flag.kind.value, shown, team_id=sub.team_id, channel_id=sub.channel_id, now=now
+                    )
+                )
+    return rows
+
+
+def retry_rows(
+    session: Session, subs: Iterable[Subscribed], jobs: Iterable[Job], alerts: Sequence[OutboxRow], now: datetime
+) -> list[OutboxRow]:
+    """The thread notes owed for failed attempts that the provider retries (providers/attempts.py).
+
+    `jobs`: the jobs this poll stores anew. Each live job on attempt n > 1 owes one note, "attempt
+    n-1 of N failed: <cause>, retrying", to each active subscribed channel whose name filter takes
+    it and that has a thread for the job (or gets its first alert about the job in this poll). Its
+    id (`retry_id`) makes the outbox's unique key keep it to one per attempt and channel, however
+    often the job is stored again and across restarts. A note is thread-only: delivery never posts
+    it at the channel's top level.
+    """
+    retrying = [(job, text) for job in jobs if (text := retry_text(job)) is not None]
+    if not retrying:
+        return []
+    active = [s for s in subs if s.active]
+    first = {(a.channel_id, a.job_id): a.alert_id for a in alerts if a.kind is OutboxKind.ALERT}
+    rows: list[OutboxRow] = []
+    for job, text in retrying:
+        threaded = threads.channels_with_thread(session, job.queue, job.id)
+        for sub in active:
+            after = first.get((sub.channel_id, job.id))
+            if (sub.team_id, sub.channel_id) not in threaded and after is None:
+                continue
+            if not sub.filter.wants_name(job.name):
+                continue
+            note = TextPayload(text, thread_only=True, after=after or "")
+            rows.append(
+                OutboxRow.note(
+                    retry_id(job.queue, job.id, attempt_of(job) - 1),
+                    note,
+                    team_id=sub.team_id,
+                    channel_id=sub.channel_id,
+                    queue=job.queue,
+                    job_id=job.id,
+                    status=job.status.value,
+                    now=now,
+                )
+            )
+    return rows
+
+
+def watch_rows(session: Session, queue: str, transitions: Sequence[Transition], now: datetime) -> list[OutboxRow]:
+    """The direct messages a poll owes the people watching its jobs, and the end of their watches.
+
+    A watched job that ends gets one DM per watcher and the watch is deleted (in the poll's
+    transaction); one that moves from queued to running gets one DM too, keyed by the job so a
+    job that runs twice says so once. Channel mutes do not hold DMs back.
+    """
+    moved = {t.job.id: t for t in transitions if t.job.status.terminal or _started(t)}
+    rows: list[OutboxRow] = []
+    for watch in watches.of_jobs(session, queue, list(moved)):
+        t = moved[watch.job_id]
+        if t.job.status.terminal:
+            key = dm_end_id(t.alert_id)
+            watches.end(session, watch)
+        else:
+            key = dm_run_id(queue, t.job.id)
+        rows.append(OutboxRow.dm(key, t.job, t.old, team_id=watch.team_id, user_id=watch.user_id, now=now))
+    return rows
+
+
+def owner_rows(
+    alerts: Iterable[OutboxRow],
+    transitions: Sequence[Transition],
+    users: Mapping[str, str],
+    *,
+    notify: OwnerNotify,
+    watchers: set[tuple[str, str]],
+    dm_team: str,
+    now: datetime,
+) -> list[OutboxRow]:
+    """The outbox rows an owner is owed for this poll's transitions.
+
+    `users`: job id -> the owner's validated Slack user id. `alerts`: the alert rows this poll
+    writes; each failure or time-out alert that is to be posted (pending, or held for quiet hours)
+    gets one note, after it, in the same channel, that mentions the owner in the job's thread
+    (delivery never posts it at the channel's top level). With `notify` DM a job that ends
+    also sends the owner the watcher's DM, unless they watch it (`watchers`: (job id, user)).
+    """
+    if notify is OwnerNotify.OFF:
+        return []
+    by_id = {t.job.id: t for t in transitions}
+    rows: list[OutboxRow] = []
+    for alert in alerts:
+        t = by_id.get(alert.job_id)
+        user = users.get(alert.job_id)
+        if t is None or user is None or t.job.status not in owners.MENTION_ON or not alert.to_post:
+            continue
+        note = TextPayload(mention_text(user, t.job), thread_only=True, after=alert.alert_id)
+        rows.append(
+            alert.but(
+                alert_id=owner_note_id(t.alert_id),
+                kind=OutboxKind.NOTE,
+                old_status=None,
+                payload=note.dump(),
+                state=OutboxState.PENDING,
+            )
+        )
+    if notify is OwnerNotify.DM:
+        for t in transitions:
+            user = users.get(t.job.id)
+            if user is not None and t.job.status.terminal and (t.job.id, user) not in watchers:
+                rows.append(OutboxRow.dm(dm_owner_id(t.alert_id), t.job, t.old, team_id=dm_team, user_id=user, now=now))
+    return rows
+
+
+def log_tails(rows: Iterable[OutboxRow], transitions: Sequence[Transition]) -> list[Transition]:
+    """The failures and time-outs that some channel is to be told about (an alert row pending, or
+    held for quiet hours): each gets one log-tail request (bot/pipeline/logtail.py)."""
+    told = {r.alert_id for r in rows if r.kind is OutboxKind.ALERT and r.to_post}
+    return [t for t in transitions if t.job.status in LOG_TAIL_ON and t.alert_id in told]
+
+
+def _started(t: Transition) -> bool:
+    return t.old is JobStatus.QUEUED and t.job.status is JobStatus.RUNNING
+
+
+@dataclass(frozen=True)
+class Told:
+    """What a poll has to tell: its changes and flags, and how this queue tells them."""
+
+    queue: str
+    now: datetime
+    changed: Sequence[Transition]  # every transition of the poll
+    shown: Sequence[Transition]  # the same, with what is usual on the job (what alerts show)
+    flags: Sequence[Flag]
+    upserts: Sequence[Job]  # the jobs stored anew (retried attempts among them owe notes)
+    users: Mapping[str, str]  # job id -> owner's Slack user id
+    timezone: str  # of quiet hours that name none
+    owner_notify: OwnerNotify
+    ops_team: str
+    log_tail: bool
+    after_baseline: bool  # the queue had its baseline before this poll
+
+
+def owed(session: Session, subs: Sequence[Subscribed], told: Told) -> Owed:
+    """The rows `told` owes the queue's subscribed channels, watchers and owners (the module
+    docstring gives the order of the rules)."""
+    rows = alert_rows(subs, told.shown, told.now, told.users) + flag_rows(subs, told.flags, told.now, told.users)
+    silenced = mutes.silenced(session, told.queue, told.now)
+    rows = hold_muted(rows, silenced)
+    rows = hold_quiet(rows, subs, now=told.now, default_tz=told.timezone)
+    watched = watch_rows(session, told.queue, told.changed, told.now)
+    if told.users:
+        watchers = {(r.job_id, r.channel_id) for r in watched}
+        dm_team = subs[0].team_id if subs else told.ops_team
+        rows += owner_rows(
+            list(rows),
+            told.changed,
+            told.users,
+            notify=told.owner_notify,
+            watchers=watchers,
+            dm_team=dm_team,
+            now=told.now,
+        )
+    rows += watched
+    tails = log_tails(rows, told.changed) if told.log_tail else []
+    if told.after_baseline:  # a baseline announces nothing, retries included
+        notes = retry_rows(session, subs, told.upserts, rows, told.now)
+        rows += [n for n in hold_muted(notes, silenced) if n.state is not OutboxState.MUTED]  # muted: none
+    return Owed(rows, tails)

@@ -1,0 +1,184 @@
+"""Inside commit_poll's transaction: record finished jobs in run_history, put what is usual on the
+alerts' payloads, and raise the slow and stuck flags (bot/core/history.py has the arithmetic).
+
+A flag is an outbox row of kind `flag` (new_status `slow` or `stuck`) whose alert_id is
+`slow:<queue>:<job id>` or `stuck:<queue>:<job id>`: the outbox's unique (team, channel,
+alert_id) makes it once per job, kind and channel, across restarts and re-polls.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from bot.core import history
+from bot.core.history import with_usual
+from bot.core.subscriptions import FlagKind
+from bot.pipeline.diff import DiffResult, Transition
+from bot.store import history as run_history
+from providers import Job, JobStatus
+
+NAMES = 20_000  # job name -> family entries kept between cycles (cleared past it): the live and changed jobs
+FLAGGED = 100_000  # flag alert ids this process already enqueued (cleared past it)
+
+
+class Normal:
+    """One queue's history settings and what is usual for it, kept in the worker between cycles.
+
+    The worker is the only writer of run_history while it holds the lease, so after one load (at
+    start-up, or when the fence token changes) it keeps the usual run times of every family with at
+    least MIN_RUNS succeeded runs, and the queue's newest WAITS waits, as `history.Window`s that each
+    new history row updates in place: a cycle reads no history and sorts nothing. A job's family is
+    computed once per job name (not at the baseline, whose names are not worth keeping). After a
+    failed commit the worker drops this object (its windows may hold rows that were rolled back).
+    """
+
+    def __init__(self, queue: str, pattern: re.Pattern[str] | None = None, slow_factor: float = history.SLOW_FACTOR):
+        self.queue = queue
+        self.pattern = pattern
+        self.slow_factor = slow_factor
+        self.token: int | None = None  # the lease fence token the windows were loaded under
+        self.names: dict[str, str] = {}
+        self.runs: dict[str, history.Window] = {}  # only families with >= MIN_RUNS succeeded runs
+        self.waits = history.Window(history.WAITS)
+        self.usuals: dict[str, history.Usual] = {}
+        self.flagged: set[str] = set()
+        self.loaded = False
+
+    def family(self, job: Job) -> str:
+        """The job's family under this queue's rule (computed once per name)."""
+        found = self.names.get(job.name)
+        if found is None:
+            if len(self.names) >= NAMES:
+                self.names.clear()
+            found = self.names[job.name] = history.family_of(job.name, self.pattern)
+        return found
+
+    def family_of(self, job: Job) -> str:
+        """The job's family, without caching it."""
+        return self.names.get(job.name) or history.family_of(job.name, self.pattern)
+
+    def usual(self, family: str) -> history.Usual:
+        """What is usual for `family` (and the queue's waits); Usual() without enough history."""
+        found = self.usuals.get(family)
+        if found is None:
+            runs = self.runs.get(family)
+            found = self.usuals[family] = history.usual_sorted(runs.sorted if runs else (), self.waits.sorted)
+        return found
+
+    def load(self, session: Session, token: int | None) -> None:
+        """(Re)read the windows from run_history, unless already loaded under this fence token."""
+        if self.loaded and token == self.token:
+            return
+        self.runs, self.usuals, self.flagged = {}, {}, set()
+        self.waits = history.Window(history.WAITS, reversed(run_history.newest_waits(session, self.queue)))
+        for family, runs in run_history.family_runs(session, self.queue, None).items():
+            if len(runs) >= history.MIN_RUNS:
+                self.runs[family] = history.Window(history.KEEP, runs)
+        self.token, self.loaded = token, True
+
+    def recorded(self, session: Session, rows: Sequence[dict[str, object]]) -> None:
+        """Fold rows just written to run_history into the windows."""
+        fresh: set[str] = set()
+        for row in sorted(rows, key=lambda r: str(r["ended_at"] or "")):
+            family, run, wait = str(row["family"]), row["run_seconds"], row["wait_seconds"]
+            if isinstance(wait, float):
+                self.waits.add(wait)
+                self.usuals.clear()
+            if isinstance(run, float):
+                if family in self.runs:
+                    self.runs[family].add(run)
+                    self.usuals.pop(family, None)
+                else:
+                    fresh.add(family)
+        if fresh:  # families that may just have reached MIN_RUNS: one query for all of them
+            for family, runs in run_history.family_runs(session, self.queue, fresh).items():
+                if len(runs) >= history.MIN_RUNS:
+                    self.runs[family] = history.Window(history.KEEP, runs)
+                    self.usuals.pop(family, None)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One slow or stuck job, with the words that say so."""
+
+    kind: FlagKind
+    job: Job
+    text: str
+
+    @property
+    def alert_id(self) -> str:
+        """Once per job and kind."""
+        return f"{self.kind}:{self.job.queue}:{self.job.id}"
+
+
+def flags(jobs: Iterable[Job], normal: Normal, now: datetime) -> list[Flag]:
+    """Slow running jobs and stuck queued ones among `jobs`, but for those `normal` already flagged;
+    only jobs whose family (for slow) or queue (for stuck) has enough history are looked at, and
+    the cycle's thresholds are worked out once per family (a start before `now - slow_factor x
+    p90` is slow), not per job."""
+    out: list[Flag] = []
+    waits = normal.usual("")  # the queue's waits only
+    if not normal.runs and not waits.enough_waits:
+        return out
+    slow_before: dict[str, datetime] = {}
+    done = normal.flagged
+    for job in jobs:
+        if job.status is JobStatus.RUNNING and normal.runs:
+            if f"slow:{job.queue}:{job.id}" in done:
+                continue
+            family = normal.family(job)
+            if family not in normal.runs:
+                continue
+            u = normal.usual(family)
+            cutoff = slow_before.get(family)
+            if cutoff is None:
+                cutoff = slow_before[family] = now - timedelta(seconds=normal.slow_factor * u.p90)
+            start = job.started_at or job.created_at
+            if start is None or start >= cutoff:
+                continue
+            ratio = history.slow_ratio(job, u, now, normal.slow_factor)
+            if ratio is not None:
+                text = f"running {ratio:.1f}× longer than usual (p90 {history.short(u.p90)})"
+                out.append(Flag(FlagKind.SLOW, job, text))
+        elif job.status is JobStatus.QUEUED and waits.enough_waits:
+            if f"stuck:{job.queue}:{job.id}" in done:
+                continue
+            waited = history.stuck_for(job, waits, now)
+            if waited is not None:
+                text = f"queued {history.short(waited)}, usually under {history.short(waits.wait_p95)}"
+                out.append(Flag(FlagKind.STUCK, job, text))
+    return out
+
+
+def apply(
+    session: Session,
+    *,
+    result: DiffResult,
+    normal: Normal,
+    live: Iterable[Job],
+    now: datetime,
+    baseline: bool = False,
+    token: int | None = None,
+) -> tuple[list[Transition], list[Flag]]:
+    """Record the cycle's finished jobs; return the transitions with what is usual, and the new
+    flags among `live` (each once per process; the outbox key makes it once across restarts)."""
+    normal.load(session, token)
+    if baseline:  # the whole history is listed once: its names are not worth keeping in memory
+        rows = run_history.baseline_rows((j, normal.family_of(j)) for j in result.upserts)
+    else:
+        rows = [r for j in result.upserts if (r := run_history.history_row(j, normal.family(j))) is not None]
+    run_history.record(session, rows)
+    normal.recorded(session, rows)
+    transitions = [Transition(with_usual(t.job, normal.usual(normal.family(t.job))), t.old) for t in result.transitions]
+    if baseline:  # jobs already running or waiting when jobwatch starts are not news
+        return transitions, []
+    found = flags(live, normal, now)
+    if len(normal.flagged) >= FLAGGED:
+        normal.flagged.clear()
+    normal.flagged.update(f.alert_id for f in found)
+    return transitions, found

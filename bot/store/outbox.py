@@ -1,0 +1,298 @@
+"""The outbox in the store. For the features: what a channel is still owed, and what a change of
+its subscription (filters, quiet hours, unsubscribe) does to those rows. For delivery
+(bot/pipeline/deliver.py and the stages beside it): the due rows, each step of a row's way
+(claim, sent, retry, dead, requeue; bot/core/outbox.py draws the states), the digests that fold
+rows, and what a log tail or a scheduled digest looks up. The writes are idempotent (`insert`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+from sqlmodel import Session, col, func, select
+
+from bot.core import owners
+from bot.core.outbox import FOLDED, TOLD, WITHDRAWABLE, WITHDRAWN, OutboxKind, OutboxRow, OutboxState
+from bot.core.subscriptions import SubscriptionFilter
+from bot.store.db import insert_ignore
+from bot.store.owners import known_users
+from bot.store.tables import OutboxItem, Subscription
+from providers import Job
+
+
+def resume_held(session: Session, *, team_id: str, channel_id: str, queue: str, now: datetime) -> None:
+    """Owe the held alerts of a subscription whose quiet hours were removed or changed now: they are
+    released at the next delivery round."""
+    for row in session.exec(
+        select(OutboxItem).where(
+            OutboxItem.team_id == team_id,
+            OutboxItem.channel_id == channel_id,
+            OutboxItem.queue == queue,
+            OutboxItem.state == OutboxState.HELD,
+        )
+    ).all():
+        row.next_attempt_at = now
+        session.add(row)
+
+
+def withdraw_unwanted(
+    session: Session,
+    *,
+    team_id: str,
+    channel_id: str,
+    queue: str,
+    wanted: SubscriptionFilter | None,
+    owners_table: Mapping[str, str] | None = None,
+) -> int:
+    """Delete the alerts a channel is still owed (pending, or held by a mute) that its subscription as
+    it now stands no longer wants (`wanted` None: it unsubscribed); returns how many. Called in the same
+    transaction as the change, so the filters decide at delivery too; a row being sent stays.
+    `owners_table`: `[owners]`, for an `--owner` filter (with the e-mail lookups already cached)."""
+    rows = session.exec(
+        select(OutboxItem).where(
+            OutboxItem.team_id == team_id,
+            OutboxItem.channel_id == channel_id,
+            OutboxItem.queue == queue,
+            col(OutboxItem.kind).in_(sorted(WITHDRAWN)),
+            col(OutboxItem.state).in_(sorted(WITHDRAWABLE)),
+        )
+    ).all()
+    jobs = [(r, Job.model_validate_json(r.payload)) for r in rows]
+    users: dict[str, str] = {}
+    if wanted is not None and wanted.owner:
+        values = {str(j.extra.get(owners.OWNER_KEY) or "") for _, j in jobs} - {""}
+        users = known_users(session, team_id, values, owners_table or {})
+    unwanted = [
+        r
+        for r, job in jobs
+        if wanted is None or not wanted.wants(job, users.get(str(job.extra.get(owners.OWNER_KEY) or "")))
+    ]
+    for row in unwanted:
+        session.delete(row)
+    return len(unwanted)
+
+
+def held_channels(session: Session, now: datetime) -> list[tuple[str, str]]:
+    """The (team, channel) pairs with alerts held for quiet hours that ended by `now`."""
+    rows = session.exec(
+        select(OutboxItem.team_id, OutboxItem.channel_id)
+        .where(OutboxItem.state == OutboxState.HELD, col(OutboxItem.next_attempt_at) <= now)
+        .distinct()
+    ).all()
+    return [(team, channel) for team, channel in rows]
+
+
+def held(session: Session, team_id: str, channel_id: str, now: datetime) -> Sequence[OutboxItem]:
+    """A channel's rows held for quiet hours that ended by `now`, oldest first."""
+    return session.exec(
+        select(OutboxItem)
+        .where(
+            OutboxItem.team_id == team_id,
+            OutboxItem.channel_id == channel_id,
+            OutboxItem.state == OutboxState.HELD,
+            col(OutboxItem.next_attempt_at) <= now,
+        )
+        .order_by(col(OutboxItem.id))
+    ).all()
+
+
+def told(session: Session, alert_id: str) -> list[tuple[str, str, str]]:
+    """(team, channel, status) of each channel that got, or will get, the alert `alert_id`
+    (core.outbox.TOLD): where a note that follows it is owed."""
+    rows = session.exec(
+        select(OutboxItem.team_id, OutboxItem.channel_id, OutboxItem.new_status).where(
+            OutboxItem.alert_id == alert_id,
+            OutboxItem.kind == OutboxKind.ALERT,
+            col(OutboxItem.state).in_(sorted(TOLD)),
+        )
+    ).all()
+    return [(team, channel, status) for team, channel, status in rows]
+
+
+def find_id(session: Session, team_id: str, channel_id: str, alert_id: str) -> int | None:
+    """The id of the row a channel owes (or owed) under `alert_id`, if any."""
+    return session.exec(
+        select(OutboxItem.id).where(
+            OutboxItem.team_id == team_id, OutboxItem.channel_id == channel_id, OutboxItem.alert_id == alert_id
+        )
+    ).first()
+
+
+def add_digest(session: Session, digest: OutboxRow, parts: Sequence[OutboxRow], folded: Sequence[OutboxItem]) -> None:
+    """Write a digest and its thread replies (pointing at it) and mark the `folded` rows digested
+    into it, in the caller's transaction. A plain insert, not an idempotent one: the fold reads and
+    marks its rows in this same transaction, so no second fold of them can get here."""
+    parent = OutboxItem.model_validate(digest.values())
+    session.add(parent)
+    session.flush()  # its id, for the replies and the folded rows
+    for part in parts:
+        session.add(OutboxItem.model_validate(part.but(parent_id=parent.id).values()))
+    for row in folded:
+        row.state = OutboxState.DIGESTED.value
+        row.parent_id = parent.id
+        session.add(row)
+
+
+# --- delivery (bot/pipeline/deliver.py, send.py, recover.py): each call runs in the caller's transaction
+
+
+def due(session: Session, now: datetime, limit: int) -> list[tuple[int, str, str]]:
+    """(id, team, channel) of up to `limit` pending rows due by `now`, oldest first."""
+    rows = session.exec(
+        select(OutboxItem.id, OutboxItem.team_id, OutboxItem.channel_id)
+        .where(OutboxItem.state == OutboxState.PENDING, OutboxItem.next_attempt_at <= now)
+        .order_by(col(OutboxItem.id))
+        .limit(limit)
+    ).all()
+    return [(item_id, team, channel) for item_id, team, channel in rows if item_id is not None]
+
+
+def crowded(session: Session, now: datetime, more_than: int) -> list[tuple[str, str]]:
+    """The (team, channel) pairs with more than `more_than` pending rows due by `now` of the kinds a
+    burst folds into one digest (core.outbox.FOLDED)."""
+    rows = session.exec(
+        select(OutboxItem.team_id, OutboxItem.channel_id)
+        .where(
+            OutboxItem.state == OutboxState.PENDING,
+            col(OutboxItem.kind).in_(sorted(FOLDED)),
+            OutboxItem.next_attempt_at <= now,
+        )
+        .group_by(col(OutboxItem.team_id), col(OutboxItem.channel_id))
+        .having(func.count() > more_than)
+    ).all()
+    return [(team, channel) for team, channel in rows]
+
+
+def foldable(session: Session, team_id: str, channel_id: str, now: datetime) -> Sequence[OutboxItem]:
+    """A channel's pending rows due by `now` of the kinds a burst folds (core.outbox.FOLDED), oldest first."""
+    return session.exec(
+        select(OutboxItem)
+        .where(
+            OutboxItem.team_id == team_id,
+            OutboxItem.channel_id == channel_id,
+            OutboxItem.state == OutboxState.PENDING,
+            col(OutboxItem.kind).in_(sorted(FOLDED)),
+            OutboxItem.next_attempt_at <= now,
+        )
+        .order_by(col(OutboxItem.id))
+    ).all()
+
+
+def get(session: Session, item_id: int | None) -> OutboxItem | None:
+    """One row by its id."""
+    return session.get(OutboxItem, item_id)
+
+
+def find(session: Session, team_id: str, channel_id: str, alert_id: str) -> OutboxItem | None:
+    """The row a channel owes (or owed) under `alert_id`, if any."""
+    return session.exec(
+        select(OutboxItem).where(
+            OutboxItem.team_id == team_id, OutboxItem.channel_id == channel_id, OutboxItem.alert_id == alert_id
+        )
+    ).first()
+
+
+def children(session: Session, parent_id: int | None, kinds: Iterable[OutboxKind]) -> Sequence[OutboxItem]:
+    """The rows of `kinds` that point at the row `parent_id` (a digest's folded rows or replies), oldest first."""
+    return session.exec(
+        select(OutboxItem)
+        .where(OutboxItem.parent_id == parent_id, col(OutboxItem.kind).in_(sorted(kinds)))
+        .order_by(col(OutboxItem.id))
+    ).all()
+
+
+def stuck(session: Session, before: datetime) -> Sequence[OutboxItem]:
+    """The rows claimed for sending before `before` and never settled."""
+    return session.exec(
+        select(OutboxItem).where(OutboxItem.state == OutboxState.SENDING, col(OutboxItem.sending_started_at) <= before)
+    ).all()
+
+
+def sending(session: Session, item_id: int | None) -> OutboxItem | None:
+    """The row, if it is still being sent (nothing else settled it meanwhile)."""
+    row = session.get(OutboxItem, item_id)
+    return row if row is not None and row.state == OutboxState.SENDING else None
+
+
+def claim(session: Session, row: OutboxItem, *, now: datetime, fence: int, thread_ts: str | None) -> None:
+    """pending -> sending: one more attempt, under the lease's `fence`, in the thread `thread_ts` if any."""
+    row.state = OutboxState.SENDING.value
+    row.sending_started_at = now
+    row.attempts += 1
+    row.fence = fence
+    row.thread_ts = thread_ts
+    session.add(row)
+
+
+def postpone(session: Session, row: OutboxItem, until: datetime) -> None:
+    """Leave a pending row for later."""
+    row.next_attempt_at = until
+    session.add(row)
+
+
+def mark_sent(session: Session, row: OutboxItem, ts: str) -> None:
+    """sending -> sent, as the message `ts` of its channel."""
+    row.state = OutboxState.SENT.value
+    row.slack_ts = ts
+    row.last_error = None
+    session.add(row)
+
+
+def mark_dead(session: Session, row: OutboxItem, error: str) -> None:
+    """Never to be posted, and why."""
+    row.state = OutboxState.DEAD.value
+    row.last_error = error
+    session.add(row)
+
+
+def note_error(session: Session, row: OutboxItem, error: str) -> None:
+    """Keep the last error of a row that stays where it is (sending, for recovery to settle)."""
+    row.last_error = error
+    session.add(row)
+
+
+def retry(session: Session, row: OutboxItem, *, error: str, at: datetime, refund: bool) -> None:
+    """sending -> pending again at `at`; `refund`: the failure was not the row's (a refused token, a
+    rate limit), so the attempt does not count."""
+    row.last_error = error
+    row.state = OutboxState.PENDING.value
+    row.next_attempt_at = at
+    if refund:
+        row.attempts -= 1
+    session.add(row)
+
+
+def requeue(session: Session, row: OutboxItem, now: datetime) -> None:
+    """sending -> pending, due now: recovery found no trace of it in Slack."""
+    row.state = OutboxState.PENDING.value
+    row.next_attempt_at = now
+    session.add(row)
+
+
+def pause_channel(session: Session, row: OutboxItem, code: str) -> None:
+    """A channel we can never post to (Slack said `code`): the row and every other pending row of
+    the channel dead, its subscriptions paused with the reason."""
+    mark_dead(session, row, code)
+    for sub in session.exec(
+        select(Subscription).where(Subscription.team_id == row.team_id, Subscription.channel_id == row.channel_id)
+    ).all():
+        sub.paused_reason = code
+        session.add(sub)
+    for other in session.exec(
+        select(OutboxItem).where(
+            OutboxItem.team_id == row.team_id,
+            OutboxItem.channel_id == row.channel_id,
+            OutboxItem.state == OutboxState.PENDING,
+        )
+    ).all():
+        mark_dead(session, other, f"channel paused: {code}")
+
+
+CHUNK = 500  # rows per statement: SQLite caps bound variables (250,000 since 3.32; 32,766 before)
+
+
+def insert(session: Session, rows: Iterable[OutboxRow]) -> int:
+    """Write `rows`, skipping any whose (team, channel, alert id) is already owed or done: the
+    unique key makes every write idempotent. Returns how many were new."""
+    values = [r.values() for r in rows]
+    return sum(insert_ignore(session, OutboxItem, values[i : i + CHUNK]) for i in range(0, len(values), CHUNK))
