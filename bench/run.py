@@ -973,6 +973,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1k and 10k only, fewer samples")
     parser.add_argument("--profile", action="store_true", help="cProfile the largest cycle (to stderr)")
     parser.add_argument("--only", choices=["a", "b", "c", "d"], action="append", help="run only these sections")
+    parser.add_argument("--sizes", help="(a) tracked-job sizes, comma-separated (default 1000,10000,100000)")
+    parser.add_argument("--modzy-only", action="store_true", help="(a) only the Modzy cycle rows, per size")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -991,6 +993,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR)
     sections = set(args.only or ["a", "b", "c", "d"])
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
+    if args.sizes:
+        sizes = [int(n) for n in args.sizes.split(",")]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="jobwatch-bench-") as name:
         tmp = Path(name)
@@ -1000,9 +1004,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows += got
                 if profile_text:
                     print(profile_text, file=sys.stderr)
-            rows += providers_10k(10_000, tmp)
-            rows += owner_tags_10k(10_000, tmp)
-            rows += aitems_full_listing(10_000)
+            if not args.modzy_only:
+                rows += providers_10k(10_000, tmp)
+                rows += owner_tags_10k(10_000, tmp)
+                rows += aitems_full_listing(10_000)
         if "b" in sections:
             (tmp / "b").mkdir()
             rows += ack_latency(tmp / "b", rounds=2 if args.quick else 6)
@@ -1013,6 +1018,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             (tmp / "d").mkdir()
             rows += memory_serve(10_000, tmp / "d", steady=2 if args.quick else 4)
     cmd = "python bench/run.py" + (" --quick" if args.quick else "") + "".join(f" --only {x}" for x in args.only or [])
+    cmd += (f" --sizes {args.sizes}" if args.sizes else "") + (" --modzy-only" if args.modzy_only else "")
     print(f"Scale bench — `{cmd}`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, SQLite\n")
     print(table(rows))
     return 0 if all(r.ok is not False for r in rows) else 1
