@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
 from bot.blocks import render
-from bot.sim.batch import BatchSim
+from bot.sim.batch import BatchSim, ServiceJob
 from bot.sim.slack import FakeSlack
 from bot.store.tables import RunHistory
 from providers import Job, JobStatus
 from tests.conftest import AWS_ENV
-from tests.harness import Bot, text_of
+from tests.harness import Bot, MovableClock, text_of
 
 BATCH_QUEUE = """
 [[queues]]
@@ -44,6 +45,21 @@ def bot(tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim) ->
     b.close()
 
 
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture
+def timed(tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim, clock: MovableClock) -> Iterator[Bot]:
+    """The bot on a clock the test moves on (the simulator's jobs keep real time): a job crosses
+    its threshold between two polls without the test waiting for it."""
+    config = BATCH_QUEUE.format(url=batch.url, extra="")
+    b = Bot(tmp_path, slack, config, env=AWS_ENV, database_url=database_url, clock=clock)
+    yield b
+    b.close()
+
+
 def test_a_failure_shows_its_cause(bot: Bot, slack: FakeSlack, batch: BatchSim) -> None:
     job = batch.add("llama-sft", "RUNNING")
     bot.command("subscribe gpu failed", channel="C1")
@@ -66,12 +82,18 @@ def test_digest_counts_failures_by_cause() -> None:
     assert "37 failed: 30 spot_interruption, 7 user_code" in message.blocks[0]["text"]["text"]
 
 
-def seed_history(batch: BatchSim, family: str, runs: int, *, minutes: int = 10) -> None:
-    """`runs` succeeded jobs of `family` that ran `minutes` each, a day ago."""
+def seed_history(batch: BatchSim, family: str, runs: int, *, minutes: int = 10, wait_s: float = 60) -> None:
+    """`runs` succeeded jobs of `family` that waited `wait_s` seconds and ran `minutes` each, a day ago."""
     day_ago = int(time.time() * 1000) - 86_400_000
     for n in range(runs):
         job = batch.add(f"{family}-{n}", "SUCCEEDED", created_ms=day_ago)
-        job.started_ms, job.stopped_ms = day_ago + 60_000, day_ago + 60_000 + minutes * 60_000
+        job.started_ms = day_ago + int(wait_s * 1000)
+        job.stopped_ms = job.started_ms + minutes * 60_000
+
+
+def queued_since(batch: BatchSim, name: str, minutes: float) -> ServiceJob:
+    """A job queued (RUNNABLE) since `minutes` ago."""
+    return batch.add(name, "RUNNABLE", created_ms=int(time.time() * 1000 - minutes * 60_000))
 
 
 def test_a_slow_job_is_flagged_once_across_restarts(
@@ -92,7 +114,7 @@ def test_a_slow_job_is_flagged_once_across_restarts(
     again.cycle()
     (flag,) = slack.posts("C1")
     assert "train-99" in flag["text"] and "slow" in flag["text"]
-    assert "running 4.0× longer than usual (p90 10 min)" in text_of(flag)
+    assert "running 40 min, past its threshold of 15 min (1.5 × p90 10 min)" in text_of(flag)
     assert "usually 10 min (p50), 10 min (p90) · ETA" in text_of(again.command("status gpu train-99"))
     stats = text_of(again.command("stats gpu train"))
     assert "6 finished · 100% succeeded · run p50 10 min" in stats
@@ -141,9 +163,50 @@ def test_a_stuck_job_is_flagged_once_across_restarts(
     again.cycle()
     again.cycle()
     (flag,) = slack.posts("C1")
-    assert "eval-7 in gpu is stuck: queued 48 min, usually under 1 min" in flag["text"]
+    assert (
+        "eval-7 in gpu is stuck: queued 48 min, past its threshold of 10 min (usually under 1 min; floor 10 min)"
+        in flag["text"]
+    )
     assert flag.get("thread_ts") is None or flag.get("reply_broadcast")  # seen at the channel's top level
     again.close()
+
+
+def test_degenerate_waits_do_not_make_a_job_stuck_before_the_floor(
+    timed: Bot, slack: FakeSlack, batch: BatchSim, clock: MovableClock
+) -> None:
+    """Every recorded wait is 0 s (p95 0 s): a queued job is stuck only past the 10 min floor."""
+    seed_history(batch, "etl", 50, minutes=1, wait_s=0)
+    queued_since(batch, "etl-new", 0)
+    timed.command("subscribe gpu stuck", channel="C1")
+    timed.cycle()  # baseline
+    for minutes in (1, 5, 9):
+        clock.offset = timedelta(minutes=minutes)
+        timed.cycle()
+    assert slack.posts("C1") == []
+    clock.offset = timedelta(minutes=10, seconds=30)
+    timed.cycle()
+    (flag,) = slack.posts("C1")
+    assert (
+        "etl-new in gpu is stuck: queued 10 min, past its threshold of 10 min (usually under 0 s; floor 10 min)"
+        in (flag["text"])
+    )
+
+
+def test_a_stuck_floor_from_the_queue_config(
+    tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim
+) -> None:
+    seed_history(batch, "etl", 50, minutes=1, wait_s=0)
+    queued_since(batch, "etl-new", 0)
+    clock = MovableClock()
+    config = BATCH_QUEUE.format(url=batch.url, extra="stuck_floor = 120")
+    bot = Bot(tmp_path, slack, config, env=AWS_ENV, database_url=database_url, clock=clock)
+    bot.command("subscribe gpu stuck", channel="C1")
+    bot.cycle()
+    clock.offset = timedelta(minutes=3)
+    bot.cycle()
+    (flag,) = slack.posts("C1")
+    assert "queued 3 min, past its threshold of 2 min (usually under 0 s; floor 2 min)" in flag["text"]
+    bot.close()
 
 
 def test_history_learned_after_the_baseline_flags_a_slow_job(bot: Bot, slack: FakeSlack, batch: BatchSim) -> None:
@@ -159,7 +222,7 @@ def test_history_learned_after_the_baseline_flags_a_slow_job(bot: Bot, slack: Fa
     late.started_ms = int(time.time() * 1000) - 20 * 60_000  # twice the usual
     bot.cycle()
     (flag,) = slack.posts("C1")
-    assert "train-99 in gpu is slow: running 2.0× longer than usual (p90 10 min)" in flag["text"]
+    assert "train-99 in gpu is slow: running 20 min, past its threshold of 15 min (1.5 × p90 10 min)" in flag["text"]
 
 
 def test_the_baseline_keeps_history_only_of_families_that_recur(bot: Bot, batch: BatchSim) -> None:

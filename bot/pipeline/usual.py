@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlmodel import Session
 
@@ -37,10 +37,10 @@ class Normal:
     failed commit the worker drops this object (its windows may hold rows that were rolled back).
     """
 
-    def __init__(self, queue: str, pattern: re.Pattern[str] | None = None, slow_factor: float = history.SLOW_FACTOR):
+    def __init__(self, queue: str, pattern: re.Pattern[str] | None = None, limits: history.Limits | None = None):
         self.queue = queue
         self.pattern = pattern
-        self.slow_factor = slow_factor
+        self.limits = limits or history.Limits()  # the queue's slow and stuck settings
         self.token: int | None = None  # the lease fence token the windows were loaded under
         self.names: dict[str, str] = {}
         self.runs: dict[str, history.Window] = {}  # only families with >= MIN_RUNS succeeded runs
@@ -119,14 +119,15 @@ class Flag:
 def flags(jobs: Iterable[Job], normal: Normal, now: datetime) -> list[Flag]:
     """Slow running jobs and stuck queued ones among `jobs`, but for those `normal` already flagged;
     only jobs whose family (for slow) or queue (for stuck) has enough history are looked at, and
-    the cycle's thresholds are worked out once per family (a start before `now - slow_factor x
-    p90` is slow), not per job."""
+    the thresholds (bot/core/history.py `slow_after`, `stuck_after`) are worked out once per family
+    and cycle, not per job."""
     out: list[Flag] = []
+    limits, done = normal.limits, normal.flagged
     waits = normal.usual("")  # the queue's waits only
-    if not normal.runs and not waits.enough_waits:
+    stuck = history.stuck_after(waits, limits)
+    if not normal.runs and stuck is None:
         return out
-    slow_before: dict[str, datetime] = {}
-    done = normal.flagged
+    slow: dict[str, tuple[history.Usual, history.Threshold]] = {}
     for job in jobs:
         if job.status is JobStatus.RUNNING and normal.runs:
             if f"slow:{job.queue}:{job.id}" in done:
@@ -134,24 +135,25 @@ def flags(jobs: Iterable[Job], normal: Normal, now: datetime) -> list[Flag]:
             family = normal.family(job)
             if family not in normal.runs:
                 continue
-            u = normal.usual(family)
-            cutoff = slow_before.get(family)
-            if cutoff is None:
-                cutoff = slow_before[family] = now - timedelta(seconds=normal.slow_factor * u.p90)
-            start = job.started_at or job.created_at
-            if start is None or start >= cutoff:
-                continue
-            ratio = history.slow_ratio(job, u, now, normal.slow_factor)
-            if ratio is not None:
-                text = f"running {ratio:.1f}× longer than usual (p90 {history.short(u.p90)})"
-                out.append(Flag(FlagKind.SLOW, job, text))
-        elif job.status is JobStatus.QUEUED and waits.enough_waits:
+            found = slow.get(family)
+            if found is None:
+                u = normal.usual(family)
+                after = history.slow_after(u, limits)
+                if after is None:
+                    continue
+                found = slow[family] = (u, after)
+            u, after = found
+            crossed = history.slow_since(job, after)
+            if crossed is not None and crossed < now:
+                ran = history.running_seconds(job, now) or 0.0
+                out.append(Flag(FlagKind.SLOW, job, history.slow_words(ran, after, u, limits)))
+        elif job.status is JobStatus.QUEUED and stuck is not None:
             if f"stuck:{job.queue}:{job.id}" in done:
                 continue
-            waited = history.stuck_for(job, waits, now)
-            if waited is not None:
-                text = f"queued {history.short(waited)}, usually under {history.short(waits.wait_p95)}"
-                out.append(Flag(FlagKind.STUCK, job, text))
+            crossed = history.stuck_since(job, stuck)
+            if crossed is not None and crossed < now:
+                waited = history.wait_seconds(job, now) or 0.0
+                out.append(Flag(FlagKind.STUCK, job, history.stuck_words(waited, stuck, waits, limits)))
     return out
 
 
