@@ -81,7 +81,8 @@ class SageMakerStory:
     One job is already training when the bot starts and fails at the first step: its alert shows
     the cause, and the log tail it wrote to the CloudWatch Logs simulator follows in its thread.
     Tonight's nightly evaluation is running when the bot starts and turns slow `slow_in` after the
-    story starts, once the bot has its baseline: the flag is about a change seen during the demo.
+    story starts, once the bot has its baseline: its flag is news (a job already slow at the
+    baseline never gets one).
     """
 
     queue = "ml-training"

@@ -17,7 +17,7 @@ def test_demo_posts_alerts_and_answers_commands() -> None:
     assert "→ *running*" in text
     assert re.search(r"usually \d+ s \(p50\), \d+ s \(p90\) · ETA", text), text  # duration against history
     # Tonight's evaluation passes its threshold after the baseline: flagged once, when it crosses,
-    # having run no more than a minute past it.
+    # having run no more than a minute past it (a job slow already at the baseline is not news).
     slow = re.findall(
         r"nightly-eval-\d+\* · `ml-training` is \*slow\*: running (\d+) min, past its threshold of (\d+) min "
         r"\(1\.5 × p90 \d+ min\)",
