@@ -44,11 +44,13 @@ class PollCommit:
     """One successful poll, ready to commit: what it found and what the features decided.
 
     `result`: the diff (jobs to store, transitions). `live`: the queue's live jobs after this poll
-    (slow and stuck flags are looked for among them). `baseline`: the queue's first poll (nothing is
-    announced; its history is recorded sparingly). `owner_users`: job id -> the owner's Slack user
-    id (bot/core/owners.py), for owner mentions, DMs and `--owner` filters. `normal`: the queue's
-    history kept by the worker (bot/pipeline/usual.py); with it, finished jobs go into run_history,
-    alerts carry what is usual, and slow or stuck jobs are flagged."""
+    (slow and stuck flags are looked for among them: those that crossed their threshold after the
+    queue's watermark before this poll, which commit_poll reads in its transaction). `baseline`:
+    the queue's first poll (nothing is announced; its history is recorded sparingly).
+    `owner_users`: job id -> the owner's Slack user id (bot/core/owners.py), for owner mentions,
+    DMs and `--owner` filters. `normal`: the queue's history kept by the worker
+    (bot/pipeline/usual.py); with it, finished jobs go into run_history, alerts carry what is usual,
+    and slow or stuck jobs are flagged."""
 
     queue: str
     started_at: datetime
@@ -78,6 +80,7 @@ def commit_poll(db: Database, poll: PollCommit, *, fence: Fence | None) -> int:
                 normal=poll.normal,
                 live=poll.live,
                 now=poll.now,
+                since=before.watermark,
                 baseline=poll.baseline,
                 token=fence.token if fence is not None else None,
             )
