@@ -31,7 +31,7 @@ from bot.sim.batch import BatchStory
 from bot.sim.logs import LogsSim
 from bot.sim.modzy import ModzyStory
 from bot.sim.pai import PaiStory
-from bot.sim.sagemaker import SageMakerSim
+from bot.sim.sagemaker import SageMakerSim, TrainingJob
 from bot.sim.slack import FakeSlack, pretty
 from bot.sim.slash import slash_command
 from bot.slack.app import build_app
@@ -81,8 +81,8 @@ class SageMakerStory:
     One job is already training when the bot starts and fails at the first step: its alert shows
     the cause, and the log tail it wrote to the CloudWatch Logs simulator follows in its thread.
     Tonight's nightly evaluation is running when the bot starts and turns slow `slow_in` after the
-    story starts, once the bot has its baseline: its flag is news (a job already slow at the
-    baseline never gets one).
+    story's first step, which comes after the bot's baseline however long that took: its flag is
+    news (a job already slow at the baseline never gets one).
     """
 
     queue = "ml-training"
@@ -102,6 +102,8 @@ class SageMakerStory:
         self.stage: dict[str, int] = {}
         self.count = 0
         self.lock = threading.Lock()  # step() runs on the scheduler's thread
+        self.tonight: TrainingJob | None = None  # tonight's nightly evaluation, and when it turns slow
+        self.threshold = timedelta(0)
 
     def start(self) -> None:
         self.logs.start()
@@ -135,9 +137,14 @@ class SageMakerStory:
             job.ended = job.modified = job.created + timedelta(minutes=self.rng.uniform(25, 35))
             evals.append((job.ended - job.created).total_seconds())
         after = history.slow_after(history.usual(evals, []), LIMITS)
-        threshold = timedelta(seconds=after.seconds if after is not None else 0)  # seven runs are enough
-        tonight = self.sim.add(f"nightly-eval-{now:%Y%m%d}", secondary="Training")
-        tonight.created = tonight.modified = now - threshold + self.slow_in
+        self.threshold = timedelta(seconds=after.seconds if after is not None else 0)  # seven runs are enough
+        self.tonight = self.sim.add(f"nightly-eval-{now:%Y%m%d}", secondary="Training")
+        self._turn_slow_in(self.slow_in)
+
+    def _turn_slow_in(self, delay: timedelta) -> None:
+        """Tonight's evaluation started so long ago that it passes its threshold `delay` from now."""
+        if self.tonight is not None:
+            self.tonight.created = self.tonight.modified = self.sim.clock() - self.threshold + delay
 
     def config(self) -> str:
         return f"""
@@ -174,6 +181,9 @@ logs_endpoint_url = "{self.logs.url}"
             return name
 
     def _step(self) -> None:
+        if self.tonight is not None:  # the first step: the bot has its baseline, and the clock starts now
+            self._turn_slow_in(self.slow_in)
+            self.tonight = None
         if self.sim.jobs[self.DOOMED].status == "InProgress":
             self.sim.set(
                 self.DOOMED, "Failed", "Failed", reason="AlgorithmError: CUDA out of memory (GPU 0; 15.78 GiB)"
@@ -230,7 +240,7 @@ def run_demo(
     stories = [make(rng) for make in STORIES]
     for story in stories:
         if isinstance(story, SageMakerStory):  # tonight's evaluation turns slow a few polls into the demo
-            story.slow_in = timedelta(seconds=3 * interval)
+            story.slow_in = timedelta(seconds=interval)
         story.start()
     try:
         with tempfile.TemporaryDirectory(prefix="jobwatch-demo-") as tmp:
