@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Self
@@ -74,8 +74,14 @@ IN_FLIGHT = frozenset({OutboxState.PENDING, OutboxState.SENDING})  # claimed or 
 
 THREADED = frozenset({OutboxKind.ALERT, OutboxKind.NOTE, OutboxKind.FLAG})  # about one job: its thread
 OPENS_THREAD = frozenset({OutboxKind.ALERT, OutboxKind.FLAG})  # once posted, its ts is the job's thread
-FOLDED = frozenset({OutboxKind.ALERT})  # what a burst of a channel folds into one digest
-QUIET_HELD = frozenset({OutboxKind.ALERT})  # what quiet hours hold until the window ends
+STATUS_CHANGES = frozenset({OutboxKind.ALERT})  # its payload is the job's new status: its card shows it
+
+# --- the noise rules, one set each: the kinds a rule acts on (docs/architecture.md §Message policy) ----
+# A kind left out of a rule's set is a decision the table there gives with its reason, not an oversight;
+# tests/pipeline/test_policy.py holds the table and these sets to each other.
+QUIET_HELD = frozenset({OutboxKind.ALERT, OutboxKind.FLAG})  # what quiet hours hold until the window ends
+QUIET_PASSES_FAILURES = frozenset({OutboxKind.ALERT})  # of those, failures go at once (unless `everything`)
+FOLDED = frozenset({OutboxKind.ALERT, OutboxKind.FLAG})  # what a burst of a channel folds into one digest
 WITHDRAWN = frozenset({OutboxKind.ALERT})  # what a changed filter takes back
 
 
@@ -104,20 +110,23 @@ class TextPayload:
 
 @dataclass(frozen=True)
 class DigestPayload:
-    """A digest's parent: counts by status, the queues, failures by status and cause ({"failed":
-    {"spot_interruption": 30}}; None: not counted, as in a scheduled digest, whose notes say it), a
-    title and notes."""
+    """A digest's parent: counts by status (of the status changes it folds), the queues, failures by
+    status and cause ({"failed": {"spot_interruption": 30}}; None: not counted, as in a scheduled
+    digest, whose notes say it), a title, notes, and the slow and stuck flags it folds, counted by
+    kind apart from the statuses ({"stuck": 37}; empty in digests stored before flags were folded)."""
 
     counts: Mapping[str, int]
     queues: Sequence[str]
     causes: Mapping[str, Mapping[str, int]] | None = None
     title: str = ""
     notes: Sequence[str] = ()
+    flags: Mapping[str, int] = field(default_factory=dict)
 
     def dump(self) -> str:
-        """As stored in the payload column: counts, queues, then causes, notes and title when there
-        are any (the order both writers have always stored: a burst or away digest's causes and
-        title, a scheduled digest's notes and title)."""
+        """As stored in the payload column: counts, queues, then causes, notes, title and flags when
+        there are any (the order both writers have always stored: a burst or away digest's causes and
+        title, a scheduled digest's notes and title; flags last, so a digest without any is stored
+        as before)."""
         body: dict[str, Any] = {"counts": dict(self.counts), "queues": list(self.queues)}
         if self.causes is not None:
             body["causes"] = {status: dict(by) for status, by in self.causes.items()}
@@ -125,18 +134,28 @@ class DigestPayload:
             body["notes"] = list(self.notes)
         if self.title:
             body["title"] = self.title
+        if self.flags:
+            body["flags"] = dict(self.flags)
         return json.dumps(body)
 
     @classmethod
     def load(cls, payload: str) -> Self:
-        """From the payload column."""
+        """From the payload column (a digest stored without flags has none)."""
         body = json.loads(payload)
-        return cls(body["counts"], body["queues"], body.get("causes"), body.get("title", ""), body.get("notes", ()))
+        return cls(
+            body["counts"],
+            body["queues"],
+            body.get("causes"),
+            body.get("title", ""),
+            body.get("notes", ()),
+            body.get("flags", {}),
+        )
 
 
 @dataclass(frozen=True)
 class DigestPartPayload:
-    """One thread reply of a digest: lines of [name, queue, native status, status], part n of parts."""
+    """One thread reply of a digest: lines of [name, queue, native status, status] for a status
+    change, or [name, queue, the flag's words, flag kind] for a slow or stuck job; part n of parts."""
 
     lines: Sequence[Sequence[str]]
     part: int

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from bot.core.outbox import QUIET_HELD, OutboxRow, OutboxState
+from bot.core.outbox import QUIET_HELD, QUIET_PASSES_FAILURES, OutboxRow, OutboxState
 from bot.core.quiet import PASS_THROUGH
 from bot.core.subscriptions import Subscribed
 
@@ -16,8 +16,10 @@ from bot.core.subscriptions import Subscribed
 def hold_quiet(
     rows: Iterable[OutboxRow], subs: Iterable[Subscribed], *, now: datetime, default_tz: str
 ) -> list[OutboxRow]:
-    """The rows, those of the kinds quiet hours hold (QUIET_HELD) for channels inside their window
-    `held` until it ends; failures and time-outs pass unless the window says `everything`."""
+    """The rows, those of the kinds quiet hours hold (QUIET_HELD: alerts and flags) for channels
+    inside their window `held` until it ends. Failure and time-out alerts (QUIET_PASSES_FAILURES)
+    pass unless the window says `everything`; a slow or stuck flag is no failure, so it is held
+    whenever the window holds alerts."""
     ends: dict[tuple[str, str, str], tuple[datetime, bool]] = {}
     for sub in subs:
         if sub.quiet is not None and (closes := sub.quiet.ends(now, default_tz)) is not None:
@@ -31,7 +33,7 @@ def hold_quiet(
             out.append(row)
             continue
         closes, everything = found
-        passes = row.new_status in PASS_THROUGH and not everything
+        passes = row.kind in QUIET_PASSES_FAILURES and row.new_status in PASS_THROUGH and not everything
         out.append(row if passes else row.but(state=OutboxState.HELD, next_attempt_at=closes))
     return out
 

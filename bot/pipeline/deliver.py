@@ -6,9 +6,10 @@ A row left in `sending` (crash, timeout, 5xx) is settled by recovery, which look
 in the channel's history (or the thread's replies) before it ever posts again.
 Posts are paced per channel; channels are drained in parallel.
 
-This module runs the round: recovery first (bot/pipeline/recover.py), then a burst of alerts for one
-channel folded into a digest (bot/pipeline/digest.py), then each channel's due rows drained in
-turn, one row at a time by bot/pipeline/send.py, which renders it with bot/pipeline/messages.py.
+This module runs the round: recovery first (bot/pipeline/recover.py), then a burst of alerts and
+flags for one channel folded into a digest (bot/pipeline/digest.py), then each channel's due rows
+drained in turn, one row at a time by bot/pipeline/send.py, which renders it with
+bot/pipeline/messages.py.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from bot.slackapi.pace import Pace
 from bot.store import outbox
 from bot.store.db import Database
 from bot.store.lease import Fence
-from providers import Job
 
 __all__ = ["BATCH", "Deliverer", "Stats", "message_for", "metadata"]
 
@@ -141,9 +141,10 @@ class Deliverer:
     # -- digests ---------------------------------------------------------------------------
 
     def fold_digests(self) -> int:
-        """Fold the ready alerts of any channel with more than `digest_threshold` of them into one
-        digest (a parent with counts by status, and thread replies listing every job). Folding is
-        one transaction: the alerts become `digested` and the digest rows `pending` together."""
+        """Fold the ready rows a burst folds (core.outbox.FOLDED: alerts and slow or stuck flags) of
+        any channel with more than `digest_threshold` of them into one digest (a parent with counts
+        by status and by flag, and thread replies listing every job). Folding is one transaction:
+        the rows become `digested` and the digest rows `pending` together."""
         now = self.clock()
         with self.db.read() as session:
             crowded = outbox.crowded(session, now, self.digest_threshold)
@@ -159,6 +160,5 @@ class Deliverer:
             rows = outbox.foldable(session, team, channel, now)
             if len(rows) <= self.digest_threshold:
                 return
-            jobs = [Job.model_validate_json(r.payload) for r in rows]
-            chunks = fold_digest(session, rows, jobs, origin=DigestOrigin.BURST, team=team, channel=channel, now=now)
-        log.info("digest channel=%s alerts=%d replies=%d", channel, len(rows), chunks)
+            chunks = fold_digest(session, rows, origin=DigestOrigin.BURST, team=team, channel=channel, now=now)
+        log.info("digest channel=%s rows=%d replies=%d", channel, len(rows), chunks)
