@@ -1,16 +1,40 @@
 """The rules every message owed to a channel goes through before it is written to the outbox, in one
-place: a running mute keeps it as `muted` (never posted, counted in the mute's summary), and quiet
-hours hold it until the window ends (bot/core/quiet.py). Pure functions of typed rows; the pipeline
-applies them in the order bot/pipeline/owed.py gives."""
+place: the subscription filter decides which channels it is for, a running mute keeps it as `muted`
+(never posted, counted in the mute's summary), and quiet hours hold it until the window ends
+(bot/core/quiet.py). Each rule acts on the kinds of its named set (bot/core/outbox.py) and lets the
+others through; docs/architecture.md §Message policy gives the table. Pure functions of typed rows;
+the pipeline applies them in the order bot/pipeline/owed.py gives."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import assert_never
 
-from bot.core.outbox import QUIET_HELD, QUIET_PASSES_FAILURES, OutboxRow, OutboxState
+from bot.core.outbox import QUIET_HELD, QUIET_PASSES_FAILURES, OutboxKind, OutboxRow, OutboxState
 from bot.core.quiet import PASS_THROUGH
-from bot.core.subscriptions import Subscribed
+from bot.core.subscriptions import FlagKind, Subscribed, SubscriptionFilter
+from providers import Job
+
+
+def wanted(
+    by: SubscriptionFilter, kind: OutboxKind, job: Job, *, flag: FlagKind | None = None, owner: str | None = None
+) -> bool:
+    """Whether a channel whose subscription filters `by` wants a row of `kind` about `job` (`flag`:
+    a flag's kind; `owner`: the Slack user the job's owner maps to, if known). The kinds of FILTERED
+    are decided by the filter: a status alert by `wants`, a flag by `wants_flag`, a note (a retry)
+    by the job's name; the others are not the subscription's to filter, so they pass."""
+    match kind:
+        case OutboxKind.ALERT:
+            return by.wants(job, owner)
+        case OutboxKind.FLAG:
+            return flag is not None and by.wants_flag(flag, job, owner)
+        case OutboxKind.NOTE:
+            return by.wants_name(job.name)
+        case OutboxKind.NOTICE | OutboxKind.DM | OutboxKind.DIGEST | OutboxKind.DIGEST_PART:
+            return True  # an operator's notice, a person's DM, digests folded from filtered rows or scheduled
+        case _:
+            assert_never(kind)
 
 
 def hold_quiet(

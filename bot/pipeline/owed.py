@@ -35,7 +35,7 @@ from bot.core.outbox import (
     retry_id,
 )
 from bot.core.owners import OwnerNotify
-from bot.core.policy import hold_muted, hold_quiet
+from bot.core.policy import hold_muted, hold_quiet, wanted
 from bot.core.subscriptions import Subscribed
 from bot.pipeline.diff import Transition
 from bot.pipeline.usual import Flag
@@ -67,7 +67,7 @@ def alert_rows(
         for t in transitions
         if not t.quiet
         for sub in active
-        if sub.filter.wants(t.job, users.get(t.job.id))
+        if wanted(sub.filter, OutboxKind.ALERT, t.job, owner=users.get(t.job.id))
     ]
 
 
@@ -82,7 +82,7 @@ def flag_rows(
             update={"extra": {**flag.job.extra, "flag": flag.kind.value, "flag_text": flag.text}}
         )
         for sub in active:
-            if sub.filter.wants_flag(flag.kind, flag.job, users.get(flag.job.id)):
+            if wanted(sub.filter, OutboxKind.FLAG, flag.job, flag=flag.kind, owner=users.get(flag.job.id)):
                 rows.append(
                     OutboxRow.flag(
                         flag.alert_id, flag.kind.value, shown, team_id=sub.team_id, channel_id=sub.channel_id, now=now
@@ -115,7 +115,7 @@ def retry_rows(
             after = first.get((sub.channel_id, job.id))
             if (sub.team_id, sub.channel_id) not in threaded and after is None:
                 continue
-            if not sub.filter.wants_name(job.name):
+            if not wanted(sub.filter, OutboxKind.NOTE, job):
                 continue
             note = TextPayload(text, thread_only=True, after=after or "")
             rows.append(

@@ -273,3 +273,45 @@ def test_a_digest_stored_before_flags_were_folded_still_renders(
     assert ":x: 2 failed: 2 spot_interruption" in text_of(digest)
     assert part["thread_ts"] == digest["ts"] and part["text"] == "Jobs 1/1: a in gpu: FAILED; b in gpu: FAILED"
     assert json.loads(old_parent).keys() == {"counts", "queues", "causes", "title"}
+
+
+# --- the subscription filter ------------------------------------------------------------------------
+
+
+def test_the_filter_decides_flags_as_it_decides_alerts(gpu: Bot, slack: FakeSlack, batch: BatchSim) -> None:
+    seed_history(batch)
+    flagged = stuck(batch, 2)
+    done = batch.add("etl-done", "RUNNING")
+    gpu.command("subscribe gpu failed", channel="C1")  # names a status only: no flags
+    gpu.command("subscribe gpu stuck", channel="C2")  # names a flag only: no status alerts
+    gpu.command("subscribe gpu", channel="C3")  # names nothing: every change and both flags
+    gpu.command("subscribe gpu stuck --match nothing-*", channel="C4")  # the name filter takes flags too
+    gpu.cycle()  # baseline
+    batch.set(done.job_id, "SUCCEEDED")
+    gpu.cycle()
+    gpu.settle()
+    assert rows(gpu, "C1") == [] and slack.posts("C1") == [] and rows(gpu, "C4") == []
+    assert sorted(p["text"].split(" is ")[0] for p in slack.posts("C2")) == [f"{j.name} in gpu" for j in flagged]
+    assert sorted(r.kind for r in rows(gpu, "C3")) == ["alert", "flag", "flag"]
+
+
+def test_a_changed_filter_withdraws_the_flags_it_no_longer_wants(
+    gpu: Bot, slack: FakeSlack, batch: BatchSim, clock: MovableClock
+) -> None:
+    seed_history(batch)
+    stuck(batch, 2)
+    done = batch.add("etl-done", "RUNNING")
+    quiet = f"--quiet {window_around_now()} --quiet-tz UTC"
+    gpu.command(f"subscribe gpu {quiet}", channel="C1")
+    gpu.cycle()  # baseline
+    batch.set(done.job_id, "SUCCEEDED")
+    gpu.cycle()
+    assert sorted(r.kind for r in rows(gpu, "C1") if r.state == "held") == ["alert", "flag", "flag"]
+    gpu.command(f"subscribe gpu stuck {quiet}", channel="C1")  # the same window: nothing released
+    assert sorted(r.kind for r in rows(gpu, "C1")) == ["flag", "flag"]  # the status alert withdrawn
+    gpu.command(f"subscribe gpu failed {quiet}", channel="C1")
+    assert rows(gpu, "C1") == []  # and now the flags
+    clock.offset += timedelta(hours=2)
+    gpu.cycle()
+    gpu.settle()
+    assert slack.posts("C1") == []  # no away digest of what the channel no longer wants
