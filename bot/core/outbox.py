@@ -79,7 +79,9 @@ STATUS_CHANGES = frozenset({OutboxKind.ALERT})  # its payload is the job's new s
 # --- the noise rules, one set each: the kinds a rule acts on (docs/architecture.md §Message policy) ----
 # A kind left out of a rule's set is a decision the table there gives with its reason, not an oversight;
 # tests/pipeline/test_policy.py holds the table and these sets to each other.
+ANNOUNCED = frozenset({OutboxKind.ALERT, OutboxKind.FLAG, OutboxKind.NOTE, OutboxKind.DM})  # a baseline owes none
 FILTERED = frozenset({OutboxKind.ALERT, OutboxKind.FLAG, OutboxKind.NOTE})  # a channel's filter decides each
+MUTE_HELD = frozenset({OutboxKind.ALERT, OutboxKind.FLAG, OutboxKind.NOTE})  # a running mute keeps them `muted`
 QUIET_HELD = frozenset({OutboxKind.ALERT, OutboxKind.FLAG})  # what quiet hours hold until the window ends
 QUIET_PASSES_FAILURES = frozenset({OutboxKind.ALERT})  # of those, failures go at once (unless `everything`)
 FOLDED = frozenset({OutboxKind.ALERT, OutboxKind.FLAG})  # what a burst of a channel folds into one digest

@@ -1,9 +1,10 @@
 """The rules every message owed to a channel goes through before it is written to the outbox, in one
-place: the subscription filter decides which channels it is for, a running mute keeps it as `muted`
-(never posted, counted in the mute's summary), and quiet hours hold it until the window ends
-(bot/core/quiet.py). Each rule acts on the kinds of its named set (bot/core/outbox.py) and lets the
-others through; docs/architecture.md §Message policy gives the table. Pure functions of typed rows;
-the pipeline applies them in the order bot/pipeline/owed.py gives."""
+place: a queue's baseline announces nothing, the subscription filter decides which channels it is
+for, a running mute keeps it as `muted` (never posted, counted in the mute's summary), and quiet
+hours hold it until the window ends (bot/core/quiet.py). Each rule acts on the kinds of its named
+set (bot/core/outbox.py) and lets the others through; docs/architecture.md §Message policy gives
+the table. Pure functions of typed rows; the pipeline applies them in the order
+bot/pipeline/owed.py gives."""
 
 from __future__ import annotations
 
@@ -11,10 +12,25 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import assert_never
 
-from bot.core.outbox import QUIET_HELD, QUIET_PASSES_FAILURES, OutboxKind, OutboxRow, OutboxState
+from bot.core.outbox import (
+    ANNOUNCED,
+    MUTE_HELD,
+    QUIET_HELD,
+    QUIET_PASSES_FAILURES,
+    OutboxKind,
+    OutboxRow,
+    OutboxState,
+)
 from bot.core.quiet import PASS_THROUGH
 from bot.core.subscriptions import FlagKind, Subscribed, SubscriptionFilter
 from providers import Job
+
+
+def baseline_owes(rows: Iterable[OutboxRow], *, baseline: bool) -> list[OutboxRow]:
+    """The rows, but at a queue's `baseline` (its first poll) none of the kinds it would announce
+    (ANNOUNCED: alerts, flags, notes, DMs): jobs already there when jobwatch starts are not news.
+    An operator's notice (the queue polls again) is no news about a job: it is owed all the same."""
+    return [r for r in rows if r.kind not in ANNOUNCED] if baseline else list(rows)
 
 
 def wanted(
@@ -66,12 +82,15 @@ Silenced = frozenset[tuple[str, str, str]]  # running mutes: (team, channel, job
 
 
 def hold_muted(rows: Iterable[OutboxRow], silenced: Silenced) -> list[OutboxRow]:
-    """The rows, those of a muted channel+queue (or job) recorded as `muted`: kept, never posted."""
+    """The rows, those of the kinds a mute holds (MUTE_HELD: alerts, flags, notes) of a muted
+    channel+queue (or job) recorded as `muted`: kept, never posted. A DM is a person's, not the
+    channel's: a channel's mute does not hold it."""
     if not silenced:
         return list(rows)
     return [
         r.but(state=OutboxState.MUTED)
-        if (r.team_id, r.channel_id, "") in silenced or (r.team_id, r.channel_id, r.job_id) in silenced
+        if r.kind in MUTE_HELD
+        and ((r.team_id, r.channel_id, "") in silenced or (r.team_id, r.channel_id, r.job_id) in silenced)
         else r
         for r in rows
     ]
