@@ -73,7 +73,7 @@ class Deliverer:
         self.sleep = sleep
         self.monotonic = monotonic
         self.sender = Sender(db, client_for, clock=clock, fence=fence, stop_by=stop_by, thread_wait=thread_wait)
-        self._paces: dict[tuple[str, str], Pace] = {}
+        self._paces: dict[str, Pace] = {}  # by channel (a DM's: the person's)
         self._paces_lock = threading.Lock()
 
     @property
@@ -117,13 +117,17 @@ class Deliverer:
         """Settle rows stuck in `sending`: sent if Slack has them, pending (to repost) if not."""
         return recover(self.sender, self.recovery_after)
 
-    def _pace(self, team: str, channel: str) -> Pace:
+    def _pace(self, channel: str) -> Pace:
+        """The pace of one Slack channel, whatever team id its rows carry: the operators' notices
+        carry `ops_team` (empty with one workspace) while the alerts of the same channel carry the
+        workspace's id, and they are drained apart (in parallel) but Slack counts the posts of the
+        channel together."""
         with self._paces_lock:
-            return self._paces.setdefault((team, channel), Pace(self.rate, self.burst))
+            return self._paces.setdefault(channel, Pace(self.rate, self.burst))
 
     def _drain(self, team: str, channel: str, ids: list[int]) -> Stats:
         stats = Stats()
-        pace = self._pace(team, channel)
+        pace = self._pace(channel)
         for item_id in ids:
             if self.sender.blocked(team):
                 break

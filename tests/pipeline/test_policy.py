@@ -315,3 +315,30 @@ def test_a_changed_filter_withdraws_the_flags_it_no_longer_wants(
     gpu.cycle()
     gpu.settle()
     assert slack.posts("C1") == []  # no away digest of what the channel no longer wants
+
+
+# --- pacing -----------------------------------------------------------------------------------------
+
+
+def test_the_operators_notices_and_the_alerts_of_one_channel_share_its_pace(
+    tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim, clock: MovableClock
+) -> None:
+    """A notice carries `ops_team` (empty with one workspace), the channel's alerts the workspace's
+    id: drained apart, they still keep one pace, the channel's."""
+    bot = make_bot(tmp_path, database_url, slack, batch, clock, bot='[bot]\nops_channel = "C01"')
+    worker = bot.runtime.worker
+    try:
+        bot.command("subscribe gpu", channel="C01")
+        bot.cycle()  # baseline
+        for n in range(3):
+            batch.add(f"etl-{n}", "RUNNING")
+        batch.faults.append("auth")
+        worker.renew()
+        worker.poll_all()  # the outage notice
+        worker.poll_all()  # the recovery notice and three alerts: five posts owed to C01 at once
+        assert sorted(r.team_id for r in rows(bot, "C01")) == ["", "", TEAM, TEAM, TEAM]
+        worker.deliver()
+        bot.settle()
+        assert len(slack.posts("C01")) == 5 and slack.rejected == 0
+    finally:
+        bot.close()
