@@ -34,6 +34,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Self
 
+from bot.core.subscriptions import FlagKind
 from providers import Job, JobStatus
 
 
@@ -185,7 +186,7 @@ def transition_id(queue: str, job_id: str, old: str, new: str, updated: str) -> 
     return _digest([queue, job_id, old, new, updated])
 
 
-def flag_id(kind: str, queue: str, job_id: str) -> str:
+def flag_id(kind: FlagKind, queue: str, job_id: str) -> str:
     """A slow or stuck flag: once per job and kind."""
     return f"{kind}:{queue}:{job_id}"
 
@@ -329,8 +330,11 @@ class OutboxRow:
         )
 
     @classmethod
-    def flag(cls, alert_id: str, kind: str, job: Job, *, team_id: str, channel_id: str, now: datetime) -> OutboxRow:
-        """A slow or stuck flag of `job` (its payload carries the flag's words) for one channel."""
+    def flag(
+        cls, alert_id: str, kind: FlagKind, job: Job, *, team_id: str, channel_id: str, now: datetime
+    ) -> OutboxRow:
+        """A slow or stuck flag of `job` (its payload carries the flag's words) for one channel; its
+        new_status is the flag's kind."""
         return cls(
             alert_id,
             OutboxKind.FLAG,
@@ -341,7 +345,7 @@ class OutboxRow:
             now,
             job_id=job.id,
             old_status=job.status.value,
-            new_status=kind,
+            new_status=kind.value,
         )
 
     @classmethod

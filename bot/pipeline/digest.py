@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from bot.blocks import render
 from bot.core.outbox import DigestOrigin, DigestPartPayload, DigestPayload, OutboxKind, OutboxRow, digest_id
+from bot.core.subscriptions import FlagKind
 from bot.store import outbox
 from bot.store.tables import OutboxItem
 from providers import Job
@@ -46,14 +47,14 @@ def fold(
     has. `listed`: the rows it counts and lists (default: all of `rows`; quiet hours list each job's
     last status once). Status changes are listed first, then the flags, each in the rows' order."""
     changes: list[Job] = []
-    flagged: list[tuple[str, Job]] = []
+    flagged: list[tuple[FlagKind, Job]] = []
     for row in rows if listed is None else listed:
         kind = OutboxKind(row.kind)
         match kind:
             case OutboxKind.ALERT:
                 changes.append(Job.model_validate_json(row.payload))
             case OutboxKind.FLAG:
-                flagged.append((row.new_status, Job.model_validate_json(row.payload)))
+                flagged.append((FlagKind(row.new_status), Job.model_validate_json(row.payload)))
             case (
                 OutboxKind.NOTE | OutboxKind.NOTICE | OutboxKind.DM | OutboxKind.DIGEST | OutboxKind.DIGEST_PART
             ):  # never folded: docs/architecture.md §Message policy
@@ -66,13 +67,13 @@ def fold(
         queues,
         render.cause_counts(changes),
         title=title,
-        flags=Counter(flag for flag, _ in flagged),
+        flags=Counter(flag.value for flag, _ in flagged),
     )
     digest = OutboxRow.digest(
         digest_id(origin, (r.alert_id for r in rows)), body, team_id=team, channel_id=channel, queue=queues[0], now=now
     )
     lines = [[j.name, j.queue, j.native_status, j.status.value] for j in changes]
-    lines += [[j.name, j.queue, str(j.extra.get("flag_text") or ""), flag] for flag, j in flagged]
+    lines += [[j.name, j.queue, str(j.extra.get("flag_text") or ""), flag.value] for flag, j in flagged]
     chunks = [lines[i : i + render.DIGEST_LINES] for i in range(0, len(lines), render.DIGEST_LINES)]
     parts = [
         OutboxRow.digest_part(digest, n, DigestPartPayload(chunk, n, len(chunks))) for n, chunk in enumerate(chunks, 1)

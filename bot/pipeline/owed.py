@@ -88,7 +88,7 @@ def flag_rows(
             if wanted(sub.filter, OutboxKind.FLAG, flag.job, flag=flag.kind, owner=users.get(flag.job.id)):
                 rows.append(
                     OutboxRow.flag(
-                        flag.alert_id, flag.kind.value, shown, team_id=sub.team_id, channel_id=sub.channel_id, now=now
+                        flag.alert_id, flag.kind, shown, team_id=sub.team_id, channel_id=sub.channel_id, now=now
                     )
                 )
     return rows
