@@ -26,6 +26,7 @@ from sqlmodel import Session
 
 from bot.core import history
 from bot.core.history import with_usual
+from bot.core.outbox import flag_id
 from bot.core.subscriptions import FlagKind
 from bot.pipeline.diff import DiffResult, Transition
 from bot.store import history as run_history
@@ -122,7 +123,7 @@ class Flag:
     @property
     def alert_id(self) -> str:
         """Once per job and kind."""
-        return f"{self.kind}:{self.job.queue}:{self.job.id}"
+        return flag_id(self.kind, self.job.queue, self.job.id)
 
 
 def flags(jobs: Iterable[Job], normal: Normal, now: datetime, since: datetime | None) -> list[Flag]:
