@@ -52,7 +52,8 @@ access_key_env = "TEST_AWS_KEY"
 secret_key_env = "TEST_AWS_SECRET"
 {extra}
 """
-HOURS_AGO = 2  # how long the stuck jobs have been queued; the history says a minute is usual
+QUEUED_FOR = timedelta(minutes=5)  # how long the stuck jobs have waited when they are added
+CROSS = timedelta(seconds=400)  # then past the stuck threshold (the 10 min floor: a minute is usual)
 ALICE = "UALICE01"
 OWNERS = f'owner_from = "name:^(?P<owner>[a-z]+)-"\n\n[owners]\nalice = "{ALICE}"\n'  # alice-* jobs are hers
 SPOT = "Host EC2 (instance i-0abc) terminated."
@@ -100,10 +101,17 @@ def seed_history(batch: BatchSim) -> None:
         job.started_ms, job.stopped_ms = day_ago + 60_000, day_ago + 11 * 60_000
 
 
-def stuck(batch: BatchSim, n: int, prefix: str = "eval") -> list[ServiceJob]:
-    """`n` jobs queued HOURS_AGO hours ago (they are stuck at the first poll after they are seen)."""
-    since = int(time.time() * 1000) - HOURS_AGO * 3_600_000
+def stuck(batch: BatchSim, clock: MovableClock, n: int, prefix: str = "eval") -> list[ServiceJob]:
+    """`n` jobs that have waited QUEUED_FOR by the bot's clock: not stuck yet. Once `cross` moves the
+    clock, they pass their threshold between two polls, and the poll after that flags them (a job
+    already past its threshold when a poll first sees it is not news, bot/pipeline/usual.py)."""
+    since = int((clock() - QUEUED_FOR).timestamp() * 1000)
     return [batch.add(f"{prefix}-{i:02d}", "RUNNABLE", created_ms=since) for i in range(n)]
+
+
+def cross(clock: MovableClock) -> None:
+    """Move the bot's clock so that the jobs `stuck` made pass their threshold."""
+    clock.offset += CROSS
 
 
 def rows(bot: Bot, channel: str | None = None) -> list[OutboxItem]:
@@ -136,13 +144,14 @@ def window_around_now() -> str:
 
 
 def test_a_flood_of_flags_folds_into_one_digest_that_counts_them_and_lists_every_job(
-    gpu: Bot, slack: FakeSlack, batch: BatchSim
+    gpu: Bot, slack: FakeSlack, batch: BatchSim, clock: MovableClock
 ) -> None:
     seed_history(batch)
-    jobs = stuck(batch, 37)
+    jobs = stuck(batch, clock, 37)
     gpu.command("subscribe gpu", channel="C01")
     gpu.cycle()  # the baseline: the jobs are known, nothing is flagged
     assert rows(gpu) == []
+    cross(clock)
     gpu.cycle()
     gpu.settle()
     parent, *replies = slack.posts("C01")
@@ -166,12 +175,13 @@ def test_flags_and_status_changes_fold_together_counted_apart(
     bot = make_bot(tmp_path, database_url, slack, batch, clock, bot="[bot]\ndigest_threshold = 10")
     try:
         seed_history(batch)
-        flagged = stuck(batch, 8)
+        flagged = stuck(batch, clock, 8)
         running = [batch.add(f"etl-{i}", "RUNNING") for i in range(5)]
         bot.command("subscribe gpu", channel="C01")
         bot.cycle()  # baseline
         for job in running:
             batch.set(job.job_id, "SUCCEEDED")
+        cross(clock)
         bot.cycle()  # 5 status changes and 8 flags: 13 rows, over the threshold of 10
         bot.settle()
         parent, *replies = slack.posts("C01")
@@ -189,10 +199,11 @@ def test_flags_are_once_per_job_and_kind_across_a_restart(
     tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim, clock: MovableClock
 ) -> None:
     seed_history(batch)
-    stuck(batch, 25)
+    stuck(batch, clock, 25)
     bot = make_bot(tmp_path, database_url, slack, batch, clock)
     bot.command("subscribe gpu", channel="C01")
     bot.cycle()
+    cross(clock)
     bot.cycle()
     bot.settle()
     posted = len(slack.posts("C01"))
@@ -217,13 +228,14 @@ def test_flags_are_held_in_quiet_hours_and_told_in_the_away_digest(
     gpu: Bot, slack: FakeSlack, batch: BatchSim, clock: MovableClock, everything: bool
 ) -> None:
     seed_history(batch)
-    flagged = stuck(batch, 3)
+    flagged = stuck(batch, clock, 3)
     done, broken = batch.add("etl-done", "RUNNING"), batch.add("etl-broken", "RUNNING")
     quiet_all = " --quiet-all" if everything else ""
     gpu.command(f"subscribe gpu --quiet {window_around_now()} --quiet-tz UTC{quiet_all}", channel="C01")
     gpu.cycle()  # baseline
     batch.set(done.job_id, "SUCCEEDED")
     batch.set(broken.job_id, "FAILED", reason="Essential container in task exited")
+    cross(clock)
     gpu.cycle()
     gpu.settle()
     held = [r for r in rows(gpu, "C01") if r.state == "held"]
@@ -297,9 +309,11 @@ def test_a_digest_stored_before_flags_were_folded_still_renders(
 # --- the subscription filter ------------------------------------------------------------------------
 
 
-def test_the_filter_decides_flags_as_it_decides_alerts(gpu: Bot, slack: FakeSlack, batch: BatchSim) -> None:
+def test_the_filter_decides_flags_as_it_decides_alerts(
+    gpu: Bot, slack: FakeSlack, batch: BatchSim, clock: MovableClock
+) -> None:
     seed_history(batch)
-    flagged = stuck(batch, 2)
+    flagged = stuck(batch, clock, 2)
     done = batch.add("etl-done", "RUNNING")
     gpu.command("subscribe gpu failed", channel="C01")  # names a status only: no flags
     gpu.command("subscribe gpu stuck", channel="C02")  # names a flag only: no status alerts
@@ -307,6 +321,7 @@ def test_the_filter_decides_flags_as_it_decides_alerts(gpu: Bot, slack: FakeSlac
     gpu.command("subscribe gpu stuck --match nothing-*", channel="C04")  # the name filter takes flags too
     gpu.cycle()  # baseline
     batch.set(done.job_id, "SUCCEEDED")
+    cross(clock)
     gpu.cycle()
     gpu.settle()
     assert rows(gpu, "C01") == [] and slack.posts("C01") == [] and rows(gpu, "C04") == []
@@ -318,12 +333,13 @@ def test_a_changed_filter_withdraws_the_flags_it_no_longer_wants(
     gpu: Bot, slack: FakeSlack, batch: BatchSim, clock: MovableClock
 ) -> None:
     seed_history(batch)
-    stuck(batch, 2)
+    stuck(batch, clock, 2)
     done = batch.add("etl-done", "RUNNING")
     quiet = f"--quiet {window_around_now()} --quiet-tz UTC"
     gpu.command(f"subscribe gpu {quiet}", channel="C01")
     gpu.cycle()  # baseline
     batch.set(done.job_id, "SUCCEEDED")
+    cross(clock)
     gpu.cycle()
     assert sorted(r.kind for r in rows(gpu, "C01") if r.state == "held") == ["alert", "flag", "flag"]
     gpu.command(f"subscribe gpu stuck {quiet}", channel="C01")  # the same window: nothing released
@@ -419,7 +435,7 @@ def test_baseline_each_kind(
     bot = make_bot(tmp_path, database_url, slack, batch, clock, bot='[bot]\nops_channel = "COPS"', extra=OWNERS)
     try:
         seed_history(batch)
-        stuck(batch, 3)  # flags
+        stuck(batch, clock, 3)  # flags
         batch.add("alice-broken", "FAILED")  # after a baseline: an alert, the owner's mention and DM
         retried = batch.add("bob-retry", "RUNNABLE", attempts=3)
         batch.set(retried.job_id, "RUNNING")
@@ -433,6 +449,7 @@ def test_baseline_each_kind(
         outage, again = slack.posts("COPS")
         assert "cannot poll" in outage["text"] and again["text"] == "Queue gpu is polling again after 1 failed polls."
         assert slack.posts("C01") == [] and slack.dms(ALICE) == []
+        cross(clock)
         bot.cycle()  # the first poll after it: the stuck jobs are news now
         assert len(of_kind(bot, "flag", "C01")) == 3
     finally:
@@ -448,7 +465,7 @@ def test_subscription_filter_each_kind(
     bot = make_bot(tmp_path, database_url, slack, batch, clock, bot=config, extra=OWNERS)
     try:
         seed_history(batch)
-        flagged = stuck(batch, 4)
+        flagged = stuck(batch, clock, 4)
         done = batch.add("alice-done", "RUNNING")
         retried = batch.add("bob-retry", "RUNNABLE", attempts=3)
         bot.command("subscribe gpu failed", channel="C01")  # a status only: no flag; the operators' channel
@@ -457,6 +474,7 @@ def test_subscription_filter_each_kind(
             bot.command("subscribe gpu --match bob-*", channel=channel)
         bot.cycle()  # baseline
         batch.set(retried.job_id, "RUNNING")
+        cross(clock)
         bot.cycle()  # bob's job runs: its thread in C03 and C04; four stuck jobs: C02's burst
         bot.settle()
         bot.command("subscribe gpu --match etl-*", channel="C04")  # C04 takes bob's jobs no more
@@ -504,9 +522,10 @@ def test_mute_each_kind(
         bot.settle()
         assert "Muted gpu in this channel until" in text_of(bot.command("mute gpu 2h", channel="C01"))
         bot.command(f"digest gpu daily {hh_mm_in(30)} --tz UTC", channel="C01")
-        stuck(batch, 2)  # two jobs first seen now: an alert and a flag each
+        stuck(batch, clock, 2)  # two jobs first seen now: an alert and a flag each
         assert batch.fail_attempt(retried.job_id, SPOT)  # a retry note
         batch.set(broken.job_id, "FAILED", reason="Essential container in task exited")  # owner's mention and DM
+        cross(clock)
         bot.cycle()
         batch.faults.append("auth")
         bot.cycle()  # an outage notice
@@ -556,10 +575,11 @@ def test_quiet_hours_each_kind(
         (card,) = slack.posts("C01")
         bot.command(f"subscribe gpu --quiet {window_around_now()} --quiet-tz UTC --quiet-all", channel="C01")
         bot.command(f"digest gpu daily {hh_mm_in(30)} --tz UTC", channel="C01")
-        flagged = stuck(batch, 2)  # two jobs first seen now: an alert and a flag each
+        flagged = stuck(batch, clock, 2)  # two jobs first seen now: an alert and a flag each
         assert batch.fail_attempt(retried.job_id, SPOT)  # a retry note in bob's thread
         batch.set(broken.job_id, "FAILED", reason="Essential container in task exited")  # mention and DM
         batch.set(done.job_id, "SUCCEEDED")
+        cross(clock)
         bot.cycle()
         batch.faults.append("auth")
         bot.cycle()
@@ -617,7 +637,8 @@ def test_digest_folding_each_kind(
         bot.cycle()  # an outage notice
         for job in [carded, *others]:
             batch.set(job.job_id, "FAILED", reason="Essential container in task exited")
-        flagged = stuck(batch, 2)
+        flagged = stuck(batch, clock, 2)
+        cross(clock)
         bot.cycle()  # 4 failures, 2 jobs first seen (and stuck): 6 alerts and 2 flags; 4 mentions, 4 DMs; recovery
         bot.settle()
 
@@ -665,7 +686,8 @@ def test_pacing_each_kind(
         bot.cycle()  # the outage
         for job in owned:
             batch.set(job.job_id, "FAILED", reason="Essential container in task exited")
-        stuck(batch, 4)
+        stuck(batch, clock, 4)
+        cross(clock)
         worker.renew()
         worker.poll_all()  # 8 alerts, 4 flags, 4 mentions, 4 DMs and the recovery notice, owed at once
         clock.offset += timedelta(minutes=40)
