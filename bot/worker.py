@@ -245,6 +245,7 @@ class Worker:
             owner_notify=self.config.owners.notify,
             log_tail=wants_log_tail(source),
             failure_threshold=bot.failure_threshold,
+            digest_threshold=bot.digest_threshold,
         )
 
     def _record_failure(self, queue: str, fence: Fence, error: str, remedy: str | None) -> None:

@@ -186,6 +186,26 @@ def foldable(session: Session, team_id: str, channel_id: str, now: datetime) -> 
     ).all()
 
 
+def written_now(
+    session: Session, team_id: str, channel_id: str, alert_ids: Sequence[str], now: datetime
+) -> Sequence[OutboxItem]:
+    """The pending rows of the kinds a burst folds that this transaction wrote at `now` for a channel
+    under `alert_ids` (rows that existed before, under the same ids, are left out), oldest first."""
+    found: list[OutboxItem] = []
+    for start in range(0, len(alert_ids), CHUNK):
+        found += session.exec(
+            select(OutboxItem).where(
+                OutboxItem.team_id == team_id,
+                OutboxItem.channel_id == channel_id,
+                col(OutboxItem.alert_id).in_(alert_ids[start : start + CHUNK]),
+                OutboxItem.state == OutboxState.PENDING,
+                col(OutboxItem.kind).in_(sorted(FOLDED)),
+                OutboxItem.created_at == now,
+            )
+        ).all()
+    return sorted(found, key=lambda r: r.id or 0)
+
+
 def get(session: Session, item_id: int | None) -> OutboxItem | None:
     """One row by its id."""
     return session.get(OutboxItem, item_id)
