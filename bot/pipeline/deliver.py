@@ -24,8 +24,8 @@ from datetime import datetime, timedelta
 
 from slack_sdk import WebClient
 
+from bot.core.alert_ids import DigestOrigin
 from bot.core.clock import Clock, utcnow
-from bot.core.outbox import DigestOrigin
 from bot.pipeline.digest import fold as fold_digest
 from bot.pipeline.messages import message_for, metadata
 from bot.pipeline.recover import recover

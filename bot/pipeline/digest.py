@@ -21,7 +21,8 @@ from typing import assert_never
 from sqlmodel import Session
 
 from bot.blocks import render
-from bot.core.outbox import DigestOrigin, DigestPartPayload, DigestPayload, OutboxKind, OutboxRow, digest_id
+from bot.core.alert_ids import DigestOrigin, digest_id
+from bot.core.outbox import DigestPartPayload, DigestPayload, OutboxKind, OutboxRow
 from bot.core.subscriptions import FlagKind
 from bot.store import outbox
 from bot.store.tables import OutboxItem

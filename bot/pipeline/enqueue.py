@@ -16,7 +16,8 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.core.outbox import FOLDED, DigestOrigin, OutboxRow, OutboxState, outage_id, recovered_id
+from bot.core.alert_ids import DigestOrigin, outage_id, recovered_id
+from bot.core.outbox import FOLDED, OutboxRow, OutboxState
 from bot.core.owners import OwnerNotify
 from bot.pipeline.diff import DiffResult, Transition
 from bot.pipeline.digest import fold as fold_digest

@@ -26,17 +26,8 @@ from sqlmodel import Session
 
 from bot.blocks.notes import mention_text
 from bot.core import owners
-from bot.core.outbox import (
-    OutboxKind,
-    OutboxRow,
-    OutboxState,
-    TextPayload,
-    dm_end_id,
-    dm_owner_id,
-    dm_run_id,
-    owner_note_id,
-    retry_id,
-)
+from bot.core.alert_ids import dm_end_id, dm_owner_id, dm_run_id, owner_note_id, retry_id
+from bot.core.outbox import OutboxKind, OutboxRow, OutboxState, TextPayload
 from bot.core.owners import OwnerNotify
 from bot.core.policy import baseline_owes, hold_muted, hold_quiet, wanted
 from bot.core.subscriptions import Subscribed

@@ -14,7 +14,8 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.core.outbox import STATUS_CHANGES, DigestOrigin
+from bot.core.alert_ids import DigestOrigin
+from bot.core.outbox import STATUS_CHANGES
 from bot.core.quiet import AWAY_TITLE
 from bot.pipeline.digest import fold as fold_digest
 from bot.store import outbox

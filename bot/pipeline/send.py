@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 from sqlmodel import Session
 
 from bot.blocks import render
+from bot.core.alert_ids import DigestOrigin, origin_of
 from bot.core.clock import Clock
 from bot.core.outbox import (
     IN_FLIGHT,
@@ -26,11 +27,9 @@ from bot.core.outbox import (
     OWED,
     STATUS_CHANGES,
     THREADED,
-    DigestOrigin,
     OutboxKind,
     OutboxState,
     TextPayload,
-    origin_of,
 )
 from bot.pipeline.messages import UnknownKind, message_for, metadata
 from bot.slackapi.errors import Failure, Kind, classify

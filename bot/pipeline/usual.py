@@ -25,8 +25,8 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bot.core import history
+from bot.core.alert_ids import flag_id
 from bot.core.history import with_usual
-from bot.core.outbox import flag_id
 from bot.core.subscriptions import FlagKind
 from bot.pipeline.diff import DiffResult, Transition
 from bot.store import history as run_history
