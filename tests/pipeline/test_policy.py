@@ -58,6 +58,9 @@ ALICE = "UALICE01"
 OWNERS = f'owner_from = "name:^(?P<owner>[a-z]+)-"\n\n[owners]\nalice = "{ALICE}"\n'  # alice-* jobs are hers
 SPOT = "Host EC2 (instance i-0abc) terminated."
 ROOT = Path(__file__).resolve().parents[2]
+# The rules are the same code on either store; the store queries they use run on PostgreSQL in
+# tests/pipeline/test_delivery.py, test_quiet and test_mute. SQLite only keeps CI under ten minutes.
+pytestmark = pytest.mark.sqlite_only
 
 
 @pytest.fixture
