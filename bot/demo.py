@@ -22,6 +22,7 @@ from typing import Protocol, TextIO
 import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.core import history
 from bot.core.clock import FastForward, ShiftedClock
 from bot.core.config import Settings, load_config
 from bot.runtime import Runtime, build_runtime, build_sources, command_client
@@ -30,7 +31,7 @@ from bot.sim.batch import BatchStory
 from bot.sim.logs import LogsSim
 from bot.sim.modzy import ModzyStory
 from bot.sim.pai import PaiStory
-from bot.sim.sagemaker import SageMakerSim
+from bot.sim.sagemaker import SageMakerSim, TrainingJob
 from bot.sim.slack import FakeSlack, pretty
 from bot.sim.slash import slash_command
 from bot.slack.app import build_app
@@ -40,6 +41,11 @@ SECRET = "demo-signing-secret"
 TOKEN = "xoxb-demo"
 CHANNEL = "CDEMO01"
 OPERATOR = "UDEMO01"
+# The demo's jobs run for seconds: its queues set low floors (`slow_floor`, `stuck_floor`, written
+# into the config it writes) so that factor x percentile, not a floor of minutes, decides when one
+# of them is slow or stuck.
+LIMITS = history.Limits(slow_floor=30.0, stuck_floor=60.0)
+FLOORS = f"slow_floor = {LIMITS.slow_floor:g}\nstuck_floor = {LIMITS.stuck_floor:g}\n"
 
 
 class Story(Protocol):
@@ -74,6 +80,9 @@ class SageMakerStory:
 
     One job is already training when the bot starts and fails at the first step: its alert shows
     the cause, and the log tail it wrote to the CloudWatch Logs simulator follows in its thread.
+    Tonight's nightly evaluation is running when the bot starts and turns slow `slow_in` after the
+    story's first step, which comes after the bot's baseline however long that took: its flag is
+    news (a job already slow at the baseline never gets one).
     """
 
     queue = "ml-training"
@@ -85,13 +94,16 @@ class SageMakerStory:
 
     DOOMED = "bert-finetune-000"
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, slow_in: timedelta = timedelta(seconds=15)) -> None:
+        self.slow_in = slow_in
         self.logs = LogsSim()
         self.sim = SageMakerSim(logs=self.logs)
         self.rng = rng
         self.stage: dict[str, int] = {}
         self.count = 0
         self.lock = threading.Lock()  # step() runs on the scheduler's thread
+        self.tonight: TrainingJob | None = None  # tonight's nightly evaluation, and when it turns slow
+        self.threshold = timedelta(0)
 
     def start(self) -> None:
         self.logs.start()
@@ -108,21 +120,31 @@ class SageMakerStory:
         them as the families' history (bot/core/history.py), so cards can say what is usual at once.
 
         `bert-finetune-*` runs took about as long as the demo's script takes (four steps); the
-        nightly evaluations took 25 to 35 minutes, and tonight's has been running for 80: slow."""
+        nightly evaluations took 25 to 35 minutes, and tonight's has been running for nearly its
+        threshold (1.5 x their p90, bot/core/history.py `slow_after`): it passes it `slow_in` from now."""
         now = self.sim.clock()
         for n in range(1, 9):
             job = self.sim.add(f"bert-finetune-{n:03d}", status="Completed", secondary="Completed")
             job.created = now - timedelta(hours=9 - n)
             job.ended = job.modified = job.created + timedelta(seconds=self.rng.uniform(15, 24))
         self.count = 8
+        evals: list[float] = []
         for day in range(7, 0, -1):
             job = self.sim.add(
                 f"nightly-eval-{now - timedelta(days=day):%Y%m%d}", status="Completed", secondary="Completed"
             )
             job.created = now - timedelta(days=day)
             job.ended = job.modified = job.created + timedelta(minutes=self.rng.uniform(25, 35))
-        tonight = self.sim.add(f"nightly-eval-{now:%Y%m%d}", secondary="Training")
-        tonight.created = tonight.modified = now - timedelta(minutes=80)
+            evals.append((job.ended - job.created).total_seconds())
+        after = history.slow_after(history.usual(evals, []), LIMITS)
+        self.threshold = timedelta(seconds=after.seconds if after is not None else 0)  # seven runs are enough
+        self.tonight = self.sim.add(f"nightly-eval-{now:%Y%m%d}", secondary="Training")
+        self._turn_slow_in(self.slow_in)
+
+    def _turn_slow_in(self, delay: timedelta) -> None:
+        """Tonight's evaluation started so long ago that it passes its threshold `delay` from now."""
+        if self.tonight is not None:
+            self.tonight.created = self.tonight.modified = self.sim.clock() - self.threshold + delay
 
     def config(self) -> str:
         return f"""
@@ -159,6 +181,9 @@ logs_endpoint_url = "{self.logs.url}"
             return name
 
     def _step(self) -> None:
+        if self.tonight is not None:  # the first step: the bot has its baseline, and the clock starts now
+            self._turn_slow_in(self.slow_in)
+            self.tonight = None
         if self.sim.jobs[self.DOOMED].status == "InProgress":
             self.sim.set(
                 self.DOOMED, "Failed", "Failed", reason="AlgorithmError: CUDA out of memory (GPU 0; 15.78 GiB)"
@@ -214,6 +239,8 @@ def run_demo(
     rng = random.Random(seed)
     stories = [make(rng) for make in STORIES]
     for story in stories:
+        if isinstance(story, SageMakerStory):  # tonight's evaluation turns slow a few polls into the demo
+            story.slow_in = timedelta(seconds=interval)
         story.start()
     try:
         with tempfile.TemporaryDirectory(prefix="jobwatch-demo-") as tmp:
@@ -262,7 +289,8 @@ class _Demo:
         """The bot, configured with one queue per story, its store in `folder`, behind a local HTTP app."""
         config_path = folder / "jobwatch.toml"
         access = f'[access]\noperators = ["{OPERATOR}"]  # who may stop jobs from Slack\n'
-        config_path.write_text(f"[bot]\npoll_interval = {interval}\n{access}" + "".join(s.config() for s in stories))
+        queues = "".join(s.config() + FLOORS for s in stories)
+        config_path.write_text(f"[bot]\npoll_interval = {interval}\n{access}" + queues)
         settings = Settings(
             slack_bot_token=TOKEN,
             slack_signing_secret=SECRET,

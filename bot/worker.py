@@ -13,7 +13,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 
-from bot.core import owners
+from bot.core import history, owners
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig, Settings
 from bot.core.snapshot import Prior
@@ -80,7 +80,8 @@ class Worker:
         found = self._normals.get(queue)
         if found is None:
             config = self.sources[queue].config
-            found = self._normals[queue] = Normal(queue, config.family_pattern(), config.slow_factor)
+            limits = history.Limits(config.slow_factor, config.slow_floor, config.stuck_factor, config.stuck_floor)
+            found = self._normals[queue] = Normal(queue, config.family_pattern(), limits)
         return found
 
     def poll(self, queue: str) -> int:
@@ -244,6 +245,7 @@ class Worker:
             owner_notify=self.config.owners.notify,
             log_tail=wants_log_tail(source),
             failure_threshold=bot.failure_threshold,
+            digest_threshold=bot.digest_threshold,
         )
 
     def _record_failure(self, queue: str, fence: Fence, error: str, remedy: str | None) -> None:

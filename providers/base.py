@@ -23,6 +23,12 @@ MIN_POLL_INTERVAL = 1.0
 """The shortest poll interval accepted, in seconds: self-hosted providers (a Modzy per tenant), local
 stand-ins and test rigs are polled every second or two; cloud APIs want far longer (see the README)."""
 
+MAX_FLOOR = 7 * 86_400.0
+"""The longest slow_floor or stuck_floor accepted, in seconds (a week)."""
+
+# A slow_floor or stuck_floor: a finite number of seconds from 1 to MAX_FLOOR (strict, as PollInterval).
+Floor = Annotated[float, Field(ge=1.0, le=MAX_FLOOR, allow_inf_nan=False, strict=True)]
+
 # A poll interval in the queues file: a finite number of seconds, at least MIN_POLL_INTERVAL
 # (strict: `true` or "30" is refused instead of read as a number).
 PollInterval = Annotated[float, Field(ge=MIN_POLL_INTERVAL, allow_inf_nan=False, strict=True)]
@@ -50,8 +56,13 @@ class QueueConfig(BaseModel):
     # A regular expression whose first group (or whole match) is a job's family (bot/core/history.py);
     # unset: the default rule strips trailing run ids, dates and counters.
     family: str | None = Field(default=None, min_length=1, max_length=300)
-    # A running job is slow past slow_factor x its family's p90 run time.
+    # A running job is slow past max(slow_factor x its family's p90 run time, that p90 + slow_floor
+    # seconds); a queued job is stuck past max(stuck_factor x the queue's p95 wait, stuck_floor
+    # seconds) (bot/core/history.py; the floors keep near-zero spreads from flagging within seconds).
     slow_factor: float = Field(default=1.5, gt=1.0, le=100.0, allow_inf_nan=False)
+    slow_floor: Floor = 300.0
+    stuck_factor: Annotated[float, Field(ge=1.0, le=100.0, allow_inf_nan=False, strict=True)] = 1.0
+    stuck_floor: Floor = 600.0
 
     @field_validator("family")
     @classmethod

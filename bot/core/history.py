@@ -4,7 +4,14 @@ A job's *family* is its name with trailing run ids, dates and counters stripped 
 what a queue's `family = "<regex>"` captures. The `run_history` table keeps, per queue and family, the
 last KEEP finished jobs (run time, wait before running, outcome, cause); rows are written with the
 snapshot in commit_poll's transaction and are not touched by retention pruning, so the aggregates
-outlive the snapshots. Everything here but `load`/`record` is a pure function.
+outlive the snapshots. Everything here is a pure function.
+
+The slow and stuck thresholds are one function each, `slow_after` and `stuck_after`: the flag
+rule (bot/pipeline/usual.py) and anything that says a job is slow or stuck use them, so they
+agree. A running job is slow past max(slow_factor x p90, p90 + slow_floor) of its family's
+succeeded runs; a queued job is stuck past max(stuck_factor x the queue's p95 wait, stuck_floor).
+The floors keep a degenerate spread (every recorded wait near zero) from calling a job stuck within
+seconds (docs/architecture.md §What is usual).
 """
 
 from __future__ import annotations
@@ -23,7 +30,10 @@ KEEP = 200  # finished jobs kept per (queue, family)
 WAITS = 1_000  # the queue's newest waits behind its wait percentiles
 MIN_RUNS = 5  # samples needed before any comparison, ETA or slow/stuck alert
 STATS_DAYS = 30
-SLOW_FACTOR = 1.5
+SLOW_FACTOR = 1.5  # a running job is slow past SLOW_FACTOR x its family's p90 run time...
+SLOW_FLOOR = 300.0  # ...and at least SLOW_FLOOR seconds past that p90
+STUCK_FACTOR = 1.0  # a queued job is stuck past STUCK_FACTOR x the queue's p95 wait...
+STUCK_FLOOR = 600.0  # ...and at least STUCK_FLOOR seconds after its creation
 SEPARATORS = re.compile(r"[-_.:/ ()\[\]]+")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 FAMILY_RULE = (
@@ -150,22 +160,98 @@ def outside_usual(seconds: float, u: Usual) -> float | None:
     return seconds / u.p50
 
 
-def slow_ratio(job: Job, u: Usual, now: datetime, factor: float = SLOW_FACTOR) -> float | None:
-    """running time / p90 when it passes `factor` (the job is slow); None otherwise or without history."""
-    ran = running_seconds(job, now)
-    if ran is None or not u.enough or u.p90 <= 0 or ran <= factor * u.p90:
-        return None
-    return ran / u.p90
+@dataclass(frozen=True)
+class Limits:
+    """A queue's slow and stuck settings (its `[[queues]]` keys of the same names; seconds for floors)."""
+
+    slow_factor: float = SLOW_FACTOR
+    slow_floor: float = SLOW_FLOOR
+    stuck_factor: float = STUCK_FACTOR
+    stuck_floor: float = STUCK_FLOOR
 
 
-def stuck_for(job: Job, u: Usual, now: datetime) -> float | None:
-    """Seconds queued when a queued job has waited longer than the queue's p95 wait; else None."""
-    if job.status is not JobStatus.QUEUED or not u.enough_waits:
+@dataclass(frozen=True)
+class Threshold:
+    """How long a job of a family may run (slow) or a queued job may wait (stuck) before it is
+    flagged: `seconds`, and whether the floor (not the factor x percentile) set it."""
+
+    seconds: float
+    floored: bool
+
+
+def slow_after(u: Usual, limits: Limits) -> Threshold | None:
+    """The slow threshold of a family: max(slow_factor x p90, p90 + slow_floor) of its succeeded
+    runs; None without MIN_RUNS of them."""
+    if not u.enough:
         return None
-    waited = wait_seconds(job, now)
-    if waited is None or waited <= max(u.wait_p95, 60.0):
+    by_factor, by_floor = limits.slow_factor * u.p90, u.p90 + limits.slow_floor
+    return Threshold(max(by_factor, by_floor), by_floor > by_factor)
+
+
+def stuck_after(u: Usual, limits: Limits) -> Threshold | None:
+    """The stuck threshold of a queue: max(stuck_factor x its p95 wait, stuck_floor); None
+    without MIN_RUNS waits."""
+    if not u.enough_waits:
         return None
-    return waited
+    by_factor = limits.stuck_factor * u.wait_p95
+    return Threshold(max(by_factor, limits.stuck_floor), limits.stuck_floor > by_factor)
+
+
+def slow_since(job: Job, after: Threshold) -> datetime | None:
+    """When a running job passes (or passed) `after`: its start, or its creation where the listing
+    gives no start (as running_seconds counts), plus the threshold; None for any other job."""
+    start = job.started_at or job.created_at
+    if job.status is not JobStatus.RUNNING or start is None:
+        return None
+    return start + timedelta(seconds=after.seconds)
+
+
+def stuck_since(job: Job, after: Threshold) -> datetime | None:
+    """When a queued job passes (or passed) `after`: its creation plus the threshold; None for any other job."""
+    if job.status is not JobStatus.QUEUED or job.created_at is None:
+        return None
+    return job.created_at + timedelta(seconds=after.seconds)
+
+
+def slow_for(job: Job, u: Usual, now: datetime, limits: Limits = Limits()) -> float | None:
+    """Seconds run once a running job is past `slow_after` (it is slow); None otherwise or without history."""
+    after = slow_after(u, limits)
+    crossed = slow_since(job, after) if after is not None else None
+    if crossed is None or crossed >= now:
+        return None
+    return running_seconds(job, now)
+
+
+def stuck_for(job: Job, u: Usual, now: datetime, limits: Limits = Limits()) -> float | None:
+    """Seconds queued once a queued job is past `stuck_after` (it is stuck); None otherwise or without history."""
+    after = stuck_after(u, limits)
+    crossed = stuck_since(job, after) if after is not None else None
+    if crossed is None or crossed >= now:
+        return None
+    return wait_seconds(job, now)
+
+
+def slow_words(ran: float, after: Threshold, u: Usual, limits: Limits) -> str:
+    """`running 2 h 10, past its threshold of 1 h 35 (1.5 × p90 1 h 03)`, or with the floor
+    `(p90 10 min + floor 5 min)`."""
+    why = (
+        f"p90 {short(u.p90)} + floor {short(limits.slow_floor)}"
+        if after.floored
+        else f"{limits.slow_factor:g} × p90 {short(u.p90)}"
+    )
+    return f"running {short(ran)}, past its threshold of {short(after.seconds)} ({why})"
+
+
+def stuck_words(waited: float, after: Threshold, u: Usual, limits: Limits) -> str:
+    """`queued 26 min, past its threshold of 10 min (usually under 40 s; floor 10 min)`, or
+    without the floor `(usually under 1 h 30)` (`1.5 × p95 wait 1 h` with another factor)."""
+    usually = (
+        f"usually under {short(u.wait_p95)}"
+        if limits.stuck_factor == 1
+        else f"{limits.stuck_factor:g} × p95 wait {short(u.wait_p95)}"
+    )
+    why = f"usually under {short(u.wait_p95)}; floor {short(limits.stuck_floor)}" if after.floored else usually
+    return f"queued {short(waited)}, past its threshold of {short(after.seconds)} ({why})"
 
 
 def short(seconds: float) -> str:

@@ -1,5 +1,5 @@
 """The outbox's values: every message owed to Slack is one `OutboxRow` of one `OutboxKind`, in one
-`OutboxState`, with a typed payload and an id built by one function per format.
+`OutboxState`, with a typed payload and an id built by one function per format (bot/core/alert_ids.py).
 
 States (the `state` column):
 
@@ -26,14 +26,15 @@ The columns stay strings (no migration); these enums are `StrEnum`s, equal to th
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Self
 
+from bot.core.alert_ids import digest_part_id
+from bot.core.subscriptions import FlagKind
 from providers import Job, JobStatus
 
 
@@ -74,9 +75,18 @@ IN_FLIGHT = frozenset({OutboxState.PENDING, OutboxState.SENDING})  # claimed or 
 
 THREADED = frozenset({OutboxKind.ALERT, OutboxKind.NOTE, OutboxKind.FLAG})  # about one job: its thread
 OPENS_THREAD = frozenset({OutboxKind.ALERT, OutboxKind.FLAG})  # once posted, its ts is the job's thread
-FOLDED = frozenset({OutboxKind.ALERT})  # what a burst of a channel folds into one digest
-QUIET_HELD = frozenset({OutboxKind.ALERT})  # what quiet hours hold until the window ends
-WITHDRAWN = frozenset({OutboxKind.ALERT})  # what a changed filter takes back
+STATUS_CHANGES = frozenset({OutboxKind.ALERT})  # its payload is the job's new status: its card shows it
+
+# --- the noise rules, one set each: the kinds a rule acts on (docs/architecture.md §Message policy) ----
+# A kind left out of a rule's set is a decision the table there gives with its reason, not an oversight;
+# tests/pipeline/test_policy.py holds the table and these sets to each other.
+ANNOUNCED = frozenset({OutboxKind.ALERT, OutboxKind.FLAG, OutboxKind.NOTE, OutboxKind.DM})  # a baseline owes none
+FILTERED = frozenset({OutboxKind.ALERT, OutboxKind.FLAG, OutboxKind.NOTE})  # a channel's filter decides each
+MUTE_HELD = frozenset({OutboxKind.ALERT, OutboxKind.FLAG, OutboxKind.NOTE})  # a running mute keeps them `muted`
+QUIET_HELD = frozenset({OutboxKind.ALERT, OutboxKind.FLAG})  # what quiet hours hold until the window ends
+QUIET_PASSES_FAILURES = frozenset({OutboxKind.ALERT})  # of those, failures go at once (unless `everything`)
+FOLDED = frozenset({OutboxKind.ALERT, OutboxKind.FLAG})  # what a burst of a channel folds into one digest
+WITHDRAWN = frozenset({OutboxKind.ALERT, OutboxKind.FLAG})  # what a changed filter takes back
 
 
 # --- payloads --------------------------------------------------------------------------------------
@@ -104,20 +114,23 @@ class TextPayload:
 
 @dataclass(frozen=True)
 class DigestPayload:
-    """A digest's parent: counts by status, the queues, failures by status and cause ({"failed":
-    {"spot_interruption": 30}}; None: not counted, as in a scheduled digest, whose notes say it), a
-    title and notes."""
+    """A digest's parent: counts by status (of the status changes it folds), the queues, failures by
+    status and cause ({"failed": {"spot_interruption": 30}}; None: not counted, as in a scheduled
+    digest, whose notes say it), a title, notes, and the slow and stuck flags it folds, counted by
+    kind apart from the statuses ({"stuck": 37}; empty in digests stored before flags were folded)."""
 
     counts: Mapping[str, int]
     queues: Sequence[str]
     causes: Mapping[str, Mapping[str, int]] | None = None
     title: str = ""
     notes: Sequence[str] = ()
+    flags: Mapping[str, int] = field(default_factory=dict)
 
     def dump(self) -> str:
-        """As stored in the payload column: counts, queues, then causes, notes and title when there
-        are any (the order both writers have always stored: a burst or away digest's causes and
-        title, a scheduled digest's notes and title)."""
+        """As stored in the payload column: counts, queues, then causes, notes, title and flags when
+        there are any (the order both writers have always stored: a burst or away digest's causes and
+        title, a scheduled digest's notes and title; flags last, so a digest without any is stored
+        as before)."""
         body: dict[str, Any] = {"counts": dict(self.counts), "queues": list(self.queues)}
         if self.causes is not None:
             body["causes"] = {status: dict(by) for status, by in self.causes.items()}
@@ -125,18 +138,28 @@ class DigestPayload:
             body["notes"] = list(self.notes)
         if self.title:
             body["title"] = self.title
+        if self.flags:
+            body["flags"] = dict(self.flags)
         return json.dumps(body)
 
     @classmethod
     def load(cls, payload: str) -> Self:
-        """From the payload column."""
+        """From the payload column (a digest stored without flags has none)."""
         body = json.loads(payload)
-        return cls(body["counts"], body["queues"], body.get("causes"), body.get("title", ""), body.get("notes", ()))
+        return cls(
+            body["counts"],
+            body["queues"],
+            body.get("causes"),
+            body.get("title", ""),
+            body.get("notes", ()),
+            body.get("flags", {}),
+        )
 
 
 @dataclass(frozen=True)
 class DigestPartPayload:
-    """One thread reply of a digest: lines of [name, queue, native status, status], part n of parts."""
+    """One thread reply of a digest: lines of [name, queue, native status, status] for a status
+    change, or [name, queue, the flag's words, flag kind] for a slow or stuck job; part n of parts."""
 
     lines: Sequence[Sequence[str]]
     part: int
@@ -151,100 +174,6 @@ class DigestPartPayload:
         """From the payload column."""
         body = json.loads(payload)
         return cls(body["lines"], int(body["part"]), int(body["parts"]))
-
-
-# --- ids: one builder per format --------------------------------------------------------------------
-def _digest(parts: Iterable[str]) -> str:
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
-
-
-def transition_id(queue: str, job_id: str, old: str, new: str, updated: str) -> str:
-    """A status change: the same change always gets the same id, across crashes and re-polls."""
-    return _digest([queue, job_id, old, new, updated])
-
-
-def flag_id(kind: str, queue: str, job_id: str) -> str:
-    """A slow or stuck flag: once per job and kind."""
-    return f"{kind}:{queue}:{job_id}"
-
-
-def retry_id(queue: str, job_id: str, failed_attempt: int) -> str:
-    """The note of one failed attempt of a retried job: once per attempt."""
-    return f"retry:{queue}:{job_id}:{failed_attempt}"
-
-
-def owner_note_id(alert_id: str) -> str:
-    """The owner's mention in the thread of the alert `alert_id`."""
-    return f"owner:{alert_id}"
-
-
-def logs_id(alert_id: str) -> str:
-    """The log tail in the thread of the failure alert `alert_id`."""
-    return f"logs:{alert_id}"
-
-
-def stop_note_id(request_id: int, at: datetime) -> str:
-    """The note that a stop was requested (stop request `request_id`, at `at`)."""
-    return f"stop-{request_id}-{int(at.timestamp())}"
-
-
-def dm_end_id(alert_id: str) -> str:
-    """A watcher's DM that the job of `alert_id` ended."""
-    return f"dm-end:{alert_id}"
-
-
-def dm_run_id(queue: str, job_id: str) -> str:
-    """A watcher's DM that a job started running: once per job, however often it runs."""
-    return "dm-run:" + hashlib.sha256(f"{queue}|{job_id}".encode()).hexdigest()[:32]
-
-
-def dm_owner_id(alert_id: str) -> str:
-    """An owner's DM that the job of `alert_id` ended."""
-    return f"dm-owner:{alert_id}"
-
-
-def outage_id(queue: str, at: datetime) -> str:
-    """The notice that `queue` stopped polling (the failure at `at` crossed the threshold)."""
-    return f"outage:{queue}:{at.isoformat()}"
-
-
-def recovered_id(queue: str, poll_started: datetime) -> str:
-    """The notice that `queue` polls again (the poll that started at `poll_started`)."""
-    return f"recovered:{queue}:{poll_started.isoformat()}"
-
-
-def unmuted_id(mutes: Iterable[tuple[int | None, datetime]]) -> str:
-    """The summary of the mutes (id, created at) that ended together."""
-    return "unmuted:" + ",".join(f"{mute_id}@{created.isoformat()}" for mute_id, created in mutes)
-
-
-class DigestOrigin(StrEnum):
-    """Why a digest was written: a burst folded at delivery, quiet hours ended, or a schedule."""
-
-    BURST = "digest"
-    AWAY = "away"
-    SCHEDULE = "sched"
-
-
-def digest_id(origin: DigestOrigin, alert_ids: Iterable[str]) -> str:
-    """A digest folding the rows `alert_ids` (burst or quiet hours)."""
-    return f"{origin.value}:{_digest(alert_ids)}"
-
-
-def schedule_digest_id(queue: str, period_end: datetime) -> str:
-    """A scheduled digest of `queue`'s period ending at `period_end`: once per period."""
-    return f"{DigestOrigin.SCHEDULE.value}:{queue}:{period_end.isoformat()}"
-
-
-def digest_part_id(digest: str, n: int) -> str:
-    """The n-th thread reply of the digest `digest`."""
-    return f"{digest}:{n}"
-
-
-def origin_of(alert_id: str) -> DigestOrigin | None:
-    """Which kind of digest an id names, or None when it names none."""
-    head = alert_id.split(":", 1)[0]
-    return next((o for o in DigestOrigin if o.value == head), None)
 
 
 # --- the row ---------------------------------------------------------------------------------------
@@ -316,8 +245,11 @@ class OutboxRow:
         )
 
     @classmethod
-    def flag(cls, alert_id: str, kind: str, job: Job, *, team_id: str, channel_id: str, now: datetime) -> OutboxRow:
-        """A slow or stuck flag of `job` (its payload carries the flag's words) for one channel."""
+    def flag(
+        cls, alert_id: str, kind: FlagKind, job: Job, *, team_id: str, channel_id: str, now: datetime
+    ) -> OutboxRow:
+        """A slow or stuck flag of `job` (its payload carries the flag's words) for one channel; its
+        new_status is the flag's kind."""
         return cls(
             alert_id,
             OutboxKind.FLAG,
@@ -328,7 +260,7 @@ class OutboxRow:
             now,
             job_id=job.id,
             old_status=job.status.value,
-            new_status=kind,
+            new_status=kind.value,
         )
 
     @classmethod

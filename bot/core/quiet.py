@@ -1,14 +1,16 @@
 """Quiet hours that defer: a subscription's window (`/jobs subscribe ml --quiet 20:00-08:00`, or
-`quiet = "20:00-08:00"` in a [[subscriptions]] entry) holds its alerts instead of posting them.
+`quiet = "20:00-08:00"` in a [[subscriptions]] entry) holds its alerts and its slow and stuck flags
+instead of posting them.
 
 While the window runs, the poll's transaction (bot/pipeline/enqueue.py `commit_poll`) writes the
-channel's alerts as `held` with the window's end in `next_attempt_at`; failed and timed_out alerts
-still go out at once unless the subscription says `quiet_all`. When the window ends, `release`
-(called by the worker each delivery round, behind the lease) folds each channel's held rows, in
-one transaction, into one "While you were away" digest: a parent with counts by status and
-thread replies listing the jobs, outbox rows like any other, so they are posted exactly once and
-survive restarts. The held rows become `digested` (parent_id: the digest); once the digest is
-posted, delivery brings each held job's card (its thread parent) up to date
+channel's alerts and flags as `held` with the window's end in `next_attempt_at`; failed and
+timed_out alerts still go out at once unless the subscription says `quiet_all` (a flag is no
+failure: it is held either way). When the window ends, `release` (called by the worker each
+delivery round, behind the lease) folds each channel's held rows, in one transaction, into one
+"While you were away" digest: a parent with counts by status (and flags by kind) and thread
+replies listing the jobs, outbox rows like any other, so they are posted exactly once and survive
+restarts. The held rows become `digested` (parent_id: the digest); once the digest is posted,
+delivery brings the card (its thread parent) of each job whose status changed up to date
 (bot/pipeline/send.py `Sender._update_cards`).
 
 Window times are wall-clock times in the subscription's `quiet_tz`, or `[bot] timezone`; a window

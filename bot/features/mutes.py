@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from bot.core.alert_ids import unmuted_id
 from bot.core.mutes import Muted
-from bot.core.outbox import OutboxRow, unmuted_id
+from bot.core.outbox import OutboxRow
 from bot.store import mutes as stored
 from bot.store import outbox
 from bot.store.db import Database

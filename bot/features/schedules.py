@@ -25,8 +25,9 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from bot.blocks import render
+from bot.core.alert_ids import schedule_digest_id
 from bot.core.clock import WEEKDAYS
-from bot.core.outbox import DigestPartPayload, DigestPayload, OutboxRow, schedule_digest_id
+from bot.core.outbox import DigestPartPayload, DigestPayload, OutboxRow
 from bot.core.schedules import DigestCadence
 from bot.store import outbox
 from bot.store import schedules as stored

@@ -29,12 +29,13 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as DeadlineExceeded
 
 from bot.blocks import render
+from bot.core.alert_ids import stop_note_id
 from bot.core.audit import AuditOutcome
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig
 from bot.core.errors import ServiceError
 from bot.core.ids import CHANNEL_RE
-from bot.core.outbox import OutboxRow, TextPayload, stop_note_id
+from bot.core.outbox import OutboxRow, TextPayload
 from bot.core.stops import StopAction, StopRequested, StopState
 from bot.features import access
 from bot.features.access import Actor

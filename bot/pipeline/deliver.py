@@ -6,9 +6,10 @@ A row left in `sending` (crash, timeout, 5xx) is settled by recovery, which look
 in the channel's history (or the thread's replies) before it ever posts again.
 Posts are paced per channel; channels are drained in parallel.
 
-This module runs the round: recovery first (bot/pipeline/recover.py), then a burst of alerts for one
-channel folded into a digest (bot/pipeline/digest.py), then each channel's due rows drained in
-turn, one row at a time by bot/pipeline/send.py, which renders it with bot/pipeline/messages.py.
+This module runs the round: recovery first (bot/pipeline/recover.py), then a burst of alerts and
+flags for one channel folded into a digest (bot/pipeline/digest.py), then each channel's due rows
+drained in turn, one row at a time by bot/pipeline/send.py, which renders it with
+bot/pipeline/messages.py.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from datetime import datetime, timedelta
 
 from slack_sdk import WebClient
 
+from bot.core.alert_ids import DigestOrigin
 from bot.core.clock import Clock, utcnow
-from bot.core.outbox import DigestOrigin
 from bot.pipeline.digest import fold as fold_digest
 from bot.pipeline.messages import message_for, metadata
 from bot.pipeline.recover import recover
@@ -34,7 +35,6 @@ from bot.slackapi.pace import Pace
 from bot.store import outbox
 from bot.store.db import Database
 from bot.store.lease import Fence
-from providers import Job
 
 __all__ = ["BATCH", "Deliverer", "Stats", "message_for", "metadata"]
 
@@ -73,7 +73,7 @@ class Deliverer:
         self.sleep = sleep
         self.monotonic = monotonic
         self.sender = Sender(db, client_for, clock=clock, fence=fence, stop_by=stop_by, thread_wait=thread_wait)
-        self._paces: dict[tuple[str, str], Pace] = {}
+        self._paces: dict[str, Pace] = {}  # by channel (a DM's: the person's)
         self._paces_lock = threading.Lock()
 
     @property
@@ -117,13 +117,17 @@ class Deliverer:
         """Settle rows stuck in `sending`: sent if Slack has them, pending (to repost) if not."""
         return recover(self.sender, self.recovery_after)
 
-    def _pace(self, team: str, channel: str) -> Pace:
+    def _pace(self, channel: str) -> Pace:
+        """The pace of one Slack channel, whatever team id its rows carry: the operators' notices
+        carry `ops_team` (empty with one workspace) while the alerts of the same channel carry the
+        workspace's id, and they are drained apart (in parallel) but Slack counts the posts of the
+        channel together."""
         with self._paces_lock:
-            return self._paces.setdefault((team, channel), Pace(self.rate, self.burst))
+            return self._paces.setdefault(channel, Pace(self.rate, self.burst))
 
     def _drain(self, team: str, channel: str, ids: list[int]) -> Stats:
         stats = Stats()
-        pace = self._pace(team, channel)
+        pace = self._pace(channel)
         for item_id in ids:
             if self.sender.blocked(team):
                 break
@@ -141,9 +145,10 @@ class Deliverer:
     # -- digests ---------------------------------------------------------------------------
 
     def fold_digests(self) -> int:
-        """Fold the ready alerts of any channel with more than `digest_threshold` of them into one
-        digest (a parent with counts by status, and thread replies listing every job). Folding is
-        one transaction: the alerts become `digested` and the digest rows `pending` together."""
+        """Fold the ready rows a burst folds (core.outbox.FOLDED: alerts and slow or stuck flags) of
+        any channel with more than `digest_threshold` of them into one digest (a parent with counts
+        by status and by flag, and thread replies listing every job). Folding is one transaction:
+        the rows become `digested` and the digest rows `pending` together."""
         now = self.clock()
         with self.db.read() as session:
             crowded = outbox.crowded(session, now, self.digest_threshold)
@@ -159,6 +164,5 @@ class Deliverer:
             rows = outbox.foldable(session, team, channel, now)
             if len(rows) <= self.digest_threshold:
                 return
-            jobs = [Job.model_validate_json(r.payload) for r in rows]
-            chunks = fold_digest(session, rows, jobs, origin=DigestOrigin.BURST, team=team, channel=channel, now=now)
-        log.info("digest channel=%s alerts=%d replies=%d", channel, len(rows), chunks)
+            chunks = fold_digest(session, rows, origin=DigestOrigin.BURST, team=team, channel=channel, now=now)
+        log.info("digest channel=%s rows=%d replies=%d", channel, len(rows), chunks)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.core.outbox import transition_id
+from bot.core.alert_ids import transition_id
 from bot.core.snapshot import Prior, fingerprint
 from providers import Job, JobStatus
 from providers.attempts import attempt_of

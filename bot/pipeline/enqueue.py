@@ -8,13 +8,19 @@ history), with the queue's `QueueRules` from the configuration. A failed poll is
 
 from __future__ import annotations
 
+import logging
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.core.outbox import OutboxRow, outage_id, recovered_id
+from sqlmodel import Session
+
+from bot.core.alert_ids import DigestOrigin, outage_id, recovered_id
+from bot.core.outbox import FOLDED, OutboxRow, OutboxState
 from bot.core.owners import OwnerNotify
 from bot.pipeline.diff import DiffResult, Transition
+from bot.pipeline.digest import fold as fold_digest
 from bot.pipeline.owed import Told, owed
 from bot.pipeline.usual import Flag, Normal
 from bot.pipeline.usual import apply as apply_normal
@@ -23,13 +29,16 @@ from bot.store.db import Database
 from bot.store.lease import Fence
 from providers import Job
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class QueueRules:
     """How a queue's news is told, from the configuration: the operators' channel (and workspace)
     for outage notices, the time zone of quiet hours that name none, how owners hear about their
     jobs (`[owners] notify`: dm, thread or off), whether failures get log tails, and after how
-    many failed polls in a row the operators are told."""
+    many failed polls in a row the operators are told; a poll that owes one channel more than
+    `digest_threshold` alerts and flags folds them into one digest (`[bot] digest_threshold`)."""
 
     ops_channel: str | None = None
     ops_team: str = ""
@@ -37,6 +46,7 @@ class QueueRules:
     owner_notify: OwnerNotify = OwnerNotify.DM
     log_tail: bool = False
     failure_threshold: int = 3
+    digest_threshold: int = 20  # more alerts and flags than this for one channel in one poll: one digest
 
 
 @dataclass(frozen=True)
@@ -44,11 +54,13 @@ class PollCommit:
     """One successful poll, ready to commit: what it found and what the features decided.
 
     `result`: the diff (jobs to store, transitions). `live`: the queue's live jobs after this poll
-    (slow and stuck flags are looked for among them). `baseline`: the queue's first poll (nothing is
-    announced; its history is recorded sparingly). `owner_users`: job id -> the owner's Slack user
-    id (bot/core/owners.py), for owner mentions, DMs and `--owner` filters. `normal`: the queue's
-    history kept by the worker (bot/pipeline/usual.py); with it, finished jobs go into run_history,
-    alerts carry what is usual, and slow or stuck jobs are flagged."""
+    (slow and stuck flags are looked for among them: those that crossed their threshold after the
+    queue's watermark before this poll, which commit_poll reads in its transaction). `baseline`:
+    the queue's first poll (nothing is announced; its history is recorded sparingly).
+    `owner_users`: job id -> the owner's Slack user id (bot/core/owners.py), for owner mentions,
+    DMs and `--owner` filters. `normal`: the queue's history kept by the worker
+    (bot/pipeline/usual.py); with it, finished jobs go into run_history, alerts carry what is usual,
+    and slow or stuck jobs are flagged."""
 
     queue: str
     started_at: datetime
@@ -78,6 +90,7 @@ def commit_poll(db: Database, poll: PollCommit, *, fence: Fence | None) -> int:
                 normal=poll.normal,
                 live=poll.live,
                 now=poll.now,
+                since=before.watermark,
                 baseline=poll.baseline,
                 token=fence.token if fence is not None else None,
             )
@@ -102,7 +115,28 @@ def commit_poll(db: Database, poll: PollCommit, *, fence: Fence | None) -> int:
         if before.outage_notified and rules.ops_channel:
             text = f"Queue {poll.queue} is polling again after {before.failures} failed polls."
             rows.append(_notice(recovered_id(poll.queue, poll.started_at), text, poll.queue, rules, poll.now))
-        return outbox.insert(session, rows)
+        written = outbox.insert(session, rows)
+        _fold_bursts(session, rows, rules.digest_threshold, poll.now)
+        return written
+
+
+def _fold_bursts(session: Session, rows: Sequence[OutboxRow], threshold: int, now: datetime) -> None:
+    """Fold, per channel, this poll's pending alerts and flags into one digest when there are more
+    than `threshold` of them: the decision is made for the poll's changes as a whole, before any of
+    them can be posted (they are not committed yet, so no delivery round can claim one meanwhile).
+    Rows held for quiet hours go to their own digest when the window ends; a burst spread over
+    several polls is still folded by delivery (bot/pipeline/deliver.py `fold_digests`)."""
+    burst: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for row in rows:
+        if row.kind in FOLDED and row.state is OutboxState.PENDING:
+            burst[(row.team_id, row.channel_id)].append(row.alert_id)
+    for (team, channel), alert_ids in burst.items():
+        if len(alert_ids) <= threshold:
+            continue
+        written = outbox.written_now(session, team, channel, alert_ids, now)
+        if len(written) > threshold:
+            chunks = fold_digest(session, written, origin=DigestOrigin.BURST, team=team, channel=channel, now=now)
+            log.info("digest channel=%s rows=%d replies=%d at=enqueue", channel, len(written), chunks)
 
 
 def _notice(key: str, text: str, queue: str, rules: QueueRules, now: datetime) -> OutboxRow:

@@ -37,9 +37,10 @@ from concurrent.futures import TimeoutError as DeadlineExceeded
 from datetime import timedelta
 
 from bot.blocks import render
+from bot.core.alert_ids import logs_id
 from bot.core.clock import Clock, utcnow
 from bot.core.log_tails import LogTailState
-from bot.core.outbox import OutboxRow, TextPayload, logs_id
+from bot.core.outbox import OutboxRow, TextPayload
 from bot.store import log_tails, outbox
 from bot.store.db import Database
 from bot.store.lease import Fence

@@ -45,7 +45,7 @@ def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message,
             body = DigestPayload.load(item.payload)
             causes = {status: dict(by) for status, by in (body.causes or {}).items()}
             message = render.digest_message(
-                dict(body.counts), body.queues, title=body.title, notes=body.notes, causes=causes
+                dict(body.counts), body.queues, title=body.title, notes=body.notes, causes=causes, flags=body.flags
             )
             return message, None
         case OutboxKind.DIGEST_PART:

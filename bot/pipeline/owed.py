@@ -1,16 +1,19 @@
 """What one poll owes Slack: the outbox rows of its transitions and flags, before they are written.
 
 Every row is built with one OutboxRow constructor (bot/core/outbox.py) and goes through the same
-rules, in this order, inside the poll's transaction (bot/pipeline/enqueue.py `commit_poll`):
+rules (bot/core/policy.py), in this order, inside the poll's transaction (bot/pipeline/enqueue.py
+`commit_poll`); each rule acts on the kinds its named set gives (FILTERED, MUTE_HELD, QUIET_HELD,
+ANNOUNCED) and lets the others through, as the table of docs/architecture.md §Message policy says:
 
-1. the subscription filter (bot/core/subscriptions.py): alerts and flags per channel that wants them;
-2. mutes (bot/core/policy.py `hold_muted`): a muted channel's rows are kept as `muted`;
-3. quiet hours (bot/core/policy.py `hold_quiet`): held until the window ends;
+1. the subscription filter (`wanted`): alerts, flags and retry notes per channel that wants them;
+2. mutes (`hold_muted`): a muted channel's alerts and flags are kept as `muted`, its notes not written;
+3. quiet hours (`hold_quiet`): alerts and flags held until the window ends;
 4. what follows from the rows that will be posted: an owner's mention after a failure alert, the
-   watchers' and owners' direct messages, log-tail requests, and retry notes in the job's thread.
-
-A baseline (a queue's first poll) owes nothing: its transitions are empty and its flags are not
-looked for (bot/pipeline/usual.py), and retry notes wait for the first poll after it.
+   watchers' and owners' direct messages, log-tail requests, and retry notes in the job's thread,
+   through rules 2 and 3 in turn;
+5. the baseline (`baseline_owes`): a queue's first poll owes none of it. Its transitions are empty
+   and its flags are not looked for (bot/pipeline/usual.py) anyway, and retry notes wait for the
+   first poll after it.
 """
 
 from __future__ import annotations
@@ -23,19 +26,10 @@ from sqlmodel import Session
 
 from bot.blocks.notes import mention_text
 from bot.core import owners
-from bot.core.outbox import (
-    OutboxKind,
-    OutboxRow,
-    OutboxState,
-    TextPayload,
-    dm_end_id,
-    dm_owner_id,
-    dm_run_id,
-    owner_note_id,
-    retry_id,
-)
+from bot.core.alert_ids import dm_end_id, dm_owner_id, dm_run_id, owner_note_id, retry_id
+from bot.core.outbox import OutboxKind, OutboxRow, OutboxState, TextPayload
 from bot.core.owners import OwnerNotify
-from bot.core.policy import hold_muted, hold_quiet
+from bot.core.policy import baseline_owes, hold_muted, hold_quiet, wanted
 from bot.core.subscriptions import Subscribed
 from bot.pipeline.diff import Transition
 from bot.pipeline.usual import Flag
@@ -67,7 +61,7 @@ def alert_rows(
         for t in transitions
         if not t.quiet
         for sub in active
-        if sub.filter.wants(t.job, users.get(t.job.id))
+        if wanted(sub.filter, OutboxKind.ALERT, t.job, owner=users.get(t.job.id))
     ]
 
 
@@ -82,10 +76,10 @@ def flag_rows(
             update={"extra": {**flag.job.extra, "flag": flag.kind.value, "flag_text": flag.text}}
         )
         for sub in active:
-            if sub.filter.wants_flag(flag.kind, flag.job, users.get(flag.job.id)):
+            if wanted(sub.filter, OutboxKind.FLAG, flag.job, flag=flag.kind, owner=users.get(flag.job.id)):
                 rows.append(
                     OutboxRow.flag(
-                        flag.alert_id, flag.kind.value, shown, team_id=sub.team_id, channel_id=sub.channel_id, now=now
+                        flag.alert_id, flag.kind, shown, team_id=sub.team_id, channel_id=sub.channel_id, now=now
                     )
                 )
     return rows
@@ -115,7 +109,7 @@ def retry_rows(
             after = first.get((sub.channel_id, job.id))
             if (sub.team_id, sub.channel_id) not in threaded and after is None:
                 continue
-            if not sub.filter.wants_name(job.name):
+            if not wanted(sub.filter, OutboxKind.NOTE, job):
                 continue
             note = TextPayload(text, thread_only=True, after=after or "")
             rows.append(
@@ -229,17 +223,21 @@ class Told:
 
 def owed(session: Session, subs: Sequence[Subscribed], told: Told) -> Owed:
     """The rows `told` owes the queue's subscribed channels, watchers and owners (the module
-    docstring gives the order of the rules)."""
-    rows = alert_rows(subs, told.shown, told.now, told.users) + flag_rows(subs, told.flags, told.now, told.users)
+    docstring gives the order of the rules). Every row goes through every rule, and each rule acts
+    on the kinds its set in bot/core/outbox.py names (docs/architecture.md §Message policy)."""
     silenced = mutes.silenced(session, told.queue, told.now)
-    rows = hold_muted(rows, silenced)
-    rows = hold_quiet(rows, subs, now=told.now, default_tz=told.timezone)
+
+    def rules(rows: list[OutboxRow]) -> list[OutboxRow]:
+        return hold_quiet(hold_muted(rows, silenced), subs, now=told.now, default_tz=told.timezone)
+
+    news = rules(alert_rows(subs, told.shown, told.now, told.users) + flag_rows(subs, told.flags, told.now, told.users))
     watched = watch_rows(session, told.queue, told.changed, told.now)
+    following: list[OutboxRow] = []
     if told.users:
         watchers = {(r.job_id, r.channel_id) for r in watched}
         dm_team = subs[0].team_id if subs else told.ops_team
-        rows += owner_rows(
-            list(rows),
+        following += owner_rows(
+            news,
             told.changed,
             told.users,
             notify=told.owner_notify,
@@ -247,9 +245,10 @@ def owed(session: Session, subs: Sequence[Subscribed], told: Told) -> Owed:
             dm_team=dm_team,
             now=told.now,
         )
-    rows += watched
-    tails = log_tails(rows, told.changed) if told.log_tail else []
-    if told.after_baseline:  # a baseline announces nothing, retries included
-        notes = retry_rows(session, subs, told.upserts, rows, told.now)
-        rows += [n for n in hold_muted(notes, silenced) if n.state is not OutboxState.MUTED]  # muted: none
-    return Owed(rows, tails)
+    following += watched
+    if told.after_baseline:  # not even looked for at a baseline, which would owe none of them
+        following += retry_rows(session, subs, told.upserts, news, told.now)
+    # a note a mute holds is not written at all: the mute's summary counts alerts and flags, not replies
+    following = [r for r in rules(following) if r.state is not OutboxState.MUTED]
+    rows = baseline_owes(news + following, baseline=not told.after_baseline)
+    return Owed(rows, log_tails(rows, told.changed) if told.log_tail else [])

@@ -19,18 +19,17 @@ from slack_sdk import WebClient
 from sqlmodel import Session
 
 from bot.blocks import render
+from bot.core.alert_ids import DigestOrigin, origin_of
 from bot.core.clock import Clock
 from bot.core.outbox import (
     IN_FLIGHT,
     OPENS_THREAD,
     OWED,
-    QUIET_HELD,
+    STATUS_CHANGES,
     THREADED,
-    DigestOrigin,
     OutboxKind,
     OutboxState,
     TextPayload,
-    origin_of,
 )
 from bot.pipeline.messages import UnknownKind, message_for, metadata
 from bot.slackapi.errors import Failure, Kind, classify
@@ -303,10 +302,11 @@ class Sender:
             log.warning("parent_update_failed outbox_id=%s code=%s", item.id, classify(err).code)
 
     def _update_cards(self, client: WebClient, digest: OutboxItem) -> None:
-        """After a quiet-hours digest (bot/core/quiet.py): bring the card of each job it folded up to
-        date, with the job's latest held state; best effort, like every parent update."""
+        """After a quiet-hours digest (bot/core/quiet.py): bring the card of each job whose status
+        changes it folded up to date, with the job's latest held status; best effort, like every
+        parent update."""
         with self.db.read() as session:
-            rows = outbox.children(session, digest.id, QUIET_HELD)
+            rows = outbox.children(session, digest.id, STATUS_CHANGES)  # a flag leaves the card as it is
             latest = {(r.queue, r.job_id): r for r in rows}
             cards = [(row, threads.of(session, row)) for row in latest.values()]
         for row, thread in cards:

@@ -1,6 +1,15 @@
 """Inside commit_poll's transaction: record finished jobs in run_history, put what is usual on the
 alerts' payloads, and raise the slow and stuck flags (bot/core/history.py has the arithmetic).
 
+A job is flagged when it crosses its threshold, not when it is first seen past it: only when the
+moment it crossed (start + the slow threshold, creation + the stuck threshold) lies after the
+queue's watermark before this poll (the listing start of the previous successful poll) and before
+now. A baseline has no watermark before it and flags nothing; jobs already past their
+threshold when jobwatch starts, when they are first listed or when their history first becomes
+enough are never announced; a restart does not announce again what crossed before the watermark;
+a job that crossed while polls failed is announced by the next successful poll, the watermark
+having stayed where it was (docs/architecture.md §What is usual).
+
 A flag is an outbox row of kind `flag` (new_status `slow` or `stuck`) whose alert_id is
 `slow:<queue>:<job id>` or `stuck:<queue>:<job id>`: the outbox's unique (team, channel,
 alert_id) makes it once per job, kind and channel, across restarts and re-polls.
@@ -11,11 +20,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlmodel import Session
 
 from bot.core import history
+from bot.core.alert_ids import flag_id
 from bot.core.history import with_usual
 from bot.core.subscriptions import FlagKind
 from bot.pipeline.diff import DiffResult, Transition
@@ -37,10 +47,10 @@ class Normal:
     failed commit the worker drops this object (its windows may hold rows that were rolled back).
     """
 
-    def __init__(self, queue: str, pattern: re.Pattern[str] | None = None, slow_factor: float = history.SLOW_FACTOR):
+    def __init__(self, queue: str, pattern: re.Pattern[str] | None = None, limits: history.Limits | None = None):
         self.queue = queue
         self.pattern = pattern
-        self.slow_factor = slow_factor
+        self.limits = limits or history.Limits()  # the queue's slow and stuck settings
         self.token: int | None = None  # the lease fence token the windows were loaded under
         self.names: dict[str, str] = {}
         self.runs: dict[str, history.Window] = {}  # only families with >= MIN_RUNS succeeded runs
@@ -113,20 +123,25 @@ class Flag:
     @property
     def alert_id(self) -> str:
         """Once per job and kind."""
-        return f"{self.kind}:{self.job.queue}:{self.job.id}"
+        return flag_id(self.kind, self.job.queue, self.job.id)
 
 
-def flags(jobs: Iterable[Job], normal: Normal, now: datetime) -> list[Flag]:
-    """Slow running jobs and stuck queued ones among `jobs`, but for those `normal` already flagged;
-    only jobs whose family (for slow) or queue (for stuck) has enough history are looked at, and
-    the cycle's thresholds are worked out once per family (a start before `now - slow_factor x
-    p90` is slow), not per job."""
+def flags(jobs: Iterable[Job], normal: Normal, now: datetime, since: datetime | None) -> list[Flag]:
+    """Running jobs that became slow and queued ones that became stuck after `since` (the queue's
+    watermark before this poll; None, as at a baseline: no flags), before `now`, among `jobs`, but
+    for those `normal` already flagged. Only jobs whose family (for slow) or queue (for stuck) has
+    enough history are looked at, and the thresholds are worked out once per family and cycle: a
+    job crossed in (since, now) when its start (or creation) lies in (since - threshold, now -
+    threshold)."""
     out: list[Flag] = []
-    waits = normal.usual("")  # the queue's waits only
-    if not normal.runs and not waits.enough_waits:
+    if since is None:
         return out
-    slow_before: dict[str, datetime] = {}
-    done = normal.flagged
+    limits, done = normal.limits, normal.flagged
+    waits = normal.usual("")  # the queue's waits only
+    stuck = history.stuck_after(waits, limits)
+    if not normal.runs and stuck is None:
+        return out
+    slow: dict[str, tuple[history.Usual, history.Threshold]] = {}
     for job in jobs:
         if job.status is JobStatus.RUNNING and normal.runs:
             if f"slow:{job.queue}:{job.id}" in done:
@@ -134,24 +149,25 @@ def flags(jobs: Iterable[Job], normal: Normal, now: datetime) -> list[Flag]:
             family = normal.family(job)
             if family not in normal.runs:
                 continue
-            u = normal.usual(family)
-            cutoff = slow_before.get(family)
-            if cutoff is None:
-                cutoff = slow_before[family] = now - timedelta(seconds=normal.slow_factor * u.p90)
-            start = job.started_at or job.created_at
-            if start is None or start >= cutoff:
-                continue
-            ratio = history.slow_ratio(job, u, now, normal.slow_factor)
-            if ratio is not None:
-                text = f"running {ratio:.1f}× longer than usual (p90 {history.short(u.p90)})"
-                out.append(Flag(FlagKind.SLOW, job, text))
-        elif job.status is JobStatus.QUEUED and waits.enough_waits:
+            found = slow.get(family)
+            if found is None:
+                u = normal.usual(family)
+                after = history.slow_after(u, limits)
+                if after is None:
+                    continue
+                found = slow[family] = (u, after)
+            u, after = found
+            crossed = history.slow_since(job, after)
+            if crossed is not None and since < crossed < now:
+                ran = history.running_seconds(job, now) or 0.0
+                out.append(Flag(FlagKind.SLOW, job, history.slow_words(ran, after, u, limits)))
+        elif job.status is JobStatus.QUEUED and stuck is not None:
             if f"stuck:{job.queue}:{job.id}" in done:
                 continue
-            waited = history.stuck_for(job, waits, now)
-            if waited is not None:
-                text = f"queued {history.short(waited)}, usually under {history.short(waits.wait_p95)}"
-                out.append(Flag(FlagKind.STUCK, job, text))
+            crossed = history.stuck_since(job, stuck)
+            if crossed is not None and since < crossed < now:
+                waited = history.wait_seconds(job, now) or 0.0
+                out.append(Flag(FlagKind.STUCK, job, history.stuck_words(waited, stuck, waits, limits)))
     return out
 
 
@@ -162,11 +178,13 @@ def apply(
     normal: Normal,
     live: Iterable[Job],
     now: datetime,
+    since: datetime | None,
     baseline: bool = False,
     token: int | None = None,
 ) -> tuple[list[Transition], list[Flag]]:
-    """Record the cycle's finished jobs; return the transitions with what is usual, and the new
-    flags among `live` (each once per process; the outbox key makes it once across restarts)."""
+    """Record the cycle's finished jobs; return the transitions with what is usual, and the flags
+    of the jobs among `live` that crossed their threshold after `since` (the queue's watermark
+    before this poll) (each once per process; the outbox key makes it once across restarts)."""
     normal.load(session, token)
     if baseline:  # the whole history is listed once: its names are not worth keeping in memory
         rows = run_history.baseline_rows((j, normal.family_of(j)) for j in result.upserts)
@@ -177,7 +195,7 @@ def apply(
     transitions = [Transition(with_usual(t.job, normal.usual(normal.family(t.job))), t.old) for t in result.transitions]
     if baseline:  # jobs already running or waiting when jobwatch starts are not news
         return transitions, []
-    found = flags(live, normal, now)
+    found = flags(live, normal, now, since)
     if len(normal.flagged) >= FLAGGED:
         normal.flagged.clear()
     normal.flagged.update(f.alert_id for f in found)

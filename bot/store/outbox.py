@@ -11,9 +11,9 @@ from datetime import datetime
 
 from sqlmodel import Session, col, func, select
 
-from bot.core import owners
+from bot.core import owners, policy
 from bot.core.outbox import FOLDED, TOLD, WITHDRAWABLE, WITHDRAWN, OutboxKind, OutboxRow, OutboxState
-from bot.core.subscriptions import SubscriptionFilter
+from bot.core.subscriptions import FlagKind, SubscriptionFilter
 from bot.store.db import insert_ignore
 from bot.store.owners import known_users
 from bot.store.tables import OutboxItem, Subscription
@@ -44,10 +44,11 @@ def withdraw_unwanted(
     wanted: SubscriptionFilter | None,
     owners_table: Mapping[str, str] | None = None,
 ) -> int:
-    """Delete the alerts a channel is still owed (pending, or held by a mute) that its subscription as
-    it now stands no longer wants (`wanted` None: it unsubscribed); returns how many. Called in the same
-    transaction as the change, so the filters decide at delivery too; a row being sent stays.
-    `owners_table`: `[owners]`, for an `--owner` filter (with the e-mail lookups already cached)."""
+    """Delete the alerts and flags (core.outbox.WITHDRAWN) a channel is still owed (pending, held by a
+    mute or by quiet hours) that its subscription as it now stands no longer wants (`wanted` None: it
+    unsubscribed; core.policy.wanted: the filter's rule for each kind); returns how many. Called in
+    the same transaction as the change, so the filters decide at delivery too; a row being sent
+    stays. `owners_table`: `[owners]`, for an `--owner` filter (with the e-mail lookups already cached)."""
     rows = session.exec(
         select(OutboxItem).where(
             OutboxItem.team_id == team_id,
@@ -65,7 +66,14 @@ def withdraw_unwanted(
     unwanted = [
         r
         for r, job in jobs
-        if wanted is None or not wanted.wants(job, users.get(str(job.extra.get(owners.OWNER_KEY) or "")))
+        if wanted is None
+        or not policy.wanted(
+            wanted,
+            OutboxKind(r.kind),
+            job,
+            flag=FlagKind(r.new_status) if r.kind == OutboxKind.FLAG else None,
+            owner=users.get(str(job.extra.get(owners.OWNER_KEY) or "")),
+        )
     ]
     for row in unwanted:
         session.delete(row)
@@ -176,6 +184,26 @@ def foldable(session: Session, team_id: str, channel_id: str, now: datetime) -> 
         )
         .order_by(col(OutboxItem.id))
     ).all()
+
+
+def written_now(
+    session: Session, team_id: str, channel_id: str, alert_ids: Sequence[str], now: datetime
+) -> Sequence[OutboxItem]:
+    """The pending rows of the kinds a burst folds that this transaction wrote at `now` for a channel
+    under `alert_ids` (rows that existed before, under the same ids, are left out), oldest first."""
+    found: list[OutboxItem] = []
+    for start in range(0, len(alert_ids), CHUNK):
+        found += session.exec(
+            select(OutboxItem).where(
+                OutboxItem.team_id == team_id,
+                OutboxItem.channel_id == channel_id,
+                col(OutboxItem.alert_id).in_(alert_ids[start : start + CHUNK]),
+                OutboxItem.state == OutboxState.PENDING,
+                col(OutboxItem.kind).in_(sorted(FOLDED)),
+                OutboxItem.created_at == now,
+            )
+        ).all()
+    return sorted(found, key=lambda r: r.id or 0)
 
 
 def get(session: Session, item_id: int | None) -> OutboxItem | None:

@@ -18,12 +18,15 @@ class Health:
     baselined: bool  # its first poll was committed before
     outage_notified: bool  # the operators were told it stopped polling
     failures: int  # failed polls in a row
+    # the listing start of the last successful poll (None before the baseline): slow and stuck
+    # flags are raised only for jobs that crossed their threshold after it (bot/pipeline/usual.py)
+    watermark: datetime | None = None
 
 
 def polled(session: Session, queue: str, *, started_at: datetime, now: datetime) -> Health:
     """Record a successful poll (the cursor moves to `started_at`; health is reset); returns the state before."""
     state = session.get(QueueState, queue) or QueueState(queue=queue)
-    before = Health(state.baseline_at is not None, state.outage_notified, state.consecutive_failures)
+    before = Health(state.baseline_at is not None, state.outage_notified, state.consecutive_failures, state.watermark)
     if state.baseline_at is None:
         state.baseline_at = now
     state.watermark = started_at
@@ -48,4 +51,4 @@ def failed(session: Session, queue: str, *, error: str, now: datetime, threshold
     if crossed:
         state.outage_notified = True
     session.add(state)
-    return Health(state.baseline_at is not None, True, state.consecutive_failures) if crossed else None
+    return Health(state.baseline_at is not None, True, state.consecutive_failures, state.watermark) if crossed else None

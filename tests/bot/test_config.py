@@ -58,6 +58,26 @@ def test_good_file(tmp_path: Path) -> None:
             '[[queues]]\nname = "a"\nprovider = "sagemaker"\nregion = "x"\nslow_factor = 1.0\n',
             r"queue 'a': key slow_factor: Input should be greater than 1",
         ),
+        (
+            '[[queues]]\nname = "a"\nprovider = "sagemaker"\nregion = "x"\nslow_floor = 0\n',
+            r"queue 'a': key slow_floor: Input should be greater than or equal to 1",
+        ),
+        (
+            '[[queues]]\nname = "a"\nprovider = "sagemaker"\nregion = "x"\nstuck_floor = 700000\n',
+            r"queue 'a': key stuck_floor: Input should be less than or equal to 604800",
+        ),
+        (
+            '[[queues]]\nname = "a"\nprovider = "sagemaker"\nregion = "x"\nstuck_floor = "10 min"\n',
+            r"queue 'a': key stuck_floor: Input should be a valid number",
+        ),
+        (
+            '[[queues]]\nname = "a"\nprovider = "sagemaker"\nregion = "x"\nstuck_factor = 0.5\n',
+            r"queue 'a': key stuck_factor: Input should be greater than or equal to 1",
+        ),
+        (
+            '[[queues]]\nname = "a"\nprovider = "sagemaker"\nregion = "x"\nstuck_factor = nan\n',
+            r"queue 'a': key stuck_factor: Input should be a finite number",
+        ),
         ("[[queues]\n", r"not valid TOML"),
         ("[extra]\n", r"unknown table\(s\): extra"),
     ],
@@ -67,6 +87,19 @@ def test_bad_file_names_file_queue_and_key(tmp_path: Path, text: str, expected: 
     with pytest.raises(ConfigError, match=expected) as info:
         load_config(path)
     assert str(path) in str(info.value)
+
+
+def test_slow_and_stuck_keys(tmp_path: Path) -> None:
+    text = GOOD + "slow_factor = 2\nslow_floor = 60\nstuck_factor = 1.5\nstuck_floor = 90.5\n"
+    (queue,) = load_config(write(tmp_path, text)).queues
+    assert (queue.slow_factor, queue.slow_floor, queue.stuck_factor, queue.stuck_floor) == (2.0, 60.0, 1.5, 90.5)
+    (default,) = load_config(write(tmp_path, GOOD)).queues
+    assert (default.slow_factor, default.slow_floor, default.stuck_factor, default.stuck_floor) == (1.5, 300, 1, 600)
+    for bad in ("true", "-5", "inf", '"600"'):
+        path = write(tmp_path, GOOD + f"slow_floor = {bad}\n")
+        with pytest.raises(ConfigError, match="queue 'ml-training': key slow_floor: ") as info:
+            load_config(path)
+        assert str(path) in str(info.value)
 
 
 def test_missing_file(tmp_path: Path) -> None:

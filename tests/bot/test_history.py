@@ -82,7 +82,8 @@ def test_no_comparison_without_enough_history() -> None:
     few = history.usual([600.0] * 4, [60.0] * 4)
     assert not few.enough
     assert history.eta(running(5), few) is None
-    assert history.slow_ratio(running(500), few, NOW) is None
+    assert history.slow_after(few, history.Limits()) is None and history.stuck_after(few, history.Limits()) is None
+    assert history.slow_for(running(500), few, NOW) is None
     assert history.outside_usual(6000.0, few) is None
 
 
@@ -90,21 +91,98 @@ def test_eta_slow_and_outside() -> None:
     u = history.usual([600.0] * 5 + [1200.0] * 5, [60.0] * 10)  # p50 900 s, p90 1200 s
     assert u.enough and u.p90 == 1200.0
     assert history.eta(running(5), u) == NOW - timedelta(minutes=5) + timedelta(seconds=u.p50)
-    assert history.slow_ratio(running(29), u, NOW) is None  # 1740 s < 1.5 x 1200
-    assert history.slow_ratio(running(31), u, NOW) == pytest.approx(1860 / 1200)
-    assert history.slow_ratio(running(31), u, NOW, factor=2.0) is None
+    # max(1.5 x 1200, 1200 + 300) = 1800 s: the factor sets it
+    assert history.slow_after(u, history.Limits()) == history.Threshold(1800.0, floored=False)
+    assert history.slow_for(running(29), u, NOW) is None  # 1740 s < 1800
+    assert history.slow_for(running(31), u, NOW) == 1860.0
+    assert history.slow_for(running(31), u, NOW, history.Limits(slow_factor=2.0)) is None
     assert history.outside_usual(900.0, u) is None
     assert history.outside_usual(2070.0, u) == pytest.approx(2.3)
 
 
-def test_stuck_threshold() -> None:
-    u = history.usual([], [60.0] * 5 + [300.0] * 5)  # wait p95 300 s
-    queued = Job(
+def test_slow_floor_holds_a_short_family_back() -> None:
+    u = history.usual([60.0] * 10, [])  # a family of one-minute runs: 1.5 x p90 is 90 s
+    after = history.slow_after(u, history.Limits())
+    assert after == history.Threshold(60.0 + history.SLOW_FLOOR, floored=True)  # p90 + 5 min
+    assert history.slow_for(running(5), u, NOW) is None  # 2.5 x p90 but within the floor
+    assert history.slow_for(running(7), u, NOW) == 420.0
+    assert history.slow_since(running(7), after) == NOW - timedelta(minutes=1)
+    degenerate = history.usual([0.0] * 10, [])
+    assert history.slow_after(degenerate, history.Limits()) == history.Threshold(history.SLOW_FLOOR, floored=True)
+
+
+def queued(minutes_ago: float) -> Job:
+    return Job(
         queue="q", id="2", name="j", status=JobStatus.QUEUED, native_status="RUNNABLE",
-        created_at=NOW - timedelta(minutes=48),
+        created_at=NOW - timedelta(minutes=minutes_ago),
     )  # fmt: skip
-    assert history.stuck_for(queued, u, NOW) == 48 * 60
-    assert history.stuck_for(queued, u, NOW - timedelta(minutes=44)) is None
+
+
+def test_stuck_threshold() -> None:
+    u = history.usual([], [60.0] * 5 + [300.0] * 5)  # wait p95 300 s: the 10 min floor sets it
+    assert history.stuck_after(u, history.Limits()) == history.Threshold(600.0, floored=True)
+    assert history.stuck_for(queued(48), u, NOW) == 48 * 60
+    assert history.stuck_for(queued(4), u, NOW) is None
+    assert history.stuck_for(queued(11), u, NOW, history.Limits(stuck_factor=3.0)) is None  # 900 s
+    long = history.usual([], [3600.0] * 10)  # an hour's wait is usual: the factor sets it
+    assert history.stuck_after(long, history.Limits()) == history.Threshold(3600.0, floored=False)
+    assert history.stuck_for(queued(59), long, NOW) is None
+    assert history.stuck_since(queued(59), history.Threshold(3600.0, floored=False)) == NOW + timedelta(minutes=1)
+
+
+def test_degenerate_waits_are_not_stuck_before_the_floor() -> None:
+    """Every recorded wait near zero: p95 is under a second, the floor decides."""
+    u = history.usual([], [0.0] * 900 + [0.4] * 100)
+    assert u.wait_p95 < 1
+    after = history.stuck_after(u, history.Limits())
+    assert after == history.Threshold(history.STUCK_FLOOR, floored=True)
+    assert history.stuck_for(queued(0.5), u, NOW) is None
+    assert history.stuck_for(queued(9.9), u, NOW) is None
+    assert history.stuck_for(queued(10.1), u, NOW) == pytest.approx(606.0)
+    assert history.stuck_for(queued(10.1), u, NOW, history.Limits(stuck_floor=900.0)) is None
+    assert history.stuck_words(26 * 60, after, u, history.Limits()) == (
+        "queued 26 min, past its threshold of 10 min (usually under 0 s; floor 10 min)"
+    )
+
+
+def test_threshold_words_say_what_set_the_threshold() -> None:
+    u = history.usual([3780.0] * 10, [40.0] * 10)  # p90 1 h 03, p95 wait 40 s
+    limits = history.Limits()
+    slow = history.slow_after(u, limits)
+    assert slow is not None and not slow.floored
+    assert history.slow_words(7800.0, slow, u, limits) == (
+        "running 2 h 10, past its threshold of 1 h 34 (1.5 × p90 1 h 03)"
+    )
+    short_runs = history.usual([480.0] * 10, [5400.0] * 10)  # p90 8 min, p95 wait 1 h 30
+    floored = history.slow_after(short_runs, limits)
+    assert floored is not None and floored.floored
+    assert history.slow_words(960.0, floored, short_runs, limits) == (
+        "running 16 min, past its threshold of 13 min (p90 8 min + floor 5 min)"
+    )
+    stuck = history.stuck_after(short_runs, limits)
+    assert stuck is not None and not stuck.floored
+    assert history.stuck_words(7800.0, stuck, short_runs, limits) == (
+        "queued 2 h 10, past its threshold of 1 h 30 (usually under 1 h 30)"
+    )
+    twice = history.Limits(stuck_factor=2.0)
+    stuck = history.stuck_after(short_runs, twice)
+    assert stuck is not None
+    assert history.stuck_words(4 * 3600.0, stuck, short_runs, twice) == (
+        "queued 4 h 00, past its threshold of 3 h 00 (2 × p95 wait 1 h 30)"
+    )
+
+
+def test_the_queue_keys_default_to_the_history_limits() -> None:
+    from providers.sagemaker import SageMakerQueue
+
+    config = SageMakerQueue(name="q", region="us-east-1")
+    limits = history.Limits()
+    assert (config.slow_factor, config.slow_floor, config.stuck_factor, config.stuck_floor) == (
+        limits.slow_factor,
+        limits.slow_floor,
+        limits.stuck_factor,
+        limits.stuck_floor,
+    )
 
 
 def test_card_shows_duration_against_history() -> None:

@@ -229,3 +229,29 @@ def test_a_digest_whose_answer_was_lost_is_found_not_reposted(
         assert text_of(posts[1]).count("m") >= 8
     finally:
         bot.close()
+
+
+def test_a_burst_of_one_poll_is_one_digest_decided_before_anything_is_posted(
+    tmp_path: Path, database_url: str, slack: FakeSlack, modzy: ModzySim, clock: MovableClock
+) -> None:
+    """300 failures seen by one poll: one digest and its thread, not a few single alerts first and a
+    digest of the rest. The rows are folded in the poll's own transaction, so no delivery round can
+    post one of them before the decision."""
+    bot = make_bot(tmp_path, database_url, slack, modzy, clock)
+    try:
+        jobs = [modzy.add(f"batch-{i:03d}") for i in range(300)]
+        bot.cycle()  # 300 new queued jobs: folded too (more than the default threshold of 20)
+        before = len(slack.posts("C1"))
+        for job in jobs:
+            modzy.set(job.ident, "ERROR")
+        bot.runtime.worker.poll_all()  # the poll alone: nothing delivered yet
+        failed = [r for r in rows(bot, "C1") if r.kind == "alert" and r.new_status == "failed"]
+        assert len(failed) == 300 and {r.state for r in failed} == {"digested"}
+        assert len({r.parent_id for r in failed}) == 1
+        bot.runtime.worker.deliver()
+        posts = slack.posts("C1")[before:]
+        parent, replies = posts[0], posts[1:]
+        assert "300 jobs changed status" in text_of(parent) and "300 failed" in text_of(parent)
+        assert replies and all(r.get("thread_ts") == parent["ts"] for r in replies)  # no single alert
+    finally:
+        bot.close()
