@@ -231,18 +231,7 @@ class OutboxRow:
         cls, alert_id: str, job: Job, old: JobStatus | None, *, team_id: str, channel_id: str, now: datetime
     ) -> OutboxRow:
         """A status change of `job` for one channel."""
-        return cls(
-            alert_id,
-            OutboxKind.ALERT,
-            team_id,
-            channel_id,
-            job.queue,
-            job.model_dump_json(),
-            now,
-            job_id=job.id,
-            old_status=old.value if old else None,
-            new_status=job.status.value,
-        )
+        return cls._change(OutboxKind.ALERT, alert_id, job, old, team_id=team_id, channel_id=channel_id, now=now)
 
     @classmethod
     def flag(
@@ -289,18 +278,24 @@ class OutboxRow:
         cls, alert_id: str, job: Job, old: JobStatus | None, *, team_id: str, user_id: str, now: datetime
     ) -> OutboxRow:
         """A direct message to `user_id` about `job`: channel_id is the user until delivery opens the IM."""
-        return cls(
-            alert_id,
-            OutboxKind.DM,
-            team_id,
-            user_id,
-            job.queue,
-            job.model_dump_json(),
-            now,
-            job_id=job.id,
-            old_status=old.value if old else None,
-            new_status=job.status.value,
-        )
+        return cls._change(OutboxKind.DM, alert_id, job, old, team_id=team_id, channel_id=user_id, now=now)
+
+    @classmethod
+    def _change(
+        cls,
+        kind: OutboxKind,
+        alert_id: str,
+        job: Job,
+        old: JobStatus | None,
+        *,
+        team_id: str,
+        channel_id: str,
+        now: datetime,
+    ) -> OutboxRow:
+        """A row about one status change of `job` (its payload: the job as the change left it)."""
+        old_status = old.value if old else None
+        payload = job.model_dump_json()
+        return cls(alert_id, kind, team_id, channel_id, job.queue, payload, now, job.id, old_status, job.status.value)
 
     @classmethod
     def digest(
