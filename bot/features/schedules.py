@@ -29,7 +29,7 @@ from bot.core.alert_ids import schedule_digest_id
 from bot.core.clock import WEEKDAYS
 from bot.core.outbox import DigestPartPayload, DigestPayload, OutboxRow
 from bot.core.schedules import DigestCadence
-from bot.store import outbox
+from bot.store import outbox, snapshots
 from bot.store import schedules as stored
 from bot.store.db import Database
 from bot.store.lease import Fence
@@ -91,7 +91,7 @@ def _content(
     causes = Counter(cause_of(provider, t.new, t.reason) for t in failures)
     finished = counts[SUCCEEDED] + len(failures)
     done = [job_id for job_id, t in last.items() if JobStatus(t.new).terminal]
-    jobs = stored.jobs(session, queue, done)
+    jobs = snapshots.jobs_of(session, queue, done)
     timed = sorted((j for j in jobs if j.duration_seconds), key=lambda j: -(j.duration_seconds or 0))[:SLOWEST]
     notes = (
         [f"Success rate: {round(100 * counts[SUCCEEDED] / finished)}% of {finished} finished jobs"] if finished else []

@@ -11,10 +11,10 @@ FOR UPDATE (see bot/store/lease.py), which keeps the fence safe on its own.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -133,8 +133,16 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-# Rows per multi-row INSERT on PostgreSQL (SQLite runs one statement with many parameter sets).
+# Rows per multi-row INSERT on PostgreSQL (SQLite runs one statement with many parameter sets), and
+# ids per `IN (...)`: SQLite caps bound variables (250,000 since 3.32; 32,766 before).
 ROWS_PER_STATEMENT = 500
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int = ROWS_PER_STATEMENT) -> Iterator[Sequence[T]]:
+    """`items` in slices of at most `size`, one per statement."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def upsert(session: Session, table: type[SQLModel], rows: list[dict[str, Any]], *, keys: list[str]) -> None:
@@ -161,8 +169,7 @@ def insert_ignore(session: Session, table: type[SQLModel], rows: list[dict[str, 
         # psycopg reports rowcount -1 here and executemany's is not a sum: count from RETURNING.
         key = list(table.__table__.primary_key.columns)  # type: ignore[attr-defined]
         for group in _same_keys(rows):
-            for start in range(0, len(group), ROWS_PER_STATEMENT):
-                chunk = group[start : start + ROWS_PER_STATEMENT]
+            for chunk in chunks(group):
                 result = session.execute(_insert(session, table).values(chunk).on_conflict_do_nothing().returning(*key))
                 inserted += len(result.all())
         return inserted

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from bot.core.history import KEEP, STATS_DAYS, WAITS, Summary, Usual, summarize, usual, wait_seconds
-from bot.store.db import upsert
+from bot.store.db import chunks, upsert
 from bot.store.tables import RunHistory
 from providers import Job, JobStatus
 
@@ -44,17 +44,17 @@ def record(session: Session, rows: Sequence[dict[str, object]]) -> None:
     for group in groups.values():  # a baseline lists thousands: write only what would be kept
         group.sort(key=lambda r: (str(r["ended_at"] or ""), str(r["job_id"])), reverse=True)
         newest.extend(group[:KEEP])
-    for start in range(0, len(newest), 500):
-        upsert(session, RunHistory, newest[start : start + 500], keys=["queue", "job_id"])
+    for part in chunks(newest):
+        upsert(session, RunHistory, list(part), keys=["queue", "job_id"])
     crowded: list[tuple[str, str]] = []
     for queue in {q for q, _ in groups}:
         touched = sorted(f for q, f in groups if q == queue)
-        for start in range(0, len(touched), 500):  # one query finds the families past KEEP
+        for names in chunks(touched):  # one query finds the families past KEEP
             crowded.extend(
                 (queue, family)
                 for family in session.exec(
                     select(RunHistory.family)
-                    .where(RunHistory.queue == queue, col(RunHistory.family).in_(touched[start : start + 500]))
+                    .where(RunHistory.queue == queue, col(RunHistory.family).in_(names))
                     .group_by(col(RunHistory.family))
                     .having(func.count() > KEEP)
                 ).all()
@@ -66,12 +66,8 @@ def record(session: Session, rows: Sequence[dict[str, object]]) -> None:
             .order_by(col(RunHistory.ended_at).desc(), col(RunHistory.job_id).desc())
             .offset(KEEP)
         ).all()
-        for start in range(0, len(stale), 500):
-            session.execute(
-                delete(RunHistory).where(
-                    col(RunHistory.queue) == queue, col(RunHistory.job_id).in_(stale[start : start + 500])
-                )
-            )
+        for ids in chunks(stale):
+            session.execute(delete(RunHistory).where(col(RunHistory.queue) == queue, col(RunHistory.job_id).in_(ids)))
 
 
 def baseline_rows(jobs: Iterable[tuple[Job, str]]) -> list[dict[str, object]]:
@@ -118,8 +114,7 @@ def family_runs(session: Session, queue: str, families: Iterable[str] | None) ->
     )
     found: dict[str, list[float]] = {}
     wanted = None if families is None else sorted(set(families))
-    chunks = [None] if wanted is None else [wanted[i : i + 500] for i in range(0, len(wanted), 500)]
-    for chunk in chunks:
+    for chunk in [None] if wanted is None else chunks(wanted):
         where = stmt if chunk is None else stmt.where(col(RunHistory.family).in_(chunk))
         for family, run in session.exec(where.order_by(col(RunHistory.ended_at), col(RunHistory.job_id))).all():
             if run is not None:
@@ -131,10 +126,10 @@ def load(session: Session, queue: str, families: Iterable[str], *, since: dateti
     """Usual run times per family, and the queue's waits in each (the queue-wide wait percentiles)."""
     wanted = sorted(set(families))
     runs: dict[str, list[float]] = {f: [] for f in wanted}
-    for start in range(0, len(wanted), 500):
+    for chunk in chunks(wanted):
         stmt = select(RunHistory.family, RunHistory.run_seconds).where(
             RunHistory.queue == queue,
-            col(RunHistory.family).in_(wanted[start : start + 500]),
+            col(RunHistory.family).in_(chunk),
             col(RunHistory.run_seconds).is_not(None),
         )
         if since is not None:

@@ -11,9 +11,8 @@ from sqlmodel import Session, col, select
 from bot.core.mutes import MuteChange, Muted
 from bot.core.outbox import OutboxState
 from bot.core.policy import Silenced
+from bot.store.db import chunks
 from bot.store.tables import Mute, OutboxItem
-
-CHUNK = 500  # ids per statement
 
 
 def silenced(session: Session, queue: str, now: datetime) -> Silenced:
@@ -105,9 +104,7 @@ def held_ids(session: Session, mute: Muted) -> set[int]:
 
 def silence(session: Session, ids: Collection[int]) -> None:
     """Mark these held outbox rows `silenced` (their mute ended; its summary counts them)."""
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), CHUNK):
-        chunk = ordered[start : start + CHUNK]
+    for chunk in chunks(sorted(ids)):
         session.execute(
             update(OutboxItem).where(col(OutboxItem.id).in_(chunk)).values(state=OutboxState.SILENCED.value)
         )

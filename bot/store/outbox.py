@@ -14,7 +14,7 @@ from sqlmodel import Session, col, func, select
 from bot.core import owners, policy
 from bot.core.outbox import FOLDED, TOLD, WITHDRAWABLE, WITHDRAWN, OutboxKind, OutboxRow, OutboxState
 from bot.core.subscriptions import FlagKind, SubscriptionFilter
-from bot.store.db import insert_ignore
+from bot.store.db import chunks, insert_ignore
 from bot.store.owners import known_users
 from bot.store.tables import OutboxItem, Subscription
 from providers import Job
@@ -192,12 +192,12 @@ def written_now(
     """The pending rows of the kinds a burst folds that this transaction wrote at `now` for a channel
     under `alert_ids` (rows that existed before, under the same ids, are left out), oldest first."""
     found: list[OutboxItem] = []
-    for start in range(0, len(alert_ids), CHUNK):
+    for chunk in chunks(alert_ids):
         found += session.exec(
             select(OutboxItem).where(
                 OutboxItem.team_id == team_id,
                 OutboxItem.channel_id == channel_id,
-                col(OutboxItem.alert_id).in_(alert_ids[start : start + CHUNK]),
+                col(OutboxItem.alert_id).in_(chunk),
                 OutboxItem.state == OutboxState.PENDING,
                 col(OutboxItem.kind).in_(sorted(FOLDED)),
                 OutboxItem.created_at == now,
@@ -316,11 +316,8 @@ def pause_channel(session: Session, row: OutboxItem, code: str) -> None:
         mark_dead(session, other, f"channel paused: {code}")
 
 
-CHUNK = 500  # rows per statement: SQLite caps bound variables (250,000 since 3.32; 32,766 before)
-
-
 def insert(session: Session, rows: Iterable[OutboxRow]) -> int:
     """Write `rows`, skipping any whose (team, channel, alert id) is already owed or done: the
     unique key makes every write idempotent. Returns how many were new."""
     values = [r.values() for r in rows]
-    return sum(insert_ignore(session, OutboxItem, values[i : i + CHUNK]) for i in range(0, len(values), CHUNK))
+    return sum(insert_ignore(session, OutboxItem, list(chunk)) for chunk in chunks(values))

@@ -11,10 +11,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from bot.store.tables import DigestSchedule, JobSnapshot, TransitionRecord
-from providers import Job
-
-CHUNK = 500  # job ids per statement
+from bot.store.tables import DigestSchedule, TransitionRecord
 
 
 def every(session: Session) -> Sequence[DigestSchedule]:
@@ -29,19 +26,6 @@ def transitions(session: Session, queue: str, start: datetime, end: datetime) ->
         .where(TransitionRecord.queue == queue, col(TransitionRecord.at) >= start, col(TransitionRecord.at) < end)
         .order_by(col(TransitionRecord.at), col(TransitionRecord.id))
     ).all()
-
-
-def jobs(session: Session, queue: str, job_ids: Sequence[str]) -> list[Job]:
-    """The snapshots of those of `job_ids` the store still has."""
-    found: list[Job] = []
-    for i in range(0, len(job_ids), CHUNK):
-        rows = session.exec(
-            select(JobSnapshot.data).where(
-                JobSnapshot.queue == queue, col(JobSnapshot.job_id).in_(job_ids[i : i + CHUNK])
-            )
-        ).all()
-        found += [Job.model_validate_json(data) for data in rows]
-    return found
 
 
 def _of(team_id: str, channel_id: str, queue: str) -> SelectOfScalar[DigestSchedule]:

@@ -12,12 +12,10 @@ from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.core.snapshot import Prior, fingerprint
-from bot.store.db import Database, insert_ignore, upsert
+from bot.store.db import Database, chunks, insert_ignore, upsert
 from bot.store.refs import ref_rows
 from bot.store.tables import JobRef, JobSnapshot, QueueState, TransitionRecord
 from providers import Job, JobStatus
-
-CHUNK = 500  # rows per statement: SQLite caps bound variables (250,000 since 3.32; 32,766 before)
 
 
 @dataclass(frozen=True)
@@ -52,8 +50,7 @@ def priors(db: Database, queue: str, ids: Sequence[str]) -> dict[str, Prior]:
     """The stored status and fingerprint of the given jobs (only those, in chunks)."""
     found: dict[str, Prior] = {}
     with db.read() as session:
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start : start + CHUNK]
+        for chunk in chunks(ids):
             rows = session.exec(
                 select(JobSnapshot.job_id, JobSnapshot.status, JobSnapshot.fingerprint).where(
                     JobSnapshot.queue == queue, col(JobSnapshot.job_id).in_(chunk)
@@ -66,17 +63,18 @@ def priors(db: Database, queue: str, ids: Sequence[str]) -> dict[str, Prior]:
 
 def stored_jobs(db: Database, queue: str, ids: Sequence[str]) -> dict[str, Job]:
     """The stored snapshots of the given jobs (only those, in chunks), as jobs."""
-    found: dict[str, Job] = {}
     with db.read() as session:
-        for start in range(0, len(ids), CHUNK):
-            rows = session.exec(
-                select(JobSnapshot.data).where(
-                    JobSnapshot.queue == queue, col(JobSnapshot.job_id).in_(ids[start : start + CHUNK])
-                )
-            ).all()
-            for data in rows:
-                job = Job.model_validate_json(data)
-                found[job.id] = job
+        return {job.id: job for job in jobs_of(session, queue, ids)}
+
+
+def jobs_of(session: Session, queue: str, ids: Sequence[str]) -> list[Job]:
+    """The snapshots of those of `ids` the store still has, as jobs."""
+    found: list[Job] = []
+    for chunk in chunks(ids):
+        rows = session.exec(
+            select(JobSnapshot.data).where(JobSnapshot.queue == queue, col(JobSnapshot.job_id).in_(chunk))
+        ).all()
+        found += [Job.model_validate_json(data) for data in rows]
     return found
 
 
@@ -97,8 +95,7 @@ def snapshot_row(job: Job, now: datetime) -> dict[str, object]:
 
 def write(session: Session, jobs: Sequence[Job], now: datetime) -> None:
     """Store `jobs` as their snapshots (seen at `now`), with the strings that name each (job_ref)."""
-    for start in range(0, len(jobs), CHUNK):
-        chunk = jobs[start : start + CHUNK]
+    for chunk in chunks(jobs):
         upsert(session, JobSnapshot, [snapshot_row(j, now) for j in chunk], keys=["queue", "job_id"])
         insert_ignore(session, JobRef, [row for j in chunk for row in ref_rows(j)])
 
@@ -118,8 +115,8 @@ def record_changes(session: Session, changes: Sequence[tuple[Job, JobStatus | No
         }
         for job, old in changes
     ]
-    for start in range(0, len(rows), CHUNK):
-        session.execute(insert(TransitionRecord), rows[start : start + CHUNK])
+    for chunk in chunks(rows):
+        session.execute(insert(TransitionRecord), list(chunk))
 
 
 def stored_job(session: Session, queue: str, job_id: str) -> Job | None:

@@ -10,16 +10,14 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from bot.store.db import chunks
 from bot.store.tables import JobSnapshot, Watch
-
-CHUNK = 500  # ids per statement
 
 
 def of_jobs(session: Session, queue: str, job_ids: Sequence[str]) -> list[Watch]:
     """Every watch of the given jobs of `queue`."""
     found: list[Watch] = []
-    for start in range(0, len(job_ids), CHUNK):
-        chunk = job_ids[start : start + CHUNK]
+    for chunk in chunks(job_ids):
         found.extend(session.exec(select(Watch).where(Watch.queue == queue, col(Watch.job_id).in_(chunk))).all())
     return found
 
