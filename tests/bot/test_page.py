@@ -16,7 +16,9 @@ from tests.harness import Bot, text_of
 SCRIPT = "<script>alert(1)</script>&amp;"
 
 
-def test_mrkdwn_is_drawn_and_everything_else_escaped() -> None:
+def hostile_log() -> list[dict[str, Any]]:
+    """A FakeSlack log whose every string tries to be markup (also opened in Chromium,
+    tests/test_page_browser.py)."""
     hostile = {"type": "plain_text", "text": '"><img src=x onerror=alert(1)> :x:'}
     log: list[dict[str, Any]] = [
         {"kind": "command", "text": f"/jobs status q {SCRIPT}", "user": "U1", "channel": "C1"},
@@ -61,7 +63,11 @@ def test_mrkdwn_is_drawn_and_everything_else_escaped() -> None:
             },
         },
     ]
-    page = render_page(log, Names(channels={"C1": "ml-jobs"}, users={"U1": "you"}))
+    return log
+
+
+def test_mrkdwn_is_drawn_and_everything_else_escaped() -> None:
+    page = render_page(hostile_log(), Names(channels={"C1": "ml-jobs"}, users={"U1": "you"}))
     assert "<script" not in page and "<img" not in page  # markup in payloads shows as text
     assert "&lt;javascript:alert(1)|x&gt;" in page and 'title="Opens javascript:&quot;x"' in page  # no such link
     assert 'href="javascript' not in page
