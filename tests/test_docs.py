@@ -8,7 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = re.compile(r"docs/([a-z_-]+\.md) §([^\n]+)")
-SOURCES = [ROOT / "README.md", *(p for d in ("bot", "providers", "tests", "bench") for p in (ROOT / d).rglob("*.py"))]
+CODE = ("bot", "providers", "tests", "bench", "scripts")
+SOURCES = [ROOT / "README.md", *(p for d in CODE for p in (ROOT / d).rglob("*.py"))]
 
 
 def headings(doc: Path) -> list[str]:
@@ -45,12 +46,12 @@ def test_nothing_points_outside_the_repository() -> None:
 # A path the repository cites: it starts at one of the top-level folders (or names a root file) and
 # runs to the end of a file or folder name; `bot/sim/` ends in a slash. Globs and placeholders
 # (`providers/<name>.py`, `tests/fixtures/<provider>/*.json`, f"docs/{name}") stand for no one path.
-TOP = r"(?:bot|providers|tests|bench|docs|\.ci)/[\w.<>*{}/-]*|(?:manifest\.yml|pyproject\.toml|Procfile)\b"
+TOP = r"(?:bot|providers|tests|bench|scripts|docs|\.ci)/[\w.<>*{}/-]*|(?:manifest\.yml|pyproject\.toml|Procfile)\b"
 CITED = re.compile(rf"(?<![\w./<>*{{}}-])(?:{TOP})")
 CITING = [
     ROOT / "README.md",
     *sorted((ROOT / "docs").glob("*.md")),
-    *(p for d in ("bot", "providers", "tests", "bench") for p in sorted((ROOT / d).rglob("*.py"))),
+    *(p for d in CODE for p in sorted((ROOT / d).rglob("*.py"))),
 ]
 
 
@@ -92,3 +93,12 @@ def test_cited_paths_pattern() -> None:
         (3, ".ci/run"),
         (3, "manifest.yml"),
     ]
+
+
+def test_pictures_are_of_the_current_renderer() -> None:
+    """The README's pictures (docs/pictures/) were taken with the page renderer as it is now."""
+    from scripts.screenshots import STAMP, renderer_digest
+
+    assert STAMP.read_text().strip() == renderer_digest(), (
+        "bot/sim/page.py changed since the pictures were taken: run `python scripts/screenshots.py`"
+    )
