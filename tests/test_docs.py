@@ -102,3 +102,47 @@ def test_pictures_are_of_the_current_renderer() -> None:
     assert STAMP.read_text().strip() == renderer_digest(), (
         "bot/sim/page.py changed since the pictures were taken: run `python scripts/screenshots.py`"
     )
+
+
+def anchors(doc: Path) -> set[str]:
+    """The anchors GitHub gives the headings of `doc` (lowercase, punctuation dropped, spaces as
+    hyphens, `-1`, `-2` for repeats); code blocks hold no headings."""
+    found: set[str] = set()
+    repeats: dict[str, int] = {}
+    fenced = False
+    for line in doc.read_text().splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        if fenced or not re.match(r"#{1,6} ", line):
+            continue
+        slug = re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        n = repeats.get(slug, 0)
+        repeats[slug] = n + 1
+        found.add(slug if n == 0 else f"{slug}-{n}")
+    return found
+
+
+def test_links_between_documents_reach_their_files_and_sections() -> None:
+    """Every relative link in the README and docs/ (pictures too) reaches a file, and its `#anchor`
+    a heading of that file."""
+    link = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+    broken, found = [], 0
+    for source in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for number, line in enumerate(source.read_text().splitlines(), 1):
+            for target in link.findall(line):
+                if "://" in target or target.startswith("mailto:"):
+                    continue
+                found += 1
+                path, _, anchor = target.partition("#")
+                doc = (source.parent / path) if path else source
+                if not doc.exists():
+                    broken.append(f"{source.relative_to(ROOT)}:{number}: {target} (no such file)")
+                elif anchor and doc.suffix == ".md" and anchor not in anchors(doc):
+                    broken.append(f"{source.relative_to(ROOT)}:{number}: {target} (no such section)")
+    assert not broken, "\n".join(broken)
+    assert found >= 30  # the links were found at all
+
+
+def test_anchors_pattern() -> None:
+    doc = ROOT / "docs" / "configuration.md"
+    assert {"environment", "subscriptions", "bot", "job-owners", "what-is-normal"} <= anchors(doc)
