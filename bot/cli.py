@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -41,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     poll.add_argument("--once", action="store_true", required=True, help="one poll of every queue, deliver, exit")
     demo = sub.add_parser("demo", help="the whole bot on simulated queues and a local stand-in for Slack")
     demo.add_argument("--seconds", type=float, default=45, help="how long to watch (default 45)")
+    demo.add_argument(
+        "--html", type=Path, metavar="PATH", help="also write the conversation as Slack shows it to this page"
+    )
+    demo.add_argument(
+        "--open", action="store_true", help="open the page in a browser (default PATH: jobwatch-demo.html)"
+    )
     sub.add_parser("check", help="validate the configuration and credentials")
     sub.add_parser(
         "reload",
@@ -131,7 +138,7 @@ def _run(args: argparse.Namespace, redactor: logs.Redactor) -> int:
     if args.command == "demo":
         from bot.demo import main as demo
 
-        return demo(args.seconds)
+        return demo(args.seconds, html=args.html, show=args.open)
     settings = _settings()
     _secrets(redactor, settings)
     if args.command == "check":

@@ -13,13 +13,13 @@ import sys
 import tempfile
 import threading
 import time
+import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol, TextIO
 
-import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.core import history
@@ -30,10 +30,10 @@ from bot.sim.aitems import AitemsStory
 from bot.sim.batch import BatchStory
 from bot.sim.logs import LogsSim
 from bot.sim.modzy import ModzyStory
+from bot.sim.page import Names, render_page
 from bot.sim.pai import PaiStory
 from bot.sim.sagemaker import SageMakerSim, TrainingJob
 from bot.sim.slack import FakeSlack, pretty
-from bot.sim.slash import slash_command
 from bot.slack.app import build_app
 from bot.web import Background, WebApp
 
@@ -172,6 +172,11 @@ logs_endpoint_url = "{self.logs.url}"
         with self.lock:
             self._step()
 
+    def next_job(self) -> str | None:
+        """A job the script has yet to finish (somebody watches it from Slack)."""
+        with self.lock:
+            return next(iter(self.stage), None)
+
     def running_job(self) -> str | None:
         """A job in training, taken out of the script: somebody is about to stop it from Slack."""
         with self.lock:
@@ -224,9 +229,11 @@ def run_demo(
     out: TextIO = sys.stdout,
     seed: int = 7,
     pace: FastForward | None = None,
+    html: Path | None = None,
 ) -> int:
     """Run the demo for `seconds`; returns the number of alerts Slack received. With `pace`, posts
-    keep Slack's 1 per second per channel without waiting for it (the tests)."""
+    keep Slack's 1 per second per channel without waiting for it (the tests). With `html`, also
+    writes the conversation as Slack shows it to that file (bot/sim/page.py)."""
     # Delivery rounds that outlast their 1 s interval are skipped by design; not news in a demo.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     say = _Say(out)
@@ -249,13 +256,18 @@ def run_demo(
                 demo.set_up_channel()
                 demo.watch(seconds)
                 demo.two_hours_later()
-                return demo.finish()
+                alerts = demo.finish()
             finally:
                 demo.close()
     finally:
         for story in stories:
             story.stop()
         slack.stop()
+    if html is not None:
+        names = Names(channels={CHANNEL: "ml-jobs"}, users={OPERATOR: "you"})
+        html.write_text(render_page(list(slack.log), names), encoding="utf-8")
+        say(f"Wrote the conversation as Slack shows it to {html}")
+    return alerts
 
 
 class _Say:
@@ -310,12 +322,9 @@ class _Demo:
     def command(self, text: str) -> None:
         """Type `/jobs <text>` in the demo channel; print the reply."""
         self.say(f"\n$ /jobs {text}")
-        body, headers = slash_command(
-            SECRET, text, team="TDEMO", channel=CHANNEL, user=OPERATOR, response_url=self.slack.response_url()
-        )
-        reply = httpx.post(self.http.url + "/slack/events", content=body, headers=headers, timeout=10)
-        if reply.content:
-            self.say(pretty({"channel": "you (ephemeral reply)", **reply.json()}))
+        reply = self.slack.command(self.http.url, SECRET, text, team="TDEMO", channel=CHANNEL, user=OPERATOR)
+        if reply is not None:
+            self.say(pretty({"channel": "you (ephemeral reply)", **reply}))
 
     def set_up_channel(self) -> None:
         """Subscribe the channel to every queue (one in its quiet hours, one with a daily digest),
@@ -334,6 +343,10 @@ class _Demo:
         self.runtime.worker.renew()
         self.runtime.worker.poll_all()
         self.command(f"list {self.stories[0].queue}")
+        sagemaker = next(s for s in self.stories if isinstance(s, SageMakerStory))
+        watched = sagemaker.next_job()
+        if watched is not None:  # a direct message comes when it ends
+            self.command(f"watch {sagemaker.queue} {watched}")
 
     def watch(self, seconds: float) -> None:
         """The worker's own scheduler for `seconds` while the jobs move; then someone stops a runaway job."""
@@ -371,7 +384,8 @@ class _Demo:
                 break
 
     def finish(self) -> int:
-        """Say what Slack received; returns the number of alerts."""
+        """Open the App Home; say what Slack received; returns the number of alerts."""
+        self.slack.open_home(self.http.url, SECRET, team="TDEMO", user=OPERATOR)
         alerts = len(self.slack.alert_ids())
         self.say(
             f"\nDone: {alerts} alert(s) posted, {len(self.slack.updates)} thread parent(s) updated, "
@@ -392,7 +406,12 @@ def _wait(seconds: float, sleep: Callable[[float], None] = time.sleep) -> None:
         sleep(min(0.5, deadline - time.monotonic()))
 
 
-def main(seconds: float) -> int:
-    """Entry point for the CLI."""
+def main(seconds: float, html: Path | None = None, show: bool = False) -> int:
+    """Entry point for the CLI: `show` opens the page (`html`, default jobwatch-demo.html) in a browser."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
-    return 0 if run_demo(seconds=seconds) > 0 else 1
+    if show and html is None:
+        html = Path("jobwatch-demo.html")
+    alerts = run_demo(seconds=seconds, html=html)
+    if show and html is not None:
+        webbrowser.open(html.resolve().as_uri())
+    return 0 if alerts > 0 else 1

@@ -2,14 +2,16 @@
 
 import io
 import re
+from pathlib import Path
 
 from bot.core.clock import FastForward
 from bot.demo import run_demo
 
 
-def test_demo_posts_alerts_and_answers_commands() -> None:
+def test_demo_posts_alerts_and_answers_commands(tmp_path: Path) -> None:
     out = io.StringIO()
-    alerts = run_demo(seconds=6, interval=2, out=out, pace=FastForward())
+    page = tmp_path / "demo.html"
+    alerts = run_demo(seconds=6, interval=2, out=out, pace=FastForward(), html=page)
     text = out.getvalue()
     assert alerts >= 2, text
     assert "Subscribed this channel to `ml-training`" in text
@@ -33,3 +35,18 @@ def test_demo_posts_alerts_and_answers_commands() -> None:
     assert "cause: *out_of_memory*" in text
     assert "log line(s) of *bert-finetune-000*" in text, text
     assert "RuntimeError: CUDA out of memory (GPU 0; 15.78 GiB)" in text
+    # The page shows the same conversation: commands with their ephemeral answers, alerts with their
+    # threads and edited parents, the digest, the watcher's direct messages and the App Home.
+    shown = page.read_text()
+    for part in (
+        "/jobs subscribe ml-training",
+        "Only visible to you",
+        "Thread · ",
+        "(edited)",
+        "Daily digest of ml-training since",
+        "direct messages",
+        "Home, as you see it",
+        '<pre class="code">',
+        ">Watch</button>",
+    ):
+        assert part in shown, part

@@ -36,7 +36,7 @@ class ConfigError(Exception):
 
 
 class Settings(BaseSettings):
-    """Process settings, 12-factor: read from the environment (README.md, Configuration)."""
+    """Process settings, 12-factor: read from the environment (docs/configuration.md §Environment)."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 

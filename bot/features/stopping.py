@@ -250,7 +250,10 @@ def plain_refusal(provider: str, err: ProviderError) -> str:
     if isinstance(err, ConflictError):
         return f"{provider} refused: the job is not in a state that can be stopped ({err})"
     if isinstance(err, AuthError):
-        return f"{provider} refused: jobwatch's credentials may not stop this job ({err}); see README, Stopping jobs"
+        return (
+            f"{provider} refused: jobwatch's credentials may not stop this job ({err}); "
+            "see docs/commands.md §Stopping jobs"
+        )
     if isinstance(err, ThrottledError):
         return f"{provider} is throttling requests ({err}); nothing was stopped. Try again in a minute."
     if isinstance(err, NotFoundError):

@@ -1,6 +1,10 @@
 """A fake Slack Web API: chat.postMessage/update, conversations.history/replies/open, auth.test,
-users.lookupByEmail, response_url hooks. It keeps every message, enforces ~1 post/s per channel
-with a small burst (429 + Retry-After beyond it), and plays scripted faults.
+users.lookupByEmail, views.publish, response_url hooks. It keeps every message, enforces ~1 post/s
+per channel with a small burst (429 + Retry-After beyond it), and plays scripted faults.
+
+It also plays Slack's client side for the demo: `command` sends a signed slash command to the app and
+keeps what the person would see (the command and its ephemeral answer), `open_home` opens the App
+Home. `log` keeps, in order, everything a person would see; bot/sim/page.py draws it as a page.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+import httpx
+
 from bot.sim.checks import block_problems, live_markup
 from bot.sim.http import LocalServer, Request, Response
+from bot.sim.slash import event, slash_command
 
 
 @dataclass
@@ -73,6 +80,9 @@ class FakeSlack:
     people: dict[str, str] | None = None  # user id -> e-mail of the workspace's people (None: any U…/W… id)
     disabled: set[str] = field(default_factory=set)  # deactivated users: conversations.open says user_disabled
     missing: set[str] = field(default_factory=set)  # scopes the app lacks: methods needing one answer missing_scope
+    # What a person would see, in order: {"kind": "post" | "update" | "ephemeral" | "command" | "view", ...}.
+    # A post's "message" is the message itself, so it shows its latest text once updated.
+    log: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -100,6 +110,36 @@ class FakeSlack:
     def response_url(self, name: str = "cmd") -> str:
         """A response_url that records what is posted to it."""
         return f"{self._server.url}/hooks/{name}"
+
+    def command(
+        self, app_url: str, secret: str, text: str, *, team: str, channel: str, user: str, name: str = "cmd"
+    ) -> dict[str, Any] | None:
+        """Send `/jobs <text>` to the app at `app_url` as Slack does (signed, with a response_url of
+        this fake), and show its immediate answer as Slack would: an ephemeral reply. Returns it."""
+        body, headers = slash_command(
+            secret, text, team=team, channel=channel, user=user, response_url=self.response_url(name)
+        )
+        with self._lock:
+            self.log.append({"kind": "command", "text": f"/jobs {text}", "user": user, "channel": channel})
+        reply = httpx.post(app_url + "/slack/events", content=body, headers=headers, timeout=10)
+        reply.raise_for_status()
+        if not reply.content:
+            return None
+        payload: dict[str, Any] = reply.json()
+        with self._lock:
+            self.log.append({"kind": "ephemeral", "payload": payload})
+        return payload
+
+    def open_home(self, app_url: str, secret: str, *, team: str, user: str, wait: float = 5) -> None:
+        """Open the app's Home tab as `user` would: Slack sends app_home_opened, the app publishes the
+        view (after its answer to the event); waits up to `wait` seconds for it."""
+        before = len(self.views)
+        inner = {"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": "home"}
+        body, headers = event(secret, inner, team=team)
+        httpx.post(app_url + "/slack/events", content=body, headers=headers, timeout=10).raise_for_status()
+        deadline = time.monotonic() + wait
+        while len(self.views) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def script(self, method: str, *faults: Fault) -> None:
         """Answer the next calls of `method` with these faults, in order."""
@@ -148,6 +188,7 @@ class FakeSlack:
             payload = json.loads(req.body or b"{}")
             with self._lock:
                 self.responses.append((req.path.rsplit("/", 1)[-1], payload))
+                self.log.append({"kind": "ephemeral", "payload": payload})
             if self.on_response:
                 self.on_response(req.path, payload)
             return Response(200, b"ok", {"Content-Type": "text/plain"})
@@ -299,6 +340,7 @@ class FakeSlack:
                 "bot_id": "BBOT",
             }
             self.messages.append(message)
+            self.log.append({"kind": "post", "message": message})
         if self.on_post:
             self.on_post(message)
         return Response.json({"ok": True, "channel": channel, "ts": ts, "message": message})
@@ -316,6 +358,7 @@ class FakeSlack:
             if params.get("metadata"):
                 target["metadata"] = params["metadata"]
             self.updates.append({"channel": channel, "ts": ts, "text": target["text"], "blocks": target["blocks"]})
+            self.log.append({"kind": "update", "channel": channel, "ts": ts})
         return Response.json({"ok": True, "channel": channel, "ts": ts})
 
     def _history(self, team: str, params: dict[str, Any], *, thread: str | None) -> Response:
@@ -370,6 +413,7 @@ class FakeSlack:
             return Response.json({"ok": False, "error": "invalid_blocks", "errors": problems})
         with self._lock:
             self.views.append({"team": team, "user_id": str(params["user_id"]), "view": view})
+            self.log.append({"kind": "view", "team": team, "user_id": str(params["user_id"]), "view": view})
         return Response.json({"ok": True, "view": {"id": f"V{len(self.views):05d}", **view}})
 
     @property

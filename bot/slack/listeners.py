@@ -55,7 +55,7 @@ class AcksFirst:
     after its ack (a store lookup, then building and signing the provider request: 1-2 ms of
     CPU each) delayed the acks of the `list` commands arriving meanwhile. bench/run.py (b), 25
     status + 25 list 10 at a time, back to back on a loaded machine: ack p99 86-113 ms before,
-    66-118 ms after (README, Performance).
+    66-118 ms after (docs/performance.md §Scale).
     """
 
     def __init__(self, patience: float = ACK_PATIENCE) -> None:
