@@ -49,8 +49,8 @@ def served(tmp_path: Path, sagemaker: SageMakerSim, slack: FakeSlack) -> Iterato
         log.close()
 
 
-def test_socket_mode_answers_a_command_a_button_and_an_event_and_reconnects(
-    served: tuple[subprocess.Popen[str], str], slack: FakeSlack
+def test_socket_mode_answers_a_command_a_button_an_event_and_steps_and_reconnects(
+    served: tuple[subprocess.Popen[str], str], slack: FakeSlack, sagemaker: SageMakerSim
 ) -> None:
     proc, base = served
     socket = socket_of(slack)
@@ -91,6 +91,26 @@ def test_socket_mode_answers_a_command_a_button_and_an_event_and_reconnects(
     envelope = socket.send("events_api", event_payload(inner))
     socket.ack(envelope)
     wait_for(lambda: len(slack.views) == 1, "the App Home was not published")
+
+    # workflow steps: a status at once, a wait completed by the worker when the job ends
+    def polled() -> bool:
+        envelope = socket.send("slash_commands", command_payload("queues", channel="C9"), accepts_response_payload=True)
+        return "ok · last poll" in str(socket.ack(envelope)["payload"])
+
+    wait_for(polled, "no poll of the queue")
+    status = slack.function_executed("get_job_status", {"queue": "ml", "job": "bert"})
+    socket.ack(socket.send("events_api", event_payload(status)))
+    waiting = slack.function_executed("wait_for_job", {"queue": "ml", "job": "bert"})
+    socket.ack(socket.send("events_api", event_payload(waiting)))
+    wait_for(lambda: slack.completed(status["function_execution_id"]), "Get job status never completed")
+    (done,) = slack.completed(status["function_execution_id"])
+    assert done["ok"] and done["outputs"]["status"] == "running"
+    time.sleep(1)
+    assert slack.completed(waiting["function_execution_id"]) == []
+    sagemaker.set("bert", "Completed", "Completed")
+    wait_for(lambda: slack.completed(waiting["function_execution_id"]), "the wait never completed", timeout=30)
+    (done,) = slack.completed(waiting["function_execution_id"])
+    assert done["ok"] and done["outputs"]["status"] == "succeeded"
 
     # the connection drops: the app opens a new one (a new URL) and answers on it
     socket.drop()
