@@ -66,6 +66,8 @@ class FakeSlack:
     monotonic: Callable[[], float] = time.monotonic  # what the rate limit reads (tests: a FastForward)
     on_post: Callable[[dict[str, Any]], None] | None = None
     on_response: Callable[[str, dict[str, Any]], None] | None = None
+    on_complete: Callable[[dict[str, Any]], None] | None = None  # a workflow step run was completed
+    on_unfurl: Callable[[dict[str, Any]], None] | None = None  # chat.unfurl attached previews
     messages: list[dict[str, Any]] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
     responses: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -301,6 +303,8 @@ class FakeSlack:
             else:
                 done["error"] = str(params.get("error", ""))
             self.completions.append(done)
+        if self.on_complete:
+            self.on_complete(done)
         return Response.json({"ok": True})
 
     def _m_functions_completeSuccess(self, team: str, params: dict[str, Any]) -> Response:
@@ -331,17 +335,18 @@ class FakeSlack:
             problems = block_problems((preview or {}).get("blocks") or [])
             if problems:
                 return Response.json({"ok": False, "error": "invalid_blocks", "errors": problems, "url": url})
+        call = {
+            "team": team,
+            "channel": params.get("channel"),
+            "ts": params.get("ts"),
+            "unfurl_id": params.get("unfurl_id"),
+            "source": params.get("source"),
+            "unfurls": unfurls,
+        }
         with self._lock:
-            self.unfurls.append(
-                {
-                    "team": team,
-                    "channel": params.get("channel"),
-                    "ts": params.get("ts"),
-                    "unfurl_id": params.get("unfurl_id"),
-                    "source": params.get("source"),
-                    "unfurls": unfurls,
-                }
-            )
+            self.unfurls.append(call)
+        if self.on_unfurl:
+            self.on_unfurl(call)
         return Response.json({"ok": True})
 
     def link_shared(
