@@ -45,4 +45,6 @@ def test_demo_completes_a_workflow_step_and_unfurls_a_link() -> None:
     assert "failure_cause: out_of_memory" in step[1].splitlines()[0]
     assert text.index("Wait for job to finish") < text.index("── workflow step completed ──")
     assert "Somebody pastes a console link" in text
-    assert re.search(r"── #CDEMO01 \(unfurl\) ──\n\*bert-finetune-\d+\* · `ml-training`\n:x: now \*failed\*", text), text
+    assert re.search(r"── #CDEMO01 \(unfurl\) ──\n\*bert-finetune-\d+\* · `ml-training`\n:x: now \*failed\*", text), (
+        text
+    )

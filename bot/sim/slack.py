@@ -193,10 +193,13 @@ class FakeSlack:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             status = 429 if fault.retry_after is not None and fault.status == 200 else fault.status
             return Response.json({"ok": False, "error": fault.error or "ratelimited"}, status, headers)
-        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
-        if handler is None:
-            return Response.json({"ok": False, "error": "unknown_method"})
-        response: Response = handler(team, params)
+        if method in ("functions.completeSuccess", "functions.completeError"):
+            response = self._functions_complete(method, team, token, params)
+        else:
+            handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+            if handler is None:
+                return Response.json({"ok": False, "error": "unknown_method"})
+            response = handler(team, params)
         if fault is not None and fault.drop:
             return Response(drop=True)  # the work is done; the answer is lost
         return response
@@ -288,7 +291,7 @@ class FakeSlack:
                 return None
             return team
 
-    def _complete(self, team: str, params: dict[str, Any], *, ok: bool) -> Response:
+    def _complete(self, team: str, params: dict[str, Any], *, ok: bool, token_kind: str) -> Response:
         execution = str(params.get("function_execution_id", ""))
         with self._lock:
             if self._executions.get(execution) != team:
@@ -297,7 +300,7 @@ class FakeSlack:
             outputs = params.get("outputs")
             if isinstance(outputs, str):
                 outputs = json.loads(outputs)
-            done: dict[str, Any] = {"team": team, "execution": execution, "ok": ok}
+            done: dict[str, Any] = {"team": team, "execution": execution, "ok": ok, "token": token_kind}
             if ok:
                 done["outputs"] = outputs or {}
             else:
@@ -307,13 +310,15 @@ class FakeSlack:
             self.on_complete(done)
         return Response.json({"ok": True})
 
-    def _m_functions_completeSuccess(self, team: str, params: dict[str, Any]) -> Response:
-        return self._complete(team, params, ok=True)
-
-    def _m_functions_completeError(self, team: str, params: dict[str, Any]) -> Response:
+    def _functions_complete(self, method: str, team: str, token: str, params: dict[str, Any]) -> Response:
+        """functions.completeSuccess or completeError; `token` says which token completed the run
+        (the run's own, from its event, or the workspace's bot token)."""
+        kind = "function" if token in self._function_tokens else "bot"
+        if method == "functions.completeSuccess":
+            return self._complete(team, params, ok=True, token_kind=kind)
         if not params.get("error"):
             return Response.json({"ok": False, "error": "invalid_arguments"})
-        return self._complete(team, params, ok=False)
+        return self._complete(team, params, ok=False, token_kind=kind)
 
     def completed(self, execution: str) -> list[dict[str, Any]]:
         """The completions (success or error) that took effect for one function execution."""

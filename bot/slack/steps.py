@@ -77,6 +77,9 @@ def register(app: App, services: Services, *, later: Later) -> None:
 
         app.function(step)(on_run)
 
+    def wait(run: Run) -> None:
+        flows.wait(run)  # completed later, by the worker (bot/pipeline/steps.py)
+
     listen(GET_STATUS, flows.status)
-    listen(WAIT, lambda run: (flows.wait(run), None)[1])
+    listen(WAIT, wait)
     listen(STOP, flows.stop)
