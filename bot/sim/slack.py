@@ -184,7 +184,7 @@ class FakeSlack:
         token = auth.removeprefix("Bearer ").strip() or str(params.get("token", ""))
         with self._lock:
             self.calls.append((method, params))
-        team = self.tokens.get(token) or self._function_token(token, method, params)
+        team = self.tokens.get(token) or self._function_token(token)
         if team is None:
             error = "token_revoked" if token in self._function_tokens else "invalid_auth"
             return Response.json({"ok": False, "error": error})
@@ -280,7 +280,7 @@ class FakeSlack:
             "bot_access_token": token,
         }
 
-    def _function_token(self, token: str, method: str, params: dict[str, Any]) -> str | None:
+    def _function_token(self, token: str) -> str | None:
         """The team of a live function token (only the functions.* calls of a running step use one here)."""
         with self._lock:
             found = self._function_tokens.get(token)

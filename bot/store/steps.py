@@ -96,11 +96,3 @@ def due(session: Session, *, created_before: datetime, limit: int = 500) -> list
         )
         for wait, snap in session.exec(query).all()
     ]
-
-
-def waiting(session: Session) -> int:
-    """How many runs wait for their job."""
-    return len(session.exec(select(StepWait.id).where(StepWait.state == WAITING)).all())
-
-
-__all__ = ["DONE", "WAITING", "Waiting", "complete", "due", "wait", "waiting"]
