@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
+import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.core import history
@@ -34,8 +35,10 @@ from bot.sim.page import Names, render_page
 from bot.sim.pai import PaiStory
 from bot.sim.sagemaker import SageMakerSim, TrainingJob
 from bot.sim.slack import FakeSlack, pretty
+from bot.sim.slash import event
 from bot.slack.app import build_app
 from bot.web import Background, WebApp
+from providers.sagemaker import console_url
 
 SECRET = "demo-signing-secret"
 TOKEN = "xoxb-demo"
@@ -241,6 +244,10 @@ def run_demo(
         tokens={TOKEN: "TDEMO"},
         on_post=lambda m: say(pretty(m)),
         on_response=lambda _path, payload: say(pretty({"channel": "you (ephemeral reply)", **payload})),
+        on_complete=lambda done: say(step_done(done)),
+        on_unfurl=lambda call: say(
+            "\n".join(pretty({"channel": f"{call['channel']} (unfurl)", **card}) for card in call["unfurls"].values())
+        ),
         monotonic=time.monotonic if pace is None else pace,
     ).start()
     rng = random.Random(seed)
@@ -268,6 +275,18 @@ def run_demo(
         html.write_text(render_page(list(slack.log), names), encoding="utf-8")
         say(f"Wrote the conversation as Slack shows it to {html}")
     return alerts
+
+
+def step_done(done: dict[str, Any]) -> str:
+    """A workflow step's completion as the workflow's author would read it in its activity."""
+    if not done["ok"]:
+        return f"── workflow step failed ──\n{done['error']}"
+    outputs = done["outputs"]
+    shown = ", ".join(f"{k}: {outputs[k]}" for k in STEP_FIELDS if k in outputs)
+    return f"── workflow step completed ──\n{shown}"
+
+
+STEP_FIELDS = ("job_name", "status", "native_status", "duration", "failure_cause", "reason")
 
 
 class _Say:
@@ -326,6 +345,24 @@ class _Demo:
         if reply is not None:
             self.say(pretty({"channel": "you (ephemeral reply)", **reply}))
 
+    def event(self, inner: dict[str, Any]) -> None:
+        """Slack sends an event (a workflow step runs, a link is pasted) to the bot."""
+        body, headers = event(SECRET, inner, team="TDEMO")
+        httpx.post(self.http.url + "/slack/events", content=body, headers=headers, timeout=10)
+
+    def paste_link(self, story: SageMakerStory) -> None:
+        """Somebody pastes the console link of a job: it unfurls into the job's card."""
+        job = story.failed_job()
+        if job is None:
+            return
+        link = console_url("us-east-1", job)
+        self.say(f"\nSomebody pastes a console link in the channel: {link}")
+        before = len(self.slack.unfurls)
+        self.event(self.slack.link_shared([link], channel=CHANNEL, user=OPERATOR))
+        deadline = time.monotonic() + 5
+        while len(self.slack.unfurls) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def set_up_channel(self) -> None:
         """Subscribe the channel to every queue (one in its quiet hours, one with a daily digest),
         then the baseline poll: existing jobs are stored, not announced."""
@@ -347,6 +384,15 @@ class _Demo:
         watched = sagemaker.next_job()
         if watched is not None:  # a direct message comes when it ends
             self.command(f"watch {sagemaker.queue} {watched}")
+        doomed = SageMakerStory.DOOMED
+        self.say(
+            f'\nA Workflow Builder workflow "Retrain when training ends" reaches its step Wait for job to finish '
+            f"({self.stories[0].queue}, {doomed}): it completes when the job ends, and the workflow branches "
+            "on its status."
+        )
+        self.event(
+            self.slack.function_executed("wait_for_job", {"queue": self.stories[0].queue, "job": doomed}, team="TDEMO")
+        )
 
     def watch(self, seconds: float) -> None:
         """The worker's own scheduler for `seconds` while the jobs move; then someone stops a runaway job."""
@@ -363,6 +409,7 @@ class _Demo:
             self.say("\nSomebody stops a runaway job from Slack; Stopping and Stopped follow in its thread.")
             self.command(f"stop {sagemaker.queue} {runaway} runaway: loss is NaN since step 1200")
             _wait(3 * self.interval)
+        self.paste_link(sagemaker)
         scheduler.shutdown(wait=True)
         self.runtime.worker.log_tails()  # a failure of the last poll gets its tail before the last delivery
         self.runtime.worker.deliver()

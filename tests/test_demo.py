@@ -50,3 +50,18 @@ def test_demo_posts_alerts_and_answers_commands(tmp_path: Path) -> None:
         ">Watch</button>",
     ):
         assert part in shown, part
+
+
+def test_demo_completes_a_workflow_step_and_unfurls_a_link() -> None:
+    out = io.StringIO()
+    run_demo(seconds=6, interval=2, out=out, pace=FastForward())
+    text = out.getvalue()
+    step = text.split("── workflow step completed ──\n", 1)
+    assert len(step) == 2, text
+    assert step[1].startswith("job_name: bert-finetune-000, status: failed, native_status: Failed"), text
+    assert "failure_cause: out_of_memory" in step[1].splitlines()[0]
+    assert text.index("Wait for job to finish") < text.index("── workflow step completed ──")
+    assert "Somebody pastes a console link" in text
+    assert re.search(r"── #CDEMO01 \(unfurl\) ──\n\*bert-finetune-\d+\* · `ml-training`\n:x: now \*failed\*", text), (
+        text
+    )

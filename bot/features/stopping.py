@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as DeadlineExceeded
+from dataclasses import dataclass
 
 from bot.blocks import render
 from bot.core.alert_ids import stop_note_id
@@ -53,6 +54,17 @@ MENTION_RE = re.compile(r"^[UW][A-Z0-9]{2,40}$")
 
 
 Finder = Callable[[str, str], Job]  # (queue, reference) -> the job, fresh when the provider answers
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """What became of one stop that got as far as its job: the reply, the audited outcome (`ok`: the
+    provider accepted it), the job, and the provider's answer in plain words when it was asked."""
+
+    message: render.Message
+    outcome: AuditOutcome
+    job: Job
+    answer: str = ""
 
 
 def operator_text(config: AppConfig, source: JobSource) -> str:
@@ -99,6 +111,10 @@ class Stopper:
 
     def stop(self, actor: Actor, queue: str, ref: str, *, reason: str, find: Finder) -> render.Message:
         """Check, record, call the provider, tell the threads; every branch is audited."""
+        return self.attempt(actor, queue, ref, reason=reason, find=find).message
+
+    def attempt(self, actor: Actor, queue: str, ref: str, *, reason: str, find: Finder) -> Stopped:
+        """`stop`, with what became of it (a Workflow Builder step completes or fails on it)."""
         config = self.config.queue(queue)
         if config is None:
             known = ", ".join(q.name for q in self.config.queues) or "none configured"
@@ -119,21 +135,24 @@ class Stopper:
             raise
         if job.status.terminal:
             self._audit(actor, queue, f"{job.id}: already {job.status.value}", AuditOutcome.FINISHED)
-            return render.plain(
+            message = render.plain(
                 f"*{render.safe(job.name)}* already finished ({job.status.value}, "
                 f"{render.safe(job.native_status, 100)}); nothing to stop."
             )
+            return Stopped(message, AuditOutcome.FINISHED, job)
         if job.status is JobStatus.STOPPING:
             self._audit(actor, queue, f"{job.id}: already stopping", AuditOutcome.STOPPING)
-            return render.plain(f"*{render.safe(job.name)}* is already stopping; nothing more to do.")
+            message = render.plain(f"*{render.safe(job.name)}* is already stopping; nothing more to do.")
+            return Stopped(message, AuditOutcome.STOPPING, job)
         earlier = self._record(actor, job, reason)
         if earlier is not None:
             self._audit(actor, queue, f"{job.id}: already requested ({earlier.state})", AuditOutcome.DUPLICATE)
             who = f"<@{earlier.user_id}>" if MENTION_RE.match(earlier.user_id) else "someone"
-            return render.plain(
+            message = render.plain(
                 f"A stop of *{render.safe(job.name)}* was already requested by {who} at "
                 f"{render.when(earlier.requested_at)} ({earlier.state}); not asking again."
             )
+            return Stopped(message, AuditOutcome.DUPLICATE, job)
         return self._call(actor, config, source, job, reason)
 
     def refusal(self, actor: Actor, queue: QueueConfig) -> str | None:
@@ -173,7 +192,7 @@ class Stopper:
                 raise
             return found
 
-    def _call(self, actor: Actor, queue: QueueConfig, source: JobSource, job: Job, reason: str) -> render.Message:
+    def _call(self, actor: Actor, queue: QueueConfig, source: JobSource, job: Job, reason: str) -> Stopped:
         assert isinstance(source, Stoppable)  # stop_support() said so
         stop = source.stop_job
         note = f"requested by Slack user {actor.user_id}" + (f": {reason}" if reason else "")
@@ -197,7 +216,7 @@ class Stopper:
             return self._settle(actor, job, reason, StopState.FAILED, answer)
         return self._settle(actor, job, reason, StopState.ACCEPTED, result.message)
 
-    def _settle(self, actor: Actor, job: Job, reason: str, state: StopState, answer: str) -> render.Message:
+    def _settle(self, actor: Actor, job: Job, reason: str, state: StopState, answer: str) -> Stopped:
         now = self.clock()
         with self.db.write() as session:
             row = stops.settle(session, job.queue, job.id, ACTION, state=state, answer=answer[:500], now=now)
@@ -212,7 +231,7 @@ class Stopper:
             text = f":black_square_for_stop: Stop requested for *{name}*. {render.safe(answer, 500)}"
         else:
             text = f":warning: Could not stop *{name}*: {render.safe(answer, 500)}"
-        return render.plain(text)
+        return Stopped(render.plain(text), outcome, job, answer)
 
     def _notes(self, session: Session, actor: Actor, job: Job, reason: str, row: StopRequested) -> None:
         """One outbox note per channel of the workspace that has the job's thread (and the asking channel)."""
