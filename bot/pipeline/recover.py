@@ -1,4 +1,4 @@
-"""Recovery, at the start of each round of bot/pipeline/deliver.py: a row left in `sending` (a crash,
+"""Recovery, at the start of each tick of bot/pipeline/deliver.py: a row left in `sending` (a crash,
 a timeout, a 5xx: Slack may or may not have the message) is settled by looking its alert id up in
 the message metadata of the channel's history, or of the thread's replies, before it is ever posted
 again: sent if Slack has it, pending (to post now) if not. A workflow step's completion (kind
