@@ -211,3 +211,22 @@ def test_closing_the_worker_stops_and_joins_the_drainers(bot: Bot, slack: FakeSl
     sent = len(slack.posts("C1"))
     time.sleep(1.2)
     assert len(slack.posts("C1")) == sent < 20
+
+
+@pytest.mark.real_pacing
+def test_with_more_channels_than_drainers_a_long_drain_yields_its_turn(bot: Bot, slack: FakeSlack) -> None:
+    """One drainer slot, a backlog in C1 and one notice for C2: C1's drainer gives up the slot
+    after its turn, C2 is served, and C1 goes on after it."""
+    drainers = bot.runtime.worker.deliverer.drainers
+    drainers.slots, drainers.turn = 1, 0.5
+    notices(bot, "C1", 20, "backlog")
+    worker = bot.runtime.worker
+    worker.renew()
+    worker.dispatch()
+    until(lambda: len(slack.posts("C1")) >= 1, HEALTHY_WITHIN)
+    notices(bot, "C2", 1, "news")
+    worker.dispatch()  # C2 waits for the one slot
+    until(lambda: len(slack.posts("C2")) == 1, 3)
+    before = len(slack.posts("C1"))
+    assert before < 6
+    until(lambda: len(slack.posts("C1")) > before, 3)  # and C1 has its turn again
