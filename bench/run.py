@@ -23,6 +23,11 @@ Run from the repository root: `python bench/run.py` (or `--quick`). Everything r
 (d) Memory: peak RSS (VmHWM) of one `jobwatch serve` process polling five queues, one per
     provider, of 10k jobs each (3% live) on a 5 s interval: the five baselines, then steady
     cycles in which 1% of each queue's jobs end. Simulators and FakeSlack run in another process.
+(e) Delivery, head of line (`bench/delivery.py --slow`): 20 channels, one that Slack answers in
+    4 s a post (12 alerts queued), one with a backlog of 500, and alerts committed to the 18 others
+    at random moments for 30 s while the dispatcher ticks every second: the healthy channels'
+    alerts/s and commit -> post latency, the backlog's rate. One row, "pass" only when every
+    figure in it is within its bound.
 """
 
 from __future__ import annotations
@@ -959,6 +964,26 @@ def memory_serve(n: int, tmp: Path, *, steady: int) -> list[Row]:
     ]
 
 
+# -- (e) delivery: one slow channel, one backlog, the others healthy ---------------------------
+
+
+def delivery_head_of_line(channels: int) -> list[Row]:
+    from bench.delivery import HEALTHY_P95, head_of_line, head_of_line_table
+
+    r = head_of_line(channels)
+    _, passed = head_of_line_table(r)
+    return [
+        Row(
+            f"(e) delivery to {channels} channels, one answered in 4 s a post, one with a backlog of 500:"
+            " healthy channels' alerts/s, commit → post p50 / p95; the backlog's rate; 429s",
+            f"{r['delivered']} of {r['offered']} at {r['throughput']:.1f}/s, p50 {r['p50']:.2f} s,"
+            f" p95 {r['p95']:.2f} s; backlog {r['backlog_rate']:.2f}/s; {r['rejected']} 429s",
+            f"all, p95 ≤ {HEALTHY_P95:g} s; backlog ≥ 0.9/s; 0 429s",
+            passed,
+        )
+    ]
+
+
 # -- main --------------------------------------------------------------------------------------
 
 
@@ -972,7 +997,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="1k and 10k only, fewer samples")
     parser.add_argument("--profile", action="store_true", help="cProfile the largest cycle (to stderr)")
-    parser.add_argument("--only", choices=["a", "b", "c", "d"], action="append", help="run only these sections")
+    parser.add_argument("--only", choices=["a", "b", "c", "d", "e"], action="append", help="run only these sections")
     parser.add_argument("--sizes", help="(a) tracked-job sizes, comma-separated (default 1000,10000,100000)")
     parser.add_argument("--modzy-only", action="store_true", help="(a) only the Modzy cycle rows, per size")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -991,7 +1016,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    sections = set(args.only or ["a", "b", "c", "d"])
+    sections = set(args.only or ["a", "b", "c", "d", "e"])
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     if args.sizes:
         sizes = [int(n) for n in args.sizes.split(",")]
@@ -1017,6 +1042,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "d" in sections:
             (tmp / "d").mkdir()
             rows += memory_serve(10_000, tmp / "d", steady=2 if args.quick else 4)
+        if "e" in sections:
+            rows += delivery_head_of_line(20)
     cmd = "python bench/run.py" + (" --quick" if args.quick else "") + "".join(f" --only {x}" for x in args.only or [])
     cmd += (f" --sizes {args.sizes}" if args.sizes else "") + (" --modzy-only" if args.modzy_only else "")
     print(f"Scale bench — `{cmd}`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, SQLite\n")

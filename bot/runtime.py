@@ -6,7 +6,6 @@ import ctypes
 import logging
 import os
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -160,8 +159,9 @@ def build_runtime(
         clock=clock,
         digest_threshold=config.bot.digest_threshold,
         stop_by=services.stop_by,  # the same Stop buttons on alerts as on command replies
-        sleep=time.sleep if pace is None else pace.sleep,
-        monotonic=time.monotonic if pace is None else pace,
+        sleep=None if pace is None else pace.sleep,  # None: real time, which a shutdown cuts short
+        monotonic=None if pace is None else pace,
+        on_stats=metrics.delivered,
     )
     lease = LeaseKeeper(db, ttl=lease_ttl or timedelta(seconds=settings.jobwatch_lease_ttl), clock=clock)
     deliverer.fence = lease.fence

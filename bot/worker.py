@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 
@@ -257,15 +257,24 @@ class Worker:
         """Poll every queue once (`jobwatch poll --once`)."""
         return sum(self.poll(name) for name in self.sources)
 
+    def dispatch(self) -> None:
+        """The delivery tick (every second): owe what ended mutes and quiet hours say, then make sure
+        each channel with due rows has its drainer, and return at once (bot/pipeline/deliver.py)."""
+        self._delivery(self.deliverer.dispatch)
+
     def deliver(self) -> None:
-        """One delivery round."""
+        """One synchronous delivery round: everything due now is sent when it returns (`jobwatch
+        poll --once`, the demo, the tests)."""
+        self._delivery(self.deliverer.run_once)
+
+    def _delivery(self, run: Callable[[], object]) -> None:
         if self.lease.fence() is None:
             return
         try:
             mutes.expire(self.db, self.clock())  # summaries of ended mutes go out in this round
             quiet_release(self.db, self.clock(), self.lease.fence())  # so do digests of ended quiet hours
             settle_waits(self.db, self.clock(), self.lease.fence())  # workflow steps whose job has ended
-            self.metrics.delivered(self.deliverer.run_once())
+            run()
         except LostLease:
             log.warning("lease_lost during delivery")
 
@@ -347,7 +356,7 @@ class Worker:
                 misfire_grace_time=max(1, int(interval / 2)),
             )
         scheduler.add_job(
-            self.deliver, "interval", seconds=1, id="deliver", max_instances=1, coalesce=True, misfire_grace_time=5
+            self.dispatch, "interval", seconds=1, id="deliver", max_instances=1, coalesce=True, misfire_grace_time=5
         )
         scheduler.add_job(
             self.digests, "interval", minutes=1, id="digests", next_run_time=now, max_instances=1, coalesce=True
@@ -385,7 +394,8 @@ class Worker:
         return scheduler
 
     def close(self) -> None:
-        """Release the lease and the adapters' connections."""
+        """Stop the channels' drainers, then release the lease and the adapters' connections."""
+        self.deliverer.close()
         self.lease.release()
         self.tails.close()
         if self.directory is not None:

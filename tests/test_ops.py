@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.core.clock import utcnow
 from bot.sim.sagemaker import SageMakerSim
-from bot.sim.slack import FakeSlack
+from bot.sim.slack import FakeSlack, Fault
 from tests.conftest import AWS_ENV
-from tests.harness import Bot, queue_config
+from tests.harness import Bot, MovableClock, queue_config
 
 
 @pytest.fixture
@@ -51,6 +51,8 @@ def test_metrics_count_polls_alerts_commands_and_read_the_outbox(
     before = samples(bot)
     assert before[("jobwatch_outbox_items", (("state", "pending"),))] == 1
     assert 0 < before[("jobwatch_outbox_oldest_pending_age_seconds", ())] < 60  # enqueued just now, not clamped
+    assert before[("jobwatch_channel_due_items", (("channel", "C1"),))] == 1  # what each channel waits for
+    assert 0 <= before[("jobwatch_channel_oldest_due_age_seconds", (("channel", "C1"),))] < 60
     bot.runtime.worker.deliver()
 
     got = samples(bot)
@@ -61,6 +63,7 @@ def test_metrics_count_polls_alerts_commands_and_read_the_outbox(
     assert got[("jobwatch_outbox_items", (("state", "pending"),))] == 0
     assert got[("jobwatch_outbox_items", (("state", "sent"),))] == 1
     assert got[("jobwatch_outbox_oldest_pending_age_seconds", ())] == 0
+    assert not [k for k in got if k[0].startswith("jobwatch_channel_")]  # no channel is owed anything
     assert 0 <= got[("jobwatch_last_successful_poll_age_seconds", (("queue", "ml"),))] < 60
     assert got[("jobwatch_queue_consecutive_failures", (("queue", "ml"),))] == 0
     assert got[("jobwatch_store_up", ())] == 1
@@ -88,6 +91,33 @@ def test_metrics_count_failed_polls_and_slack_errors(bot: Bot, slack: FakeSlack,
         ("jobwatch_slack_api_errors_total", (("error", "not_in_channel"), ("method", "chat.postMessage"))): 1
     }
     assert got[("jobwatch_alerts_total", (("outcome", "dead"),))] == 1
+
+
+def test_metrics_show_how_long_a_held_channel_has_waited(
+    tmp_path: Path, slack: FakeSlack, sagemaker: SageMakerSim
+) -> None:
+    """A channel Slack holds back (Retry-After) while another is served: the age of its oldest due
+    row grows, labelled with the channel, which is how an operator sees a starved channel."""
+    clock = MovableClock()
+    held = Bot(tmp_path, slack, queue_config(sagemaker), env=AWS_ENV, clock=clock)
+    try:
+        for name in ("bert", "gpt"):
+            sagemaker.add(name, status="InProgress", secondary="Training")
+        held.command("subscribe ml", channel="C1")
+        held.command("subscribe ml", channel="C2")
+        held.cycle()
+        slack.script("chat.postMessage", Fault(retry_after=120, channel="C1"))
+        for name in ("bert", "gpt"):
+            sagemaker.set(name, "Completed", "Completed")
+        held.cycle()  # C2 gets both; C1's first is refused, and C1 waits for Retry-After
+        clock.offset += timedelta(seconds=30)
+        got = samples(held)
+    finally:
+        held.close()
+    assert len(slack.posts("C2")) == 2 and slack.posts("C1") == []
+    assert got[("jobwatch_channel_due_items", (("channel", "C1"),))] == 1  # the other one is not due yet
+    assert got[("jobwatch_channel_oldest_due_age_seconds", (("channel", "C1"),))] >= 30
+    assert ("jobwatch_channel_due_items", (("channel", "C2"),)) not in got
 
 
 def test_readyz_is_ok_when_store_slack_and_polls_are(bot: Bot) -> None:

@@ -1,13 +1,15 @@
 """Prometheus metrics of one process, on its own registry (several Runtimes in one test never collide).
 
 Counters and histograms are fed by hooks the worker, the listeners and the Slack client call;
-gauges about the store (outbox depth and age, last successful poll) are read at scrape time.
+gauges about the store (outbox depth and age, what each channel is owed and for how long, last
+successful poll) are read at scrape time.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -128,6 +130,8 @@ class StoreCollector(Collector):
         try:
             outbox = store_stats.outbox(self.db)
             polls = store_stats.polls(self.db)
+            now = self.clock()
+            channels = store_stats.due_by_channel(self.db, now)
         except Exception as err:  # a scrape must not fail because the store is down: say so
             log.warning("metrics_store_unreachable error=%s", type(err).__name__)
             up.add_metric([], 0)
@@ -135,7 +139,6 @@ class StoreCollector(Collector):
             return
         up.add_metric([], 1)
         yield up
-        now = self.clock()
         depth = GaugeMetricFamily("jobwatch_outbox_items", "Outbox rows by state.", labels=["state"])
         for state in sorted({s.value for s in OutboxState} | set(outbox.by_state)):
             depth.add_metric([state], outbox.by_state.get(state, 0))
@@ -145,6 +148,7 @@ class StoreCollector(Collector):
         )
         oldest.add_metric([], max(0.0, (now - outbox.oldest_pending).total_seconds()) if outbox.oldest_pending else 0.0)
         yield oldest
+        yield from self._channels(channels, now)
         age = GaugeMetricFamily(
             "jobwatch_last_successful_poll_age_seconds",
             "Seconds since the last complete poll of a queue (absent until its first).",
@@ -160,6 +164,24 @@ class StoreCollector(Collector):
             failures.add_metric([queue], seen.consecutive_failures if seen else 0)
         yield age
         yield failures
+
+    @staticmethod
+    def _channels(channels: dict[str, store_stats.ChannelDue], now: datetime) -> Iterator[Metric]:
+        """Per channel with rows due: how long the oldest has waited since it was due (a channel that
+        is starved, or held by Slack, shows here), and how many wait."""
+        waited = GaugeMetricFamily(
+            "jobwatch_channel_oldest_due_age_seconds",
+            "Seconds since the oldest pending row of a channel (a DM: the person) became due (absent: none due).",
+            labels=["channel"],
+        )
+        count = GaugeMetricFamily(
+            "jobwatch_channel_due_items", "Pending rows of a channel due now (absent: none).", labels=["channel"]
+        )
+        for channel, due in sorted(channels.items()):
+            waited.add_metric([channel], max(0.0, (now - due.since).total_seconds()))
+            count.add_metric([channel], due.count)
+        yield waited
+        yield count
 
 
 class InstrumentedWebClient(WebClient):

@@ -4,12 +4,13 @@ Protocol (docs/reliability.md §Exactly-once delivery): claim a row (pending -> 
 post with the alert id in message metadata; settle (sent | pending with backoff | dead).
 A row left in `sending` (crash, timeout, 5xx) is settled by recovery, which looks the id up
 in the channel's history (or the thread's replies) before it ever posts again.
-Posts are paced per channel; channels are drained in parallel.
+Posts are paced per channel, and each channel is drained on its own: none waits for another.
 
-This module runs the round: recovery first (bot/pipeline/recover.py), then a burst of alerts and
-flags for one channel folded into a digest (bot/pipeline/digest.py), then each channel's due rows
-drained in turn, one row at a time by bot/pipeline/send.py, which renders it with
-bot/pipeline/messages.py.
+This module runs the dispatcher (docs/architecture.md §Delivery and faults): a short tick of the
+worker's scheduler does recovery (bot/pipeline/recover.py), folds a burst of alerts and flags for
+one channel into a digest (bot/pipeline/digest.py), reads which channels have due rows, makes sure
+each has its drainer (bot/pipeline/drain.py) and returns. A drainer posts its channel's rows one at
+a time through bot/pipeline/send.py, which renders each with bot/pipeline/messages.py.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from slack_sdk import WebClient
@@ -27,24 +27,24 @@ from slack_sdk import WebClient
 from bot.core.alert_ids import DigestOrigin
 from bot.core.clock import Clock, utcnow
 from bot.pipeline.digest import fold as fold_digest
+from bot.pipeline.drain import Drainers
 from bot.pipeline.messages import message_for, metadata
 from bot.pipeline.recover import recover
 from bot.pipeline.send import THREAD_WAIT, Sender, Stats
-from bot.slackapi.errors import Kind
 from bot.slackapi.pace import Pace
 from bot.store import outbox
 from bot.store.db import Database
 from bot.store.lease import Fence
 
-__all__ = ["BATCH", "Deliverer", "Stats", "message_for", "metadata"]
+__all__ = ["HELD", "Deliverer", "Stats", "message_for", "metadata"]
 
 log = logging.getLogger(__name__)
 
-BATCH = 200
+HELD = 1.0  # a channel whose pace allows no post for this many seconds (a Retry-After) gets no drainer yet
 
 
 class Deliverer:
-    """Drains the outbox into Slack."""
+    """Drains the outbox into Slack, each channel on its own."""
 
     def __init__(
         self,
@@ -56,25 +56,37 @@ class Deliverer:
         rate: float = 1.0,
         burst: float = 2.0,
         recovery_after: timedelta = timedelta(seconds=20),
-        workers: int = 64,  # one thread per channel being drained, up to this many
+        workers: int = 64,  # channels drained at once, one thread each
+        turn: float = 10.0,  # seconds a drainer keeps its thread while other channels wait for one
         digest_threshold: int = 20,
         stop_by: Mapping[str, str] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] | None = None,  # None: real time, cut short by close()
+        monotonic: Callable[[], float] | None = None,
         thread_wait: timedelta = THREAD_WAIT,
+        on_stats: Callable[[Stats], None] = lambda _stats: None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.rate = rate
         self.burst = burst
         self.recovery_after = recovery_after
-        self.workers = workers
         self.digest_threshold = digest_threshold
-        self.sleep = sleep
-        self.monotonic = monotonic
+        self.on_stats = on_stats  # every drainer's and every recovery's counts (the worker's metrics)
         self.sender = Sender(db, client_for, clock=clock, fence=fence, stop_by=stop_by, thread_wait=thread_wait)
         self._paces: dict[str, Pace] = {}  # by channel (a DM's: the person's)
         self._paces_lock = threading.Lock()
+        self._tallies: list[Stats] = []  # the rounds of run_once counting what the drainers do
+        self._tallies_lock = threading.Lock()
+        self.monotonic = monotonic or time.monotonic
+        self.drainers = Drainers(
+            self.sender,
+            self._pace,
+            slots=workers,
+            turn=turn,
+            sleep=sleep,
+            monotonic=self.monotonic,
+            report=self._report,
+        )
 
     @property
     def fence(self) -> Callable[[], Fence | None]:
@@ -94,53 +106,72 @@ class Deliverer:
     def thread_wait(self, wait: timedelta) -> None:
         self.sender.thread_wait = wait
 
-    # -- the round -------------------------------------------------------------------------
+    # -- the dispatcher --------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """One tick: recover stuck rows, fold bursts, and start a drainer for each channel with due
+        rows that has none; returns without waiting for them (the worker's 1 s job)."""
+        self._round(skip_held=True)
 
     def run_once(self) -> Stats:
-        """Recover stuck rows, then send every due row, channels in parallel."""
-        stats = Stats()
-        stats.add(self.recover())
-        self.fold_digests()
-        by_channel: dict[tuple[str, str], list[int]] = defaultdict(list)
-        with self.db.read() as session:
-            rows = outbox.due(session, self.clock(), BATCH * 10)
-        for item_id, team, channel in rows:
-            by_channel[(team, channel)].append(item_id)
-        if not by_channel:
-            return stats
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(by_channel))) as pool:
-            for result in pool.map(lambda kv: self._drain(kv[0][0], kv[0][1], kv[1]), by_channel.items()):
-                stats.add(result)
-        return stats
+        """Recover stuck rows, then send every due row, each channel on its own drainer, and wait
+        for them all: one synchronous round (`jobwatch poll --once`, the tests, the demo, the bench)."""
+        total = Stats()
+        with self._tally(total):
+            self._round(skip_held=False)
+            self.drainers.wait()
+        return total
+
+    def close(self) -> None:
+        """Stop the drainers before their next post and wait for them."""
+        self.drainers.stop()
 
     def recover(self) -> Stats:
-        """Settle rows stuck in `sending`: sent if Slack has them, pending (to repost) if not."""
-        return recover(self.sender, self.recovery_after)
+        """Settle rows stuck in `sending`: sent if Slack has them, pending (to repost) if not. The
+        rows of a channel whose drainer is running wait: that drainer is asked to stop first."""
+        stats, deferred = recover(self.sender, self.recovery_after, self.drainers.busy())
+        self.drainers.recall(deferred)
+        self._report(stats)
+        return stats
+
+    def _round(self, *, skip_held: bool) -> None:
+        self.recover()
+        self.fold_digests()
+        with self.db.read() as session:
+            due = outbox.due_channels(session, self.clock())
+        blocked = self.sender.blocked_teams()
+        since: dict[str, datetime] = {}
+        for d in due:
+            if d.team_id not in blocked:
+                since[d.channel_id] = min(d.since, since.get(d.channel_id, d.since))
+        now = self.monotonic()
+        channels = sorted(since, key=lambda c: since[c])  # the longest waiting first
+        if skip_held:
+            channels = [c for c in channels if self._pace(c).ready_in(now) < HELD]
+        self.drainers.start(channels, self.fence())
+
+    def _report(self, stats: Stats) -> None:
+        self.on_stats(stats)
+        with self._tallies_lock:
+            for tally in self._tallies:
+                tally.add(stats)
+
+    @contextmanager
+    def _tally(self, total: Stats) -> Iterator[None]:
+        with self._tallies_lock:
+            self._tallies.append(total)
+        try:
+            yield
+        finally:
+            with self._tallies_lock:
+                self._tallies.remove(total)
 
     def _pace(self, channel: str) -> Pace:
         """The pace of one Slack channel, whatever team id its rows carry: the operators' notices
         carry `ops_team` (empty with one workspace) while the alerts of the same channel carry the
-        workspace's id, and they are drained apart (in parallel) but Slack counts the posts of the
-        channel together."""
+        workspace's id; Slack counts the posts of the channel together, and one drainer posts them."""
         with self._paces_lock:
             return self._paces.setdefault(channel, Pace(self.rate, self.burst))
-
-    def _drain(self, team: str, channel: str, ids: list[int]) -> Stats:
-        stats = Stats()
-        pace = self._pace(channel)
-        for item_id in ids:
-            if self.sender.blocked(team):
-                break
-            wait = pace.wait(self.monotonic())
-            if wait > 0:
-                self.sleep(wait)
-            outcome = self.sender.send(item_id, stats)
-            if outcome is not None and outcome.kind in (Kind.AMBIGUOUS, Kind.CHANNEL_GONE, Kind.TOKEN):
-                break
-            if outcome is not None and outcome.kind is Kind.RETRY and outcome.retry_after:
-                pace.hold(self.monotonic(), outcome.retry_after)
-                break
-        return stats
 
     # -- digests ---------------------------------------------------------------------------
 

@@ -1,17 +1,19 @@
-"""Recovery, at the start of each round of bot/pipeline/deliver.py: a row left in `sending` (a crash,
+"""Recovery, at the start of each tick of bot/pipeline/deliver.py: a row left in `sending` (a crash,
 a timeout, a 5xx: Slack may or may not have the message) is settled by looking its alert id up in
 the message metadata of the channel's history, or of the thread's replies, before it is ever posted
 again: sent if Slack has it, pending (to post now) if not. A workflow step's completion (kind
 `step`) has no message to look for: it is called again, and Slack's answer that the run is not
 running any more means the first call got through (bot/pipeline/steps.py).
 See docs/reliability.md §Exactly-once delivery. Rows are looked up together per (channel, thread);
-a DM's channel is the person's IM.
+a DM's channel is the person's IM. The rows of a channel whose drainer is running are left for a
+later round: that drainer may be posting one of them right now.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,20 +29,25 @@ from bot.store.tables import OutboxItem
 log = logging.getLogger("bot.pipeline.deliver")  # one logger for the delivery stage, as before its split
 
 
-def recover(sender: Sender, after: timedelta) -> Stats:
+def recover(sender: Sender, after: timedelta, busy: Collection[str] = ()) -> tuple[Stats, set[str]]:
     """Settle the rows in `sending` for longer than `after`: sent if Slack has them, pending (to
-    repost) if not."""
+    repost) if not. Rows of the channels in `busy` (a drainer is running there) are not touched;
+    returns the counts and those channels that had rows to settle."""
     stats = Stats()
     cutoff = sender.clock() - after
     with sender.db.read() as session:
         stuck = outbox.stuck(session, cutoff)
     groups: dict[tuple[str, str, str | None], list[OutboxItem]] = defaultdict(list)
+    deferred: set[str] = set()
     for item in stuck:
+        if item.channel_id in busy:
+            deferred.add(item.channel_id)
+            continue
         groups[(item.team_id, item.channel_id, item.thread_ts)].append(item)
     for (team, channel, thread_ts), items in groups.items():
         oldest = min(i.sending_started_at or cutoff for i in items) - timedelta(seconds=5)
         _settle(sender, team, channel, thread_ts, items, oldest, stats)
-    return stats
+    return stats, deferred
 
 
 def _settle(

@@ -94,7 +94,7 @@ def post_args(item: OutboxItem, channel: str, message: render.Message, job: Job 
 
 
 class Sender:
-    """Claims, posts and settles one row at a time; shared by the channels drained in parallel."""
+    """Claims, posts and settles one row at a time; shared by the channels' drainers, each on its own thread."""
 
     def __init__(
         self,
@@ -120,10 +120,16 @@ class Sender:
         until = self._blocked_teams.get(team)
         return until is not None and until > self.clock()
 
-    def send(self, item_id: int, stats: Stats) -> Failure | None:
-        """Claim, post and settle the row `item_id` (counted in `stats`); returns the failure that
-        settled it, if any, for the channel's turn to stop or wait on."""
-        claimed = self._claim(item_id)
+    def blocked_teams(self) -> set[str]:
+        """The workspaces whose token was refused recently."""
+        now = self.clock()
+        return {team for team, until in list(self._blocked_teams.items()) if until > now}
+
+    def send(self, item_id: int, stats: Stats, fence: Fence | None) -> Failure | None:
+        """Claim (behind `fence`, the lease proof the channel's drainer started with), post and
+        settle the row `item_id` (counted in `stats`); returns the failure that settled it, if any,
+        for the channel's drainer to stop or wait on. LostLease when the fence no longer holds."""
+        claimed = self._claim(item_id, fence)
         if claimed is None:
             return None
         item, thread = claimed
@@ -157,10 +163,9 @@ class Sender:
 
     # -- claim -----------------------------------------------------------------------------
 
-    def _claim(self, item_id: int) -> tuple[OutboxItem, JobThread | None] | None:
+    def _claim(self, item_id: int, fence: Fence | None) -> tuple[OutboxItem, JobThread | None] | None:
         now = self.clock()
         with self.db.write() as session:
-            fence = self.fence()
             if fence is not None:
                 fence.check(session)
             item = outbox.get(session, item_id)

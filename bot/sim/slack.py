@@ -94,6 +94,7 @@ class FakeSlack:
     socket: SocketModeServer | None = None  # the Socket Mode end apps.connections.open points at
     completions: list[dict[str, Any]] = field(default_factory=list)  # functions.complete* calls that took effect
     unfurls: list[dict[str, Any]] = field(default_factory=list)  # chat.unfurl calls that took effect
+    slow: dict[str, float] = field(default_factory=dict)  # channel (an IM: the person) -> seconds a post takes
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -463,6 +464,7 @@ class FakeSlack:
         channel = str(params.get("channel", ""))
         if not channel:
             return Response.json({"ok": False, "error": "channel_not_found"})
+        self._take_time(team, channel)
         if not self._member(team, channel):
             return Response.json({"ok": False, "error": "not_in_channel"})
         if not params.get("text") and not params.get("blocks"):
@@ -493,6 +495,15 @@ class FakeSlack:
         if self.on_post:
             self.on_post(message)
         return Response.json({"ok": True, "channel": channel, "ts": ts, "message": message})
+
+    def _take_time(self, team: str, channel: str) -> None:
+        """A Slack that answers one channel's posts slowly (`slow`); the other channels' requests
+        are served on their own threads meanwhile."""
+        with self._lock:
+            person = next((user for (t, user), im in self._ims.items() if t == team and im == channel), None)
+            delay = self.slow.get(channel) or (self.slow.get(person) if person else None)
+        if delay:
+            time.sleep(delay)
 
     def _m_chat_update(self, team: str, params: dict[str, Any]) -> Response:
         channel, ts = str(params.get("channel", "")), str(params.get("ts", ""))

@@ -28,6 +28,14 @@ class Pace:
             self.tokens -= 1
             return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
+    def ready_in(self, now: float) -> float:
+        """Seconds until the next post may go (0: now), without taking a token."""
+        with self.lock:
+            if not self.stamp:
+                return 0.0
+            tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
     def hold(self, now: float, seconds: float) -> None:
         """No token until `seconds` from now (a Retry-After)."""
         with self.lock:

@@ -6,7 +6,8 @@ rows, and what a log tail or a scheduled digest looks up. The writes are idempot
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session, col, func, select
@@ -144,15 +145,40 @@ def add_digest(session: Session, digest: OutboxRow, parts: Sequence[OutboxRow], 
 # --- delivery (bot/pipeline/deliver.py, send.py, recover.py): each call runs in the caller's transaction
 
 
-def due(session: Session, now: datetime, limit: int) -> list[tuple[int, str, str]]:
-    """(id, team, channel) of up to `limit` pending rows due by `now`, oldest first."""
+@dataclass(frozen=True)
+class Due:
+    """What one (team, channel) is owed now: how many pending rows are due, and since when the
+    oldest of them has been due."""
+
+    team_id: str
+    channel_id: str
+    count: int
+    since: datetime
+
+
+def due_channels(session: Session, now: datetime) -> list[Due]:
+    """Each (team, channel) with pending rows due by `now`: one grouped query, for the delivery
+    dispatcher and the per-channel metrics."""
     rows = session.exec(
-        select(OutboxItem.id, OutboxItem.team_id, OutboxItem.channel_id)
+        select(OutboxItem.team_id, OutboxItem.channel_id, func.count(), func.min(OutboxItem.next_attempt_at))
         .where(OutboxItem.state == OutboxState.PENDING, OutboxItem.next_attempt_at <= now)
-        .order_by(col(OutboxItem.id))
-        .limit(limit)
+        .group_by(col(OutboxItem.team_id), col(OutboxItem.channel_id))
     ).all()
-    return [(item_id, team, channel) for item_id, team, channel in rows if item_id is not None]
+    return [Due(team, channel, int(count), since) for team, channel, count, since in rows]
+
+
+def due_in(
+    session: Session, channel_id: str, now: datetime, limit: int, *, skip_teams: Collection[str] = ()
+) -> list[tuple[int, str]]:
+    """(id, team) of up to `limit` pending rows of one channel due by `now`, oldest first, whatever
+    team they carry (an ops notice and an alert of the same channel), leaving out `skip_teams`."""
+    query = select(OutboxItem.id, OutboxItem.team_id).where(
+        OutboxItem.channel_id == channel_id, OutboxItem.state == OutboxState.PENDING, OutboxItem.next_attempt_at <= now
+    )
+    if skip_teams:
+        query = query.where(col(OutboxItem.team_id).not_in(sorted(skip_teams)))
+    rows = session.exec(query.order_by(col(OutboxItem.id)).limit(limit)).all()
+    return [(item_id, team) for item_id, team in rows if item_id is not None]
 
 
 def crowded(session: Session, now: datetime, more_than: int) -> list[tuple[str, str]]:

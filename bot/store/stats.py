@@ -1,5 +1,5 @@
 """Read-only summaries of the store for /metrics, /readyz and `/jobs queues` (read sessions, no
-writer lock): the outbox's depth and each queue's poll state."""
+writer lock): the outbox's depth, what each channel is owed now, and each queue's poll state."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlmodel import Session, col, func, select
 
 from bot.core.outbox import OutboxState
+from bot.store import outbox as outbox_rows
 from bot.store.db import Database
 from bot.store.tables import OutboxItem, QueueState
 
@@ -42,6 +43,28 @@ def outbox(db: Database) -> OutboxSummary:
             .limit(1)
         ).first()
     return OutboxSummary({state: int(n) for state, n in counts}, oldest)
+
+
+@dataclass(frozen=True)
+class ChannelDue:
+    """A channel's (a DM's: the person's) pending rows due now, and since when the oldest has been due."""
+
+    count: int
+    since: datetime
+
+
+def due_by_channel(db: Database, now: datetime) -> dict[str, ChannelDue]:
+    """Channel id -> what it is owed by `now`, every team's rows of the channel together."""
+    with db.read() as session:
+        groups = outbox_rows.due_channels(session, now)
+    found: dict[str, ChannelDue] = {}
+    for due in groups:
+        seen = found.get(due.channel_id)
+        if seen is None:
+            found[due.channel_id] = ChannelDue(due.count, due.since)
+        else:
+            found[due.channel_id] = ChannelDue(seen.count + due.count, min(seen.since, due.since))
+    return found
 
 
 def _state(row: QueueState) -> PollState:
