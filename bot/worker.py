@@ -16,14 +16,14 @@ from apscheduler.schedulers.base import BaseScheduler
 from bot.core import history, owners
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig, Settings
-from bot.core.snapshot import Prior
+from bot.core.snapshot import Prior, fingerprint
 from bot.features import mutes, schedules
 from bot.features.directory import EmailDirectory
 from bot.ops.metrics import Metrics
 from bot.pipeline import logtail, tags
 from bot.pipeline.deliver import Deliverer
 from bot.pipeline.diff import Transition, diff
-from bot.pipeline.enqueue import PollCommit, QueueRules, commit_poll, record_failure
+from bot.pipeline.enqueue import PollCommit, Pushed, QueueRules, commit_poll, commit_push, record_failure
 from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
 from bot.pipeline.quiet import release as quiet_release
@@ -34,7 +34,9 @@ from bot.store.db import Database
 from bot.store.lease import Fence, LeaseKeeper, LostLease
 from bot.store.snapshots import QueueView, baseline_due, priors, queue_view, stored_jobs
 from providers import Job, JobSource, Taggable, wants_log_tail
+from providers.base import native_order
 from providers.causes import with_cause
+from providers.events import stale
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +177,51 @@ class Worker:
             owner_users=self._owner_users(queue, owner_from, observed, changes.transitions, live),
             normal=self._normal(queue),
             rules=self._rules(source),
+            native_order=native_order(source),
         )
+
+    def apply_pushed(self, queue: str, job: Job) -> Pushed | None:
+        """Apply one pushed state of one job (an event, bot/pipeline/push.py) the way a poll applies
+        what it lists: causes and owners, the diff against the store, the failure's detail when the
+        event lacks its reason, then `commit_push`, whose guard drops a state older than the stored
+        one. None without the lease (nothing written: the event is to be applied later)."""
+        fence = self.lease.fence()
+        if fence is None:
+            return None
+        source = self.sources[queue]
+        owner_from = source.config.owner_from
+        stored = stored_jobs(self.db, queue, [job.id])
+        if job.id in stored and stale(job, stored[job.id], native_order(source)):
+            return Pushed(stale=[job.id])  # the commit checks again, in its transaction
+        observed = tags.carried(
+            [owners.with_owner(with_cause(source.provider, job), owner_from, source.provider)], stored
+        )
+        known = {j.id: Prior(j.status, fingerprint(j)) for j in stored.values()}
+        tag = owners.tag_key(owner_from)
+        if tag is not None and isinstance(source, Taggable):
+            observed = tags.with_tag_owners(source, tag, observed, known, baseline=False)
+        forgotten = self.clock() - self.retention
+        changes = with_causes(
+            source.provider, enrich(source, diff(known, observed, baseline=False, forgotten_before=forgotten))
+        )
+        push = PollCommit(
+            queue=queue,
+            started_at=self.clock(),
+            result=changes,
+            now=self.clock(),
+            owner_users=self._owner_users(queue, owner_from, observed, changes.transitions),
+            normal=self._normal(queue),
+            rules=self._rules(source),
+            native_order=native_order(source),
+        )
+        try:
+            return commit_push(self.db, push, fence=fence)
+        except LostLease:
+            log.warning("lease_lost queue=%s during a pushed change", queue)
+            return None
+        except Exception:
+            self._normals.pop(queue, None)  # its windows may hold history rows that were rolled back
+            raise
 
     def _tag_owners(
         self, queue: str, source: Taggable, key: str, listed: list[Job], known: dict[str, Prior], view: QueueView

@@ -48,6 +48,7 @@ class QueueState(SQLModel, table=True):
     last_error: str | None = None
     consecutive_failures: int = 0
     outage_notified: bool = False
+    last_event_at: datetime | None = _when(default=None)  # the last pushed change applied (bot/pipeline/push.py)
 
 
 class JobSnapshot(SQLModel, table=True):
