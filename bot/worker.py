@@ -26,6 +26,7 @@ from bot.pipeline.diff import Transition, diff
 from bot.pipeline.enqueue import PollCommit, Pushed, QueueRules, commit_poll, commit_push, record_failure
 from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
+from bot.pipeline.push import EventConsumer
 from bot.pipeline.quiet import release as quiet_release
 from bot.pipeline.steps import settle_waits
 from bot.pipeline.usual import Normal
@@ -71,6 +72,9 @@ class Worker:
         self._baseline = threading.Lock()
         self.tails = logtail.LogTails(db=db, sources=sources, clock=clock)
         self._normals: dict[str, Normal] = {}
+        self.consumers: list[EventConsumer] = []  # one per SQS queue of events (bot/pipeline/push.py)
+        self._stop_events = threading.Event()
+        self._event_threads: list[threading.Thread] = []
 
     @staticmethod
     def _live(stored: Sequence[Job], observed: Sequence[Job]) -> list[Job]:
@@ -420,6 +424,21 @@ class Worker:
             coalesce=True,
         )
         self._scheduler = scheduler
+        self.start_events()
+
+    def start_events(self) -> None:
+        """One thread per SQS queue of events, each long-polling it while this worker holds the
+        lease (a long poll would hold a scheduler thread for 20 s at a time)."""
+        for consumer in self.consumers:
+            thread = threading.Thread(
+                target=consumer.run,
+                args=(self._stop_events,),
+                kwargs={"holding": lambda: self.lease.fence() is not None},
+                name=consumer.channel,
+                daemon=True,
+            )
+            thread.start()
+            self._event_threads.append(thread)
 
     def start_background(self) -> BackgroundScheduler:
         """Run inside another process (the web server)."""
@@ -431,7 +450,12 @@ class Worker:
         return scheduler
 
     def close(self) -> None:
-        """Release the lease and the adapters' connections."""
+        """Stop reading events, release the lease and the adapters' connections. A consumer in the
+        middle of a long poll is not waited for: what it receives is not applied nor deleted, and
+        comes back to whoever holds the lease next."""
+        self._stop_events.set()
+        for thread in self._event_threads:
+            thread.join(timeout=1.0)
         self.lease.release()
         self.tails.close()
         if self.directory is not None:
