@@ -276,3 +276,33 @@ def test_push_and_poll_racing_on_one_job(bot: Bot, slack: FakeSlack, sagemaker: 
     for name in names:
         about = [m for m in slack.posts()[start:] if name in m["text"]]
         assert 1 <= len(about) <= 2
+
+
+def test_a_change_reaches_its_channel_within_two_seconds_while_polls_wait_five_minutes(
+    bot: Bot, slack: FakeSlack, sagemaker: SageMakerSim, aws: Aws
+) -> None:
+    """The worker as it runs: its scheduler (polls every 5 min, delivery every second) and its event
+    thread long-polling SQS (20 s waits)."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    worker = bot.runtime.worker
+    assert bot.runtime.config.interval(bot.runtime.config.queues[0], bot.settings) == 300
+    sagemaker.add("bert", status="InProgress", secondary="Training")
+    bot.cycle()
+    start = len(slack.posts())
+    scheduler = BackgroundScheduler(timezone="UTC")
+    worker.schedule(scheduler)
+    scheduler.start()
+    try:
+        time.sleep(1.5)  # the first polls of the schedule run now; the next in 5 minutes
+        sagemaker.set("bert", "Completed", "Completed")
+        began = time.monotonic()
+        aws.put(sagemaker.event("bert"))
+        while len(slack.posts()) == start and time.monotonic() - began < 10:
+            time.sleep(0.02)
+        took = time.monotonic() - began
+    finally:
+        scheduler.shutdown(wait=True)
+    (alert,) = slack.posts()[start:]
+    assert "running → *succeeded*" in text_of(alert)
+    assert took < 2.0, took
