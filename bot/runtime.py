@@ -24,6 +24,7 @@ from bot.ops.health import Readiness
 from bot.ops.metrics import InstrumentedWebClient, Metrics
 from bot.pipeline.deliver import Deliverer
 from bot.pipeline.push import MAX_WAIT, Apply, EventConsumer, PushHooks, Route
+from bot.pipeline.webhooks import Hook, WebhookReading, Webhooks
 from bot.slack.install import Installations, install_mode
 from bot.slackapi.errors import classify
 from bot.store.db import Database
@@ -31,7 +32,7 @@ from bot.store.lease import LeaseKeeper
 from bot.worker import Worker
 from providers import JobSource, build_source
 from providers._aws import AwsQueue, events_client
-from providers.base import EventReading
+from providers.base import EventReading, env_secret
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class Runtime:
     worker: Worker
     metrics: Metrics
     installations: Installations | None = None
+    webhooks: Webhooks | None = None  # providers' webhooks, for the HTTP process (bot/pipeline/webhooks.py)
 
 
 def build_runtime(
@@ -180,7 +182,31 @@ def build_runtime(
         directory=EmailDirectory(db, clients, clock=clock, token_team=token_team(settings)),
     )
     worker.consumers = build_consumers(config, sources, worker.apply_pushed, metrics, clock=clock)
-    return Runtime(settings, config, db, sources, services, worker, metrics, installations)
+    webhooks = build_webhooks(config, sources, db, metrics, clock=clock)
+    return Runtime(settings, config, db, sources, services, worker, metrics, installations, webhooks)
+
+
+def build_webhooks(
+    config: AppConfig,
+    sources: Mapping[str, JobSource],
+    db: Database,
+    report: PushHooks,
+    *,
+    env: Mapping[str, str] | None = None,
+    clock: Clock = utcnow,
+) -> Webhooks | None:
+    """The webhooks of the queues that take them (`webhook = true`), with their secrets read from the
+    environment now; None when no queue does."""
+    env = env if env is not None else os.environ
+    hooks: dict[str, Hook] = {}
+    for queue in config.queues:
+        source: object = sources.get(queue.name)
+        if not getattr(queue, "webhook", False) or not isinstance(source, WebhookReading):
+            continue
+        header, variable = getattr(queue, "webhook_secret_header", None), getattr(queue, "webhook_secret_env", None)
+        secret = env_secret(env, variable, queue=queue.name) if variable else None
+        hooks[queue.name] = Hook(source, header, secret)
+    return Webhooks(db, hooks, report=report, clock=clock) if hooks else None
 
 
 def build_consumers(

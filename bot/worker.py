@@ -30,6 +30,7 @@ from bot.pipeline.push import EventConsumer
 from bot.pipeline.quiet import release as quiet_release
 from bot.pipeline.steps import settle_waits
 from bot.pipeline.usual import Normal
+from bot.pipeline.webhooks import apply_owed
 from bot.store import subscriptions
 from bot.store.db import Database
 from bot.store.lease import Fence, LeaseKeeper, LostLease
@@ -357,6 +358,12 @@ class Worker:
             log.warning("lease_lost during log tails")
             return 0
 
+    def webhooks(self) -> int:
+        """Read and apply the jobs providers' webhooks named (bot/pipeline/webhooks.py)."""
+        if self.lease.fence() is None:
+            return 0
+        return apply_owed(self.db, self.sources, self.apply_pushed, report=self.metrics, clock=self.clock)
+
     def renew(self) -> None:
         """Keep (or try to take) the lease."""
         held = self.lease.fence() is not None
@@ -399,6 +406,16 @@ class Worker:
         scheduler.add_job(
             self.deliver, "interval", seconds=1, id="deliver", max_instances=1, coalesce=True, misfire_grace_time=5
         )
+        if any(getattr(s.config, "webhook", False) for s in self.sources.values()):
+            scheduler.add_job(
+                self.webhooks,
+                "interval",
+                seconds=1,
+                id="webhooks",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=5,
+            )
         scheduler.add_job(
             self.digests, "interval", minutes=1, id="digests", next_run_time=now, max_instances=1, coalesce=True
         )

@@ -222,8 +222,9 @@ class AppConfig(BaseModel):
 
 
 def pushed(queue: QueueConfig) -> bool:
-    """Whether the queue's changes are pushed to the bot (an SQS queue of events, docs/push.md)."""
-    return bool(getattr(queue, "events_queue_url", None))
+    """Whether the queue's changes are pushed to the bot (an SQS queue of events, or a provider's
+    webhook: docs/push.md)."""
+    return bool(getattr(queue, "events_queue_url", None) or getattr(queue, "webhook", False))
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

@@ -327,6 +327,20 @@ class EmailUser(SQLModel, table=True):
     checked_at: datetime = _when()
 
 
+class PushedJob(SQLModel, table=True):
+    """A job a provider said changed, by a webhook that carries no state (Modzy's Job Completion):
+    written by the process that answered the webhook, which answers once it is stored; the worker
+    reads the job from the provider, applies it as it applies any pushed change and deletes the
+    row (bot/pipeline/webhooks.py). One row per (queue, job): a repeated webhook adds nothing."""
+
+    __tablename__ = "pushed_job"
+
+    queue: str = Field(primary_key=True)
+    job_id: str = Field(primary_key=True)
+    received_at: datetime = _when()
+    attempts: int = 0
+
+
 class AuditEntry(SQLModel, table=True):
     """Who changed (or tried to change) what, from where: every subscription, mute and refusal."""
 
