@@ -183,6 +183,8 @@ def build_runtime(
     )
     worker.consumers = build_consumers(config, sources, worker.apply_pushed, metrics, clock=clock)
     webhooks = build_webhooks(config, sources, db, metrics, clock=clock)
+    if webhooks is not None:
+        webhooks.stored = lambda: worker.soon("webhooks")  # when this process runs the worker too
     return Runtime(settings, config, db, sources, services, worker, metrics, installations, webhooks)
 
 

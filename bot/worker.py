@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -220,13 +220,24 @@ class Worker:
             native_order=native_order(source),
         )
         try:
-            return commit_push(self.db, push, fence=fence)
+            pushed = commit_push(self.db, push, fence=fence)
         except LostLease:
             log.warning("lease_lost queue=%s during a pushed change", queue)
             return None
         except Exception:
             self._normals.pop(queue, None)  # its windows may hold history rows that were rolled back
             raise
+        if pushed.enqueued:
+            self.soon("deliver")  # a pushed change is posted now, not at the next delivery round
+        return pushed
+
+    def soon(self, job_id: str) -> None:
+        """Run one of the scheduler's jobs (`deliver`, `webhooks`) now rather than at its next
+        interval; nothing when it is not scheduled. A run already under way is not doubled: the
+        scheduler skips the extra one (max_instances=1), and the next interval takes it."""
+        job = self._scheduler.get_job(job_id) if self._scheduler is not None else None
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
 
     def _tag_owners(
         self, queue: str, source: Taggable, key: str, listed: list[Job], known: dict[str, Prior], view: QueueView

@@ -7,7 +7,8 @@ steps, each safe to repeat:
    secret header, reads the job's identifier with the adapter's parser and stores one `pushed_job`
    row (bot/store/pushed.py) before answering; a repeated webhook finds the row there. Nothing
    else is written and the provider is not called while Modzy waits for the answer.
-2. `apply_owed` (the worker, every second, behind the lease): reads each owed job from the
+2. `apply_owed` (the worker, at once when it runs in the same process, else within a second,
+   behind the lease): reads each owed job from the
    provider (`get_job`), applies it through the same path as an SQS event (the worker's
    `apply_pushed`: the poll's diff and enqueue behind the newer-than-stored guard), then deletes
    the row. A crash between the two leaves the row: the job is read and applied again, which
@@ -24,7 +25,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -64,12 +65,19 @@ class Webhooks:
     """The receiving side (see the module's docstring)."""
 
     def __init__(
-        self, db: Database, hooks: Mapping[str, Hook], *, report: PushHooks | None = None, clock: Clock = utcnow
+        self,
+        db: Database,
+        hooks: Mapping[str, Hook],
+        *,
+        report: PushHooks | None = None,
+        clock: Clock = utcnow,
+        stored: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
         self.hooks = dict(hooks)
         self.report = report or NoHooks()
         self.clock = clock
+        self.stored = stored  # called once a job is stored: a worker in this process reads it now
 
     def receive(self, queue: str, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         """Check, read and store one webhook; (HTTP status, JSON body). `headers`: lower-case names."""
@@ -96,6 +104,8 @@ class Webhooks:
         with self.db.write() as session:
             new = pushed.add(session, queue, job_id, self.clock())
         log.info("webhook_received queue=%s job_id=%s new=%s", queue, job_id, new)
+        if new:
+            self.stored()
         return 200, {"ok": True}
 
 
