@@ -266,7 +266,13 @@ def _ops_http(runtime: Runtime, port: int) -> Background | None:
 
     if port == 0:
         return None
-    web = WebApp(None, health=lambda: {"worker": True}, ready=readiness(runtime, worker=True), metrics=runtime.metrics)
+    web = WebApp(
+        None,
+        health=lambda: {"worker": True},
+        ready=readiness(runtime, worker=True),
+        metrics=runtime.metrics,
+        webhooks=runtime.webhooks,
+    )
     try:
         server = Background(web, host="0.0.0.0", port=port)
     except OSError as err:
@@ -308,6 +314,7 @@ def _serve(settings: Settings, redactor: logs.Redactor, *, socket: bool, worker:
                 health=lambda: {"worker": worker},
                 ready=readiness(runtime, worker=worker),
                 metrics=runtime.metrics,
+                webhooks=runtime.webhooks,
             )
             serve(web, port=settings.port)  # until SIGINT/SIGTERM (waitress stops on the KeyboardInterrupt)
     finally:

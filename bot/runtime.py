@@ -22,12 +22,16 @@ from bot.features.routing import Reconciled, TeamLookup, reconcile
 from bot.ops.health import Readiness
 from bot.ops.metrics import InstrumentedWebClient, Metrics
 from bot.pipeline.deliver import Deliverer
+from bot.pipeline.push import MAX_WAIT, Apply, EventConsumer, PushHooks, Route
+from bot.pipeline.webhooks import Hook, WebhookReading, Webhooks
 from bot.slack.install import Installations, install_mode
 from bot.slackapi.errors import classify
 from bot.store.db import Database
 from bot.store.lease import LeaseKeeper
 from bot.worker import Worker
 from providers import JobSource, build_source
+from providers._aws import AwsQueue, events_client
+from providers.base import EventReading, env_secret
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +130,7 @@ class Runtime:
     worker: Worker
     metrics: Metrics
     installations: Installations | None = None
+    webhooks: Webhooks | None = None  # providers' webhooks, for the HTTP process (bot/pipeline/webhooks.py)
 
 
 def build_runtime(
@@ -176,7 +181,64 @@ def build_runtime(
         metrics=metrics,
         directory=EmailDirectory(db, clients, clock=clock, token_team=token_team(settings)),
     )
-    return Runtime(settings, config, db, sources, services, worker, metrics, installations)
+    worker.consumers = build_consumers(config, sources, worker.apply_pushed, metrics, clock=clock)
+    webhooks = build_webhooks(config, sources, db, metrics, clock=clock)
+    if webhooks is not None:
+        webhooks.stored = lambda: worker.soon("webhooks")  # when this process runs the worker too
+    return Runtime(settings, config, db, sources, services, worker, metrics, installations, webhooks)
+
+
+def build_webhooks(
+    config: AppConfig,
+    sources: Mapping[str, JobSource],
+    db: Database,
+    report: PushHooks,
+    *,
+    env: Mapping[str, str] | None = None,
+    clock: Clock = utcnow,
+) -> Webhooks | None:
+    """The webhooks of the queues that take them (`webhook = true`), with their secrets read from the
+    environment now; None when no queue does."""
+    env = env if env is not None else os.environ
+    hooks: dict[str, Hook] = {}
+    for queue in config.queues:
+        source: object = sources.get(queue.name)
+        if not getattr(queue, "webhook", False) or not isinstance(source, WebhookReading):
+            continue
+        header, variable = getattr(queue, "webhook_secret_header", None), getattr(queue, "webhook_secret_env", None)
+        secret = env_secret(env, variable, queue=queue.name) if variable else None
+        hooks[queue.name] = Hook(source, header, secret)
+    return Webhooks(db, hooks, report=report, clock=clock) if hooks else None
+
+
+def build_consumers(
+    config: AppConfig,
+    sources: Mapping[str, JobSource],
+    apply: Apply,
+    hooks: PushHooks,
+    *,
+    env: Mapping[str, str] | None = None,
+    clock: Clock = utcnow,
+    wait_s: int = MAX_WAIT,
+) -> list[EventConsumer]:
+    """One consumer per SQS queue of events that a queue names (`events_queue_url`), routing each
+    event to every queue naming it whose adapter reads events; the SQS client has the first such
+    queue's region and credentials."""
+    named: dict[str, list[AwsQueue]] = {}
+    for queue in config.queues:
+        if isinstance(queue, AwsQueue) and queue.events_queue_url:
+            named.setdefault(queue.events_queue_url, []).append(queue)
+    consumers: list[EventConsumer] = []
+    for url, queues in named.items():
+        routes = [Route(q.name, source) for q in queues if isinstance(source := sources[q.name], EventReading)]
+        if routes:
+            client = events_client(queues[0], env=env, wait_s=wait_s)
+            consumers.append(
+                EventConsumer(
+                    url=url, client=client, routes=routes, apply=apply, hooks=hooks, clock=clock, wait_s=wait_s
+                )
+            )
+    return consumers
 
 
 def open_store(settings: Settings) -> Database:

@@ -1,4 +1,5 @@
-"""HTTP entry: a small WSGI app with /slack/events, /healthz, /readyz and /metrics, served by waitress."""
+"""HTTP entry: a small WSGI app with /slack/events, /healthz, /readyz, /metrics and the providers'
+webhooks (/webhooks/modzy/<queue>, bot/pipeline/webhooks.py), served by waitress."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ if TYPE_CHECKING:
 
     from bot.ops.health import Report
     from bot.ops.metrics import Metrics
+    from bot.pipeline.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 EVENTS_PATH = "/slack/events"
+WEBHOOK_PATH = "/webhooks/modzy/"  # + the queue's name
 MAX_STAMP_DIGITS = 12  # Unix seconds have 10 digits until the year 2286
 
 
@@ -67,6 +70,7 @@ class WebApp:
         health: Callable[[], dict[str, Any]] | None = None,
         ready: Callable[[], Report] | None = None,
         metrics: Metrics | None = None,
+        webhooks: Webhooks | None = None,
     ) -> None:
         if app is not None and not signing_secret:
             raise ValueError("WebApp: a Bolt app needs the signing secret to verify Slack's requests")
@@ -81,6 +85,7 @@ class WebApp:
         self.health = health or (lambda: {})
         self.ready = ready
         self.metrics = metrics
+        self.webhooks = webhooks
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -98,6 +103,8 @@ class WebApp:
             data = self.metrics.render()
             start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(data)))])
             return [data]
+        if path.startswith(WEBHOOK_PATH) and self.webhooks is not None:
+            return self._webhook(path[len(WEBHOOK_PATH) :], method, environ, start_response)
         if path != EVENTS_PATH or self.bolt is None or self.verifier is None:
             return _send(start_response, "404 Not Found", {"error": "not found"})
         if method != "POST":
@@ -122,6 +129,31 @@ class WebApp:
             return self.bolt(environ, start_response)
         except ValueError:  # Bolt parses the body before dispatching, e.g. json.JSONDecodeError
             return _send(start_response, "400 Bad Request", {"error": "body cannot be parsed"})
+
+    def _webhook(self, queue: str, method: str, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        """A provider's webhook: POST only, a body of at most MAX_BODY bytes; the rest is the
+        queue's (bot/pipeline/webhooks.py): its secret, its payload, one stored row."""
+        assert self.webhooks is not None
+        if method != "POST":
+            return _send(start_response, "405 Method Not Allowed", {"error": "POST only"})
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _send(start_response, "400 Bad Request", {"error": "bad content length"})
+        if length > MAX_BODY:
+            return _send(start_response, "413 Payload Too Large", {"error": "body too large"})
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items() if k.startswith("HTTP_")}
+        status, answer = self.webhooks.receive(queue, headers, body)
+        return _send(start_response, STATUS_TEXT.get(status, f"{status} Error"), answer)
+
+
+STATUS_TEXT = {
+    200: "200 OK",
+    400: "400 Bad Request",
+    401: "401 Unauthorized",
+    404: "404 Not Found",
+}
 
 
 class _Body:

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -16,25 +16,29 @@ from apscheduler.schedulers.base import BaseScheduler
 from bot.core import history, owners
 from bot.core.clock import Clock, utcnow
 from bot.core.config import AppConfig, Settings
-from bot.core.snapshot import Prior
+from bot.core.snapshot import Prior, fingerprint
 from bot.features import mutes, schedules
 from bot.features.directory import EmailDirectory
 from bot.ops.metrics import Metrics
 from bot.pipeline import logtail, tags
 from bot.pipeline.deliver import Deliverer
 from bot.pipeline.diff import Transition, diff
-from bot.pipeline.enqueue import PollCommit, QueueRules, commit_poll, record_failure
+from bot.pipeline.enqueue import PollCommit, Pushed, QueueRules, commit_poll, commit_push, record_failure
 from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
+from bot.pipeline.push import EventConsumer
 from bot.pipeline.quiet import release as quiet_release
 from bot.pipeline.steps import settle_waits
 from bot.pipeline.usual import Normal
+from bot.pipeline.webhooks import apply_owed
 from bot.store import subscriptions
 from bot.store.db import Database
 from bot.store.lease import Fence, LeaseKeeper, LostLease
 from bot.store.snapshots import QueueView, baseline_due, priors, queue_view, stored_jobs
 from providers import Job, JobSource, Taggable, wants_log_tail
+from providers.base import native_order
 from providers.causes import with_cause
+from providers.events import stale
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,9 @@ class Worker:
         self._baseline = threading.Lock()
         self.tails = logtail.LogTails(db=db, sources=sources, clock=clock)
         self._normals: dict[str, Normal] = {}
+        self.consumers: list[EventConsumer] = []  # one per SQS queue of events (bot/pipeline/push.py)
+        self._stop_events = threading.Event()
+        self._event_threads: list[threading.Thread] = []
 
     @staticmethod
     def _live(stored: Sequence[Job], observed: Sequence[Job]) -> list[Job]:
@@ -175,7 +182,62 @@ class Worker:
             owner_users=self._owner_users(queue, owner_from, observed, changes.transitions, live),
             normal=self._normal(queue),
             rules=self._rules(source),
+            native_order=native_order(source),
         )
+
+    def apply_pushed(self, queue: str, job: Job) -> Pushed | None:
+        """Apply one pushed state of one job (an event, bot/pipeline/push.py) the way a poll applies
+        what it lists: causes and owners, the diff against the store, the failure's detail when the
+        event lacks its reason, then `commit_push`, whose guard drops a state older than the stored
+        one. None without the lease (nothing written: the event is to be applied later)."""
+        fence = self.lease.fence()
+        if fence is None:
+            return None
+        source = self.sources[queue]
+        owner_from = source.config.owner_from
+        stored = stored_jobs(self.db, queue, [job.id])
+        if job.id in stored and stale(job, stored[job.id], native_order(source)):
+            return Pushed(stale=[job.id])  # the commit checks again, in its transaction
+        observed = tags.carried(
+            [owners.with_owner(with_cause(source.provider, job), owner_from, source.provider)], stored
+        )
+        known = {j.id: Prior(j.status, fingerprint(j)) for j in stored.values()}
+        tag = owners.tag_key(owner_from)
+        if tag is not None and isinstance(source, Taggable):
+            observed = tags.with_tag_owners(source, tag, observed, known, baseline=False)
+        forgotten = self.clock() - self.retention
+        changes = with_causes(
+            source.provider, enrich(source, diff(known, observed, baseline=False, forgotten_before=forgotten))
+        )
+        push = PollCommit(
+            queue=queue,
+            started_at=self.clock(),
+            result=changes,
+            now=self.clock(),
+            owner_users=self._owner_users(queue, owner_from, observed, changes.transitions),
+            normal=self._normal(queue),
+            rules=self._rules(source),
+            native_order=native_order(source),
+        )
+        try:
+            pushed = commit_push(self.db, push, fence=fence)
+        except LostLease:
+            log.warning("lease_lost queue=%s during a pushed change", queue)
+            return None
+        except Exception:
+            self._normals.pop(queue, None)  # its windows may hold history rows that were rolled back
+            raise
+        if pushed.enqueued:
+            self.soon("deliver")  # a pushed change is posted now, not at the next delivery round
+        return pushed
+
+    def soon(self, job_id: str) -> None:
+        """Run one of the scheduler's jobs (`deliver`, `webhooks`) now rather than at its next
+        interval; nothing when it is not scheduled. A run already under way is not doubled: the
+        scheduler skips the extra one (max_instances=1), and the next interval takes it."""
+        job = self._scheduler.get_job(job_id) if self._scheduler is not None else None
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
 
     def _tag_owners(
         self, queue: str, source: Taggable, key: str, listed: list[Job], known: dict[str, Prior], view: QueueView
@@ -316,6 +378,12 @@ class Worker:
             log.warning("lease_lost during log tails")
             return 0
 
+    def webhooks(self) -> int:
+        """Read and apply the jobs providers' webhooks named (bot/pipeline/webhooks.py)."""
+        if self.lease.fence() is None:
+            return 0
+        return apply_owed(self.db, self.sources, self.apply_pushed, report=self.metrics, clock=self.clock)
+
     def renew(self) -> None:
         """Keep (or try to take) the lease."""
         held = self.lease.fence() is not None
@@ -358,6 +426,16 @@ class Worker:
         scheduler.add_job(
             self.dispatch, "interval", seconds=1, id="deliver", max_instances=1, coalesce=True, misfire_grace_time=5
         )
+        if any(getattr(s.config, "webhook", False) for s in self.sources.values()):
+            scheduler.add_job(
+                self.webhooks,
+                "interval",
+                seconds=1,
+                id="webhooks",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=5,
+            )
         scheduler.add_job(
             self.digests, "interval", minutes=1, id="digests", next_run_time=now, max_instances=1, coalesce=True
         )
@@ -383,6 +461,21 @@ class Worker:
             coalesce=True,
         )
         self._scheduler = scheduler
+        self.start_events()
+
+    def start_events(self) -> None:
+        """One thread per SQS queue of events, each long-polling it while this worker holds the
+        lease (a long poll would hold a scheduler thread for 20 s at a time)."""
+        for consumer in self.consumers:
+            thread = threading.Thread(
+                target=consumer.run,
+                args=(self._stop_events,),
+                kwargs={"holding": lambda: self.lease.fence() is not None},
+                name=consumer.channel,
+                daemon=True,
+            )
+            thread.start()
+            self._event_threads.append(thread)
 
     def start_background(self) -> BackgroundScheduler:
         """Run inside another process (the web server)."""
@@ -394,7 +487,12 @@ class Worker:
         return scheduler
 
     def close(self) -> None:
-        """Stop the channels' drainers, then release the lease and the adapters' connections."""
+        """Stop reading events and the channels' drainers, then release the lease and the adapters'
+        connections. A consumer in the middle of a long poll is not waited for: what it receives is not
+        applied nor deleted, and comes back to whoever holds the lease next."""
+        self._stop_events.set()
+        for thread in self._event_threads:
+            thread.join(timeout=1.0)
         self.deliverer.close()
         self.lease.release()
         self.tails.close()

@@ -67,15 +67,23 @@ DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied", "Unauthorized
 CONFLICT_CODES = frozenset({"ValidationException", "ClientException", "ConflictException"})
 
 
+SQS_URL = r"^https?://[^\s/]+(:\d+)?/\d{12}/[A-Za-z0-9_-]{1,80}$"  # https://sqs.<region>.amazonaws.com/<account>/<name>
+
+
 class AwsQueue(QueueConfig):
     """A queue on an AWS service: a region, and the default boto3 credential chain unless the
     queue names its own key variables. `log_tail`: post the last lines of a failed job's log in
     its thread (bot/pipeline/logtail.py); `logs_endpoint_url`: CloudWatch Logs' base URL for that (default:
-    boto3's, which honours AWS_ENDPOINT_URL_CLOUDWATCH_LOGS)."""
+    boto3's, which honours AWS_ENDPOINT_URL_CLOUDWATCH_LOGS). `events_queue_url`: the SQS queue an
+    EventBridge rule sends the queue's state-change events to (docs/push.md); with it the queue
+    is polled only to reconcile, every `[bot] reconcile_interval`; `events_endpoint_url`: SQS's
+    base URL for it (default: boto3's, which honours AWS_ENDPOINT_URL_SQS)."""
 
     region: str
     log_tail: bool = Field(default=False, strict=True)
     logs_endpoint_url: str | None = None
+    events_queue_url: str | None = Field(default=None, pattern=SQS_URL)
+    events_endpoint_url: str | None = None
 
 
 @cache
@@ -121,6 +129,13 @@ def make_client(
     session.register_component("data_loader", _data_loader())
     client: Any = session.create_client(service, **kwargs)  # Any: the stubs type no service's methods
     return client
+
+
+def events_client(queue: AwsQueue, *, env: Mapping[str, str] | None = None, wait_s: float = 20) -> Any:
+    """The SQS client that reads the queue's events (`events_queue_url`): the queue's region and
+    credentials, `events_endpoint_url`, and a read timeout longer than a long poll's wait."""
+    sqs = queue.model_copy(update={"endpoint_url": queue.events_endpoint_url})
+    return make_client("sqs", sqs, env=env, read_timeout=wait_s + 10)
 
 
 def error_code(err: ClientError) -> str:

@@ -32,6 +32,16 @@ batch:TerminateServiceJob). The reason is returned by DescribeServiceJob; the mo
 length limit, we clip it to REASON_MAX like TerminateJob's documented 1024. The job shows
 `isTerminated` (stopping) and ends FAILED (stopped); Batch stops the SageMaker job too.
 
+Events: "Batch Service Job State Change" (source aws.batch), one each time an existing service job
+changes state, none for the submission itself
+(https://docs.aws.amazon.com/batch/latest/userguide/service-job-events.html). Its `detail`
+resembles a DescribeServiceJob answer without `tags` and `serviceRequestPayload`: jobArn, jobId,
+jobName, jobQueue (an ARN), status, statusReason, createdAt/startedAt/stoppedAt (epoch ms),
+attempts[], latestAttempt, retryStrategy, isTerminated. So `to_job` reads it as it reads a
+Describe, attempts included. A job is first known from a listing (no event for its submission);
+its events then arrive in no guaranteed order, and the bot orders them by status, attempt and
+times (providers/events.py, `native_order` below).
+
 Log tail: a service job's logs are those of the SageMaker training job its attempt started. The
 listing already names it (`latestAttempt.serviceResourceId`, `{name: "TrainingJobArn", value:
 <arn>}`; DescribeServiceJob has the same `latestAttempt` and every attempt in `attempts[]`, per
@@ -55,6 +65,7 @@ from providers._parse import parsing
 from providers._time import from_epoch_ms
 from providers.attempts import carry, retry_extra
 from providers.base import STOP_TIMEOUT, LogTail, StopResult, map_status
+from providers.events import envelope
 from providers.model import Job, JobStatus
 from providers.sagemaker import console_url
 
@@ -73,6 +84,11 @@ TIMEOUT_HINTS = ("max runtime", "maxruntime", "timed out", "timeout")
 OVERLAP = timedelta(minutes=5)
 PAGE_SIZE = 100
 REASON_MAX = 1024
+EVENT_SOURCE = "aws.batch"
+EVENT_TYPE = "Batch Service Job State Change"
+# The order a service job goes through its statuses, for ordering two states of equal times and
+# attempt. SCHEDULED is left out: a job may fall back from it to RUNNABLE (capacity).
+NATIVE_ORDER = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 
 
 class BatchQueue(AwsQueue):
@@ -80,6 +96,12 @@ class BatchQueue(AwsQueue):
 
     provider: Literal["batch"] = "batch"
     job_queue: str
+
+    def holds(self, job_queue: str) -> bool:
+        """Whether `job_queue` (an ARN in an event's detail) is this queue's `job_queue` (a name or an ARN)."""
+        if ":job-queue/" in job_queue and ":job-queue/" in self.job_queue:
+            return job_queue == self.job_queue
+        return job_queue.rsplit(":job-queue/", 1)[-1] == self.job_queue.rsplit(":job-queue/", 1)[-1]
 
     def scope_text(self) -> str:
         """Region and job queue."""
@@ -216,6 +238,23 @@ class BatchSource:
             token = page.get("nextToken")
             if not token:
                 return
+
+    native_order: ClassVar[tuple[str, ...]] = NATIVE_ORDER
+
+    def job_from_event(self, event: Mapping[str, Any]) -> Job | None:
+        """A "Batch Service Job State Change" event -> Job (EventReading); None when it is another
+        event, from another Region, or about a job of another job queue."""
+        head = envelope(event)
+        if head.source != EVENT_SOURCE or head.detail_type != EVENT_TYPE:
+            return None
+        if head.region and head.region != self.config.region:
+            return None
+        with parsing(self, "service job event"):
+            if not isinstance(head.detail.get("status"), str) or not isinstance(head.detail.get("jobQueue"), str):
+                raise TypeError("status and jobQueue must be strings")
+            if not self.config.holds(head.detail["jobQueue"]):
+                return None
+            return self.to_job(head.detail)
 
     def list_jobs(self, *, since: datetime | None, live: Sequence[Job]) -> list[Job]:
         """Per-status listings, the newly created jobs, and Describe for live jobs that left."""

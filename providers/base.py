@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, ClassVar, Protocol, runtime_checkable
+from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 
@@ -219,6 +219,35 @@ class Taggable(Protocol):
 def reads_tags(adapter: object) -> bool:
     """Whether an adapter (or its class) has the Taggable capability."""
     return callable(getattr(adapter, "job_tags", None))
+
+
+@runtime_checkable
+class EventReading(Protocol):
+    """An adapter that can read its provider's pushed state changes (an optional capability).
+
+    `job_from_event` turns one event (an EventBridge event as a JSON object: SageMaker, AWS
+    Batch) into the queue's Job with the adapter's own mapping, without any request; None when the
+    event is not about this queue (another source or detail-type, another Region, a job outside the
+    queue's scope). A malformed event is a BadResponseError. `native_order`: the provider's
+    statuses in the order a job goes through them, where the canonical order does not say enough
+    (providers/events.py `stale`).
+    """
+
+    provider: ClassVar[str]
+    native_order: ClassVar[tuple[str, ...]]
+
+    def job_from_event(self, event: Mapping[str, Any]) -> Job | None: ...
+
+
+def native_order(adapter: object) -> tuple[str, ...]:
+    """The adapter's native status order for ordering two states of a job (empty: none)."""
+    order = getattr(adapter, "native_order", ())
+    return tuple(order) if isinstance(order, tuple) else ()
+
+
+def reads_events(adapter: object) -> bool:
+    """Whether an adapter (or its class) has the EventReading capability."""
+    return callable(getattr(adapter, "job_from_event", None))
 
 
 _LOGGED_UNKNOWN: set[tuple[str, str]] = set()

@@ -10,6 +10,16 @@ one per cycle, once it has been quiet for `RECHECK_AFTER`. Re-checks spend spare
 that already needed more than one history page defers its re-check, but never more than
 `MAX_DEFERRED` cycles in a row, so a busy tenant still gets every quiet live job re-checked.
 
+Webhook (https://docs.modzy.com/docs/how-to-create-a-webhook): a platform admin adds one under
+Admin > Settings > Webhooks with a payload URL, an optional secret and the triggering event; the
+only event is Job Completion. Modzy POSTs `{"job": {"identifier", "model": {"identifier",
+"version", "name"}, "team": {"identifier"}}}`: which job, not its state, so the bot reads the job
+(`get_job`) and applies what it finds like any other change. The secret "will be encrypted and
+then sent along in the header of each webhook message"; the documentation names neither the
+header nor the encryption, so the queue names both as a delivery shows them
+(`webhook_secret_header`, and the value in `webhook_secret_env`) and the bot compares the header
+with that value. Retries of a failed delivery are not documented.
+
 Stop: "Cancel a job", `DELETE /api/jobs/{jobIdentifier}` (https://modzy.readme.io/reference/cancel-a-job;
 the same route as modzy-sdk's `jobs.cancel`). It cancels SUBMITTED, PENDING and IN_PROGRESS jobs,
 answers with the job object, and is closed to the Auditor role. Modzy keeps no reason.
@@ -22,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from providers._http import Requester, make_client
 from providers._paging import PageGuard
@@ -54,6 +64,19 @@ class ModzyQueue(QueueConfig):
     endpoint_url: str  # Modzy runs per tenant: no public default
     model: str | None = None
     api_key_env: str | None = "MODZY_API_KEY"
+    # Job Completion webhooks at /webhooks/modzy/<queue name> (docs/push.md); the secret's header
+    # and the variable holding its value, both or neither.
+    webhook: bool = Field(default=False, strict=True)
+    webhook_secret_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,100}$")
+    webhook_secret_env: str | None = None
+
+    @model_validator(mode="after")
+    def _secret_pair(self) -> ModzyQueue:
+        if (self.webhook_secret_header is None) != (self.webhook_secret_env is None):
+            raise ValueError(
+                "webhook_secret_header and webhook_secret_env go together (the header Modzy sends, its value)"
+            )
+        return self
 
     def scope_text(self) -> str:
         """Tenant and model."""
@@ -130,6 +153,20 @@ class ModzySource:
             reason=reason,
             extra=extra,
         )
+
+    def job_id_from_webhook(self, payload: Any) -> str | None:
+        """The job a Job Completion webhook names (its `job.identifier`); None when the queue watches one
+        model and the webhook is about another. A payload without a job identifier is a BadResponseError."""
+        with parsing(self, "webhook"):
+            job = payload["job"]
+            ident = job["identifier"]
+            if not isinstance(ident, str) or not ident.strip():
+                raise ValueError(f"job identifier {ident!r} is not a non-empty string")
+            model = job.get("model") or {}
+            named = model.get("identifier") if isinstance(model, Mapping) else None
+        if self.config.model and named and named != self.config.model:
+            return None
+        return ident.strip()
 
     def list_jobs(self, *, since: datetime | None, live: Sequence[Job]) -> list[Job]:
         """The whole history (baseline) or the jobs updated since the watermark, then re-checks."""

@@ -7,6 +7,14 @@ Log tail: the job's CloudWatch Logs stream (providers/_logs.py), two requests.
 Tags: ListTags(ResourceArn) (IAM action sagemaker:ListTags); the listing has none. A resource has
 at most 50 tags and ListTags pages at MaxResults >= 50, so one request per job, NextToken followed
 (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ListTags.html).
+Events: "SageMaker Training Job State Change" (source aws.sagemaker), sent to EventBridge in the
+job's account and Region (https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html).
+Its `detail` resembles a DescribeTrainingJob answer (TrainingJobName, TrainingJobArn,
+TrainingJobStatus, SecondaryStatus, FailureReason when failed, CreationTime, LastModifiedTime,
+TrainingStartTime, TrainingEndTime, ...); the documented sample writes the times as epoch
+milliseconds in strings, so numbers and numeric strings are both read. SageMaker may send several
+events for one change and the order is not guaranteed: the bot applies one only when it is newer
+than what it stored (providers/events.py).
 Quirk: with StatusEquals and MaxResults together, the service slices MaxResults jobs before
 filtering, so pages may be empty while NextToken is set. We never send StatusEquals, always
 set SortBy/SortOrder (the documented default order is contradictory), and page to the end.
@@ -24,8 +32,10 @@ from providers._aws import AwsQueue, error_code, make_client, map_aws_error, map
 from providers._logs import TrainingLogs
 from providers._paging import PageGuard
 from providers._parse import parsing
-from providers._time import aware
+from providers._time import aware, from_epoch_ms, parse_iso
 from providers.base import STOP_TIMEOUT, LogTail, StopResult, map_status
+from providers.errors import BadResponseError
+from providers.events import envelope
 from providers.model import Job, JobStatus
 
 PRIMARY: dict[str, JobStatus] = {
@@ -44,6 +54,9 @@ OVERLAP = timedelta(minutes=5)
 PAGE_SIZE = 100
 TAG_PAGE = 50  # ListTags' MaxResults: at least 50 (botocore model), the most tags a resource can have
 TAG_PAGES = 5  # a job's tag pages followed at most (one in practice)
+EVENT_SOURCE = "aws.sagemaker"
+EVENT_TYPE = "SageMaker Training Job State Change"
+EVENT_TIMES = ("CreationTime", "LastModifiedTime", "TrainingStartTime", "TrainingEndTime")
 
 
 class SageMakerQueue(AwsQueue):
@@ -65,6 +78,14 @@ def status_of(primary: str, secondary: str | None) -> JobStatus:
     if primary == "Stopped" and secondary in TIMEOUT_SECONDARY:
         return JobStatus.TIMED_OUT
     return map_status("sagemaker", primary, PRIMARY)
+
+
+def event_time(value: object) -> datetime | None:
+    """A time of an event's detail: epoch milliseconds (a number or a numeric string, as in the
+    documented sample) or an ISO-8601 string."""
+    if isinstance(value, str) and value.strip() and not value.strip().isdigit():
+        return parse_iso(value)
+    return from_epoch_ms(value)
 
 
 def console_url(region: str, name: str) -> str:
@@ -121,6 +142,31 @@ class SageMakerSource:
             url=console_url(self.config.region, name),
             extra=extra,
         )
+
+    native_order: ClassVar[tuple[str, ...]] = ()  # LastModifiedTime orders the changes
+
+    def job_from_event(self, event: Mapping[str, Any]) -> Job | None:
+        """A "SageMaker Training Job State Change" event -> Job (EventReading); None when it is another
+        event, from another Region, or about a job outside the name filter."""
+        head = envelope(event)
+        if head.source != EVENT_SOURCE or head.detail_type != EVENT_TYPE:
+            return None
+        if head.region and head.region != self.config.region:
+            return None
+        detail = head.detail
+        with parsing(self, "training job event"):
+            name = detail["TrainingJobName"]
+            if not isinstance(name, str) or not isinstance(detail.get("TrainingJobStatus"), str):
+                raise TypeError("TrainingJobName and TrainingJobStatus must be strings")
+            if self.config.name_contains and self.config.name_contains not in name:
+                return None
+            raw = dict(detail)
+            for key in EVENT_TIMES:
+                raw[key] = event_time(detail.get(key))
+            job = self.to_job(raw)
+        if not job.id.startswith("arn:"):
+            raise BadResponseError(f"sagemaker {self.config.name}: event without a TrainingJobArn: {job.id!r}")
+        return job
 
     def list_jobs(self, *, since: datetime | None, live: Sequence[Job]) -> list[Job]:
         """Every job modified since `since` (minus an overlap), all pages, newest first."""

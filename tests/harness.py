@@ -80,7 +80,9 @@ class Bot:
         )
         self.app = app
         self.ready = readiness(self.runtime, worker=True)
-        self.http = Background(WebApp(app, signing_secret=SECRET, ready=self.ready, metrics=metrics))
+        self.http = Background(
+            WebApp(app, signing_secret=SECRET, ready=self.ready, metrics=metrics, webhooks=self.runtime.webhooks)
+        )
         self.url = self.http.url
         self._replies = 0
 

@@ -71,6 +71,8 @@ class BotOptions(BaseModel):
     ops_channel: str | None = Field(default=None, pattern=r"^[CGD][A-Z0-9]{2,}$")
     ops_team: str | None = Field(default=None, pattern=r"^[TE][A-Z0-9]{2,}$")  # its workspace (install mode)
     poll_interval: PollInterval | None = None
+    # Queues whose changes are pushed (events_queue_url) are polled only to reconcile, this often.
+    reconcile_interval: PollInterval = 300.0
     retention_days: float = Field(default=30, gt=0)
     timezone: str = "UTC"  # IANA name: the hours of `/jobs subscribe --dry-run`
 
@@ -206,12 +208,23 @@ class AppConfig(BaseModel):
         return next((q for q in self.queues if q.name == name), None)
 
     def interval(self, queue: QueueConfig, settings: Settings) -> float:
-        """Seconds between polls: the queue's, the file's `[bot]`, or the environment's."""
-        return queue.poll_interval or self.bot.poll_interval or settings.jobwatch_poll_interval
+        """Seconds between polls: the queue's; for a queue whose changes are pushed, `[bot]
+        reconcile_interval`; else the file's `[bot]` poll_interval, or the environment's."""
+        if queue.poll_interval:
+            return queue.poll_interval
+        if pushed(queue):
+            return self.bot.reconcile_interval
+        return self.bot.poll_interval or settings.jobwatch_poll_interval
 
     def operators(self, queue: QueueConfig) -> tuple[str, ...]:
         """Who may stop the queue's jobs: the queue's own list when it sets one, else `[access]`'s."""
         return queue.operators if queue.operators is not None else self.access.operators
+
+
+def pushed(queue: QueueConfig) -> bool:
+    """Whether the queue's changes are pushed to the bot (an SQS queue of events, or a provider's
+    webhook: docs/push.md)."""
+    return bool(getattr(queue, "events_queue_url", None) or getattr(queue, "webhook", False))
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

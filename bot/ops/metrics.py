@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
+LAG_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300)
 COMMAND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -67,6 +68,26 @@ class Metrics:
             ["method", "error"],
             registry=r,
         )
+        self.push_messages = Counter(
+            "jobwatch_push_messages",
+            "Pushed messages by channel (sqs:<queue>, webhook:<queue>) and outcome: received, malformed, "
+            "foreign, delete_failed, receive_failed.",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.push_events = Counter(
+            "jobwatch_push_events",
+            "Pushed job states by queue and outcome: applied, stale, duplicate, early (before the baseline), error.",
+            ["queue", "outcome"],
+            registry=r,
+        )
+        self.push_lags = Histogram(
+            "jobwatch_push_lag_seconds",
+            "From the provider's event time to the commit of the change it pushed.",
+            ["queue"],
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
         self.command_duration = Histogram(
             "jobwatch_command_duration_seconds",
             "Time to answer one /jobs command, by subcommand.",
@@ -98,6 +119,18 @@ class Metrics:
         self.slack_calls.labels(method).inc()
         if error is not None:
             self.slack_errors.labels(method, error).inc()
+
+    def push_message(self, channel: str, outcome: str) -> None:
+        """One pushed message received, or what was wrong with it (bot/pipeline/push.py)."""
+        self.push_messages.labels(channel, outcome).inc()
+
+    def push_event(self, queue: str, outcome: str) -> None:
+        """What applying one pushed job state did."""
+        self.push_events.labels(queue, outcome).inc()
+
+    def push_lag(self, queue: str, seconds: float) -> None:
+        """Seconds from a provider's event to the commit of its change."""
+        self.push_lags.labels(queue).observe(seconds)
 
     def command(self, subcommand: str, seconds: float) -> None:
         """One slash command answered."""

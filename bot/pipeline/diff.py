@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,6 +10,7 @@ from bot.core.alert_ids import transition_id
 from bot.core.snapshot import Prior, fingerprint
 from providers import Job, JobStatus
 from providers.attempts import attempt_of
+from providers.events import stale
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,43 @@ def diff(
         if prior.status != job.status and job.status is not JobStatus.UNKNOWN:
             transitions.append(Transition(job, prior.status))
     return DiffResult(upserts, transitions)
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """A diff brought up to date with the store (`against_stored`), and the jobs it dropped as stale."""
+
+    result: DiffResult
+    stale: list[str]
+
+
+def against_stored(
+    result: DiffResult, stored: Mapping[str, Job], *, native_order: Sequence[str] = (), baseline: bool = False
+) -> Guarded:
+    """The diff as the commit's own transaction must write it: `stored` is each upserted job as
+    the store holds it now, which may be newer than what the diff compared with (a pushed event
+    and a poll of the same queue run at once, and events come in any order).
+
+    A job older than the stored one (providers/events.py `stale`) is dropped with its transition:
+    never a step back. A job whose stored status changed since the diff read it gets its
+    transition from the stored status (none when it is the same: the other writer announced it).
+    So poll and push, in any order, announce each change once.
+    """
+    changed = {t.job.id: t for t in result.transitions}
+    upserts: list[Job] = []
+    transitions: list[Transition] = []
+    dropped: list[str] = []
+    for job in result.upserts:
+        now = stored.get(job.id)
+        found = changed.get(job.id)
+        if now is not None and stale(job, now, native_order):
+            dropped.append(job.id)
+            continue
+        upserts.append(job)
+        if now is None or (found is not None and found.old == now.status):
+            if found is not None:
+                transitions.append(found)
+            continue
+        if not baseline and now.status != job.status and job.status is not JobStatus.UNKNOWN:
+            transitions.append(Transition(job, now.status))
+    return Guarded(DiffResult(upserts, transitions), dropped)

@@ -4,6 +4,10 @@ rows the poll owes (bot/pipeline/owed.py), behind the lease's fence.
 `commit_poll` takes one `PollCommit`: what the poll found (the diff, the live jobs, whether it is
 the queue's baseline) and what the features decided about it (owners' Slack users, the queue's
 history), with the queue's `QueueRules` from the configuration. A failed poll is `record_failure`.
+Pushed changes (bot/pipeline/push.py) are committed by `commit_push` through the same steps.
+Both check the diff against the jobs as their own transaction sees them (`against_stored`,
+bot/pipeline/diff.py): a state older than the stored one is never written, and a change another
+commit already announced is not announced again.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from sqlmodel import Session
 from bot.core.alert_ids import DigestOrigin, outage_id, recovered_id
 from bot.core.outbox import FOLDED, OutboxRow, OutboxState
 from bot.core.owners import OwnerNotify
-from bot.pipeline.diff import DiffResult, Transition
+from bot.pipeline.diff import DiffResult, Guarded, Transition, against_stored
 from bot.pipeline.digest import fold as fold_digest
 from bot.pipeline.owed import Told, owed
 from bot.pipeline.usual import Flag, Normal
@@ -71,6 +75,7 @@ class PollCommit:
     owner_users: Mapping[str, str] = field(default_factory=dict)
     normal: Normal | None = None
     rules: QueueRules = QueueRules()
+    native_order: tuple[str, ...] = ()  # the adapter's status order (providers/events.py `stale`)
 
 
 def commit_poll(db: Database, poll: PollCommit, *, fence: Fence | None) -> int:
@@ -79,45 +84,97 @@ def commit_poll(db: Database, poll: PollCommit, *, fence: Fence | None) -> int:
         if fence is not None:
             fence.check(session)
         before = queues.polled(session, poll.queue, started_at=poll.started_at, now=poll.now)
-        snapshots.write(session, poll.result.upserts, poll.now)
-        snapshots.record_changes(session, [(t.job, t.old) for t in poll.result.transitions], poll.now)
-        shown: list[Transition] = poll.result.transitions
-        flags: list[Flag] = []
-        if poll.normal is not None:
-            shown, flags = apply_normal(
-                session,
-                result=poll.result,
-                normal=poll.normal,
-                live=poll.live,
-                now=poll.now,
-                since=before.watermark,
-                baseline=poll.baseline,
-                token=fence.token if fence is not None else None,
-            )
-        rules = poll.rules
-        told = Told(
-            queue=poll.queue,
+        guarded = _guarded(session, poll)
+        return _write(session, poll, guarded.result, before, fence, recovered=True)
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What a pushed change's commit did: outbox rows written, the jobs it stored anew, and those it
+    dropped as older than the store's (`stale`); the rest were duplicates of what was stored.
+    `ready` is False when the queue has no baseline yet: nothing was written."""
+
+    enqueued: int = 0
+    applied: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    ready: bool = True
+
+
+def commit_push(db: Database, push: PollCommit, *, fence: Fence | None) -> Pushed:
+    """Write pushed changes (a provider's events, bot/pipeline/push.py) exactly as a poll's are
+    written: the same guard against the stored jobs, snapshots, history and outbox rows, in one
+    transaction. A push is no poll: the queue's cursor and health stay as they are, and before the
+    queue's baseline nothing is written (the baseline lists every job anyway)."""
+    with db.write() as session:
+        if fence is not None:
+            fence.check(session)
+        before = queues.health(session, push.queue)
+        if not before.baselined:
+            return Pushed(ready=False)
+        guarded = _guarded(session, push)
+        enqueued = _write(session, push, guarded.result, before, fence, recovered=False)
+        queues.pushed(session, push.queue, now=push.now)
+        return Pushed(enqueued, [j.id for j in guarded.result.upserts], guarded.stale)
+
+
+def _guarded(session: Session, poll: PollCommit) -> Guarded:
+    """The commit's diff checked against the jobs as its transaction sees them (bot/pipeline/diff.py)."""
+    if poll.baseline:  # nothing is stored yet, and no push is applied before it
+        return Guarded(poll.result, [])
+    ids = [j.id for j in poll.result.upserts]
+    stored = {j.id: j for j in snapshots.jobs_of(session, poll.queue, ids)} if ids else {}
+    return against_stored(poll.result, stored, native_order=poll.native_order, baseline=poll.baseline)
+
+
+def _write(
+    session: Session,
+    poll: PollCommit,
+    result: DiffResult,
+    before: queues.Health,
+    fence: Fence | None,
+    *,
+    recovered: bool,
+) -> int:
+    """Snapshots, transition history, what is usual and the outbox rows of `result`; returns rows enqueued."""
+    snapshots.write(session, result.upserts, poll.now)
+    snapshots.record_changes(session, [(t.job, t.old) for t in result.transitions], poll.now)
+    shown: list[Transition] = result.transitions
+    flags: list[Flag] = []
+    if poll.normal is not None:
+        shown, flags = apply_normal(
+            session,
+            result=result,
+            normal=poll.normal,
+            live=poll.live,
             now=poll.now,
-            changed=poll.result.transitions,
-            shown=shown,
-            flags=flags,
-            upserts=poll.result.upserts,
-            users=poll.owner_users,
-            timezone=rules.timezone,
-            owner_notify=rules.owner_notify,
-            ops_team=rules.ops_team,
-            log_tail=rules.log_tail,
-            after_baseline=before.baselined,
+            since=before.watermark,
+            baseline=poll.baseline,
+            token=fence.token if fence is not None else None,
         )
-        due = owed(session, subscriptions.for_queue(session, poll.queue), told)
-        log_tails.request(session, [(t.alert_id, t.job) for t in due.log_tails], poll.now)
-        rows = due.rows
-        if before.outage_notified and rules.ops_channel:
-            text = f"Queue {poll.queue} is polling again after {before.failures} failed polls."
-            rows.append(_notice(recovered_id(poll.queue, poll.started_at), text, poll.queue, rules, poll.now))
-        written = outbox.insert(session, rows)
-        _fold_bursts(session, rows, rules.digest_threshold, poll.now)
-        return written
+    rules = poll.rules
+    told = Told(
+        queue=poll.queue,
+        now=poll.now,
+        changed=result.transitions,
+        shown=shown,
+        flags=flags,
+        upserts=result.upserts,
+        users=poll.owner_users,
+        timezone=rules.timezone,
+        owner_notify=rules.owner_notify,
+        ops_team=rules.ops_team,
+        log_tail=rules.log_tail,
+        after_baseline=before.baselined,
+    )
+    due = owed(session, subscriptions.for_queue(session, poll.queue), told)
+    log_tails.request(session, [(t.alert_id, t.job) for t in due.log_tails], poll.now)
+    rows = due.rows
+    if recovered and before.outage_notified and rules.ops_channel:
+        text = f"Queue {poll.queue} is polling again after {before.failures} failed polls."
+        rows.append(_notice(recovered_id(poll.queue, poll.started_at), text, poll.queue, rules, poll.now))
+    written = outbox.insert(session, rows)
+    _fold_bursts(session, rows, rules.digest_threshold, poll.now)
+    return written
 
 
 def _fold_bursts(session: Session, rows: Sequence[OutboxRow], threshold: int, now: datetime) -> None:

@@ -21,6 +21,11 @@ attempt k > 1 is `<job name>-<k>`, our invention: the real naming is not publish
 RUNNABLE (the listing shows only that, and the new training job once it runs again), otherwise it
 is FAILED. DescribeServiceJob answers `attempts[]` (startedAt, stoppedAt, statusReason) and
 `retryStrategy`, as the botocore model describes them.
+
+`event(job_id)` is the "Batch Service Job State Change" EventBridge event of the job's current
+state, in the documented shape (https://docs.aws.amazon.com/batch/latest/userguide/service-job-events.html):
+the detail resembles DescribeServiceJob without `tags` and `serviceRequestPayload`, and carries
+`jobQueue` as an ARN. Batch sends none for the submission itself.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import json
 import random
 import threading
 import time
+import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,6 +166,26 @@ class BatchSim(Served):
                 job.stopped_ms = now
                 if job.attempts and "stoppedAt" not in job.attempts[-1]:
                     job.attempts[-1].update(stoppedAt=now, **({"statusReason": reason} if reason else {}))
+
+    def event(self, job_id: str, job_queue: str = "gpu-spot") -> dict[str, Any]:
+        """The EventBridge event of the job's current state, as Batch would send it."""
+        with self.lock:
+            job = self.jobs[job_id.rsplit("/", 1)[-1]]
+            detail = job.detail()
+            when = job.stopped_ms or job.started_ms or job.created_ms
+        detail["jobQueue"] = f"arn:aws:batch:{self.region}:{self.account}:job-queue/{job_queue}"
+        detail.pop("tags", None)
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Batch Service Job State Change",
+            "source": "aws.batch",
+            "account": self.account,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when / 1000)),
+            "region": self.region,
+            "resources": [job.arn],
+            "detail": detail,
+        }
 
     def fail_attempt(self, job_id: str, reason: str) -> bool:
         """The running attempt fails with `reason`: back to RUNNABLE when attempts are left (True),

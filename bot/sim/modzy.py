@@ -8,6 +8,9 @@ The DELETE cancels a job (Modzy's "Cancel a job"): every call is recorded in `st
 SUBMITTED, PENDING or IN_PROGRESS job becomes CANCELED and is returned; any other status is
 refused with 400 and a `message` (the exact status code Modzy uses here is not published).
 Fault "denied" answers 403, as Modzy does for a role (Auditor) that may not use the route.
+
+With `webhook` set (payload URL, secret header, secret), a job that ends POSTs the tenant's Job
+Completion webhook there (`completion`: the documented payload, which names the job, not its state).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import httpx
 
 from bot.sim.http import BAD_DETAIL, LocalServer, Request, Response, Served, next_fault
 
@@ -65,6 +70,9 @@ class ModzySim(Served):
     faults: deque[str] = field(default_factory=deque)
     calls: Counter[str] = field(default_factory=Counter)
     stops: list[str] = field(default_factory=list)  # job identifier of every cancel received
+    # Where the tenant's Job Completion webhook goes: (payload URL, secret header, secret), or None.
+    webhook: tuple[str, str | None, str | None] | None = None
+    delivered: list[int] = field(default_factory=list)  # HTTP status of every webhook delivery
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -88,6 +96,26 @@ class ModzySim(Served):
                 job.completed = completed
             elif status == "COMPLETED":
                 job.completed = job.total - failed
+        if status in TERMINAL:
+            self._notify(ident)
+
+    def completion(self, ident: str, team: str = "Team-Name") -> dict[str, Any]:
+        """The Job Completion webhook's payload for a job, in the documented shape
+        (https://docs.modzy.com/docs/how-to-create-a-webhook): which job, not its state."""
+        with self.lock:
+            job = self.jobs[ident]
+        model = {"identifier": job.model, "version": "1.0.0", "name": job.model}
+        return {"job": {"identifier": job.ident, "model": model, "team": {"identifier": team}}}
+
+    def _notify(self, ident: str) -> None:
+        """POST the Job Completion webhook, as the tenant does when a job ends (the documentation does
+        not say which end states count as completion: every one does here)."""
+        if self.webhook is None:
+            return
+        url, header, secret = self.webhook
+        headers = {header: secret} if header and secret else {}
+        answer = httpx.post(url, json=self.completion(ident), headers=headers, timeout=10)
+        self.delivered.append(answer.status_code)
 
     def handle(self, req: Request) -> Response:
         cancel = req.method == "DELETE"

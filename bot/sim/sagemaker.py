@@ -15,12 +15,18 @@ starts training, and a traceback ending in its failure reason when it fails.
 ListTags(ResourceArn) answers a job's `tags` as `[{"Key", "Value"}]`, paged by MaxResults (50 at
 least, as the model requires) and NextToken; an unknown ARN is a ValidationException. The listings
 carry no tags, as on AWS.
+
+`event(name)` is the "SageMaker Training Job State Change" EventBridge event SageMaker would send
+for the job's current state, in the documented shape (the detail resembles DescribeTrainingJob;
+times are epoch milliseconds written as strings, as in the sample of
+https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -70,6 +76,16 @@ class TrainingJob:
         return out
 
 
+def _whole_ms(when: datetime) -> datetime:
+    """`when` to the millisecond: AWS times have no finer grain, in listings and events alike."""
+    return when.replace(microsecond=when.microsecond // 1000 * 1000)
+
+
+def _ms(when: datetime) -> str:
+    """Epoch milliseconds as a string, as the documented event sample writes its times."""
+    return str(round(when.timestamp() * 1000))
+
+
 TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 JSON11 = "application/x-amz-json-1.1"
 
@@ -105,7 +121,7 @@ class SageMakerSim(Served):
         tags: dict[str, str] | None = None,
     ) -> TrainingJob:
         """Create a job now."""
-        now = self.clock()
+        now = _whole_ms(self.clock())
         job = TrainingJob(
             name=name,
             arn=f"arn:aws:sagemaker:{self.region}:{self.account}:training-job/{name}",
@@ -121,7 +137,7 @@ class SageMakerSim(Served):
 
     def set(self, name: str, status: str, secondary: str | None = None, *, reason: str | None = None) -> None:
         """Move a job to a new status now."""
-        now = self.clock()
+        now = _whole_ms(self.clock())
         with self.lock:
             job = self.jobs[name]
             job.status, job.secondary, job.modified = status, secondary, now
@@ -158,6 +174,42 @@ class SageMakerSim(Served):
                     "Reporting training FAILURE",
                 ],
             )
+
+    def event(self, name: str) -> dict[str, object]:
+        """The EventBridge event of the job's current state (a documented-shape "SageMaker Training
+        Job State Change"); put it on a bus or a queue as SageMaker would."""
+        with self.lock:
+            job = self.jobs[name]
+            detail: dict[str, object] = {
+                "TrainingJobName": job.name,
+                "TrainingJobArn": job.arn,
+                "TrainingJobStatus": job.status,
+                "SecondaryStatus": job.secondary or job.status,
+                "HyperParameters": {},
+                "AlgorithmSpecification": {"TrainingInputMode": "File"},
+                "RoleArn": f"arn:aws:iam::{self.account}:role/SageMakerRole",
+                "CreationTime": _ms(job.created),
+                "LastModifiedTime": _ms(job.modified),
+                "SecondaryStatusTransitions": [],
+                "Tags": {},
+            }
+            if job.started:
+                detail["TrainingStartTime"] = _ms(job.started)
+            if job.ended:
+                detail["TrainingEndTime"] = _ms(job.ended)
+            if job.failure_reason:
+                detail["FailureReason"] = job.failure_reason
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "SageMaker Training Job State Change",
+            "source": "aws.sagemaker",
+            "account": self.account,
+            "time": job.modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self.region,
+            "resources": [job.arn],
+            "detail": detail,
+        }
 
     def fail_next(self, status: int, error_type: str) -> None:
         """Answer the next request with an AWS error."""
@@ -208,7 +260,7 @@ class SageMakerSim(Served):
         return Response.json({"__type": "UnknownOperationException"}, 400)
 
     def _stop(self, name: str) -> Response:
-        now = self.clock()
+        now = _whole_ms(self.clock())
         with self.lock:
             job = self.jobs.get(name)
             if job is None:
@@ -244,7 +296,7 @@ class SageMakerSim(Served):
         if job.stop_shows > 0:
             job.stop_shows -= 1
             return
-        now = self.clock()
+        now = _whole_ms(self.clock())
         job.status, job.secondary, job.modified, job.ended, job.stop_shows = "Stopped", "Stopped", now, now, None
 
     def _list(self, body: dict[str, object]) -> Response:

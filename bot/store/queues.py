@@ -52,3 +52,17 @@ def failed(session: Session, queue: str, *, error: str, now: datetime, threshold
         state.outage_notified = True
     session.add(state)
     return Health(state.baseline_at is not None, True, state.consecutive_failures, state.watermark) if crossed else None
+
+
+def health(session: Session, queue: str) -> Health:
+    """A queue's state, read in the caller's transaction without changing it (a pushed change is no poll)."""
+    state = session.get(QueueState, queue) or QueueState(queue=queue)
+    return Health(state.baseline_at is not None, state.outage_notified, state.consecutive_failures, state.watermark)
+
+
+def pushed(session: Session, queue: str, *, now: datetime) -> None:
+    """Record that a pushed change of the queue was applied at `now` (`jobwatch check` shows it)."""
+    state = session.get(QueueState, queue)
+    if state is not None:
+        state.last_event_at = now
+        session.add(state)

@@ -48,6 +48,7 @@ class QueueState(SQLModel, table=True):
     last_error: str | None = None
     consecutive_failures: int = 0
     outage_notified: bool = False
+    last_event_at: datetime | None = _when(default=None)  # the last pushed change applied (bot/pipeline/push.py)
 
 
 class JobSnapshot(SQLModel, table=True):
@@ -324,6 +325,20 @@ class EmailUser(SQLModel, table=True):
     user_id: str | None = None
     outcome: str
     checked_at: datetime = _when()
+
+
+class PushedJob(SQLModel, table=True):
+    """A job a provider said changed, by a webhook that carries no state (Modzy's Job Completion):
+    written by the process that answered the webhook, which answers once it is stored; the worker
+    reads the job from the provider, applies it as it applies any pushed change and deletes the
+    row (bot/pipeline/webhooks.py). One row per (queue, job): a repeated webhook adds nothing."""
+
+    __tablename__ = "pushed_job"
+
+    queue: str = Field(primary_key=True)
+    job_id: str = Field(primary_key=True)
+    received_at: datetime = _when()
+    attempts: int = 0
 
 
 class AuditEntry(SQLModel, table=True):

@@ -143,3 +143,25 @@ def test_poll_interval_below_one_second_or_not_a_number_is_refused_in_the_file(
     with pytest.raises(ConfigError, match=f"{where}: key poll_interval: ") as info:
         load_config(path)
     assert str(path) in str(info.value)
+
+
+PUSHED = (
+    '[[queues]]\nname = "ml"\nprovider = "sagemaker"\nregion = "us-east-1"\n'
+    'events_queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/jobwatch-events"\n'
+)
+
+
+def test_a_queue_whose_changes_are_pushed_is_polled_to_reconcile(tmp_path: Path) -> None:
+    settings = Settings()
+    config = load_config(write(tmp_path, "[bot]\npoll_interval = 30\n" + PUSHED))
+    assert config.interval(config.queues[0], settings) == 300  # [bot] reconcile_interval's default
+    config = load_config(write(tmp_path, "[bot]\nreconcile_interval = 120\n" + PUSHED))
+    assert config.interval(config.queues[0], settings) == 120
+    config = load_config(write(tmp_path, PUSHED + "poll_interval = 60\n"))
+    assert config.interval(config.queues[0], settings) == 60  # the queue's own interval wins
+
+
+def test_events_queue_url_must_be_an_sqs_queue_url(tmp_path: Path) -> None:
+    text = PUSHED.replace("https://sqs.us-east-1.amazonaws.com/123456789012/jobwatch-events", "jobwatch-events")
+    with pytest.raises(ConfigError, match="queue 'ml': key events_queue_url"):
+        load_config(write(tmp_path, text))
