@@ -17,11 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.blocks.buttons import STOP_ACTION
 from bot.core import history
 from bot.core.clock import FastForward, ShiftedClock
 from bot.core.config import Settings, load_config
@@ -33,7 +34,7 @@ from bot.sim.modzy import ModzyStory
 from bot.sim.pai import PaiStory
 from bot.sim.sagemaker import SageMakerSim, TrainingJob
 from bot.sim.slack import FakeSlack, pretty
-from bot.sim.slash import slash_command
+from bot.sim.slash import block_action, slash_command
 from bot.slack.app import build_app
 from bot.web import Background, WebApp
 
@@ -307,15 +308,50 @@ class _Demo:
         http = Background(WebApp(app, signing_secret=SECRET))
         return cls(stories, slack, say, runtime, http, clock, interval)
 
-    def command(self, text: str) -> None:
-        """Type `/jobs <text>` in the demo channel; print the reply."""
+    def command(self, text: str, *, name: str = "cmd") -> None:
+        """Type `/jobs <text>` in the demo channel; print the reply (`name`: its response_url's)."""
         self.say(f"\n$ /jobs {text}")
         body, headers = slash_command(
-            SECRET, text, team="TDEMO", channel=CHANNEL, user=OPERATOR, response_url=self.slack.response_url()
+            SECRET, text, team="TDEMO", channel=CHANNEL, user=OPERATOR, response_url=self.slack.response_url(name)
         )
         reply = httpx.post(self.http.url + "/slack/events", content=body, headers=headers, timeout=10)
         if reply.content:
             self.say(pretty({"channel": "you (ephemeral reply)", **reply.json()}))
+
+    def answered(self, name: str) -> dict[str, Any]:
+        """The reply posted to the response_url `name` (waits a little for it), or {}."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for got, payload in self.slack.responses:
+                if got == name:
+                    return payload
+            time.sleep(0.05)
+        return {}
+
+    def press(self, message: dict[str, Any], action_id: str, *, user: str = OPERATOR, says: str = "") -> bool:
+        """Press the button `action_id` of `message` (after Slack's confirmation, if it has one) as
+        `user`; False when the message has no such button."""
+        found = [
+            element
+            for block in message.get("blocks") or []
+            for element in block.get("elements") or []
+            if isinstance(element, dict) and element.get("action_id") == action_id
+        ]
+        if not found:
+            return False
+        label = found[0]["text"]["text"]
+        self.say(f"\n[{user} presses {label}]" + (f" {says}" if says else ""))
+        body, headers = block_action(
+            SECRET,
+            action_id=action_id,
+            value=str(found[0].get("value", "")),
+            team="TDEMO",
+            channel=CHANNEL,
+            user=user,
+            response_url=self.slack.response_url(f"press-{action_id}-{user}"),
+        )
+        httpx.post(self.http.url + "/slack/events", content=body, headers=headers, timeout=10)
+        return True
 
     def set_up_channel(self) -> None:
         """Subscribe the channel to every queue (one in its quiet hours, one with a daily digest),
@@ -348,7 +384,8 @@ class _Demo:
         runaway = sagemaker.running_job()
         if runaway is not None:
             self.say("\nSomebody stops a runaway job from Slack; Stopping and Stopped follow in its thread.")
-            self.command(f"stop {sagemaker.queue} {runaway} runaway: loss is NaN since step 1200")
+            self.command(f"stop {sagemaker.queue} {runaway} runaway: loss is NaN since step 1200", name="stop")
+            self.press(self.answered("stop"), STOP_ACTION, says="and confirms in Slack's dialog")
             _wait(3 * self.interval)
         scheduler.shutdown(wait=True)
         self.runtime.worker.log_tails()  # a failure of the last poll gets its tail before the last delivery

@@ -33,3 +33,6 @@ def test_demo_posts_alerts_and_answers_commands() -> None:
     assert "cause: *out_of_memory*" in text
     assert "log line(s) of *bert-finetune-000*" in text, text
     assert "RuntimeError: CUDA out of memory (GPU 0; 15.78 GiB)" in text
+    # `/jobs stop` shows the job it resolved and asks nothing of the provider; the press stops it.
+    assert "Nothing has been asked of sagemaker yet" in text, text
+    assert text.index("Stop requested for") > text.index("presses Stop"), text

@@ -56,9 +56,12 @@ def job_target(job: Job) -> str:
     return json.dumps({"queue": job.queue, "job": job.id}, separators=(",", ":"))
 
 
-def stop_button(job: Job, provider: str) -> list[dict[str, Any]]:
-    """A Stop button behind a confirmation, for a job that is neither terminal nor stopping."""
+def stop_button(job: Job, provider: str, *, reason: str = "") -> list[dict[str, Any]]:
+    """A Stop button behind a confirmation, for a job that is neither terminal nor stopping
+    (`reason`: the one `/jobs stop` was given, carried in the value to the press)."""
     target = job_target(job)
+    if reason:
+        target = json.dumps({"queue": job.queue, "job": job.id, "reason": reason}, separators=(",", ":"))
     if job.status.terminal or job.status is JobStatus.STOPPING or len(target) > VALUE_MAX:
         return []  # nothing (more) to stop
     # The dialog is plain text: no escaping, but clipped to Slack's 300 characters with the

@@ -50,6 +50,7 @@ from bot.blocks.replies import (
     job_status,
     my_jobs,
     stats_message,
+    stop_confirm,
     watch_list,
     watch_rows,
 )
@@ -126,6 +127,7 @@ __all__ = [
     "stats_message",
     "status_line",
     "stop_button",
+    "stop_confirm",
     "unwatch_button",
     "usual_line",
     "watch_button",

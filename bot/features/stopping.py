@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as DeadlineExceeded
+from typing import Protocol
 
 from bot.blocks import render
 from bot.core.alert_ids import stop_note_id
@@ -36,6 +37,7 @@ from bot.core.config import AppConfig
 from bot.core.errors import ServiceError
 from bot.core.ids import CHANNEL_RE
 from bot.core.outbox import OutboxRow, TextPayload
+from bot.core.owners import OWNER_KEY
 from bot.core.stops import StopAction, StopRequested, StopState
 from bot.features import access
 from bot.features.access import Actor
@@ -53,6 +55,19 @@ MENTION_RE = re.compile(r"^[UW][A-Z0-9]{2,40}$")
 
 
 Finder = Callable[[str, str], Job]  # (queue, reference) -> the job, fresh when the provider answers
+
+
+class Found(Protocol):
+    """A job a reference resolved to, and how many other jobs matched it too."""
+
+    @property
+    def job(self) -> Job: ...
+
+    @property
+    def others(self) -> int: ...
+
+
+Looker = Callable[[str, str], Found]  # (queue, reference) -> the job and the count of other matches
 
 
 def operator_text(config: AppConfig, source: JobSource) -> str:
@@ -97,8 +112,45 @@ class Stopper:
         self.deadline = deadline
         self._calls = ThreadPoolExecutor(max_workers=8, thread_name_prefix="stop")
 
+    def confirm(self, actor: Actor, queue: str, ref: str, *, reason: str, find: Looker) -> render.Message:
+        """`/jobs stop`: the same checks as a stop, then the job `ref` resolved to and a Stop button
+        behind Slack's confirmation. No stop is recorded and the provider is only asked for the
+        job's current state; the press (`stop`, by the job's id) does the rest."""
+        seen: list[Found] = []
+
+        def look(q: str, r: str) -> Job:
+            seen.append(find(q, r))
+            return seen[-1].job
+
+        checked = self._checks(actor, queue, ref, find=look)
+        if isinstance(checked, render.Message):
+            return checked
+        job, others = checked, seen[-1].others
+        provider = self.sources[queue].config.provider
+        owner = str(job.extra.get(OWNER_KEY) or "")
+        return render.stop_confirm(job, provider=provider, owner=owner, others=others, reason=reason)
+
     def stop(self, actor: Actor, queue: str, ref: str, *, reason: str, find: Finder) -> render.Message:
         """Check, record, call the provider, tell the threads; every branch is audited."""
+        checked = self._checks(actor, queue, ref, find=find)
+        if isinstance(checked, render.Message):
+            return checked
+        job = checked
+        config = self.config.queue(queue)
+        assert config is not None  # _checks said so
+        earlier = self._record(actor, job, reason)
+        if earlier is not None:
+            self._audit(actor, queue, f"{job.id}: already requested ({earlier.state})", AuditOutcome.DUPLICATE)
+            who = f"<@{earlier.user_id}>" if MENTION_RE.match(earlier.user_id) else "someone"
+            return render.plain(
+                f"A stop of *{render.safe(job.name)}* was already requested by {who} at "
+                f"{render.when(earlier.requested_at)} ({earlier.state}); not asking again."
+            )
+        return self._call(actor, config, self.sources[queue], job, reason)
+
+    def _checks(self, actor: Actor, queue: str, ref: str, *, find: Finder) -> Job | render.Message:
+        """Checks 1 to 3 of the module docstring: the job to stop, or the answer that nothing will be
+        (a refusal raises ServiceError); each refusal audited."""
         config = self.config.queue(queue)
         if config is None:
             known = ", ".join(q.name for q in self.config.queues) or "none configured"
@@ -117,24 +169,20 @@ class Stopper:
         except ServiceError as err:
             self._audit(actor, queue, f"{ref[:100]}: {err}", AuditOutcome.NOT_FOUND)
             raise
+        if job.status.terminal or job.status is JobStatus.STOPPING:
+            return self._finished(actor, job)
+        return job
+
+    def _finished(self, actor: Actor, job: Job) -> render.Message:
+        """The answer for a job that is already finished or stopping: nothing to stop (audited)."""
         if job.status.terminal:
-            self._audit(actor, queue, f"{job.id}: already {job.status.value}", AuditOutcome.FINISHED)
+            self._audit(actor, job.queue, f"{job.id}: already {job.status.value}", AuditOutcome.FINISHED)
             return render.plain(
                 f"*{render.safe(job.name)}* already finished ({job.status.value}, "
                 f"{render.safe(job.native_status, 100)}); nothing to stop."
             )
-        if job.status is JobStatus.STOPPING:
-            self._audit(actor, queue, f"{job.id}: already stopping", AuditOutcome.STOPPING)
-            return render.plain(f"*{render.safe(job.name)}* is already stopping; nothing more to do.")
-        earlier = self._record(actor, job, reason)
-        if earlier is not None:
-            self._audit(actor, queue, f"{job.id}: already requested ({earlier.state})", AuditOutcome.DUPLICATE)
-            who = f"<@{earlier.user_id}>" if MENTION_RE.match(earlier.user_id) else "someone"
-            return render.plain(
-                f"A stop of *{render.safe(job.name)}* was already requested by {who} at "
-                f"{render.when(earlier.requested_at)} ({earlier.state}); not asking again."
-            )
-        return self._call(actor, config, source, job, reason)
+        self._audit(actor, job.queue, f"{job.id}: already stopping", AuditOutcome.STOPPING)
+        return render.plain(f"*{render.safe(job.name)}* is already stopping; nothing more to do.")
 
     def refusal(self, actor: Actor, queue: QueueConfig) -> str | None:
         """Why `actor` may not stop `queue`'s jobs from here, or None."""

@@ -152,7 +152,7 @@ def provider_answer(
     if isinstance(command, commands.Watch):
         return services.watcher.watch(actor, command.queue, command.job, find=services.current)
     if isinstance(command, commands.Stop):
-        return services.stopper.stop(actor, command.queue, command.job, reason=command.reason, find=services.current)
+        return services.stopper.confirm(actor, command.queue, command.job, reason=command.reason, find=services.find)
     found = services.find(command.queue, command.job)
     stop_by = services.stop_by.get(command.queue, "")
     return render.job_status(found.job, others=found.others, note=found.note, stop_by=stop_by)

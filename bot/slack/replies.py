@@ -117,15 +117,22 @@ def button_actor(body: dict[str, Any]) -> Actor:
 
 def button_target(action: dict[str, Any], instead: str) -> tuple[str, str]:
     """(queue, job id) from a job button's value, checked like typed text."""
+    queue, job, _ = _button_value(action, instead)
+    return queue, job
+
+
+def _button_value(action: dict[str, Any], instead: str) -> tuple[str, str, str]:
+    """(queue, job id, reason) from a job button's value, checked like typed text (the reason: the
+    one `/jobs stop` was given, on the Stop button of its confirmation)."""
     value = grammar.check_text(str(action.get("value", "")))
     try:
         target = json.loads(value)
-        queue, job = str(target["queue"]), str(target["job"])
-    except (ValueError, KeyError, TypeError):
+        queue, job, reason = str(target["queue"]), str(target["job"]), str(target.get("reason") or "")
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise UsageError(f"this button is damaged; use {instead} instead") from None
-    if not grammar.QUEUE_RE.match(queue) or not job or len(job) > grammar.JOB_MAX:
+    if not grammar.QUEUE_RE.match(queue) or not job or len(job) > grammar.JOB_MAX or len(reason) > grammar.REASON_MAX:
         raise UsageError(f"this button is damaged; use {instead} instead")
-    return queue, job
+    return queue, job, reason
 
 
 def button_command(action: dict[str, Any]) -> commands.Command:
@@ -133,7 +140,7 @@ def button_command(action: dict[str, Any]) -> commands.Command:
     if action.get("action_id") == render.UNSUBSCRIBE_ACTION:
         return grammar.parse(f"unsubscribe {grammar.check_text(str(action.get('value', '')))}")
     if action.get("action_id") == render.STOP_ACTION:
-        return commands.Stop(*button_target(action, "/jobs stop"))
+        return commands.Stop(*_button_value(action, "/jobs stop"))
     return commands.Mute(*button_target(action, "/jobs mute"), render.MUTE_BUTTON_SECONDS)
 
 
@@ -160,7 +167,9 @@ def on_stop_button(services: Services, body: dict[str, Any], ack: Ack, respond: 
         try:
             command = button_command(action)
             assert isinstance(command, commands.Stop)
-            message = services.stopper.stop(actor, command.queue, command.job, reason="", find=services.current)
+            message = services.stopper.stop(
+                actor, command.queue, command.job, reason=command.reason, find=services.current
+            )
         except UsageError as err:
             message = render.error(err.problem)
         except ServiceError as err:
