@@ -21,7 +21,7 @@ from bot.blocks.text import (
     section,
     when,
 )
-from bot.core.history import MIN_RUNS, Usual, eta, short
+from bot.core.history import MIN_RUNS, STREAK_KEYS, Usual, eta, short, streak_since, streak_words
 from providers import Job, JobStatus, attempts
 
 
@@ -51,6 +51,7 @@ OWN_EXTRAS = frozenset(
         "tags_read",
         "tag_failures",
         *attempts.KEYS,
+        *STREAK_KEYS,
     }
 )
 
@@ -98,11 +99,26 @@ def usual_line(job: Job) -> str:
     return usually
 
 
+def streak_line(job: Job) -> str:
+    """`:repeat: 3rd failure in a row of nightly-eval (since Tue 09:12)` on a failure's card, or
+    `:white_check_mark: nightly-eval recovered after 3 failures` on a recovery's; empty otherwise."""
+    words = streak_words(job)
+    if not words:
+        return ""
+    if job.status is JobStatus.SUCCEEDED:
+        return f":white_check_mark: {safe(words, 300)}"
+    since = streak_since(job)
+    return f":repeat: {safe(words, 300)}" + (f" (since {when(since)})" if since else "")
+
+
 def alert_message(job: Job, old: JobStatus | None, *, stop_by: str = "") -> Message:
     """The alert for one status change."""
     blocks: list[dict[str, Any]] = [section(f"*{safe(job.name)}* · `{safe(job.queue, 64)}`\n{status_line(job, old)}")]
     if job.reason:
         blocks.append(section(f"> {safe(job.reason, REASON_MAX)}"))
+    streak = streak_line(job)
+    if streak:
+        blocks.append(context(streak))
     usual = usual_line(job)
     if usual:
         blocks.append(context(f":bar_chart: {usual}"))

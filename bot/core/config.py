@@ -158,6 +158,7 @@ class SubscriptionEntry(BaseModel):
     quiet_tz: str | None = None  # their IANA zone; default [bot] timezone
     quiet_all: bool = False  # hold failures too
     owner: str | None = Field(default=None, pattern=USER_ID)  # only this Slack user's jobs (bot/core/owners.py)
+    recovery: bool = True  # a family's first success after failures passes the status filter
 
     @field_validator("quiet")
     @classmethod

@@ -12,6 +12,9 @@ changes and its owed rows are withdrawn, and in `/jobs subscribe --dry-run`.
 - `match`: a job-name glob, compared case-insensitively.
 - `causes`: failure causes (providers/causes.py); only failures are filtered by them.
 - `owner`: a Slack user id; only the jobs whose owner maps to that person.
+- `recovery`: the first success of a job family after a streak of failures (bot/core/history.py
+  `recovered_after`) is told even to a subscription whose statuses leave successes out; False
+  (`--no-recovery`, `recovery = false`) opts out. Owner and name filters still apply.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from datetime import datetime
 from enum import StrEnum
 from fnmatch import fnmatchcase
 
+from bot.core.history import recovered_after
 from bot.core.quiet import QuietHours
 from providers import Job, JobStatus
 from providers.causes import CAUSED
@@ -55,10 +59,17 @@ class SubscriptionFilter:
     match: str | None = None
     causes: tuple[str, ...] = ()
     owner: str | None = None
+    recovery: bool = True
 
     @classmethod
     def from_columns(
-        cls, *, statuses: str | None, match: str | None = None, causes: str | None = "", owner: str | None = None
+        cls,
+        *,
+        statuses: str | None,
+        match: str | None = None,
+        causes: str | None = "",
+        owner: str | None = None,
+        recovery: bool = True,
     ) -> SubscriptionFilter:
         """The filter a subscription row stores (comma-separated `statuses` and `causes`). A word that
         is neither a status nor a flag kind names nothing, so the filter still lets nothing else
@@ -72,6 +83,7 @@ class SubscriptionFilter:
             match=match or None,
             causes=tuple(_words(causes)),
             owner=owner or None,
+            recovery=recovery,
             _names=tuple(words),
         )
 
@@ -83,10 +95,13 @@ class SubscriptionFilter:
         match: str | None = None,
         causes: Iterable[str] = (),
         owner: str | None = None,
+        recovery: bool = True,
     ) -> SubscriptionFilter:
         """The filter that names `words` (statuses and flag kinds, in the order given) with the other
         filters: what `/jobs subscribe` and a [[subscriptions]] entry ask for, as it will be stored."""
-        return cls.from_columns(statuses=",".join(words), match=match, causes=",".join(causes), owner=owner)
+        return cls.from_columns(
+            statuses=",".join(words), match=match, causes=",".join(causes), owner=owner, recovery=recovery
+        )
 
     # every word of the stored statuses column, in order (unknown ones too): what `restricts` reads
     _names: tuple[str, ...] = field(default=(), repr=False, compare=False)
@@ -96,9 +111,16 @@ class SubscriptionFilter:
             object.__setattr__(self, "_names", (*(s.value for s in self.statuses), *(f.value for f in self.flags)))
 
     def columns(self) -> dict[str, str | None]:
-        """The stored columns: `statuses` (statuses then flags), `match`, `causes`, `owner`."""
+        """The stored columns: `statuses` (statuses then flags), `match`, `causes`, `owner`, and
+        `recovery` ("" when on, the default; "off" when opted out)."""
         causes = ",".join(self.causes)
-        return {"statuses": self.statuses_column, "match": self.match, "causes": causes, "owner": self.owner}
+        return {
+            "statuses": self.statuses_column,
+            "match": self.match,
+            "causes": causes,
+            "owner": self.owner,
+            "recovery": "" if self.recovery else "off",
+        }
 
     @property
     def statuses_column(self) -> str:
@@ -124,8 +146,10 @@ class SubscriptionFilter:
         return not self.owner or owner == self.owner
 
     def wants(self, job: Job, owner: str | None = None) -> bool:
-        """Whether a status alert about `job` (its new status, name, cause and `owner`) goes through."""
-        if self.restricts and job.status.value not in self._names:
+        """Whether a status alert about `job` (its new status, name, cause and `owner`) goes through;
+        a recovery passes the status filter unless the subscription opted out."""
+        recovering = self.recovery and recovered_after(job) > 0
+        if self.restricts and job.status.value not in self._names and not recovering:
             return False
         if not self.wants_owner(owner):
             return False

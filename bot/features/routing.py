@@ -85,7 +85,9 @@ def _teams(config: AppConfig, default_team: TeamLookup | None) -> list[tuple[str
 
 def _wanted(entry: SubscriptionEntry) -> tuple[SubscriptionFilter, QuietHours | None]:
     """The filter and quiet hours an entry asks for, as they will be stored."""
-    wanted = SubscriptionFilter.from_words(entry.statuses, match=entry.match, causes=entry.causes, owner=entry.owner)
+    wanted = SubscriptionFilter.from_words(
+        entry.statuses, match=entry.match, causes=entry.causes, owner=entry.owner, recovery=entry.recovery
+    )
     return wanted, QuietHours.from_columns(*entry.quiet_hours())
 
 
@@ -181,6 +183,8 @@ def _entry(sub: Subscribed) -> list[str]:
         lines.append(f"owner = {_toml_string(sub.filter.owner)}")
     if sub.filter.causes:
         lines.append(f"causes = {_toml_list(sub.filter.causes)}")
+    if not sub.filter.recovery:
+        lines.append("recovery = false")
     if sub.quiet is not None:
         lines.append(f"quiet = {_toml_string(f'{sub.quiet.start}-{sub.quiet.end}')}")
         if sub.quiet.tz:

@@ -16,7 +16,7 @@ USAGE = {
     "list": "/jobs list <queue> [status] [mine] [--limit N] | /jobs list mine",
     "status": "/jobs status <queue> <job>",
     "subscribe": "/jobs subscribe <queue> [status|slow|stuck ...] [--match PATTERN] [--cause CAUSE,...]"
-    " [--quiet HH:MM-HH:MM [--quiet-tz ZONE] [--quiet-all]] [--owner <@USER>] [--dry-run]",
+    " [--quiet HH:MM-HH:MM [--quiet-tz ZONE] [--quiet-all]] [--owner <@USER>] [--no-recovery] [--dry-run]",
     "stats": "/jobs stats <queue> [family]",
     "unsubscribe": "/jobs unsubscribe <queue>",
     "subscriptions": "/jobs subscriptions [export]",
@@ -81,6 +81,7 @@ class Subscribe:
     owner: str | None = None  # a Slack user id: only that person's jobs (bot/core/owners.py)
     flags: tuple[str, ...] = ()  # slow, stuck (bot/pipeline/usual.py)
     causes: tuple[str, ...] = ()  # failure causes (providers/causes.py)
+    recovery: bool = True  # a family's first success after failures passes the status filter
 
 
 @dataclass(frozen=True)

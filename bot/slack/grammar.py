@@ -137,6 +137,7 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
     quiet: tuple[str, str] | None = None
     quiet_tz: str | None = None
     quiet_all = False
+    recovery = True
     owner: str | None = None
     causes: tuple[str, ...] = ()
     words: list[str] = []
@@ -157,6 +158,8 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
                 raise UsageError(f"--cause: {err}", USAGE["subscribe"]) from None
         elif word.lower() == "--quiet-all":
             quiet_all = True
+        elif word.lower() == "--no-recovery":
+            recovery = False
         elif word.startswith("--quiet-tz"):
             zone = word.split("=", 1)[1] if "=" in word else next(it, "")
             try:
@@ -190,6 +193,7 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
         owner=owner,
         flags=flags,
         causes=causes,
+        recovery=recovery,
     )
 
 

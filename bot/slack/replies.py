@@ -67,6 +67,7 @@ def _subscribe(settings: ChannelSettings, command: commands.Subscribe, actor: Ac
         owner=command.owner,
         flags=command.flags,
         causes=command.causes,
+        recovery=command.recovery,
     )
     what = ", ".join([*(s.value for s in command.statuses), *command.flags]) or "every status change"
     what += f" (failures caused by {', '.join(command.causes)})" if command.causes else ""
@@ -81,6 +82,9 @@ def _subscribe(settings: ChannelSettings, command: commands.Subscribe, actor: Ac
             f" :crescent_moon: Quiet {sub.quiet.start}-{sub.quiet.end} ({zone}): {spared}, and the channel "
             'gets one "While you were away" digest when the window ends.'
         )
+    told = sub.filter.restricts and "succeeded" not in sub.filter.names
+    if told and sub.filter.recovery:
+        hush += " A job family's first success after 2 or more failures in a row is told too (`--no-recovery`: not)."
     return render.plain(f"{verb} this channel to `{sub.queue}` — {what}{pattern}.{hush}")
 
 

@@ -13,7 +13,9 @@ from bot.store.tables import Subscription
 
 def filter_of(row: Subscription) -> SubscriptionFilter:
     """The row's filter, parsed from its columns."""
-    return SubscriptionFilter.from_columns(statuses=row.statuses, match=row.match, causes=row.causes, owner=row.owner)
+    return SubscriptionFilter.from_columns(
+        statuses=row.statuses, match=row.match, causes=row.causes, owner=row.owner, recovery=row.recovery
+    )
 
 
 def quiet_of(row: Subscription) -> QuietHours | None:
@@ -43,6 +45,7 @@ def set_filter(row: Subscription, new: SubscriptionFilter) -> None:
     row.match = new.match
     row.causes = ",".join(new.causes)
     row.owner = new.owner
+    row.recovery = new.recovery
 
 
 def set_quiet(row: Subscription, hours: QuietHours | None) -> None:

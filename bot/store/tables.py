@@ -111,6 +111,7 @@ class Subscription(SQLModel, table=True):
     quiet_tz: str | None = None  # IANA zone of the window; None: [bot] timezone
     quiet_all: bool = False  # hold failed and timed_out alerts too
     owner: str | None = None  # a Slack user id: only the jobs whose owner is this person (bot/core/owners.py)
+    recovery: bool = True  # a family's recovery after failures passes the status filter (bot/core/subscriptions.py)
 
 
 class OutboxItem(SQLModel, table=True):
