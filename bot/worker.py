@@ -20,7 +20,7 @@ from bot.core.snapshot import Prior
 from bot.features import mutes, schedules
 from bot.features.directory import EmailDirectory
 from bot.ops.metrics import Metrics
-from bot.pipeline import logtail, tags
+from bot.pipeline import limits, logtail, tags
 from bot.pipeline.deliver import Deliverer
 from bot.pipeline.diff import Transition, diff
 from bot.pipeline.enqueue import PollCommit, QueueRules, commit_poll, record_failure
@@ -32,7 +32,7 @@ from bot.store import subscriptions
 from bot.store.db import Database
 from bot.store.lease import Fence, LeaseKeeper, LostLease
 from bot.store.snapshots import QueueView, baseline_due, priors, queue_view, stored_jobs
-from providers import Job, JobSource, Taggable, wants_log_tail
+from providers import Job, JobSource, LimitReading, Taggable, wants_log_tail
 from providers.causes import with_cause
 
 log = logging.getLogger(__name__)
@@ -161,6 +161,9 @@ class Worker:
         tag = owners.tag_key(owner_from)
         if tag is not None and isinstance(source, Taggable):
             observed = self._tag_owners(queue, source, tag, observed, known, view)
+        observed = limits.carried(observed, {j.id: j for j in view.live})
+        if isinstance(source, LimitReading):
+            observed = limits.with_limits(source, observed)
         changes = enrich(source, diff(known, observed, baseline=view.baseline, forgotten_before=forgotten))
         changes = with_causes(source.provider, changes)
         live = self._live(view.live, observed)

@@ -108,6 +108,7 @@ def commit_poll(db: Database, poll: PollCommit, *, fence: Fence | None) -> int:
             ops_team=rules.ops_team,
             log_tail=rules.log_tail,
             after_baseline=before.baselined,
+            live=poll.live,
         )
         due = owed(session, subscriptions.for_queue(session, poll.queue), told)
         log_tails.request(session, [(t.alert_id, t.job) for t in due.log_tails], poll.now)
