@@ -22,6 +22,7 @@ from bot.blocks.text import (
     when,
 )
 from bot.core.history import MIN_RUNS, STREAK_KEYS, Usual, eta, short, streak_since, streak_words
+from bot.core.ids import USER_RE
 from providers import Job, JobStatus, attempts
 
 
@@ -52,6 +53,8 @@ OWN_EXTRAS = frozenset(
         "tag_failures",
         *attempts.KEYS,
         *STREAK_KEYS,
+        "claimed_by",
+        "claimed_from",
     }
 )
 
@@ -99,6 +102,20 @@ def usual_line(job: Job) -> str:
     return usually
 
 
+CLAIMED_BY = "claimed_by"  # on a card a claim edits (bot/features/claiming.py): the claimer's user id
+CLAIMED_FROM = "claimed_from"  # and whom they took it over from
+
+
+def claim_line(job: Job) -> str:
+    """`:raising_hand: claimed by @x` (`, taken over from @y`) on a claimed failure's card; ids
+    that are not Slack user ids are not shown."""
+    who, before = str(job.extra.get(CLAIMED_BY) or ""), str(job.extra.get(CLAIMED_FROM) or "")
+    if not USER_RE.match(who):
+        return ""
+    line = f":raising_hand: claimed by <@{who}>"
+    return line + (f", taken over from <@{before}>" if USER_RE.match(before) else "")
+
+
 def streak_line(job: Job) -> str:
     """`:repeat: 3rd failure in a row of nightly-eval (since Tue 09:12)` on a failure's card, or
     `:white_check_mark: nightly-eval recovered after 3 failures` on a recovery's; empty otherwise."""
@@ -119,6 +136,9 @@ def alert_message(job: Job, old: JobStatus | None, *, stop_by: str = "") -> Mess
     streak = streak_line(job)
     if streak:
         blocks.append(context(streak))
+    claimed = claim_line(job)
+    if claimed:
+        blocks.append(context(claimed))
     usual = usual_line(job)
     if usual:
         blocks.append(context(f":bar_chart: {usual}"))

@@ -142,6 +142,22 @@ def stop_confirm(job: Job, *, provider: str, owner: str, others: int, reason: st
     return Message(f"Stop {job.name}? Press Stop to confirm.", blocks)
 
 
+def open_failures(rows: Sequence[tuple[Job, str]], *, scope: str) -> Message:
+    """Reply to `/jobs open`: the unclaimed failures of the last 24 h, oldest first, with their age
+    (`rows`: (job, age text)); a Claim button is on each job's card."""
+    if not rows:
+        return plain(f":white_check_mark: No unclaimed failure in the last 24 h ({safe(scope, 100)}).")
+    lines = [
+        f"{EMOJI[job.status]} *{safe(job.name, 150)}* · `{safe(job.queue, 64)}` · {job.status.value} {safe(age, 20)}"
+        for job, age in rows[:50]
+    ]
+    more = f"\n…and {len(rows) - 50} more." if len(rows) > 50 else ""
+    head = (
+        f"*{len(rows)} unclaimed failure(s) in the last 24 h* ({safe(scope, 100)}); press Claim on a card to take one."
+    )
+    return Message(f"{len(rows)} unclaimed failure(s)", [section(head), section("\n".join(lines) + more)])
+
+
 def stats_message(queue: str, family: str | None, rows: Sequence[Summary]) -> Message:
     """Reply to `/jobs stats`: one line per family (`*` is the whole queue), from history.Summary rows."""
 
@@ -178,6 +194,7 @@ HELP = """*jobwatch* tells this channel what your jobs are doing.
 • `/jobs mute <queue> [job] <duration>` — hold this channel's alerts back for 30m, 2h, 1d…;
    one summary when the mute ends
 • `/jobs unmute <queue> [job]` — end a mute now
+• `/jobs open [queue]` — the failures of the last 24 h nobody has claimed, with their age
 • `/jobs stop <queue> <job> [reason]` — show the job it names and a Stop button (operators only)
 • `/jobs watch <queue> <job>` — a direct message to you when the job ends (`/jobs watching`, `/jobs unwatch`)
 • `/jobs stats <queue> [family]` — usual run and wait times, success rate, last 30 days

@@ -18,6 +18,7 @@ USAGE = {
     "subscribe": "/jobs subscribe <queue> [status|slow|stuck ...] [--match PATTERN] [--cause CAUSE,...]"
     " [--quiet HH:MM-HH:MM [--quiet-tz ZONE] [--quiet-all]] [--owner <@USER>] [--no-recovery] [--dry-run]",
     "stats": "/jobs stats <queue> [family]",
+    "open": "/jobs open [queue]",
     "unsubscribe": "/jobs unsubscribe <queue>",
     "subscriptions": "/jobs subscriptions [export]",
     "mute": "/jobs mute <queue> [job] <duration>  (e.g. 30m, 2h, 1d)",
@@ -167,8 +168,16 @@ class Stats:
     family: str | None = None
 
 
+@dataclass(frozen=True)
+class OpenFailures:
+    """The failures of the last 24 h nobody has claimed, of one queue or (None) every queue."""
+
+    queue: str | None = None
+
+
 Command = (
     Stats
+    | OpenFailures
     | Help
     | Queues
     | ListJobs

@@ -20,6 +20,7 @@ from bot.slack.commands import (
     Help,
     ListJobs,
     Mute,
+    OpenFailures,
     Queues,
     ShowJob,
     Stats,
@@ -329,6 +330,10 @@ def parse(text: str) -> Command:
         return _parse_stop(args)
     if verb == "watching" and not args:
         return Watching()
+    if verb == "open":
+        if len(args) > 1:
+            raise UsageError("name at most one queue", USAGE["open"])
+        return OpenFailures(_queue(args[0], "open") if args else None)
     if verb in ("watch", "unwatch"):
         if len(args) != 2:
             raise UsageError("name a queue and a job", USAGE[verb])

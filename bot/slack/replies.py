@@ -183,6 +183,24 @@ def on_stop_button(services: Services, body: dict[str, Any], ack: Ack, respond: 
     later(run)
 
 
+def on_claim_button(services: Services, body: dict[str, Any], ack: Ack, respond: Respond) -> None:
+    """Ack at once, record the claim (or the take-over) and answer only the presser; the cards are
+    edited by delivery (bot/features/claiming.py)."""
+    ack()
+    action = (body.get("actions") or [{}])[0]
+    try:
+        queue, job = button_target(action, "the Claim button on the job's card")
+        holder = None
+        if action.get("action_id") == render.TAKE_OVER_ACTION:
+            holder = str(json.loads(str(action.get("value", ""))).get("holder") or "")
+        message = services.claimer.claim(button_actor(body), queue, job, holder=holder)
+    except UsageError as err:
+        message = render.error(err.problem)
+    except ServiceError as err:
+        message = render.error(str(err))
+    respond(**reply(message), replace_original=False)
+
+
 def on_watch_button(services: Services, body: dict[str, Any], ack: Ack, respond: Respond, later: Later) -> None:
     """Ack at once; after it, watch the job (its current state comes from the provider) or, for
     Unwatch, remove the watch; answer only the presser."""
@@ -225,6 +243,11 @@ def register(app: App, services: Services, *, later: Later) -> None:
         on_watch_button(services, body, ack, respond, later)
 
     app.action(render.UNSUBSCRIBE_ACTION)(pressed)
+
+    @app.action(render.CLAIM_ACTION)
+    @app.action(render.TAKE_OVER_ACTION)
+    def claim(body: dict[str, Any], ack: Ack, respond: Respond) -> None:
+        on_claim_button(services, body, ack, respond)
 
     @app.action("console_link")
     def link(ack: Ack) -> None:

@@ -207,6 +207,24 @@ class StopRequest(SQLModel, table=True):
     settled_at: datetime | None = _when(default=None)
 
 
+class JobClaim(SQLModel, table=True):
+    """Who is on a failed or timed-out job in one workspace ("I'm on it", the Claim button): one row
+    per (team, queue, job), the current claim; a take-over replaces the user and keeps the one it
+    replaced (`previous_user_id`). Every claim and take-over is also an audit row. Written by the
+    button handler (bot/features/claiming.py); the cards show it through the outbox."""
+
+    __tablename__ = "job_claim"
+    __table_args__ = (UniqueConstraint("team_id", "queue", "job_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str
+    queue: str
+    job_id: str
+    user_id: str
+    claimed_at: datetime = _when()
+    previous_user_id: str | None = None
+
+
 class DigestSchedule(SQLModel, table=True):
     """A scheduled digest (bot/features/schedules.py): one message per period to one channel about one queue.
     `at` is "HH:MM" wall-clock in `tz` (empty: [bot] timezone); `weekday` 0 (Monday) to 6 when weekly."""
