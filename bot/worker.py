@@ -249,6 +249,8 @@ class Worker:
             log_tail=wants_log_tail(source),
             failure_threshold=bot.failure_threshold,
             digest_threshold=bot.digest_threshold,
+            follow_up_group=bot.follow_up_group,
+            owners_table=self.config.owners.users,
         )
 
     def _record_failure(self, queue: str, fence: Fence, error: str, remedy: str | None) -> None:

@@ -15,6 +15,9 @@ changes and its owed rows are withdrawn, and in `/jobs subscribe --dry-run`.
 - `recovery`: the first success of a job family after a streak of failures (bot/core/history.py
   `recovered_after`) is told even to a subscription whose statuses leave successes out; False
   (`--no-recovery`, `recovery = false`) opts out. Owner and name filters still apply.
+- `follow_up`: seconds after which a failure told to the channel that nobody has claimed gets one
+  reply in its thread mentioning its owner or `[bot] follow_up_group` (bot/pipeline/followup.py);
+  None: no follow-up. Not a filter of what is told, but stored and changed with it.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class SubscriptionFilter:
     causes: tuple[str, ...] = ()
     owner: str | None = None
     recovery: bool = True
+    follow_up: int | None = None
 
     @classmethod
     def from_columns(
@@ -70,6 +74,7 @@ class SubscriptionFilter:
         causes: str | None = "",
         owner: str | None = None,
         recovery: bool = True,
+        follow_up: int | None = None,
     ) -> SubscriptionFilter:
         """The filter a subscription row stores (comma-separated `statuses` and `causes`). A word that
         is neither a status nor a flag kind names nothing, so the filter still lets nothing else
@@ -84,6 +89,7 @@ class SubscriptionFilter:
             causes=tuple(_words(causes)),
             owner=owner or None,
             recovery=recovery,
+            follow_up=follow_up or None,
             _names=tuple(words),
         )
 
@@ -96,11 +102,17 @@ class SubscriptionFilter:
         causes: Iterable[str] = (),
         owner: str | None = None,
         recovery: bool = True,
+        follow_up: int | None = None,
     ) -> SubscriptionFilter:
         """The filter that names `words` (statuses and flag kinds, in the order given) with the other
         filters: what `/jobs subscribe` and a [[subscriptions]] entry ask for, as it will be stored."""
         return cls.from_columns(
-            statuses=",".join(words), match=match, causes=",".join(causes), owner=owner, recovery=recovery
+            statuses=",".join(words),
+            match=match,
+            causes=",".join(causes),
+            owner=owner,
+            recovery=recovery,
+            follow_up=follow_up,
         )
 
     # every word of the stored statuses column, in order (unknown ones too): what `restricts` reads
@@ -120,6 +132,7 @@ class SubscriptionFilter:
             "causes": causes,
             "owner": self.owner,
             "recovery": "" if self.recovery else "off",
+            "follow_up": str(self.follow_up) if self.follow_up else "",
         }
 
     @property

@@ -16,7 +16,8 @@ USAGE = {
     "list": "/jobs list <queue> [status] [mine] [--limit N] | /jobs list mine",
     "status": "/jobs status <queue> <job>",
     "subscribe": "/jobs subscribe <queue> [status|slow|stuck ...] [--match PATTERN] [--cause CAUSE,...]"
-    " [--quiet HH:MM-HH:MM [--quiet-tz ZONE] [--quiet-all]] [--owner <@USER>] [--no-recovery] [--dry-run]",
+    " [--quiet HH:MM-HH:MM [--quiet-tz ZONE] [--quiet-all]] [--owner <@USER>] [--no-recovery]"
+    " [--follow-up 30m] [--dry-run]",
     "stats": "/jobs stats <queue> [family]",
     "open": "/jobs open [queue]",
     "unsubscribe": "/jobs unsubscribe <queue>",
@@ -83,6 +84,7 @@ class Subscribe:
     flags: tuple[str, ...] = ()  # slow, stuck (bot/pipeline/usual.py)
     causes: tuple[str, ...] = ()  # failure causes (providers/causes.py)
     recovery: bool = True  # a family's first success after failures passes the status filter
+    follow_up: int | None = None  # seconds: an unclaimed failure gets one follow-up after that long
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import shlex
 import unicodedata
 
 from bot.core.clock import WEEKDAYS
-from bot.core.config import EVENTS, SUBSCRIPTION_GLOB
+from bot.core.config import EVENTS, SUBSCRIPTION_GLOB, follow_up_seconds
 from bot.core.ids import USER_RE
 from bot.core.quiet import check_zone, parse_window
 from bot.slack.commands import (
@@ -139,6 +139,7 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
     quiet_tz: str | None = None
     quiet_all = False
     recovery = True
+    follow_up: int | None = None
     owner: str | None = None
     causes: tuple[str, ...] = ()
     words: list[str] = []
@@ -161,6 +162,11 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
             quiet_all = True
         elif word.lower() == "--no-recovery":
             recovery = False
+        elif word.startswith("--follow-up"):
+            try:
+                follow_up = follow_up_seconds(word.split("=", 1)[1] if "=" in word else next(it, ""))
+            except ValueError as err:
+                raise UsageError(f"--follow-up: {err}".replace("follow_up: ", ""), USAGE["subscribe"]) from None
         elif word.startswith("--quiet-tz"):
             zone = word.split("=", 1)[1] if "=" in word else next(it, "")
             try:
@@ -195,6 +201,7 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
         flags=flags,
         causes=causes,
         recovery=recovery,
+        follow_up=follow_up,
     )
 
 

@@ -19,6 +19,7 @@ from bot.core.errors import ServiceError
 from bot.features.access import Actor
 from bot.features.channel_settings import ChannelSettings, DigestChange
 from bot.features.queries import Services
+from bot.features.routing import follow_up_text
 from bot.slack import commands, grammar
 from bot.slack.commands import UsageError
 
@@ -68,6 +69,7 @@ def _subscribe(settings: ChannelSettings, command: commands.Subscribe, actor: Ac
         flags=command.flags,
         causes=command.causes,
         recovery=command.recovery,
+        follow_up=command.follow_up,
     )
     what = ", ".join([*(s.value for s in command.statuses), *command.flags]) or "every status change"
     what += f" (failures caused by {', '.join(command.causes)})" if command.causes else ""
@@ -85,6 +87,11 @@ def _subscribe(settings: ChannelSettings, command: commands.Subscribe, actor: Ac
     told = sub.filter.restricts and "succeeded" not in sub.filter.names
     if told and sub.filter.recovery:
         hush += " A job family's first success after 2 or more failures in a row is told too (`--no-recovery`: not)."
+    if sub.filter.follow_up:
+        hush += (
+            f" :bell: A failure nobody has claimed after {follow_up_text(sub.filter.follow_up)} gets one"
+            " follow-up in its thread."
+        )
     return render.plain(f"{verb} this channel to `{sub.queue}` — {what}{pattern}.{hush}")
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from bot.core.outbox import OutboxKind
+from bot.core.outbox import TOLD, OutboxKind
 from bot.store.db import chunks
 from bot.store.tables import JobClaim, JobSnapshot, OutboxItem, RunHistory
 from providers import Job, JobStatus
@@ -106,3 +106,39 @@ def card(session: Session, team_id: str, channel_id: str, queue: str, job_id: st
         .order_by(col(OutboxItem.id).desc())
     ).first()
     return Job.model_validate_json(payload) if payload else None
+
+
+def told_failures(
+    session: Session, team_id: str, channel_id: str, queue: str, *, since: datetime, before: datetime
+) -> list[tuple[str, Job, datetime]]:
+    """The failure and time-out alerts of `queue` written for the channel between `since` and
+    `before` that went, or will go, to it (TOLD): (alert id, the job as told, when it was written)."""
+    rows = session.exec(
+        select(OutboxItem.alert_id, OutboxItem.payload, OutboxItem.created_at).where(
+            OutboxItem.team_id == team_id,
+            OutboxItem.channel_id == channel_id,
+            OutboxItem.queue == queue,
+            OutboxItem.kind == OutboxKind.ALERT.value,
+            col(OutboxItem.new_status).in_(FAILURES),
+            col(OutboxItem.state).in_([s.value for s in TOLD]),
+            col(OutboxItem.created_at) >= since,
+            col(OutboxItem.created_at) <= before,
+        )
+    ).all()
+    return [(alert_id, Job.model_validate_json(payload), at) for alert_id, payload, at in rows]
+
+
+def written(session: Session, team_id: str, channel_id: str, alert_ids: Sequence[str]) -> set[str]:
+    """Those of `alert_ids` the channel's outbox already has a row for (in any state)."""
+    found: set[str] = set()
+    for chunk in chunks(alert_ids):
+        found.update(
+            session.exec(
+                select(OutboxItem.alert_id).where(
+                    OutboxItem.team_id == team_id,
+                    OutboxItem.channel_id == channel_id,
+                    col(OutboxItem.alert_id).in_(chunk),
+                )
+            ).all()
+        )
+    return found

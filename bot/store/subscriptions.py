@@ -14,7 +14,12 @@ from bot.store.tables import Subscription
 def filter_of(row: Subscription) -> SubscriptionFilter:
     """The row's filter, parsed from its columns."""
     return SubscriptionFilter.from_columns(
-        statuses=row.statuses, match=row.match, causes=row.causes, owner=row.owner, recovery=row.recovery
+        statuses=row.statuses,
+        match=row.match,
+        causes=row.causes,
+        owner=row.owner,
+        recovery=row.recovery,
+        follow_up=row.follow_up,
     )
 
 
@@ -46,6 +51,7 @@ def set_filter(row: Subscription, new: SubscriptionFilter) -> None:
     row.causes = ",".join(new.causes)
     row.owner = new.owner
     row.recovery = new.recovery
+    row.follow_up = new.follow_up
 
 
 def set_quiet(row: Subscription, hours: QuietHours | None) -> None:

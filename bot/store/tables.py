@@ -112,6 +112,7 @@ class Subscription(SQLModel, table=True):
     quiet_all: bool = False  # hold failed and timed_out alerts too
     owner: str | None = None  # a Slack user id: only the jobs whose owner is this person (bot/core/owners.py)
     recovery: bool = True  # a family's recovery after failures passes the status filter (bot/core/subscriptions.py)
+    follow_up: int | None = None  # seconds after which an unclaimed failure gets a follow-up (bot/pipeline/followup.py)
 
 
 class OutboxItem(SQLModel, table=True):
