@@ -22,7 +22,7 @@ from typing import Any, Protocol, TextIO
 import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.blocks.buttons import STOP_ACTION
+from bot.blocks.buttons import CLAIM_ACTION, STOP_ACTION
 from bot.core import history
 from bot.core.clock import FastForward, ShiftedClock
 from bot.core.config import Settings, load_config
@@ -42,6 +42,8 @@ SECRET = "demo-signing-secret"
 TOKEN = "xoxb-demo"
 CHANNEL = "CDEMO01"
 OPERATOR = "UDEMO01"
+ONCALL_USER = "UDEMO02"  # the person who claims a failure
+ONCALL = "SDEMOONCALL"  # the Slack user group a follow-up mentions
 # The demo's jobs run for seconds: its queues set low floors (`slow_floor`, `stuck_floor`, written
 # into the config it writes) so that factor x percentile, not a floor of minutes, decides when one
 # of them is slow or stuck.
@@ -249,6 +251,7 @@ def run_demo(
             try:
                 demo.set_up_channel()
                 demo.watch(seconds)
+                demo.failures()
                 demo.two_hours_later()
                 return demo.finish()
             finally:
@@ -291,7 +294,8 @@ class _Demo:
         config_path = folder / "jobwatch.toml"
         access = f'[access]\noperators = ["{OPERATOR}"]  # who may stop jobs from Slack\n'
         queues = "".join(s.config() + FLOORS for s in stories)
-        config_path.write_text(f"[bot]\npoll_interval = {interval}\n{access}" + queues)
+        group = f'follow_up_group = "{ONCALL}"  # who a follow-up mentions when a job has no known owner\n'
+        config_path.write_text(f"[bot]\npoll_interval = {interval}\n{group}{access}" + queues)
         settings = Settings(
             slack_bot_token=TOKEN,
             slack_signing_secret=SECRET,
@@ -367,6 +371,7 @@ class _Demo:
         self.say(f"\n{hushed} is in its quiet hours for the demo: only its failures post until they end.")
         self.command(f"subscribe {hushed} --quiet {window} --quiet-tz UTC")
         self.command(f"digest {self.stories[0].queue} daily {started + timedelta(hours=1):%H:%M} --tz UTC")
+        self.command(f"subscribe {self.stories[0].queue} --follow-up 30m")
         self.runtime.worker.renew()
         self.runtime.worker.poll_all()
         self.command(f"list {self.stories[0].queue}")
@@ -391,11 +396,64 @@ class _Demo:
         self.runtime.worker.log_tails()  # a failure of the last poll gets its tail before the last delivery
         self.runtime.worker.deliver()
 
+    def _round(self) -> None:
+        """One poll of every queue and one delivery round (the scheduler is stopped by now)."""
+        self.runtime.worker.renew()
+        self.runtime.worker.poll_all()
+        self.runtime.worker.deliver()
+
+    def _card(self, name: str) -> dict[str, Any]:
+        """The card of job `name` in the demo channel as it looks now (its last edit, else as posted)."""
+        parents = [p for p in self.slack.posts(CHANNEL) if not p.get("thread_ts") and name in str(p.get("text", ""))]
+        if not parents:
+            return {}
+        edits = [u for u in self.slack.updates if u["ts"] == parents[-1]["ts"]]
+        return edits[-1] if edits else parents[-1]
+
+    def failures(self) -> None:
+        """Failures that get handled: a nightly job fails twice (its card counts the streak) and the
+        second failure is claimed (every card of it says so); a backfill fails and nobody claims it
+        (it gets a follow-up later); the nightly job recovers; a pretraining job declares a runtime
+        limit (warned about later)."""
+        sagemaker = next(s for s in self.stories if isinstance(s, SageMakerStory))
+        sim = sagemaker.sim
+        self.say("\nA nightly ETL job fails two nights in a row; its card counts the streak.")
+        for night in ("20261201", "20261202"):
+            sim.add(f"nightly-etl-{night}", secondary="Training")
+            self._round()
+            sim.set(f"nightly-etl-{night}", "Failed", "Failed", reason="ClientError: input table is empty")
+            self._round()
+        self.say("\nA backfill fails too; nobody will claim it.")
+        sim.add("feature-backfill-7", secondary="Training")
+        self._round()
+        sim.set("feature-backfill-7", "Failed", "Failed", reason="AlgorithmError: KeyError: 'user_id'")
+        self._round()
+        if self.press(self._card("nightly-etl-20261202"), CLAIM_ACTION, user=ONCALL_USER, says="(I'm on it)"):
+            time.sleep(0.5)
+            self.runtime.worker.deliver()  # the claim's note; the card is edited in place
+            self.say(
+                "The card, edited in place:\n" + pretty({"channel": CHANNEL, **self._card("nightly-etl-20261202")})
+            )
+        self.say("\nThe next night's run succeeds: a recovery, told even where only failures are.")
+        sim.add("nightly-etl-20261203", secondary="Training")
+        self._round()
+        sim.set("nightly-etl-20261203", "Completed", "Completed")
+        self._round()
+        self.say("\nA pretraining job starts with a runtime limit of 2 h 18 (StoppingCondition.MaxRuntimeInSeconds).")
+        job = sim.add("llm-pretrain-70b", secondary="Training")
+        job.max_runtime = int(2.3 * 3600)
+        self._round()
+
     def two_hours_later(self) -> None:
-        """The quiet hours end and the daily digest is due: both go out."""
-        self.say("\nTwo hours later: the quiet hours have ended and the daily digest is due.")
+        """The quiet hours end and the daily digest is due: both go out; the pretraining job has used
+        80 % of its limit and the unclaimed backfill failure gets its follow-up."""
+        self.say(
+            "\nTwo hours later: the quiet hours have ended, the daily digest is due, the pretraining job"
+            " is past 80 % of its limit and the backfill failure is still unclaimed."
+        )
         self.clock.offset = timedelta(hours=2)
         self.runtime.worker.renew()
+        self.runtime.worker.poll_all()
         self.runtime.worker.digests()
         for _ in range(3):  # the digests, then their thread replies
             self.runtime.worker.deliver()

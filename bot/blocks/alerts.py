@@ -55,6 +55,9 @@ OWN_EXTRAS = frozenset(
         *STREAK_KEYS,
         "claimed_by",
         "claimed_from",
+        "limit_s",
+        "limit_read",
+        "limit_failures",
     }
 )
 
@@ -72,6 +75,9 @@ def job_details(job: Job) -> list[str]:
     if attempt > 1:
         top = job.extra.get(attempts.ATTEMPTS_MAX)
         parts.append(f"attempt {attempt}" + (f" of {top}" if isinstance(top, int) and attempt <= top else ""))
+    limit = job.extra.get("limit_s")
+    if isinstance(limit, int | float) and not isinstance(limit, bool) and limit > 0:
+        parts.append(f"limit {short(float(limit))}")
     if job.created_at:
         parts.append(f"created {when(job.created_at)}")
     for key, value in [kv for kv in job.extra.items() if kv[0] not in OWN_EXTRAS][:6]:
