@@ -163,7 +163,7 @@ class Worker:
             observed = self._tag_owners(queue, source, tag, observed, known, view)
         observed = limits.carried(observed, {j.id: j for j in view.live})
         if isinstance(source, LimitReading):
-            observed = limits.with_limits(source, observed)
+            observed = self._limits(queue, source, observed, known, view)
         changes = enrich(source, diff(known, observed, baseline=view.baseline, forgotten_before=forgotten))
         changes = with_causes(source.provider, changes)
         live = self._live(view.live, observed)
@@ -195,6 +195,18 @@ class Worker:
             known.update(priors(self.db, queue, [j.id for j in retry]))
             jobs += retry
         return tags.with_tag_owners(source, key, jobs, known, baseline=view.baseline)
+
+    def _limits(
+        self, queue: str, source: LimitReading, listed: list[Job], known: dict[str, Prior], view: QueueView
+    ) -> list[Job]:
+        """The listed jobs, and the live ones the listing left out whose runtime limit is still to be
+        read (more than one cycle's reads at the baseline, or a failed read), with the limits of those
+        due read (bot/pipeline/limits.py). Adds the priors of the added jobs to `known`."""
+        shown = {j.id for j in listed}
+        retry = [j for j in view.live if j.id not in shown and limits.due(j)]
+        if retry:
+            known.update(priors(self.db, queue, [j.id for j in retry]))
+        return limits.with_limits(source, listed + retry)
 
     def _owner_users(
         self,
