@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -20,6 +21,8 @@ from bot.core.config import AppConfig, ConfigError, Settings, known_secrets, loa
 from bot.ops import logs
 
 if TYPE_CHECKING:
+    from slack_bolt import App
+
     from bot.runtime import Runtime
     from bot.store.db import Database
     from bot.web import Background
@@ -41,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     poll.add_argument("--once", action="store_true", required=True, help="one poll of every queue, deliver, exit")
     demo = sub.add_parser("demo", help="the whole bot on simulated queues and a local stand-in for Slack")
     demo.add_argument("--seconds", type=float, default=45, help="how long to watch (default 45)")
+    demo.add_argument(
+        "--html", type=Path, metavar="PATH", help="also write the conversation as Slack shows it to this page"
+    )
+    demo.add_argument(
+        "--open", action="store_true", help="open the page in a browser (default PATH: jobwatch-demo.html)"
+    )
     sub.add_parser("check", help="validate the configuration and credentials")
     sub.add_parser(
         "reload",
@@ -131,7 +140,7 @@ def _run(args: argparse.Namespace, redactor: logs.Redactor) -> int:
     if args.command == "demo":
         from bot.demo import main as demo
 
-        return demo(args.seconds)
+        return demo(args.seconds, html=args.html, show=args.open)
     settings = _settings()
     _secrets(redactor, settings)
     if args.command == "check":
@@ -291,14 +300,7 @@ def _serve(settings: Settings, redactor: logs.Redactor, *, socket: bool, worker:
     try:
         scheduler = runtime.worker.start_background() if worker else None
         if socket:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            assert settings.slack_app_token is not None
-            handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
-            try:
-                handler.start()  # type: ignore[no-untyped-call]  # until SIGINT/SIGTERM (a KeyboardInterrupt)
-            finally:
-                handler.close()  # type: ignore[no-untyped-call]
+            _serve_socket(settings, runtime, app, worker=worker)
         else:
             web = WebApp(
                 app,
@@ -313,6 +315,55 @@ def _serve(settings: Settings, redactor: logs.Redactor, *, socket: bool, worker:
             scheduler.shutdown(wait=True)  # a running poll finishes before its source is closed
         runtime.worker.close()  # releases the lease: a successor polls at once
     return 0
+
+
+def _serve_socket(settings: Settings, runtime: Runtime, app: App, *, worker: bool) -> None:
+    """Socket Mode until SIGINT/SIGTERM: Slack's requests come over the WebSocket that
+    `apps.connections.open` names (reopened when it drops), and /healthz, /readyz and /metrics are
+    still served on $PORT (0: not at all); /readyz also fails while the WebSocket is down."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.ops.health import Report
+    from bot.runtime import readiness
+    from bot.web import Background, WebApp
+
+    assert settings.slack_app_token is not None
+    handler = SocketModeHandler(
+        app, settings.slack_app_token.get_secret_value(), ping_interval=settings.jobwatch_socket_ping
+    )
+    ready = readiness(runtime, worker=worker)
+
+    def connected() -> bool:
+        return bool(handler.client.is_connected())
+
+    def socket_ready() -> Report:
+        report = ready()
+        body = {**report.body, "socket_mode": connected()}
+        if connected():
+            return Report(report.ready, body)
+        reason = "; ".join(r for r in (report.body.get("reason"), "socket mode: not connected") if r)
+        return Report(False, {**body, "status": "unavailable", "reason": reason})
+
+    log = logging.getLogger("bot.cli")
+    ops = None
+    if settings.port:
+        web = WebApp(
+            None,
+            health=lambda: {"worker": worker, "socket_mode": connected()},
+            ready=socket_ready,
+            metrics=runtime.metrics,
+        )
+        try:
+            ops = Background(web, host="0.0.0.0", port=settings.port)
+            log.info("ops_http_listening port=%d paths=/healthz,/readyz,/metrics", settings.port)
+        except OSError as err:
+            log.warning("ops_http_unavailable port=%d error=%s", settings.port, err)
+    try:
+        handler.start()  # type: ignore[no-untyped-call]  # until SIGINT/SIGTERM (a KeyboardInterrupt)
+    finally:
+        handler.close()  # type: ignore[no-untyped-call]
+        if ops is not None:
+            ops.close()
 
 
 def _wait_for_signal() -> None:

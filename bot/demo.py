@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 import time
+import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,12 +32,14 @@ from bot.sim.aitems import AitemsStory
 from bot.sim.batch import BatchStory
 from bot.sim.logs import LogsSim
 from bot.sim.modzy import ModzyStory
+from bot.sim.page import Names, render_page
 from bot.sim.pai import PaiStory
 from bot.sim.sagemaker import SageMakerSim, TrainingJob
 from bot.sim.slack import FakeSlack, pretty
-from bot.sim.slash import block_action, slash_command
+from bot.sim.slash import block_action, event
 from bot.slack.app import build_app
 from bot.web import Background, WebApp
+from providers.sagemaker import console_url
 
 SECRET = "demo-signing-secret"
 TOKEN = "xoxb-demo"
@@ -175,6 +178,11 @@ logs_endpoint_url = "{self.logs.url}"
         with self.lock:
             self._step()
 
+    def next_job(self) -> str | None:
+        """A job the script has yet to finish (somebody watches it from Slack)."""
+        with self.lock:
+            return next(iter(self.stage), None)
+
     def running_job(self) -> str | None:
         """A job in training, taken out of the script: somebody is about to stop it from Slack."""
         with self.lock:
@@ -227,9 +235,11 @@ def run_demo(
     out: TextIO = sys.stdout,
     seed: int = 7,
     pace: FastForward | None = None,
+    html: Path | None = None,
 ) -> int:
     """Run the demo for `seconds`; returns the number of alerts Slack received. With `pace`, posts
-    keep Slack's 1 per second per channel without waiting for it (the tests)."""
+    keep Slack's 1 per second per channel without waiting for it (the tests). With `html`, also
+    writes the conversation as Slack shows it to that file (bot/sim/page.py)."""
     # Delivery rounds that outlast their 1 s interval are skipped by design; not news in a demo.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     say = _Say(out)
@@ -237,6 +247,10 @@ def run_demo(
         tokens={TOKEN: "TDEMO"},
         on_post=lambda m: say(pretty(m)),
         on_response=lambda _path, payload: say(pretty({"channel": "you (ephemeral reply)", **payload})),
+        on_complete=lambda done: say(step_done(done)),
+        on_unfurl=lambda call: say(
+            "\n".join(pretty({"channel": f"{call['channel']} (unfurl)", **card}) for card in call["unfurls"].values())
+        ),
         monotonic=time.monotonic if pace is None else pace,
     ).start()
     rng = random.Random(seed)
@@ -253,13 +267,30 @@ def run_demo(
                 demo.watch(seconds)
                 demo.failures()
                 demo.two_hours_later()
-                return demo.finish()
+                alerts = demo.finish()
             finally:
                 demo.close()
     finally:
         for story in stories:
             story.stop()
         slack.stop()
+    if html is not None:
+        names = Names(channels={CHANNEL: "ml-jobs"}, users={OPERATOR: "you"})
+        html.write_text(render_page(list(slack.log), names), encoding="utf-8")
+        say(f"Wrote the conversation as Slack shows it to {html}")
+    return alerts
+
+
+def step_done(done: dict[str, Any]) -> str:
+    """A workflow step's completion as the workflow's author would read it in its activity."""
+    if not done["ok"]:
+        return f"── workflow step failed ──\n{done['error']}"
+    outputs = done["outputs"]
+    shown = ", ".join(f"{k}: {outputs[k]}" for k in STEP_FIELDS if k in outputs)
+    return f"── workflow step completed ──\n{shown}"
+
+
+STEP_FIELDS = ("job_name", "status", "native_status", "duration", "failure_cause", "reason")
 
 
 class _Say:
@@ -315,12 +346,27 @@ class _Demo:
     def command(self, text: str, *, name: str = "cmd") -> None:
         """Type `/jobs <text>` in the demo channel; print the reply (`name`: its response_url's)."""
         self.say(f"\n$ /jobs {text}")
-        body, headers = slash_command(
-            SECRET, text, team="TDEMO", channel=CHANNEL, user=OPERATOR, response_url=self.slack.response_url(name)
-        )
-        reply = httpx.post(self.http.url + "/slack/events", content=body, headers=headers, timeout=10)
-        if reply.content:
-            self.say(pretty({"channel": "you (ephemeral reply)", **reply.json()}))
+        reply = self.slack.command(self.http.url, SECRET, text, team="TDEMO", channel=CHANNEL, user=OPERATOR, name=name)
+        if reply is not None:
+            self.say(pretty({"channel": "you (ephemeral reply)", **reply}))
+
+    def event(self, inner: dict[str, Any]) -> None:
+        """Slack sends an event (a workflow step runs, a link is pasted) to the bot."""
+        body, headers = event(SECRET, inner, team="TDEMO")
+        httpx.post(self.http.url + "/slack/events", content=body, headers=headers, timeout=10)
+
+    def paste_link(self, story: SageMakerStory) -> None:
+        """Somebody pastes the console link of a job: it unfurls into the job's card."""
+        job = story.failed_job()
+        if job is None:
+            return
+        link = console_url("us-east-1", job)
+        self.say(f"\nSomebody pastes a console link in the channel: {link}")
+        before = len(self.slack.unfurls)
+        self.event(self.slack.link_shared([link], channel=CHANNEL, user=OPERATOR))
+        deadline = time.monotonic() + 5
+        while len(self.slack.unfurls) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def answered(self, name: str) -> dict[str, Any]:
         """The reply posted to the response_url `name` (waits a little for it), or {}."""
@@ -375,6 +421,19 @@ class _Demo:
         self.runtime.worker.renew()
         self.runtime.worker.poll_all()
         self.command(f"list {self.stories[0].queue}")
+        sagemaker = next(s for s in self.stories if isinstance(s, SageMakerStory))
+        watched = sagemaker.next_job()
+        if watched is not None:  # a direct message comes when it ends
+            self.command(f"watch {sagemaker.queue} {watched}")
+        doomed = SageMakerStory.DOOMED
+        self.say(
+            f'\nA Workflow Builder workflow "Retrain when training ends" reaches its step Wait for job to finish '
+            f"({self.stories[0].queue}, {doomed}): it completes when the job ends, and the workflow branches "
+            "on its status."
+        )
+        self.event(
+            self.slack.function_executed("wait_for_job", {"queue": self.stories[0].queue, "job": doomed}, team="TDEMO")
+        )
 
     def watch(self, seconds: float) -> None:
         """The worker's own scheduler for `seconds` while the jobs move; then someone stops a runaway job."""
@@ -392,6 +451,7 @@ class _Demo:
             self.command(f"stop {sagemaker.queue} {runaway} runaway: loss is NaN since step 1200", name="stop")
             self.press(self.answered("stop"), STOP_ACTION, says="and confirms in Slack's dialog")
             _wait(3 * self.interval)
+        self.paste_link(sagemaker)
         scheduler.shutdown(wait=True)
         self.runtime.worker.log_tails()  # a failure of the last poll gets its tail before the last delivery
         self.runtime.worker.deliver()
@@ -466,7 +526,8 @@ class _Demo:
                 break
 
     def finish(self) -> int:
-        """Say what Slack received; returns the number of alerts."""
+        """Open the App Home; say what Slack received; returns the number of alerts."""
+        self.slack.open_home(self.http.url, SECRET, team="TDEMO", user=OPERATOR)
         alerts = len(self.slack.alert_ids())
         self.say(
             f"\nDone: {alerts} alert(s) posted, {len(self.slack.updates)} thread parent(s) updated, "
@@ -487,7 +548,12 @@ def _wait(seconds: float, sleep: Callable[[float], None] = time.sleep) -> None:
         sleep(min(0.5, deadline - time.monotonic()))
 
 
-def main(seconds: float) -> int:
-    """Entry point for the CLI."""
+def main(seconds: float, html: Path | None = None, show: bool = False) -> int:
+    """Entry point for the CLI: `show` opens the page (`html`, default jobwatch-demo.html) in a browser."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
-    return 0 if run_demo(seconds=seconds) > 0 else 1
+    if show and html is None:
+        html = Path("jobwatch-demo.html")
+    alerts = run_demo(seconds=seconds, html=html)
+    if show and html is not None:
+        webbrowser.open(html.resolve().as_uri())
+    return 0 if alerts > 0 else 1

@@ -27,6 +27,7 @@ from bot.pipeline.enqueue import PollCommit, QueueRules, commit_poll, record_fai
 from bot.pipeline.poll import enrich, poll_queue, with_causes
 from bot.pipeline.prune import prune
 from bot.pipeline.quiet import release as quiet_release
+from bot.pipeline.steps import settle_waits
 from bot.pipeline.usual import Normal
 from bot.store import subscriptions
 from bot.store.db import Database
@@ -280,6 +281,7 @@ class Worker:
         try:
             mutes.expire(self.db, self.clock())  # summaries of ended mutes go out in this round
             quiet_release(self.db, self.clock(), self.lease.fence())  # so do digests of ended quiet hours
+            settle_waits(self.db, self.clock(), self.lease.fence())  # workflow steps whose job has ended
             self.metrics.delivered(self.deliverer.run_once())
         except LostLease:
             log.warning("lease_lost during delivery")

@@ -21,7 +21,8 @@ QUEUE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 MIN_POLL_INTERVAL = 1.0
 """The shortest poll interval accepted, in seconds: self-hosted providers (a Modzy per tenant), local
-stand-ins and test rigs are polled every second or two; cloud APIs want far longer (see the README)."""
+stand-ins and test rigs are polled every second or two; cloud APIs want far longer
+(docs/configuration.md §Environment)."""
 
 MAX_FLOOR = 7 * 86_400.0
 """The longest slow_floor or stuck_floor accepted, in seconds (a week)."""

@@ -129,6 +129,13 @@ class Bot:
         assert response.status_code == 200 and not response.content, response.text
         return self.response(name)
 
+    def event(self, inner: dict[str, Any], *, team: str = "T0001") -> None:
+        """Send a signed Events API event (a `function_executed`, a `link_shared`); Slack only
+        wants it acknowledged."""
+        body, headers = event(SECRET, inner, team=team)
+        response = self.post(body, headers)
+        assert response.status_code == 200, response.text
+
     def open_home(self, *, user: str = "U0001", team: str = "T0001") -> dict[str, Any]:
         """Open the App Home tab (a signed app_home_opened event) and return the view published."""
         before = len(self.slack.views)

@@ -2,14 +2,16 @@
 
 import io
 import re
+from pathlib import Path
 
 from bot.core.clock import FastForward
 from bot.demo import run_demo
 
 
-def test_demo_posts_alerts_and_answers_commands() -> None:
+def test_demo_posts_alerts_and_answers_commands(tmp_path: Path) -> None:
     out = io.StringIO()
-    alerts = run_demo(seconds=6, interval=2, out=out, pace=FastForward())
+    page = tmp_path / "demo.html"
+    alerts = run_demo(seconds=6, interval=2, out=out, pace=FastForward(), html=page)
     text = out.getvalue()
     assert alerts >= 2, text
     assert "Subscribed this channel to `ml-training`" in text
@@ -44,3 +46,33 @@ def test_demo_posts_alerts_and_answers_commands() -> None:
     assert "*llm-pretrain-70b* has used 80 % of its 2 h 18 runtime limit" in text
     assert "*feature-backfill-7* failed 2 h 00 ago and nobody has claimed it. <!subteam^SDEMOONCALL>" in text
     assert "nightly-etl-20261202* failed" not in text  # claimed: no follow-up
+    # The page shows the same conversation: commands with their ephemeral answers, alerts with their
+    # threads and edited parents, the digest, the watcher's direct messages and the App Home.
+    shown = page.read_text()
+    for part in (
+        "/jobs subscribe ml-training",
+        "Only visible to you",
+        "Thread · ",
+        "(edited)",
+        "Daily digest of ml-training since",
+        "direct messages",
+        "Home, as you see it",
+        '<pre class="code">',
+        ">Watch</button>",
+    ):
+        assert part in shown, part
+
+
+def test_demo_completes_a_workflow_step_and_unfurls_a_link() -> None:
+    out = io.StringIO()
+    run_demo(seconds=6, interval=2, out=out, pace=FastForward())
+    text = out.getvalue()
+    step = text.split("── workflow step completed ──\n", 1)
+    assert len(step) == 2, text
+    assert step[1].startswith("job_name: bert-finetune-000, status: failed, native_status: Failed"), text
+    assert "failure_cause: out_of_memory" in step[1].splitlines()[0]
+    assert text.index("Wait for job to finish") < text.index("── workflow step completed ──")
+    assert "Somebody pastes a console link" in text
+    assert re.search(r"── #CDEMO01 \(unfurl\) ──\n\*bert-finetune-\d+\* · `ml-training`\n:x: now \*failed\*", text), (
+        text
+    )

@@ -8,7 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = re.compile(r"docs/([a-z_-]+\.md) §([^\n]+)")
-SOURCES = [ROOT / "README.md", *(p for d in ("bot", "providers", "tests", "bench") for p in (ROOT / d).rglob("*.py"))]
+CODE = ("bot", "providers", "tests", "bench", "scripts")
+SOURCES = [ROOT / "README.md", *(p for d in CODE for p in (ROOT / d).rglob("*.py"))]
 
 
 def headings(doc: Path) -> list[str]:
@@ -45,12 +46,12 @@ def test_nothing_points_outside_the_repository() -> None:
 # A path the repository cites: it starts at one of the top-level folders (or names a root file) and
 # runs to the end of a file or folder name; `bot/sim/` ends in a slash. Globs and placeholders
 # (`providers/<name>.py`, `tests/fixtures/<provider>/*.json`, f"docs/{name}") stand for no one path.
-TOP = r"(?:bot|providers|tests|bench|docs|\.ci)/[\w.<>*{}/-]*|(?:manifest\.yml|pyproject\.toml|Procfile)\b"
+TOP = r"(?:bot|providers|tests|bench|scripts|docs|\.ci)/[\w.<>*{}/-]*|(?:manifest\.yml|pyproject\.toml|Procfile)\b"
 CITED = re.compile(rf"(?<![\w./<>*{{}}-])(?:{TOP})")
 CITING = [
     ROOT / "README.md",
     *sorted((ROOT / "docs").glob("*.md")),
-    *(p for d in ("bot", "providers", "tests", "bench") for p in sorted((ROOT / d).rglob("*.py"))),
+    *(p for d in CODE for p in sorted((ROOT / d).rglob("*.py"))),
 ]
 
 
@@ -92,3 +93,56 @@ def test_cited_paths_pattern() -> None:
         (3, ".ci/run"),
         (3, "manifest.yml"),
     ]
+
+
+def test_pictures_are_of_the_current_renderer() -> None:
+    """The README's pictures (docs/pictures/) were taken with the page renderer as it is now."""
+    from scripts.screenshots import STAMP, renderer_digest
+
+    assert STAMP.read_text().strip() == renderer_digest(), (
+        "bot/sim/page.py changed since the pictures were taken: run `python scripts/screenshots.py`"
+    )
+
+
+def anchors(doc: Path) -> set[str]:
+    """The anchors GitHub gives the headings of `doc` (lowercase, punctuation dropped, spaces as
+    hyphens, `-1`, `-2` for repeats); code blocks hold no headings."""
+    found: set[str] = set()
+    repeats: dict[str, int] = {}
+    fenced = False
+    for line in doc.read_text().splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        if fenced or not re.match(r"#{1,6} ", line):
+            continue
+        slug = re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        n = repeats.get(slug, 0)
+        repeats[slug] = n + 1
+        found.add(slug if n == 0 else f"{slug}-{n}")
+    return found
+
+
+def test_links_between_documents_reach_their_files_and_sections() -> None:
+    """Every relative link in the README and docs/ (pictures too) reaches a file, and its `#anchor`
+    a heading of that file."""
+    link = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+    broken, found = [], 0
+    for source in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for number, line in enumerate(source.read_text().splitlines(), 1):
+            for target in link.findall(line):
+                if "://" in target or target.startswith("mailto:"):
+                    continue
+                found += 1
+                path, _, anchor = target.partition("#")
+                doc = (source.parent / path) if path else source
+                if not doc.exists():
+                    broken.append(f"{source.relative_to(ROOT)}:{number}: {target} (no such file)")
+                elif anchor and doc.suffix == ".md" and anchor not in anchors(doc):
+                    broken.append(f"{source.relative_to(ROOT)}:{number}: {target} (no such section)")
+    assert not broken, "\n".join(broken)
+    assert found >= 30  # the links were found at all
+
+
+def test_anchors_pattern() -> None:
+    doc = ROOT / "docs" / "configuration.md"
+    assert {"environment", "subscriptions", "bot", "job-owners", "what-is-normal"} <= anchors(doc)

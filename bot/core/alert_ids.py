@@ -3,7 +3,7 @@ id that is the same for the same news makes every write of it idempotent: a re-p
 a second worker writes nothing twice. Each format says what "the same news" is: a status change
 (hashed from the job and the change), a flag (job and kind), a retry note (the failed attempt), a
 note that follows an alert (the alert's id), a notice (the poll or failure that caused it), a
-digest (the rows it folds, or a schedule's period)."""
+digest (the rows it folds, or a schedule's period), a workflow step's completion (its run)."""
 
 from __future__ import annotations
 
@@ -67,6 +67,11 @@ def dm_run_id(queue: str, job_id: str) -> str:
 def dm_owner_id(alert_id: str) -> str:
     """An owner's DM that the job of `alert_id` ended."""
     return f"dm-owner:{alert_id}"
+
+
+def step_id(execution_id: str) -> str:
+    """The completion of one Workflow Builder step run (a `function_execution_id`): once per run."""
+    return f"step:{execution_id}"
 
 
 def outage_id(queue: str, at: datetime) -> str:

@@ -23,8 +23,10 @@ class AuditOutcome(StrEnum):
 
 class Via(StrEnum):
     """Where a change came from, as its audit row's action says (`subscribe (button)`): a slash
-    command, a button under an alert, or the queues file's [[subscriptions]] (bot/features/routing.py)."""
+    command, a button under an alert, the queues file's [[subscriptions]] (bot/features/routing.py), or
+    a Workflow Builder step (bot/features/workflow.py)."""
 
     COMMAND = "command"
     BUTTON = "button"
     FILE = "file"
+    STEP = "step"

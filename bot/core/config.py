@@ -36,7 +36,7 @@ class ConfigError(Exception):
 
 
 class Settings(BaseSettings):
-    """Process settings, 12-factor: read from the environment (README.md, Configuration)."""
+    """Process settings, 12-factor: read from the environment (docs/configuration.md §Environment)."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # A worker that dies holds the poller lease this long; a standby takes over after it.
     jobwatch_lease_ttl: float = Field(default=30, ge=2, le=600)
     port: int = Field(default=3000, ge=1, le=65535)
+    # Socket Mode: seconds between WebSocket pings; a connection with no pong for 4 of them (or that
+    # drops) is replaced by a new one from apps.connections.open (docs/slack-native.md §Socket Mode).
+    jobwatch_socket_ping: float = Field(default=10, ge=0.1, le=60, allow_inf_nan=False)
     # serve, worker and poll run `jobwatch db upgrade` at start-up; turn off to migrate as a release step.
     jobwatch_auto_migrate: bool = True
 

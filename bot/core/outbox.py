@@ -17,6 +17,8 @@ Kinds (the `kind` column) and what each is:
     digest       the parent of a digest: counts by status (burst, quiet hours, schedule)
     digest_part  a thread reply of a digest, listing its jobs
     dm           a direct message to a person (channel_id: their user id until the IM is opened)
+    step         the completion of a Workflow Builder step run (channel_id: its function_execution_id):
+                 functions.completeSuccess or completeError, never a message (bot/pipeline/steps.py)
 
 A stage that treats kinds differently matches on `OutboxKind` with `assert_never` in its last case,
 so a new member fails the type check until every stage says what it does with it; a stored kind
@@ -61,6 +63,7 @@ class OutboxKind(StrEnum):
     DIGEST = "digest"
     DIGEST_PART = "digest_part"
     DM = "dm"
+    STEP = "step"
 
 
 # --- policies, named once -------------------------------------------------------------------------
@@ -187,6 +190,28 @@ class DigestPartPayload:
         return cls(body["lines"], int(body["part"]), int(body["parts"]))
 
 
+@dataclass(frozen=True)
+class StepPayload:
+    """A workflow step's completion: its `outputs` (functions.completeSuccess), or the `error` it
+    fails with (functions.completeError) when `outputs` is None."""
+
+    outputs: Mapping[str, Any] | None
+    error: str = ""
+
+    def dump(self) -> str:
+        """As stored in the payload column."""
+        if self.outputs is None:
+            return json.dumps({"error": self.error})
+        return json.dumps({"outputs": dict(self.outputs)})
+
+    @classmethod
+    def load(cls, payload: str) -> Self:
+        """From the payload column."""
+        body = json.loads(payload)
+        outputs = body.get("outputs")
+        return cls(None if outputs is None else dict(outputs), str(body.get("error") or ""))
+
+
 # --- the row ---------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
@@ -290,6 +315,21 @@ class OutboxRow:
     ) -> OutboxRow:
         """A direct message to `user_id` about `job`: channel_id is the user until delivery opens the IM."""
         return cls._change(OutboxKind.DM, alert_id, job, old, team_id=team_id, channel_id=user_id, now=now)
+
+    @classmethod
+    def step(
+        cls,
+        alert_id: str,
+        body: StepPayload,
+        *,
+        team_id: str,
+        execution_id: str,
+        queue: str,
+        job_id: str,
+        now: datetime,
+    ) -> OutboxRow:
+        """The completion of the step run `execution_id` (its channel_id: no channel, the run)."""
+        return cls(alert_id, OutboxKind.STEP, team_id, execution_id, queue, body.dump(), now, job_id)
 
     @classmethod
     def _change(

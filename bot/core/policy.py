@@ -47,8 +47,10 @@ def wanted(
             return flag is not None and by.wants_flag(flag, job, owner)
         case OutboxKind.NOTE:
             return by.wants_name(job.name)
-        case OutboxKind.NOTICE | OutboxKind.DM | OutboxKind.DIGEST | OutboxKind.DIGEST_PART:
-            return True  # an operator's notice, a person's DM, digests folded from filtered rows or scheduled
+        case OutboxKind.NOTICE | OutboxKind.DM | OutboxKind.DIGEST | OutboxKind.DIGEST_PART | OutboxKind.STEP:
+            # an operator's notice, a person's DM, digests folded from filtered rows or scheduled,
+            # a workflow step's completion (the workflow asked)
+            return True
         case _:
             assert_never(kind)
 

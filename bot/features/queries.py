@@ -60,6 +60,7 @@ class Lookup:
     job: Job
     others: int
     note: str = ""
+    fresh: bool = True  # False: the provider did not answer (or no longer lists it); `job` is as last polled
 
 
 class Services:
@@ -154,10 +155,15 @@ class Services:
             fresh = self.sources[queue].get_job(stored.id)
         except ProviderError as err:
             return Lookup(
-                stored, others, f"Provider unreachable ({type(err).__name__}); showing the last polled state."
+                stored,
+                others,
+                f"Provider unreachable ({type(err).__name__}); showing the last polled state.",
+                fresh=False,
             )
         if fresh is None:
-            return Lookup(stored, others, "The provider no longer lists this job; showing the last polled state.")
+            return Lookup(
+                stored, others, "The provider no longer lists this job; showing the last polled state.", fresh=False
+            )
         return Lookup(self.usual(with_cause(self.sources[queue].provider, fresh)), others)
 
     def usual(self, job: Job) -> Job:

@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as DeadlineExceeded
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.blocks import render
@@ -55,6 +56,17 @@ MENTION_RE = re.compile(r"^[UW][A-Z0-9]{2,40}$")
 
 
 Finder = Callable[[str, str], Job]  # (queue, reference) -> the job, fresh when the provider answers
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """What became of one stop that got as far as its job: the reply, the audited outcome (`ok`: the
+    provider accepted it), the job, and the provider's answer in plain words when it was asked."""
+
+    message: render.Message
+    outcome: AuditOutcome
+    job: Job
+    answer: str = ""
 
 
 class Found(Protocol):
@@ -123,8 +135,8 @@ class Stopper:
             return seen[-1].job
 
         checked = self._checks(actor, queue, ref, find=look)
-        if isinstance(checked, render.Message):
-            return checked
+        if isinstance(checked, Stopped):
+            return checked.message
         job, others = checked, seen[-1].others
         provider = self.sources[queue].config.provider
         owner = str(job.extra.get(OWNER_KEY) or "")
@@ -132,25 +144,29 @@ class Stopper:
 
     def stop(self, actor: Actor, queue: str, ref: str, *, reason: str, find: Finder) -> render.Message:
         """Check, record, call the provider, tell the threads; every branch is audited."""
+        return self.attempt(actor, queue, ref, reason=reason, find=find).message
+
+    def attempt(self, actor: Actor, queue: str, ref: str, *, reason: str, find: Finder) -> Stopped:
+        """`stop`, with what became of it (a Workflow Builder step completes or fails on it)."""
         checked = self._checks(actor, queue, ref, find=find)
-        if isinstance(checked, render.Message):
+        if isinstance(checked, Stopped):
             return checked
-        job = checked
-        config = self.config.queue(queue)
+        job, config = checked, self.config.queue(queue)
         assert config is not None  # _checks said so
         earlier = self._record(actor, job, reason)
         if earlier is not None:
             self._audit(actor, queue, f"{job.id}: already requested ({earlier.state})", AuditOutcome.DUPLICATE)
             who = f"<@{earlier.user_id}>" if MENTION_RE.match(earlier.user_id) else "someone"
-            return render.plain(
+            message = render.plain(
                 f"A stop of *{render.safe(job.name)}* was already requested by {who} at "
                 f"{render.when(earlier.requested_at)} ({earlier.state}); not asking again."
             )
+            return Stopped(message, AuditOutcome.DUPLICATE, job)
         return self._call(actor, config, self.sources[queue], job, reason)
 
-    def _checks(self, actor: Actor, queue: str, ref: str, *, find: Finder) -> Job | render.Message:
-        """Checks 1 to 3 of the module docstring: the job to stop, or the answer that nothing will be
-        (a refusal raises ServiceError); each refusal audited."""
+    def _checks(self, actor: Actor, queue: str, ref: str, *, find: Finder) -> Job | Stopped:
+        """Checks 1 to 3 of the module docstring: the job to stop, or what became of the stop when
+        nothing is to be done (a refusal raises ServiceError); each refusal audited."""
         config = self.config.queue(queue)
         if config is None:
             known = ", ".join(q.name for q in self.config.queues) or "none configured"
@@ -169,20 +185,18 @@ class Stopper:
         except ServiceError as err:
             self._audit(actor, queue, f"{ref[:100]}: {err}", AuditOutcome.NOT_FOUND)
             raise
-        if job.status.terminal or job.status is JobStatus.STOPPING:
-            return self._finished(actor, job)
-        return job
-
-    def _finished(self, actor: Actor, job: Job) -> render.Message:
-        """The answer for a job that is already finished or stopping: nothing to stop (audited)."""
         if job.status.terminal:
-            self._audit(actor, job.queue, f"{job.id}: already {job.status.value}", AuditOutcome.FINISHED)
-            return render.plain(
+            self._audit(actor, queue, f"{job.id}: already {job.status.value}", AuditOutcome.FINISHED)
+            message = render.plain(
                 f"*{render.safe(job.name)}* already finished ({job.status.value}, "
                 f"{render.safe(job.native_status, 100)}); nothing to stop."
             )
-        self._audit(actor, job.queue, f"{job.id}: already stopping", AuditOutcome.STOPPING)
-        return render.plain(f"*{render.safe(job.name)}* is already stopping; nothing more to do.")
+            return Stopped(message, AuditOutcome.FINISHED, job)
+        if job.status is JobStatus.STOPPING:
+            self._audit(actor, queue, f"{job.id}: already stopping", AuditOutcome.STOPPING)
+            message = render.plain(f"*{render.safe(job.name)}* is already stopping; nothing more to do.")
+            return Stopped(message, AuditOutcome.STOPPING, job)
+        return job
 
     def refusal(self, actor: Actor, queue: QueueConfig) -> str | None:
         """Why `actor` may not stop `queue`'s jobs from here, or None."""
@@ -221,7 +235,7 @@ class Stopper:
                 raise
             return found
 
-    def _call(self, actor: Actor, queue: QueueConfig, source: JobSource, job: Job, reason: str) -> render.Message:
+    def _call(self, actor: Actor, queue: QueueConfig, source: JobSource, job: Job, reason: str) -> Stopped:
         assert isinstance(source, Stoppable)  # stop_support() said so
         stop = source.stop_job
         note = f"requested by Slack user {actor.user_id}" + (f": {reason}" if reason else "")
@@ -245,7 +259,7 @@ class Stopper:
             return self._settle(actor, job, reason, StopState.FAILED, answer)
         return self._settle(actor, job, reason, StopState.ACCEPTED, result.message)
 
-    def _settle(self, actor: Actor, job: Job, reason: str, state: StopState, answer: str) -> render.Message:
+    def _settle(self, actor: Actor, job: Job, reason: str, state: StopState, answer: str) -> Stopped:
         now = self.clock()
         with self.db.write() as session:
             row = stops.settle(session, job.queue, job.id, ACTION, state=state, answer=answer[:500], now=now)
@@ -260,7 +274,7 @@ class Stopper:
             text = f":black_square_for_stop: Stop requested for *{name}*. {render.safe(answer, 500)}"
         else:
             text = f":warning: Could not stop *{name}*: {render.safe(answer, 500)}"
-        return render.plain(text)
+        return Stopped(render.plain(text), outcome, job, answer)
 
     def _notes(self, session: Session, actor: Actor, job: Job, reason: str, row: StopRequested) -> None:
         """One outbox note per channel of the workspace that has the job's thread (and the asking channel)."""
@@ -298,7 +312,10 @@ def plain_refusal(provider: str, err: ProviderError) -> str:
     if isinstance(err, ConflictError):
         return f"{provider} refused: the job is not in a state that can be stopped ({err})"
     if isinstance(err, AuthError):
-        return f"{provider} refused: jobwatch's credentials may not stop this job ({err}); see README, Stopping jobs"
+        return (
+            f"{provider} refused: jobwatch's credentials may not stop this job ({err}); "
+            "see docs/commands.md §Stopping jobs"
+        )
     if isinstance(err, ThrottledError):
         return f"{provider} is throttling requests ({err}); nothing was stopped. Try again in a minute."
     if isinstance(err, NotFoundError):

@@ -57,7 +57,12 @@ def fold(
             case OutboxKind.FLAG:
                 flagged.append((FlagKind(row.new_status), Job.model_validate_json(row.payload)))
             case (
-                OutboxKind.NOTE | OutboxKind.NOTICE | OutboxKind.DM | OutboxKind.DIGEST | OutboxKind.DIGEST_PART
+                OutboxKind.NOTE
+                | OutboxKind.NOTICE
+                | OutboxKind.DM
+                | OutboxKind.DIGEST
+                | OutboxKind.DIGEST_PART
+                | OutboxKind.STEP
             ):  # never folded: docs/architecture.md §Message policy
                 raise NotFolded(f"a {kind} row is never folded into a digest (outbox id {row.id})")
             case _:

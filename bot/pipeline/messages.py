@@ -23,6 +23,11 @@ class UnknownKind(ValueError):
         self.kind = kind
 
 
+class NotAMessage(ValueError):
+    """A row that is no message: a workflow step's completion is a call of its own
+    (bot/pipeline/steps.py, sent by bot/pipeline/send.py before anything is rendered)."""
+
+
 def metadata(alert_id: str) -> dict[str, Any]:
     """The message metadata that lets recovery find a post again."""
     return {"event_type": EVENT_TYPE, "event_payload": {"alert_id": alert_id, "v": 1}}
@@ -31,7 +36,7 @@ def metadata(alert_id: str) -> dict[str, Any]:
 def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message, Job | None]:
     """Render an outbox row (`stop_by`: the provider that can stop the alert's job, if any), with
     the job when the row is a status change (its thread parent is then brought up to date);
-    UnknownKind for a kind that is no OutboxKind."""
+    UnknownKind for a kind that is no OutboxKind, NotAMessage for a `step` row."""
     try:
         kind = OutboxKind(item.kind)
     except ValueError:
@@ -59,6 +64,8 @@ def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message,
         case OutboxKind.ALERT:
             job = Job.model_validate_json(item.payload)
             return render.alert_message(job, _old(item), stop_by=stop_by), job
+        case OutboxKind.STEP:
+            raise NotAMessage(f"a {kind} row completes a workflow step; it is no message (outbox id {item.id})")
         case _:
             assert_never(kind)
 

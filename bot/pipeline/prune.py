@@ -46,6 +46,7 @@ def prune(db: Database, *, now: datetime, retention: timedelta, fence: Fence | N
             jobs = pruning.forget_jobs(session, cutoff, BATCH)
             outbox = pruning.settled_outbox(session, cutoff, BATCH)
             pruning.settled_log_tails(session, cutoff, BATCH)
+            pruning.done_step_waits(session, cutoff, BATCH)
             transitions = pruning.transitions(session, history_cutoff, BATCH)
         done.snapshots += jobs
         done.outbox += outbox

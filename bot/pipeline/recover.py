@@ -1,7 +1,9 @@
 """Recovery, at the start of each round of bot/pipeline/deliver.py: a row left in `sending` (a crash,
 a timeout, a 5xx: Slack may or may not have the message) is settled by looking its alert id up in
 the message metadata of the channel's history, or of the thread's replies, before it is ever posted
-again: sent if Slack has it, pending (to post now) if not.
+again: sent if Slack has it, pending (to post now) if not. A workflow step's completion (kind
+`step`) has no message to look for: it is called again, and Slack's answer that the run is not
+running any more means the first call got through (bot/pipeline/steps.py).
 See docs/reliability.md §Exactly-once delivery. Rows are looked up together per (channel, thread);
 a DM's channel is the person's IM.
 """
@@ -51,6 +53,10 @@ def _settle(
     stats: Stats,
 ) -> None:
     """Settle the stuck rows of one channel (or thread) from what Slack has there since `oldest`."""
+    if items[0].kind == OutboxKind.STEP:  # a step's completion: no history to read; Slack completes a run once
+        for item in items:
+            sender.complete_step(item, stats, again=True)
+        return
     client = sender.client_for(team)
     where = channel
     if items[0].kind == OutboxKind.DM:  # channel is the person; their IM holds the messages

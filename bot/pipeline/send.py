@@ -31,6 +31,7 @@ from bot.core.outbox import (
     OutboxState,
     TextPayload,
 )
+from bot.pipeline import steps
 from bot.pipeline.messages import UnknownKind, message_for, metadata
 from bot.slackapi.errors import Failure, Kind, classify
 from bot.store import outbox, threads
@@ -128,6 +129,8 @@ class Sender:
         if claimed is None:
             return None
         item, thread = claimed
+        if item.kind == OutboxKind.STEP:  # a workflow step's completion: a call, no message
+            return self.complete_step(item, stats)
         try:
             message, job = message_for(item, stop_by=self.stop_by.get(item.queue, ""))
         except UnknownKind as err:  # never posted, never retried; the channel goes on with its next row
@@ -226,6 +229,31 @@ class Sender:
             known = str((response.get("channel") or {})["id"])
             self._ims[(team, user)] = known
         return known
+
+    def complete_step(self, item: OutboxItem, stats: Stats, *, again: bool = False) -> Failure | None:
+        """Complete the workflow step run of a claimed `step` row (bot/pipeline/steps.py) and settle
+        the row. Slack's "no such running execution" is the end of it: after an ambiguous call
+        (`again`, from recovery) it means that call got through, so the row is sent; on a first call
+        the run had ended already (its time ran out), so the row is dead with Slack's word."""
+        client = self.client_for(item.team_id)
+        try:
+            steps.call(client, item)
+        except Exception as err:  # classified below; every outcome is recorded on the row
+            failure = classify(err)
+            if failure.code not in steps.GONE:
+                self.settle_failure(item, failure, stats)
+                return failure
+            if not again:
+                log.warning("step_gone outbox_id=%s execution=%s code=%s", item.id, item.channel_id, failure.code)
+                self._settle_dead(item, failure.code, stats)
+                return None
+        if not self.settle_sent(item, ""):
+            return None
+        if again:
+            stats.recovered += 1
+        else:
+            stats.sent += 1
+        return None
 
     # -- settle ----------------------------------------------------------------------------
 

@@ -1,6 +1,12 @@
 """A fake Slack Web API: chat.postMessage/update, conversations.history/replies/open, auth.test,
-users.lookupByEmail, response_url hooks. It keeps every message, enforces ~1 post/s per channel
-with a small burst (429 + Retry-After beyond it), and plays scripted faults.
+users.lookupByEmail, views.publish, response_url hooks, chat.unfurl, functions.completeSuccess/completeError
+(custom steps, with the short-lived token a `function_executed` event carries) and apps.connections.open
+(Socket Mode, with bot/sim/socket_mode.py). It keeps every message, enforces ~1 post/s per channel with a
+small burst (429 + Retry-After beyond it), and plays scripted faults.
+
+It also plays Slack's client side for the demo: `command` sends a signed slash command to the app and
+keeps what the person would see (the command and its ephemeral answer), `open_home` opens the App
+Home. `log` keeps, in order, everything a person would see; bot/sim/page.py draws it as a page.
 """
 
 from __future__ import annotations
@@ -17,8 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+import httpx
+
 from bot.sim.checks import block_problems, live_markup
 from bot.sim.http import LocalServer, Request, Response
+from bot.sim.slash import event, slash_command
+from bot.sim.socket_mode import SocketModeServer
+
+FUNCTION_TOKEN_TTL = 15 * 60.0  # seconds a function_executed event's token lives (docs/slack-native.md)
 
 
 @dataclass
@@ -61,6 +73,8 @@ class FakeSlack:
     monotonic: Callable[[], float] = time.monotonic  # what the rate limit reads (tests: a FastForward)
     on_post: Callable[[dict[str, Any]], None] | None = None
     on_response: Callable[[str, dict[str, Any]], None] | None = None
+    on_complete: Callable[[dict[str, Any]], None] | None = None  # a workflow step run was completed
+    on_unfurl: Callable[[dict[str, Any]], None] | None = None  # chat.unfurl attached previews
     messages: list[dict[str, Any]] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
     responses: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -73,6 +87,13 @@ class FakeSlack:
     people: dict[str, str] | None = None  # user id -> e-mail of the workspace's people (None: any U…/W… id)
     disabled: set[str] = field(default_factory=set)  # deactivated users: conversations.open says user_disabled
     missing: set[str] = field(default_factory=set)  # scopes the app lacks: methods needing one answer missing_scope
+    # What a person would see, in order: {"kind": "post" | "update" | "ephemeral" | "command" | "view", ...}.
+    # A post's "message" is the message itself, so it shows its latest text once updated.
+    log: list[dict[str, Any]] = field(default_factory=list)
+    app_tokens: dict[str, str] = field(default_factory=lambda: {"xapp-test": "T0001"})  # app-level (Socket Mode)
+    socket: SocketModeServer | None = None  # the Socket Mode end apps.connections.open points at
+    completions: list[dict[str, Any]] = field(default_factory=list)  # functions.complete* calls that took effect
+    unfurls: list[dict[str, Any]] = field(default_factory=list)  # chat.unfurl calls that took effect
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -80,6 +101,8 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self._server = LocalServer(self._handle)
         self._ims: dict[tuple[str, str], str] = {}  # (team, user) -> IM channel id
+        self._executions: dict[str, str] = {}  # function_execution_id -> team, while running
+        self._function_tokens: dict[str, tuple[str, str, float]] = {}  # token -> (team, execution, issued)
 
     # -- control -------------------------------------------------------------------------
 
@@ -89,8 +112,10 @@ class FakeSlack:
         return self
 
     def stop(self) -> None:
-        """Stop serving."""
+        """Stop serving (the Socket Mode end too)."""
         self._server.stop()
+        if self.socket is not None:
+            self.socket.close()
 
     @property
     def api_url(self) -> str:
@@ -100,6 +125,36 @@ class FakeSlack:
     def response_url(self, name: str = "cmd") -> str:
         """A response_url that records what is posted to it."""
         return f"{self._server.url}/hooks/{name}"
+
+    def command(
+        self, app_url: str, secret: str, text: str, *, team: str, channel: str, user: str, name: str = "cmd"
+    ) -> dict[str, Any] | None:
+        """Send `/jobs <text>` to the app at `app_url` as Slack does (signed, with a response_url of
+        this fake), and show its immediate answer as Slack would: an ephemeral reply. Returns it."""
+        body, headers = slash_command(
+            secret, text, team=team, channel=channel, user=user, response_url=self.response_url(name)
+        )
+        with self._lock:
+            self.log.append({"kind": "command", "text": f"/jobs {text}", "user": user, "channel": channel})
+        reply = httpx.post(app_url + "/slack/events", content=body, headers=headers, timeout=10)
+        reply.raise_for_status()
+        if not reply.content:
+            return None
+        payload: dict[str, Any] = reply.json()
+        with self._lock:
+            self.log.append({"kind": "ephemeral", "payload": payload})
+        return payload
+
+    def open_home(self, app_url: str, secret: str, *, team: str, user: str, wait: float = 5) -> None:
+        """Open the app's Home tab as `user` would: Slack sends app_home_opened, the app publishes the
+        view (after its answer to the event); waits up to `wait` seconds for it."""
+        before = len(self.views)
+        inner = {"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": "home"}
+        body, headers = event(secret, inner, team=team)
+        httpx.post(app_url + "/slack/events", content=body, headers=headers, timeout=10).raise_for_status()
+        deadline = time.monotonic() + wait
+        while len(self.views) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def script(self, method: str, *faults: Fault) -> None:
         """Answer the next calls of `method` with these faults, in order."""
@@ -148,6 +203,7 @@ class FakeSlack:
             payload = json.loads(req.body or b"{}")
             with self._lock:
                 self.responses.append((req.path.rsplit("/", 1)[-1], payload))
+                self.log.append({"kind": "ephemeral", "payload": payload})
             if self.on_response:
                 self.on_response(req.path, payload)
             return Response(200, b"ok", {"Content-Type": "text/plain"})
@@ -159,6 +215,8 @@ class FakeSlack:
             with self._lock:
                 self.calls.append((method, {k: v for k, v in params.items() if k != "client_secret"}))
             return self._oauth_access(req, params)
+        if method == "apps.connections.open":
+            return self._connections_open(req, params)
         if method == "api.test":  # needs no token, like Slack's
             with self._lock:
                 self.calls.append((method, params))
@@ -167,18 +225,22 @@ class FakeSlack:
         token = auth.removeprefix("Bearer ").strip() or str(params.get("token", ""))
         with self._lock:
             self.calls.append((method, params))
-        team = self.tokens.get(token)
+        team = self.tokens.get(token) or self._function_token(token)
         if team is None:
-            return Response.json({"ok": False, "error": "invalid_auth"})
+            error = "token_revoked" if token in self._function_tokens else "invalid_auth"
+            return Response.json({"ok": False, "error": error})
         fault = self._next_fault(method, str(params.get("channel", "")))
         if fault is not None and not fault.drop:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             status = 429 if fault.retry_after is not None and fault.status == 200 else fault.status
             return Response.json({"ok": False, "error": fault.error or "ratelimited"}, status, headers)
-        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
-        if handler is None:
-            return Response.json({"ok": False, "error": "unknown_method"})
-        response: Response = handler(team, params)
+        if method in ("functions.completeSuccess", "functions.completeError"):
+            response = self._functions_complete(method, team, token, params)
+        else:
+            handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+            if handler is None:
+                return Response.json({"ok": False, "error": "unknown_method"})
+            response = handler(team, params)
         if fault is not None and fault.drop:
             return Response(drop=True)  # the work is done; the answer is lost
         return response
@@ -223,6 +285,134 @@ class FakeSlack:
                 "is_enterprise_install": False,
             }
         )
+
+    # -- Socket Mode, custom steps, unfurls ---------------------------------------------------
+
+    def _connections_open(self, req: Request, params: dict[str, Any]) -> Response:
+        """A WebSocket URL for an app-level token (a bot token is the wrong type of token)."""
+        token = req.headers.get("authorization", "").removeprefix("Bearer ").strip() or str(params.get("token", ""))
+        with self._lock:
+            self.calls.append(("apps.connections.open", {}))
+        if token in self.tokens:
+            return Response.json({"ok": False, "error": "not_allowed_token_type"})
+        if token not in self.app_tokens:
+            return Response.json({"ok": False, "error": "invalid_auth"})
+        if self.socket is None:
+            self.socket = SocketModeServer()
+        return Response.json({"ok": True, "url": self.socket.issue_url()})
+
+    def function_executed(
+        self, callback_id: str, inputs: dict[str, Any], *, team: str = "T0001", execution: str | None = None
+    ) -> dict[str, Any]:
+        """A `function_executed` event (the inner event) for a step of a running workflow: the
+        execution is running, and its token is good for 15 minutes or until the step completes."""
+        with self._lock:
+            execution = execution or f"Fx{next(self._ts):010d}"
+            token = f"xwfp-{team.lower()}-{execution.lower()}"
+            self._executions[execution] = team
+            self._function_tokens[token] = (team, execution, self.monotonic())
+        return {
+            "type": "function_executed",
+            "function": {"id": f"Fn{callback_id[:8]}", "callback_id": callback_id, "type": "app", "app_id": "A0001"},
+            "inputs": inputs,
+            "function_execution_id": execution,
+            "workflow_execution_id": f"Wx{execution[2:]}",
+            "event_ts": f"{time.time():.6f}",
+            "bot_access_token": token,
+        }
+
+    def _function_token(self, token: str) -> str | None:
+        """The team of a live function token (only the functions.* calls of a running step use one here)."""
+        with self._lock:
+            found = self._function_tokens.get(token)
+            if found is None:
+                return None
+            team, execution, issued = found
+            if self.monotonic() - issued > FUNCTION_TOKEN_TTL or execution not in self._executions:
+                return None
+            return team
+
+    def _complete(self, team: str, params: dict[str, Any], *, ok: bool, token_kind: str) -> Response:
+        execution = str(params.get("function_execution_id", ""))
+        with self._lock:
+            if self._executions.get(execution) != team:
+                return Response.json({"ok": False, "error": "function_execution_not_found"})
+            del self._executions[execution]
+            outputs = params.get("outputs")
+            if isinstance(outputs, str):
+                outputs = json.loads(outputs)
+            done: dict[str, Any] = {"team": team, "execution": execution, "ok": ok, "token": token_kind}
+            if ok:
+                done["outputs"] = outputs or {}
+            else:
+                done["error"] = str(params.get("error", ""))
+            self.completions.append(done)
+        if self.on_complete:
+            self.on_complete(done)
+        return Response.json({"ok": True})
+
+    def _functions_complete(self, method: str, team: str, token: str, params: dict[str, Any]) -> Response:
+        """functions.completeSuccess or completeError; `token` says which token completed the run
+        (the run's own, from its event, or the workspace's bot token)."""
+        kind = "function" if token in self._function_tokens else "bot"
+        if method == "functions.completeSuccess":
+            return self._complete(team, params, ok=True, token_kind=kind)
+        if not params.get("error"):
+            return Response.json({"ok": False, "error": "invalid_arguments"})
+        return self._complete(team, params, ok=False, token_kind=kind)
+
+    def completed(self, execution: str) -> list[dict[str, Any]]:
+        """The completions (success or error) that took effect for one function execution."""
+        with self._lock:
+            return [c for c in self.completions if c["execution"] == execution]
+
+    def _m_chat_unfurl(self, team: str, params: dict[str, Any]) -> Response:
+        """Attach previews to a posted message (channel + ts) or to a link in the composer
+        (unfurl_id + source); needs links:write."""
+        if "links:write" in self.missing:
+            return Response.json({"ok": False, "error": "missing_scope", "needed": "links:write"})
+        unfurls = params.get("unfurls")
+        if isinstance(unfurls, str):
+            unfurls = json.loads(unfurls)
+        where_ok = (params.get("channel") and params.get("ts")) or (params.get("unfurl_id") and params.get("source"))
+        if not where_ok or not isinstance(unfurls, dict) or not unfurls:
+            return Response.json({"ok": False, "error": "invalid_arguments"})
+        for url, preview in unfurls.items():
+            problems = block_problems((preview or {}).get("blocks") or [])
+            if problems:
+                return Response.json({"ok": False, "error": "invalid_blocks", "errors": problems, "url": url})
+        call = {
+            "team": team,
+            "channel": params.get("channel"),
+            "ts": params.get("ts"),
+            "unfurl_id": params.get("unfurl_id"),
+            "source": params.get("source"),
+            "unfurls": unfurls,
+        }
+        with self._lock:
+            self.unfurls.append(call)
+        if self.on_unfurl:
+            self.on_unfurl(call)
+        return Response.json({"ok": True})
+
+    def link_shared(
+        self, urls: list[str], *, channel: str = "C0001", user: str = "U0001", ts: str | None = None
+    ) -> dict[str, Any]:
+        """A `link_shared` event (the inner event) for a message that holds `urls`."""
+        from urllib.parse import urlsplit
+
+        ts = ts or f"{int(time.time())}.{next(self._ts):06d}"
+        return {
+            "type": "link_shared",
+            "channel": channel,
+            "is_bot_user_member": True,
+            "user": user,
+            "message_ts": ts,
+            "unfurl_id": f"{channel}.{ts}.{next(self._ts):x}",
+            "source": "conversations_history",
+            "links": [{"domain": urlsplit(u).hostname or "", "url": u} for u in urls],
+            "event_ts": ts,
+        }
 
     def _m_auth_test(self, team: str, params: dict[str, Any]) -> Response:
         return Response.json({"ok": True, "team_id": team, "user_id": "UBOT", "bot_id": "BBOT", "team": "Test"})
@@ -299,6 +489,7 @@ class FakeSlack:
                 "bot_id": "BBOT",
             }
             self.messages.append(message)
+            self.log.append({"kind": "post", "message": message})
         if self.on_post:
             self.on_post(message)
         return Response.json({"ok": True, "channel": channel, "ts": ts, "message": message})
@@ -316,6 +507,7 @@ class FakeSlack:
             if params.get("metadata"):
                 target["metadata"] = params["metadata"]
             self.updates.append({"channel": channel, "ts": ts, "text": target["text"], "blocks": target["blocks"]})
+            self.log.append({"kind": "update", "channel": channel, "ts": ts})
         return Response.json({"ok": True, "channel": channel, "ts": ts})
 
     def _history(self, team: str, params: dict[str, Any], *, thread: str | None) -> Response:
@@ -370,6 +562,7 @@ class FakeSlack:
             return Response.json({"ok": False, "error": "invalid_blocks", "errors": problems})
         with self._lock:
             self.views.append({"team": team, "user_id": str(params["user_id"]), "view": view})
+            self.log.append({"kind": "view", "team": team, "user_id": str(params["user_id"]), "view": view})
         return Response.json({"ok": True, "view": {"id": f"V{len(self.views):05d}", **view}})
 
     @property

@@ -28,7 +28,23 @@ def slash_command(
     timestamp: int | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     """The form body and headers of a signed `/jobs` request."""
-    body = urlencode(
+    fields = command_payload(text, team=team, channel=channel, user=user, response_url=response_url, command=command)
+    body = urlencode(fields).encode()
+    return body, signed_headers(secret, body, timestamp=timestamp)
+
+
+def command_payload(
+    text: str,
+    *,
+    team: str = "T0001",
+    channel: str = "C0001",
+    user: str = "U0001",
+    response_url: str = "https://hooks.slack.com/commands/T0001/1/x",
+    command: str = "/jobs",
+) -> dict[str, str]:
+    """The fields of a `/jobs` request: a form over HTTP, the payload of a `slash_commands`
+    envelope in Socket Mode."""
+    return dict(
         {
             "token": "legacy-verification-token",
             "team_id": team,
@@ -43,8 +59,7 @@ def slash_command(
             "response_url": response_url,
             "trigger_id": f"{time.time():.6f}",
         }
-    ).encode()
-    return body, signed_headers(secret, body, timestamp=timestamp)
+    )
 
 
 def signed_headers(
@@ -71,7 +86,25 @@ def block_action(
     timestamp: int | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     """A signed `block_actions` interaction (a button pressed on a message): form field `payload=` JSON."""
-    payload = {
+    payload = action_payload(
+        action_id=action_id, value=value, team=team, channel=channel, user=user, response_url=response_url
+    )
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    return body, signed_headers(secret, body, timestamp=timestamp)
+
+
+def action_payload(
+    *,
+    action_id: str,
+    value: str,
+    team: str = "T0001",
+    channel: str = "C0001",
+    user: str = "U0001",
+    response_url: str = "https://hooks.slack.com/actions/T0001/1/x",
+) -> dict[str, Any]:
+    """A `block_actions` payload: the form field `payload` over HTTP, an `interactive` envelope's
+    payload in Socket Mode."""
+    return {
         "type": "block_actions",
         "team": {"id": team, "domain": "example"},
         "user": {"id": user, "team_id": team},
@@ -92,15 +125,20 @@ def block_action(
             }
         ],
     }
-    body = urlencode({"payload": json.dumps(payload)}).encode()
-    return body, signed_headers(secret, body, timestamp=timestamp)
 
 
 def event(
     secret: str, inner: dict[str, Any], *, team: str = "T0001", timestamp: int | None = None
 ) -> tuple[bytes, dict[str, str]]:
     """A signed Events API `event_callback` carrying `inner` (e.g. app_home_opened)."""
-    body = json.dumps(
+    body = json.dumps(event_payload(inner, team=team)).encode()
+    return body, signed_headers(secret, body, timestamp=timestamp, content_type="application/json")
+
+
+def event_payload(inner: dict[str, Any], *, team: str = "T0001") -> dict[str, Any]:
+    """An Events API `event_callback` carrying `inner`: the JSON body over HTTP, an `events_api`
+    envelope's payload in Socket Mode."""
+    return dict(
         {
             "token": "legacy-verification-token",
             "team_id": team,
@@ -111,5 +149,4 @@ def event(
             "event_time": int(time.time()),
             "authorizations": [{"team_id": team, "user_id": "UBOT", "is_bot": True}],
         }
-    ).encode()
-    return body, signed_headers(secret, body, timestamp=timestamp, content_type="application/json")
+    )

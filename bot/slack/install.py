@@ -32,6 +32,8 @@ SCOPES = (
     "im:history",
     "users:read",
     "users:read.email",
+    "links:read",
+    "links:write",
 )
 TOKEN_CACHE_S = 60.0
 INSTALL_PATH = "/slack/install"

@@ -19,7 +19,7 @@ from bot.core.errors import ServiceError
 from bot.features import routing
 from bot.features.access import Actor
 from bot.features.queries import Services, age
-from bot.slack import commands, grammar, replies
+from bot.slack import commands, grammar, replies, steps, unfurl
 from bot.slack.commands import UsageError
 from bot.slack.replies import Later, reply
 
@@ -55,7 +55,7 @@ class AcksFirst:
     after its ack (a store lookup, then building and signing the provider request: 1-2 ms of
     CPU each) delayed the acks of the `list` commands arriving meanwhile. bench/run.py (b), 25
     status + 25 list 10 at a time, back to back on a loaded machine: ack p99 86-113 ms before,
-    66-118 ms after (README, Performance).
+    66-118 ms after (docs/performance.md §Scale).
     """
 
     def __init__(self, patience: float = ACK_PATIENCE) -> None:
@@ -322,6 +322,8 @@ def register(app: App, services: Services, *, timing: Timing | None = None) -> N
             client.views_publish(user_id=user, view=home_view(services, str(body["team_id"]), user=user))
 
     replies.register(app, services, later=later)
+    steps.register(app, services, later=later)
+    unfurl.register(app, services, later=later)
 
 
 HOME_MINE = 10  # jobs shown in the App Home's "My jobs"; `/jobs watching` and `/jobs list mine` list them all

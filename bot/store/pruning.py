@@ -18,6 +18,7 @@ from bot.store.tables import (
     JobThread,
     LogTailRequest,
     OutboxItem,
+    StepWait,
     StopRequest,
     TransitionRecord,
     Watch,
@@ -64,6 +65,17 @@ def settled_log_tails(session: Session, before: datetime, limit: int) -> int:
     if tails:
         session.execute(delete(LogTailRequest).where(col(LogTailRequest.id).in_(tails)))
     return len(tails)
+
+
+def done_step_waits(session: Session, before: datetime, limit: int) -> int:
+    """Up to `limit` finished "Wait for job to finish" runs (bot/store/steps.py) that began before
+    `before`: their completion is an outbox row, pruned like the others."""
+    done = session.exec(
+        select(StepWait.id).where(StepWait.state == "done", StepWait.created_at < before).limit(limit)
+    ).all()
+    if done:
+        session.execute(delete(StepWait).where(col(StepWait.id).in_(done)))
+    return len(done)
 
 
 def transitions(session: Session, before: datetime, limit: int) -> int:

@@ -308,6 +308,27 @@ class LogTailRequest(SQLModel, table=True):
     created_at: datetime = _when()
 
 
+class StepWait(SQLModel, table=True):
+    """One run of the Workflow Builder step "Wait for job to finish", until its job ends
+    (bot/features/workflow.py writes it; bot/pipeline/steps.py owes its completion).
+
+    waiting -> done: in one transaction with the `step` outbox row (alert_id `step:<execution_id>`)
+    that completes the run, so a restart, a retried event or a second worker completes it once.
+    """
+
+    __tablename__ = "step_wait"
+    __table_args__ = (UniqueConstraint("execution_id"), Index("ix_step_wait_state", "state", "queue", "job_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str
+    execution_id: str  # Slack's function_execution_id
+    queue: str
+    job_id: str
+    state: str = "waiting"  # waiting | done
+    created_at: datetime = _when()
+    done_at: datetime | None = _when(default=None)
+
+
 class EmailUser(SQLModel, table=True):
     """What `users.lookupByEmail` answered for one owner e-mail address in one workspace (the cache
     of bot/features/directory.py, shared by the worker, which asks, and the Slack handlers, which read it for

@@ -35,7 +35,7 @@ from bot.core.quiet import QuietHours
 from bot.core.subscriptions import FlagKind, Subscribed, SubscriptionFilter
 from bot.sim.batch import BatchSim, ServiceJob
 from bot.sim.slack import FakeSlack
-from bot.store.tables import OutboxItem
+from bot.store.tables import OutboxItem, StepWait
 from providers import Job, JobStatus
 from tests.conftest import AWS_ENV, TEAM
 from tests.harness import Bot, MovableClock, text_of
@@ -693,6 +693,15 @@ def test_pacing_each_kind(
         bot.command("subscribe gpu", channel="C01")
         bot.command(f"digest gpu daily {hh_mm_in(30)} --tz UTC", channel="C01")
         bot.cycle()  # baseline
+        run = slack.function_executed("wait_for_job", {"queue": "gpu", "job": owned[0].job_id})
+        bot.event(run)  # a workflow waits for the first of them: its completion is owed with the alerts
+        deadline = time.monotonic() + 10
+        while True:
+            with bot.runtime.db.read() as session:
+                if session.exec(select(StepWait)).first() is not None:
+                    break
+            assert time.monotonic() < deadline, "the wait was never recorded"
+            time.sleep(0.02)
         batch.faults.append("auth")
         bot.cycle()  # the outage
         for job in owned:
@@ -709,6 +718,8 @@ def test_pacing_each_kind(
         bot.settle()
         assert {OutboxKind(r.kind) for r in rows(bot) if r.state == "sent"} == set(OutboxKind)
         assert len(slack.posts("C01")) - posted == 8 + 4 + 4 + 1 + 2 and len(slack.dms(ALICE)) == 4
+        (done,) = slack.completed(run["function_execution_id"])  # a step keeps its own pace: one run, one call
+        assert done["ok"] and done["outputs"]["status"] == "failed"
         assert slack.rejected == 0  # nothing outran the channel's 1 post/s
         assert slack.monotonic() - before >= 16  # the bot waited (skipped ahead) for its turns
     finally:
