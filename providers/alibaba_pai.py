@@ -39,7 +39,7 @@ https://help.aliyun.com/zh/pai/developer-reference/api-pai-dlc-2020-12-03-stopjo
 in alibabacloud-paistudio20220112, `stop_job_with_options` in alibabacloud-pai-dlc20201203).
 
 Runtime limit: a DLC job's maximum running time, `JobMaxRunningTimeMinutes` (a CreateJob parameter,
-https://www.alibabacloud.com/help/en/pai/developer-reference/api-pai-dlc-2020-12-03-createjob), read
+https://www.alibabacloud.com/help/en/doc-detail/459672.html), read
 from the DLC job the listing or GetJob already returns when the answer carries it: no extra
 request. DLC publishes no status or ReasonCode for a job stopped at it (JobItem documents
 InvalidParameter, JobSucceeded and JobStoppedByUser), so a Stopped or Failed job whose reason names
