@@ -13,6 +13,8 @@ Run from the repository root: `python bench/run.py` (or `--quick`). Everything r
     Owners from tags: the extra SageMaker ListTags / Batch DescribeServiceJob requests at 10k jobs
     (3% live) with `owner_from = "tag:owner"`, at the baseline, in a cycle with 1% new jobs, in a
     quiet cycle and after a restart (bench and settings compared in one run, same simulator).
+    Runtime limits: the extra SageMaker DescribeTrainingJob / Batch DescribeServiceJob requests at
+    10k jobs (3% live, every job declaring a limit), in the same phases.
 (b) `/jobs` ack latency: 20 concurrent signed `list`/`status` commands over HTTP to the real
     WSGI app, while every provider simulator answers each request after 2.5 s (a delay wrapped
     around the simulator's HTTP handler) and the worker polls in the background; then a burst
@@ -62,6 +64,7 @@ import httpx  # noqa: E402
 from bot.core.config import Settings, load_config  # noqa: E402
 from bot.core.history import KEEP  # noqa: E402
 from bot.demo import STORIES, Story  # noqa: E402
+from bot.pipeline.limits import MAX_READS as MAX_LIMIT_READS  # noqa: E402
 from bot.pipeline.tags import MAX_TAG_READS  # noqa: E402
 from bot.runtime import Runtime, build_runtime, build_sources, command_client  # noqa: E402
 from bot.sim.http import Request, Response  # noqa: E402
@@ -615,6 +618,8 @@ def owner_tags_10k(n: int, tmp: Path) -> list[Row]:
             and extra["baseline"] + extra["next"] == len(live)
             and (extra["new"], extra["quiet"], extra["restart"]) == (new, 0, 0)
         )
+        if name == "Batch":  # the tag read reuses the runtime-limit read's DescribeServiceJob: nothing extra
+            ok = all(v == 0 for v in extra.values())
         rows.append(
             Row(
                 f"(a) {name} 10k jobs ({len(live)} live), owners from tags: provider requests with / without",
@@ -622,11 +627,94 @@ def owner_tags_10k(n: int, tmp: Path) -> list[Row]:
                 f"next cycle +{extra['next']}); cycle with {new} new jobs {cost[('new', 'with')]} / "
                 f"{cost[('new', 'without')]} (+{extra['new']}, wall {wall['with'] * 1000:.0f} / "
                 f"{wall['without'] * 1000:.0f} ms); quiet +{extra['quiet']}; after a restart +{extra['restart']}",
-                f"extra = 1 per live job from the baseline on (≤ {MAX_TAG_READS} a cycle), 1 per new job, 0 otherwise",
+                "extra = 0: the DescribeServiceJob of the runtime-limit read answers the tags too"
+                if name == "Batch"
+                else f"extra = 1 per live job from the baseline on (≤ {MAX_TAG_READS} a cycle), 1 per new job, "
+                "0 otherwise",
                 ok,
             )
         )
     return rows
+
+
+def runtime_limits_10k(n: int, tmp: Path) -> list[Row]:
+    """Runtime limits (bot/pipeline/limits.py) on SageMaker and Batch at n jobs (3% live, every job
+    declaring one): the DescribeTrainingJob / DescribeServiceJob requests of the baseline, of the next
+    cycle, of a cycle in which 1% new jobs appear, of a quiet cycle and of the first cycle after a
+    restart. PAI-DLC and Modzy read the limit from the listing they already make: no request."""
+    rows: list[Row] = []
+    for make in STORIES:
+        name = make.__name__.removesuffix("Story")
+        if name not in ("SageMaker", "Batch"):
+            continue
+        rng = random.Random(13)
+        story = make(rng)
+        story.start()
+        try:
+            sim: Any = story.sim  # type: ignore[attr-defined]
+            with sim.lock:
+                sim.jobs.clear()
+            live = populate(story, n, rng)
+            with sim.lock:
+                for job in sim.jobs.values():
+                    if name == "SageMaker":
+                        job.max_runtime = 86_400
+                    else:
+                        job.timeout_s = 86_400
+            db = tmp / f"limits-{name}.db"
+            rt = pipeline_runtime(db, story.config(), story.env())
+            rt.worker.renew()
+            cost: dict[str, int] = {}
+            cost["baseline"] = describes(story, rt)
+            cost["next"] = describes(story, rt)
+            new = round(n * CHANGED_SHARE)
+            for i in range(new):
+                if name == "SageMaker":
+                    sim.add(f"new-{i:04d}", status="InProgress", secondary="Training").max_runtime = 86_400
+                else:
+                    sim.add(f"new-{i:04d}", "RUNNING").timeout_s = 86_400
+            cost["new"] = describes(story, rt)
+            cost["quiet"] = describes(story, rt)
+            rt.worker.close()
+            rt.db.dispose()
+            rt = pipeline_runtime(db, story.config(), story.env())
+            rt.worker.renew()
+            cost["restart"] = describes(story, rt)
+            rt.worker.close()
+            rt.db.dispose()
+        finally:
+            story.stop()
+        ok = (
+            cost["baseline"] == min(len(live), MAX_LIMIT_READS)
+            and cost["baseline"] + cost["next"] == len(live)
+            and (cost["new"], cost["quiet"], cost["restart"]) == (new, 0, 0)
+        )
+        rows.append(
+            Row(
+                f"(a) {name} 10k jobs ({len(live)} live), runtime limits: extra detail requests",
+                f"baseline +{cost['baseline']}, next cycle +{cost['next']}, cycle with {new} new jobs "
+                f"+{cost['new']}, quiet +{cost['quiet']}, after a restart +{cost['restart']}",
+                f"1 per live job from the baseline on (≤ {MAX_LIMIT_READS} a cycle), 1 per new job, 0 otherwise",
+                ok,
+            )
+        )
+    return rows
+
+
+def describes(story: Story, rt: Runtime) -> int:
+    """One poll of the story's queue: the detail requests (SageMaker DescribeTrainingJob, Batch
+    DescribeServiceJob) the simulator answered."""
+    sim: Any = story.sim  # type: ignore[attr-defined]
+    with sim.lock:
+        if hasattr(sim, "calls"):
+            sim.calls.clear()
+        else:
+            sim.requests.clear()
+    rt.worker.poll(story.queue)
+    with sim.lock:
+        if hasattr(sim, "calls"):
+            return int(sim.calls["describeservicejob"])
+        return sum(1 for t in sim.requests if t.endswith(".DescribeTrainingJob"))
 
 
 def aitems_full_listing(n: int) -> list[Row]:
@@ -1115,6 +1203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.modzy_only:
                 rows += providers_10k(10_000, tmp)
                 rows += owner_tags_10k(10_000, tmp)
+                rows += runtime_limits_10k(10_000, tmp)
                 rows += aitems_full_listing(10_000)
         if "b" in sections:
             (tmp / "b").mkdir()

@@ -23,6 +23,7 @@ from typing import Any, Protocol, TextIO
 import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.blocks.buttons import CLAIM_ACTION, STOP_ACTION
 from bot.core import history
 from bot.core.clock import FastForward, ShiftedClock
 from bot.core.config import Settings, load_config
@@ -35,7 +36,7 @@ from bot.sim.page import Names, render_page
 from bot.sim.pai import PaiStory
 from bot.sim.sagemaker import SageMakerSim, TrainingJob
 from bot.sim.slack import FakeSlack, pretty
-from bot.sim.slash import event
+from bot.sim.slash import block_action, event
 from bot.slack.app import build_app
 from bot.web import Background, WebApp
 from providers.sagemaker import console_url
@@ -44,6 +45,8 @@ SECRET = "demo-signing-secret"
 TOKEN = "xoxb-demo"
 CHANNEL = "CDEMO01"
 OPERATOR = "UDEMO01"
+ONCALL_USER = "UDEMO02"  # the person who claims a failure
+ONCALL = "SDEMOONCALL"  # the Slack user group a follow-up mentions
 # The demo's jobs run for seconds: its queues set low floors (`slow_floor`, `stuck_floor`, written
 # into the config it writes) so that factor x percentile, not a floor of minutes, decides when one
 # of them is slow or stuck.
@@ -262,6 +265,7 @@ def run_demo(
             try:
                 demo.set_up_channel()
                 demo.watch(seconds)
+                demo.failures()
                 demo.two_hours_later()
                 alerts = demo.finish()
             finally:
@@ -321,7 +325,8 @@ class _Demo:
         config_path = folder / "jobwatch.toml"
         access = f'[access]\noperators = ["{OPERATOR}"]  # who may stop jobs from Slack\n'
         queues = "".join(s.config() + FLOORS for s in stories)
-        config_path.write_text(f"[bot]\npoll_interval = {interval}\n{access}" + queues)
+        group = f'follow_up_group = "{ONCALL}"  # who a follow-up mentions when a job has no known owner\n'
+        config_path.write_text(f"[bot]\npoll_interval = {interval}\n{group}{access}" + queues)
         settings = Settings(
             slack_bot_token=TOKEN,
             slack_signing_secret=SECRET,
@@ -338,10 +343,10 @@ class _Demo:
         http = Background(WebApp(app, signing_secret=SECRET))
         return cls(stories, slack, say, runtime, http, clock, interval)
 
-    def command(self, text: str) -> None:
-        """Type `/jobs <text>` in the demo channel; print the reply."""
+    def command(self, text: str, *, name: str = "cmd") -> None:
+        """Type `/jobs <text>` in the demo channel; print the reply (`name`: its response_url's)."""
         self.say(f"\n$ /jobs {text}")
-        reply = self.slack.command(self.http.url, SECRET, text, team="TDEMO", channel=CHANNEL, user=OPERATOR)
+        reply = self.slack.command(self.http.url, SECRET, text, team="TDEMO", channel=CHANNEL, user=OPERATOR, name=name)
         if reply is not None:
             self.say(pretty({"channel": "you (ephemeral reply)", **reply}))
 
@@ -363,6 +368,41 @@ class _Demo:
         while len(self.slack.unfurls) == before and time.monotonic() < deadline:
             time.sleep(0.05)
 
+    def answered(self, name: str) -> dict[str, Any]:
+        """The reply posted to the response_url `name` (waits a little for it), or {}."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for got, payload in self.slack.responses:
+                if got == name:
+                    return payload
+            time.sleep(0.05)
+        return {}
+
+    def press(self, message: dict[str, Any], action_id: str, *, user: str = OPERATOR, says: str = "") -> bool:
+        """Press the button `action_id` of `message` (after Slack's confirmation, if it has one) as
+        `user`; False when the message has no such button."""
+        found = [
+            element
+            for block in message.get("blocks") or []
+            for element in block.get("elements") or []
+            if isinstance(element, dict) and element.get("action_id") == action_id
+        ]
+        if not found:
+            return False
+        label = found[0]["text"]["text"]
+        self.say(f"\n[{user} presses {label}]" + (f" {says}" if says else ""))
+        body, headers = block_action(
+            SECRET,
+            action_id=action_id,
+            value=str(found[0].get("value", "")),
+            team="TDEMO",
+            channel=CHANNEL,
+            user=user,
+            response_url=self.slack.response_url(f"press-{action_id}-{user}"),
+        )
+        httpx.post(self.http.url + "/slack/events", content=body, headers=headers, timeout=10)
+        return True
+
     def set_up_channel(self) -> None:
         """Subscribe the channel to every queue (one in its quiet hours, one with a daily digest),
         then the baseline poll: existing jobs are stored, not announced."""
@@ -377,6 +417,7 @@ class _Demo:
         self.say(f"\n{hushed} is in its quiet hours for the demo: only its failures post until they end.")
         self.command(f"subscribe {hushed} --quiet {window} --quiet-tz UTC")
         self.command(f"digest {self.stories[0].queue} daily {started + timedelta(hours=1):%H:%M} --tz UTC")
+        self.command(f"subscribe {self.stories[0].queue} --follow-up 30m")
         self.runtime.worker.renew()
         self.runtime.worker.poll_all()
         self.command(f"list {self.stories[0].queue}")
@@ -407,18 +448,72 @@ class _Demo:
         runaway = sagemaker.running_job()
         if runaway is not None:
             self.say("\nSomebody stops a runaway job from Slack; Stopping and Stopped follow in its thread.")
-            self.command(f"stop {sagemaker.queue} {runaway} runaway: loss is NaN since step 1200")
+            self.command(f"stop {sagemaker.queue} {runaway} runaway: loss is NaN since step 1200", name="stop")
+            self.press(self.answered("stop"), STOP_ACTION, says="and confirms in Slack's dialog")
             _wait(3 * self.interval)
         self.paste_link(sagemaker)
         scheduler.shutdown(wait=True)
         self.runtime.worker.log_tails()  # a failure of the last poll gets its tail before the last delivery
         self.runtime.worker.deliver()
 
+    def _round(self) -> None:
+        """One poll of every queue and one delivery round (the scheduler is stopped by now)."""
+        self.runtime.worker.renew()
+        self.runtime.worker.poll_all()
+        self.runtime.worker.deliver()
+
+    def _card(self, name: str) -> dict[str, Any]:
+        """The card of job `name` in the demo channel as it looks now (its last edit, else as posted)."""
+        parents = [p for p in self.slack.posts(CHANNEL) if not p.get("thread_ts") and name in str(p.get("text", ""))]
+        if not parents:
+            return {}
+        edits = [u for u in self.slack.updates if u["ts"] == parents[-1]["ts"]]
+        return edits[-1] if edits else parents[-1]
+
+    def failures(self) -> None:
+        """Failures that get handled: a nightly job fails twice (its card counts the streak) and the
+        second failure is claimed (every card of it says so); a backfill fails and nobody claims it
+        (it gets a follow-up later); the nightly job recovers; a pretraining job declares a runtime
+        limit (warned about later)."""
+        sagemaker = next(s for s in self.stories if isinstance(s, SageMakerStory))
+        sim = sagemaker.sim
+        self.say("\nA nightly ETL job fails two nights in a row; its card counts the streak.")
+        for night in ("20261201", "20261202"):
+            sim.add(f"nightly-etl-{night}", secondary="Training")
+            self._round()
+            sim.set(f"nightly-etl-{night}", "Failed", "Failed", reason="ClientError: input table is empty")
+            self._round()
+        self.say("\nA backfill fails too; nobody will claim it.")
+        sim.add("feature-backfill-7", secondary="Training")
+        self._round()
+        sim.set("feature-backfill-7", "Failed", "Failed", reason="AlgorithmError: KeyError: 'user_id'")
+        self._round()
+        if self.press(self._card("nightly-etl-20261202"), CLAIM_ACTION, user=ONCALL_USER, says="(I'm on it)"):
+            time.sleep(0.5)
+            self.runtime.worker.deliver()  # the claim's note; the card is edited in place
+            self.say(
+                "The card, edited in place:\n" + pretty({"channel": CHANNEL, **self._card("nightly-etl-20261202")})
+            )
+        self.say("\nThe next night's run succeeds: a recovery, told even where only failures are.")
+        sim.add("nightly-etl-20261203", secondary="Training")
+        self._round()
+        sim.set("nightly-etl-20261203", "Completed", "Completed")
+        self._round()
+        self.say("\nA pretraining job starts with a runtime limit of 2 h 18 (StoppingCondition.MaxRuntimeInSeconds).")
+        job = sim.add("llm-pretrain-70b", secondary="Training")
+        job.max_runtime = int(2.3 * 3600)
+        self._round()
+
     def two_hours_later(self) -> None:
-        """The quiet hours end and the daily digest is due: both go out."""
-        self.say("\nTwo hours later: the quiet hours have ended and the daily digest is due.")
+        """The quiet hours end and the daily digest is due: both go out; the pretraining job has used
+        80 % of its limit and the unclaimed backfill failure gets its follow-up."""
+        self.say(
+            "\nTwo hours later: the quiet hours have ended, the daily digest is due, the pretraining job"
+            " is past 80 % of its limit and the backfill failure is still unclaimed."
+        )
         self.clock.offset = timedelta(hours=2)
         self.runtime.worker.renew()
+        self.runtime.worker.poll_all()
         self.runtime.worker.digests()
         for _ in range(3):  # the digests, then their thread replies
             self.runtime.worker.deliver()

@@ -20,7 +20,7 @@ from bot.core.snapshot import Prior, fingerprint
 from bot.features import mutes, schedules
 from bot.features.directory import EmailDirectory
 from bot.ops.metrics import Metrics
-from bot.pipeline import logtail, tags
+from bot.pipeline import limits, logtail, tags
 from bot.pipeline.deliver import Deliverer
 from bot.pipeline.diff import Transition, diff
 from bot.pipeline.enqueue import PollCommit, Pushed, QueueRules, commit_poll, commit_push, record_failure
@@ -35,7 +35,7 @@ from bot.store import subscriptions
 from bot.store.db import Database
 from bot.store.lease import Fence, LeaseKeeper, LostLease
 from bot.store.snapshots import QueueView, baseline_due, priors, queue_view, stored_jobs
-from providers import Job, JobSource, Taggable, wants_log_tail
+from providers import Job, JobSource, LimitReading, Taggable, wants_log_tail
 from providers.base import native_order
 from providers.causes import with_cause
 from providers.events import stale
@@ -169,6 +169,9 @@ class Worker:
         tag = owners.tag_key(owner_from)
         if tag is not None and isinstance(source, Taggable):
             observed = self._tag_owners(queue, source, tag, observed, known, view)
+        observed = limits.carried(observed, {j.id: j for j in view.live})
+        if isinstance(source, LimitReading):
+            observed = self._limits(queue, source, observed, known, view)
         changes = enrich(source, diff(known, observed, baseline=view.baseline, forgotten_before=forgotten))
         changes = with_causes(source.provider, changes)
         live = self._live(view.live, observed)
@@ -256,6 +259,18 @@ class Worker:
             jobs += retry
         return tags.with_tag_owners(source, key, jobs, known, baseline=view.baseline)
 
+    def _limits(
+        self, queue: str, source: LimitReading, listed: list[Job], known: dict[str, Prior], view: QueueView
+    ) -> list[Job]:
+        """The listed jobs, and the live ones the listing left out whose runtime limit is still to be
+        read (more than one cycle's reads at the baseline, or a failed read), with the limits of those
+        due read (bot/pipeline/limits.py). Adds the priors of the added jobs to `known`."""
+        shown = {j.id for j in listed}
+        retry = [j for j in view.live if j.id not in shown and limits.due(j)]
+        if retry:
+            known.update(priors(self.db, queue, [j.id for j in retry]))
+        return limits.with_limits(source, listed + retry)
+
     def _owner_users(
         self,
         queue: str,
@@ -309,6 +324,8 @@ class Worker:
             log_tail=wants_log_tail(source),
             failure_threshold=bot.failure_threshold,
             digest_threshold=bot.digest_threshold,
+            follow_up_group=bot.follow_up_group,
+            owners_table=self.config.owners.users,
         )
 
     def _record_failure(self, queue: str, fence: Fence, error: str, remedy: str | None) -> None:

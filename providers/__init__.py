@@ -34,6 +34,7 @@ from providers.errors import (
     ThrottledError,
     UnavailableError,
 )
+from providers.limits import LimitReading, limit_ends, limit_of
 from providers.model import TERMINAL, Job, JobStatus
 from providers.modzy import ModzyQueue, ModzySource
 from providers.naver_aitems import AitemsQueue, AitemsSource
@@ -77,6 +78,7 @@ __all__ = [
     "Job",
     "JobSource",
     "JobStatus",
+    "LimitReading",
     "LogTail",
     "LogTailing",
     "NotFoundError",
@@ -90,6 +92,8 @@ __all__ = [
     "UnavailableError",
     "build_source",
     "can_stop",
+    "limit_ends",
+    "limit_of",
     "log_tail_providers",
     "reads_tags",
     "stop_support",

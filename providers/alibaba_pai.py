@@ -37,6 +37,13 @@ publishes no RAM action for it), or DLC `StopJob`, `POST /api/v1/jobs/{JobId}/st
 https://help.aliyun.com/zh/pai/developer-reference/api-pai-dlc-2020-12-03-stopjob, RAM action
 `paidlc:StopJob`). Paths and methods as the official SDKs send them (`stop_training_job_with_options`
 in alibabacloud-paistudio20220112, `stop_job_with_options` in alibabacloud-pai-dlc20201203).
+
+Runtime limit: a DLC job's maximum running time, `JobMaxRunningTimeMinutes` (a CreateJob parameter,
+https://www.alibabacloud.com/help/en/doc-detail/459672.html), read
+from the DLC job the listing or GetJob already returns when the answer carries it: no extra
+request. DLC publishes no status or ReasonCode for a job stopped at it (JobItem documents
+InvalidParameter, JobSucceeded and JobStoppedByUser), so a Stopped or Failed job whose reason names
+the running time or a time-out, and not a person, is `timed_out` (`stopped_at_limit`).
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ from providers.alibaba_signing import AcsSigner, acs_date
 from providers.attempts import ATTEMPT, attempt_of, carry, retry_extra
 from providers.base import STOP_TIMEOUT, QueueConfig, StopResult, default_env, env_secret, map_status
 from providers.errors import BadResponseError, NotFoundError
+from providers.limits import LIMIT_KEY
 from providers.model import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -155,6 +163,7 @@ class SourceState:
     final: bool = False  # the source job will not change again: cache it
     restarts: int = 0  # DLC RestartTimes: restarts so far
     restart_max: int | None = None  # the most restarts allowed, when RestartTimes says
+    limit: float | None = None  # DLC JobMaxRunningTimeMinutes, in seconds, when the answer carries it
 
 
 NO_SOURCE_STATE = SourceState(NO_SOURCE, JobStatus.UNKNOWN)
@@ -167,6 +176,12 @@ def source_state(kind: str, raw: Mapping[str, Any]) -> SourceState:
     code, message = raw.get("ReasonCode"), raw.get("ReasonMessage")
     reason = ": ".join(str(p) for p in (code, message) if p) or None
     restarts, restart_max = parse_restarts(raw.get("RestartTimes"))
+    limit = max_running_seconds(raw.get("JobMaxRunningTimeMinutes")) if kind == DLC else None
+    if limit is not None and stopped_at_limit(status, code, message):
+        status = JobStatus.TIMED_OUT
+        reason = f"PAI-DLC stopped the job at its maximum running time ({limit / 60:.0f} min)" + (
+            f": {reason}" if reason else ""
+        )
     return SourceState(
         native,
         status,
@@ -175,7 +190,31 @@ def source_state(kind: str, raw: Mapping[str, Any]) -> SourceState:
         final=native in SOURCE_FINAL[kind],
         restarts=restarts,
         restart_max=restart_max,
+        limit=limit,
     )
+
+
+LIMIT_HINTS = ("maxrunningtime", "max running time", "maximum running time", "timeout", "timed out")
+
+
+def max_running_seconds(value: object) -> float | None:
+    """DLC `JobMaxRunningTimeMinutes` in seconds; None when absent, zero (no limit) or unreadable."""
+    text = str(value if value is not None else "").strip()
+    try:
+        minutes = float(text)
+    except ValueError:
+        return None
+    return minutes * 60 if minutes > 0 else None
+
+
+def stopped_at_limit(status: JobStatus, code: object, message: object) -> bool:
+    """Whether a DLC job with a maximum running time ended because of it. DLC publishes no status
+    or ReasonCode for it (its documented codes include JobStoppedByUser), so: a job that ended
+    Stopped or Failed, not by a person, whose reason names the running time or a time-out."""
+    if status not in (JobStatus.STOPPED, JobStatus.FAILED) or str(code or "") == "JobStoppedByUser":
+        return False
+    said = f"{code or ''} {message or ''}".lower()
+    return any(hint in said for hint in LIMIT_HINTS)
 
 
 def parse_restarts(value: object) -> tuple[int, int | None]:
@@ -442,6 +481,8 @@ class PaiSource:
             if run.get(key):
                 extra[name] = str(run[key])
         updated = state.updated or parse_iso(run.get("GmtModifiedTime"))
+        if state.limit is not None:
+            extra[LIMIT_KEY] = state.limit
         return Job(
             queue=self.config.name,
             id=ident,
@@ -494,6 +535,7 @@ class PaiSource:
                     "reason": state.reason,
                     "updated_at": updated,
                     "ended_at": updated if state.status.terminal else None,
+                    "extra": {**job.extra, LIMIT_KEY: state.limit} if state.limit is not None else job.extra,
                 }
             )
             jobs.append(self._attempts(fresh, state, job, baseline=False))

@@ -26,6 +26,11 @@ listing shows an attempt boundary against the stored job: it had started (runnin
 again, or it runs under another training job than before. The attempts go in `extra`
 (providers/attempts.py); other listings carry the stored ones forward.
 
+Runtime limit: DescribeServiceJob's `timeoutConfig.attemptDurationSeconds`, "the maximum duration in
+seconds that a service job attempt can run" (https://docs.aws.amazon.com/batch/latest/APIReference/API_ServiceJobTimeout.html),
+read once per job (the listing lacks it). A job Batch ended at it is FAILED with a status reason that
+says so (TIMEOUT_HINTS, a string match: Batch publishes no dedicated status): `timed_out`.
+
 Stop: TerminateServiceJob(jobId, reason), both required (botocore model batch 2016-08-10;
 https://docs.aws.amazon.com/batch/latest/APIReference/API_TerminateServiceJob.html; IAM action
 batch:TerminateServiceJob). The reason is returned by DescribeServiceJob; the model sets no
@@ -52,6 +57,8 @@ that failed before SageMaker started anything has no attempt, hence no log.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -89,6 +96,8 @@ EVENT_TYPE = "Batch Service Job State Change"
 # The order a service job goes through its statuses, for ordering two states of equal times and
 # attempt. SCHEDULED is left out: a job may fall back from it to RUNNABLE (capacity).
 NATIVE_ORDER = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+DETAIL_REUSE = 60.0  # seconds a DescribeServiceJob answer serves both the tag and the limit read
+DETAILS_KEPT = 1_000
 
 
 class BatchQueue(AwsQueue):
@@ -178,6 +187,8 @@ class BatchSource:
         self._env = env
         self._stop_client: Any = client  # made on first use: no retries, stop_timeout deadline
         self._logs = TrainingLogs(self, config, env=env, client=logs_client)
+        self._details: dict[str, tuple[float, Mapping[str, Any]]] = {}  # job id -> (when, Describe answer)
+        self._details_lock = threading.Lock()
 
     def to_job(self, raw: Mapping[str, Any]) -> Job:
         """A ServiceJobSummary or DescribeServiceJob response -> Job."""
@@ -335,13 +346,36 @@ class BatchSource:
             job = self.to_job(raw)
         return job
 
-    def job_tags(self, job: Job) -> dict[str, str]:
-        """DescribeServiceJob's `tags`, key -> value (Taggable); a job gone since is a NotFoundError."""
-        short = job.id.rsplit("service-job/", 1)[-1]
+    def _detail(self, short: str) -> Mapping[str, Any]:
+        """DescribeServiceJob of one job, shared by the tag and the limit reads of one poll: an answer
+        is reused for DETAIL_REUSE seconds, so a job whose owner comes from a tag costs one request,
+        not two."""
+        now = time.monotonic()
+        with self._details_lock:
+            found = self._details.get(short)
+            if found is not None and now - found[0] < DETAIL_REUSE:
+                return found[1]
         try:
             raw = self._client.describe_service_job(jobId=short)
         except (ClientError, BotoCoreError) as err:
             raise map_aws_error(err, what="DescribeServiceJob") from err
+        with self._details_lock:
+            if len(self._details) >= DETAILS_KEPT:
+                self._details.clear()
+            self._details[short] = (now, raw)
+        return dict(raw)
+
+    def runtime_limit(self, job: Job) -> float | None:
+        """DescribeServiceJob's `timeoutConfig.attemptDurationSeconds` (LimitReading): the most one
+        attempt may run; None without one."""
+        raw = self._detail(job.id.rsplit("service-job/", 1)[-1])
+        with parsing(self, "DescribeServiceJob"):
+            found = (raw.get("timeoutConfig") or {}).get("attemptDurationSeconds")
+            return float(found) if isinstance(found, int | float) and found > 0 else None
+
+    def job_tags(self, job: Job) -> dict[str, str]:
+        """DescribeServiceJob's `tags`, key -> value (Taggable); a job gone since is a NotFoundError."""
+        raw = self._detail(job.id.rsplit("service-job/", 1)[-1])
         with parsing(self, "DescribeServiceJob"):
             return {str(k): str(v) for k, v in (raw.get("tags") or {}).items()}
 

@@ -20,6 +20,9 @@ header nor the encryption, so the queue names both as a delivery shows them
 (`webhook_secret_header`, and the value in `webhook_secret_env`) and the bot compares the header
 with that value. Retries of a failed delivery are not documented.
 
+Runtime limit: the jobs object's `timeout` (https://docs.modzy.com/reference/jobs), in the listing,
+so no extra request; taken as milliseconds (unconfirmed, docs/failures.md). A job Modzy ended at it
+is TIMEDOUT: `timed_out`.
 Stop: "Cancel a job", `DELETE /api/jobs/{jobIdentifier}` (https://modzy.readme.io/reference/cancel-a-job;
 the same route as modzy-sdk's `jobs.cancel`). It cancels SUBMITTED, PENDING and IN_PROGRESS jobs,
 answers with the job object, and is closed to the Auditor role. Modzy keeps no reason.
@@ -40,6 +43,7 @@ from providers._parse import parsing
 from providers._time import parse_iso
 from providers.base import STOP_TIMEOUT, QueueConfig, StopResult, default_env, env_secret, map_status
 from providers.errors import BadResponseError, NotFoundError
+from providers.limits import LIMIT_KEY
 from providers.model import Job, JobStatus
 
 STATUS_MAP: dict[str, JobStatus] = {
@@ -96,6 +100,23 @@ def status_of(raw: Mapping[str, Any]) -> tuple[JobStatus, str | None]:
     return status, None
 
 
+def timeout_seconds(value: object) -> float | None:
+    """The jobs object's `timeout` in seconds: Modzy gives a number of milliseconds (the unit its job
+    times use; docs/failures.md says what is confirmed); None when absent, zero or not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return float(value) / 1000
+
+
+def short_seconds(seconds: float) -> str:
+    """`90 s`, `25 min`, `2 h`."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h".replace(".0 h", " h")
+
+
 class ModzySource:
     """Job-history adapter."""
 
@@ -140,6 +161,11 @@ class ModzySource:
         if isinstance(model, dict) and model.get("version"):
             extra["model_version"] = str(model["version"])
         ended = status.terminal
+        limit = timeout_seconds(raw.get("timeout"))
+        if limit is not None:
+            extra[LIMIT_KEY] = limit
+        if status is JobStatus.TIMED_OUT and reason is None:
+            reason = "Modzy ended the job at its timeout" + (f" ({short_seconds(limit)})" if limit else "")
         return Job(
             queue=self.config.name,
             id=ident,

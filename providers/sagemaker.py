@@ -4,6 +4,11 @@ API: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ListTrainingJ
 Stop: StopTrainingJob(TrainingJobName) (IAM action sagemaker:StopTrainingJob); the job goes
 Stopping, then Stopped (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_StopTrainingJob.html).
 Log tail: the job's CloudWatch Logs stream (providers/_logs.py), two requests.
+Runtime limit: `StoppingCondition.MaxRuntimeInSeconds` of DescribeTrainingJob (one request per job,
+read once; https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_StoppingCondition.html). A
+job stopped at it is `Stopped` with SecondaryStatus `MaxRuntimeExceeded` (the status list of
+https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_SecondaryStatusTransition.html):
+`timed_out`, with that reason when SageMaker gives no FailureReason.
 Tags: ListTags(ResourceArn) (IAM action sagemaker:ListTags); the listing has none. A resource has
 at most 50 tags and ListTags pages at MaxResults >= 50, so one request per job, NextToken followed
 (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ListTags.html).
@@ -88,6 +93,15 @@ def event_time(value: object) -> datetime | None:
     return from_epoch_ms(value)
 
 
+def timeout_reason(primary: str, secondary: object) -> str | None:
+    """The reason of a job SageMaker stopped at its limit (it gives no FailureReason for it)."""
+    if primary == "Stopped" and secondary == "MaxRuntimeExceeded":
+        return "SageMaker stopped the job at its runtime limit (StoppingCondition.MaxRuntimeInSeconds)"
+    if primary == "Stopped" and secondary == "MaxWaitTimeExceeded":
+        return "SageMaker stopped the job at its wait limit (StoppingCondition.MaxWaitTimeInSeconds)"
+    return None
+
+
 def console_url(region: str, name: str) -> str:
     """The console page of one training job, built from a fixed template."""
     host = "console.amazonaws.cn" if region.startswith("cn-") else "console.aws.amazon.com"
@@ -138,7 +152,7 @@ class SageMakerSource:
             updated_at=aware(raw.get("LastModifiedTime")),
             started_at=aware(raw.get("TrainingStartTime")),
             ended_at=aware(raw.get("TrainingEndTime")),
-            reason=raw.get("FailureReason") or None,
+            reason=raw.get("FailureReason") or timeout_reason(primary, secondary),
             url=console_url(self.config.region, name),
             extra=extra,
         )
@@ -211,6 +225,17 @@ class SageMakerSource:
         with parsing(self, "DescribeTrainingJob"):
             job = self.to_job(raw)
         return job
+
+    def runtime_limit(self, job: Job) -> float | None:
+        """DescribeTrainingJob's `StoppingCondition.MaxRuntimeInSeconds` (LimitReading); None without one."""
+        name = job.id.rsplit("training-job/", 1)[-1]
+        try:
+            raw = self._client.describe_training_job(TrainingJobName=name)
+        except (ClientError, BotoCoreError) as err:
+            raise map_aws_error(err, what="DescribeTrainingJob") from err
+        with parsing(self, "DescribeTrainingJob"):
+            found = (raw.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+            return float(found) if isinstance(found, int | float) and found > 0 else None
 
     def job_tags(self, job: Job) -> dict[str, str]:
         """ListTags of the job's ARN: its tags, key -> value (Taggable)."""

@@ -35,6 +35,17 @@ def test_demo_posts_alerts_and_answers_commands(tmp_path: Path) -> None:
     assert "cause: *out_of_memory*" in text
     assert "log line(s) of *bert-finetune-000*" in text, text
     assert "RuntimeError: CUDA out of memory (GPU 0; 15.78 GiB)" in text
+    # `/jobs stop` shows the job it resolved and asks nothing of the provider; the press stops it.
+    assert "Nothing has been asked of sagemaker yet" in text, text
+    assert text.index("Stop requested for") > text.index("presses Stop"), text
+    # Failures that get handled (docs/failures.md): a streak, a claim that edits the card, a recovery,
+    # a runtime-limit warning and the follow-up of the failure nobody claimed.
+    assert "2nd failure in a row of nightly-etl" in text, text
+    assert "claimed by <@UDEMO02>" in text.split("The card, edited in place:")[1], text
+    assert "nightly-etl recovered after 2 failures" in text
+    assert "*llm-pretrain-70b* has used 80 % of its 2 h 18 runtime limit" in text
+    assert "*feature-backfill-7* failed 2 h 00 ago and nobody has claimed it. <!subteam^SDEMOONCALL>" in text
+    assert "nightly-etl-20261202* failed" not in text  # claimed: no follow-up
     # The page shows the same conversation: commands with their ephemeral answers, alerts with their
     # threads and edited parents, the digest, the watcher's direct messages and the App Home.
     shown = page.read_text()

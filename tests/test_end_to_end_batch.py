@@ -91,8 +91,9 @@ def test_batch_retries_stay_quiet_until_the_final_failure(bot: Bot, slack: FakeS
     assert all(r["thread_ts"] == parent["ts"] for r in replies)  # the notes went to the job's thread only
     assert "NaN loss" in text_of(replies[-1]) and "attempt 3 of 3" in text_of(replies[-1])
     assert "retry_cause" not in text_of(replies[-1])  # the attempt entries in words, not as key: value
-    # Describes only at the two attempt boundaries, not every cycle for every job.
-    assert batch.calls["describeservicejob"] == 2
+    # Describes only at the two attempt boundaries, not every cycle for every job, and once for the
+    # job's runtime limit (timeoutConfig, read once per job: bot/pipeline/limits.py).
+    assert batch.calls["describeservicejob"] == 3
 
 
 def test_batch_success_after_a_retry_is_an_ordinary_alert(bot: Bot, slack: FakeSlack, batch: BatchSim) -> None:
@@ -114,7 +115,7 @@ def test_batch_success_after_a_retry_is_an_ordinary_alert(bot: Bot, slack: FakeS
         "attempt 1 of 2 failed: image_pull, retrying",
         "llama-sft in gpu: SUCCEEDED",
     ]
-    assert batch.calls["describeservicejob"] == 1
+    assert batch.calls["describeservicejob"] == 2  # the attempt boundary, and the runtime limit once
 
 
 def test_batch_retry_note_once_across_a_restart(

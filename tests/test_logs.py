@@ -80,7 +80,10 @@ def test_a_full_debug_run_logs_json_and_no_secret(tmp_path: Path, sagemaker: Sag
         K=AWS_KEY,
         S=AWS_SECRET,
     )
-    proc = start("serve", env=env, cwd=tmp_path)
+    # stderr goes to a file: a DEBUG run writes more than a pipe holds, and a full pipe would stall the
+    # process until the test read it at the end
+    log = (tmp_path / "serve.log").open("w")
+    proc = start("serve", env=env, cwd=tmp_path, log=log)
     base = f"http://127.0.0.1:{port}"
 
     def command(text: str, name: str) -> httpx.Response:
@@ -112,7 +115,9 @@ def test_a_full_debug_run_logs_json_and_no_secret(tmp_path: Path, sagemaker: Sag
         assert 'jobwatch_command_duration_seconds_count{subcommand="status"} 1.0' in metrics
     finally:
         proc.terminate()
-        _, stderr = proc.communicate(timeout=15)
+        proc.wait(timeout=15)
+        log.close()
+    stderr = (tmp_path / "serve.log").read_text()
 
     lines = stderr.splitlines()
     records = [json.loads(line) for line in lines]  # every line is one JSON object

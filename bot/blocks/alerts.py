@@ -21,7 +21,8 @@ from bot.blocks.text import (
     section,
     when,
 )
-from bot.core.history import MIN_RUNS, Usual, eta, short
+from bot.core.history import MIN_RUNS, STREAK_KEYS, Usual, eta, short, streak_since, streak_words
+from bot.core.ids import USER_RE
 from providers import Job, JobStatus, attempts
 
 
@@ -51,6 +52,12 @@ OWN_EXTRAS = frozenset(
         "tags_read",
         "tag_failures",
         *attempts.KEYS,
+        *STREAK_KEYS,
+        "claimed_by",
+        "claimed_from",
+        "limit_s",
+        "limit_read",
+        "limit_failures",
     }
 )
 
@@ -68,6 +75,9 @@ def job_details(job: Job) -> list[str]:
     if attempt > 1:
         top = job.extra.get(attempts.ATTEMPTS_MAX)
         parts.append(f"attempt {attempt}" + (f" of {top}" if isinstance(top, int) and attempt <= top else ""))
+    limit = job.extra.get("limit_s")
+    if isinstance(limit, int | float) and not isinstance(limit, bool) and limit > 0:
+        parts.append(f"limit {short(float(limit))}")
     if job.created_at:
         parts.append(f"created {when(job.created_at)}")
     for key, value in [kv for kv in job.extra.items() if kv[0] not in OWN_EXTRAS][:6]:
@@ -98,11 +108,43 @@ def usual_line(job: Job) -> str:
     return usually
 
 
+CLAIMED_BY = "claimed_by"  # on a card a claim edits (bot/features/claiming.py): the claimer's user id
+CLAIMED_FROM = "claimed_from"  # and whom they took it over from
+
+
+def claim_line(job: Job) -> str:
+    """`:raising_hand: claimed by @x` (`, taken over from @y`) on a claimed failure's card; ids
+    that are not Slack user ids are not shown."""
+    who, before = str(job.extra.get(CLAIMED_BY) or ""), str(job.extra.get(CLAIMED_FROM) or "")
+    if not USER_RE.match(who):
+        return ""
+    line = f":raising_hand: claimed by <@{who}>"
+    return line + (f", taken over from <@{before}>" if USER_RE.match(before) else "")
+
+
+def streak_line(job: Job) -> str:
+    """`:repeat: 3rd failure in a row of nightly-eval (since Tue 09:12)` on a failure's card, or
+    `:white_check_mark: nightly-eval recovered after 3 failures` on a recovery's; empty otherwise."""
+    words = streak_words(job)
+    if not words:
+        return ""
+    if job.status is JobStatus.SUCCEEDED:
+        return f":white_check_mark: {safe(words, 300)}"
+    since = streak_since(job)
+    return f":repeat: {safe(words, 300)}" + (f" (since {when(since)})" if since else "")
+
+
 def alert_message(job: Job, old: JobStatus | None, *, stop_by: str = "") -> Message:
     """The alert for one status change."""
     blocks: list[dict[str, Any]] = [section(f"*{safe(job.name)}* · `{safe(job.queue, 64)}`\n{status_line(job, old)}")]
     if job.reason:
         blocks.append(section(f"> {safe(job.reason, REASON_MAX)}"))
+    streak = streak_line(job)
+    if streak:
+        blocks.append(context(streak))
+    claimed = claim_line(job)
+    if claimed:
+        blocks.append(context(claimed))
     usual = usual_line(job)
     if usual:
         blocks.append(context(f":bar_chart: {usual}"))

@@ -15,6 +15,9 @@ UNSUBSCRIBE_ACTION = "unsubscribe"
 STOP_ACTION = "stop_job"
 WATCH_ACTION = "watch_job"
 UNWATCH_ACTION = "unwatch_job"
+CLAIM_ACTION = "claim_job"
+TAKE_OVER_ACTION = "take_over_job"
+CLAIMABLE = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})
 MUTE_BUTTON_SECONDS = 3600
 URL_RE = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[^\s<>|\"]*)?$")
 
@@ -56,15 +59,35 @@ def job_target(job: Job) -> str:
     return json.dumps({"queue": job.queue, "job": job.id}, separators=(",", ":"))
 
 
-def stop_button(job: Job, provider: str) -> list[dict[str, Any]]:
-    """A Stop button behind a confirmation, for a job that is neither terminal nor stopping."""
+def stop_button(job: Job, provider: str, *, reason: str = "") -> list[dict[str, Any]]:
+    """A Stop button behind a confirmation, for a job that is neither terminal nor stopping
+    (`reason`: the one `/jobs stop` was given, carried in the value to the press)."""
     target = job_target(job)
+    if reason:
+        target = json.dumps({"queue": job.queue, "job": job.id, "reason": reason}, separators=(",", ":"))
     if job.status.terminal or job.status is JobStatus.STOPPING or len(target) > VALUE_MAX:
         return []  # nothing (more) to stop
     # The dialog is plain text: no escaping, but clipped to Slack's 300 characters with the
     # warning kept whole.
     what = f"Stop {clip(job.name, 150)} in queue {job.queue} ({provider})?"
     return [button("Stop", STOP_ACTION, value=target, style="danger", confirm=f"{what} This cannot be undone.")]
+
+
+def claim_button(job: Job) -> list[dict[str, Any]]:
+    """A Claim button ("I'm on it") for a failed or timed-out job."""
+    target = job_target(job)
+    if job.status not in CLAIMABLE or len(target) > VALUE_MAX:
+        return []
+    return [button("Claim", CLAIM_ACTION, value=target, style="primary")]
+
+
+def take_over_button(queue: str, job_id: str, holder: str) -> list[dict[str, Any]]:
+    """A Take over button for a job someone else has claimed (`holder`: their user id, so a take-over
+    of a claim that changed meanwhile is noticed)."""
+    target = json.dumps({"queue": queue, "job": job_id, "holder": holder}, separators=(",", ":"))
+    if len(target) > VALUE_MAX:
+        return []
+    return [button("Take over", TAKE_OVER_ACTION, value=target, confirm="Take this failure over? They will see it.")]
 
 
 def watch_button(job: Job) -> list[dict[str, Any]]:
@@ -89,9 +112,11 @@ def console_button(job: Job, *, stop_by: str = "") -> list[dict[str, Any]]:
 
 
 def alert_actions(job: Job, *, stop_by: str = "") -> dict[str, Any]:
-    """The buttons under an alert: stop (when `stop_by` names a provider that can), mute this job
+    """The buttons under an alert: stop (when `stop_by` names a provider that can), claim a failure,
+    mute this job
     for an hour, watch it (while it has not ended), unsubscribe, view in console."""
     elements = stop_button(job, stop_by) if stop_by else []
+    elements.extend(claim_button(job))
     target = job_target(job)
     if len(target) <= VALUE_MAX:
         elements.append(button("Mute job 1h", MUTE_ACTION, value=target))

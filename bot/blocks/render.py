@@ -11,6 +11,8 @@ are escaped and truncated in bot/blocks/text.py; the payloads live by message fa
 from __future__ import annotations
 
 from bot.blocks.alerts import (
+    CLAIMED_BY,
+    CLAIMED_FROM,
     FLAG_EMOJI,
     OWN_EXTRAS,
     alert_message,
@@ -25,9 +27,11 @@ from bot.blocks.alerts import (
     usual_line,
 )
 from bot.blocks.buttons import (
+    CLAIM_ACTION,
     MUTE_ACTION,
     MUTE_BUTTON_SECONDS,
     STOP_ACTION,
+    TAKE_OVER_ACTION,
     UNSUBSCRIBE_ACTION,
     UNWATCH_ACTION,
     URL_RE,
@@ -38,6 +42,7 @@ from bot.blocks.buttons import (
     job_target,
     link_button,
     stop_button,
+    take_over_button,
     unwatch_button,
     watch_button,
 )
@@ -49,7 +54,9 @@ from bot.blocks.replies import (
     job_row,
     job_status,
     my_jobs,
+    open_failures,
     stats_message,
+    stop_confirm,
     watch_list,
     watch_rows,
 )
@@ -74,6 +81,9 @@ from bot.blocks.text import (
 )
 
 __all__ = [
+    "CLAIMED_BY",
+    "CLAIMED_FROM",
+    "CLAIM_ACTION",
     "DIGEST_LINES",
     "EMOJI",
     "FLAG_EMOJI",
@@ -85,6 +95,7 @@ __all__ = [
     "REASON_MAX",
     "SECTION_MAX",
     "STOP_ACTION",
+    "TAKE_OVER_ACTION",
     "TEXT_MAX",
     "UNSUBSCRIBE_ACTION",
     "UNWATCH_ACTION",
@@ -119,6 +130,7 @@ __all__ = [
     "my_jobs",
     "note_message",
     "notice_message",
+    "open_failures",
     "parent_message",
     "plain",
     "safe",
@@ -126,6 +138,8 @@ __all__ = [
     "stats_message",
     "status_line",
     "stop_button",
+    "stop_confirm",
+    "take_over_button",
     "unwatch_button",
     "usual_line",
     "watch_button",

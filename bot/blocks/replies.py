@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from bot.blocks.alerts import alert_text, job_details, usual_line
-from bot.blocks.buttons import console_button, unwatch_button
+from bot.blocks.buttons import console_button, stop_button, unwatch_button
 from bot.blocks.text import EMOJI, REASON_MAX, Message, context, duration, escape, plain, safe, section, when
 from bot.core.history import Summary, short
 from providers import Job, JobStatus
@@ -108,6 +108,56 @@ def job_status(job: Job, *, others: int, note: str = "", stop_by: str = "") -> M
     return Message(alert_text(job), blocks)
 
 
+def stop_confirm(job: Job, *, provider: str, owner: str, others: int, reason: str = "", note: str = "") -> Message:
+    """Reply to `/jobs stop`: the job the reference resolved to (name, id, provider, status, owner)
+    and a Stop button behind Slack's confirmation; nothing is asked of the provider until it is
+    pressed."""
+    fields = [
+        f"*Id:* `{safe(job.id, 300)}`",
+        f"*Provider:* {safe(provider, 40)}",
+        f"*Status:* {EMOJI[job.status]} {job.status.value} ({safe(job.native_status, 100)})",
+        f"*Owner:* {safe(owner, 200) if owner else 'unknown'}",
+        f"*Created:* {when(job.created_at)}",
+    ]
+    blocks = [
+        section(
+            f"Stop *{safe(job.name)}* in `{safe(job.queue, 64)}`? Nothing has been asked of {safe(provider, 40)} yet."
+        ),
+        section("\n".join(fields)),
+    ]
+    if reason:
+        blocks.append(context(f"Reason: {safe(reason, 300)}"))
+    if others:
+        blocks.append(
+            context(
+                f":warning: {others} other job(s) match too; this is the best match (id, then provider id, then "
+                "name, newest first). To stop another one, name it by its id (`/jobs list`)."
+            )
+        )
+    if note:
+        blocks.append(context(note))
+    buttons = stop_button(job, provider, reason=reason)
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
+    return Message(f"Stop {job.name}? Press Stop to confirm.", blocks)
+
+
+def open_failures(rows: Sequence[tuple[Job, str]], *, scope: str) -> Message:
+    """Reply to `/jobs open`: the unclaimed failures of the last 24 h, oldest first, with their age
+    (`rows`: (job, age text)); a Claim button is on each job's card."""
+    if not rows:
+        return plain(f":white_check_mark: No unclaimed failure in the last 24 h ({safe(scope, 100)}).")
+    lines = [
+        f"{EMOJI[job.status]} *{safe(job.name, 150)}* · `{safe(job.queue, 64)}` · {job.status.value} {safe(age, 20)}"
+        for job, age in rows[:50]
+    ]
+    more = f"\n…and {len(rows) - 50} more." if len(rows) > 50 else ""
+    head = (
+        f"*{len(rows)} unclaimed failure(s) in the last 24 h* ({safe(scope, 100)}); press Claim on a card to take one."
+    )
+    return Message(f"{len(rows)} unclaimed failure(s)", [section(head), section("\n".join(lines) + more)])
+
+
 def stats_message(queue: str, family: str | None, rows: Sequence[Summary]) -> Message:
     """Reply to `/jobs stats`: one line per family (`*` is the whole queue), from history.Summary rows."""
 
@@ -144,7 +194,8 @@ HELP = """*jobwatch* tells this channel what your jobs are doing.
 • `/jobs mute <queue> [job] <duration>` — hold this channel's alerts back for 30m, 2h, 1d…;
    one summary when the mute ends
 • `/jobs unmute <queue> [job]` — end a mute now
-• `/jobs stop <queue> <job> [reason]` — ask the provider to stop a job (operators only)
+• `/jobs open [queue]` — the failures of the last 24 h nobody has claimed, with their age
+• `/jobs stop <queue> <job> [reason]` — show the job it names and a Stop button (operators only)
 • `/jobs watch <queue> <job>` — a direct message to you when the job ends (`/jobs watching`, `/jobs unwatch`)
 • `/jobs stats <queue> [family]` — usual run and wait times, success rate, last 30 days
 Changes may be limited to the bot's admins and to some channels; anyone may ask.

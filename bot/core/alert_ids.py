@@ -34,6 +34,11 @@ def retry_id(queue: str, job_id: str, failed_attempt: int) -> str:
     return f"retry:{queue}:{job_id}:{failed_attempt}"
 
 
+def limit_id(queue: str, job_id: str, percent: int) -> str:
+    """A running job's warning that it used `percent` of its runtime limit: once per job and threshold."""
+    return f"limit:{queue}:{job_id}:{percent}"
+
+
 def owner_note_id(alert_id: str) -> str:
     """The owner's mention in the thread of the alert `alert_id`."""
     return f"owner:{alert_id}"

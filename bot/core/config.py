@@ -70,6 +70,8 @@ class BotOptions(BaseModel):
     failure_threshold: int = Field(default=3, ge=1)
     ops_channel: str | None = Field(default=None, pattern=r"^[CGD][A-Z0-9]{2,}$")
     ops_team: str | None = Field(default=None, pattern=r"^[TE][A-Z0-9]{2,}$")  # its workspace (install mode)
+    # the Slack user group a follow-up of an unclaimed failure mentions when its owner is unknown
+    follow_up_group: str | None = Field(default=None, pattern=r"^S[A-Z0-9]{2,40}$")
     poll_interval: PollInterval | None = None
     # Queues whose changes are pushed (events_queue_url) are polled only to reconcile, this often.
     reconcile_interval: PollInterval = 300.0
@@ -144,6 +146,19 @@ def _event(value: str) -> str:
     raise ValueError(f"{value!r} is not a status or event; use one of: {known}")
 
 
+FOLLOW_UP_RE = re.compile(r"^(\d{1,4})([mhd])$")
+FOLLOW_UP_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def follow_up_seconds(value: str) -> int:
+    """`30m`, `2h`, `1d` as seconds (5 minutes to 7 days), or ValueError."""
+    found = FOLLOW_UP_RE.match(value.strip().lower())
+    seconds = int(found.group(1)) * FOLLOW_UP_UNITS[found.group(2)] if found else 0
+    if not 300 <= seconds <= 7 * 86400:
+        raise ValueError("follow_up: give a time from 5m to 7d, such as 30m, 2h or 1d")
+    return seconds
+
+
 class SubscriptionEntry(BaseModel):
     """One `[[subscriptions]]` table: a channel subscribed from the queues file (bot/features/routing.py).
 
@@ -163,6 +178,19 @@ class SubscriptionEntry(BaseModel):
     quiet_tz: str | None = None  # their IANA zone; default [bot] timezone
     quiet_all: bool = False  # hold failures too
     owner: str | None = Field(default=None, pattern=USER_ID)  # only this Slack user's jobs (bot/core/owners.py)
+    recovery: bool = True  # a family's first success after failures passes the status filter
+    follow_up: str | None = None  # "30m": an unclaimed failure gets one follow-up after that long
+
+    @field_validator("follow_up")
+    @classmethod
+    def _follow_up(cls, value: str | None) -> str | None:
+        if value is not None:
+            follow_up_seconds(value)
+        return value
+
+    def follow_up_seconds(self) -> int | None:
+        """`follow_up` in seconds, or None."""
+        return follow_up_seconds(self.follow_up) if self.follow_up else None
 
     @field_validator("quiet")
     @classmethod

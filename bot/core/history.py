@@ -308,3 +308,82 @@ def with_usual(job: Job, u: Usual) -> Job:
         return job
     extra = {**job.extra, "usual_runs": u.runs, "usual_p10": u.p10, "usual_p50": u.p50, "usual_p90": u.p90}
     return job.model_copy(update={"extra": extra})
+
+
+# --- failure streaks and recoveries, per family ---------------------------------------------------
+# A family's streak is its failed and timed-out runs in a row, in the order they ended (run_history,
+# which outlives the snapshots' retention). A stopped run is a person's act, neither failure nor
+# success: it leaves the streak as it is. The first success after RECOVERY_MIN failures or more is
+# a recovery, told even to a subscription that filters to failures (unless it opted out).
+FAILING = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})
+RECOVERY_MIN = 2
+STREAK_KEY = "streak"  # on a failure's card: its place in the streak (1 for the first)
+STREAK_SINCE_KEY = "streak_since"  # ISO time the streak's first failure ended
+RECOVERED_KEY = "recovered_after"  # on a success's card: the failures in a row it ended
+FAMILY_KEY = "family"  # the family the streak is counted in
+STREAK_KEYS = frozenset({STREAK_KEY, STREAK_SINCE_KEY, RECOVERED_KEY, FAMILY_KEY})
+
+
+@dataclass(frozen=True)
+class Streak:
+    """A family's failures in a row (0: its last finished run did not fail) and when the first ended."""
+
+    failures: int = 0
+    since: datetime | None = None
+    ids: frozenset[str] = frozenset()  # the failed runs counted, so a run stored twice counts once
+
+    def then(self, job_id: str, status: str, ended: datetime | None) -> Streak:
+        """The streak after run `job_id` of the family ended with `status` (canonical text) at `ended`."""
+        if job_id in self.ids:
+            return self
+        if status in {s.value for s in FAILING}:
+            return Streak(self.failures + 1, self.since if self.failures else ended, self.ids | {job_id})
+        if status == JobStatus.SUCCEEDED.value:
+            return Streak()
+        return self  # stopped: a person's act, not the job's outcome
+
+
+def with_streak(job: Job, family: str, before: Streak, after: Streak) -> Job:
+    """`job` (one that just finished) carrying what its family's streak says on its card: a failure
+    its place in the streak, a success the failures it ended (only RECOVERY_MIN or more)."""
+    if job.status in FAILING and after.failures:
+        since = after.since.isoformat() if after.since else ""
+        extra = {**job.extra, STREAK_KEY: after.failures, STREAK_SINCE_KEY: since, FAMILY_KEY: family}
+        return job.model_copy(update={"extra": extra})
+    if job.status is JobStatus.SUCCEEDED and before.failures >= RECOVERY_MIN:
+        extra = {**job.extra, RECOVERED_KEY: before.failures, FAMILY_KEY: family}
+        return job.model_copy(update={"extra": extra})
+    return job
+
+
+def streak_words(job: Job) -> str:
+    """`3rd failure in a row of nightly-eval` (the time it began is the caller's to show), or
+    `nightly-eval recovered after 3 failures`; empty for a first failure or an ordinary run."""
+    family = str(job.extra.get(FAMILY_KEY) or job.name)
+    n = job.extra.get(STREAK_KEY)
+    if job.status in FAILING and isinstance(n, int) and n >= RECOVERY_MIN:
+        return f"{ordinal(n)} failure in a row of {family}"
+    if (m := recovered_after(job)) >= RECOVERY_MIN:
+        return f"{family} recovered after {m} failures"
+    return ""
+
+
+def streak_since(job: Job) -> datetime | None:
+    """When the failure streak `job` belongs to began (its first failure ended), if known."""
+    found = job.extra.get(STREAK_SINCE_KEY)
+    try:
+        return datetime.fromisoformat(found) if isinstance(found, str) and found else None
+    except ValueError:
+        return None
+
+
+def recovered_after(job: Job) -> int:
+    """The failures in a row that `job`, a success, ended (0: not a recovery)."""
+    found = job.extra.get(RECOVERED_KEY)
+    return found if isinstance(found, int) and job.status is JobStatus.SUCCEEDED else 0
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

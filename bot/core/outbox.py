@@ -96,23 +96,34 @@ WITHDRAWN = frozenset({OutboxKind.ALERT, OutboxKind.FLAG})  # what a changed fil
 @dataclass(frozen=True)
 class TextPayload:
     """A note's or a notice's text. `thread_only`: never posted at the top of the channel; `after`:
-    the alert id it follows in the job's thread (it waits until that alert is posted)."""
+    the alert id it follows in the job's thread (it waits until that alert is posted); `card`: the
+    job (as JSON) its thread parent is to show once the note is posted (a claim edits the card in
+    place, bot/features/claiming.py); "" leaves the card as it is."""
 
     text: str
     thread_only: bool = False
     after: str = ""
+    card: str = ""
 
     def dump(self) -> str:
-        """As stored in the payload column."""
-        if not self.thread_only and not self.after:
+        """As stored in the payload column (`card` only when there is one)."""
+        if not self.thread_only and not self.after and not self.card:
             return json.dumps({"text": self.text})
-        return json.dumps({"text": self.text, "thread_only": self.thread_only, "after": self.after})
+        body: dict[str, Any] = {"text": self.text, "thread_only": self.thread_only, "after": self.after}
+        if self.card:
+            body["card"] = self.card
+        return json.dumps(body)
 
     @classmethod
     def load(cls, payload: str) -> Self:
         """From the payload column."""
         body = json.loads(payload)
-        return cls(str(body["text"]), bool(body.get("thread_only", False)), str(body.get("after") or ""))
+        return cls(
+            str(body["text"]),
+            bool(body.get("thread_only", False)),
+            str(body.get("after") or ""),
+            str(body.get("card") or ""),
+        )
 
 
 @dataclass(frozen=True)

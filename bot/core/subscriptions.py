@@ -12,6 +12,12 @@ changes and its owed rows are withdrawn, and in `/jobs subscribe --dry-run`.
 - `match`: a job-name glob, compared case-insensitively.
 - `causes`: failure causes (providers/causes.py); only failures are filtered by them.
 - `owner`: a Slack user id; only the jobs whose owner maps to that person.
+- `recovery`: the first success of a job family after a streak of failures (bot/core/history.py
+  `recovered_after`) is told even to a subscription whose statuses leave successes out; False
+  (`--no-recovery`, `recovery = false`) opts out. Owner and name filters still apply.
+- `follow_up`: seconds after which a failure told to the channel that nobody has claimed gets one
+  reply in its thread mentioning its owner or `[bot] follow_up_group` (bot/pipeline/followup.py);
+  None: no follow-up. Not a filter of what is told, but stored and changed with it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from datetime import datetime
 from enum import StrEnum
 from fnmatch import fnmatchcase
 
+from bot.core.history import recovered_after
 from bot.core.quiet import QuietHours
 from providers import Job, JobStatus
 from providers.causes import CAUSED
@@ -55,10 +62,19 @@ class SubscriptionFilter:
     match: str | None = None
     causes: tuple[str, ...] = ()
     owner: str | None = None
+    recovery: bool = True
+    follow_up: int | None = None
 
     @classmethod
     def from_columns(
-        cls, *, statuses: str | None, match: str | None = None, causes: str | None = "", owner: str | None = None
+        cls,
+        *,
+        statuses: str | None,
+        match: str | None = None,
+        causes: str | None = "",
+        owner: str | None = None,
+        recovery: bool = True,
+        follow_up: int | None = None,
     ) -> SubscriptionFilter:
         """The filter a subscription row stores (comma-separated `statuses` and `causes`). A word that
         is neither a status nor a flag kind names nothing, so the filter still lets nothing else
@@ -72,6 +88,8 @@ class SubscriptionFilter:
             match=match or None,
             causes=tuple(_words(causes)),
             owner=owner or None,
+            recovery=recovery,
+            follow_up=follow_up or None,
             _names=tuple(words),
         )
 
@@ -83,10 +101,19 @@ class SubscriptionFilter:
         match: str | None = None,
         causes: Iterable[str] = (),
         owner: str | None = None,
+        recovery: bool = True,
+        follow_up: int | None = None,
     ) -> SubscriptionFilter:
         """The filter that names `words` (statuses and flag kinds, in the order given) with the other
         filters: what `/jobs subscribe` and a [[subscriptions]] entry ask for, as it will be stored."""
-        return cls.from_columns(statuses=",".join(words), match=match, causes=",".join(causes), owner=owner)
+        return cls.from_columns(
+            statuses=",".join(words),
+            match=match,
+            causes=",".join(causes),
+            owner=owner,
+            recovery=recovery,
+            follow_up=follow_up,
+        )
 
     # every word of the stored statuses column, in order (unknown ones too): what `restricts` reads
     _names: tuple[str, ...] = field(default=(), repr=False, compare=False)
@@ -96,9 +123,17 @@ class SubscriptionFilter:
             object.__setattr__(self, "_names", (*(s.value for s in self.statuses), *(f.value for f in self.flags)))
 
     def columns(self) -> dict[str, str | None]:
-        """The stored columns: `statuses` (statuses then flags), `match`, `causes`, `owner`."""
+        """The stored columns: `statuses` (statuses then flags), `match`, `causes`, `owner`, and
+        `recovery` ("" when on, the default; "off" when opted out)."""
         causes = ",".join(self.causes)
-        return {"statuses": self.statuses_column, "match": self.match, "causes": causes, "owner": self.owner}
+        return {
+            "statuses": self.statuses_column,
+            "match": self.match,
+            "causes": causes,
+            "owner": self.owner,
+            "recovery": "" if self.recovery else "off",
+            "follow_up": str(self.follow_up) if self.follow_up else "",
+        }
 
     @property
     def statuses_column(self) -> str:
@@ -124,8 +159,10 @@ class SubscriptionFilter:
         return not self.owner or owner == self.owner
 
     def wants(self, job: Job, owner: str | None = None) -> bool:
-        """Whether a status alert about `job` (its new status, name, cause and `owner`) goes through."""
-        if self.restricts and job.status.value not in self._names:
+        """Whether a status alert about `job` (its new status, name, cause and `owner`) goes through;
+        a recovery passes the status filter unless the subscription opted out."""
+        recovering = self.recovery and recovered_after(job) > 0
+        if self.restricts and job.status.value not in self._names and not recovering:
             return False
         if not self.wants_owner(owner):
             return False

@@ -101,6 +101,8 @@ class ChannelSettings:
         owner: str | None = None,
         flags: Sequence[str] = (),
         causes: Sequence[str] = (),
+        recovery: bool = True,
+        follow_up: int | None = None,
     ) -> tuple[Subscribed, bool]:
         """Create or update this channel's subscription (resuming a paused one); True when new.
         `owner`: a validated Slack user id; only the jobs whose owner is that person get through."""
@@ -108,7 +110,12 @@ class ChannelSettings:
         self.not_from_file(actor, "subscribe", queue)
         now = self.clock()
         wanted = SubscriptionFilter.from_words(
-            [*(s.value for s in statuses), *flags], match=match, causes=causes, owner=owner
+            [*(s.value for s in statuses), *flags],
+            match=match,
+            causes=causes,
+            owner=owner,
+            recovery=recovery,
+            follow_up=follow_up,
         )
         hours = QuietHours(*quiet_hours, quiet_tz, quiet_all) if quiet_hours else None
         with self.db.write() as session:
@@ -229,6 +236,7 @@ def subscribe_detail(sub: Subscribed, verb: str) -> str:
     detail += f" owner={sub.filter.owner}" if sub.filter.owner else ""
     detail += f" {quiet.label(sub.quiet)}" if sub.quiet else ""
     detail += f" causes={columns['causes']}" if columns["causes"] else ""
+    detail += " no-recovery" if not sub.filter.recovery else ""
     return detail
 
 

@@ -15,6 +15,7 @@ from bot.core.mutes import Muted
 from bot.core.subscriptions import Subscribed
 from bot.features import schedules
 from bot.features.channel_settings import ChannelSettings, ScheduledDigest
+from bot.features.claiming import Claimer
 from bot.features.stopping import Stopper, stop_buttons
 from bot.features.watching import Watcher
 from bot.store import alerts, snapshots, stats, watches
@@ -81,6 +82,7 @@ class Services:
         self.stopper = Stopper(config=config, db=db, sources=sources, clock=clock)
         self.stop_by = stop_buttons(config, sources)
         self.watcher = Watcher(config=config, db=db, clock=clock)
+        self.claimer = Claimer(config=config, db=db, clock=clock)
 
     def queue(self, name: str) -> QueueConfig:
         """The configured queue or a ServiceError listing the known ones."""

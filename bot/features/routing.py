@@ -85,7 +85,14 @@ def _teams(config: AppConfig, default_team: TeamLookup | None) -> list[tuple[str
 
 def _wanted(entry: SubscriptionEntry) -> tuple[SubscriptionFilter, QuietHours | None]:
     """The filter and quiet hours an entry asks for, as they will be stored."""
-    wanted = SubscriptionFilter.from_words(entry.statuses, match=entry.match, causes=entry.causes, owner=entry.owner)
+    wanted = SubscriptionFilter.from_words(
+        entry.statuses,
+        match=entry.match,
+        causes=entry.causes,
+        owner=entry.owner,
+        recovery=entry.recovery,
+        follow_up=entry.follow_up_seconds(),
+    )
     return wanted, QuietHours.from_columns(*entry.quiet_hours())
 
 
@@ -181,6 +188,10 @@ def _entry(sub: Subscribed) -> list[str]:
         lines.append(f"owner = {_toml_string(sub.filter.owner)}")
     if sub.filter.causes:
         lines.append(f"causes = {_toml_list(sub.filter.causes)}")
+    if not sub.filter.recovery:
+        lines.append("recovery = false")
+    if sub.filter.follow_up:
+        lines.append(f"follow_up = {_toml_string(follow_up_text(sub.filter.follow_up))}")
     if sub.quiet is not None:
         lines.append(f"quiet = {_toml_string(f'{sub.quiet.start}-{sub.quiet.end}')}")
         if sub.quiet.tz:
@@ -188,6 +199,14 @@ def _entry(sub: Subscribed) -> list[str]:
         if sub.quiet.everything:
             lines.append("quiet_all = true")
     return lines
+
+
+def follow_up_text(seconds: int) -> str:
+    """`30m`, `2h`, `1d`: a follow-up time as `follow_up` and `--follow-up` take it."""
+    for unit, size in (("d", 86400), ("h", 3600)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds // 60}m"
 
 
 def export_toml(subs: Sequence[Subscribed]) -> str:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as DeadlineExceeded
 from dataclasses import dataclass
+from typing import Protocol
 
 from bot.blocks import render
 from bot.core.alert_ids import stop_note_id
@@ -37,6 +38,7 @@ from bot.core.config import AppConfig
 from bot.core.errors import ServiceError
 from bot.core.ids import CHANNEL_RE
 from bot.core.outbox import OutboxRow, TextPayload
+from bot.core.owners import OWNER_KEY
 from bot.core.stops import StopAction, StopRequested, StopState
 from bot.features import access
 from bot.features.access import Actor
@@ -65,6 +67,19 @@ class Stopped:
     outcome: AuditOutcome
     job: Job
     answer: str = ""
+
+
+class Found(Protocol):
+    """A job a reference resolved to, and how many other jobs matched it too."""
+
+    @property
+    def job(self) -> Job: ...
+
+    @property
+    def others(self) -> int: ...
+
+
+Looker = Callable[[str, str], Found]  # (queue, reference) -> the job and the count of other matches
 
 
 def operator_text(config: AppConfig, source: JobSource) -> str:
@@ -109,12 +124,49 @@ class Stopper:
         self.deadline = deadline
         self._calls = ThreadPoolExecutor(max_workers=8, thread_name_prefix="stop")
 
+    def confirm(self, actor: Actor, queue: str, ref: str, *, reason: str, find: Looker) -> render.Message:
+        """`/jobs stop`: the same checks as a stop, then the job `ref` resolved to and a Stop button
+        behind Slack's confirmation. No stop is recorded and the provider is only asked for the
+        job's current state; the press (`stop`, by the job's id) does the rest."""
+        seen: list[Found] = []
+
+        def look(q: str, r: str) -> Job:
+            seen.append(find(q, r))
+            return seen[-1].job
+
+        checked = self._checks(actor, queue, ref, find=look)
+        if isinstance(checked, Stopped):
+            return checked.message
+        job, others = checked, seen[-1].others
+        provider = self.sources[queue].config.provider
+        owner = str(job.extra.get(OWNER_KEY) or "")
+        return render.stop_confirm(job, provider=provider, owner=owner, others=others, reason=reason)
+
     def stop(self, actor: Actor, queue: str, ref: str, *, reason: str, find: Finder) -> render.Message:
         """Check, record, call the provider, tell the threads; every branch is audited."""
         return self.attempt(actor, queue, ref, reason=reason, find=find).message
 
     def attempt(self, actor: Actor, queue: str, ref: str, *, reason: str, find: Finder) -> Stopped:
         """`stop`, with what became of it (a Workflow Builder step completes or fails on it)."""
+        checked = self._checks(actor, queue, ref, find=find)
+        if isinstance(checked, Stopped):
+            return checked
+        job, config = checked, self.config.queue(queue)
+        assert config is not None  # _checks said so
+        earlier = self._record(actor, job, reason)
+        if earlier is not None:
+            self._audit(actor, queue, f"{job.id}: already requested ({earlier.state})", AuditOutcome.DUPLICATE)
+            who = f"<@{earlier.user_id}>" if MENTION_RE.match(earlier.user_id) else "someone"
+            message = render.plain(
+                f"A stop of *{render.safe(job.name)}* was already requested by {who} at "
+                f"{render.when(earlier.requested_at)} ({earlier.state}); not asking again."
+            )
+            return Stopped(message, AuditOutcome.DUPLICATE, job)
+        return self._call(actor, config, self.sources[queue], job, reason)
+
+    def _checks(self, actor: Actor, queue: str, ref: str, *, find: Finder) -> Job | Stopped:
+        """Checks 1 to 3 of the module docstring: the job to stop, or what became of the stop when
+        nothing is to be done (a refusal raises ServiceError); each refusal audited."""
         config = self.config.queue(queue)
         if config is None:
             known = ", ".join(q.name for q in self.config.queues) or "none configured"
@@ -144,16 +196,7 @@ class Stopper:
             self._audit(actor, queue, f"{job.id}: already stopping", AuditOutcome.STOPPING)
             message = render.plain(f"*{render.safe(job.name)}* is already stopping; nothing more to do.")
             return Stopped(message, AuditOutcome.STOPPING, job)
-        earlier = self._record(actor, job, reason)
-        if earlier is not None:
-            self._audit(actor, queue, f"{job.id}: already requested ({earlier.state})", AuditOutcome.DUPLICATE)
-            who = f"<@{earlier.user_id}>" if MENTION_RE.match(earlier.user_id) else "someone"
-            message = render.plain(
-                f"A stop of *{render.safe(job.name)}* was already requested by {who} at "
-                f"{render.when(earlier.requested_at)} ({earlier.state}); not asking again."
-            )
-            return Stopped(message, AuditOutcome.DUPLICATE, job)
-        return self._call(actor, config, source, job, reason)
+        return job
 
     def refusal(self, actor: Actor, queue: QueueConfig) -> str | None:
         """Why `actor` may not stop `queue`'s jobs from here, or None."""

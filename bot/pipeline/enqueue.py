@@ -25,6 +25,7 @@ from bot.core.outbox import FOLDED, OutboxRow, OutboxState
 from bot.core.owners import OwnerNotify
 from bot.pipeline.diff import DiffResult, Guarded, Transition, against_stored
 from bot.pipeline.digest import fold as fold_digest
+from bot.pipeline.followup import follow_up_rows
 from bot.pipeline.owed import Told, owed
 from bot.pipeline.usual import Flag, Normal
 from bot.pipeline.usual import apply as apply_normal
@@ -51,6 +52,8 @@ class QueueRules:
     log_tail: bool = False
     failure_threshold: int = 3
     digest_threshold: int = 20  # more alerts and flags than this for one channel in one poll: one digest
+    follow_up_group: str | None = None  # the user group a follow-up mentions when the owner is unknown
+    owners_table: Mapping[str, str] = field(default_factory=dict)  # `[owners]`: owner value -> Slack user
 
 
 @dataclass(frozen=True)
@@ -165,10 +168,23 @@ def _write(
         ops_team=rules.ops_team,
         log_tail=rules.log_tail,
         after_baseline=before.baselined,
+        live=poll.live,
     )
-    due = owed(session, subscriptions.for_queue(session, poll.queue), told)
+    subs = subscriptions.for_queue(session, poll.queue)
+    due = owed(session, subs, told)
     log_tails.request(session, [(t.alert_id, t.job) for t in due.log_tails], poll.now)
     rows = due.rows
+    if before.baselined:  # bot/pipeline/followup.py: unclaimed failures past their subscription's time
+        rows += follow_up_rows(
+            session,
+            subs,
+            queue=poll.queue,
+            now=poll.now,
+            default_tz=rules.timezone,
+            group=rules.follow_up_group,
+            owners_table=rules.owners_table,
+            pattern=poll.normal.pattern if poll.normal is not None else None,
+        )
     if recovered and before.outage_notified and rules.ops_channel:
         text = f"Queue {poll.queue} is polling again after {before.failures} failed polls."
         rows.append(_notice(recovered_id(poll.queue, poll.started_at), text, poll.queue, rules, poll.now))

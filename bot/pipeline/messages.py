@@ -44,8 +44,9 @@ def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message,
     match kind:
         case OutboxKind.NOTICE:
             return render.notice_message(TextPayload.load(item.payload).text), None
-        case OutboxKind.NOTE:
-            return render.note_message(TextPayload.load(item.payload).text), None
+        case OutboxKind.NOTE:  # a claim's note carries the card its thread parent shows next
+            note = TextPayload.load(item.payload)
+            return render.note_message(note.text), Job.model_validate_json(note.card) if note.card else None
         case OutboxKind.DIGEST:
             body = DigestPayload.load(item.payload)
             causes = {status: dict(by) for status, by in (body.causes or {}).items()}

@@ -9,8 +9,8 @@ ANNOUNCED) and lets the others through, as the table of docs/architecture.md §M
 2. mutes (`hold_muted`): a muted channel's alerts and flags are kept as `muted`, its notes not written;
 3. quiet hours (`hold_quiet`): alerts and flags held until the window ends;
 4. what follows from the rows that will be posted: an owner's mention after a failure alert, the
-   watchers' and owners' direct messages, log-tail requests, and retry notes in the job's thread,
-   through rules 2 and 3 in turn;
+   watchers' and owners' direct messages, log-tail requests, retry notes and runtime-limit warnings
+   (bot/pipeline/limits.py) in the job's thread, through rules 2 and 3 in turn;
 5. the baseline (`baseline_owes`): a queue's first poll owes none of it. Its transitions are empty
    and its flags are not looked for (bot/pipeline/usual.py) anyway, and retry notes wait for the
    first poll after it.
@@ -32,6 +32,7 @@ from bot.core.owners import OwnerNotify
 from bot.core.policy import baseline_owes, hold_muted, hold_quiet, wanted
 from bot.core.subscriptions import Subscribed
 from bot.pipeline.diff import Transition
+from bot.pipeline.limits import limit_rows
 from bot.pipeline.usual import Flag
 from bot.store import mutes, threads, watches
 from providers import Job, JobStatus
@@ -219,6 +220,7 @@ class Told:
     ops_team: str
     log_tail: bool
     after_baseline: bool  # the queue had its baseline before this poll
+    live: Sequence[Job] = ()  # the queue's live jobs after this poll (runtime-limit warnings look at them)
 
 
 def owed(session: Session, subs: Sequence[Subscribed], told: Told) -> Owed:
@@ -248,6 +250,7 @@ def owed(session: Session, subs: Sequence[Subscribed], told: Told) -> Owed:
     following += watched
     if told.after_baseline:  # not even looked for at a baseline, which would owe none of them
         following += retry_rows(session, subs, told.upserts, news, told.now)
+        following += limit_rows(session, subs, told.live, news, told.now)
     # a note a mute holds is not written at all: the mute's summary counts alerts and flags, not replies
     following = [r for r in rules(following) if r.state is not OutboxState.MUTED]
     rows = baseline_owes(news + following, baseline=not told.after_baseline)

@@ -78,7 +78,8 @@ def dm_failure(failure: Failure) -> Failure:
 
 
 def post_args(item: OutboxItem, channel: str, message: render.Message, job: Job | None) -> dict[str, Any]:
-    """The arguments of chat.postMessage for a claimed row (`job`: the job of a status change)."""
+    """The arguments of chat.postMessage for a claimed row (`job`: the job of a status change, or the
+    card a claim's note brings up to date)."""
     kwargs: dict[str, Any] = {
         "channel": channel,
         "text": message.text,
@@ -89,7 +90,8 @@ def post_args(item: OutboxItem, channel: str, message: render.Message, job: Job 
     }
     if item.thread_ts:
         kwargs["thread_ts"] = item.thread_ts
-        kwargs["reply_broadcast"] = (job is not None and job.status in BROADCAST) or item.kind == OutboxKind.FLAG
+        failure = item.kind == OutboxKind.ALERT and job is not None and job.status in BROADCAST  # not a claim's card
+        kwargs["reply_broadcast"] = failure or item.kind == OutboxKind.FLAG
     return kwargs
 
 

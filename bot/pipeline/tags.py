@@ -23,14 +23,16 @@ SageMaker and AWS Batch list jobs without their tags; reading them costs one req
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from typing import TypeVar
 
 from bot.core.owners import OWNER_KEY, clipped
 from bot.core.snapshot import Prior
 from providers import Job, ProviderError, Taggable, ThrottledError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TAGS_READ = "tags_read"
 TAG_FAILURES = "tag_failures"
@@ -72,28 +74,35 @@ def _failures(job: Job) -> int:
 def read_tags(source: Taggable, jobs: Sequence[Job]) -> dict[str, dict[str, str] | None]:
     """Job id -> its tags, or None when the read failed; a job not read (the deadline passed, or
     the provider throttled) is absent. Never raises."""
+    return read_each(source.job_tags, jobs, deadline_s=source.deadline_s, what="tags")
+
+
+def read_each(read: Callable[[Job], T], jobs: Sequence[Job], *, deadline_s: float, what: str) -> dict[str, T | None]:
+    """Job id -> what `read` answered for it (one provider request per job, TAG_WORKERS at a time,
+    all within `deadline_s`), or None when the read failed; a job not read (the deadline passed, or
+    the provider throttled) is absent. Never raises. `what` names the reads in the log."""
     if not jobs:
         return {}
-    answers: dict[str, dict[str, str] | None] = {}
-    pool = ThreadPoolExecutor(max_workers=min(TAG_WORKERS, len(jobs)), thread_name_prefix="tags")
-    futures: dict[Future[dict[str, str]], Job] = {pool.submit(source.job_tags, job): job for job in jobs}
+    answers: dict[str, T | None] = {}
+    pool = ThreadPoolExecutor(max_workers=min(TAG_WORKERS, len(jobs)), thread_name_prefix=what)
+    futures: dict[Future[T], Job] = {pool.submit(read, job): job for job in jobs}
     try:
-        for future in as_completed(futures, timeout=source.deadline_s):
+        for future in as_completed(futures, timeout=deadline_s):
             job = futures[future]
             try:
                 answers[job.id] = future.result()
             except ThrottledError as err:
                 answers[job.id] = None
-                log.warning("tags_throttled queue=%s job_id=%s error=%s", job.queue, job.id, err)
+                log.warning("%s_throttled queue=%s job_id=%s error=%s", what, job.queue, job.id, err)
                 break  # the provider asks us to slow down: the rest wait for a later cycle
             except ProviderError as err:
                 answers[job.id] = None
-                log.info("tags_failed queue=%s job_id=%s error=%s", job.queue, job.id, err)
-            except Exception:  # an adapter bug must cost this job its owner, not the queue its alerts
+                log.info("%s_failed queue=%s job_id=%s error=%s", what, job.queue, job.id, err)
+            except Exception:  # an adapter bug must cost this job the detail, not the queue its alerts
                 answers[job.id] = None
-                log.exception("tags_crashed queue=%s job_id=%s", job.queue, job.id)
+                log.exception("%s_crashed queue=%s job_id=%s", what, job.queue, job.id)
     except TimeoutError:
-        log.warning("tags_deadline queue=%s read=%d of=%d", jobs[0].queue, len(answers), len(jobs))
+        log.warning("%s_deadline queue=%s read=%d of=%d", what, jobs[0].queue, len(answers), len(jobs))
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return answers

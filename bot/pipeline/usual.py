@@ -18,7 +18,7 @@ alert_id) makes it once per job, kind and channel, across restarts and re-polls.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -57,6 +57,7 @@ class Normal:
         self.waits = history.Window(history.WAITS)
         self.usuals: dict[str, history.Usual] = {}
         self.flagged: set[str] = set()
+        self.streaks: dict[str, history.Streak] = {}  # family -> its failures in a row
         self.loaded = False
 
     def family(self, job: Job) -> str:
@@ -89,13 +90,24 @@ class Normal:
         for family, runs in run_history.family_runs(session, self.queue, None).items():
             if len(runs) >= history.MIN_RUNS:
                 self.runs[family] = history.Window(history.KEEP, runs)
+        self.streaks = {}
+        for family, job_id, status, ended in run_history.outcomes(session, self.queue):
+            self.streaks[family] = self.streaks.get(family, history.Streak()).then(job_id, status, ended)
         self.token, self.loaded = token, True
 
-    def recorded(self, session: Session, rows: Sequence[dict[str, object]]) -> None:
-        """Fold rows just written to run_history into the windows."""
+    def recorded(
+        self, session: Session, rows: Sequence[dict[str, object]]
+    ) -> dict[str, tuple[history.Streak, history.Streak]]:
+        """Fold rows just written to run_history into the windows and the families' streaks; returns,
+        per job id, its family's streak before and after the job ended."""
         fresh: set[str] = set()
+        moved: dict[str, tuple[history.Streak, history.Streak]] = {}
         for row in sorted(rows, key=lambda r: str(r["ended_at"] or "")):
             family, run, wait = str(row["family"]), row["run_seconds"], row["wait_seconds"]
+            before = self.streaks.get(family, history.Streak())
+            ended = row["ended_at"] if isinstance(row["ended_at"], datetime) else None
+            after = self.streaks[family] = before.then(str(row["job_id"]), str(row["status"]), ended)
+            moved[str(row["job_id"])] = (before, after)
             if isinstance(wait, float):
                 self.waits.add(wait)
                 self.usuals.clear()
@@ -110,6 +122,7 @@ class Normal:
                 if len(runs) >= history.MIN_RUNS:
                     self.runs[family] = history.Window(history.KEEP, runs)
                     self.usuals.pop(family, None)
+        return moved
 
 
 @dataclass(frozen=True)
@@ -191,8 +204,11 @@ def apply(
     else:
         rows = [r for j in result.upserts if (r := run_history.history_row(j, normal.family(j))) is not None]
     run_history.record(session, rows)
-    normal.recorded(session, rows)
-    transitions = [Transition(with_usual(t.job, normal.usual(normal.family(t.job))), t.old) for t in result.transitions]
+    streaks = normal.recorded(session, rows)
+    transitions = [
+        Transition(_with_streak(with_usual(t.job, normal.usual(normal.family(t.job))), normal, streaks), t.old)
+        for t in result.transitions
+    ]
     if baseline:  # jobs already running or waiting when jobwatch starts are not news
         return transitions, []
     found = flags(live, normal, now, since)
@@ -200,3 +216,11 @@ def apply(
         normal.flagged.clear()
     normal.flagged.update(f.alert_id for f in found)
     return transitions, found
+
+
+def _with_streak(job: Job, normal: Normal, streaks: Mapping[str, tuple[history.Streak, history.Streak]]) -> Job:
+    """`job` with its family's streak on its card (bot/core/history.py `with_streak`), if it just ended."""
+    found = streaks.get(job.id)
+    if found is None or not job.status.terminal:
+        return job
+    return history.with_streak(job, normal.family(job), *found)

@@ -63,6 +63,7 @@ class ServiceJob:
     tags: dict[str, str] = field(default_factory=dict)
     max_attempts: int | None = None  # retryStrategy.attempts, when submitted with one
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    timeout_s: int | None = None  # timeoutConfig.attemptDurationSeconds
 
     @property
     def arn(self) -> str:
@@ -78,6 +79,8 @@ class ServiceJob:
         out["attempts"] = [dict(a) for a in self.attempts]
         if self.max_attempts is not None:
             out["retryStrategy"] = {"attempts": self.max_attempts}
+        if self.timeout_s is not None:
+            out["timeoutConfig"] = {"attemptDurationSeconds": self.timeout_s}
         return out
 
     def summary(self) -> dict[str, Any]:

@@ -43,8 +43,15 @@ class InferenceJob:
     completed: int = 0
     failed: int = 0
     submitted_by: str = "sim"
+    timeout_ms: int | None = None  # the jobs object's `timeout`
 
     def body(self) -> dict[str, Any]:
+        out = self._body()
+        if self.timeout_ms is not None:
+            out["timeout"] = self.timeout_ms
+        return out
+
+    def _body(self) -> dict[str, Any]:
         return {
             "jobIdentifier": self.ident,
             "submittedBy": self.submitted_by,

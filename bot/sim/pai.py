@@ -73,6 +73,7 @@ class SourceJob:
     reason_message: str | None = None
     stop_shows: int | None = None  # while stopping: showings left before it is stopped
     restarts: list[dict[str, Any]] = field(default_factory=list)  # DLC RestartRecord
+    max_minutes: int | None = None  # a DLC job's JobMaxRunningTimeMinutes
 
     def detail(self) -> dict[str, Any]:
         """The GetTrainingJob / GetJob answer: the listing's item, and a DLC job's restart records."""
@@ -93,6 +94,8 @@ class SourceJob:
         if self.kind == "TrainingService":
             return {"TrainingJobId": self.ident, "TrainingJobName": self.name, **common}
         restarts = {"RestartTimes": str(len(self.restarts))} if self.restarts else {}
+        if self.max_minutes is not None:
+            restarts["JobMaxRunningTimeMinutes"] = str(self.max_minutes)
         return {"JobId": self.ident, "DisplayName": self.name, "JobType": "PyTorchJob", **common, **restarts}
 
 

@@ -52,6 +52,7 @@ class TrainingJob:
     ended: datetime | None = None
     stop_shows: int | None = None  # while stopping: showings left before it is Stopped
     tags: dict[str, str] = field(default_factory=dict)
+    max_runtime: int | None = None  # StoppingCondition.MaxRuntimeInSeconds, seconds
 
     def summary(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -73,6 +74,8 @@ class TrainingJob:
             out["FailureReason"] = self.failure_reason
         if self.started:
             out["TrainingStartTime"] = self.started.timestamp()
+        if self.max_runtime is not None:
+            out["StoppingCondition"] = {"MaxRuntimeInSeconds": self.max_runtime}
         return out
 
 

@@ -16,8 +16,10 @@ USAGE = {
     "list": "/jobs list <queue> [status] [mine] [--limit N] | /jobs list mine",
     "status": "/jobs status <queue> <job>",
     "subscribe": "/jobs subscribe <queue> [status|slow|stuck ...] [--match PATTERN] [--cause CAUSE,...]"
-    " [--quiet HH:MM-HH:MM [--quiet-tz ZONE] [--quiet-all]] [--owner <@USER>] [--dry-run]",
+    " [--quiet HH:MM-HH:MM [--quiet-tz ZONE] [--quiet-all]] [--owner <@USER>] [--no-recovery]"
+    " [--follow-up 30m] [--dry-run]",
     "stats": "/jobs stats <queue> [family]",
+    "open": "/jobs open [queue]",
     "unsubscribe": "/jobs unsubscribe <queue>",
     "subscriptions": "/jobs subscriptions [export]",
     "mute": "/jobs mute <queue> [job] <duration>  (e.g. 30m, 2h, 1d)",
@@ -81,6 +83,8 @@ class Subscribe:
     owner: str | None = None  # a Slack user id: only that person's jobs (bot/core/owners.py)
     flags: tuple[str, ...] = ()  # slow, stuck (bot/pipeline/usual.py)
     causes: tuple[str, ...] = ()  # failure causes (providers/causes.py)
+    recovery: bool = True  # a family's first success after failures passes the status filter
+    follow_up: int | None = None  # seconds: an unclaimed failure gets one follow-up after that long
 
 
 @dataclass(frozen=True)
@@ -166,8 +170,16 @@ class Stats:
     family: str | None = None
 
 
+@dataclass(frozen=True)
+class OpenFailures:
+    """The failures of the last 24 h nobody has claimed, of one queue or (None) every queue."""
+
+    queue: str | None = None
+
+
 Command = (
     Stats
+    | OpenFailures
     | Help
     | Queues
     | ListJobs

@@ -8,7 +8,7 @@ import shlex
 import unicodedata
 
 from bot.core.clock import WEEKDAYS
-from bot.core.config import EVENTS, SUBSCRIPTION_GLOB
+from bot.core.config import EVENTS, SUBSCRIPTION_GLOB, follow_up_seconds
 from bot.core.ids import USER_RE
 from bot.core.quiet import check_zone, parse_window
 from bot.slack.commands import (
@@ -20,6 +20,7 @@ from bot.slack.commands import (
     Help,
     ListJobs,
     Mute,
+    OpenFailures,
     Queues,
     ShowJob,
     Stats,
@@ -137,6 +138,8 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
     quiet: tuple[str, str] | None = None
     quiet_tz: str | None = None
     quiet_all = False
+    recovery = True
+    follow_up: int | None = None
     owner: str | None = None
     causes: tuple[str, ...] = ()
     words: list[str] = []
@@ -157,6 +160,13 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
                 raise UsageError(f"--cause: {err}", USAGE["subscribe"]) from None
         elif word.lower() == "--quiet-all":
             quiet_all = True
+        elif word.lower() == "--no-recovery":
+            recovery = False
+        elif word.startswith("--follow-up"):
+            try:
+                follow_up = follow_up_seconds(word.split("=", 1)[1] if "=" in word else next(it, ""))
+            except ValueError as err:
+                raise UsageError(f"--follow-up: {err}".replace("follow_up: ", ""), USAGE["subscribe"]) from None
         elif word.startswith("--quiet-tz"):
             zone = word.split("=", 1)[1] if "=" in word else next(it, "")
             try:
@@ -190,6 +200,8 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
         owner=owner,
         flags=flags,
         causes=causes,
+        recovery=recovery,
+        follow_up=follow_up,
     )
 
 
@@ -325,6 +337,10 @@ def parse(text: str) -> Command:
         return _parse_stop(args)
     if verb == "watching" and not args:
         return Watching()
+    if verb == "open":
+        if len(args) > 1:
+            raise UsageError("name at most one queue", USAGE["open"])
+        return OpenFailures(_queue(args[0], "open") if args else None)
     if verb in ("watch", "unwatch"):
         if len(args) != 2:
             raise UsageError("name a queue and a job", USAGE[verb])

@@ -152,7 +152,7 @@ def provider_answer(
     if isinstance(command, commands.Watch):
         return services.watcher.watch(actor, command.queue, command.job, find=services.current)
     if isinstance(command, commands.Stop):
-        return services.stopper.stop(actor, command.queue, command.job, reason=command.reason, find=services.current)
+        return services.stopper.confirm(actor, command.queue, command.job, reason=command.reason, find=services.find)
     found = services.find(command.queue, command.job)
     stop_by = services.stop_by.get(command.queue, "")
     return render.job_status(found.job, others=found.others, note=found.note, stop_by=stop_by)
@@ -241,6 +241,12 @@ def answer(services: Services, command: commands.Command, actor: Actor) -> rende
             [overview.MuteRow(m.label, m.until) for m in muted],
             [f"{d.queue}: {d.label}" for d in digests],
         )
+    if isinstance(command, commands.OpenFailures):
+        names = [services.queue(command.queue).name] if command.queue else [q.name for q in services.config.queues]
+        unclaimed = services.claimer.open_failures(actor.team_id, names)
+        now = services.clock()
+        rows = [(f.job, age(f.ended, now)) for f in unclaimed]
+        return render.open_failures(rows, scope=f"queue {command.queue}" if command.queue else "every queue")
     if isinstance(command, commands.Unwatch):
         return services.watcher.unwatch(actor, command.queue, command.job)
     if isinstance(command, commands.Watching):
@@ -265,6 +271,7 @@ SUBCOMMANDS: dict[type, str] = {
     commands.Watching: "watching",
     commands.Digest: "digest",
     commands.Stats: "stats",
+    commands.OpenFailures: "open",
 }
 
 
@@ -290,6 +297,7 @@ def _usage_for(command: commands.Command) -> str:
             "unwatch",
             "digest",
             "stats",
+            "open",
         )
         else ""
     )

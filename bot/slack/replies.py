@@ -19,6 +19,7 @@ from bot.core.errors import ServiceError
 from bot.features.access import Actor
 from bot.features.channel_settings import ChannelSettings, DigestChange
 from bot.features.queries import Services
+from bot.features.routing import follow_up_text
 from bot.slack import commands, grammar
 from bot.slack.commands import UsageError
 
@@ -67,6 +68,8 @@ def _subscribe(settings: ChannelSettings, command: commands.Subscribe, actor: Ac
         owner=command.owner,
         flags=command.flags,
         causes=command.causes,
+        recovery=command.recovery,
+        follow_up=command.follow_up,
     )
     what = ", ".join([*(s.value for s in command.statuses), *command.flags]) or "every status change"
     what += f" (failures caused by {', '.join(command.causes)})" if command.causes else ""
@@ -80,6 +83,14 @@ def _subscribe(settings: ChannelSettings, command: commands.Subscribe, actor: Ac
         hush = (
             f" :crescent_moon: Quiet {sub.quiet.start}-{sub.quiet.end} ({zone}): {spared}, and the channel "
             'gets one "While you were away" digest when the window ends.'
+        )
+    told = sub.filter.restricts and "succeeded" not in sub.filter.names
+    if told and sub.filter.recovery:
+        hush += " A job family's first success after 2 or more failures in a row is told too (`--no-recovery`: not)."
+    if sub.filter.follow_up:
+        hush += (
+            f" :bell: A failure nobody has claimed after {follow_up_text(sub.filter.follow_up)} gets one"
+            " follow-up in its thread."
         )
     return render.plain(f"{verb} this channel to `{sub.queue}` — {what}{pattern}.{hush}")
 
@@ -117,15 +128,22 @@ def button_actor(body: dict[str, Any]) -> Actor:
 
 def button_target(action: dict[str, Any], instead: str) -> tuple[str, str]:
     """(queue, job id) from a job button's value, checked like typed text."""
+    queue, job, _ = _button_value(action, instead)
+    return queue, job
+
+
+def _button_value(action: dict[str, Any], instead: str) -> tuple[str, str, str]:
+    """(queue, job id, reason) from a job button's value, checked like typed text (the reason: the
+    one `/jobs stop` was given, on the Stop button of its confirmation)."""
     value = grammar.check_text(str(action.get("value", "")))
     try:
         target = json.loads(value)
-        queue, job = str(target["queue"]), str(target["job"])
-    except (ValueError, KeyError, TypeError):
+        queue, job, reason = str(target["queue"]), str(target["job"]), str(target.get("reason") or "")
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise UsageError(f"this button is damaged; use {instead} instead") from None
-    if not grammar.QUEUE_RE.match(queue) or not job or len(job) > grammar.JOB_MAX:
+    if not grammar.QUEUE_RE.match(queue) or not job or len(job) > grammar.JOB_MAX or len(reason) > grammar.REASON_MAX:
         raise UsageError(f"this button is damaged; use {instead} instead")
-    return queue, job
+    return queue, job, reason
 
 
 def button_command(action: dict[str, Any]) -> commands.Command:
@@ -133,7 +151,7 @@ def button_command(action: dict[str, Any]) -> commands.Command:
     if action.get("action_id") == render.UNSUBSCRIBE_ACTION:
         return grammar.parse(f"unsubscribe {grammar.check_text(str(action.get('value', '')))}")
     if action.get("action_id") == render.STOP_ACTION:
-        return commands.Stop(*button_target(action, "/jobs stop"))
+        return commands.Stop(*_button_value(action, "/jobs stop"))
     return commands.Mute(*button_target(action, "/jobs mute"), render.MUTE_BUTTON_SECONDS)
 
 
@@ -160,7 +178,9 @@ def on_stop_button(services: Services, body: dict[str, Any], ack: Ack, respond: 
         try:
             command = button_command(action)
             assert isinstance(command, commands.Stop)
-            message = services.stopper.stop(actor, command.queue, command.job, reason="", find=services.current)
+            message = services.stopper.stop(
+                actor, command.queue, command.job, reason=command.reason, find=services.current
+            )
         except UsageError as err:
             message = render.error(err.problem)
         except ServiceError as err:
@@ -168,6 +188,24 @@ def on_stop_button(services: Services, body: dict[str, Any], ack: Ack, respond: 
         respond(**reply(message), replace_original=False)
 
     later(run)
+
+
+def on_claim_button(services: Services, body: dict[str, Any], ack: Ack, respond: Respond) -> None:
+    """Ack at once, record the claim (or the take-over) and answer only the presser; the cards are
+    edited by delivery (bot/features/claiming.py)."""
+    ack()
+    action = (body.get("actions") or [{}])[0]
+    try:
+        queue, job = button_target(action, "the Claim button on the job's card")
+        holder = None
+        if action.get("action_id") == render.TAKE_OVER_ACTION:
+            holder = str(json.loads(str(action.get("value", ""))).get("holder") or "")
+        message = services.claimer.claim(button_actor(body), queue, job, holder=holder)
+    except UsageError as err:
+        message = render.error(err.problem)
+    except ServiceError as err:
+        message = render.error(str(err))
+    respond(**reply(message), replace_original=False)
 
 
 def on_watch_button(services: Services, body: dict[str, Any], ack: Ack, respond: Respond, later: Later) -> None:
@@ -212,6 +250,11 @@ def register(app: App, services: Services, *, later: Later) -> None:
         on_watch_button(services, body, ack, respond, later)
 
     app.action(render.UNSUBSCRIBE_ACTION)(pressed)
+
+    @app.action(render.CLAIM_ACTION)
+    @app.action(render.TAKE_OVER_ACTION)
+    def claim(body: dict[str, Any], ack: Ack, respond: Respond) -> None:
+        on_claim_button(services, body, ack, respond)
 
     @app.action("console_link")
     def link(ack: Ack) -> None:

@@ -93,6 +93,15 @@ def baseline_rows(jobs: Iterable[tuple[Job, str]]) -> list[dict[str, object]]:
     return rows
 
 
+def outcomes(session: Session, queue: str) -> list[tuple[str, str, str, datetime | None]]:
+    """Every recorded run of the queue as (family, job id, status, ended_at), oldest first: what the
+    failure streaks are counted from (bot/core/history.py `Streak`)."""
+    stmt = select(RunHistory.family, RunHistory.job_id, RunHistory.status, RunHistory.ended_at).where(
+        RunHistory.queue == queue
+    )
+    return list(session.exec(stmt.order_by(col(RunHistory.ended_at), col(RunHistory.job_id))).all())
+
+
 def newest_waits(session: Session, queue: str) -> list[float]:
     """The queue's newest WAITS waits, newest first."""
     return [

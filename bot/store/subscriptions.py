@@ -13,7 +13,14 @@ from bot.store.tables import Subscription
 
 def filter_of(row: Subscription) -> SubscriptionFilter:
     """The row's filter, parsed from its columns."""
-    return SubscriptionFilter.from_columns(statuses=row.statuses, match=row.match, causes=row.causes, owner=row.owner)
+    return SubscriptionFilter.from_columns(
+        statuses=row.statuses,
+        match=row.match,
+        causes=row.causes,
+        owner=row.owner,
+        recovery=row.recovery,
+        follow_up=row.follow_up,
+    )
 
 
 def quiet_of(row: Subscription) -> QuietHours | None:
@@ -43,6 +50,8 @@ def set_filter(row: Subscription, new: SubscriptionFilter) -> None:
     row.match = new.match
     row.causes = ",".join(new.causes)
     row.owner = new.owner
+    row.recovery = new.recovery
+    row.follow_up = new.follow_up
 
 
 def set_quiet(row: Subscription, hours: QuietHours | None) -> None:

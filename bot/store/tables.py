@@ -112,6 +112,8 @@ class Subscription(SQLModel, table=True):
     quiet_tz: str | None = None  # IANA zone of the window; None: [bot] timezone
     quiet_all: bool = False  # hold failed and timed_out alerts too
     owner: str | None = None  # a Slack user id: only the jobs whose owner is this person (bot/core/owners.py)
+    recovery: bool = True  # a family's recovery after failures passes the status filter (bot/core/subscriptions.py)
+    follow_up: int | None = None  # seconds after which an unclaimed failure gets a follow-up (bot/pipeline/followup.py)
 
 
 class OutboxItem(SQLModel, table=True):
@@ -205,6 +207,24 @@ class StopRequest(SQLModel, table=True):
     answer: str = ""  # the provider's answer, in plain words
     requested_at: datetime = _when()
     settled_at: datetime | None = _when(default=None)
+
+
+class JobClaim(SQLModel, table=True):
+    """Who is on a failed or timed-out job in one workspace ("I'm on it", the Claim button): one row
+    per (team, queue, job), the current claim; a take-over replaces the user and keeps the one it
+    replaced (`previous_user_id`). Every claim and take-over is also an audit row. Written by the
+    button handler (bot/features/claiming.py); the cards show it through the outbox."""
+
+    __tablename__ = "job_claim"
+    __table_args__ = (UniqueConstraint("team_id", "queue", "job_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str
+    queue: str
+    job_id: str
+    user_id: str
+    claimed_at: datetime = _when()
+    previous_user_id: str | None = None
 
 
 class DigestSchedule(SQLModel, table=True):

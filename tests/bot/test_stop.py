@@ -127,6 +127,14 @@ def alerted(bot: Bot, world: World, channel: str = "C1") -> tuple[str, dict[str,
     return ref, parent
 
 
+def stop_via_command(bot: Bot, text: str, *, channel: str = "C1", user: str = OPERATOR) -> str:
+    """`/jobs stop <text>`, then a press of the Stop button its reply carries: the press's answer."""
+    reply = bot.command(f"stop {text}", channel=channel, user=user)
+    button = stop_button(reply)
+    assert button is not None, text_of(reply)
+    return text_of(bot.press(render.STOP_ACTION, button["value"], channel=channel, user=user))
+
+
 def settle(bot: Bot, cycles: int = 4) -> None:
     for _ in range(cycles):
         bot.cycle()
@@ -152,7 +160,7 @@ def test_stop_command_reaches_the_provider_once_and_the_thread(
     try:
         ref, parent = alerted(bot, world)
         assert stop_button(parent) is not None
-        reply = text_of(bot.command(f"stop q {ref} runaway GPU job", channel="C1", user=OPERATOR))
+        reply = stop_via_command(bot, f"q {ref} runaway GPU job")
         assert "Stop requested" in reply, reply
         assert world.stops() == 1
         settle(bot)
@@ -300,8 +308,9 @@ def test_a_provider_refusal_is_shown_in_plain_words_and_not_retried(
     bot = make_bot(tmp_path, database_url, slack, world)
     try:
         ref, _ = alerted(bot, world)
-        world.sim.faults.extend(["pass", kind])  # the status refresh goes through; the stop is refused
-        answer = text_of(bot.command(f"stop q {ref}", channel="C1", user=OPERATOR))
+        # the status refreshes (the command's and the press's) go through; the stop is refused
+        world.sim.faults.extend(["pass", "pass", kind])
+        answer = stop_via_command(bot, f"q {ref}")
         assert "Could not stop" in answer and expected in answer, answer
         assert world.stops() == 1  # asked once, never again by itself
         bot.cycle()
@@ -309,7 +318,7 @@ def test_a_provider_refusal_is_shown_in_plain_words_and_not_retried(
         assert not [p for p in slack.posts("C1") if "Stop requested" in text_of(p)]
         assert [a.outcome for a in audits(bot)] == [state]
         # A person may ask again after a refusal: the same row, one more call.
-        assert "Stop requested" in text_of(bot.command(f"stop q {ref}", channel="C1", user=OPERATOR))
+        assert "Stop requested" in stop_via_command(bot, f"q {ref}")
         assert world.stops() == 2
     finally:
         bot.close()
@@ -341,7 +350,61 @@ def test_a_request_left_by_a_crashed_process_does_not_block_the_job_for_ever(
                     queue="q", job_id=job_id, team_id="T0001", channel_id="C1", user_id=OTHER, requested_at=stamp
                 )
             )
-        assert "Stop requested" in text_of(bot.command(f"stop q {ref}", channel="C1", user=OPERATOR))
+        assert "Stop requested" in stop_via_command(bot, f"q {ref}")
         assert sage.stops() == 1
     finally:
         bot.close()
+
+
+@pytest.mark.postgresql_with(world="sagemaker")
+def test_the_command_only_shows_the_job_it_resolved_and_a_confirmed_button(
+    tmp_path: Path, database_url: str, slack: FakeSlack, world: World
+) -> None:
+    bot = make_bot(tmp_path, database_url, slack, world)
+    try:
+        ref, _ = alerted(bot, world)
+        job = bot.runtime.services.current("q", ref)
+        reply = bot.command(f"stop q {ref} runaway GPU job", channel="C1", user=OPERATOR)
+        shown = text_of(reply)
+        assert job.name in shown and job.id in shown and world.provider in shown, shown
+        assert job.status.value in shown and "Owner:" in shown and "runaway GPU job" in shown
+        button = stop_button(reply)
+        assert (
+            button is not None
+            and button["style"] == "danger"
+            and "cannot be undone" in button["confirm"]["text"]["text"]
+        )
+        assert json.loads(button["value"]) == {"queue": "q", "job": job.id, "reason": "runaway GPU job"}
+        settle(bot, 2)  # time passes; nobody presses
+        assert world.stops() == 0
+        with bot.runtime.db.read() as session:
+            assert not session.exec(select(StopRequest)).all()
+        assert audits(bot) == []  # nothing was changed, so nothing to audit yet
+    finally:
+        bot.close()
+
+
+@pytest.mark.sqlite_only
+def test_a_name_shared_by_several_jobs_names_the_newest_and_says_so(
+    tmp_path: Path, database_url: str, slack: FakeSlack
+) -> None:
+    sage = batch_world()  # Batch job names need not be unique
+    bot = make_bot(tmp_path, database_url, slack, sage)
+    try:
+        bot.command("subscribe q", channel="C1")
+        bot.cycle()
+        sage.sim.add("nightly", "RUNNING")
+        bot.cycle()
+        sage.sim.add("nightly", "RUNNING")
+        bot.cycle()
+        newest = bot.runtime.services.current("q", "nightly")
+        reply = bot.command("stop q nightly", channel="C1", user=OPERATOR)
+        assert newest.id in text_of(reply) and "1 other job(s) match" in text_of(reply), text_of(reply)
+        button = stop_button(reply)
+        assert button is not None and json.loads(button["value"])["job"] == newest.id
+        assert sage.stops() == 0
+        assert "Stop requested" in text_of(bot.press(render.STOP_ACTION, button["value"], channel="C1", user=OPERATOR))
+        assert sage.stops() == 1
+    finally:
+        bot.close()
+        sage.sim.stop()

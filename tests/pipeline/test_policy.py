@@ -423,6 +423,14 @@ def test_each_rule_acts_on_the_kinds_of_its_set_and_lets_the_others_through() ->
     taken = {k for k in OutboxKind if policy.wanted(nothing, k, job, flag=FlagKind.STUCK)}
     assert set(OutboxKind) - taken == FILTERED
 
+    # a family's recovery (bot/core/history.py) is an alert a failures-only filter takes, unless opted out
+    ok = job.model_copy(update={"status": JobStatus.SUCCEEDED, "extra": {"recovered_after": 3}})
+    failures_only = SubscriptionFilter.from_words(["failed"])
+    assert policy.wanted(failures_only, OutboxKind.ALERT, ok)
+    assert not policy.wanted(SubscriptionFilter.from_words(["failed"], recovery=False), OutboxKind.ALERT, ok)
+    assert not policy.wanted(failures_only, OutboxKind.ALERT, ok.model_copy(update={"extra": {}}))
+    assert not policy.wanted(SubscriptionFilter.from_words(["failed"], match="x-*"), OutboxKind.ALERT, ok)
+
 
 # --- each column of the table, through the pipeline -------------------------------------------------
 

@@ -194,7 +194,9 @@ def test_job_tags_come_from_describe_not_the_listing(sim: BatchSim) -> None:
     assert src.job_tags(jobs["llama"]) == {"owner": "alice"}
     assert src.job_tags(jobs["bare"]) == {}  # DescribeServiceJob leaves `tags` out when there are none
     assert sim.calls == {"describeservicejob": 2}
+    assert src.runtime_limit(jobs["llama"]) is None  # the same answer serves the limit: no request
+    assert sim.calls == {"describeservicejob": 2}
     sim.op_faults["describeservicejob"] = deque(["denied"])
     with pytest.raises(AuthError):
-        src.job_tags(jobs["llama"])
+        source(sim).job_tags(jobs["llama"])  # a new adapter has no answer to reuse
     assert tagged.job_id in jobs["llama"].refs
