@@ -522,20 +522,45 @@ def providers_10k(n: int, tmp: Path) -> list[Row]:
             story.stop()
         naive = math.ceil(n / PAGE)
         floor = floor_of(story, len(live))
-        ok = quiet <= 1.5 * floor + 1
+        moved = min(len(live), round(n * CHANGED_SHARE))
+        bound = 1.5 * floor + 1
+        # Batch and PAI: a live job that left the live statuses is in no listing of them, and the
+        # API looks such jobs up one at a time (left_lookups): the bound of a cycle in which
+        # `moved` jobs ended adds one request per job to the listings' bound.
+        changed_bound = bound + left_lookups(story, moved)
         strict = name in ("SageMaker", "Aitems", "Modzy")
+        ok = quiet <= bound and changed <= changed_bound  # every figure of the row within its bound
         if strict:
-            ok = ok and naive / max(quiet, 1) >= 50
+            ok = ok and naive / max(quiet, 1) >= 50 and naive / max(changed, 1) >= 50
         note = " (AiTEMS: one live train per type, 3 live)" if name == "Aitems" else f" ({len(live)} live)"
+        target = f"quiet ≤ 1.5×floor+1 = {bound:g}; changed ≤ {changed_bound:g}" + (
+            f" (+{changed_bound - bound:g}: one lookup per ended job)" if changed_bound > bound else ""
+        )
         rows.append(
             Row(
                 f"(a) {name} 10k jobs{note}: requests per steady cycle",
                 f"quiet {quiet}, 1% changed {changed}; naive {naive}, floor {floor}",
-                ("≥ 50× fewer than naive; " if strict else "") + f"≤ 1.5×floor+1 = {1.5 * floor + 1:g}",
+                ("both ≥ 50× fewer than naive; " if strict else "") + target,
                 ok,
             )
         )
     return rows
+
+
+def left_lookups(story: Story, ended: int) -> int:
+    """Requests that no listing can save when `ended` live jobs of the history end between two polls.
+
+    AWS Batch: a service job that left the live statuses shows only in a listing of every status
+    (newest first, by creation) or through DescribeServiceJob, which takes one jobId (botocore model
+    batch 2016-08-10; there is no multi-job describe for service jobs, unlike DescribeJobs for
+    container jobs). PAI TrainingService: ListTrainingJobs filters by one Status or one
+    TrainingJobId, and GetTrainingJob reads one job (paistudio 2022-01-12); DLC jobs are read 50 at
+    a time by `JobIds`. When the ended jobs were created among thousands of older ones, as here, the
+    listing finds about one of them per page, so the adapter stops it after one page and reads each.
+    SageMaker, Modzy and AiTEMS list by modification time or recency: nothing to add.
+    """
+    name = type(story).__name__
+    return ended + 1 if name in ("BatchStory", "PaiStory") else 0  # +1: the listing's page that did not pay
 
 
 def counted_poll(story: Story, rt: Runtime) -> tuple[int, float]:
