@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Mapping
 from functools import cache
@@ -205,6 +206,8 @@ def make_client(
     session.register_component("data_loader", loader)
     client: Any = session.create_client(service, **kwargs)  # Any: the stubs type no service's methods
     loader.forget_endpoints()
+    del session  # its endpoint resolver holds the data in reference cycles: collect them now
+    gc.collect()
     return client
 
 
