@@ -214,14 +214,12 @@ def main(argv: list[str] | None = None) -> int:
             worker.close()
             rt.db.dispose()
             sims.close()
-        posts = "n/a"
     hwm = status_kb()
-    traced = tracemalloc.get_traced_memory()[1] if not args.rss else 0
     print(
         f"{args.jobs} jobs x {len(queues)} queues; RSS before imports {before_kb / 1024:.0f} MB, after serve's imports"
         f" {imports_kb / 1024:.0f} MB; baselines {baseline_s:.0f} s; VmHWM at the end {hwm / 1024:.0f} MB"
-        + (f" (tracemalloc on: it adds its own); traced peak {traced / 2**20:.1f} MB" if not args.rss else "")
-        + f"; posts {posts}\n"
+        + (" (tracemalloc on: it adds its own)" if not args.rss else "")
+        + "\n"
     )
     order: list[str] = []
     for _, name in tracer.stats:
