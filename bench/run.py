@@ -21,8 +21,9 @@ Run from the repository root: `python bench/run.py` (or `--quick`). Everything r
 (c) Detection latency: the real worker scheduler (5 s interval), Modzy jobs changed
     at random moments, time from change to FakeSlack's chat.postMessage.
 (d) Memory: peak RSS (VmHWM) of one `jobwatch serve` process polling five queues, one per
-    provider, of 10k jobs each (3% live) on a 5 s interval: the five baselines, then steady
-    cycles in which 1% of each queue's jobs end. Simulators and FakeSlack run in another process.
+    provider, of 10k jobs each (3% live) on a 5 s interval, one subscribed channel per queue: the
+    five baselines, then steady cycles in which 1% of each queue's jobs end (their alerts are
+    folded into digests and posted). Simulators and FakeSlack run in another process.
 """
 
 from __future__ import annotations
@@ -924,7 +925,12 @@ def memory_serve(n: int, tmp: Path, *, steady: int) -> list[Row]:
         setup = sims.ask({"op": "setup"})
         queues = list(setup["live"])
         config = tmp / "jobwatch.toml"
-        config.write_text("[bot]\npoll_interval = 5\n" + str(setup["config"]))
+        # One subscribed channel per queue: alerts, slow and stuck flags and digests are written and
+        # posted to FakeSlack, as in production (without one, nothing is enqueued or delivered).
+        subs = "".join(
+            f'\n[[subscriptions]]\nchannel = "C{i:04d}"\nqueue = "{q}"\nteam = "{TEAM}"\n' for i, q in enumerate(queues)
+        )
+        config.write_text("[bot]\npoll_interval = 5\n" + str(setup["config"]) + subs)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
@@ -975,7 +981,8 @@ def memory_serve(n: int, tmp: Path, *, steady: int) -> list[Row]:
     peak = final["VmHWM"] / 1024
     return [
         Row(
-            f"(d) `jobwatch serve`, 5 queues (one per provider) × {n // 1000}k jobs, 3% live: peak RSS",
+            f"(d) `jobwatch serve`, 5 queues (one per provider) × {n // 1000}k jobs, 3% live, one subscribed"
+            " channel each: peak RSS",
             f"{peak:.0f} MB (after the 5 baselines, {baseline_s:.0f} s: peak {baseline['VmHWM'] / 1024:.0f} MB;"
             f" after {steady} steady cycles, {changed} jobs ended: RSS {final['VmRSS'] / 1024:.0f} MB)",
             "< 150 MB",
