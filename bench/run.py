@@ -26,8 +26,9 @@ Run from the repository root: `python bench/run.py` (or `--quick`). Everything r
     moto's EventBridge (a rule to an SQS queue the worker long-polls), and Modzy jobs whose end
     the simulator posts to the Job Completion webhook.
 (d) Memory: peak RSS (VmHWM) of one `jobwatch serve` process polling five queues, one per
-    provider, of 10k jobs each (3% live) on a 5 s interval: the five baselines, then steady
-    cycles in which 1% of each queue's jobs end. Simulators and FakeSlack run in another process.
+    provider, of 10k jobs each (3% live) on a 5 s interval, one subscribed channel per queue: the
+    five baselines, then steady cycles in which 1% of each queue's jobs end (their alerts are
+    folded into digests and posted). Simulators and FakeSlack run in another process.
 (e) Delivery, head of line (`bench/delivery.py --slow`): 20 channels, one that Slack answers in
     4 s a post (12 alerts queued), one with a backlog of 500, and alerts committed to the 18 others
     at random moments for 30 s while the dispatcher ticks every second: the healthy channels'
@@ -534,20 +535,45 @@ def providers_10k(n: int, tmp: Path) -> list[Row]:
             story.stop()
         naive = math.ceil(n / PAGE)
         floor = floor_of(story, len(live))
-        ok = quiet <= 1.5 * floor + 1
+        moved = min(len(live), round(n * CHANGED_SHARE))
+        bound = 1.5 * floor + 1
+        # Batch and PAI: a live job that left the live statuses is in no listing of them, and the
+        # API looks such jobs up one at a time (left_lookups): the bound of a cycle in which
+        # `moved` jobs ended adds one request per job to the listings' bound.
+        changed_bound = bound + left_lookups(story, moved)
         strict = name in ("SageMaker", "Aitems", "Modzy")
+        ok = quiet <= bound and changed <= changed_bound  # every figure of the row within its bound
         if strict:
-            ok = ok and naive / max(quiet, 1) >= 50
+            ok = ok and naive / max(quiet, 1) >= 50 and naive / max(changed, 1) >= 50
         note = " (AiTEMS: one live train per type, 3 live)" if name == "Aitems" else f" ({len(live)} live)"
+        target = f"quiet ≤ 1.5×floor+1 = {bound:g}; changed ≤ {changed_bound:g}" + (
+            f" (+{changed_bound - bound:g}: one lookup per ended job)" if changed_bound > bound else ""
+        )
         rows.append(
             Row(
                 f"(a) {name} 10k jobs{note}: requests per steady cycle",
                 f"quiet {quiet}, 1% changed {changed}; naive {naive}, floor {floor}",
-                ("≥ 50× fewer than naive; " if strict else "") + f"≤ 1.5×floor+1 = {1.5 * floor + 1:g}",
+                ("both ≥ 50× fewer than naive; " if strict else "") + target,
                 ok,
             )
         )
     return rows
+
+
+def left_lookups(story: Story, ended: int) -> int:
+    """Requests that no listing can save when `ended` live jobs of the history end between two polls.
+
+    AWS Batch: a service job that left the live statuses shows only in a listing of every status
+    (newest first, by creation) or through DescribeServiceJob, which takes one jobId (botocore model
+    batch 2016-08-10; there is no multi-job describe for service jobs, unlike DescribeJobs for
+    container jobs). PAI TrainingService: ListTrainingJobs filters by one Status or one
+    TrainingJobId, and GetTrainingJob reads one job (paistudio 2022-01-12); DLC jobs are read 50 at
+    a time by `JobIds`. When the ended jobs were created among thousands of older ones, as here, the
+    listing finds about one of them per page, so the adapter stops it after one page and reads each.
+    SageMaker, Modzy and AiTEMS list by modification time or recency: nothing to add.
+    """
+    name = type(story).__name__
+    return ended + 1 if name in ("BatchStory", "PaiStory") else 0  # +1: the listing's page that did not pay
 
 
 def counted_poll(story: Story, rt: Runtime) -> tuple[int, float]:
@@ -1075,7 +1101,12 @@ def memory_serve(n: int, tmp: Path, *, steady: int) -> list[Row]:
         setup = sims.ask({"op": "setup"})
         queues = list(setup["live"])
         config = tmp / "jobwatch.toml"
-        config.write_text("[bot]\npoll_interval = 5\n" + str(setup["config"]))
+        # One subscribed channel per queue: alerts, slow and stuck flags and digests are written and
+        # posted to FakeSlack, as in production (without one, nothing is enqueued or delivered).
+        subs = "".join(
+            f'\n[[subscriptions]]\nchannel = "C{i:04d}"\nqueue = "{q}"\nteam = "{TEAM}"\n' for i, q in enumerate(queues)
+        )
+        config.write_text("[bot]\npoll_interval = 5\n" + str(setup["config"]) + subs)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
@@ -1126,7 +1157,8 @@ def memory_serve(n: int, tmp: Path, *, steady: int) -> list[Row]:
     peak = final["VmHWM"] / 1024
     return [
         Row(
-            f"(d) `jobwatch serve`, 5 queues (one per provider) × {n // 1000}k jobs, 3% live: peak RSS",
+            f"(d) `jobwatch serve`, 5 queues (one per provider) × {n // 1000}k jobs, 3% live, one subscribed"
+            " channel each: peak RSS",
             f"{peak:.0f} MB (after the 5 baselines, {baseline_s:.0f} s: peak {baseline['VmHWM'] / 1024:.0f} MB;"
             f" after {steady} steady cycles, {changed} jobs ended: RSS {final['VmRSS'] / 1024:.0f} MB)",
             "< 150 MB",

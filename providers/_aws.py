@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import os
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -17,6 +19,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
+from botocore.loaders import instance_cache
 from pydantic import Field
 
 from providers.base import QueueConfig, default_env, env_secret
@@ -86,15 +89,96 @@ class AwsQueue(QueueConfig):
     events_endpoint_url: str | None = None
 
 
+# The operations jobwatch calls, per service (botocore's names): the only ones its clients know.
+# A call to any other is an AttributeError, which tests/providers/test_aws_models.py rules out by
+# reading every `client.<operation>(` call of the adapters.
+OPERATIONS: dict[str, frozenset[str]] = {
+    "sagemaker": frozenset({"ListTrainingJobs", "DescribeTrainingJob", "ListTags", "StopTrainingJob"}),
+    "batch": frozenset({"ListServiceJobs", "DescribeServiceJob", "TerminateServiceJob"}),
+    "logs": frozenset({"DescribeLogStreams", "GetLogEvents"}),
+}
+
+
+def trimmed_model(model: dict[str, Any], operations: frozenset[str]) -> dict[str, Any]:
+    """A botocore service model cut down to `operations` and the shapes they reach (input, output,
+    errors, and every member, list member, map key and value under them), without documentation.
+
+    Requests and answers of those operations are (de)serialised from these shapes alone, so they
+    are the same as with the whole model.
+    """
+    shapes = model["shapes"]
+    keep: set[str] = set()
+    todo: list[str] = []
+    for name in operations:
+        operation = model["operations"][name]
+        todo += [operation[k]["shape"] for k in ("input", "output") if k in operation]
+        todo += [error["shape"] for error in operation.get("errors", [])]
+    while todo:
+        name = todo.pop()
+        if name in keep:
+            continue
+        keep.add(name)
+        shape = shapes[name]
+        todo += [shape[k]["shape"] for k in ("member", "key", "value") if k in shape]
+        todo += [member["shape"] for member in shape.get("members", {}).values()]
+    cut: dict[str, Any] = _undocumented(
+        {
+            **model,
+            "operations": {name: model["operations"][name] for name in operations},
+            "shapes": {name: shapes[name] for name in keep},
+        }
+    )
+    return cut
+
+
+def _undocumented(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _undocumented(v) for k, v in value.items() if k not in ("documentation", "documentationUrl")}
+    if isinstance(value, list):
+        return [_undocumented(v) for v in value]
+    return value
+
+
+class TrimmedLoader(botocore.loaders.Loader):
+    """botocore's data loader, but the service models of OPERATIONS' services are kept cut down to
+    the operations jobwatch calls (`trimmed_model`).
+
+    The whole SageMaker model is about 9 MB of Python objects once parsed (3,260 shapes of 434
+    operations), AWS Batch's 1.4 MB and CloudWatch Logs' 2 MB, kept for as long as a client lives;
+    the four SageMaker operations reach 182 shapes, 0.2 MB. The whole model is parsed once, then
+    dropped from the loader's cache.
+    """
+
+    @instance_cache
+    def load_service_model(self, service_name: str, type_name: str, api_version: str | None = None) -> Any:
+        model = super().load_service_model(service_name, type_name, api_version)
+        operations = OPERATIONS.get(service_name)
+        if type_name != "service-2" or operations is None:
+            return model
+        version = api_version or self.determine_latest_version(service_name, type_name)
+        # Forget the whole model: the base class cached it, and the file's data under its path.
+        cached: dict[tuple[object, ...], Any] = self._cache  # type: ignore[attr-defined]  # instance_cache's
+        cached.pop(("load_service_model", service_name, type_name, api_version), None)
+        cached.pop(("load_data_with_path", os.path.join(service_name, version, type_name)), None)
+        return trimmed_model(model, operations)
+
+    def forget_endpoints(self) -> None:
+        """Drop the parsed endpoints data (about 7 MB of Python objects) from the cache: botocore
+        reads it only while it makes a client, and a client keeps what it needs of it. The rare
+        later client (a stop, a first log tail) parses the file again, in about 0.1 s."""
+        self._cache.pop(("load_data_with_path", "endpoints"), None)  # type: ignore[attr-defined]
+
+
 @cache
-def _data_loader() -> botocore.loaders.Loader:
+def _data_loader() -> TrimmedLoader:
     """The process's one botocore data loader, which parses and caches the service models.
 
     Each client gets its own session (its own credential chain and settings), but sessions
-    share this loader: a session of its own would parse the models again, and SageMaker's
-    alone is about 17 MB of Python objects (AWS Batch's 3 MB, endpoints and partitions 5 MB).
+    share this loader: a session of its own would parse the models again. The models of the
+    services jobwatch calls are kept trimmed to its operations, and the endpoints data only while
+    a client is made (TrimmedLoader).
     """
-    return botocore.loaders.create_loader()
+    return TrimmedLoader()
 
 
 def make_client(
@@ -126,8 +210,12 @@ def make_client(
             env, queue.secret_key_env or "AWS_SECRET_ACCESS_KEY", queue=queue.name
         ).get_secret_value()
     session = botocore.session.get_session()
-    session.register_component("data_loader", _data_loader())
+    loader = _data_loader()
+    session.register_component("data_loader", loader)
     client: Any = session.create_client(service, **kwargs)  # Any: the stubs type no service's methods
+    loader.forget_endpoints()
+    del session  # its endpoint resolver holds the data in reference cycles: collect them now
+    gc.collect()
     return client
 
 

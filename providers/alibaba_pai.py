@@ -11,8 +11,8 @@ from the oldest run on the baseline, then one listing per live status (or one de
 job when fewer jobs are live than there are live statuses). A job the listings no longer show
 in a live status has moved: several such jobs are looked up in one listing of every status since
 the oldest of them (while that costs fewer requests), the rest get one `GetTrainingJob`/`GetJob`.
-Terminal states are cached and never fetched again, so a steady cycle costs the newest `ListRuns` page plus work that
-grows with the live runs, not the history.
+Terminal states are cached (those of the FINAL_KEPT newest runs) and not fetched again, so a steady
+cycle costs the newest `ListRuns` page plus work that grows with the live runs, not the history.
 
 `ListRuns` pages with `PageToken`/`MaxResults` (sorted `GmtCreateTime DESC`) until
 `NextPageToken` is 0 or absent; a token that repeats is an error. Incremental cycles stop at the
@@ -117,6 +117,11 @@ PAGE_SIZE = 100  # ListRuns MaxResults
 LIST_SIZE = 100  # ListTrainingJobs / ListJobs PageSize
 JOB_IDS_PER_CALL = 50  # DLC ListJobs JobIds (comma list)
 OVERLAP = timedelta(minutes=5)
+# Final source states kept (those of the newest runs), so the runs of the newest ListRuns pages,
+# listed again each cycle through the overlap, cost no status call once ended. A baseline resolves
+# every run of the history (10,000 states were ~4.5 MB); only the newest are ever listed again.
+FINAL_KEPT = 2_500
+EPOCH = datetime.min.replace(tzinfo=UTC)
 START_MARGIN = timedelta(days=1)  # the job may predate its run a little
 # Hosts by the SDKs' endpoint maps (regional rule) where a region is special.
 TRAINING_HOSTS = {"cn-hangzhou": "pai.cn-hangzhou.data.aliyun.com"}
@@ -260,7 +265,8 @@ class PaiSource:
             clock=clock,
         )
         self.http = requester or Requester(make_client(config.workspace_url()), what=f"pai {config.name}")
-        self._final: dict[Key, SourceState] = {}
+        self._final: dict[Key, SourceState] = {}  # those of the FINAL_KEPT newest runs
+        self._born: dict[Key, datetime] = {}  # when the run of each cached state was created
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -345,8 +351,17 @@ class PaiSource:
             states.update(self._training(todo[TRAINING], baseline=baseline))
         for key, state in states.items():
             if state.final:
-                self._final[key] = state
+                self._remember(key, state, wanted.get(key))
         return states
+
+    def _remember(self, key: Key, state: SourceState, created: datetime | None) -> None:
+        """Cache a final state; past FINAL_KEPT, keep those of the newest runs."""
+        self._final[key] = state
+        self._born[key] = created or EPOCH
+        if len(self._final) > FINAL_KEPT:
+            newest = sorted(self._born, key=self._born.__getitem__, reverse=True)
+            for old in newest[FINAL_KEPT:]:
+                del self._final[old], self._born[old]
 
     def _start(self, created: Iterable[datetime | None]) -> str:
         """`StartTime` for a listing: the listings default to 7 days, older live jobs need it."""
@@ -584,10 +599,10 @@ class PaiSource:
         state = NO_SOURCE_STATE
         if key is not None and key[0] in MAPS:
             state = self._final.get(key) or self._detail(*key)
-            if state.final:
-                self._final[key] = state
         with parsing(self, "GetRun"):
             job = self.to_job(run, state)
+        if key is not None and state.final:
+            self._remember(key, state, job.created_at)
         return job
 
     def stop_job(self, job: Job, *, reason: str) -> StopResult:

@@ -11,7 +11,7 @@ import pytest
 from bot.sim.pai import PaiSim, Run
 from providers import AuthError, BadResponseError, ConflictError, JobStatus
 from providers._http import Requester, make_client
-from providers.alibaba_pai import JOB_IDS_PER_CALL, PAGE_SIZE, PaiQueue, PaiSource
+from providers.alibaba_pai import FINAL_KEPT, JOB_IDS_PER_CALL, PAGE_SIZE, PaiQueue, PaiSource
 from providers.alibaba_signing import AcsSigner
 
 
@@ -80,6 +80,23 @@ def test_terminal_sources_are_cached_and_never_fetched_again(sim: PaiSim) -> Non
         assert {j.id for j in again} == set(baseline)
     assert status_calls(sim) == 0
     assert sim.calls["ListRuns"] == 3
+
+
+def test_the_cache_of_final_states_keeps_the_newest_runs_not_the_whole_history(sim: PaiSim) -> None:
+    start = datetime.now(UTC) - timedelta(days=2)
+    runs = [sim.add(f"hist-{n}", "Succeed", when=start + timedelta(seconds=n)) for n in range(FINAL_KEPT + 100)]
+    src = source(sim)
+    assert len(src.list_jobs(since=None, live=[])) == len(runs)
+    sim.calls.clear()
+    # The newest runs, which ListRuns lists again, are still known: no status call ...
+    for run in runs[-3:]:
+        job = src.get_job(run.ident)
+        assert job is not None and job.status is JobStatus.SUCCEEDED
+    assert status_calls(sim) == 0
+    # ... the oldest were let go: asking about one costs its detail call, and is right all the same.
+    job = src.get_job(runs[0].ident)
+    assert job is not None and job.status is JobStatus.SUCCEEDED
+    assert sim.calls["GetTrainingJob"] == 1
 
 
 def test_steady_cycle_grows_with_live_runs_not_history(sim: PaiSim) -> None:
