@@ -149,3 +149,18 @@ def test_follow_up_is_kept_with_the_subscription_and_its_export(
     assert 'follow_up = "2h"' in text_of(bot.command("subscriptions export", channel="C1"))
     assert "--follow-up" in text_of(bot.command("subscribe gpu --follow-up 2s", channel="C1"))
     bot.close()
+
+
+def test_subscriptions_shows_follow_up_and_no_recovery(
+    tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim, clock: MovableClock
+) -> None:
+    bot = make(tmp_path, database_url, slack, batch, clock)
+    bot.command("subscribe gpu failed --follow-up 2h --no-recovery", channel="C1")
+    bot.command("subscribe gpu failed", channel="C2")
+    listed = text_of(bot.command("subscriptions", channel="C1"))
+    assert "follow-up after 2h" in listed and "no recovery" in listed, listed
+    plain = text_of(bot.command("subscriptions", channel="C2"))
+    assert "*gpu* — failed" in plain and "follow-up" not in plain and "recovery" not in plain, plain
+    export = text_of(bot.command("subscriptions export", channel="C1"))
+    assert 'follow_up = "2h"' in export and "recovery = false" in export  # the list says what the export says
+    bot.close()
