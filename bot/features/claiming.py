@@ -128,12 +128,7 @@ class Claimer:
             if team != actor.team_id:
                 continue
             shown = claims.card(session, team, channel, job.queue, job.id) or job
-            extra = {**shown.extra, render.CLAIMED_BY: actor.user_id}
-            if before:
-                extra[render.CLAIMED_FROM] = before
-            else:
-                extra.pop(render.CLAIMED_FROM, None)
-            card = shown.model_copy(update={"extra": extra}).model_dump_json()
+            card = render.with_claim(shown, actor.user_id, before).model_dump_json()
             rows.append(
                 OutboxRow.note(
                     f"claim:{job.queue}:{job.id}:{actor.user_id}:{now.isoformat()}",

@@ -178,3 +178,23 @@ def test_open_lists_unclaimed_failures_with_their_age_and_not_those_a_later_run_
     assert "nightly-eval-1" not in listed and "report-9" not in listed and "report-10" not in listed, listed
     assert "No unclaimed failure" in listed
     assert "Usage: /jobs open [queue]" in text_of(bot.command("open gpu extra", channel="C1"))
+
+
+def test_a_later_status_change_keeps_the_claim_on_the_card(bot: Bot, slack: FakeSlack, batch: BatchSim) -> None:
+    job_id = failed(bot, batch, "bert-ft-1")
+    claim = button(card(slack, "C1", "bert-ft-1"), render.CLAIM_ACTION)
+    bot.press(render.CLAIM_ACTION, claim["value"], channel="C1", user=ALICE)
+    bot.settle()
+    edits = len(slack.updates)
+    # the provider says what stopped it: the failure was its runtime limit (failed -> timed_out)
+    batch.set(job_id, "FAILED", reason="Job attempt duration exceeded timeout")
+    bot.cycle()
+    bot.settle()
+    assert len(slack.updates) > edits  # the card was redrawn for the new status
+    now = text_of(card(slack, "C1", "bert-ft-1"))  # C2 hears only `failed`: its card stays as it was
+    assert "now *timed_out*" in now and f"claimed by <@{ALICE}>" in now, now
+    (reply,) = [p for p in slack.posts("C1") if p.get("thread_ts") and "timed_out" in text_of(p)]
+    assert f"claimed by <@{ALICE}>" in text_of(reply)  # the status change's reply says it too
+    assert f"claimed by <@{ALICE}>" in text_of(card(slack, "C2", "bert-ft-1"))
+    (row,) = claims(bot)
+    assert row.user_id == ALICE
