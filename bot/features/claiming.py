@@ -8,7 +8,8 @@ it (a claim changes nothing at the provider, so it is not an operator's act):
    with its audit row and, for every channel of the workspace that has the job's thread, one note
    "@x is on it" whose payload carries the card as it is to look now ("claimed by @x"); delivery
    posts the note in the thread and edits the card in place (bot/pipeline/send.py, as for a
-   status change). The handler never calls Slack itself.
+   status change). The handler never calls Slack itself. A follow-up of the failure
+   (bot/pipeline/followup.py) written but not yet sent is withdrawn in the same transaction.
 3. a second person pressing Claim is told who has it, since when, with a Take over button; a
    take-over is recorded the same way (the one it replaces is kept as `previous_user_id` and in
    the audit), and names the holder it replaces, so a take-over of a claim that changed meanwhile
@@ -78,6 +79,8 @@ class Claimer:
                 if answer is not None:
                     return answer
                 claims.claim(session, team_id=actor.team_id, queue=queue, job_id=job_id, user_id=actor.user_id, now=now)
+                # a follow-up written before the claim but not yet sent is taken back with it
+                outbox.withdraw_follow_ups(session, queue=queue, job_ids=[job_id], team_id=actor.team_id)
                 before = current.user_id if current is not None else None
                 verb = "take over" if before else "claim"
                 access.record(
