@@ -15,7 +15,17 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.core import owners, policy
 from bot.core.alert_ids import FOLLOW_UP
-from bot.core.outbox import FOLDED, TOLD, WITHDRAWABLE, WITHDRAWN, OutboxKind, OutboxRow, OutboxState
+from bot.core.outbox import (
+    FOLDED,
+    STATUS_CHANGES,
+    TO_POST,
+    TOLD,
+    WITHDRAWABLE,
+    WITHDRAWN,
+    OutboxKind,
+    OutboxRow,
+    OutboxState,
+)
 from bot.core.subscriptions import FlagKind, SubscriptionFilter
 from bot.store.db import chunks, insert_ignore
 from bot.store.owners import known_users
@@ -112,6 +122,26 @@ def withdraw_follow_ups(session: Session, *, queue: str, job_ids: Collection[str
             session.delete(row)
             withdrawn += 1
     return withdrawn
+
+
+def owed_cards(session: Session, team_id: str, queue: str, job_id: str) -> Sequence[OutboxItem]:
+    """The job's status changes (STATUS_CHANGES) in the workspace that will still be posted (TO_POST):
+    each redraws the job's card when it goes."""
+    return session.exec(
+        select(OutboxItem).where(
+            OutboxItem.team_id == team_id,
+            OutboxItem.queue == queue,
+            OutboxItem.job_id == job_id,
+            col(OutboxItem.kind).in_(sorted(STATUS_CHANGES)),
+            col(OutboxItem.state).in_(sorted(TO_POST)),
+        )
+    ).all()
+
+
+def set_payload(session: Session, row: OutboxItem, payload: str) -> None:
+    """Replace a row's payload (a row not yet being sent: the card it shows changed meanwhile)."""
+    row.payload = payload
+    session.add(row)
 
 
 def held_channels(session: Session, now: datetime) -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from bot.blocks import render
 from bot.sim.batch import BatchSim
-from bot.sim.slack import FakeSlack
+from bot.sim.slack import FakeSlack, Fault
 from bot.store.tables import AuditEntry, JobClaim
 from tests.conftest import AWS_ENV
 from tests.harness import Bot, text_of
@@ -198,3 +198,21 @@ def test_a_later_status_change_keeps_the_claim_on_the_card(bot: Bot, slack: Fake
     assert f"claimed by <@{ALICE}>" in text_of(card(slack, "C2", "bert-ft-1"))
     (row,) = claims(bot)
     assert row.user_id == ALICE
+
+
+def test_a_status_change_owed_before_the_claim_and_posted_after_it_keeps_the_claim(
+    bot: Bot, slack: FakeSlack, batch: BatchSim
+) -> None:
+    job_id = failed(bot, batch, "bert-ft-2")
+    claim = button(card(slack, "C1", "bert-ft-2"), render.CLAIM_ACTION)
+    batch.set(job_id, "FAILED", reason="Job attempt duration exceeded timeout")
+    bot.runtime.worker.renew()
+    bot.runtime.worker.poll_all()  # the time-out is written, not posted yet
+    bot.press(render.CLAIM_ACTION, claim["value"], channel="C1", user=ALICE)
+    slack.script("chat.postMessage", Fault(error="try_again_soon", channel="C1"))  # the time-out waits its backoff
+    bot.settle()
+    (note,) = [p for p in slack.posts("C1") if p.get("thread_ts") and "is on it" in text_of(p)]
+    (change,) = [p for p in slack.posts("C1") if p.get("thread_ts") and "timed_out" in text_of(p)]
+    assert float(change["ts"]) > float(note["ts"])  # the claim's note went first
+    now = text_of(card(slack, "C1", "bert-ft-2"))  # redrawn last by the time-out
+    assert "now *timed_out*" in now and f"claimed by <@{ALICE}>" in now, now
