@@ -185,7 +185,11 @@ def _write(
             owners_table=rules.owners_table,
             pattern=poll.normal.pattern if poll.normal is not None else None,
         )
-        # and those already written whose family this poll saw succeed are taken back
+    if recovered and before.outage_notified and rules.ops_channel:
+        text = f"Queue {poll.queue} is polling again after {before.failures} failed polls."
+        rows.append(_notice(recovered_id(poll.queue, poll.started_at), text, poll.queue, rules, poll.now))
+    written = outbox.insert(session, rows)
+    if before.baselined:  # follow-ups not yet sent whose family this poll saw succeed are taken back
         withdraw_fixed(
             session,
             poll.queue,
@@ -193,10 +197,6 @@ def _write(
             now=poll.now,
             pattern=poll.normal.pattern if poll.normal is not None else None,
         )
-    if recovered and before.outage_notified and rules.ops_channel:
-        text = f"Queue {poll.queue} is polling again after {before.failures} failed polls."
-        rows.append(_notice(recovered_id(poll.queue, poll.started_at), text, poll.queue, rules, poll.now))
-    written = outbox.insert(session, rows)
     _fold_bursts(session, rows, rules.digest_threshold, poll.now)
     return written
 
