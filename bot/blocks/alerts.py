@@ -112,6 +112,16 @@ CLAIMED_BY = "claimed_by"  # on a card a claim edits (bot/features/claiming.py):
 CLAIMED_FROM = "claimed_from"  # and whom they took it over from
 
 
+def with_claim(job: Job, who: str, before: str | None) -> Job:
+    """`job` as the card of a claimed job shows it: claimed by `who` (taken over from `before`)."""
+    extra = {**job.extra, CLAIMED_BY: who}
+    if before:
+        extra[CLAIMED_FROM] = before
+    else:
+        extra.pop(CLAIMED_FROM, None)
+    return job.model_copy(update={"extra": extra})
+
+
 def claim_line(job: Job) -> str:
     """`:raising_hand: claimed by @x` (`, taken over from @y`) on a claimed failure's card; ids
     that are not Slack user ids are not shown."""

@@ -45,6 +45,8 @@ class SubscriptionRow:
     source: SubscriptionSource = SubscriptionSource.CHAT  # FILE: a [[subscriptions]] entry of the queues file
     quiet: str = ""  # `quiet 20:00-08:00 Europe/Paris` (bot/core/quiet.py label)
     owner: str | None = None  # a Slack user id: only that person's jobs
+    follow_up: str = ""  # `30m` (as `--follow-up` takes it): an unclaimed failure's one follow-up; "": none
+    recovery: bool = True  # False: `--no-recovery`, a family's recovery is not told
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def queue_list(rows: Sequence[QueueRow]) -> Message:
 
 
 def subscription_line(r: SubscriptionRow) -> str:
-    """`*ml* — failed, timed_out · jobs matching `x*` · paused: …`."""
+    """`*ml* — failed, timed_out · jobs matching `x*` · follow-up after 30m · paused: …`."""
     line = f"*{safe(r.queue, 64)}* — {safe(', '.join(r.statuses), 200) or 'every change'}"
     if r.channel:
         line = f"{channel_ref(r.channel)} · {line}"
@@ -114,6 +116,10 @@ def subscription_line(r: SubscriptionRow) -> str:
         line += f" · jobs matching `{safe(r.match, 100)}`"
     if r.owner:
         line += f" · jobs of {user_ref(r.owner)}"
+    if r.follow_up:
+        line += f" · :bell: follow-up after {safe(r.follow_up, 20)} (`--follow-up`)"
+    if not r.recovery:
+        line += " · no recovery (`--no-recovery`)"
     if r.paused_reason:
         line += f" · :double_vertical_bar: paused: {safe(r.paused_reason, 100)} (invite the bot and subscribe again)"
     if r.quiet:

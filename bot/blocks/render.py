@@ -25,6 +25,7 @@ from bot.blocks.alerts import (
     parent_message,
     status_line,
     usual_line,
+    with_claim,
 )
 from bot.blocks.buttons import (
     CLAIM_ACTION,
@@ -146,4 +147,5 @@ __all__ = [
     "watch_list",
     "watch_rows",
     "when",
+    "with_claim",
 ]

@@ -39,6 +39,15 @@ def limit_id(queue: str, job_id: str, percent: int) -> str:
     return f"limit:{queue}:{job_id}:{percent}"
 
 
+FOLLOW_UP = "followup:"  # the prefix of a follow-up's id
+
+
+def follow_up_id(alert_id: str) -> str:
+    """The follow-up of an unclaimed failure alert `alert_id` (bot/pipeline/followup.py): once per
+    alert and channel."""
+    return f"{FOLLOW_UP}{alert_id}"
+
+
 def owner_note_id(alert_id: str) -> str:
     """The owner's mention in the thread of the alert `alert_id`."""
     return f"owner:{alert_id}"

@@ -69,7 +69,8 @@ class OutboxKind(StrEnum):
 # --- policies, named once -------------------------------------------------------------------------
 OWED = frozenset({OutboxState.PENDING, OutboxState.SENDING, OutboxState.HELD})  # still owed to Slack
 SETTLED = frozenset(OutboxState) - OWED  # nothing more will happen to it: retention may delete it
-# owed rows a change of the subscription may take back (a row being sent stays); muted ones too
+# owed rows a change of the subscription may take back (a row being sent stays); muted ones too; a claim
+# or a family's success takes back a failure's follow-up in these states (bot/store/outbox.py)
 WITHDRAWABLE = frozenset({OutboxState.PENDING, OutboxState.MUTED, OutboxState.HELD})
 # an alert in one of these states went, or will go, to its channel: a note that follows it is owed too
 TOLD = frozenset({OutboxState.PENDING, OutboxState.SENDING, OutboxState.SENT, OutboxState.HELD})

@@ -8,7 +8,8 @@ it (a claim changes nothing at the provider, so it is not an operator's act):
    with its audit row and, for every channel of the workspace that has the job's thread, one note
    "@x is on it" whose payload carries the card as it is to look now ("claimed by @x"); delivery
    posts the note in the thread and edits the card in place (bot/pipeline/send.py, as for a
-   status change). The handler never calls Slack itself.
+   status change). The handler never calls Slack itself. A follow-up of the failure
+   (bot/pipeline/followup.py) written but not yet sent is withdrawn in the same transaction.
 3. a second person pressing Claim is told who has it, since when, with a Take over button; a
    take-over is recorded the same way (the one it replaces is kept as `previous_user_id` and in
    the audit), and names the holder it replaces, so a take-over of a claim that changed meanwhile
@@ -78,6 +79,8 @@ class Claimer:
                 if answer is not None:
                     return answer
                 claims.claim(session, team_id=actor.team_id, queue=queue, job_id=job_id, user_id=actor.user_id, now=now)
+                # a follow-up written before the claim but not yet sent is taken back with it
+                outbox.withdraw_follow_ups(session, queue=queue, job_ids=[job_id], team_id=actor.team_id)
                 before = current.user_id if current is not None else None
                 verb = "take over" if before else "claim"
                 access.record(
@@ -128,12 +131,7 @@ class Claimer:
             if team != actor.team_id:
                 continue
             shown = claims.card(session, team, channel, job.queue, job.id) or job
-            extra = {**shown.extra, render.CLAIMED_BY: actor.user_id}
-            if before:
-                extra[render.CLAIMED_FROM] = before
-            else:
-                extra.pop(render.CLAIMED_FROM, None)
-            card = shown.model_copy(update={"extra": extra}).model_dump_json()
+            card = render.with_claim(shown, actor.user_id, before).model_dump_json()
             rows.append(
                 OutboxRow.note(
                     f"claim:{job.queue}:{job.id}:{actor.user_id}:{now.isoformat()}",
@@ -147,6 +145,11 @@ class Claimer:
                 )
             )
         outbox.insert(session, rows)
+        # a status change written before the claim and not yet posted redraws the card when it goes:
+        # it is to say who has the job too (bot/pipeline/owed.py `claimed_cards` does so for later ones)
+        for row in outbox.owed_cards(session, actor.team_id, job.queue, job.id):
+            owed = render.with_claim(Job.model_validate_json(row.payload), actor.user_id, before)
+            outbox.set_payload(session, row, owed.model_dump_json())
         return len(rows)
 
     def open_failures(self, team_id: str, queues: Sequence[str]) -> list[OpenFailure]:

@@ -25,14 +25,14 @@ from bot.core.outbox import FOLDED, OutboxRow, OutboxState
 from bot.core.owners import OwnerNotify
 from bot.pipeline.diff import DiffResult, Guarded, Transition, against_stored
 from bot.pipeline.digest import fold as fold_digest
-from bot.pipeline.followup import follow_up_rows
+from bot.pipeline.followup import follow_up_rows, withdraw_fixed
 from bot.pipeline.owed import Told, owed
 from bot.pipeline.usual import Flag, Normal
 from bot.pipeline.usual import apply as apply_normal
 from bot.store import log_tails, outbox, queues, snapshots, subscriptions
 from bot.store.db import Database
 from bot.store.lease import Fence
-from providers import Job
+from providers import Job, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +189,14 @@ def _write(
         text = f"Queue {poll.queue} is polling again after {before.failures} failed polls."
         rows.append(_notice(recovered_id(poll.queue, poll.started_at), text, poll.queue, rules, poll.now))
     written = outbox.insert(session, rows)
+    if before.baselined:  # follow-ups not yet sent whose family this poll saw succeed are taken back
+        withdraw_fixed(
+            session,
+            poll.queue,
+            [t.job for t in result.transitions if t.job.status is JobStatus.SUCCEEDED],
+            now=poll.now,
+            pattern=poll.normal.pattern if poll.normal is not None else None,
+        )
     _fold_bursts(session, rows, rules.digest_threshold, poll.now)
     return written
 

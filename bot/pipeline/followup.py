@@ -12,7 +12,9 @@ other row:
 - **never during quiet hours**: a channel inside its window gets nothing now; the first poll after
   the window ends writes it (the failure is still unclaimed and past its time);
 - **not after a claim**, and **not for a job whose family has succeeded since** (a retry that
-  worked: run_history has a succeeded run of the family that ended after the failure);
+  worked: run_history has a succeeded run of the family that ended after the failure); one written
+  but not yet sent is withdrawn (deleted, as a changed subscription withdraws its rows) by the
+  claim's transaction, or by the poll that brings the family's success (`withdraw_fixed`);
 - a note like any other (docs/architecture.md §Message policy): a mute of the channel or job holds it
   back (not written), and it waits for its alert (`after`), going only into the job's thread.
 
@@ -29,22 +31,18 @@ from sqlmodel import Session
 
 from bot.blocks.text import safe
 from bot.core import history
+from bot.core.alert_ids import follow_up_id
 from bot.core.ids import USER_RE
 from bot.core.outbox import OutboxRow, OutboxState, TextPayload
 from bot.core.owners import OWNER_KEY
 from bot.core.policy import hold_muted
 from bot.core.subscriptions import Subscribed
-from bot.store import claims, mutes
+from bot.store import claims, mutes, outbox, snapshots
 from bot.store.owners import known_users
 from providers import Job
 
 LOOK_BACK = timedelta(days=7)
 GROUP_RE = re.compile(r"^S[A-Z0-9]{2,40}$")
-
-
-def follow_up_id(alert_id: str) -> str:
-    """The follow-up of the failure alert `alert_id`: once per alert and channel."""
-    return f"followup:{alert_id}"
 
 
 def follow_up_text(job: Job, told: datetime, now: datetime, who: str) -> str:
@@ -118,3 +116,25 @@ def follow_up_rows(
         return rows
     # a note a mute holds is not written at all (as every note: bot/pipeline/owed.py)
     return [r for r in hold_muted(rows, mutes.silenced(session, queue, now)) if r.state is not OutboxState.MUTED]
+
+
+def withdraw_fixed(
+    session: Session, queue: str, successes: Iterable[Job], *, now: datetime, pattern: re.Pattern[str] | None
+) -> int:
+    """Withdraw the follow-ups still owed (written, not yet being sent) of failures whose family one of
+    `successes` (this poll's succeeded jobs) fixed: it ended after the failure. In the poll's
+    transaction; returns how many."""
+    fixed: dict[str, datetime] = {}  # family -> when its newest success ended
+    for job in successes:
+        family, ended = history.family_of(job.name, pattern), job.ended_at or job.updated_at or now
+        fixed[family] = max(fixed.get(family, ended), ended)
+    owed = outbox.follow_up_jobs(session, queue) if fixed else set()
+    if not owed:
+        return 0
+    gone = [
+        failure.id
+        for failure in snapshots.jobs_of(session, queue, sorted(owed))
+        if (success := fixed.get(history.family_of(failure.name, pattern))) is not None
+        and success > (failure.ended_at or failure.updated_at or success - timedelta(seconds=1))
+    ]
+    return outbox.withdraw_follow_ups(session, queue=queue, job_ids=gone) if gone else 0

@@ -24,17 +24,18 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from bot.blocks.alerts import with_claim
 from bot.blocks.notes import mention_text
 from bot.core import owners
 from bot.core.alert_ids import dm_end_id, dm_owner_id, dm_run_id, owner_note_id, retry_id
-from bot.core.outbox import OutboxKind, OutboxRow, OutboxState, TextPayload
+from bot.core.outbox import STATUS_CHANGES, OutboxKind, OutboxRow, OutboxState, TextPayload
 from bot.core.owners import OwnerNotify
 from bot.core.policy import baseline_owes, hold_muted, hold_quiet, wanted
 from bot.core.subscriptions import Subscribed
 from bot.pipeline.diff import Transition
 from bot.pipeline.limits import limit_rows
 from bot.pipeline.usual import Flag
-from bot.store import mutes, threads, watches
+from bot.store import claims, mutes, threads, watches
 from providers import Job, JobStatus
 from providers.attempts import attempt_of, retry_text
 
@@ -253,5 +254,24 @@ def owed(session: Session, subs: Sequence[Subscribed], told: Told) -> Owed:
         following += limit_rows(session, subs, told.live, news, told.now)
     # a note a mute holds is not written at all: the mute's summary counts alerts and flags, not replies
     following = [r for r in rules(following) if r.state is not OutboxState.MUTED]
-    rows = baseline_owes(news + following, baseline=not told.after_baseline)
+    rows = claimed_cards(session, told.queue, baseline_owes(news + following, baseline=not told.after_baseline))
     return Owed(rows, log_tails(rows, told.changed) if told.log_tail else [])
+
+
+def claimed_cards(session: Session, queue: str, rows: Sequence[OutboxRow]) -> list[OutboxRow]:
+    """The status changes (STATUS_CHANGES) of jobs someone in the row's workspace has claimed
+    (bot/features/claiming.py), with the claim in their payload: delivery redraws the job's card
+    from it, so the card keeps saying who has the job. Read in the poll's transaction, so a claim
+    committed before it is seen, and one committed after it brings the card up to date itself."""
+    ids = [r.job_id for r in rows if r.kind in STATUS_CHANGES]
+    found = claims.of_jobs(session, queue, ids) if ids else {}
+    if not found:
+        return list(rows)
+    out: list[OutboxRow] = []
+    for row in rows:
+        claim = found.get((row.team_id, row.job_id)) if row.kind in STATUS_CHANGES else None
+        if claim is not None:
+            job = with_claim(Job.model_validate_json(row.payload), claim.user_id, claim.previous)
+            row = row.but(payload=job.model_dump_json())
+        out.append(row)
+    return out

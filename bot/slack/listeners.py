@@ -191,6 +191,8 @@ def subscription_rows(services: Services, team_id: str, channel_id: str | None) 
             source=s.source,
             quiet=quiet.label(s.quiet),
             owner=s.filter.owner,
+            follow_up=routing.follow_up_text(s.filter.follow_up) if s.filter.follow_up else "",
+            recovery=s.filter.recovery,
         )
         for s in services.subscriptions(team_id=team_id, channel_id=channel_id)
     ]

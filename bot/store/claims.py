@@ -50,6 +50,15 @@ def claim(session: Session, *, team_id: str, queue: str, job_id: str, user_id: s
     session.add(row)
 
 
+def of_jobs(session: Session, queue: str, job_ids: Sequence[str]) -> dict[tuple[str, str], Claimed]:
+    """(team, job id) -> the current claim, for those of `job_ids` claimed in any workspace."""
+    found: dict[tuple[str, str], Claimed] = {}
+    for chunk in chunks(sorted(set(job_ids))):
+        for row in session.exec(select(JobClaim).where(JobClaim.queue == queue, col(JobClaim.job_id).in_(chunk))).all():
+            found[(row.team_id, row.job_id)] = Claimed(row.user_id, row.claimed_at, row.previous_user_id)
+    return found
+
+
 def claimed_ids(session: Session, team_id: str, queue: str, job_ids: Sequence[str]) -> set[str]:
     """Those of `job_ids` someone in the workspace has claimed."""
     found: set[str] = set()

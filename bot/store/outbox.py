@@ -11,9 +11,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session, col, func, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.core import owners, policy
-from bot.core.outbox import FOLDED, TOLD, WITHDRAWABLE, WITHDRAWN, OutboxKind, OutboxRow, OutboxState
+from bot.core.alert_ids import FOLLOW_UP
+from bot.core.outbox import (
+    FOLDED,
+    STATUS_CHANGES,
+    TO_POST,
+    TOLD,
+    WITHDRAWABLE,
+    WITHDRAWN,
+    OutboxKind,
+    OutboxRow,
+    OutboxState,
+)
 from bot.core.subscriptions import FlagKind, SubscriptionFilter
 from bot.store.db import chunks, insert_ignore
 from bot.store.owners import known_users
@@ -79,6 +91,57 @@ def withdraw_unwanted(
     for row in unwanted:
         session.delete(row)
     return len(unwanted)
+
+
+def _owed_follow_ups(queue: str) -> SelectOfScalar[OutboxItem]:
+    return select(OutboxItem).where(
+        OutboxItem.queue == queue,
+        OutboxItem.kind == OutboxKind.NOTE.value,
+        col(OutboxItem.alert_id).startswith(FOLLOW_UP),
+        col(OutboxItem.state).in_(sorted(WITHDRAWABLE)),
+    )
+
+
+def follow_up_jobs(session: Session, queue: str) -> set[str]:
+    """The jobs of `queue` with a follow-up (bot/pipeline/followup.py) still owed to some channel
+    (WITHDRAWABLE: written, not yet being sent)."""
+    return {row.job_id for row in session.exec(_owed_follow_ups(queue)).all()}
+
+
+def withdraw_follow_ups(session: Session, *, queue: str, job_ids: Collection[str], team_id: str | None = None) -> int:
+    """Delete the follow-ups of `job_ids` still owed (WITHDRAWABLE; of one workspace, or of all with
+    None), as a changed subscription withdraws its rows: a claim or a success of the job's family made
+    after the follow-up was written takes it back in its own transaction. A row being sent stays.
+    Returns how many. The follow-up rule looks at claims and successes again, so none is rewritten."""
+    withdrawn = 0
+    for chunk in chunks(sorted(set(job_ids))):
+        query = _owed_follow_ups(queue).where(col(OutboxItem.job_id).in_(chunk))
+        if team_id is not None:
+            query = query.where(OutboxItem.team_id == team_id)
+        for row in session.exec(query).all():
+            session.delete(row)
+            withdrawn += 1
+    return withdrawn
+
+
+def owed_cards(session: Session, team_id: str, queue: str, job_id: str) -> Sequence[OutboxItem]:
+    """The job's status changes (STATUS_CHANGES) in the workspace that will still be posted (TO_POST):
+    each redraws the job's card when it goes."""
+    return session.exec(
+        select(OutboxItem).where(
+            OutboxItem.team_id == team_id,
+            OutboxItem.queue == queue,
+            OutboxItem.job_id == job_id,
+            col(OutboxItem.kind).in_(sorted(STATUS_CHANGES)),
+            col(OutboxItem.state).in_(sorted(TO_POST)),
+        )
+    ).all()
+
+
+def set_payload(session: Session, row: OutboxItem, payload: str) -> None:
+    """Replace a row's payload (a row not yet being sent: the card it shows changed meanwhile)."""
+    row.payload = payload
+    session.add(row)
 
 
 def held_channels(session: Session, now: datetime) -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from bot.blocks import render
 from bot.sim.batch import BatchSim
-from bot.sim.slack import FakeSlack
+from bot.sim.slack import FakeSlack, Fault
 from bot.store.tables import AuditEntry, JobClaim
 from tests.conftest import AWS_ENV
 from tests.harness import Bot, text_of
@@ -178,3 +178,41 @@ def test_open_lists_unclaimed_failures_with_their_age_and_not_those_a_later_run_
     assert "nightly-eval-1" not in listed and "report-9" not in listed and "report-10" not in listed, listed
     assert "No unclaimed failure" in listed
     assert "Usage: /jobs open [queue]" in text_of(bot.command("open gpu extra", channel="C1"))
+
+
+def test_a_later_status_change_keeps_the_claim_on_the_card(bot: Bot, slack: FakeSlack, batch: BatchSim) -> None:
+    job_id = failed(bot, batch, "bert-ft-1")
+    claim = button(card(slack, "C1", "bert-ft-1"), render.CLAIM_ACTION)
+    bot.press(render.CLAIM_ACTION, claim["value"], channel="C1", user=ALICE)
+    bot.settle()
+    edits = len(slack.updates)
+    # the provider says what stopped it: the failure was its runtime limit (failed -> timed_out)
+    batch.set(job_id, "FAILED", reason="Job attempt duration exceeded timeout")
+    bot.cycle()
+    bot.settle()
+    assert len(slack.updates) > edits  # the card was redrawn for the new status
+    now = text_of(card(slack, "C1", "bert-ft-1"))  # C2 hears only `failed`: its card stays as it was
+    assert "now *timed_out*" in now and f"claimed by <@{ALICE}>" in now, now
+    (reply,) = [p for p in slack.posts("C1") if p.get("thread_ts") and "timed_out" in text_of(p)]
+    assert f"claimed by <@{ALICE}>" in text_of(reply)  # the status change's reply says it too
+    assert f"claimed by <@{ALICE}>" in text_of(card(slack, "C2", "bert-ft-1"))
+    (row,) = claims(bot)
+    assert row.user_id == ALICE
+
+
+def test_a_status_change_owed_before_the_claim_and_posted_after_it_keeps_the_claim(
+    bot: Bot, slack: FakeSlack, batch: BatchSim
+) -> None:
+    job_id = failed(bot, batch, "bert-ft-2")
+    claim = button(card(slack, "C1", "bert-ft-2"), render.CLAIM_ACTION)
+    batch.set(job_id, "FAILED", reason="Job attempt duration exceeded timeout")
+    bot.runtime.worker.renew()
+    bot.runtime.worker.poll_all()  # the time-out is written, not posted yet
+    bot.press(render.CLAIM_ACTION, claim["value"], channel="C1", user=ALICE)
+    slack.script("chat.postMessage", Fault(error="try_again_soon", channel="C1"))  # the time-out waits its backoff
+    bot.settle()
+    (note,) = [p for p in slack.posts("C1") if p.get("thread_ts") and "is on it" in text_of(p)]
+    (change,) = [p for p in slack.posts("C1") if p.get("thread_ts") and "timed_out" in text_of(p)]
+    assert float(change["ts"]) > float(note["ts"])  # the claim's note went first
+    now = text_of(card(slack, "C1", "bert-ft-2"))  # redrawn last by the time-out
+    assert "now *timed_out*" in now and f"claimed by <@{ALICE}>" in now, now

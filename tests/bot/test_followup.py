@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import col, select
 
 from bot.blocks import render
 from bot.sim.batch import BatchSim
 from bot.sim.slack import FakeSlack
+from bot.store.tables import JobSnapshot, OutboxItem
 from tests.conftest import AWS_ENV
 from tests.harness import Bot, MovableClock, text_of
 
@@ -141,6 +143,53 @@ def test_a_claim_or_a_success_cancels_it(
     bot.close()
 
 
+def poll(bot: Bot, clock: MovableClock, minutes: float) -> None:
+    """A poll only: what it writes is not delivered yet."""
+    clock.offset = timedelta(minutes=minutes)
+    bot.runtime.worker.renew()
+    bot.runtime.worker.poll_all()
+
+
+def written(bot: Bot) -> dict[str, str]:
+    """The follow-ups in the outbox: job name -> state."""
+    with bot.runtime.db.read() as session:
+        rows = session.exec(select(OutboxItem).where(col(OutboxItem.alert_id).startswith("followup:"))).all()
+        names = dict(session.exec(select(JobSnapshot.job_id, JobSnapshot.name)).all())
+        return {names[r.job_id]: r.state for r in rows}
+
+
+def test_a_follow_up_written_but_not_sent_is_withdrawn_by_a_claim_or_a_success(
+    tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim, clock: MovableClock
+) -> None:
+    bot = make(tmp_path, database_url, slack, batch, clock)
+    bot.command("subscribe gpu --follow-up 30m", channel="C1")
+    bot.cycle()
+    fail(bot, batch, "etl-9")
+    fail(bot, batch, "nightly-eval-1")
+    poll(bot, clock, 31)  # both follow-ups are written; neither is posted yet
+    assert written(bot) == {"etl-9": "pending", "nightly-eval-1": "pending"}
+
+    (card,) = [p for p in slack.posts("C1") if not p.get("thread_ts") and "etl-9" in text_of(p)]
+    claim = next(
+        e for b in card["blocks"] for e in b.get("elements") or [] if e.get("action_id") == render.CLAIM_ACTION
+    )
+    bot.press(render.CLAIM_ACTION, claim["value"], channel="C1", user=ALICE)  # in the gap
+    assert written(bot) == {"nightly-eval-1": "pending"}  # the claim took etl-9's back
+
+    rerun = batch.add("nightly-eval-2", "RUNNING")  # nightly-eval's next run succeeds: fixed
+    poll(bot, clock, 32)
+    assert written(bot) == {"nightly-eval-1": "pending"}  # a run that has not succeeded yet
+    batch.set(rerun.job_id, "SUCCEEDED")
+    poll(bot, clock, 33)
+    assert written(bot) == {}  # the poll that saw the success took it back
+
+    at(bot, clock, 40)
+    at(bot, clock, 70)
+    assert follow_ups(slack) == []  # and no later poll writes either again
+    assert written(bot) == {}
+    bot.close()
+
+
 def test_follow_up_is_kept_with_the_subscription_and_its_export(
     tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim, clock: MovableClock
 ) -> None:
@@ -148,4 +197,19 @@ def test_follow_up_is_kept_with_the_subscription_and_its_export(
     bot.command("subscribe gpu failed --follow-up 2h", channel="C1")
     assert 'follow_up = "2h"' in text_of(bot.command("subscriptions export", channel="C1"))
     assert "--follow-up" in text_of(bot.command("subscribe gpu --follow-up 2s", channel="C1"))
+    bot.close()
+
+
+def test_subscriptions_shows_follow_up_and_no_recovery(
+    tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim, clock: MovableClock
+) -> None:
+    bot = make(tmp_path, database_url, slack, batch, clock)
+    bot.command("subscribe gpu failed --follow-up 2h --no-recovery", channel="C1")
+    bot.command("subscribe gpu failed", channel="C2")
+    listed = text_of(bot.command("subscriptions", channel="C1"))
+    assert "follow-up after 2h" in listed and "no recovery" in listed, listed
+    plain = text_of(bot.command("subscriptions", channel="C2"))
+    assert "*gpu* — failed" in plain and "follow-up" not in plain and "recovery" not in plain, plain
+    export = text_of(bot.command("subscriptions export", channel="C1"))
+    assert 'follow_up = "2h"' in export and "recovery = false" in export  # the list says what the export says
     bot.close()
