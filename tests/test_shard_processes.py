@@ -213,3 +213,31 @@ def test_three_workers_share_sixty_queues_and_take_over_a_killed_one(database_ur
             w.stop()
         slack.stop()
         sagemaker.stop()
+
+
+def test_sharded_polling_is_refused_on_sqlite(tmp_path: Path) -> None:
+    """SQLite keeps the single lease: asking for shards there stops the worker at start-up, saying why."""
+    config = tmp_path / "jobwatch.toml"
+    config.write_text(
+        '[[queues]]\nname = "ml"\nprovider = "sagemaker"\nregion = "us-east-1"\n'
+        'endpoint_url = "http://127.0.0.1:9"\naccess_key_env = "K"\nsecret_key_env = "S"\n'
+    )
+    env = {
+        "SLACK_BOT_TOKEN": TOKEN,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "JOBWATCH_CONFIG": str(config),
+        "JOBWATCH_SHARDED": "true",
+        "K": "k",
+        "S": "s",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "worker"],
+        env=process_env(env),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "JOBWATCH_SHARDED needs PostgreSQL" in result.stderr
+    assert "Traceback" not in result.stderr
