@@ -28,6 +28,7 @@ from bot.slack.install import Installations, install_mode
 from bot.slackapi.errors import classify
 from bot.store.db import Database
 from bot.store.lease import LeaseKeeper
+from bot.store.shards import ShardKeeper
 from bot.worker import Worker
 from providers import JobSource, build_source
 from providers._aws import AwsQueue, events_client
@@ -170,6 +171,12 @@ def build_runtime(
     )
     lease = LeaseKeeper(db, ttl=lease_ttl or timedelta(seconds=settings.jobwatch_lease_ttl), clock=clock)
     deliverer.fence = lease.fence
+    shards = None
+    if settings.jobwatch_sharded:
+        if not db.postgresql:
+            db.dispose()
+            raise ConfigError("JOBWATCH_SHARDED needs PostgreSQL (DATABASE_URL); SQLite has one worker, the lease's")
+        shards = ShardKeeper(db, ttl=timedelta(seconds=settings.jobwatch_shard_ttl), clock=clock, owner=lease.owner)
     worker = Worker(
         settings=settings,
         config=config,
@@ -180,6 +187,7 @@ def build_runtime(
         clock=clock,
         metrics=metrics,
         directory=EmailDirectory(db, clients, clock=clock, token_team=token_team(settings)),
+        shards=shards,
     )
     worker.consumers = build_consumers(config, sources, worker.apply_pushed, metrics, clock=clock)
     webhooks = build_webhooks(config, sources, db, metrics, clock=clock)

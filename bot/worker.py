@@ -1,4 +1,11 @@
-"""The worker: polls every queue on its own schedule and drains the outbox, behind the lease."""
+"""The worker: polls every queue on its own schedule and drains the outbox, behind the lease.
+
+With sharded polling (PostgreSQL, `JOBWATCH_SHARDED`) the polls are shared between the workers:
+each queue is a scope of `bot/store/shards.py`, polled only by the worker holding it and fenced by
+its own token; this worker schedules poll jobs for the queues it holds and adds or removes them as
+the renewals give or take scopes (docs/scaling.md). The side jobs (delivery, digests, prune, log
+tails, pushed events) stay behind the single poller lease.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +41,7 @@ from bot.pipeline.webhooks import apply_owed
 from bot.store import subscriptions
 from bot.store.db import Database
 from bot.store.lease import Fence, LeaseKeeper, LostLease
+from bot.store.shards import ShardKeeper
 from bot.store.snapshots import QueueView, baseline_due, priors, queue_view, stored_jobs
 from providers import Job, JobSource, LimitReading, Taggable, wants_log_tail
 from providers.base import native_order
@@ -58,8 +66,10 @@ class Worker:
         clock: Clock = utcnow,
         metrics: Metrics | None = None,
         directory: EmailDirectory | None = None,
+        shards: ShardKeeper | None = None,
     ) -> None:
         self.settings = settings
+        self.shards = shards  # sharded polling: the queues this worker polls (None: all, behind the lease)
         self.directory = directory  # owners given as e-mail addresses (None: `[owners]` only)
         self.config = config
         self.db = db
@@ -94,7 +104,7 @@ class Worker:
 
     def poll(self, queue: str) -> int:
         """One complete poll of one queue; returns the outbox rows it enqueued."""
-        fence = self.lease.fence()
+        fence = self.poll_fence(queue)
         if fence is None:
             return 0
         started = time.monotonic()
@@ -105,6 +115,13 @@ class Worker:
         finally:
             self.metrics.poll_done(queue, outcome, time.monotonic() - started, enqueued=enqueued)
         return enqueued
+
+    def poll_fence(self, queue: str) -> Fence | None:
+        """What a poll of `queue` writes behind: its scope's fence when polling is sharded, else
+        the poller lease's; None when this worker must not poll it."""
+        if self.shards is not None:
+            return self.shards.fence(queue)
+        return self.lease.fence()
 
     def _baseline_turn(self, queue: str) -> AbstractContextManager[object]:
         """Baselines take turns; other polls run at once.
@@ -402,14 +419,42 @@ class Worker:
         return apply_owed(self.db, self.sources, self.apply_pushed, report=self.metrics, clock=self.clock)
 
     def renew(self) -> None:
-        """Keep (or try to take) the lease."""
+        """Keep (or try to take) the lease, and with sharded polling this worker's share of the queues."""
         held = self.lease.fence() is not None
         fence = self.lease.renew()
         if fence is not None and not held:
             log.info("lease_acquired owner=%s fence=%d", self.lease.owner, fence.token)
-            self._poll_now()  # a standby that takes over polls at once, not one interval later
+            if self.shards is None:
+                self._poll_now()  # a standby that takes over polls at once, not one interval later
         elif fence is None and held:
             log.warning("lease_lost owner=%s", self.lease.owner)
+        if self.shards is not None:
+            self.renew_shards()
+
+    def renew_shards(self) -> None:
+        """Renew this worker's queues; a queue taken starts its poll job at once, a queue given up
+        (a worker joined) or lost (this one was paused past the TTL) loses its poll job."""
+        assert self.shards is not None
+        before = self.shards.held()
+        now_held = set(self.shards.renew(self.sources))
+        gained, gone = sorted(now_held - before), sorted(before - now_held)
+        if gained or gone:
+            log.info(
+                "shards_changed owner=%s held=%d gained=%s gone=%s",
+                self.shards.owner,
+                len(now_held),
+                ",".join(gained),
+                ",".join(gone),
+            )
+        if self._scheduler is None:
+            return
+        for name in gone:
+            self._normals.pop(name, None)  # whoever polls it now keeps its windows
+            if self._scheduler.get_job(f"poll:{name}") is not None:
+                self._scheduler.remove_job(f"poll:{name}")
+        for name in gained:
+            if self._scheduler.get_job(f"poll:{name}") is None:
+                self._add_poll(self._scheduler, name, self.clock())
 
     def _poll_now(self) -> None:
         if self._scheduler is None:
@@ -426,20 +471,12 @@ class Worker:
         self.renew()
         now = self.clock()
         ttl = self.lease.ttl.total_seconds()
+        if self.shards is not None:  # one job renews both, as often as the shorter TTL needs
+            ttl = min(ttl, self.shards.ttl.total_seconds())
         scheduler.add_job(self.renew, "interval", seconds=max(1.0, ttl / 3), id="lease")
-        for name, source in self.sources.items():
-            interval = self.config.interval(source.config, self.settings)
-            scheduler.add_job(
-                self.poll,
-                "interval",
-                args=[name],
-                seconds=interval,
-                id=f"poll:{name}",
-                next_run_time=now,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=max(1, int(interval / 2)),
-            )
+        for name in self.sources:
+            if self.shards is None or name in self.shards.held():
+                self._add_poll(scheduler, name, now)
         scheduler.add_job(
             self.dispatch, "interval", seconds=1, id="deliver", max_instances=1, coalesce=True, misfire_grace_time=5
         )
@@ -480,6 +517,20 @@ class Worker:
         self._scheduler = scheduler
         self.start_events()
 
+    def _add_poll(self, scheduler: BaseScheduler, name: str, first: datetime) -> None:
+        interval = self.config.interval(self.sources[name].config, self.settings)
+        scheduler.add_job(
+            self.poll,
+            "interval",
+            args=[name],
+            seconds=interval,
+            id=f"poll:{name}",
+            next_run_time=first,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(interval / 2)),
+        )
+
     def start_events(self) -> None:
         """One thread per SQS queue of events, each long-polling it while this worker holds the
         lease (a long poll would hold a scheduler thread for 20 s at a time)."""
@@ -511,6 +562,8 @@ class Worker:
         for thread in self._event_threads:
             thread.join(timeout=1.0)
         self.deliverer.close()
+        if self.shards is not None:
+            self.shards.release()
         self.lease.release()
         self.tails.close()
         if self.directory is not None:

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     jobwatch_poll_interval: float = Field(default=60, ge=MIN_POLL_INTERVAL, allow_inf_nan=False)
     # A worker that dies holds the poller lease this long; a standby takes over after it.
     jobwatch_lease_ttl: float = Field(default=30, ge=2, le=600)
+    # PostgreSQL only: the workers share the queues, each polled by one of them (docs/scaling.md);
+    # a dead worker's queues are taken over JOBWATCH_SHARD_TTL after its last renewal.
+    jobwatch_sharded: bool = False
+    jobwatch_shard_ttl: float = Field(default=6, ge=2, le=600)
     port: int = Field(default=3000, ge=1, le=65535)
     # Socket Mode: seconds between WebSocket pings; a connection with no pong for 4 of them (or that
     # drops) is replaced by a new one from apps.connections.open (docs/slack-native.md §Socket Mode).

@@ -1,0 +1,150 @@
+"""Sharded polling bench: polls per cycle and CPU per worker for 1, 2 and 3 `jobwatch worker`
+processes over 300 SageMaker queues (the simulator in this process), on PostgreSQL.
+
+Run from the repository root with a PostgreSQL the bench may create schemas in:
+`BENCH_PG_URL=postgresql+psycopg://… python bench/shards.py` (or JOBWATCH_TEST_PG_URL, as the tests).
+For each worker count: a fresh schema, the workers started, every queue's baseline, 2 s for the
+shares to settle, then a window of CYCLES poll intervals in which each worker's completed polls
+(its log's `poll_done` lines) and its CPU time (/proc/<pid>/stat utime + stime) are counted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, make_url, text
+from sqlmodel import select
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.sim.sagemaker import SageMakerSim  # noqa: E402
+from bot.store.db import Database  # noqa: E402
+from bot.store.tables import QueueState  # noqa: E402
+
+QUEUES = 300
+INTERVAL = 10.0
+CYCLES = 3
+POLLED = re.compile(r"poll_done queue=(q\d+)")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (proc(5): fields 14 and 15)
+
+
+def run(workers: int, pg_url: str, tmp: Path) -> list[tuple[int, float]]:
+    """(polls, CPU seconds) per worker over CYCLES intervals."""
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(pg_url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
+    sim = SageMakerSim().start()
+    procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+    try:
+        for i in range(QUEUES):
+            sim.add(f"q{i:03d}-job")
+        config = tmp / f"jobwatch{workers}.toml"
+        config.write_text(
+            "".join(
+                f'[[queues]]\nname = "q{i:03d}"\nprovider = "sagemaker"\nregion = "us-east-1"\n'
+                f'endpoint_url = "{sim.url}"\naccess_key_env = "K"\nsecret_key_env = "S"\n'
+                f'name_contains = "q{i:03d}-"\n'
+                for i in range(QUEUES)
+            )
+        )
+        db = Database(url)
+        db.upgrade()
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "JOBWATCH_", "AWS_", "DATABASE_"))}
+        for n in range(workers):
+            log = tmp / f"w{workers}-{n}.log"
+            env = {
+                **clean,
+                "PYTHONPATH": str(ROOT),
+                "DATABASE_URL": url,
+                "JOBWATCH_CONFIG": str(config),
+                "SLACK_BOT_TOKEN": "xoxb-bench",
+                "SLACK_API_URL": "http://127.0.0.1:9/api/",
+                "JOBWATCH_POLL_INTERVAL": str(INTERVAL),
+                "JOBWATCH_SHARDED": "true",
+                "JOBWATCH_LOG_FORMAT": "text",
+                "PORT": str(free_port()),
+                "K": "k",
+                "S": "s",
+            }
+            out = log.open("w")
+            proc = subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=env, cwd=ROOT, stdout=out, stderr=out)
+            procs.append((proc, log))
+        deadline = time.monotonic() + 180
+        while True:
+            with db.read() as session:
+                done = sum(1 for s in session.exec(select(QueueState)).all() if s.baseline_at is not None)
+            if done == QUEUES:
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{workers} workers: {done} of {QUEUES} baselines in 180 s")
+            time.sleep(0.5)
+        time.sleep(2 + INTERVAL)
+        marks = [(log.stat().st_size, cpu_seconds(p.pid)) for p, log in procs]
+        time.sleep(CYCLES * INTERVAL)
+        rows = []
+        for (proc, log), (offset, cpu) in zip(procs, marks, strict=True):
+            with log.open(errors="replace") as f:
+                f.seek(offset)
+                polls = len(POLLED.findall(f.read()))
+            rows.append((polls, cpu_seconds(proc.pid) - cpu))
+        db.dispose()
+        return rows
+    finally:
+        for proc, _ in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc, _ in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        sim.stop()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def main() -> None:
+    pg_url = os.environ.get("BENCH_PG_URL") or os.environ.get("JOBWATCH_TEST_PG_URL")
+    if not pg_url:
+        raise SystemExit("set BENCH_PG_URL (or JOBWATCH_TEST_PG_URL) to a PostgreSQL database")
+    print(f"{QUEUES} queues, {INTERVAL:g} s interval, {CYCLES} cycles measured")
+    print("| workers | polls per cycle, each worker | all workers | CPU s per cycle, each worker |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for workers in (1, 2, 3):
+            rows = run(workers, pg_url, Path(tmp))
+            polls = [p / CYCLES for p, _ in rows]
+            cpu = [c / CYCLES for _, c in rows]
+            print(
+                f"| {workers} | {', '.join(f'{p:.0f}' for p in polls)} | {sum(polls):.0f} | "
+                f"{', '.join(f'{c:.2f}' for c in cpu)} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Sharded polling (PostgreSQL): each polling scope is a lease row of its own, claimed by one worker.
+
+A scope is what one worker polls alone (today: one queue). Its row in the `lease` table is named
+`shard:<scope>` and has what the single poller lease has: an owner, an expiry and a fencing counter.
+Each worker also keeps a `member:<owner>` row alive, so every worker can count the live ones and
+take its share, `ceil(scopes / members)`.
+
+One renewal is one write transaction (docs/reliability.md §Sharded polling):
+1. the worker's member row is extended (or written);
+2. the live members are counted (expired rows, and those of a dead process of this machine, are not);
+3. the scope rows are read `FOR UPDATE SKIP LOCKED` (PostgreSQL's row locks: a row another
+   transaction is renewing right now is simply passed over, never waited for);
+4. its own rows are extended; beyond its share it releases the rest (a worker joined); below it, it
+   takes expired rows (or those of a dead process of this machine), bumping their fence.
+
+A worker that dies stops renewing: its member row and its scopes expire together, TTL after its last
+renewal, and the others' next renewal takes them over with a new fence, so nothing the dead worker
+had in flight can commit (`Fence.check`, the same check as the single lease's).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import timedelta
+
+from sqlmodel import col, select
+
+from bot.core.clock import Clock, utcnow
+from bot.store.db import Database
+from bot.store.lease import Fence, dead_local_owner, process_owner
+from bot.store.tables import Lease
+
+SHARD = "shard:"
+MEMBER = "member:"
+
+
+def shard_name(scope: str) -> str:
+    """The lease row of one polling scope."""
+    return SHARD + scope
+
+
+class ShardKeeper:
+    """Claims this worker's share of the polling scopes and renews it; `fence(scope)` is the proof
+    that every write of that scope checks."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        ttl: timedelta = timedelta(seconds=10),
+        clock: Clock = utcnow,
+        owner: str | None = None,
+    ) -> None:
+        self.db = db
+        self.ttl = ttl
+        self.clock = clock
+        self.owner = owner or process_owner()
+        self._fences: dict[str, Fence] = {}
+
+    def renew(self, scopes: Iterable[str]) -> dict[str, Fence]:
+        """Keep, take or give up scopes so this worker holds its share; returns scope -> fence."""
+        wanted = sorted(set(scopes))
+        now = self.clock()
+        until = now + self.ttl
+        held: dict[str, Fence] = {}
+        with self.db.write() as session:
+            me = session.get(Lease, MEMBER + self.owner, with_for_update=True)
+            if me is None:
+                me = Lease(name=MEMBER + self.owner, owner=self.owner, expires_at=until, fence=0)
+            me.expires_at = until
+            session.add(me)
+            members = session.exec(select(Lease).where(col(Lease.name).startswith(MEMBER))).all()
+            for gone in [m for m in members if m.expires_at < now - 10 * self.ttl]:  # long-dead workers
+                session.delete(gone)
+            live = sum(1 for m in members if m.expires_at >= now and not dead_local_owner(m.owner))
+            share = math.ceil(len(wanted) / max(1, live))
+            names = [shard_name(s) for s in wanted]
+            present = set(session.exec(select(Lease.name).where(col(Lease.name).in_(names))).all())
+            for name in names:
+                if name not in present:
+                    session.add(Lease(name=name, owner="", expires_at=now - timedelta(seconds=1), fence=0))
+            session.flush()
+            rows = session.exec(
+                select(Lease)
+                .where(col(Lease.name).in_(names))
+                .order_by(col(Lease.name))
+                .with_for_update(skip_locked=True)
+            ).all()
+            mine = [r for r in rows if self._ours(r)]
+            for row in mine[share:]:  # more than my share: a worker joined; the others take these
+                row.expires_at = now - timedelta(seconds=1)
+                session.add(row)
+            mine = mine[:share]
+            free = [r for r in rows if not self._ours(r) and (r.expires_at < now or dead_local_owner(r.owner))]
+            for row in free[: max(0, share - len(mine))]:
+                row.owner = self.owner
+                row.fence += 1  # the previous holder's fence can never write again
+                mine.append(row)
+            for row in mine:
+                row.expires_at = until
+                session.add(row)
+                held[row.name[len(SHARD) :]] = Fence(row.name, self.owner, row.fence)
+        self._fences = held
+        return dict(held)
+
+    def _ours(self, row: Lease) -> bool:
+        if row.owner != self.owner:
+            return False
+        known = self._fences.get(row.name[len(SHARD) :])
+        return known is None or known.token == row.fence
+
+    def fence(self, scope: str) -> Fence | None:
+        """The fence of `scope` from the last renewal (None when another worker polls it)."""
+        return self._fences.get(scope)
+
+    def held(self) -> set[str]:
+        """The scopes this worker polls now."""
+        return set(self._fences)
+
+    def release(self) -> None:
+        """Give every scope and the membership up at a clean shutdown, so the others take over at once."""
+        past = self.clock() - timedelta(seconds=1)
+        with self.db.write() as session:
+            names = [f.name for f in self._fences.values()] + [MEMBER + self.owner]
+            for row in session.exec(select(Lease).where(col(Lease.name).in_(names)).with_for_update()).all():
+                fence = self._fences.get(row.name[len(SHARD) :])
+                if row.owner == self.owner and (fence is None or fence.token == row.fence):
+                    row.expires_at = past
+                    session.add(row)
+        self._fences = {}
