@@ -8,6 +8,10 @@ unless it is marked:
 - `postgresql_with(name=value, ...)`: a matrix over providers whose store code is the same for
   every provider; PostgreSQL runs the one variant named, SQLite all of them (the other
   PostgreSQL variants are deselected).
+
+The tests run in parallel processes (pytest-xdist, `-n` in pyproject.toml). Each worker has a
+PostgreSQL database of its own (`pg_database`), its tmp_path under its own base directory, its own
+environment, and its own band of ports for child processes (tests/test_cli.py `free_port`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import ProgrammingError
 
 from bot.core.clock import FastForward
 from bot.sim.sagemaker import SageMakerSim
@@ -38,9 +43,9 @@ NO_PG = (
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason=NO_PG))]
 
 
-def pg_schema_url(schema: str) -> str:
-    """JOBWATCH_TEST_PG_URL with `schema` first on the search path (tables, alembic_version go there)."""
-    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+def pg_schema_url(database: str, schema: str) -> str:
+    """The URL of `database` with `schema` first on the search path (tables, alembic_version go there)."""
+    url = make_url(database).update_query_dict({"options": f"-csearch_path={schema}"})
     return url.render_as_string(hide_password=False)
 
 
@@ -61,7 +66,37 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         (drop if on_pg and other else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    items[:] = sorted(keep, key=lambda item: item.get_closest_marker("long") is None)  # `long` first
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """The PostgreSQL database this test process makes its schemas in: JOBWATCH_TEST_PG_URL's own
+    when the tests run in one process; under pytest-xdist, one created for each worker and dropped
+    at the end. The store's advisory locks (bot/store/db.py: the writer lock, the upgrade lock) are
+    per database, so workers sharing one would queue up behind each other's writes and a test timing
+    a writer could see another worker's."""
+    worker_id = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...: set in pytest-xdist's workers
+    if not worker_id:
+        yield PG_URL
+        return
+    base = make_url(PG_URL)
+    name = f"{base.database}_{worker_id}_{uuid.uuid4().hex[:8]}"  # two runs at once on one server: two names
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        except ProgrammingError as err:
+            pytest.fail(
+                f"cannot create the database of worker {worker_id}; the role needs CREATEDB (.ci/postgres "
+                f"grants it), or run the tests in one process with -n 0: {err}"
+            )
+        yield base.set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 @pytest.fixture
@@ -70,12 +105,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'jobwatch.db'}"
         return
+    database: str = request.getfixturevalue("pg_database")
     schema = f"test_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(PG_URL)
+    admin = create_engine(database)
     try:
         with admin.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        yield pg_schema_url(schema)
+        yield pg_schema_url(database, schema)
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -159,17 +159,19 @@ class Bot:
         worker.poll_all()
         worker.deliver()
 
-    def settle(self, timeout: float = 10.0) -> None:
+    def settle(self, timeout: float = 10.0, *, waiting: Callable[[OutboxItem], bool] | None = None) -> None:
         """Deliver until no outbox row is pending or sending (FakeSlack paces each channel in real
-        time, and a thread-only note waits for its alert), or until `timeout` seconds."""
+        time, and a thread-only note waits for its alert), or until `timeout` seconds.
+
+        `waiting` picks the rows the test expects to stay pending (a note whose alert quiet hours
+        hold): they are not waited for, so the test goes on as soon as everything else is out
+        instead of after `timeout`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.runtime.worker.deliver()
             with self.runtime.db.read() as session:
-                busy = session.exec(
-                    select(OutboxItem.id).where(col(OutboxItem.state).in_(("pending", "sending")))
-                ).first()
-            if busy is None:
+                busy = session.exec(select(OutboxItem).where(col(OutboxItem.state).in_(("pending", "sending")))).all()
+            if all(waiting is not None and waiting(row) for row in busy):
                 return
             time.sleep(0.1)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -187,12 +190,29 @@ def test_poll_once_takes_a_baseline_then_alerts(tmp_path: Path, sagemaker: SageM
     assert post["channel"] == "C1" and "bert" in post["text"] and "Completed" in post["text"]
 
 
-def free_port() -> int:
-    import socket
+PORT_BAND = 500
+_next_port = itertools.count(random.randrange(PORT_BAND))  # two runs at once on one machine: other ports
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+
+def free_port() -> int:
+    """A port for a child process to listen on, free when it is handed out.
+
+    Not bind(0): that takes the port from the kernel's ephemeral range (32768 and up), and once we
+    close it a server or an outgoing connection of another test process (pytest-xdist) may be given
+    it before the child binds it. These come from below that range instead, from a band of 500
+    ports per xdist worker (20000-20499 for gw0, ...; 24 bands, then they repeat), never the same
+    one twice in a process."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    band = 20_000 + PORT_BAND * (int(worker.removeprefix("gw")) % 24)  # 24 bands end below 32768
+    for _ in range(PORT_BAND):
+        port = band + next(_next_port) % PORT_BAND
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:  # something of this machine listens there: the next one
+                continue
+            return port
+    raise RuntimeError(f"no free port in {band}-{band + PORT_BAND - 1}")
 
 
 def test_serve_answers_slack_and_runs_the_worker(tmp_path: Path, sagemaker: SageMakerSim, slack: FakeSlack) -> None:

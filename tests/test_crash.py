@@ -21,6 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
 from sqlmodel import select
 
 from bot.core.config import load_config
@@ -86,6 +87,7 @@ def parse(text: str) -> tuple[str, str]:
     return head.split(" ", 1)[0], status
 
 
+@pytest.mark.long
 def test_sigkill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     rng = random.Random(20261125)
     modzy = ModzySim().start()

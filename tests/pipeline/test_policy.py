@@ -568,6 +568,11 @@ def test_mute_each_kind(
         bot.close()
 
 
+def waits_for_its_alert(row: OutboxItem) -> bool:
+    """The owner's mention: a thread-only note that stays pending while quiet hours hold its alert."""
+    return row.kind == "note" and row.alert_id.startswith("owner:")
+
+
 def test_quiet_hours_each_kind(
     tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim, clock: MovableClock
 ) -> None:
@@ -595,7 +600,7 @@ def test_quiet_hours_each_kind(
         batch.faults.append("auth")
         bot.cycle()
         bot.cycle()
-        bot.settle()
+        bot.settle(waiting=waits_for_its_alert)
 
         assert sorted(r.kind for r in rows(bot, "C01") if r.state == "held") == ["alert"] * 4 + ["flag"] * 2
         retry, outage, again = slack.posts("C01")[1:]
@@ -609,7 +614,7 @@ def test_quiet_hours_each_kind(
         clock.offset += timedelta(minutes=40)  # still quiet; the scheduled digest is due
         bot.runtime.worker.renew()
         bot.runtime.worker.digests()
-        bot.settle()
+        bot.settle(waiting=waits_for_its_alert)
         assert [p for p in slack.posts("C01") if "Daily digest of gpu" in p["text"]]
 
         clock.offset += timedelta(hours=2)  # the window has ended
