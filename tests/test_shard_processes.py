@@ -117,6 +117,7 @@ ISOLATION = [
 ]
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("isolated", ISOLATION, ids=["one-machine", "own-pid-namespaces"])
 def test_three_workers_share_sixty_queues_and_take_over_a_killed_one(
     database_url: str, tmp_path: Path, isolated: bool
