@@ -25,15 +25,9 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from sqlmodel import Session
-
 from bot.blocks.notes import limit_text
 from bot.core.alert_ids import limit_id
-from bot.core.outbox import OutboxKind, OutboxRow, TextPayload
-from bot.core.policy import wanted
-from bot.core.subscriptions import Subscribed
 from bot.pipeline.tags import read_each
-from bot.store import threads
 from providers import Job, JobStatus, LimitReading
 from providers.limits import LIMIT_KEY, limit_ends, used
 
@@ -102,38 +96,12 @@ def level(job: Job, now: datetime) -> int | None:
     return passed[-1] if passed else None
 
 
-def limit_rows(
-    session: Session, subs: Iterable[Subscribed], live: Iterable[Job], alerts: Sequence[OutboxRow], now: datetime
-) -> list[OutboxRow]:
-    """The thread notes owed for running jobs that passed 80 % or 95 % of their limit: one per job,
-    threshold and active channel whose name filter takes the job and that has its thread (or gets
-    its first alert about the job in this poll, which the note then follows)."""
-    warned = [(job, pct) for job in live if (pct := level(job, now)) is not None]
-    if not warned:
-        return []
-    active = [s for s in subs if s.active]
-    first = {(a.channel_id, a.job_id): a.alert_id for a in alerts if a.kind is OutboxKind.ALERT}
-    rows: list[OutboxRow] = []
-    for job, pct in warned:
-        ends = limit_ends(job)
-        threaded = threads.channels_with_thread(session, job.queue, job.id)
-        for sub in active:
-            after = first.get((sub.channel_id, job.id))
-            if (sub.team_id, sub.channel_id) not in threaded and after is None:
-                continue
-            if not wanted(sub.filter, OutboxKind.NOTE, job):
-                continue
-            note = TextPayload(limit_text(job, pct, ends), thread_only=True, after=after or "")
-            rows.append(
-                OutboxRow.note(
-                    limit_id(job.queue, job.id, pct),
-                    note,
-                    team_id=sub.team_id,
-                    channel_id=sub.channel_id,
-                    queue=job.queue,
-                    job_id=job.id,
-                    status=job.status.value,
-                    now=now,
-                )
-            )
-    return rows
+def limit_notes(live: Iterable[Job], now: datetime) -> list[tuple[Job, str, str]]:
+    """The thread notes (job, note id, text) owed for running jobs that passed 80 % or 95 % of their
+    limit: one per job and threshold (`limit_id`); bot/pipeline/owed.py's `thread_notes` sends each to
+    the channels that have the job's thread."""
+    return [
+        (job, limit_id(job.queue, job.id, pct), limit_text(job, pct, limit_ends(job)))
+        for job in live
+        if (pct := level(job, now)) is not None
+    ]

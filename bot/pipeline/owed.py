@@ -33,7 +33,7 @@ from bot.core.owners import OwnerNotify
 from bot.core.policy import baseline_owes, hold_muted, hold_quiet, wanted
 from bot.core.subscriptions import Subscribed
 from bot.pipeline.diff import Transition
-from bot.pipeline.limits import limit_rows
+from bot.pipeline.limits import limit_notes
 from bot.pipeline.usual import Flag
 from bot.store import claims, mutes, threads, watches
 from providers import Job, JobStatus
@@ -93,19 +93,34 @@ def retry_rows(
     """The thread notes owed for failed attempts that the provider retries (providers/attempts.py).
 
     `jobs`: the jobs this poll stores anew. Each live job on attempt n > 1 owes one note, "attempt
-    n-1 of N failed: <cause>, retrying", to each active subscribed channel whose name filter takes
-    it and that has a thread for the job (or gets its first alert about the job in this poll). Its
-    id (`retry_id`) makes the outbox's unique key keep it to one per attempt and channel, however
-    often the job is stored again and across restarts. A note is thread-only: delivery never posts
-    it at the channel's top level.
+    n-1 of N failed: <cause>, retrying", to each channel `thread_notes` picks. Its id (`retry_id`)
+    makes the outbox's unique key keep it to one per attempt and channel, however often the job is
+    stored again and across restarts.
     """
-    retrying = [(job, text) for job in jobs if (text := retry_text(job)) is not None]
-    if not retrying:
+    notes = [
+        (job, retry_id(job.queue, job.id, attempt_of(job) - 1), text)
+        for job in jobs
+        if (text := retry_text(job)) is not None
+    ]
+    return thread_notes(session, subs, notes, alerts, now)
+
+
+def thread_notes(
+    session: Session,
+    subs: Iterable[Subscribed],
+    notes: Sequence[tuple[Job, str, str]],
+    alerts: Sequence[OutboxRow],
+    now: datetime,
+) -> list[OutboxRow]:
+    """Thread-only notes, each (job, note id, text), to each active subscribed channel whose filter
+    takes the job and that has a thread for it (or gets its first alert about the job in this poll,
+    `alerts`, which the note then follows). Delivery never posts a note at the channel's top level."""
+    if not notes:
         return []
     active = [s for s in subs if s.active]
     first = {(a.channel_id, a.job_id): a.alert_id for a in alerts if a.kind is OutboxKind.ALERT}
     rows: list[OutboxRow] = []
-    for job, text in retrying:
+    for job, note_id, text in notes:
         threaded = threads.channels_with_thread(session, job.queue, job.id)
         for sub in active:
             after = first.get((sub.channel_id, job.id))
@@ -116,7 +131,7 @@ def retry_rows(
             note = TextPayload(text, thread_only=True, after=after or "")
             rows.append(
                 OutboxRow.note(
-                    retry_id(job.queue, job.id, attempt_of(job) - 1),
+                    note_id,
                     note,
                     team_id=sub.team_id,
                     channel_id=sub.channel_id,
@@ -251,7 +266,7 @@ def owed(session: Session, subs: Sequence[Subscribed], told: Told) -> Owed:
     following += watched
     if told.after_baseline:  # not even looked for at a baseline, which would owe none of them
         following += retry_rows(session, subs, told.upserts, news, told.now)
-        following += limit_rows(session, subs, told.live, news, told.now)
+        following += thread_notes(session, subs, limit_notes(told.live, told.now), news, told.now)
     # a note a mute holds is not written at all: the mute's summary counts alerts and flags, not replies
     following = [r for r in rules(following) if r.state is not OutboxState.MUTED]
     rows = claimed_cards(session, told.queue, baseline_owes(news + following, baseline=not told.after_baseline))
