@@ -27,6 +27,7 @@ from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import ProgrammingError
 
 from bot.core.clock import FastForward
+from bot.sim.batch import BatchSim
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from bot.store.db import Database
@@ -141,5 +142,12 @@ def db(database_url: str) -> Iterator[Database]:
 @pytest.fixture
 def sagemaker() -> Iterator[SageMakerSim]:
     sim = SageMakerSim().start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def batch() -> Iterator[BatchSim]:
+    sim = BatchSim().start()
     yield sim
     sim.stop()

@@ -37,13 +37,6 @@ secret_key_env = "TEST_AWS_SECRET"
 
 
 @pytest.fixture
-def batch() -> Iterator[BatchSim]:
-    sim = BatchSim().start()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
 def bot(tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim) -> Iterator[Bot]:
     b = Bot(tmp_path, slack, BATCH_QUEUE.format(url=batch.url, extra=""), env=AWS_ENV, database_url=database_url)
     yield b

@@ -32,13 +32,6 @@ secret_key_env = "TEST_AWS_SECRET"
 
 
 @pytest.fixture
-def batch() -> Iterator[BatchSim]:
-    sim = BatchSim().start()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
 def bot(tmp_path: Path, database_url: str, slack: FakeSlack, batch: BatchSim) -> Iterator[Bot]:
     b = Bot(tmp_path, slack, CONFIG.format(url=batch.url), env=AWS_ENV, database_url=database_url)
     b.command("subscribe gpu", channel="C1")

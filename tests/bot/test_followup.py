@@ -3,7 +3,6 @@ clock the test moves: once across a restart, held in quiet hours, cancelled by a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,13 +35,6 @@ access_key_env = "TEST_AWS_KEY"
 secret_key_env = "TEST_AWS_SECRET"
 owner_from = "name:^(?P<owner>alice)-"
 """
-
-
-@pytest.fixture
-def batch() -> Iterator[BatchSim]:
-    sim = BatchSim().start()
-    yield sim
-    sim.stop()
 
 
 @pytest.fixture

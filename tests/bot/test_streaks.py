@@ -3,11 +3,9 @@ simulator and the fake Slack: counted from run_history, so across restarts and r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlmodel import select
 
 from bot.core import history
@@ -31,13 +29,6 @@ endpoint_url = "{url}"
 access_key_env = "TEST_AWS_KEY"
 secret_key_env = "TEST_AWS_SECRET"
 """
-
-
-@pytest.fixture
-def batch() -> Iterator[BatchSim]:
-    sim = BatchSim().start()
-    yield sim
-    sim.stop()
 
 
 def fail(bot: Bot, batch: BatchSim, name: str) -> None:

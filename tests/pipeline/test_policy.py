@@ -64,13 +64,6 @@ pytestmark = pytest.mark.sqlite_only
 
 
 @pytest.fixture
-def batch() -> Iterator[BatchSim]:
-    sim = BatchSim().start()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
 def clock() -> MovableClock:
     return MovableClock()
 

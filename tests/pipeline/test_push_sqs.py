@@ -93,13 +93,6 @@ AWS_KEYS = 'access_key_env = "TEST_AWS_KEY"\nsecret_key_env = "TEST_AWS_SECRET"'
 
 
 @pytest.fixture
-def batch() -> Iterator[BatchSim]:
-    sim = BatchSim().start()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
 def bot(
     tmp_path: Path, database_url: str, slack: FakeSlack, sagemaker: SageMakerSim, batch: BatchSim, aws: Aws
 ) -> Iterator[Bot]:
