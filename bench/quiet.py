@@ -390,6 +390,7 @@ class Outcome:
     duplicates: list[str]  # alert ids posted more than once
     unposted: list[str] = field(default_factory=list)  # changes whose post never came
     by_change: list[tuple[str, str, str, float]] = field(default_factory=list)  # (what, owes, queue, latency)
+    peak_mb: float = 0.0  # the serve process's peak RSS
 
     def p(self, q: float) -> float:
         """The q-th percentile of the latencies (nearest rank), NaN without any."""
@@ -429,10 +430,13 @@ def run(host: Host, tmp: Path, *, window: float, wait: float = 60) -> Outcome:
             if time.monotonic() > deadline:
                 break
             time.sleep(1)
+        peak_mb = serve.status_kb()["VmHWM"] / 1024
     rows = outbox_rows(serve.db)
     with sqlite3.connect(serve.db) as conn:
         jobs = int(conn.execute("SELECT COUNT(*) FROM jobsnapshot").fetchone()[0])
-    return judge(got, rows, baseline_posts=len(before), baseline_s=baseline_s, owed=owed, jobs=jobs)
+    out = judge(got, rows, baseline_posts=len(before), baseline_s=baseline_s, owed=owed, jobs=jobs)
+    out.peak_mb = peak_mb
+    return out
 
 
 def _first_posts(got: dict[str, Any], rows: dict[str, tuple[str, str, str, str]]) -> dict[tuple[str, str, str], float]:

@@ -1167,6 +1167,12 @@ def quiet_at_scale(n: int, tmp: Path) -> list[Row]:
             f"all; p95 ≤ interval + 2 s = {bound} s",
             out.delivered == out.owed and out.p(95) <= bound,
         ),
+        Row(
+            "(f) the same `jobwatch serve`, history, flags and every kind of post on: peak RSS",
+            f"{out.peak_mb:.0f} MB",
+            "< 150 MB",
+            out.peak_mb < 150,
+        ),
     ]
 
 
