@@ -34,6 +34,12 @@ Run from the repository root: `python bench/run.py` (or `--quick`). Everything r
     at random moments for 30 s while the dispatcher ticks every second: the healthy channels'
     alerts/s and commit -> post latency, the backlog's rate. One row, "pass" only when every
     figure in it is within its bound.
+(f) Quiet by default at scale (bench/quiet.py): five queues of 10k jobs (3% live for two days, old
+    queued and running jobs far past their thresholds, a history of succeeded runs behind every
+    family) through one real `jobwatch serve` on a 5 s interval; posts during the baselines and
+    the poll after them, flags about jobs already past when first listed, then ~50 scripted changes
+    over 60 s (ends, new jobs, jobs that cross the slow or stuck threshold after being listed):
+    change (or crossing) -> post p50/p95, posts by kind.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's bot/ and providers/, whatever t
 
 import httpx  # noqa: E402
 
+from bench.serve import SECRET, TEAM, TOKEN, Serve, subscriptions  # noqa: E402
 from bot.core.config import Settings, load_config  # noqa: E402
 from bot.core.history import KEEP  # noqa: E402
 from bot.demo import STORIES, Story  # noqa: E402
@@ -76,9 +83,6 @@ from bot.slack.app import build_app  # noqa: E402
 from bot.store.tables import Subscription  # noqa: E402
 from bot.web import Background, WebApp  # noqa: E402
 
-TOKEN = "xoxb-test"
-TEAM = "T0001"
-SECRET = "bench-signing-secret"
 LIVE_SHARE = 0.03
 CHANGED_SHARE = 0.01
 PAGE = 100  # the naive poller's page size; every adapter's too except AiTEMS's (1000)
@@ -1060,32 +1064,6 @@ def child_sims_host(n: int) -> None:
     slack.stop()
 
 
-def proc_status_kb(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (peak RSS) of another process, in KiB."""
-    found: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            found[key] = int(value.split()[0])
-    return found
-
-
-def polls_ok(metrics: str, queues: Sequence[str]) -> dict[str, int]:
-    """Successful polls per queue, from a /metrics page; raises if a poll failed or crashed."""
-    counts = dict.fromkeys(queues, 0)
-    for line in metrics.splitlines():
-        if not line.startswith("jobwatch_polls_total{"):
-            continue
-        labels, value = line[len("jobwatch_polls_total{") :].rsplit("} ", 1)
-        fields = dict(part.split("=", 1) for part in labels.split(","))
-        queue, outcome = fields["queue"].strip('"'), fields["outcome"].strip('"')
-        if outcome != "ok" and float(value) > 0:
-            raise RuntimeError(f"serve: {float(value):.0f} poll(s) of {queue} ended {outcome}")
-        if outcome == "ok":
-            counts[queue] = int(float(value))
-    return counts
-
-
 def memory_serve(n: int, tmp: Path, *, steady: int) -> list[Row]:
     """Peak RSS of `jobwatch serve` (HTTP + scheduler + worker) polling five queues of n jobs.
 
@@ -1093,66 +1071,23 @@ def memory_serve(n: int, tmp: Path, *, steady: int) -> list[Row]:
     simulator and FakeSlack run in another. The bench reads the serve process's VmHWM from
     /proc after the five baselines and after `steady` further polls of every queue.
     """
-    import socket
-
     sims = Child("sims-host", str(n))
-    proc: subprocess.Popen[bytes] | None = None
     try:
         setup = sims.ask({"op": "setup"})
         queues = list(setup["live"])
-        config = tmp / "jobwatch.toml"
         # One subscribed channel per queue: alerts, slow and stuck flags and digests are written and
         # posted to FakeSlack, as in production (without one, nothing is enqueued or delivered).
-        subs = "".join(
-            f'\n[[subscriptions]]\nchannel = "C{i:04d}"\nqueue = "{q}"\nteam = "{TEAM}"\n' for i, q in enumerate(queues)
-        )
-        config.write_text("[bot]\npoll_interval = 5\n" + str(setup["config"]) + subs)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "JOBWATCH_", "AWS_", "DATABASE_"))}
-        env = {
-            **clean,
-            **setup["env"],
-            "PYTHONPATH": str(ROOT),
-            "SLACK_BOT_TOKEN": TOKEN,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": str(setup["slack"]),
-            "DATABASE_URL": f"sqlite:///{tmp / 'bot.db'}",
-            "JOBWATCH_CONFIG": str(config),
-            "JOBWATCH_LOG_LEVEL": "ERROR",
-            "PORT": str(port),
-        }
-        started = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, cwd=tmp, stdout=subprocess.DEVNULL)
-        metrics_url = f"http://127.0.0.1:{port}/metrics"
-
-        def wait_polls(at_least: dict[str, int], deadline_s: float) -> dict[str, int]:
-            deadline = time.monotonic() + deadline_s
-            while True:
-                assert proc is not None
-                if proc.poll() is not None:
-                    raise RuntimeError(f"serve exited (rc={proc.returncode})")
-                with suppress(httpx.TransportError):
-                    counts = polls_ok(httpx.get(metrics_url, timeout=5).text, queues)
-                    if all(counts[q] >= at_least[q] for q in queues):
-                        return counts
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"serve: polls did not complete in {deadline_s:g} s")
-                time.sleep(0.2)
-
-        polled = wait_polls(dict.fromkeys(queues, 1), 600)
-        baseline_s = time.monotonic() - started
-        baseline = proc_status_kb(proc.pid)
-        changed = 0
-        for _ in range(steady):
-            changed += int(sims.ask({"op": "change"})["changed"])
-            polled = wait_polls({q: polled[q] + 1 for q in queues}, 120)
-        final = proc_status_kb(proc.pid)
+        config = "[bot]\npoll_interval = 5\n" + str(setup["config"]) + subscriptions(queues)
+        with Serve(tmp, config, setup["env"], str(setup["slack"])) as serve:
+            polled = serve.wait_polls(dict.fromkeys(queues, 1), 600)
+            baseline_s = time.monotonic() - serve.started
+            baseline = serve.status_kb()
+            changed = 0
+            for _ in range(steady):
+                changed += int(sims.ask({"op": "change"})["changed"])
+                polled = serve.wait_polls({q: polled[q] + 1 for q in queues}, 120)
+            final = serve.status_kb()
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
         sims.close()
     peak = final["VmHWM"] / 1024
     return [
@@ -1187,6 +1122,60 @@ def delivery_head_of_line(channels: int) -> list[Row]:
     ]
 
 
+# -- (f) quiet by default at scale: 5 x 10k through the real serve ----------------------------
+
+
+def child_quiet(n: int) -> None:
+    """The (f) scenario's simulators and FakeSlack (bench/quiet.py), driven over stdin."""
+    from bench.quiet import Scenario, serve_scenario
+
+    scenario = Scenario(n)
+    serve_commands(lambda command: serve_scenario(scenario, command))
+    scenario.close()
+
+
+def quiet_at_scale(n: int, tmp: Path) -> list[Row]:
+    from bench.quiet import INTERVAL, run
+
+    host = Child("quiet", str(n))
+    try:
+        out = run(host, tmp, window=60)
+    finally:
+        host.close()
+    bound = INTERVAL + 2
+    kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(out.by_kind.items()))
+    wrong = len(out.flags_past) + len(out.flags_missing) + len(out.flags_twice) + len(out.duplicates)
+    return [
+        Row(
+            f"(f) 5 queues × {n // 1000}k jobs, 3% live for two days, through `jobwatch serve`: posts during"
+            " the baselines and the poll after them",
+            f"{out.baseline_posts} ({out.jobs} jobs stored, baselines {out.baseline_s:.0f} s)",
+            "0",
+            out.baseline_posts == 0,
+        ),
+        Row(
+            "(f) flags: about jobs already past their threshold when first listed / crossers not flagged /"
+            " flagged twice / alert ids posted twice",
+            f"{len(out.flags_past)} / {len(out.flags_missing)} / {len(out.flags_twice)} / {len(out.duplicates)}",
+            "0 / 0 / 0 / 0",
+            wrong == 0,
+        ),
+        Row(
+            f"(f) {out.owed} scripted posts over 60 s (ends, new jobs, slow and stuck crossings):"
+            " change → post p50 / p95; posts by kind",
+            f"{out.delivered} of {out.owed}; p50 {out.p(50):.2f} s, p95 {out.p(95):.2f} s; {kinds}",
+            f"all; p95 ≤ interval + 2 s = {bound} s",
+            out.delivered == out.owed and out.p(95) <= bound,
+        ),
+        Row(
+            "(f) the same `jobwatch serve`, history, flags and every kind of post on: peak RSS",
+            f"{out.peak_mb:.0f} MB",
+            "< 150 MB",
+            out.peak_mb < 150,
+        ),
+    ]
+
+
 # -- main --------------------------------------------------------------------------------------
 
 
@@ -1200,7 +1189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="1k and 10k only, fewer samples")
     parser.add_argument("--profile", action="store_true", help="cProfile the largest cycle (to stderr)")
-    parser.add_argument("--only", choices=["a", "b", "c", "d", "e"], action="append", help="run only these sections")
+    parser.add_argument(
+        "--only", choices=["a", "b", "c", "d", "e", "f"], action="append", help="run only these sections"
+    )
     parser.add_argument("--sizes", help="(a) tracked-job sizes, comma-separated (default 1000,10000,100000)")
     parser.add_argument("--modzy-only", action="store_true", help="(a) only the Modzy cycle rows, per size")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -1215,11 +1206,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             child_slash(rest[0])
         elif role == "sims-host":
             child_sims_host(int(rest[0]))
+        elif role == "quiet":
+            child_quiet(int(rest[0]))
         return 0
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    sections = set(args.only or ["a", "b", "c", "d", "e"])
+    sections = set(args.only or ["a", "b", "c", "d", "e", "f"])
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     if args.sizes:
         sizes = [int(n) for n in args.sizes.split(",")]
@@ -1250,6 +1243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += memory_serve(10_000, tmp / "d", steady=2 if args.quick else 4)
         if "e" in sections:
             rows += delivery_head_of_line(20)
+        if "f" in sections:
+            (tmp / "f").mkdir()
+            rows += quiet_at_scale(10_000, tmp / "f")
     cmd = "python bench/run.py" + (" --quick" if args.quick else "") + "".join(f" --only {x}" for x in args.only or [])
     cmd += (f" --sizes {args.sizes}" if args.sizes else "") + (" --modzy-only" if args.modzy_only else "")
     print(f"Scale bench — `{cmd}`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, SQLite\n")

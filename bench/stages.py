@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
 
     imports_kb = status_kb("VmRSS")
 
-    from bench.run import SECRET, TOKEN, Child
+    from bench.run import Child
+    from bench.serve import SECRET, TOKEN
     from bot.core.config import Settings, load_config
     from bot.pipeline import enqueue, usual
     from bot.store import history, outbox, snapshots

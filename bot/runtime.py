@@ -164,6 +164,8 @@ def build_runtime(
         clients,
         clock=clock,
         digest_threshold=config.bot.digest_threshold,
+        workers=config.bot.delivery_threads,
+        turn=config.bot.delivery_turn,
         stop_by=services.stop_by,  # the same Stop buttons on alerts as on command replies
         sleep=None if pace is None else pace.sleep,  # None: real time, which a shutdown cuts short
         monotonic=None if pace is None else pace,

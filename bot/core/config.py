@@ -71,6 +71,10 @@ class BotOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     digest_threshold: int = Field(default=20, ge=1)
+    # Channels drained at once, one thread each (bot/pipeline/drain.py), and the seconds a channel's
+    # drainer keeps its thread while other channels wait for one.
+    delivery_threads: int = Field(default=64, ge=1, le=1024)
+    delivery_turn: float = Field(default=10, ge=1, le=600, allow_inf_nan=False)
     failure_threshold: int = Field(default=3, ge=1)
     ops_channel: str | None = Field(default=None, pattern=r"^[CGD][A-Z0-9]{2,}$")
     ops_team: str | None = Field(default=None, pattern=r"^[TE][A-Z0-9]{2,}$")  # its workspace (install mode)

@@ -50,6 +50,8 @@ def test_good_file(tmp_path: Path) -> None:
             r"queue 'a': key name: duplicate",
         ),
         ("[bot]\ndigest_threshold = 0\n", r"\[bot\]: key digest_threshold"),
+        ("[bot]\ndelivery_threads = 0\n", r"\[bot\]: key delivery_threads: Input should be greater than or equal to 1"),
+        ("[bot]\ndelivery_turn = 0.5\n", r"\[bot\]: key delivery_turn: Input should be greater than or equal to 1"),
         (
             '[[queues]]\nname = "a"\nprovider = "sagemaker"\nregion = "x"\nfamily = "^(team-[a-z+"\n',
             r"queue 'a': key family: .*not a valid regular expression: unterminated character set",

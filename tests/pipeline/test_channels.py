@@ -37,7 +37,14 @@ def modzy() -> Iterator[ModzySim]:
 
 @pytest.fixture
 def bot(tmp_path: Path, database_url: str, slack: FakeSlack, modzy: ModzySim) -> Iterator[Bot]:
-    config = f'[[queues]]\nname = "inference"\nprovider = "modzy"\nendpoint_url = "{modzy.url}"\n'
+    b = subscribed_bot(tmp_path, database_url, slack, modzy)
+    yield b
+    b.close()
+
+
+def subscribed_bot(tmp_path: Path, database_url: str, slack: FakeSlack, modzy: ModzySim, bot_table: str = "") -> Bot:
+    """A bot on the Modzy queue `inference`, which channels C1 and C2 subscribe to, after its baseline."""
+    config = f'{bot_table}[[queues]]\nname = "inference"\nprovider = "modzy"\nendpoint_url = "{modzy.url}"\n'
     b = Bot(
         tmp_path,
         slack,
@@ -49,8 +56,7 @@ def bot(tmp_path: Path, database_url: str, slack: FakeSlack, modzy: ModzySim) ->
     for channel in ("C1", "C2"):
         assert "Subscribed" in text_of(b.command("subscribe inference", channel=channel))
     b.cycle()  # baseline
-    yield b
-    b.close()
+    return b
 
 
 def until(done: Callable[[], bool], seconds: float) -> float:
@@ -214,11 +220,21 @@ def test_closing_the_worker_stops_and_joins_the_drainers(bot: Bot, slack: FakeSl
 
 
 @pytest.mark.real_pacing
-def test_with_more_channels_than_drainers_a_long_drain_yields_its_turn(bot: Bot, slack: FakeSlack) -> None:
-    """One drainer slot, a backlog in C1 and one notice for C2: C1's drainer gives up the slot
-    after its turn, C2 is served, and C1 goes on after it."""
-    drainers = bot.runtime.worker.deliverer.drainers
-    drainers.slots, drainers.turn = 1, 0.5
+def test_with_more_channels_than_drainers_a_long_drain_yields_its_turn(
+    tmp_path: Path, database_url: str, slack: FakeSlack, modzy: ModzySim
+) -> None:
+    """One drainer slot (`[bot] delivery_threads = 1`), a backlog in C1 and one notice for C2: C1's
+    drainer gives up the slot after its turn (`delivery_turn = 1`), C2 is served, and C1 goes on after it."""
+    bot = subscribed_bot(tmp_path, database_url, slack, modzy, "[bot]\ndelivery_threads = 1\ndelivery_turn = 1\n")
+    try:
+        drainers = bot.runtime.worker.deliverer.drainers
+        assert (drainers.slots, drainers.turn) == (1, 1)
+        one_slot_yields_its_turn(bot, slack)
+    finally:
+        bot.close()
+
+
+def one_slot_yields_its_turn(bot: Bot, slack: FakeSlack) -> None:
     notices(bot, "C1", 20, "backlog")
     worker = bot.runtime.worker
     worker.renew()
