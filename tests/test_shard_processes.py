@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -45,9 +46,10 @@ class Worker:
         # its process is gone, so only the TTL frees its queues. unshare's --kill-child passes our
         # SIGKILL on to the worker.
         wrap = ["unshare", "--pid", "--fork", "--kill-child"] if isolated else []
+        self.port = free_port()  # its ops HTTP: /metrics
         self.proc = subprocess.Popen(
             [*wrap, sys.executable, "-m", "bot", "worker"],
-            env=process_env({**env, "PORT": str(free_port())}),
+            env=process_env({**env, "PORT": str(self.port)}),
             cwd=ROOT,
             stdout=self.log,
             stderr=self.log,
@@ -88,7 +90,7 @@ def assert_partition(listed: list[set[str]]) -> None:
     assert not twice, f"listed by two workers in one window: {twice}"
 
 
-def wait_until(what: str, check: object, seconds: float, workers: list[Worker]) -> None:
+def wait_until(what: str, check: object, seconds: float, workers: Sequence[Worker]) -> None:
     deadline = time.monotonic() + seconds
     while not check():  # type: ignore[operator]
         for w in workers:
