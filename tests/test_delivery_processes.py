@@ -25,7 +25,7 @@ from bot.pipeline.buckets import PREFIX, bucket_of
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from bot.store.db import Database
-from bot.store.tables import Lease, OutboxItem, QueueState
+from bot.store.tables import Lease, OutboxItem
 from tests import test_shard_processes as shards
 from tests.conftest import TEAM, TOKEN
 from tests.test_shard_processes import wait_until
@@ -67,46 +67,20 @@ def test_three_workers_share_the_channels_and_take_over_a_killed_one_s(database_
     slack = FakeSlack(tokens={TOKEN: TEAM}).start()
     workers: list[Worker] = []
     try:
-        config = tmp_path / "jobwatch.toml"
-        config.write_text(
-            "[bot]\ndigest_threshold = 1000\n"
-            + "".join(
-                f'[[queues]]\nname = "{q}"\nprovider = "sagemaker"\nregion = "us-east-1"\n'
-                f'endpoint_url = "{sagemaker.url}"\naccess_key_env = "K"\nsecret_key_env = "S"\n'
-                f'name_contains = "{q}-"\n'
-                for q in QUEUES
-            )
-        )
+        config = shards.sagemaker_queues(tmp_path / "jobwatch.toml", sagemaker.url, QUEUES)
         db = Database(database_url)
         db.upgrade()
         changes = ChannelSettings(config=load_config(config), db=db)
         for i, channel in enumerate(CHANNELS):
             changes.subscribe(Actor(TEAM, channel, "U1"), QUEUES[i % len(QUEUES)], statuses=(), match=None)
-        env = {
-            "DATABASE_URL": database_url,
-            "JOBWATCH_CONFIG": str(config),
-            "SLACK_BOT_TOKEN": TOKEN,
-            "SLACK_API_URL": slack.api_url,
-            "JOBWATCH_POLL_INTERVAL": "1",
-            "JOBWATCH_SHARDED": "true",
-            "JOBWATCH_SHARD_TTL": "3",
-            "JOBWATCH_LEASE_TTL": "3",
-            "JOBWATCH_LOG_FORMAT": "text",
-            "K": "k",
-            "S": "s",
-        }
+        env = shards.sharded_env(database_url, config, slack, 1)
         workers = [Worker(env, tmp_path / f"worker{n}.log") for n in range(3)]
-
-        def baselined() -> bool:
-            with db.read() as session:
-                states = session.exec(select(QueueState)).all()
-            return sum(1 for s in states if s.baseline_at is not None) == len(QUEUES)
 
         def balanced() -> bool:
             held = [w.metric(HELD) for w in workers]
             return sum(held) == 64 and min(held) >= 20
 
-        wait_until("every queue's baseline", baselined, 60, workers)
+        wait_until("every queue's baseline", lambda: shards.baselined(db, QUEUES), 60, workers)
         wait_until("the buckets shared by three", balanced, 20, workers)
 
         for channel in CHANNELS:  # a post takes 0.8 s: a kill finds most draining channels with one in flight
