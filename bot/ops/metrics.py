@@ -90,7 +90,7 @@ class Metrics:
         )
         self.delivery_buckets = Gauge(
             "jobwatch_delivery_buckets_held",
-            "Delivery buckets this worker holds (sharded delivery; absent without JOBWATCH_SHARDED).",
+            "Delivery buckets this worker holds (sharded delivery; 0 without JOBWATCH_SHARDED).",
             registry=r,
         )
         self.command_duration = Histogram(
