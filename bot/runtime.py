@@ -21,6 +21,7 @@ from bot.features.queries import Services
 from bot.features.routing import Reconciled, TeamLookup, reconcile
 from bot.ops.health import Readiness
 from bot.ops.metrics import InstrumentedWebClient, Metrics
+from bot.pipeline.buckets import PREFIX, Buckets
 from bot.pipeline.deliver import Deliverer
 from bot.pipeline.push import MAX_WAIT, Apply, EventConsumer, PushHooks, Route
 from bot.pipeline.webhooks import Hook, WebhookReading, Webhooks
@@ -173,12 +174,15 @@ def build_runtime(
     )
     lease = LeaseKeeper(db, ttl=lease_ttl or timedelta(seconds=settings.jobwatch_lease_ttl), clock=clock)
     deliverer.fence = lease.fence
-    shards = None
+    shards = buckets = None
     if settings.jobwatch_sharded:
         if not db.postgresql:
             db.dispose()
             raise ConfigError("JOBWATCH_SHARDED needs PostgreSQL (DATABASE_URL); SQLite has one worker, the lease's")
-        shards = ShardKeeper(db, ttl=timedelta(seconds=settings.jobwatch_shard_ttl), clock=clock, owner=lease.owner)
+        shard_ttl = timedelta(seconds=settings.jobwatch_shard_ttl)
+        shards = ShardKeeper(db, ttl=shard_ttl, clock=clock, owner=lease.owner)
+        buckets = Buckets(ShardKeeper(db, ttl=shard_ttl, clock=clock, owner=lease.owner, prefix=PREFIX))
+        deliverer.shard(buckets)
     worker = Worker(
         settings=settings,
         config=config,
@@ -190,6 +194,7 @@ def build_runtime(
         metrics=metrics,
         directory=EmailDirectory(db, clients, clock=clock, token_team=token_team(settings)),
         shards=shards,
+        buckets=buckets,
     )
     worker.consumers = build_consumers(config, sources, worker.apply_pushed, metrics, clock=clock)
     webhooks = build_webhooks(config, sources, db, metrics, clock=clock)

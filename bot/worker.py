@@ -3,8 +3,10 @@
 With sharded polling (PostgreSQL, `JOBWATCH_SHARDED`) the polls are shared between the workers:
 each queue is a scope of `bot/store/shards.py`, polled only by the worker holding it and fenced by
 its own token; this worker schedules poll jobs for the queues it holds and adds or removes them as
-the renewals give or take scopes (docs/scaling.md). The side jobs (delivery, digests, prune, log
-tails, pushed events) stay behind the single poller lease.
+the renewals give or take scopes (docs/scaling.md). Delivery is shared too: every worker's dispatcher
+drains the channels of the delivery buckets it holds (bot/pipeline/buckets.py). The side jobs
+(quiet-hours release, step waits, mute expiry, scheduled digests, prune, log tails, pushed events)
+stay behind the single poller lease.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from bot.features import mutes, schedules
 from bot.features.directory import EmailDirectory
 from bot.ops.metrics import Metrics
 from bot.pipeline import limits, logtail, tags
+from bot.pipeline.buckets import Buckets
 from bot.pipeline.deliver import Deliverer
 from bot.pipeline.diff import Transition, diff
 from bot.pipeline.enqueue import PollCommit, Pushed, QueueRules, commit_poll, commit_push, record_failure
@@ -67,8 +70,10 @@ class Worker:
         metrics: Metrics | None = None,
         directory: EmailDirectory | None = None,
         shards: ShardKeeper | None = None,
+        buckets: Buckets | None = None,
     ) -> None:
         self.settings = settings
+        self.buckets = buckets  # sharded delivery: the channels this worker drains (None: all, behind the lease)
         self.shards = shards  # sharded polling: the queues this worker polls (None: all, behind the lease)
         self.directory = directory  # owners given as e-mail addresses (None: `[owners]` only)
         self.config = config
@@ -355,8 +360,16 @@ class Worker:
 
     def dispatch(self) -> None:
         """The delivery tick (every second): owe what ended mutes and quiet hours say, then make sure
-        each channel with due rows has its drainer, and return at once (bot/pipeline/deliver.py)."""
-        self._delivery(self.deliverer.dispatch)
+        each channel with due rows has its drainer, and return at once (bot/pipeline/deliver.py).
+        Sharded delivery: the channels of this worker's buckets, with or without the lease."""
+        if self.buckets is None:
+            self._delivery(self.deliverer.dispatch)
+            return
+        self._delivery(lambda: None)  # what is not per channel stays behind the lease
+        try:
+            self.deliverer.dispatch()
+        except LostLease:
+            log.warning("bucket_lost during delivery")
 
     def deliver(self) -> None:
         """One synchronous delivery round: everything due now is sent when it returns (`jobwatch
@@ -430,6 +443,24 @@ class Worker:
             log.warning("lease_lost owner=%s", self.lease.owner)
         if self.shards is not None:
             self.renew_shards()
+        if self.buckets is not None:
+            self.renew_buckets()
+
+    def renew_buckets(self) -> None:
+        """Renew this worker's delivery buckets; a bucket lost or given up stops its drainers
+        before their next post (their fence is gone), a bucket taken is drained from the next tick."""
+        assert self.buckets is not None
+        gained, gone = self.buckets.renew()
+        held = self.buckets.held()
+        self.metrics.buckets_held(len(held))
+        if gained or gone:
+            log.info(
+                "buckets_changed owner=%s held=%d gained=%s gone=%s",
+                self.buckets.keeper.owner,
+                len(held),
+                ",".join(gained),
+                ",".join(gone),
+            )
 
     def renew_shards(self) -> None:
         """Renew this worker's queues; a queue taken starts its poll job at once, a queue given up
@@ -564,6 +595,8 @@ class Worker:
         self.deliverer.close()
         if self.shards is not None:
             self.shards.release()
+        if self.buckets is not None:
+            self.buckets.release()
         self.lease.release()
         self.tails.close()
         if self.directory is not None:

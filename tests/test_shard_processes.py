@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -45,9 +46,10 @@ class Worker:
         # its process is gone, so only the TTL frees its queues. unshare's --kill-child passes our
         # SIGKILL on to the worker.
         wrap = ["unshare", "--pid", "--fork", "--kill-child"] if isolated else []
+        self.port = free_port()  # its ops HTTP: /metrics
         self.proc = subprocess.Popen(
             [*wrap, sys.executable, "-m", "bot", "worker"],
-            env=process_env({**env, "PORT": str(free_port())}),
+            env=process_env({**env, "PORT": str(self.port)}),
             cwd=ROOT,
             stdout=self.log,
             stderr=self.log,
@@ -74,6 +76,45 @@ class Worker:
         self.log.close()
 
 
+def sagemaker_queues(path: Path, endpoint: str, queues: Sequence[str]) -> Path:
+    """A queues file of SageMaker queues on the simulator, each listing the jobs named `<queue>-…`;
+    no digest folds a burst."""
+    path.write_text(
+        "[bot]\ndigest_threshold = 1000\n"
+        + "".join(
+            f'[[queues]]\nname = "{q}"\nprovider = "sagemaker"\nregion = "us-east-1"\n'
+            f'endpoint_url = "{endpoint}"\naccess_key_env = "K"\nsecret_key_env = "S"\n'
+            f'name_contains = "{q}-"\n'
+            for q in queues
+        )
+    )
+    return path
+
+
+def sharded_env(database_url: str, config: Path, slack: FakeSlack, interval: float) -> dict[str, str]:
+    """What a sharded worker of these tests runs with: TTLs of 3 s, text logs."""
+    return {
+        "DATABASE_URL": database_url,
+        "JOBWATCH_CONFIG": str(config),
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_API_URL": slack.api_url,
+        "JOBWATCH_POLL_INTERVAL": str(interval),
+        "JOBWATCH_SHARDED": "true",
+        "JOBWATCH_SHARD_TTL": "3",
+        "JOBWATCH_LEASE_TTL": "3",
+        "JOBWATCH_LOG_FORMAT": "text",
+        "K": "k",
+        "S": "s",
+    }
+
+
+def baselined(db: Database, queues: Sequence[str]) -> bool:
+    """Whether every one of `queues` has had its baseline."""
+    with db.read() as session:
+        states = session.exec(select(QueueState)).all()
+    return sum(1 for s in states if s.baseline_at is not None) == len(queues)
+
+
 def window(workers: list[Worker], seconds: float) -> list[set[str]]:
     """The queues each worker listed during the next `seconds`."""
     marks = [w.offset() for w in workers]
@@ -88,7 +129,7 @@ def assert_partition(listed: list[set[str]]) -> None:
     assert not twice, f"listed by two workers in one window: {twice}"
 
 
-def wait_until(what: str, check: object, seconds: float, workers: list[Worker]) -> None:
+def wait_until(what: str, check: object, seconds: float, workers: Sequence[Worker]) -> None:
     deadline = time.monotonic() + seconds
     while not check():  # type: ignore[operator]
         for w in workers:
@@ -130,42 +171,16 @@ def test_three_workers_share_sixty_queues_and_take_over_a_killed_one(
     slack = FakeSlack(tokens={TOKEN: TEAM}).start()
     workers: list[Worker] = []
     try:
-        config = tmp_path / "jobwatch.toml"
-        config.write_text(
-            "[bot]\ndigest_threshold = 1000\n"
-            + "".join(
-                f'[[queues]]\nname = "{q}"\nprovider = "sagemaker"\nregion = "us-east-1"\n'
-                f'endpoint_url = "{sagemaker.url}"\naccess_key_env = "K"\nsecret_key_env = "S"\n'
-                f'name_contains = "{q}-"\n'
-                for q in QUEUES
-            )
-        )
+        config = sagemaker_queues(tmp_path / "jobwatch.toml", sagemaker.url, QUEUES)
         db = Database(database_url)
         db.upgrade()
         changes = ChannelSettings(config=load_config(config), db=db)
         for i, queue in enumerate(QUEUES):
             changes.subscribe(Actor(TEAM, f"C{i % CHANNELS}", "U1"), queue, statuses=(), match=None)
-        env = {
-            "DATABASE_URL": database_url,
-            "JOBWATCH_CONFIG": str(config),
-            "SLACK_BOT_TOKEN": TOKEN,
-            "SLACK_API_URL": slack.api_url,
-            "JOBWATCH_POLL_INTERVAL": str(INTERVAL),
-            "JOBWATCH_SHARDED": "true",
-            "JOBWATCH_SHARD_TTL": "3",
-            "JOBWATCH_LEASE_TTL": "3",
-            "JOBWATCH_LOG_FORMAT": "text",
-            "K": "k",
-            "S": "s",
-        }
+        env = sharded_env(database_url, config, slack, INTERVAL)
         workers = [Worker(env, tmp_path / f"worker{n}.log", isolated=isolated) for n in range(3)]
 
-        def baselined() -> bool:
-            with db.read() as session:
-                states = session.exec(select(QueueState)).all()
-            return sum(1 for s in states if s.baseline_at is not None) == len(QUEUES)
-
-        wait_until("every queue's baseline", baselined, 90, workers)
+        wait_until("every queue's baseline", lambda: baselined(db, QUEUES), 90, workers)
         time.sleep(3 * 3)  # the shares settle: 20 each once all three are members
         listed = window(workers, 2.5 * INTERVAL)
         assert_partition(listed)

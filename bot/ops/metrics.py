@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from slack_sdk import WebClient
@@ -88,6 +88,11 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=r,
         )
+        self.delivery_buckets = Gauge(
+            "jobwatch_delivery_buckets_held",
+            "Delivery buckets this worker holds (sharded delivery; 0 without JOBWATCH_SHARDED).",
+            registry=r,
+        )
         self.command_duration = Histogram(
             "jobwatch_command_duration_seconds",
             "Time to answer one /jobs command, by subcommand.",
@@ -113,6 +118,10 @@ class Metrics:
             count = getattr(stats, outcome)
             if count:
                 self.alerts.labels(outcome).inc(count)
+
+    def buckets_held(self, count: int) -> None:
+        """How many delivery buckets this worker holds after a renewal."""
+        self.delivery_buckets.set(count)
 
     def slack_call(self, method: str, error: str | None) -> None:
         """One Slack Web API call, and its error code if it failed."""

@@ -13,8 +13,9 @@ its pace. When more channels are due than there are slots, the others wait for o
 served first, and a drainer that held its slot for `turn` seconds while others wait yields it.
 
 A drainer stops before its next post when the worker shuts down, when its channel has rows for
-recovery to settle (`recall`), or when the lease's fence it started with is gone: a claim found
-another owner (LostLease) or the lease keeper lost it (docs/reliability.md §The poller lease).
+recovery to settle (`recall`), or when the fence it started with is gone: a claim found another
+owner (LostLease) or the keeper lost it (docs/reliability.md §The poller lease). That fence is the
+poller lease's, or with sharded delivery that of the channel's bucket (bot/pipeline/buckets.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from bot.pipeline.send import Sender, Stats
@@ -50,8 +51,10 @@ class Drainers:
         sleep: Callable[[float], object] | None,
         monotonic: Callable[[], float],
         report: Callable[[Stats], None],
+        current: Callable[[Fence], Fence | None],
     ) -> None:
         self.sender = sender
+        self.current = current  # the fence its keeper holds now for the scope of a fence
         self.pace = pace
         self.slots = max(1, slots)
         self.turn = turn
@@ -61,11 +64,10 @@ class Drainers:
         self.sleep = sleep or self._stop.wait  # by default a shutdown cuts a pace's wait short
         self._lock = threading.Condition()
         self._running: set[str] = set()
-        self._waiting: dict[str, None] = {}  # channels owed a drainer, in the order they came
+        self._waiting: dict[str, Fence | None] = {}  # channels owed a drainer (in the order they came), each's fence
         self._served: dict[str, float] = {}  # when each channel last got a slot
         self._recalled: set[str] = set()
-        self._lost: set[int] = set()  # tokens of fences a claim found lost
-        self._fence: Fence | None = None  # what the last dispatcher gave
+        self._lost: set[Fence] = set()  # fences a claim found lost
         self._pool: ThreadPoolExecutor | None = None
 
     def busy(self) -> set[str]:
@@ -73,16 +75,15 @@ class Drainers:
         with self._lock:
             return set(self._running)
 
-    def start(self, channels: Iterable[str], fence: Fence | None) -> None:
-        """Make sure each of `channels` has its drainer, started behind `fence`; those beyond the
-        free slots wait for one."""
+    def start(self, channels: Mapping[str, Fence | None]) -> None:
+        """Make sure each of `channels` has its drainer, started behind the fence given with it;
+        those beyond the free slots wait for one."""
         with self._lock:
             if self._stop.is_set():
                 return
-            self._fence = fence
-            for channel in channels:
+            for channel, fence in channels.items():
                 if channel not in self._running:
-                    self._waiting.setdefault(channel, None)
+                    self._waiting[channel] = fence
             self._fill()
 
     def recall(self, channels: Iterable[str]) -> None:
@@ -114,10 +115,10 @@ class Drainers:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="drain")
         for channel in sorted(self._waiting, key=lambda c: self._served.get(c, -math.inf))[:free]:
-            del self._waiting[channel]
+            fence = self._waiting.pop(channel)
             self._running.add(channel)
             self._served[channel] = time.monotonic()
-            self._pool.submit(self._run, channel, self._fence)
+            self._pool.submit(self._run, channel, fence)
 
     def _run(self, channel: str, fence: Fence | None) -> None:
         stats = Stats()
@@ -126,7 +127,7 @@ class Drainers:
             yielded = self._drain(channel, fence, stats)
         except LostLease:
             if fence is not None:
-                self._lost.add(fence.token)
+                self._lost.add(fence)
             log.warning("lease_lost during delivery channel=%s", channel)
         except Exception:  # the next dispatch starts the channel again; the others go on
             log.exception("drain_failed channel=%s", channel)
@@ -136,7 +137,7 @@ class Drainers:
                 self._running.discard(channel)
                 self._recalled.discard(channel)
                 if yielded and not self._stop.is_set():
-                    self._waiting.setdefault(channel, None)
+                    self._waiting.setdefault(channel, fence)
                 if not self._stop.is_set():
                     self._fill()
                 self._lock.notify_all()
@@ -185,4 +186,4 @@ class Drainers:
         """Whether the drainer must stop before its next post."""
         if self._stop.is_set() or channel in self._recalled:
             return True
-        return fence is not None and (fence.token in self._lost or self.sender.fence() != fence)
+        return fence is not None and (fence in self._lost or self.current(fence) != fence)

@@ -6,7 +6,8 @@ again: sent if Slack has it, pending (to post now) if not. A workflow step's com
 running any more means the first call got through (bot/pipeline/steps.py).
 See docs/reliability.md §Exactly-once delivery. Rows are looked up together per (channel, thread);
 a DM's channel is the person's IM. The rows of a channel whose drainer is running are left for a
-later round: that drainer may be posting one of them right now.
+later round: that drainer may be posting one of them right now. With sharded delivery a worker
+recovers only the keys of its buckets, each settle behind the bucket's fence (bot/pipeline/buckets.py).
 """
 
 from __future__ import annotations
@@ -20,19 +21,25 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot.core.outbox import OutboxKind
+from bot.pipeline.buckets import Share
 from bot.pipeline.messages import EVENT_TYPE
 from bot.pipeline.send import Sender, Stats, dm_failure
 from bot.slackapi.errors import Kind, classify
 from bot.store import outbox
+from bot.store.lease import Fence, LostLease
 from bot.store.tables import OutboxItem
 
 log = logging.getLogger("bot.pipeline.deliver")  # one logger for the delivery stage, as before its split
 
 
-def recover(sender: Sender, after: timedelta, busy: Collection[str] = ()) -> tuple[Stats, set[str]]:
+def recover(
+    sender: Sender, after: timedelta, busy: Collection[str] = (), share: Share | None = None
+) -> tuple[Stats, set[str]]:
     """Settle the rows in `sending` for longer than `after`: sent if Slack has them, pending (to
-    repost) if not. Rows of the channels in `busy` (a drainer is running there) are not touched;
-    returns the counts and those channels that had rows to settle."""
+    repost) if not. Rows of the channels in `busy` (a drainer is running there) are not touched, nor
+    those of keys outside `share` (default: every key); returns the counts and those channels in
+    `busy` that had rows to settle."""
+    share = share or Share()
     stats = Stats()
     cutoff = sender.clock() - after
     with sender.db.read() as session:
@@ -40,13 +47,18 @@ def recover(sender: Sender, after: timedelta, busy: Collection[str] = ()) -> tup
     groups: dict[tuple[str, str, str | None], list[OutboxItem]] = defaultdict(list)
     deferred: set[str] = set()
     for item in stuck:
+        if not share.holds(item.channel_id):
+            continue
         if item.channel_id in busy:
             deferred.add(item.channel_id)
             continue
         groups[(item.team_id, item.channel_id, item.thread_ts)].append(item)
     for (team, channel, thread_ts), items in groups.items():
         oldest = min(i.sending_started_at or cutoff for i in items) - timedelta(seconds=5)
-        _settle(sender, team, channel, thread_ts, items, oldest, stats)
+        try:
+            _settle(sender, team, channel, thread_ts, items, oldest, stats, share.fence(channel))
+        except LostLease:  # the bucket moved meanwhile: its new holder recovers these rows
+            log.warning("lease_lost during recovery channel=%s", channel)
     return stats, deferred
 
 
@@ -58,11 +70,12 @@ def _settle(
     items: list[OutboxItem],
     oldest: datetime,
     stats: Stats,
+    fence: Fence | None,
 ) -> None:
     """Settle the stuck rows of one channel (or thread) from what Slack has there since `oldest`."""
     if items[0].kind == OutboxKind.STEP:  # a step's completion: no history to read; Slack completes a run once
         for item in items:
-            sender.complete_step(item, stats, again=True)
+            sender.complete_step(item, stats, fence, again=True)
         return
     client = sender.client_for(team)
     where = channel
@@ -74,7 +87,7 @@ def _settle(
             log.warning("recovery_open_failed user=%s code=%s", channel, failure.code)
             if failure.kind is Kind.CHANNEL_GONE:  # never reachable: nothing was posted either
                 for item in items:
-                    sender.settle_failure(item, failure, stats)
+                    sender.settle_failure(item, failure, stats, fence)
             return
     try:
         found = posted_ids(client, where, thread_ts, oldest)
@@ -83,20 +96,21 @@ def _settle(
         log.warning("recovery_lookup_failed channel=%s code=%s", channel, failure.code)
         if failure.kind is Kind.CHANNEL_GONE:
             for item in items:
-                sender.settle_failure(item, failure, stats)
+                sender.settle_failure(item, failure, stats, fence)
         if failure.code != "missing_scope":
             return
         found = {}  # no history scope: fall back to at-least-once
     for item in items:
         ts = found.get(item.alert_id)
         if ts is None:
-            _requeue(sender, item)
-        elif sender.settle_sent(item, ts):
+            _requeue(sender, item, fence)
+        elif sender.settle_sent(item, ts, fence):
             stats.recovered += 1
 
 
-def _requeue(sender: Sender, item: OutboxItem) -> None:
+def _requeue(sender: Sender, item: OutboxItem, fence: Fence | None) -> None:
     with sender.db.write() as session:
+        sender.settled(session, fence)
         row = outbox.sending(session, item.id)
         if row is not None:
             outbox.requeue(session, row, sender.clock())

@@ -112,6 +112,9 @@ class Sender:
         self.client_for = client_for
         self.clock = clock
         self.fence = fence
+        # Sharded delivery (bot/pipeline/buckets.py): a settle checks the fence of the key's bucket
+        # too, so a worker that lost the bucket never settles a row its new holder recovers.
+        self.fenced_settles = False
         self.stop_by = dict(stop_by or {})  # queue -> provider, for queues whose alerts carry a Stop button
         self.thread_wait = thread_wait  # how long a thread-only note waits before looking for its alert again
         self._blocked_teams: dict[str, datetime] = {}  # token refused: no posts until then
@@ -136,12 +139,12 @@ class Sender:
             return None
         item, thread = claimed
         if item.kind == OutboxKind.STEP:  # a workflow step's completion: a call, no message
-            return self.complete_step(item, stats)
+            return self.complete_step(item, stats, fence)
         try:
             message, job = message_for(item, stop_by=self.stop_by.get(item.queue, ""))
         except UnknownKind as err:  # never posted, never retried; the channel goes on with its next row
             log.error("outbox_unknown_kind outbox_id=%s channel=%s kind=%r", item.id, item.channel_id, err.kind)
-            self._settle_dead(item, str(err), stats)
+            self._settle_dead(item, str(err), stats, fence)
             return None
         client = self.client_for(item.team_id)
         channel = item.channel_id
@@ -150,12 +153,12 @@ class Sender:
                 channel = self.im(client, item.team_id, item.channel_id)
             except Exception as err:  # nothing was posted: opening a conversation posts nothing
                 failure = dm_failure(classify(err))
-                self.settle_failure(item, failure, stats)
+                self.settle_failure(item, failure, stats, fence)
                 return failure
-        posted = self._post(client, item, post_args(item, channel, message, job), stats)
+        posted = self._post(client, item, post_args(item, channel, message, job), stats, fence)
         if isinstance(posted, Failure):
             return posted
-        if self.settle_sent(item, posted):
+        if self.settle_sent(item, posted, fence):
             stats.sent += 1
         if thread is not None and job is not None:
             self._update_parent(client, item, thread, job)
@@ -208,7 +211,9 @@ class Sender:
 
     # -- post ------------------------------------------------------------------------------
 
-    def _post(self, client: WebClient, item: OutboxItem, kwargs: dict[str, Any], stats: Stats) -> str | Failure:
+    def _post(
+        self, client: WebClient, item: OutboxItem, kwargs: dict[str, Any], stats: Stats, fence: Fence | None
+    ) -> str | Failure:
         """chat.postMessage: the new message's ts, or the failure settled on the row. A payload Slack
         refuses gets one plain-text fallback, then the row gives up."""
         try:
@@ -216,13 +221,13 @@ class Sender:
         except Exception as err:  # classified below; every outcome is recorded on the row
             failure = classify(err)
             if failure.kind is not Kind.BAD_PAYLOAD:
-                self.settle_failure(item, failure, stats)
+                self.settle_failure(item, failure, stats, fence)
                 return failure
             try:  # one plain-text fallback, then give up
                 response = client.chat_postMessage(**{k: v for k, v in kwargs.items() if k != "blocks"})
             except Exception as err2:
                 second = classify(err2)
-                self.settle_failure(item, failure if second.kind is Kind.BAD_PAYLOAD else second, stats)
+                self.settle_failure(item, failure if second.kind is Kind.BAD_PAYLOAD else second, stats, fence)
                 return second
         return str(response["ts"])
 
@@ -235,7 +240,9 @@ class Sender:
             self._ims[(team, user)] = known
         return known
 
-    def complete_step(self, item: OutboxItem, stats: Stats, *, again: bool = False) -> Failure | None:
+    def complete_step(
+        self, item: OutboxItem, stats: Stats, fence: Fence | None, *, again: bool = False
+    ) -> Failure | None:
         """Complete the workflow step run of a claimed `step` row (bot/pipeline/steps.py) and settle
         the row. Slack's "no such running execution" is the end of it: after an ambiguous call
         (`again`, from recovery) it means that call got through, so the row is sent; on a first call
@@ -246,13 +253,13 @@ class Sender:
         except Exception as err:  # classified below; every outcome is recorded on the row
             failure = classify(err)
             if failure.code not in steps.GONE:
-                self.settle_failure(item, failure, stats)
+                self.settle_failure(item, failure, stats, fence)
                 return failure
             if not again:
                 log.warning("step_gone outbox_id=%s execution=%s code=%s", item.id, item.channel_id, failure.code)
-                self._settle_dead(item, failure.code, stats)
+                self._settle_dead(item, failure.code, stats, fence)
                 return None
-        if not self.settle_sent(item, ""):
+        if not self.settle_sent(item, "", fence):
             return None
         if again:
             stats.recovered += 1
@@ -262,10 +269,17 @@ class Sender:
 
     # -- settle ----------------------------------------------------------------------------
 
-    def settle_sent(self, item: OutboxItem, ts: str) -> bool:
+    def settled(self, session: Session, fence: Fence | None) -> None:
+        """The fence check of a settle (sharded delivery only: LostLease when the key's bucket is
+        no longer this worker's; the row stays in `sending` for its new holder's recovery)."""
+        if self.fenced_settles and fence is not None:
+            fence.check(session)
+
+    def settle_sent(self, item: OutboxItem, ts: str, fence: Fence | None) -> bool:
         """sending -> sent as the message `ts` (an alert or a flag then starts its job's thread);
         False when the row was settled meanwhile."""
         with self.db.write() as session:
+            self.settled(session, fence)
             row = outbox.sending(session, item.id)
             if row is None:
                 return False
@@ -274,16 +288,17 @@ class Sender:
                 threads.start(session, row, ts)
         return True
 
-    def _settle_dead(self, item: OutboxItem, error: str, stats: Stats) -> None:
+    def _settle_dead(self, item: OutboxItem, error: str, stats: Stats, fence: Fence | None) -> None:
         """A claimed row that can never be posted (its kind is unknown): dead, with why."""
         with self.db.write() as session:
+            self.settled(session, fence)
             row = outbox.sending(session, item.id)
             if row is None:
                 return
             outbox.mark_dead(session, row, error)
         stats.dead += 1
 
-    def settle_failure(self, item: OutboxItem, failure: Failure, stats: Stats) -> None:
+    def settle_failure(self, item: OutboxItem, failure: Failure, stats: Stats, fence: Fence | None) -> None:
         """Record a failed call on the row, as bot/slackapi/errors.py classified it: an ambiguous one
         stays in sending for recovery; a gone channel pauses; a refused payload, or the last attempt,
         is dead; anything else is pending again after a backoff."""
@@ -298,6 +313,7 @@ class Sender:
         if failure.kind is Kind.AMBIGUOUS:
             stats.ambiguous += 1
             with self.db.write() as session:
+                self.settled(session, fence)
                 row = outbox.sending(session, item.id)
                 if row is not None:
                     outbox.note_error(session, row, f"ambiguous: {failure.code}")
@@ -305,6 +321,7 @@ class Sender:
         if failure.kind is Kind.TOKEN:
             self._blocked_teams[item.team_id] = self.clock() + TOKEN_PAUSE
         with self.db.write() as session:
+            self.settled(session, fence)
             row = outbox.sending(session, item.id)
             if row is None:
                 return

@@ -1,9 +1,11 @@
-"""Sharded polling (PostgreSQL): each polling scope is a lease row of its own, claimed by one worker.
+"""Sharded work (PostgreSQL): each scope is a lease row of its own, claimed by one worker.
 
-A scope is what one worker polls alone (today: one queue). Its row in the `lease` table is named
-`shard:<scope>` and has what the single poller lease has: an owner, an expiry and a fencing counter.
-Each worker also keeps a `member:<owner>` row alive, so every worker can count the live ones and
-take its share, `ceil(scopes / members)`.
+A scope is what one worker does alone: a queue it polls (rows `shard:<queue>`), or a bucket of
+delivery keys it posts for (rows `deliver:<bucket>`, bot/pipeline/buckets.py). One keeper claims the
+scopes of one prefix. A scope's row in the `lease` table has what the single poller lease has: an
+owner, an expiry and a fencing counter. Each worker also keeps a `member:<owner>` row alive (one for
+all its keepers), so every worker can count the live ones and take its share of each prefix's
+scopes, `ceil(scopes / members)`.
 
 One renewal is one write transaction (docs/reliability.md §Sharded polling):
 1. the worker's member row is extended (or written);
@@ -31,18 +33,18 @@ from bot.store.db import Database
 from bot.store.lease import Fence, dead_local_owner, process_owner
 from bot.store.tables import Lease
 
-SHARD = "shard:"
+SHARD = "shard:"  # polling scopes (queues)
 MEMBER = "member:"
 
 
-def shard_name(scope: str) -> str:
-    """The lease row of one polling scope."""
-    return SHARD + scope
+def shard_name(scope: str, prefix: str = SHARD) -> str:
+    """The lease row of one scope."""
+    return prefix + scope
 
 
 class ShardKeeper:
-    """Claims this worker's share of the polling scopes and renews it; `fence(scope)` is the proof
-    that every write of that scope checks."""
+    """Claims this worker's share of the scopes named `prefix`<scope> and renews it; `fence(scope)`
+    is the proof that every write of that scope checks."""
 
     def __init__(
         self,
@@ -51,8 +53,10 @@ class ShardKeeper:
         ttl: timedelta = timedelta(seconds=10),
         clock: Clock = utcnow,
         owner: str | None = None,
+        prefix: str = SHARD,
     ) -> None:
         self.db = db
+        self.prefix = prefix
         self.ttl = ttl
         self.clock = clock
         self.owner = owner or process_owner()
@@ -75,7 +79,7 @@ class ShardKeeper:
                 session.delete(gone)
             live = sum(1 for m in members if m.expires_at >= now and not dead_local_owner(m.owner))
             share = math.ceil(len(wanted) / max(1, live))
-            names = [shard_name(s) for s in wanted]
+            names = [shard_name(s, self.prefix) for s in wanted]
             present = set(session.exec(select(Lease.name).where(col(Lease.name).in_(names))).all())
             for name in names:
                 if name not in present:
@@ -100,22 +104,29 @@ class ShardKeeper:
             for row in mine:
                 row.expires_at = until
                 session.add(row)
-                held[row.name[len(SHARD) :]] = Fence(row.name, self.owner, row.fence)
+                held[row.name[len(self.prefix) :]] = Fence(row.name, self.owner, row.fence)
         self._fences = held
         return dict(held)
 
     def _ours(self, row: Lease) -> bool:
         if row.owner != self.owner:
             return False
-        known = self._fences.get(row.name[len(SHARD) :])
+        known = self._fences.get(row.name[len(self.prefix) :])
         return known is None or known.token == row.fence
 
     def fence(self, scope: str) -> Fence | None:
-        """The fence of `scope` from the last renewal (None when another worker polls it)."""
+        """The fence of `scope` from the last renewal (None when another worker holds it)."""
         return self._fences.get(scope)
 
+    def current(self, fence: Fence) -> Fence | None:
+        """The fence this keeper holds now for the scope `fence` was issued for (None: not held,
+        or `fence` is not one of this keeper's)."""
+        if not fence.name.startswith(self.prefix):
+            return None
+        return self._fences.get(fence.name[len(self.prefix) :])
+
     def held(self) -> set[str]:
-        """The scopes this worker polls now."""
+        """The scopes this worker holds now."""
         return set(self._fences)
 
     def release(self) -> None:
@@ -124,7 +135,7 @@ class ShardKeeper:
         with self.db.write() as session:
             names = [f.name for f in self._fences.values()] + [MEMBER + self.owner]
             for row in session.exec(select(Lease).where(col(Lease.name).in_(names)).with_for_update()).all():
-                fence = self._fences.get(row.name[len(SHARD) :])
+                fence = self._fences.get(row.name[len(self.prefix) :])
                 if row.owner == self.owner and (fence is None or fence.token == row.fence):
                     row.expires_at = past
                     session.add(row)
