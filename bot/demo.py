@@ -148,9 +148,13 @@ class SageMakerStory:
         self._turn_slow_in(self.slow_in)
 
     def _turn_slow_in(self, delay: timedelta) -> None:
-        """Tonight's evaluation started so long ago that it passes its threshold `delay` from now."""
+        """Tonight's evaluation started so long ago that it passes its threshold `delay` from now. Its
+        LastModifiedTime is now, so the incremental listing shows the bot the new start: on a busy
+        machine the baseline may come after the first moment set (the job is then past its
+        threshold when first listed, and rightly never announced), never after this one."""
         if self.tonight is not None:
-            self.tonight.created = self.tonight.modified = self.sim.clock() - self.threshold + delay
+            now = self.sim.clock()
+            self.tonight.created, self.tonight.modified = now - self.threshold + delay, now
 
     def config(self) -> str:
         return f"""
