@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 ExtraValue = str | int | float | bool | None
 
@@ -56,6 +56,9 @@ def _all_encodable(texts: Sequence[str]) -> bool:
 # One set object per combination of explicitly given fields, shared by every Job given them.
 _FIELDS_SETS: dict[frozenset[str], set[str]] = {}
 
+# The validation context of JSON the bot wrote itself from a Job it had validated (`Job.stored`).
+_STORED = object()
+
 
 class Job(BaseModel):
     """One job as a queue lists it, normalised; the provider's own status is kept verbatim.
@@ -84,31 +87,39 @@ class Job(BaseModel):
 
     @field_validator("id", "name", "native_status", "reason", "url")
     @classmethod
-    def _encodable(cls, value: str | None) -> str | None:
-        return None if value is None else encodable(value)
+    def _encodable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return value if value is None or info.context is _STORED else encodable(value)
 
     @field_validator("extra")
     @classmethod
-    def _encodable_extra(cls, value: dict[str, ExtraValue]) -> dict[str, ExtraValue]:
+    def _encodable_extra(cls, value: dict[str, ExtraValue], info: ValidationInfo) -> dict[str, ExtraValue]:
         # One encode of all the strings joined (joined lone surrogates stay unencodable) is the
         # common case's whole cost; only a dict with a bad string is rebuilt.
-        if _all_encodable([*value, *(v for v in value.values() if isinstance(v, str))]):
+        if info.context is _STORED or _all_encodable([*value, *(v for v in value.values() if isinstance(v, str))]):
             return value
         return {encodable(k): encodable(v) if isinstance(v, str) else v for k, v in value.items()}
 
     @field_validator("refs")
     @classmethod
-    def _encodable_refs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return value if _all_encodable(value) else tuple(encodable(v) for v in value)
+    def _encodable_refs(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        return value if info.context is _STORED or _all_encodable(value) else tuple(encodable(v) for v in value)
 
     @field_validator("created_at", "updated_at", "started_at", "ended_at")
     @classmethod
-    def _aware_utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
+    def _aware_utc(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is None or info.context is _STORED:
+            return value
         if value.tzinfo is None:
             raise ValueError("datetime must be timezone-aware")
         return value.astimezone(UTC)
+
+    @classmethod
+    def stored(cls, data: str | bytes) -> Job:
+        """A Job from JSON the bot wrote from a Job it had validated (a snapshot, an outbox payload):
+        its strings were made encodable and its times UTC when that Job was made, so those checks
+        are not run again (a cycle of 100k jobs reads thousands: its live jobs, the guard's, a
+        burst's digest)."""
+        return cls.model_validate_json(data, context=_STORED)
 
     def model_post_init(self, context: object, /) -> None:
         """Share the set of explicitly given fields with every Job given the same ones.

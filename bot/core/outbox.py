@@ -232,6 +232,9 @@ class OutboxRow:
     state: OutboxState = OutboxState.PENDING
     next_attempt_at: datetime | None = None  # None: now
     parent_id: int | None = None
+    # The Job the payload was made from (alerts, flags, DMs), for a burst folded in the same
+    # transaction (bot/pipeline/enqueue.py): not stored, and a row read back has none.
+    job: Job | None = field(default=None, compare=False, repr=False)
 
     def values(self) -> dict[str, object]:
         """The column values to insert (spelled out: `dataclasses.asdict` costs ten times as much,
@@ -287,6 +290,7 @@ class OutboxRow:
             job_id=job.id,
             old_status=job.status.value,
             new_status=kind.value,
+            job=job,
         )
 
     @classmethod
@@ -347,7 +351,9 @@ class OutboxRow:
         """A row about one status change of `job` (its payload: the job as the change left it)."""
         old_status = old.value if old else None
         payload = job.model_dump_json()
-        return cls(alert_id, kind, team_id, channel_id, job.queue, payload, now, job.id, old_status, job.status.value)
+        return cls(
+            alert_id, kind, team_id, channel_id, job.queue, payload, now, job.id, old_status, job.status.value, job=job
+        )
 
     @classmethod
     def digest(

@@ -148,7 +148,7 @@ class Claimer:
         # a status change written before the claim and not yet posted redraws the card when it goes:
         # it is to say who has the job too (bot/pipeline/owed.py `claimed_cards` does so for later ones)
         for row in outbox.owed_cards(session, actor.team_id, job.queue, job.id):
-            owed = render.with_claim(Job.model_validate_json(row.payload), actor.user_id, before)
+            owed = render.with_claim(Job.stored(row.payload), actor.user_id, before)
             outbox.set_payload(session, row, owed.model_dump_json())
         return len(rows)
 

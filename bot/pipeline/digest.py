@@ -14,7 +14,7 @@ outbox's unique (team, channel, alert_id) keeps them once).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import assert_never
 
@@ -43,19 +43,23 @@ def fold(
     now: datetime,
     title: str = "",
     listed: Sequence[OutboxItem] | None = None,
+    jobs: Mapping[str, Job] | None = None,
 ) -> int:
     """Add the digest of `rows` and mark them digested into it; returns how many thread replies it
     has. `listed`: the rows it counts and lists (default: all of `rows`; quiet hours list each job's
-    last status once). Status changes are listed first, then the flags, each in the rows' order."""
+    last status once). Status changes are listed first, then the flags, each in the rows' order.
+    `jobs`: the rows' jobs by alert id where the caller has them (a burst folded in the transaction
+    that wrote it), instead of reading each payload again."""
     changes: list[Job] = []
     flagged: list[tuple[FlagKind, Job]] = []
+    known = jobs or {}
     for row in rows if listed is None else listed:
         kind = OutboxKind(row.kind)
         match kind:
             case OutboxKind.ALERT:
-                changes.append(Job.model_validate_json(row.payload))
+                changes.append(known.get(row.alert_id) or Job.stored(row.payload))
             case OutboxKind.FLAG:
-                flagged.append((FlagKind(row.new_status), Job.model_validate_json(row.payload)))
+                flagged.append((FlagKind(row.new_status), known.get(row.alert_id) or Job.stored(row.payload)))
             case (
                 OutboxKind.NOTE
                 | OutboxKind.NOTICE

@@ -211,12 +211,15 @@ def _fold_bursts(session: Session, rows: Sequence[OutboxRow], threshold: int, no
     for row in rows:
         if row.kind in FOLDED and row.state is OutboxState.PENDING:
             burst[(row.team_id, row.channel_id)].append(row.alert_id)
+    jobs = {r.alert_id: r.job for r in rows if r.job is not None}
     for (team, channel), alert_ids in burst.items():
         if len(alert_ids) <= threshold:
             continue
         written = outbox.written_now(session, team, channel, alert_ids, now)
         if len(written) > threshold:
-            chunks = fold_digest(session, written, origin=DigestOrigin.BURST, team=team, channel=channel, now=now)
+            chunks = fold_digest(
+                session, written, origin=DigestOrigin.BURST, team=team, channel=channel, now=now, jobs=jobs
+            )
             log.info("digest channel=%s rows=%d replies=%d at=enqueue", channel, len(written), chunks)
 
 

@@ -139,7 +139,7 @@ class LogTails:
             due = log_tails.due(session, now, BATCH)
         reads: list[tuple[LogTailRequest, Job, Future[LogTail | None] | None]] = []
         for row in due:
-            job = Job.model_validate_json(row.job)
+            job = Job.stored(row.job)
             source = self.sources.get(row.queue)
             if source is None or not wants_log_tail(source):  # gone from the file, or log_tail turned off
                 reads.append((row, job, None))

@@ -46,7 +46,7 @@ def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message,
             return render.notice_message(TextPayload.load(item.payload).text), None
         case OutboxKind.NOTE:  # a claim's note carries the card its thread parent shows next
             note = TextPayload.load(item.payload)
-            return render.note_message(note.text), Job.model_validate_json(note.card) if note.card else None
+            return render.note_message(note.text), Job.stored(note.card) if note.card else None
         case OutboxKind.DIGEST:
             body = DigestPayload.load(item.payload)
             causes = {status: dict(by) for status, by in (body.causes or {}).items()}
@@ -58,11 +58,11 @@ def message_for(item: OutboxItem, *, stop_by: str = "") -> tuple[render.Message,
             part = DigestPartPayload.load(item.payload)
             return render.digest_lines(part.lines, part=part.part, parts=part.parts), None
         case OutboxKind.DM:
-            return render.dm_message(Job.model_validate_json(item.payload), _old(item)), None
+            return render.dm_message(Job.stored(item.payload), _old(item)), None
         case OutboxKind.FLAG:  # a slow or stuck job (bot/pipeline/usual.py): the card stays as it is
-            return render.flag_message(Job.model_validate_json(item.payload)), None
+            return render.flag_message(Job.stored(item.payload)), None
         case OutboxKind.ALERT:
-            job = Job.model_validate_json(item.payload)
+            job = Job.stored(item.payload)
             return render.alert_message(job, _old(item), stop_by=stop_by), job
         case OutboxKind.STEP:
             raise NotAMessage(f"a {kind} row completes a workflow step; it is no message (outbox id {item.id})")

@@ -286,7 +286,7 @@ def claimed_cards(session: Session, queue: str, rows: Sequence[OutboxRow]) -> li
     for row in rows:
         claim = found.get((row.team_id, row.job_id)) if row.kind in STATUS_CHANGES else None
         if claim is not None:
-            job = with_claim(Job.model_validate_json(row.payload), claim.user_id, claim.previous)
+            job = with_claim(Job.stored(row.payload), claim.user_id, claim.previous)
             row = row.but(payload=job.model_dump_json())
         out.append(row)
     return out

@@ -363,4 +363,4 @@ class Sender:
             cards = [(row, threads.of(session, row)) for row in latest.values()]
         for row, thread in cards:
             if thread is not None:
-                self._update_parent(client, row, thread, Job.model_validate_json(row.payload))
+                self._update_parent(client, row, thread, Job.stored(row.payload))

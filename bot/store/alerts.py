@@ -27,7 +27,7 @@ class RecentAlert:
 
 def _job_name(payload: str, fallback: str) -> str:
     try:
-        return Job.model_validate_json(payload).name
+        return Job.stored(payload).name
     except ValueError:
         return fallback
 

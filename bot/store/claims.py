@@ -81,7 +81,7 @@ def failures(session: Session, queue: str) -> list[Job]:
         .order_by(col(JobSnapshot.created_at).desc().nulls_last())
         .limit(SCAN)
     ).all()
-    return [Job.model_validate_json(data) for data in rows]
+    return [Job.stored(data) for data in rows]
 
 
 def last_successes(session: Session, queue: str, families: Iterable[str]) -> dict[str, datetime]:
@@ -114,7 +114,7 @@ def card(session: Session, team_id: str, channel_id: str, queue: str, job_id: st
         )
         .order_by(col(OutboxItem.id).desc())
     ).first()
-    return Job.model_validate_json(payload) if payload else None
+    return Job.stored(payload) if payload else None
 
 
 def told_failures(
@@ -134,7 +134,7 @@ def told_failures(
             col(OutboxItem.created_at) <= before,
         )
     ).all()
-    return [(alert_id, Job.model_validate_json(payload), at) for alert_id, payload, at in rows]
+    return [(alert_id, Job.stored(payload), at) for alert_id, payload, at in rows]
 
 
 def written(session: Session, team_id: str, channel_id: str, alert_ids: Sequence[str]) -> set[str]:

@@ -72,7 +72,7 @@ def withdraw_unwanted(
             col(OutboxItem.state).in_(sorted(WITHDRAWABLE)),
         )
     ).all()
-    jobs = [(r, Job.model_validate_json(r.payload)) for r in rows]
+    jobs = [(r, Job.stored(r.payload)) for r in rows]
     users: dict[str, str] = {}
     if wanted is not None and wanted.owner:
         values = {str(j.extra.get(owners.OWNER_KEY) or "") for _, j in jobs} - {""}

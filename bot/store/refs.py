@@ -90,4 +90,4 @@ def resolve_job(session: Session, queue: str, ref: str, *, among: Collection[str
         raise NoSuchJob(queue, ref)
     count = session.execute(select(func.count()).select_from(match)).scalar_one()
     rank, data = best
-    return Resolved(Job.model_validate_json(data), int(count) - 1, MATCHED[rank])
+    return Resolved(Job.stored(data), int(count) - 1, MATCHED[rank])

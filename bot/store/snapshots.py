@@ -41,7 +41,7 @@ def queue_view(db: Database, queue: str) -> QueueView:
         rows = session.exec(
             select(JobSnapshot.data).where(JobSnapshot.queue == queue, col(JobSnapshot.live).is_(True))
         ).all()
-    live = [Job.model_validate_json(data) for data in rows]
+    live = [Job.stored(data) for data in rows]
     baseline = state is None or state.baseline_at is None
     return QueueView(since=None if baseline else state.watermark if state else None, baseline=baseline, live=live)
 
@@ -74,7 +74,7 @@ def jobs_of(session: Session, queue: str, ids: Sequence[str]) -> list[Job]:
         rows = session.exec(
             select(JobSnapshot.data).where(JobSnapshot.queue == queue, col(JobSnapshot.job_id).in_(chunk))
         ).all()
-        found += [Job.model_validate_json(data) for data in rows]
+        found += [Job.stored(data) for data in rows]
     return found
 
 
@@ -122,7 +122,7 @@ def record_changes(session: Session, changes: Sequence[tuple[Job, JobStatus | No
 def stored_job(session: Session, queue: str, job_id: str) -> Job | None:
     """The job as last stored, if it is."""
     row = session.get(JobSnapshot, (queue, job_id))
-    return None if row is None else Job.model_validate_json(row.data)
+    return None if row is None else Job.stored(row.data)
 
 
 def _of(queue: str, status: JobStatus | None) -> SelectOfScalar[JobSnapshot]:
@@ -135,7 +135,7 @@ def newest(session: Session, queue: str, *, limit: int, status: JobStatus | None
     unknown last, then by id."""
     order = (col(JobSnapshot.created_at).desc().nulls_last(), col(JobSnapshot.job_id))
     rows = session.exec(_of(queue, status).order_by(*order).limit(limit)).all()
-    return [Job.model_validate_json(r.data) for r in rows]
+    return [Job.stored(r.data) for r in rows]
 
 
 def count(session: Session, queue: str, *, status: JobStatus | None = None) -> int:

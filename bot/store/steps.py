@@ -92,7 +92,7 @@ def due(session: Session, *, created_before: datetime, limit: int = 500) -> list
             queue=wait.queue,
             job_id=wait.job_id,
             created_at=wait.created_at,
-            job=Job.model_validate_json(snap.data) if snap is not None else None,
+            job=Job.stored(snap.data) if snap is not None else None,
         )
         for wait, snap in session.exec(query).all()
     ]
