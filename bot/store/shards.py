@@ -57,6 +57,7 @@ class ShardKeeper:
         self.clock = clock
         self.owner = owner or process_owner()
         self._fences: dict[str, Fence] = {}
+        self.members = 0  # the live workers the last renewal counted (this one included)
 
     def renew(self, scopes: Iterable[str]) -> dict[str, Fence]:
         """Keep, take or give up scopes so this worker holds its share; returns scope -> fence."""
@@ -75,6 +76,7 @@ class ShardKeeper:
                 session.delete(gone)
             live = sum(1 for m in members if m.expires_at >= now and not dead_local_owner(m.owner))
             share = math.ceil(len(wanted) / max(1, live))
+            self.members = live
             names = [shard_name(s) for s in wanted]
             present = set(session.exec(select(Lease.name).where(col(Lease.name).in_(names))).all())
             for name in names:
