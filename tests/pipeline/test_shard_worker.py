@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.core.clock import Clock, utcnow
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from tests.conftest import AWS_ENV
@@ -28,15 +29,27 @@ def polls(scheduler: BackgroundScheduler) -> set[str]:
     return {job.id.removeprefix("poll:") for job in scheduler.get_jobs() if job.id.startswith("poll:")}
 
 
+def two_workers(
+    tmp_path: Path, slack: FakeSlack, text: str, env: dict[str, str], database_url: str, clock: Clock = utcnow
+) -> tuple[Bot, Bot]:
+    """Bots `a` (on `clock`) and `b` with sharded polling on one PostgreSQL store; skips on SQLite."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("sharded polling is PostgreSQL only")
+    bots = []
+    for name, its_clock in (("a", clock), ("b", utcnow)):
+        (tmp_path / name).mkdir()
+        bots.append(
+            Bot(
+                tmp_path / name, slack, text, env=env, database_url=database_url, jobwatch_sharded=True, clock=its_clock
+            )
+        )
+    return bots[0], bots[1]
+
+
 def test_poll_jobs_follow_the_queues_held(
     tmp_path: Path, slack: FakeSlack, sagemaker: SageMakerSim, database_url: str
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("sharded polling is PostgreSQL only")
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    a = Bot(tmp_path / "a", slack, config(sagemaker.url), env=AWS_ENV, database_url=database_url, jobwatch_sharded=True)
-    b = Bot(tmp_path / "b", slack, config(sagemaker.url), env=AWS_ENV, database_url=database_url, jobwatch_sharded=True)
+    a, b = two_workers(tmp_path, slack, config(sagemaker.url), AWS_ENV, database_url)
     sa, sb = BackgroundScheduler(timezone="UTC"), BackgroundScheduler(timezone="UTC")  # never started
     try:
         a.runtime.worker.schedule(sa)
@@ -87,14 +100,8 @@ def by_account(queues: set[str]) -> set[str]:
 def test_shard_by_account_keeps_an_account_s_queues_on_one_worker(
     tmp_path: Path, slack: FakeSlack, sagemaker: SageMakerSim, database_url: str
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("sharded polling is PostgreSQL only")
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
     clock = MovableClock()  # worker a's time: moved past the TTL, b looks dead to it
-    text = account_config(sagemaker.url)
-    a = Bot(tmp_path / "a", slack, text, env=ACCOUNT_ENV, database_url=database_url, jobwatch_sharded=True, clock=clock)
-    b = Bot(tmp_path / "b", slack, text, env=ACCOUNT_ENV, database_url=database_url, jobwatch_sharded=True)
+    a, b = two_workers(tmp_path, slack, account_config(sagemaker.url), ACCOUNT_ENV, database_url, clock)
     wa, wb = a.runtime.worker, b.runtime.worker
     sa, sb = BackgroundScheduler(timezone="UTC"), BackgroundScheduler(timezone="UTC")  # never started
     try:
