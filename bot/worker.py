@@ -5,8 +5,8 @@ each queue belongs to a scope of `bot/store/shards.py` (the queue itself, or wit
 "account"` its provider account scope, so one worker spends one account's rate budget), polled only
 by the worker holding that scope and fenced by its token; this worker schedules poll jobs for the
 queues of the scopes it holds and adds or removes them as the renewals give or take scopes
-(docs/scaling.md). The side jobs (delivery, digests, prune, log
-tails, pushed events) stay behind the single poller lease.
+(docs/scaling.md). The side jobs (delivery, digests, prune, log tails, pushed events) stay behind
+the single poller lease.
 """
 
 from __future__ import annotations

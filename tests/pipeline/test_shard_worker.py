@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -132,3 +133,22 @@ def test_shard_by_account_keeps_an_account_s_queues_on_one_worker(
         a.close()
         b.http.close()
         b.runtime.db.dispose()
+
+
+def test_a_worker_beyond_the_scopes_warns_once(
+    tmp_path: Path, slack: FakeSlack, sagemaker: SageMakerSim, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two workers, one account: the second polls nothing, and says so once (not at every renewal)."""
+    one_account = account_config(sagemaker.url).split('[[queues]]\nname = "b0"')[0]  # a0 and a1 only
+    a, b = two_workers(tmp_path, slack, one_account, ACCOUNT_ENV, database_url)
+    try:
+        a.runtime.worker.renew()
+        with caplog.at_level(logging.WARNING, logger="bot.worker"):
+            for _ in range(3):
+                b.runtime.worker.renew()
+        assert b.runtime.worker.held_queues() == []
+        (warning,) = [r.getMessage() for r in caplog.records if "shards_fewer_than_workers" in r.getMessage()]
+        assert "shard_by=account scopes=1 workers=2: 1 worker(s) poll nothing" in warning
+    finally:
+        a.close()
+        b.close()
