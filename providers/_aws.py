@@ -93,7 +93,8 @@ class AwsQueue(QueueConfig):
         the service, the Region, and a digest of the identity as configured, that is the endpoint
         URL and the variable the access key id is read from (none: the default credential chain,
         the same for every such queue of the process; `make_client`)."""
-        keys = self.access_key_env or "AWS_ACCESS_KEY_ID" if self.access_key_env or self.secret_key_env else None
+        named = self.access_key_env or self.secret_key_env
+        keys = (self.access_key_env or "AWS_ACCESS_KEY_ID") if named else None
         return f"{self.provider}:{self.region}:{identity_digest(self.endpoint_url, keys)}"
 
 
