@@ -1,9 +1,16 @@
 """Sharded polling and delivery bench: polls per cycle and CPU per worker for 1, 2 and 3 `jobwatch
 worker` processes over 300 SageMaker queues (the simulator in this process), then posts per second
-and each worker's share of them over 300 channels (the fake Slack in this process), on PostgreSQL.
+and each worker's share of them over 300 channels (the fake Slack in this process), on PostgreSQL;
+with `--renewals`, the cost of one share renewal (`ShardKeeper.renew`) at 300 and 3,000 scopes instead.
 
 Run from the repository root with a PostgreSQL the bench may create schemas in:
 `BENCH_PG_URL=postgresql+psycopg://… python bench/shards.py` (or JOBWATCH_TEST_PG_URL, as the tests).
+`--renewals`: a fresh schema per scope count, three keepers in this process (owners named like
+processes of this machine, as on one host) settled to a third each, then RENEWALS rounds one second
+apart on their clock in which each renews; only the first one's renewals are measured: this process's
+CPU and the PostgreSQL backends' CPU (/proc/<pid>/stat of the client backends) per renewal, and its
+wall time.
+
 For each worker count: a fresh schema, the workers started, every queue's baseline, 2 s for the
 shares to settle, then a window of CYCLES poll intervals in which each worker's completed polls
 (its log's `poll_done` lines) and its CPU time (/proc/<pid>/stat utime + stime) are counted.
@@ -25,10 +32,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlmodel import select
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +48,8 @@ from bot.sim.sagemaker import SageMakerSim  # noqa: E402
 from bot.sim.slack import FakeSlack  # noqa: E402
 from bot.store import outbox  # noqa: E402
 from bot.store.db import Database  # noqa: E402
+from bot.store.lease import process_owner  # noqa: E402
+from bot.store.shards import ShardKeeper  # noqa: E402
 from bot.store.tables import OutboxItem, QueueState  # noqa: E402
 
 QUEUES = 300
@@ -234,10 +244,85 @@ def deliver(workers: int, pg_url: str, tmp: Path) -> tuple[float, list[float]]:
             sim.stop()
 
 
+RENEWAL_SCOPES = (300, 3000)
+RENEWALS = 40
+
+
+class StepClock:
+    """The keepers' time: moved on by hand, so TTLs never run out while the bench measures."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 6, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def backends_cpu(admin: Engine) -> float:
+    """CPU seconds so far of the database's client backends (not this admin connection's)."""
+    with admin.connect() as conn:
+        pids = conn.execute(
+            text(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE backend_type = 'client backend' AND datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalars()
+        return sum(cpu_seconds(pid) for pid in pids if Path(f"/proc/{pid}").exists())
+
+
+def renewals(scopes: int, pg_url: str) -> tuple[float, float, float]:
+    """(client CPU ms, database CPU ms, wall ms) per renewal of one of three workers holding a third
+    of `scopes` each."""
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(pg_url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
+    db = Database(url)
+    try:
+        db.upgrade()
+        names = [f"q{i:05d}" for i in range(scopes)]
+        clock = StepClock()
+        owners = [process_owner(), process_owner(os.getppid()), process_owner(1)]  # alive, as on one host
+        keepers = [ShardKeeper(db, ttl=timedelta(seconds=10), clock=clock, owner=o) for o in owners]
+        for _ in range(3):
+            for keeper in keepers:
+                keeper.renew(names)
+        assert sum(len(k.held()) for k in keepers) == scopes
+        me, others = keepers[0], keepers[1:]
+        cpu = server = wall = 0.0
+        for _ in range(RENEWALS):  # every worker renews (their rows stay theirs); only `me` is measured
+            clock.now += timedelta(seconds=1)
+            for keeper in others:
+                keeper.renew(names)
+            server -= backends_cpu(admin)
+            cpu -= time.process_time()
+            wall -= time.perf_counter()
+            me.renew(names)
+            wall += time.perf_counter()
+            cpu += time.process_time()
+            server += backends_cpu(admin)
+            assert abs(len(me.held()) - scopes / 3) < 1  # its third, renewed
+        return cpu * 1000 / RENEWALS, server * 1000 / RENEWALS, wall * 1000 / RENEWALS
+    finally:
+        db.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 def main() -> None:
     pg_url = os.environ.get("BENCH_PG_URL") or os.environ.get("JOBWATCH_TEST_PG_URL")
     if not pg_url:
         raise SystemExit("set BENCH_PG_URL (or JOBWATCH_TEST_PG_URL) to a PostgreSQL database")
+    if "--renewals" in sys.argv[1:]:
+        print(f"one renewal of one of 3 workers, mean of {RENEWALS}")
+        print("| scopes | client CPU ms | database CPU ms | wall ms |")
+        print("|---|---|---|---|")
+        for scopes in RENEWAL_SCOPES:
+            client, database, wall = renewals(scopes, pg_url)
+            print(f"| {scopes:,} | {client:.1f} | {database:.1f} | {wall:.1f} |", flush=True)
+        return
     parts = sys.argv[1:] or ["polling", "delivery"]  # `python bench/shards.py delivery`: that part only
     with tempfile.TemporaryDirectory() as tmp:
         if "polling" in parts:

@@ -55,6 +55,12 @@ def check(settings: Settings) -> int:
                 problems.append(f"queue {queue.name!r} ({queue.provider}): {type(err).__name__}: {err}")
             except ValueError as err:
                 problems.append(f"queue {queue.name!r} ({queue.provider}): {err}")
+    if config is not None and settings.jobwatch_sharded:
+        scopes = len({config.shard_scope(q) for q in config.queues})
+        print(
+            f"sharded polling by {config.bot.shard_by}: {scopes} scope(s); "
+            f"workers beyond {scopes} poll nothing (docs/scaling.md)"
+        )
     if config is not None and any(q.owner_from for q in config.queues):
         problems += email_scope_problems(settings.database_url, utcnow())
     for problem in problems:

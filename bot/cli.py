@@ -166,16 +166,9 @@ def _run(args: argparse.Namespace, redactor: logs.Redactor) -> int:
     _secrets(redactor, settings, runtime.config)
     if args.command == "poll":
         try:
-            runtime.worker.renew()
-            if runtime.worker.lease.fence() is None:
-                print("jobwatch: another worker holds the poller lease; nothing done", file=sys.stderr)
-                return 1
-            runtime.worker.poll_all()
-            runtime.worker.log_tails()
-            runtime.worker.deliver()
+            return _poll_once(runtime)
         finally:
-            runtime.worker.close()
-        return 0
+            runtime.worker.close()  # releases the lease, and the scopes taken when sharded
     scheduler = None
     ops = None
     _reload_on_sighup(settings, runtime)
@@ -189,6 +182,38 @@ def _run(args: argparse.Namespace, redactor: logs.Redactor) -> int:
         if scheduler is not None:
             scheduler.shutdown(wait=True)
         runtime.worker.close()
+    return 0
+
+
+def _poll_once(runtime: Runtime) -> int:
+    """`jobwatch poll --once`: one poll of every queue, the log tails owed, one delivery round.
+
+    With sharded polling it is one more worker for one renewal: it takes its share of the scopes
+    (those no running worker holds), polls only their queues and says which; delivery and the log
+    tails only when it also holds the poller lease, else the worker holding it does them."""
+    worker = runtime.worker
+    worker.renew()
+    delivers = worker.lease.fence() is not None
+    if worker.shards is None and not delivers:
+        print("jobwatch: another worker holds the poller lease; nothing done", file=sys.stderr)
+        return 1
+    if worker.shards is not None:
+        queues = worker.held_queues()
+        scopes = sorted({worker.scopes[q] for q in queues})
+        print(
+            f"jobwatch: sharded by {runtime.config.bot.shard_by}: polling {len(queues)} of {len(worker.sources)} "
+            f"queue(s) in the {len(scopes)} scope(s) taken: {', '.join(queues) or 'none'}"
+            + (f" ({'; '.join(scopes)})" if runtime.config.bot.shard_by == "account" and scopes else "")
+        )
+        if not queues and not delivers:
+            print("jobwatch: the running workers hold every scope and the poller lease; nothing done", file=sys.stderr)
+            return 1
+    worker.poll_all()
+    if delivers:
+        worker.log_tails()
+        worker.deliver()
+    else:
+        print("jobwatch: another worker holds the poller lease and delivers what these polls found")
     return 0
 
 

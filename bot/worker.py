@@ -1,12 +1,13 @@
 """The worker: polls every queue on its own schedule and drains the outbox, behind the lease.
 
 With sharded polling (PostgreSQL, `JOBWATCH_SHARDED`) the polls are shared between the workers:
-each queue is a scope of `bot/store/shards.py`, polled only by the worker holding it and fenced by
-its own token; this worker schedules poll jobs for the queues it holds and adds or removes them as
-the renewals give or take scopes (docs/scaling.md). Delivery is shared too: every worker's dispatcher
-drains the channels of the delivery buckets it holds (bot/pipeline/buckets.py). The side jobs
-(quiet-hours release, step waits, mute expiry, scheduled digests, prune, log tails, pushed events)
-stay behind the single poller lease.
+each queue belongs to a scope of `bot/store/shards.py` (the queue itself, or with `[bot] shard_by =
+"account"` its provider account scope, so one worker spends one account's rate budget), polled only
+by the worker holding that scope and fenced by its token; this worker schedules poll jobs for the
+queues of the scopes it holds and adds or removes them as the renewals give or take scopes
+(docs/scaling.md). Delivery is shared too: every worker's dispatcher drains the channels of the
+delivery buckets it holds (bot/pipeline/buckets.py). The side jobs (quiet-hours release, step waits,
+mute expiry, scheduled digests, prune, log tails, pushed events) stay behind the single poller lease.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class Worker:
         self.settings = settings
         self.buckets = buckets  # sharded delivery: the channels this worker drains (None: all, behind the lease)
         self.shards = shards  # sharded polling: the queues this worker polls (None: all, behind the lease)
+        self.scopes = {name: config.shard_scope(source.config) for name, source in sources.items()}
+        self._idle_noted = False  # the warning that some workers have no scope, logged once
         self.directory = directory  # owners given as e-mail addresses (None: `[owners]` only)
         self.config = config
         self.db = db
@@ -125,8 +128,15 @@ class Worker:
         """What a poll of `queue` writes behind: its scope's fence when polling is sharded, else
         the poller lease's; None when this worker must not poll it."""
         if self.shards is not None:
-            return self.shards.fence(queue)
+            return self.shards.fence(self.scopes[queue])
         return self.lease.fence()
+
+    def held_queues(self) -> list[str]:
+        """The queues this worker polls: every one without sharding, else those of the scopes it holds."""
+        if self.shards is None:
+            return list(self.sources)
+        held = self.shards.held()
+        return [name for name in self.sources if self.scopes[name] in held]
 
     def _baseline_turn(self, queue: str) -> AbstractContextManager[object]:
         """Baselines take turns; other polls run at once.
@@ -355,8 +365,9 @@ class Worker:
         record_failure(self.db, queue=queue, error=error, now=self.clock(), fence=fence, rules=rules, remedy=remedy)
 
     def poll_all(self) -> int:
-        """Poll every queue once (`jobwatch poll --once`)."""
-        return sum(self.poll(name) for name in self.sources)
+        """Poll every queue once (`jobwatch poll --once`); with sharded polling only those of the
+        scopes this worker holds."""
+        return sum(self.poll(name) for name in self.held_queues())
 
     def dispatch(self) -> None:
         """The delivery tick (every second): owe what ended mutes and quiet hours say, then make sure
@@ -463,20 +474,34 @@ class Worker:
             )
 
     def renew_shards(self) -> None:
-        """Renew this worker's queues; a queue taken starts its poll job at once, a queue given up
-        (a worker joined) or lost (this one was paused past the TTL) loses its poll job."""
+        """Renew this worker's scopes; a queue of a scope taken starts its poll job at once, a queue
+        of a scope given up (a worker joined) or lost (this one was paused past the TTL) loses its
+        poll job."""
         assert self.shards is not None
-        before = self.shards.held()
-        now_held = set(self.shards.renew(self.sources))
+        before = set(self.held_queues())
+        scopes = set(self.scopes.values())
+        held = self.shards.renew(scopes)
+        now_held = set(self.held_queues())
         gained, gone = sorted(now_held - before), sorted(before - now_held)
         if gained or gone:
             log.info(
-                "shards_changed owner=%s held=%d gained=%s gone=%s",
+                "shards_changed owner=%s scopes=%d held=%d gained=%s gone=%s",
                 self.shards.owner,
+                len(held),
                 len(now_held),
                 ",".join(gained),
                 ",".join(gone),
             )
+        idle = self.shards.members > len(scopes)
+        if idle and not self._idle_noted:
+            log.warning(
+                "shards_fewer_than_workers shard_by=%s scopes=%d workers=%d: %d worker(s) poll nothing",
+                self.config.bot.shard_by,
+                len(scopes),
+                self.shards.members,
+                self.shards.members - len(scopes),
+            )
+        self._idle_noted = idle
         if self._scheduler is None:
             return
         for name in gone:
@@ -505,9 +530,8 @@ class Worker:
         if self.shards is not None:  # one job renews both, as often as the shorter TTL needs
             ttl = min(ttl, self.shards.ttl.total_seconds())
         scheduler.add_job(self.renew, "interval", seconds=max(1.0, ttl / 3), id="lease")
-        for name in self.sources:
-            if self.shards is None or name in self.shards.held():
-                self._add_poll(scheduler, name, now)
+        for name in self.held_queues():
+            self._add_poll(scheduler, name, now)
         scheduler.add_job(
             self.dispatch, "interval", seconds=1, id="deliver", max_instances=1, coalesce=True, misfire_grace_time=5
         )

@@ -22,7 +22,7 @@ from botocore.exceptions import (
 from botocore.loaders import instance_cache
 from pydantic import Field
 
-from providers.base import QueueConfig, default_env, env_secret
+from providers.base import QueueConfig, default_env, env_secret, identity_digest
 from providers.errors import (
     AccessDeniedError,
     AuthError,
@@ -87,6 +87,15 @@ class AwsQueue(QueueConfig):
     logs_endpoint_url: str | None = None
     events_queue_url: str | None = Field(default=None, pattern=SQS_URL)
     events_endpoint_url: str | None = None
+
+    def account_scope(self) -> str:
+        """SageMaker and AWS Batch throttle per account and Region (each service its own budget):
+        the service, the Region, and a digest of the identity as configured, that is the endpoint
+        URL and the variable the access key id is read from (none: the default credential chain,
+        the same for every such queue of the process; `make_client`)."""
+        named = self.access_key_env or self.secret_key_env
+        keys = (self.access_key_env or "AWS_ACCESS_KEY_ID") if named else None
+        return f"{self.provider}:{self.region}:{identity_digest(self.endpoint_url, keys)}"
 
 
 # The operations jobwatch calls, per service (botocore's names): the only ones its clients know.

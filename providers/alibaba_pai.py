@@ -63,7 +63,15 @@ from providers._parse import parsing
 from providers._time import parse_iso
 from providers.alibaba_signing import AcsSigner, acs_date
 from providers.attempts import ATTEMPT, attempt_of, carry, retry_extra
-from providers.base import STOP_TIMEOUT, QueueConfig, StopResult, default_env, env_secret, map_status
+from providers.base import (
+    STOP_TIMEOUT,
+    QueueConfig,
+    StopResult,
+    default_env,
+    env_secret,
+    identity_digest,
+    map_status,
+)
 from providers.errors import BadResponseError, NotFoundError
 from providers.limits import LIMIT_KEY
 from providers.model import Job, JobStatus
@@ -145,6 +153,14 @@ class PaiQueue(QueueConfig):
         """Region, workspace and experiment."""
         text = f"{self.region}, workspace {self.workspace_id}"
         return text + (f", experiment {self.experiment_id}" if self.experiment_id else "")
+
+    def account_scope(self) -> str:
+        """PAI's APIs are throttled per account (ListRuns: 50 calls per 3 s): the region, and a
+        digest of the hosts called (AIWorkspace, training, DLC) and the variable holding the access
+        key id (another key may be another account). Every workspace of one account shares it."""
+        key = self.access_key_env or "ALIBABA_CLOUD_ACCESS_KEY_ID"
+        digest = identity_digest(self.workspace_url(), self.training_url(), self.dlc_url(), key)
+        return f"pai:{self.region}:{digest}"
 
     def workspace_url(self) -> str:
         return (self.endpoint_url or f"https://aiworkspace.{self.region}.aliyuncs.com").rstrip("/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -9,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 
@@ -82,6 +84,28 @@ class QueueConfig(BaseModel):
     def scope_text(self) -> str:
         """A short, human description of what the queue covers (no secrets)."""
         return ""
+
+    def account_scope(self) -> str:
+        """What shares this queue's rate budget at the provider: queues with the same account scope
+        spend one budget, so sharded polling by account (`[bot] shard_by = "account"`) gives them to
+        one worker (docs/scaling.md). Built from the configuration alone, so every worker reading the
+        same queues file computes the same scope; no secret in it (`identity_digest`). By default
+        the queue is its own scope; adapters whose provider throttles per account override it."""
+        return f"{self.provider}:queue:{self.name}"
+
+
+def identity_digest(*parts: str | None) -> str:
+    """A short, stable digest of the parts that name an account's identity (endpoint URLs, the
+    variables credentials are read from): they go into an account scope, which is stored and
+    logged, only through this digest. `None` and "" are distinct from each other and from any text."""
+    text = "\x00".join("\x01" if part is None else part for part in parts)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def endpoint_host(url: str) -> str:
+    """The host name of a base URL, as an account scope shows it (never the user, password, path
+    or query, which may carry a credential); "" when it has none."""
+    return (urlsplit(url).hostname or "").lower()
 
 
 def env_secret(env: Mapping[str, str], name: str, *, queue: str) -> SecretStr:

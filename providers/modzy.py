@@ -41,7 +41,16 @@ from providers._http import Requester, make_client
 from providers._paging import PageGuard
 from providers._parse import parsing
 from providers._time import parse_iso
-from providers.base import STOP_TIMEOUT, QueueConfig, StopResult, default_env, env_secret, map_status
+from providers.base import (
+    STOP_TIMEOUT,
+    QueueConfig,
+    StopResult,
+    default_env,
+    endpoint_host,
+    env_secret,
+    identity_digest,
+    map_status,
+)
 from providers.errors import BadResponseError, NotFoundError
 from providers.limits import LIMIT_KEY
 from providers.model import Job, JobStatus
@@ -85,6 +94,12 @@ class ModzyQueue(QueueConfig):
     def scope_text(self) -> str:
         """Tenant and model."""
         return f"{self.endpoint_url}" + (f", model {self.model}" if self.model else "")
+
+    def account_scope(self) -> str:
+        """A Modzy tenant's limits are its own: the tenant's host, and a digest of its base URL and
+        the variable holding the API key (another key may be another budget)."""
+        key = self.api_key_env or "MODZY_API_KEY"
+        return f"modzy:{endpoint_host(self.endpoint_url)}:{identity_digest(self.endpoint_url.rstrip('/'), key)}"
 
 
 def status_of(raw: Mapping[str, Any]) -> tuple[JobStatus, str | None]:

@@ -59,7 +59,7 @@ from providers._http import Requester, make_client
 from providers._paging import PageGuard
 from providers._parse import parsing
 from providers._time import parse_timestamp
-from providers.base import QueueConfig, default_env, env_secret, map_status
+from providers.base import QueueConfig, default_env, endpoint_host, env_secret, identity_digest, map_status
 from providers.errors import AuthError, BadResponseError, NotFoundError
 from providers.model import Job, JobStatus
 from providers.naver_signing import signer
@@ -122,6 +122,15 @@ class AitemsQueue(QueueConfig):
     def scope_text(self) -> str:
         """The service id."""
         return f"service {self.service_id}"
+
+    def account_scope(self) -> str:
+        """The API Gateway knows the caller by its access key (`x-ncp-iam-access-key`) and answers
+        429 when a quota is spent; no AiTEMS limit is published, so one key at one gateway is taken
+        as one budget, whichever service it reads: the gateway's host, and a digest of the endpoint
+        and the variable holding the access key (not the service id)."""
+        endpoint = (self.endpoint_url or ENDPOINT).rstrip("/")
+        key = self.access_key_env or "NCP_ACCESS_KEY"
+        return f"aitems:{endpoint_host(endpoint)}:{identity_digest(endpoint, key)}"
 
     def statuses(self) -> dict[str, JobStatus]:
         """Default table with this queue's overrides, keys lower-case."""

@@ -8,15 +8,22 @@ import random
 import socket
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
+import pytest
+from sqlmodel import select
+
+from bot.core.clock import utcnow
 from bot.core.config import load_config
 from bot.features.access import Actor
 from bot.features.channel_settings import ChannelSettings
 from bot.sim.sagemaker import SageMakerSim
 from bot.sim.slack import FakeSlack
 from bot.store.db import Database
+from bot.store.shards import ShardKeeper, shard_name
+from bot.store.tables import Lease, QueueState
 from tests.conftest import TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,6 +153,22 @@ def test_check_reports_each_queue(tmp_path: Path, sagemaker: SageMakerSim) -> No
     assert missing_key.returncode == 1 and "environment variable K is not set" in missing_key.stderr
 
 
+def test_check_counts_the_shard_scopes(tmp_path: Path, sagemaker: SageMakerSim) -> None:
+    """Two queues of one account: one scope by account, so a second worker would poll nothing."""
+    path = queue_file(tmp_path, sagemaker.url)
+    text = path.read_text()
+    path.write_text('[bot]\nshard_by = "account"\n' + text + text.replace('name = "ml"', 'name = "nlp"'))
+    env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "JOBWATCH_CONFIG": str(path), "K": "k", "S": "s"}
+    result = run("check", env={**env, "JOBWATCH_SHARDED": "true"}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "sharded polling by account: 1 scope(s); workers beyond 1 poll nothing" in result.stdout
+    path.write_text(path.read_text().replace('shard_by = "account"', 'shard_by = "queue"'))
+    assert (
+        "sharded polling by queue: 2 scope(s)"
+        in run("check", env={**env, "JOBWATCH_SHARDED": "true"}, cwd=tmp_path).stdout
+    )
+
+
 def test_check_follows_serves_rule_for_slack_credentials(tmp_path: Path, sagemaker: SageMakerSim) -> None:
     """A client id and secret (install mode) stand in for SLACK_BOT_TOKEN; both at once is refused."""
     env = {
@@ -188,6 +211,52 @@ def test_poll_once_takes_a_baseline_then_alerts(tmp_path: Path, sagemaker: SageM
     assert result.returncode == 0, result.stderr
     (post,) = slack.posts()
     assert post["channel"] == "C1" and "bert" in post["text"] and "Completed" in post["text"]
+
+
+def test_sharded_poll_once_polls_only_the_scopes_it_takes(
+    tmp_path: Path, sagemaker: SageMakerSim, slack: FakeSlack, database_url: str
+) -> None:
+    """With JOBWATCH_SHARDED `poll --once` is one more worker for one renewal: a running worker holds
+    account A, so it polls the queues of account B only, says so, and releases B when it is done."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("sharded polling is PostgreSQL only")
+    config = tmp_path / "jobwatch.toml"
+    config.write_text(
+        '[bot]\nshard_by = "account"\n'
+        + "".join(
+            f'[[queues]]\nname = "{q}"\nprovider = "sagemaker"\nregion = "us-east-1"\n'
+            f'endpoint_url = "{sagemaker.url}"\n'
+            f'access_key_env = "TEAM_{q[0].upper()}_KEY"\nsecret_key_env = "S"\nname_contains = "{q}-"\n'
+            for q in ("a0", "a1", "b0", "b1")
+        )
+    )
+    scope = {q.name: q.account_scope() for q in load_config(config).queues}
+    db = Database(database_url)
+    db.upgrade()
+    running = ShardKeeper(db, ttl=timedelta(seconds=600), owner="running-worker")
+    assert set(running.renew([scope["a0"]])) == {scope["a0"]}  # a worker that polls account A
+    env = {
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_API_URL": slack.api_url,
+        "DATABASE_URL": database_url,
+        "JOBWATCH_CONFIG": str(config),
+        "JOBWATCH_SHARDED": "true",
+        **{"TEAM_A_KEY": "AKIAA", "TEAM_B_KEY": "AKIAB", "S": "s"},
+    }
+    result = run("poll", "--once", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "sharded by account: polling 2 of 4 queue(s) in the 1 scope(s) taken: b0, b1" in result.stdout
+    assert scope["b0"] in result.stdout
+    try:
+        with db.read() as session:
+            polled = {s.queue for s in session.exec(select(QueueState)).all() if s.last_poll_at is not None}
+            rows = {r.name: r for r in session.exec(select(Lease)).all()}
+        assert polled == {"b0", "b1"}
+        released = rows[shard_name(scope["b0"])]
+        assert released.owner != "running-worker" and released.expires_at < utcnow()  # handed back at the end
+        assert rows[shard_name(scope["a0"])].owner == "running-worker"
+    finally:
+        db.dispose()
 
 
 PORT_BAND = 500

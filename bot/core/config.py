@@ -9,7 +9,7 @@ import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -85,6 +85,9 @@ class BotOptions(BaseModel):
     reconcile_interval: PollInterval = 300.0
     retention_days: float = Field(default=30, gt=0)
     timezone: str = "UTC"  # IANA name: the hours of `/jobs subscribe --dry-run`
+    # Sharded polling (JOBWATCH_SHARDED): what one worker polls alone, each queue ("queue") or every
+    # queue of one provider account scope ("account", QueueConfig.account_scope; docs/scaling.md).
+    shard_by: Literal["queue", "account"] = "queue"
 
     @field_validator("timezone")
     @classmethod
@@ -251,6 +254,12 @@ class AppConfig(BaseModel):
         if pushed(queue):
             return self.bot.reconcile_interval
         return self.bot.poll_interval or settings.jobwatch_poll_interval
+
+    def shard_scope(self, queue: QueueConfig) -> str:
+        """The scope `queue` is polled in with sharded polling (bot/store/shards.py): the queue itself
+        (`[bot] shard_by = "queue"`), or its adapter's account scope (`"account"`: the queues that
+        spend one provider rate budget are polled by one worker; QueueConfig.account_scope)."""
+        return queue.account_scope() if self.bot.shard_by == "account" else queue.name
 
     def operators(self, queue: QueueConfig) -> tuple[str, ...]:
         """Who may stop the queue's jobs: the queue's own list when it sets one, else `[access]`'s."""

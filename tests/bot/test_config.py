@@ -52,6 +52,7 @@ def test_good_file(tmp_path: Path) -> None:
         ("[bot]\ndigest_threshold = 0\n", r"\[bot\]: key digest_threshold"),
         ("[bot]\ndelivery_threads = 0\n", r"\[bot\]: key delivery_threads: Input should be greater than or equal to 1"),
         ("[bot]\ndelivery_turn = 0.5\n", r"\[bot\]: key delivery_turn: Input should be greater than or equal to 1"),
+        ('[bot]\nshard_by = "region"\n', r"\[bot\]: key shard_by: Input should be 'queue' or 'account'"),
         (
             '[[queues]]\nname = "a"\nprovider = "sagemaker"\nregion = "x"\nfamily = "^(team-[a-z+"\n',
             r"queue 'a': key family: .*not a valid regular expression: unterminated character set",
@@ -167,3 +168,17 @@ def test_events_queue_url_must_be_an_sqs_queue_url(tmp_path: Path) -> None:
     text = PUSHED.replace("https://sqs.us-east-1.amazonaws.com/123456789012/jobwatch-events", "jobwatch-events")
     with pytest.raises(ConfigError, match="queue 'ml': key events_queue_url"):
         load_config(write(tmp_path, text))
+
+
+def test_shard_scope_is_the_queue_or_its_account(tmp_path: Path) -> None:
+    """`[bot] shard_by`: "queue" (the default) keeps one scope per queue, "account" one per account."""
+    queues = "".join(
+        f'[[queues]]\nname = "{name}"\nprovider = "sagemaker"\nregion = "{region}"\n'
+        for name, region in (("a", "us-east-1"), ("b", "us-east-1"), ("c", "eu-west-1"))
+    )
+    by_queue = load_config(write(tmp_path, queues))
+    assert by_queue.bot.shard_by == "queue"
+    assert [by_queue.shard_scope(q) for q in by_queue.queues] == ["a", "b", "c"]
+    by_account = load_config(write(tmp_path, '[bot]\nshard_by = "account"\n' + queues))
+    a, b, c = (by_account.shard_scope(q) for q in by_account.queues)
+    assert a == b != c and a.startswith("sagemaker:us-east-1:") and c.startswith("sagemaker:eu-west-1:")

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlmodel import col, select
 
 from bot.pipeline.diff import DiffResult
 from bot.pipeline.enqueue import PollCommit, commit_poll
 from bot.store.db import Database
 from bot.store.lease import LostLease
-from bot.store.shards import ShardKeeper
+from bot.store.shards import ShardKeeper, shard_name
+from bot.store.tables import Lease
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 TTL = timedelta(seconds=10)
@@ -90,6 +92,28 @@ def test_release_hands_the_scopes_over_at_once(db: Database) -> None:
     b.release()
     assert b.held() == set()
     assert len(a.renew(SCOPES)) == 60
+
+
+def test_scopes_added_or_removed_between_renewals(db: Database) -> None:
+    """New scopes get their rows at the next renewal; a scope no longer wanted (its queue removed) is
+    not renewed and expires, and a renewal leaves the live rows of other workers untouched."""
+    clock = Clock()
+    a, b = keepers(db, clock, "a", "b")
+    assert set(a.renew(SCOPES[:30])) == set(SCOPES[:30])
+    assert set(a.renew(SCOPES)) == set(SCOPES)  # alone: the 30 new ones too
+    assert set(b.renew(SCOPES)) == set()  # everything held and live
+    clock.now += timedelta(seconds=3)
+    assert len(a.renew(SCOPES[1:])) == 30  # q00 removed from a's list: dropped, and its share is 30 of 59
+    assert "q00" not in a.held()
+    assert len(b.renew(SCOPES)) == 29  # what a gave up; q00 is still a's until its expiry
+    clock.now += TTL - timedelta(seconds=2)  # q00 expired (not renewed since T0), a's others not
+    assert len(b.renew(SCOPES)) == 30  # b takes q00
+    with db.read() as session:
+        rows = {r.name: r for r in session.exec(select(Lease).where(col(Lease.name).startswith("shard:"))).all()}
+    assert rows[shard_name("q00")].owner == "b"
+    held = {name for name, row in rows.items() if row.expires_at > clock.now}
+    assert held == {shard_name(s) for s in a.held() | b.held()}
+    assert a.held().isdisjoint(b.held())
 
 
 def empty(queue: str, now: datetime) -> PollCommit:
