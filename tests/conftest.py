@@ -7,7 +7,12 @@ unless it is marked:
   so a second backend would add time, not coverage;
 - `postgresql_with(name=value, ...)`: a matrix over providers whose store code is the same for
   every provider; PostgreSQL runs the one variant named, SQLite all of them (the other
-  PostgreSQL variants are deselected).
+  PostgreSQL variants are deselected);
+- `unmigrated`: the test needs a database without any table (migrations, adoption); every other
+  test gets one already at the newest revision, copied from a template each test process migrates
+  once (`migrated_template`), since migrating from scratch costs most of a second a test. The
+  migrations from an empty database are checked by tests/test_migrations.py on both backends, and
+  start-up's own migration by the tests that start the bot on a database of their own.
 
 The tests run in parallel processes (pytest-xdist, `-n` in pyproject.toml). Each worker has a
 PostgreSQL database of its own (`pg_database`), its tmp_path under its own base directory, its own
@@ -17,9 +22,12 @@ environment, and its own band of ports for child processes (tests/test_cli.py `f
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -81,30 +89,77 @@ def pg_database() -> Iterator[str]:
     if not worker_id:
         yield PG_URL
         return
-    base = make_url(PG_URL)
-    name = f"{base.database}_{worker_id}_{uuid.uuid4().hex[:8]}"  # two runs at once on one server: two names
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"{make_url(PG_URL).database}_{worker_id}_{uuid.uuid4().hex[:8]}"  # two runs at once on one server
     try:
-        try:
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-        except ProgrammingError as err:
-            pytest.fail(
-                f"cannot create the database of worker {worker_id}; the role needs CREATEDB (.ci/postgres "
-                f"grants it), or run the tests in one process with -n 0: {err}"
-            )
-        yield base.set(database=name).render_as_string(hide_password=False)
+        with scratch_database(name) as url:
+            yield url
+    except ProgrammingError as err:
+        pytest.fail(
+            f"cannot create the database of worker {worker_id}; the role needs CREATEDB (.ci/postgres "
+            f"grants it), or run the tests in one process with -n 0: {err}"
+        )
+
+
+@contextmanager
+def scratch_database(name: str, template: str | None = None) -> Iterator[str]:
+    """Create database `name` on JOBWATCH_TEST_PG_URL's server (empty, or a copy of `template`),
+    give its URL, and drop it afterwards."""
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    copy = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
 
 
+@dataclass(frozen=True)
+class Template:
+    """Databases at the newest revision, each test's copied from these: a SQLite file, and (with
+    PostgreSQL) a database of this test process's to CREATE DATABASE ... TEMPLATE from."""
+
+    sqlite: Path
+    postgresql: str | None
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Template]:
+    path = tmp_path_factory.mktemp("template") / "jobwatch.db"
+    migrate(f"sqlite:///{path}")
+    if not PG_URL:
+        yield Template(path, None)
+        return
+    name = (
+        f"{make_url(PG_URL).database}_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:8]}"
+    )
+    with scratch_database(name) as url:
+        migrate(url)
+        yield Template(path, name)
+
+
+def migrate(url: str) -> None:
+    database = Database(url)
+    database.upgrade()
+    database.dispose()  # no connection left: PostgreSQL copies a template nobody is connected to
+
+
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty database: a SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
+    """A URL of a database at the newest revision (a copy of `migrated_template`), or, for a test
+    marked `unmigrated`, of an empty one: a SQLite file, or a PostgreSQL database (a fresh schema
+    when empty) dropped afterwards."""
+    empty = request.node.get_closest_marker("unmigrated") is not None
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'jobwatch.db'}"
+        path = tmp_path / "jobwatch.db"
+        if not empty:
+            shutil.copyfile(request.getfixturevalue("migrated_template").sqlite, path)
+        yield f"sqlite:///{path}"
+        return
+    if not empty:
+        yield from pg_copy(request.getfixturevalue("migrated_template"))
         return
     database: str = request.getfixturevalue("pg_database")
     schema = f"test_{uuid.uuid4().hex[:16]}"
@@ -117,6 +172,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     finally:
         admin.dispose()
+
+
+def pg_copy(template: Template) -> Iterator[str]:
+    """A database of its own for one test, copied from the template (tens of milliseconds); its own
+    database also gives the test the store's advisory locks to itself."""
+    assert template.postgresql is not None
+    with scratch_database(f"{make_url(PG_URL).database}_{uuid.uuid4().hex[:16]}", template.postgresql) as url:
+        yield url
 
 
 @pytest.fixture

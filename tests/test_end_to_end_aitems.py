@@ -32,6 +32,7 @@ def bot(tmp_path: Path, database_url: str, slack: FakeSlack, reco: SimQueue) -> 
     b.close()
 
 
+@pytest.mark.sqlite_only  # the provider's adapter on its simulator; the store path is tests/test_end_to_end.py's
 def test_aitems_flow(bot: Bot, slack: FakeSlack, aitems: AitemsSim) -> None:
     train = aitems.add("personalRecommend", "requested")
     bot.command("subscribe reco", channel="C1")

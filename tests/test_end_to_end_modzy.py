@@ -32,6 +32,7 @@ def bot(tmp_path: Path, database_url: str, slack: FakeSlack, inference: SimQueue
     b.close()
 
 
+@pytest.mark.sqlite_only  # the provider's adapter on its simulator; the store path is tests/test_end_to_end.py's
 def test_modzy_flow(bot: Bot, slack: FakeSlack, modzy: ModzySim) -> None:
     job = modzy.add("ocr")
     bot.command("subscribe inference", channel="C1")

@@ -18,6 +18,8 @@ from bot.store.refs import resolve_job
 from bot.store.tables import schema
 from tests.test_cli import run
 
+pytestmark = pytest.mark.unmigrated  # every test here starts from a database without tables
+
 
 def diff(db: Database) -> list[Any]:
     with db.engine.connect() as conn:
