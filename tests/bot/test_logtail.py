@@ -214,7 +214,9 @@ def test_the_note_waits_for_the_failure_alert_it_follows(
         sagemaker.set("bert", "InProgress", "Training")
         bot.cycle()
         sagemaker.set("bert", "Failed", "Failed", reason="AlgorithmError: boom")
-        slack.script("chat.postMessage", Fault(status=429, retry_after=1))
+        # A Retry-After far longer than this test takes: on a busy machine a 1 s one could end before
+        # the next round, and the alert would no longer be waiting when the note is looked at.
+        slack.script("chat.postMessage", Fault(status=429, retry_after=60))
         bot.cycle()
         assert failure_alerts(slack) == []
         bot.runtime.worker.log_tails()
