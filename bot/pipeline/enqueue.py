@@ -211,10 +211,11 @@ def _fold_bursts(session: Session, rows: Sequence[OutboxRow], threshold: int, no
     for row in rows:
         if row.kind in FOLDED and row.state is OutboxState.PENDING:
             burst[(row.team_id, row.channel_id)].append(row.alert_id)
+    crowded = {key: ids for key, ids in burst.items() if len(ids) > threshold}
+    if not crowded:  # the common poll: nothing to fold, no map of its jobs to build
+        return
     jobs = {r.alert_id: r.job for r in rows if r.job is not None}
-    for (team, channel), alert_ids in burst.items():
-        if len(alert_ids) <= threshold:
-            continue
+    for (team, channel), alert_ids in crowded.items():
         written = outbox.written_now(session, team, channel, alert_ids, now)
         if len(written) > threshold:
             chunks = fold_digest(
